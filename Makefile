@@ -1,0 +1,56 @@
+# Two entry points for a fresh machine: `make run` (the demo on the embedded default store) and
+# `make test` (the whole suite). Both install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+UNAME := $(shell uname -s)
+DEB_PKGS := dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build deps system-deps lint typecheck bench clean
+
+system-deps:
+ifeq ($(UNAME),Linux)
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "make: please install:$$missing (no apt-get here)"; exit 1; fi; \
+	  echo "make: installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
+	fi
+endif
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp node_modules/.stamp
+	node scripts/build-native.mjs
+
+dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+	rm -rf dist && npx tsc -p tsconfig.json
+	@touch $@
+
+deps: system-deps node_modules/.stamp
+
+build: deps build/Release/entraclaw_native.node dist/.stamp
+
+lint: node_modules/.stamp
+	npx biome check .
+
+typecheck: node_modules/.stamp
+	npx tsc -p tsconfig.test.json
+
+test: build lint typecheck
+	scripts/with-keyring.sh npx vitest run
+
+run: build
+	scripts/demo.sh
+
+bench: build
+	scripts/with-keyring.sh node bench/stores.mjs
+
+clean:
+	rm -rf dist build node_modules .demo

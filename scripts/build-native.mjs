@@ -1,0 +1,16 @@
+// Builds the native addon with node-gyp against the headers of the Node that runs this script:
+// nothing can be downloaded at build time, so node-gyp must never fetch headers.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const prefix = dirname(dirname(process.execPath));
+const nodedir = process.env.npm_config_nodedir || prefix;
+if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
+  console.error(`entraclaw: Node headers not found under ${nodedir}/include/node; set npm_config_nodedir to your Node install prefix`);
+  process.exit(1);
+}
+const gyp = process.env.npm_config_node_gyp;
+const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', 'node-gyp']];
+const r = spawnSync(cmd, [...args, 'rebuild', `--nodedir=${nodedir}`], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

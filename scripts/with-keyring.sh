@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs a command inside a private D-Bus session with a real, unlocked gnome-keyring (Secret Service),
+# in throwaway XDG data/runtime dirs so a developer's own keyring is never touched.
+set -euo pipefail
+if [ -z "${ENTRACLAW_IN_TEST_SESSION:-}" ]; then
+  export ENTRACLAW_IN_TEST_SESSION=1
+  exec dbus-run-session -- "$0" "$@"
+fi
+scratch=$(mktemp -d /tmp/entraclaw-session.XXXXXX)
+trap 'kill "${GKR_PID:-}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/data" "$scratch/runtime"
+chmod 700 "$scratch/runtime"
+export XDG_DATA_HOME="$scratch/data" XDG_RUNTIME_DIR="$scratch/runtime"
+# --unlock reads the login password from stdin and creates/unlocks the login collection.
+eval "$(printf 'entraclaw-test' | gnome-keyring-daemon --unlock --components=secrets)"
+export GNOME_KEYRING_CONTROL
+GKR_PID=$(pgrep -n -f 'gnome-keyring-daemon' || true)
+"$@"

@@ -1,0 +1,76 @@
+import { createRequire } from 'node:module';
+
+/** Kernel credentials of one chunk of bytes (Linux SCM_CREDENTIALS / SCM_PIDFD) or of the peer. */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+  /** A pidfd for the process (owned by the caller, who must close it), or -1 when the kernel gave none. */
+  pidfd: number;
+}
+
+/** Signature of the callback the per-message reader calls for each recvmsg(). */
+export type ReaderCallback = (err: Error | null, data: Buffer | null, cred: PeerCred | null) => void;
+
+/** The C addon in native/entraclaw.c. Every function throws an Error with `.code` = errno name on failure. */
+export interface NativeAddon {
+  /** SO_PEERCRED (+ SO_PEERPIDFD where available) of a connected Unix socket; macOS: LOCAL_PEERPID + euid. */
+  peerCred(fd: number): PeerCred;
+  /**
+   * Starts reading fd (dup'd internally) with recvmsg + SO_PASSCRED/SO_PASSPIDFD; calls cb per read with the
+   * bytes and the sender's credentials; data === null means EOF. Returns a handle for stopReader.
+   */
+  startReader(fd: number, cb: ReaderCallback): object;
+  /** Stops the reader and closes its dup'd fd. Idempotent. */
+  stopReader(handle: object): void;
+  /** Whether the process behind a pidfd is still alive (fdinfo Pid != -1). */
+  pidfdAlive(pidfd: number): boolean;
+  /** pidfd_open(pid); -1 when unsupported. */
+  pidfdOpen(pid: number): number;
+  /** close(2). */
+  close(fd: number): void;
+  /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: PT_DENY_ATTACH where allowed + RLIMIT_CORE 0). */
+  harden(): void;
+  /** Whether this process is currently dumpable (for tests). */
+  isDumpable(): boolean;
+  /** flock(fd, LOCK_EX|LOCK_NB when nonblocking) — returns false when nonblocking and held elsewhere. */
+  flock(fd: number, exclusive: boolean, nonblocking: boolean): boolean;
+  /** flock(fd, LOCK_UN). */
+  funlock(fd: number): void;
+  // Linux kernel keyring (raw syscalls, no libkeyutils).
+  /** add_key("user", desc, payload, keyring) -> key serial. keyring: -4 = @u (KEY_SPEC_USER_KEYRING). */
+  keyAdd(type: string, description: string, payload: Buffer, keyring: number): number;
+  /** KEYCTL_SEARCH in keyring for (type, description) -> serial, or -1 if not found. */
+  keySearch(keyring: number, type: string, description: string): number;
+  /** KEYCTL_READ -> payload. */
+  keyRead(serial: number): Buffer;
+  /** KEYCTL_DESCRIBE -> "type;uid;gid;perm;description". */
+  keyDescribe(serial: number): string;
+  /** KEYCTL_UNLINK from keyring. */
+  keyUnlink(serial: number, keyring: number): void;
+  /** KEYCTL_INVALIDATE. */
+  keyInvalidate(serial: number): void;
+  /** KEYCTL_SET_TIMEOUT in seconds (0 clears). */
+  keySetTimeout(serial: number, seconds: number): void;
+  /** The serials linked in a keyring (KEYCTL_READ on a keyring). */
+  keyringList(keyring: number): number[];
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the native addon built by `npm install` (build/Release/entraclaw_native.node). */
+export function native(): NativeAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    try {
+      cached = require('../../build/Release/entraclaw_native.node') as NativeAddon;
+    } catch (cause) {
+      const err = new Error(
+        'entraclaw native addon is not built (build/Release/entraclaw_native.node); run `make build` or `npm install`',
+        { cause },
+      );
+      throw err;
+    }
+  }
+  return cached;
+}

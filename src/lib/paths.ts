@@ -1,0 +1,31 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Per-user directories (XDG on Linux, ~/Library on macOS), resolved from the given environment. */
+export interface Paths {
+  config: string;
+  data: string;
+  state: string;
+  runtime: string;
+}
+
+/** Resolves Entraclaw's config, data, state and runtime directories for the given environment. */
+export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = process.platform): Paths {
+  const home = env.HOME || homedir();
+  if (platform === 'darwin') {
+    const support = join(home, 'Library', 'Application Support', 'entraclaw');
+    return {
+      config: env.XDG_CONFIG_HOME ? join(env.XDG_CONFIG_HOME, 'entraclaw') : join(home, '.config', 'entraclaw'),
+      data: support,
+      state: support,
+      runtime: support,
+    };
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return {
+    config: join(env.XDG_CONFIG_HOME || join(home, '.config'), 'entraclaw'),
+    data: join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'entraclaw'),
+    state: join(env.XDG_STATE_HOME || join(home, '.local', 'state'), 'entraclaw'),
+    runtime: join(env.XDG_RUNTIME_DIR || join('/tmp', `entraclaw-${uid}`), 'entraclaw'),
+  };
+}
