@@ -1,0 +1,25 @@
+import { loadAgentConfig } from '../config/agent-config.js';
+import { resolvePaths } from '../lib/paths.js';
+import type { StoreContext, StoreName } from '../store/types.js';
+
+/** Options every store-touching command accepts. */
+export interface StoreOptions {
+  store?: string;
+  passphraseFile?: string;
+}
+
+/** Builds the store context and the requested store name from flags, config and environment. */
+export async function storeContext(opts: StoreOptions): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName }> {
+  const env = process.env;
+  const paths = resolvePaths(env);
+  const config = await loadAgentConfig(paths.config);
+  const requested = (opts.store ?? env.ENTRACLAW_STORE ?? config.credentials.store) as 'auto' | StoreName;
+  const ctx: StoreContext = {
+    env,
+    paths,
+    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    timeoutMs: config.credentials.timeout_ms,
+    ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
+  };
+  return { ctx, requested };
+}

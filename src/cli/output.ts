@@ -1,0 +1,35 @@
+import { EntraclawError } from '../errors.js';
+import { exitCodeFor } from './exit-codes.js';
+
+/** Writes a value as pretty JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints aligned columns (first row is the header). */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) {
+    process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+  }
+}
+
+/** A note for the user on stderr (never data). */
+export function note(message: string): void {
+  process.stderr.write(`entraclaw: ${message}\n`);
+}
+
+/** Reports an error on stderr (JSON when asked) and returns the exit status it maps to. */
+export function reportError(err: unknown, json: boolean): number {
+  const e =
+    err instanceof EntraclawError
+      ? err
+      : new EntraclawError('internal', `internal error: ${(err as Error)?.message ?? String(err)}`, 'please report this with `entraclaw doctor --json` output');
+  if (json) {
+    process.stderr.write(`${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`);
+  } else {
+    process.stderr.write(`entraclaw: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+  }
+  if (e.code === 'internal' && process.env.ENTRACLAW_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  return exitCodeFor(e.code);
+}

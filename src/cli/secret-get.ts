@@ -1,0 +1,46 @@
+import { NotFoundError } from '../errors.js';
+import { assertFresh, assertItemName } from '../store/item-rules.js';
+import type { Item, Store } from '../store/types.js';
+import type { StoreOptions } from './context.js';
+import { closeSelection, openStore } from './open-store.js';
+import { printJson } from './output.js';
+
+/** Options of `entraclaw secret get`. */
+export interface SecretGetOptions extends StoreOptions {
+  json?: boolean;
+  allowExpired?: boolean;
+}
+
+/** `entraclaw secret get SERVICE ACCOUNT`: the raw value on stdout (no newline added), or metadata + base64 with --json. */
+export async function secretGet(service: string, account: string, opts: SecretGetOptions): Promise<void> {
+  assertItemName(service, 'service');
+  assertItemName(account, 'account');
+  const sel = await openStore(opts);
+  try {
+    let found: { item: Item; store: Store } | undefined;
+    for (const store of [...sel.readFirst, sel.store]) {
+      const item = await store.get(service, account);
+      if (item) {
+        found = { item, store };
+        break;
+      }
+    }
+    if (!found) {
+      throw new NotFoundError(
+        `${service}/${account} not found in ${sel.store.name}`,
+        'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
+      );
+    }
+    const { item, store } = found;
+    assertFresh(item, store.name, Boolean(opts.allowExpired));
+    if (opts.json) {
+      const { value, ...meta } = item;
+      printJson({ ...meta, store: store.name, value_base64: value.toString('base64') });
+    } else {
+      await new Promise<void>((resolve, reject) => process.stdout.write(item.value, (e) => (e ? reject(e) : resolve())));
+    }
+    item.value.fill(0);
+  } finally {
+    await closeSelection(sel);
+  }
+}

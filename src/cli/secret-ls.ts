@@ -1,0 +1,23 @@
+import { isExpired } from '../store/item-rules.js';
+import type { StoreOptions } from './context.js';
+import { closeSelection, openStore } from './open-store.js';
+import { printJson, printTable } from './output.js';
+
+/** `entraclaw secret ls [--service S]`: item metadata only, never values. */
+export async function secretLs(opts: StoreOptions & { service?: string; json?: boolean }): Promise<void> {
+  const sel = await openStore(opts);
+  try {
+    const filter = opts.service ? { service: opts.service } : undefined;
+    const rows = [];
+    for (const store of [...sel.readFirst, sel.store]) {
+      for (const meta of await store.list(filter)) rows.push({ ...meta, store: store.name, expired: isExpired(meta) });
+    }
+    if (opts.json) return printJson(rows);
+    printTable([
+      ['SERVICE', 'ACCOUNT', 'KIND', 'EXPIRES', 'UPDATED', 'STORE'],
+      ...rows.map((r) => [r.service, r.account, r.kind, r.expiresAt ? `${r.expiresAt}${r.expired ? ' (expired)' : ''}` : '-', r.updatedAt, r.store]),
+    ]);
+  } finally {
+    await closeSelection(sel);
+  }
+}

@@ -1,0 +1,58 @@
+import { TooLargeError, UsageError } from '../errors.js';
+import { assertItemName, parseKind, parseTimestamp } from '../store/item-rules.js';
+import { MAX_VALUE_BYTES } from '../store/types.js';
+import { closeSelection, openStore } from './open-store.js';
+import { note, printJson } from './output.js';
+import { promptHidden, readBounded, readValueFile } from './read-input.js';
+import type { StoreOptions } from './context.js';
+
+/** Options of `entraclaw secret set`. */
+export interface SecretSetOptions extends StoreOptions {
+  kind?: string;
+  expiresAt?: string;
+  scope?: string;
+  label?: string;
+  fromFile?: string;
+  json?: boolean;
+}
+
+/** `entraclaw secret set SERVICE ACCOUNT`: stores the value read from stdin, a file, or a hidden prompt. */
+export async function secretSet(service: string, account: string, opts: SecretSetOptions): Promise<void> {
+  assertItemName(service, 'service');
+  assertItemName(account, 'account');
+  const kind = parseKind(opts.kind);
+  const expiresAt = parseTimestamp(opts.expiresAt, '--expires-at');
+  const what = `the value for ${service}/${account}`;
+  const value = opts.fromFile
+    ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
+    : process.stdin.isTTY
+      ? await promptHidden(`Secret for ${service}/${account}: `)
+      : readBounded(0, MAX_VALUE_BYTES, what);
+  if (value.length === 0) {
+    throw new UsageError(`refusing to store an empty value for ${service}/${account}`, 'pipe the value on stdin or use --from-file');
+  }
+  const sel = await openStore(opts);
+  try {
+    const store = sel.store;
+    if (value.length > store.maxValueBytes) {
+      throw new TooLargeError(
+        `the value for ${service}/${account} is ${value.length} bytes; ${store.name} holds at most ${store.maxValueBytes}`,
+        'use --store encrypted-file or --store secret-service for large values',
+      );
+    }
+    const meta = await store.set({
+      service,
+      account,
+      value,
+      ...(kind ? { kind } : {}),
+      ...(expiresAt ? { expiresAt } : {}),
+      ...(opts.scope ? { scope: opts.scope } : {}),
+      ...(opts.label ? { label: opts.label } : {}),
+    });
+    value.fill(0);
+    if (opts.json) printJson({ ...meta, store: store.name });
+    else note(`stored ${service}/${account} in ${store.name}`);
+  } finally {
+    await closeSelection(sel);
+  }
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
+import { STORE_NAMES } from '../store/types.js';
+
+const ConfigSchema = z.strictObject({
+  credentials: z
+    .strictObject({
+      store: z.enum(['auto', ...STORE_NAMES]).default('auto'),
+      timeout_ms: z.number().int().min(100).max(60_000).default(3000),
+    })
+    .default({ store: 'auto', timeout_ms: 3000 }),
+  agent: z
+    .strictObject({
+      socket: z.string().min(1).optional(),
+    })
+    .default({}),
+});
+
+/** The parsed `agent.toml`. */
+export type AgentConfig = z.infer<typeof ConfigSchema>;
+
+/** Loads `<configDir>/agent.toml`; a missing file gives the defaults, an invalid one a UsageError naming the problem. */
+export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
+  const path = join(configDir, 'agent.toml');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ConfigSchema.parse({});
+    throw new UsageError(`cannot read config ${path}: ${(err as Error).message}`, 'check the file permissions');
+  }
+  const { parse } = await import('smol-toml');
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new UsageError(`config ${path} is not valid TOML: ${(err as Error).message}`, 'fix the syntax and retry');
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.join('.') || '(top level)';
+    throw new UsageError(
+      `config ${path}: ${where}: ${issue.message}`,
+      `valid stores: auto, ${STORE_NAMES.join(', ')}; see docs/configuration.md`,
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,47 @@
+import { ExpiredError, UsageError } from '../errors.js';
+import type { ItemKind, ItemMeta } from './types.js';
+
+const MAX_NAME_BYTES = 256;
+const KINDS: readonly ItemKind[] = ['password', 'token', 'key'];
+
+/** Rejects service/account names no store can hold faithfully: empty, too long, or with NUL/newlines. */
+export function assertItemName(value: string, field: 'service' | 'account'): void {
+  if (value.length === 0) throw new UsageError(`${field} must not be empty`);
+  if (Buffer.byteLength(value) > MAX_NAME_BYTES) throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`);
+  if (/[\0\n\r]/.test(value)) throw new UsageError(`${field} must not contain NUL or newline characters`);
+}
+
+/** Parses a --kind value. */
+export function parseKind(value: string | undefined): ItemKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(KINDS as readonly string[]).includes(value)) {
+    throw new UsageError(`unknown kind "${value}"`, `use one of: ${KINDS.join(', ')}`);
+  }
+  return value as ItemKind;
+}
+
+/** Parses an ISO-8601 timestamp with a timezone into canonical UTC form. */
+export function parseTimestamp(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined;
+  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(value);
+  const ms = Date.parse(value);
+  if (!ok || Number.isNaN(ms)) {
+    throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, 'use e.g. 2026-12-31T23:59:00Z');
+  }
+  return new Date(ms).toISOString();
+}
+
+/** Whether an item's expires_at has passed at `now`. */
+export function isExpired(meta: Pick<ItemMeta, 'expiresAt'>, now = Date.now()): boolean {
+  return meta.expiresAt !== undefined && Date.parse(meta.expiresAt) <= now;
+}
+
+/** Throws ExpiredError for an expired item unless the caller allows expired values. */
+export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean, now = Date.now()): void {
+  if (!allowExpired && isExpired(meta, now)) {
+    throw new ExpiredError(
+      `${meta.service}/${meta.account} in ${store} expired at ${meta.expiresAt}`,
+      'refresh it with `entraclaw secret set`, or pass --allow-expired to read it anyway',
+    );
+  }
+}

@@ -1,0 +1,117 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { EntraclawError, UnavailableError } from '../errors.js';
+import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
+import { MAX_VALUE_BYTES } from './types.js';
+
+// systemd decrypts `LoadCredential=`/`LoadCredentialEncrypted=`/`SetCredential=` into a private, read-only
+// directory for the service; we only read it. A credential named `SERVICE:ACCOUNT` (both parts
+// percent-encoded, as encodeURIComponent does) maps to one item; other credentials are not ours.
+const SEPARATOR = ':';
+const BOUNDARY =
+  'systemd credentials: decrypted by systemd into a directory only this service can read; read-only here — set them with `systemd-creds encrypt` and LoadCredentialEncrypted=';
+
+/** The credential file name for an item. */
+export function credentialName(service: string, account: string): string {
+  return `${encodeURIComponent(service)}${SEPARATOR}${encodeURIComponent(account)}`;
+}
+
+/** The item a credential file name stands for, or undefined for credentials that are not ours. */
+export function parseCredentialName(name: string): { service: string; account: string } | undefined {
+  const parts = name.split(SEPARATOR);
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  try {
+    return { service: decodeURIComponent(parts[0]), account: decodeURIComponent(parts[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+function readOnlyError(): EntraclawError {
+  return new EntraclawError(
+    'usage',
+    'store "systemd-creds" is read-only',
+    'write to another store (--store secret-service or --store encrypted-file) and load it into the service with LoadCredentialEncrypted=',
+  );
+}
+
+class SystemdCredsStore implements Store {
+  readonly name = 'systemd-creds' as const;
+  readonly persistence = 'process-only' as const;
+  readonly readOnly = true;
+  readonly maxValueBytes = MAX_VALUE_BYTES;
+
+  constructor(private readonly dir: string) {}
+
+  private meta(file: string, ids: { service: string; account: string }): ItemMeta {
+    const st = statSync(join(this.dir, file));
+    return {
+      ...ids,
+      kind: 'password',
+      createdAt: st.mtime.toISOString(),
+      updatedAt: st.mtime.toISOString(),
+    };
+  }
+
+  async get(service: string, account: string): Promise<Item | undefined> {
+    const file = credentialName(service, account);
+    try {
+      const value = readFileSync(join(this.dir, file));
+      return { ...this.meta(file, { service, account }), value };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new UnavailableError(`cannot read systemd credential ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  async set(): Promise<ItemMeta> {
+    throw readOnlyError();
+  }
+
+  async delete(): Promise<boolean> {
+    throw readOnlyError();
+  }
+
+  async list(filter?: { service?: string }): Promise<ItemMeta[]> {
+    const out: ItemMeta[] = [];
+    for (const file of readdirSync(this.dir).sort()) {
+      const ids = parseCredentialName(file);
+      if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
+      out.push(this.meta(file, ids));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function directory(ctx: StoreContext): { dir?: string; reason: string } {
+  const dir = ctx.env.CREDENTIALS_DIRECTORY;
+  if (!dir) return { reason: 'not running as a systemd service ($CREDENTIALS_DIRECTORY is not set)' };
+  try {
+    if (!statSync(dir).isDirectory()) return { reason: `$CREDENTIALS_DIRECTORY (${dir}) is not a directory` };
+  } catch (err) {
+    return { reason: `$CREDENTIALS_DIRECTORY (${dir}) is not readable: ${(err as NodeJS.ErrnoException).code}` };
+  }
+  return { dir, reason: `reading credentials from ${dir}` };
+}
+
+/** The read-only systemd credentials backend. */
+export const backend: StoreBackend = {
+  async probe(ctx): Promise<StoreProbe> {
+    const { dir, reason } = directory(ctx);
+    return {
+      name: 'systemd-creds',
+      available: dir !== undefined,
+      reason,
+      persistence: 'process-only',
+      readOnly: true,
+      boundary: BOUNDARY,
+    };
+  },
+  async open(ctx): Promise<Store> {
+    const { dir, reason } = directory(ctx);
+    if (!dir) throw new UnavailableError(`store "systemd-creds" is unavailable: ${reason}`);
+    return new SystemdCredsStore(dir);
+  },
+};
