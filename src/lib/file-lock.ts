@@ -1,0 +1,83 @@
+import { closeSync, constants, openSync } from 'node:fs';
+import { EntraclawError, UnavailableError } from '../errors.js';
+import { native } from './native.js';
+
+/** How long `withFileLock` waits for another holder before giving up. */
+export const LOCK_TIMEOUT_MS = 30_000;
+// A blocking flock() would stall the whole event loop (and a daemon with it), so we poll LOCK_NB instead.
+const POLL_MIN_MS = 2;
+const POLL_MAX_MS = 50;
+
+// flock() locks belong to an open file description, so two opens in one process exclude each other too;
+// queueing callers of the same path in-process first just saves them from polling against each other.
+const queues = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `fn` while holding an exclusive flock() on `path` (created 0600 if missing). The kernel drops the lock
+ * if this process dies, so a crashed holder never wedges the next one.
+ */
+export async function withFileLock<T>(
+  path: string,
+  fn: () => Promise<T>,
+  timeoutMs = LOCK_TIMEOUT_MS,
+): Promise<T> {
+  const previous = queues.get(path) ?? Promise.resolve();
+  const run = previous.then(
+    () => locked(path, fn, timeoutMs),
+    () => locked(path, fn, timeoutMs),
+  );
+  const tail = run.catch(() => undefined);
+  queues.set(path, tail);
+  try {
+    return await run;
+  } finally {
+    if (queues.get(path) === tail) queues.delete(path);
+  }
+}
+
+async function locked<T>(path: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw lockError(path, err);
+  }
+  try {
+    await acquire(fd, path, timeoutMs);
+    try {
+      return await fn();
+    } finally {
+      // Unlock explicitly: a descriptor duplicated into a child would otherwise keep the lock alive.
+      native().funlock(fd);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function acquire(fd: number, path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = POLL_MIN_MS; !tryLock(fd, path); wait = Math.min(wait * 2, POLL_MAX_MS)) {
+    if (Date.now() >= deadline) {
+      throw new EntraclawError(
+        'conflict',
+        `timed out after ${timeoutMs} ms waiting for the lock ${path}`,
+        'another Entraclaw process is writing; retry, or find it with `fuser` / `lsof` on the lock file',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+function tryLock(fd: number, path: string): boolean {
+  try {
+    return native().flock(fd, true, true);
+  } catch (err) {
+    throw lockError(path, err);
+  }
+}
+
+function lockError(path: string, err: unknown): UnavailableError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new UnavailableError(`cannot lock ${path}: ${code}`, undefined, { cause: err });
+}

@@ -1,0 +1,166 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { LockedError, UsageError } from '../errors.js';
+import type { StoreContext } from '../store/types.js';
+
+// Where the vault passphrase comes from, first found wins. Files only: a passphrase in an environment
+// variable would be readable in /proc/PID/environ and inherited by every child.
+const ENV_FILE = 'ENTRACLAW_PASSPHRASE_FILE';
+const SYSTEMD_CREDENTIAL = 'entraclaw.passphrase';
+const MAX_PASSPHRASE_BYTES = 4096;
+
+/** Where a passphrase will be read from: a file (and how it was named) or a terminal prompt. */
+export type PassphraseSource = { kind: 'file'; path: string; via: string } | { kind: 'prompt' };
+
+/** The hint that goes with "no passphrase available": every way to supply one. */
+export const PASSPHRASE_HINT = `give --passphrase-file FILE, set ${ENV_FILE}=FILE, pass the systemd credential ${SYSTEMD_CREDENTIAL} (LoadCredentialEncrypted=), or run in a terminal to be prompted`;
+
+/** The first configured passphrase source, without reading it; undefined when there is none. */
+export function passphraseSource(ctx: StoreContext): PassphraseSource | undefined {
+  if (ctx.passphraseFile) return { kind: 'file', path: ctx.passphraseFile, via: '--passphrase-file' };
+  const fromEnv = ctx.env[ENV_FILE];
+  if (fromEnv) return { kind: 'file', path: fromEnv, via: ENV_FILE };
+  const creds = ctx.env.CREDENTIALS_DIRECTORY;
+  // Unlike the two above, this one is not named by the user, so its absence just moves on to the next.
+  if (creds && existsSync(join(creds, SYSTEMD_CREDENTIAL))) {
+    return { kind: 'file', path: join(creds, SYSTEMD_CREDENTIAL), via: 'systemd credential' };
+  }
+  if (ctx.interactive) return { kind: 'prompt' };
+  return undefined;
+}
+
+/** Terminal streams for the prompt; a seam so tests can type without a TTY. */
+export interface PromptIo {
+  input: NodeJS.ReadStream | NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+}
+
+/**
+ * Obtains the passphrase for the vault at `vaultPath`. When `creating`, a prompt asks twice. The caller owns
+ * the returned Buffer and should zero it when done.
+ */
+export async function readPassphrase(
+  ctx: StoreContext,
+  vaultPath: string,
+  creating: boolean,
+  io: PromptIo = { input: process.stdin, output: process.stderr },
+): Promise<Buffer> {
+  const source = passphraseSource(ctx);
+  if (!source)
+    throw new LockedError(`vault ${vaultPath} is locked: no passphrase available`, PASSPHRASE_HINT);
+  const pass =
+    source.kind === 'file'
+      ? readPassphraseFile(source.path, source.via)
+      : await promptTwiceIf(creating, `Passphrase for vault ${vaultPath}: `, io);
+  if (pass.length === 0) {
+    throw new UsageError(
+      `refusing an empty passphrase for vault ${vaultPath}`,
+      source.kind === 'file' ? `put the passphrase in ${source.path}` : undefined,
+    );
+  }
+  return pass;
+}
+
+/** Reads a passphrase file: private (no group/other bits), bounded, one trailing newline stripped. */
+export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `cannot open passphrase file ${path} (from ${via}): ${code}`,
+      'check the path and its owner',
+    );
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UsageError(`passphrase file ${path} is not a regular file`);
+    if (st.mode & 0o077) {
+      throw new UsageError(
+        `passphrase file ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)})`,
+        `run: chmod 600 ${path}`,
+      );
+    }
+    const buf = Buffer.alloc(MAX_PASSPHRASE_BYTES + 1);
+    let len = 0;
+    for (let n = 1; n > 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    if (len > MAX_PASSPHRASE_BYTES) {
+      buf.fill(0);
+      throw new UsageError(`passphrase file ${path} is larger than ${MAX_PASSPHRASE_BYTES} bytes`);
+    }
+    if (buf[len - 1] === 0x0a) len -= buf[len - 2] === 0x0d ? 2 : 1;
+    const pass = Buffer.from(buf.subarray(0, len));
+    buf.fill(0);
+    return pass;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function promptTwiceIf(twice: boolean, question: string, io: PromptIo): Promise<Buffer> {
+  const first = await promptHidden(question, io);
+  if (!twice) return first;
+  const second = await promptHidden('Repeat it to confirm: ', io);
+  const same = first.equals(second);
+  second.fill(0);
+  if (!same) {
+    first.fill(0);
+    throw new UsageError('the passphrases did not match; the vault was not created');
+  }
+  return first;
+}
+
+const ENTER = [0x0d, 0x0a];
+const CANCEL = [0x03, 0x04];
+const ERASE = [0x7f, 0x08];
+
+/** Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread. */
+export async function promptHidden(question: string, io: PromptIo): Promise<Buffer> {
+  const input = io.input as NodeJS.ReadStream;
+  const raw = typeof input.setRawMode === 'function' && input.isTTY;
+  const buf = Buffer.alloc(MAX_PASSPHRASE_BYTES);
+  let len = 0;
+  io.output.write(question);
+  if (raw) input.setRawMode(true);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // Listeners go as soon as the line ends, synchronously: 'readable' can fire again (nextTick) before an
+      // awaiting caller resumes, and it must not swallow the next line.
+      const finish = (err?: Error) => {
+        input.removeListener('readable', onReadable);
+        input.removeListener('end', onEnd);
+        if (err) reject(err);
+        else resolve();
+      };
+      // Paused-mode reads, so whatever follows Enter (a pasted confirmation) can be unshifted for the next prompt.
+      const onReadable = () => {
+        for (;;) {
+          const chunk = input.read() as Buffer | null;
+          if (chunk === null) return;
+          for (let i = 0; i < chunk.length; i++) {
+            const b = chunk[i] as number;
+            if (ENTER.includes(b) || CANCEL.includes(b)) {
+              if (i + 1 < chunk.length) input.unshift(chunk.subarray(i + 1));
+              chunk.fill(0, 0, i + 1);
+              return finish(ENTER.includes(b) ? undefined : new UsageError('passphrase prompt cancelled'));
+            }
+            if (ERASE.includes(b)) len = Math.max(0, len - 1);
+            else if (len < buf.length) buf[len++] = b;
+          }
+          chunk.fill(0);
+        }
+      };
+      const onEnd = () => finish();
+      input.on('readable', onReadable);
+      input.once('end', onEnd);
+    });
+  } finally {
+    if (raw) input.setRawMode(false);
+    input.pause();
+    io.output.write('\n');
+  }
+  const pass = Buffer.from(buf.subarray(0, len));
+  buf.fill(0);
+  return pass;
+}

@@ -1,0 +1,362 @@
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { LockedError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
+import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
+import { withFileLock } from '../lib/file-lock.js';
+import { PASSPHRASE_HINT, passphraseSource, readPassphrase } from '../lib/passphrase.js';
+import { assertItemName } from './item-rules.js';
+import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
+import { MAX_VALUE_BYTES } from './types.js';
+import {
+  decodeItems,
+  deriveKey,
+  encodeItems,
+  type KdfParams,
+  keyMatches,
+  newKdfParams,
+  openVault,
+  type ParsedVault,
+  parseVault,
+  sealVault,
+  type VaultKey,
+  wipeKey,
+} from './vault-format.js';
+
+// One sealed file holds every item. Writers serialise on a lock file and rewrite the whole vault atomically,
+// so concurrent writers lose nothing and a crash leaves the old or the new vault. Readers take no lock:
+// rename() swaps the file in one step. scrypt and prompts happen before the lock is taken, so the lock is
+// held only for a read, an encrypt and a write.
+const VAULT_FILE = 'vault.ecv';
+const LOCK_FILE = 'vault.lock';
+const BOUNDARY =
+  'Sealed vault: AES-256-GCM under a scrypt-derived key; readable only with the passphrase — the daemon holding it is the only door';
+
+interface Paths {
+  dir: string;
+  vault: string;
+  lock: string;
+}
+
+function vaultPaths(ctx: StoreContext): Paths {
+  return {
+    dir: ctx.paths.data,
+    vault: join(ctx.paths.data, VAULT_FILE),
+    lock: join(ctx.paths.data, LOCK_FILE),
+  };
+}
+
+/** Reads the vault file, refusing one that is not a private regular file of ours; undefined when absent. */
+function readVaultFile(path: string): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw symlinkError(path);
+    throw new UnavailableError(`cannot read vault ${path}: ${code}`, undefined, { cause: err });
+  }
+  try {
+    assertPrivate(path, fstatSync(fd));
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the vault exists, refusing a symlink or a file that is not private to us. */
+function vaultExists(path: string): boolean {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new UnavailableError(`cannot stat vault ${path}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  if (st.isSymbolicLink()) throw symlinkError(path);
+  assertPrivate(path, st);
+  return true;
+}
+
+// Replacing the vault renames over the link, so following one would silently fork the user's vault.
+function symlinkError(path: string): UnavailableError {
+  return new UnavailableError(
+    `vault ${path} is a symbolic link; refusing to follow it`,
+    'keep the real file there, or set XDG_DATA_HOME so the data directory is where it lives',
+  );
+}
+
+function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): boolean }): void {
+  if (!st.isFile()) throw new UnavailableError(`vault ${path} is not a regular file`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new UnavailableError(
+      `vault ${path} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to use it`,
+    );
+  }
+  if (st.mode & 0o077) {
+    throw new UnavailableError(
+      `vault ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`,
+      `run: chmod 600 ${path}`,
+    );
+  }
+}
+
+/** Creates the vault directory 0700, refusing an existing one that others could write into. */
+function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if (st.mode & 0o022) {
+    throw new UnavailableError(
+      `vault directory ${dir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`,
+      `run: chmod 700 ${dir}`,
+    );
+  }
+}
+
+/** What an update does to the item list: the value to return, and whether the vault must be rewritten. */
+type Mutation<T> = (items: Item[]) => { result: T; changed: boolean };
+
+class EncryptedFileStore implements Store {
+  readonly name = 'encrypted-file' as const;
+  readonly persistence = 'until-delete' as const;
+  readonly readOnly = false;
+  readonly maxValueBytes = MAX_VALUE_BYTES;
+  private passphrase: Buffer | undefined;
+  private key: VaultKey | undefined;
+  private closed = false;
+  // Serialises passphrase and key work, so concurrent calls prompt once and run scrypt once.
+  private keyQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly paths: Paths,
+  ) {}
+
+  async get(service: string, account: string): Promise<Item | undefined> {
+    const items = await this.load();
+    const found = items.find((i) => i.service === service && i.account === account);
+    wipeValues(items, found);
+    return found;
+  }
+
+  async set(input: ItemInput): Promise<ItemMeta> {
+    assertItemName(input.service, 'service');
+    assertItemName(input.account, 'account');
+    if (input.value.length > this.maxValueBytes) {
+      throw new TooLargeError(
+        `the value for ${input.service}/${input.account} is ${input.value.length} bytes; encrypted-file holds at most ${this.maxValueBytes}`,
+      );
+    }
+    return this.update((items) => {
+      const now = new Date().toISOString();
+      const at = items.findIndex((i) => i.service === input.service && i.account === input.account);
+      const item: Item = {
+        service: input.service,
+        account: input.account,
+        kind: input.kind ?? 'password',
+        createdAt: at >= 0 ? (items[at] as Item).createdAt : now,
+        updatedAt: now,
+        value: Buffer.from(input.value),
+      };
+      if (input.label !== undefined) item.label = input.label;
+      if (input.expiresAt !== undefined) item.expiresAt = input.expiresAt;
+      if (input.scope !== undefined) item.scope = input.scope;
+      if (at >= 0) items[at] = item;
+      else items.push(item);
+      return { result: toMeta(item), changed: true };
+    });
+  }
+
+  async delete(service: string, account: string): Promise<boolean> {
+    if (!vaultExists(this.paths.vault)) return false;
+    return this.update((items) => {
+      const at = items.findIndex((i) => i.service === service && i.account === account);
+      if (at >= 0) items.splice(at, 1);
+      return { result: at >= 0, changed: at >= 0 };
+    });
+  }
+
+  async list(filter?: { service?: string }): Promise<ItemMeta[]> {
+    const items = await this.load();
+    wipeValues(items);
+    return items.filter((i) => filter?.service === undefined || i.service === filter.service).map(toMeta);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.keyQueue;
+    this.forget();
+  }
+
+  /** Decrypts the current vault; an absent vault is empty and needs no passphrase. */
+  private async load(): Promise<Item[]> {
+    this.assertOpen();
+    const vault = this.readParsed();
+    return vault ? this.decrypt(vault, await this.keyFor(vault.params)) : [];
+  }
+
+  private readParsed(): ParsedVault | undefined {
+    const bytes = readVaultFile(this.paths.vault);
+    return bytes && parseVault(bytes, this.paths.vault);
+  }
+
+  private decrypt(vault: ParsedVault, key: VaultKey): Item[] {
+    const where = this.paths.vault;
+    let plaintext: Buffer;
+    try {
+      plaintext = openVault(vault, key, where);
+    } catch (err) {
+      // A wrong passphrase should be asked for again next time, not reused.
+      if (err instanceof LockedError) this.forget();
+      throw err;
+    }
+    try {
+      return decodeItems(plaintext, where);
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /** Lock, re-read and decrypt, apply `mutate`, seal and atomically replace, unlock. */
+  private async update<T>(mutate: Mutation<T>): Promise<T> {
+    this.assertOpen();
+    ensureDir(this.paths.dir);
+    const before = this.readParsed();
+    // Derive outside the lock; inside it the key is normally reused as is.
+    if (before) await this.keyFor(before.params);
+    else await this.keyForNew();
+    return withFileLock(this.paths.lock, async () => {
+      // Only lock holders write temp files, so any found now were left by a writer that crashed.
+      sweepTempFiles(this.paths.vault);
+      const vault = this.readParsed();
+      const key = vault ? await this.keyFor(vault.params) : await this.keyForNew();
+      const items = vault ? this.decrypt(vault, key) : [];
+      const { result, changed } = mutate(items);
+      if (changed) {
+        const plaintext = encodeItems(items);
+        try {
+          writeFileAtomic(this.paths.vault, sealVault(plaintext, key));
+        } finally {
+          plaintext.fill(0);
+        }
+      }
+      wipeValues(items);
+      return result;
+    });
+  }
+
+  /** The key for an existing vault's parameters, derived only when they differ from the cached one. */
+  private keyFor(params: KdfParams): Promise<VaultKey> {
+    return this.serial(async () => {
+      // Checked here too: an operation still waiting for the lock when close() ran must not fetch secrets again.
+      this.assertOpen();
+      if (this.key && keyMatches(this.key, params)) return this.key;
+      const key = await deriveKey(await this.getPassphrase(false), params, this.paths.vault);
+      this.replaceKey(key);
+      return key;
+    });
+  }
+
+  /** A key for a vault about to be created: the cached one (its salt stays), else a fresh salt. */
+  private keyForNew(): Promise<VaultKey> {
+    return this.serial(async () => {
+      this.assertOpen();
+      if (this.key) return this.key;
+      const key = await deriveKey(await this.getPassphrase(true), newKdfParams(), this.paths.vault);
+      this.replaceKey(key);
+      return key;
+    });
+  }
+
+  private async getPassphrase(creating: boolean): Promise<Buffer> {
+    this.passphrase ??= await readPassphrase(this.ctx, this.paths.vault, creating);
+    return this.passphrase;
+  }
+
+  private replaceKey(key: VaultKey): void {
+    if (this.key !== key) wipeKey(this.key);
+    this.key = key;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.keyQueue.then(fn, fn);
+    this.keyQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private forget(): void {
+    wipeKey(this.key);
+    this.passphrase?.fill(0);
+    this.key = undefined;
+    this.passphrase = undefined;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new UsageError('this encrypted-file store was closed');
+  }
+}
+
+// Best-effort hygiene: decrypted values nobody asked for should not linger until garbage collection.
+function wipeValues(items: Item[], keep?: Item): void {
+  for (const i of items) if (i !== keep) i.value.fill(0);
+}
+
+function toMeta(item: Item): ItemMeta {
+  const { value: _value, ...meta } = item;
+  return meta;
+}
+
+function supported(): boolean {
+  return process.platform === 'linux' || process.platform === 'darwin';
+}
+
+function describeSource(ctx: StoreContext): string {
+  const source = passphraseSource(ctx);
+  if (!source) return `no passphrase source is configured (${PASSPHRASE_HINT})`;
+  return source.kind === 'prompt'
+    ? 'the passphrase will be asked for on this terminal'
+    : `passphrase from ${source.path} (${source.via})`;
+}
+
+/** The sealed-vault backend: one AES-256-GCM file under the data directory, unlocked by a passphrase. */
+export const backend: StoreBackend = {
+  async probe(ctx): Promise<StoreProbe> {
+    const { vault } = vaultPaths(ctx);
+    let where: string;
+    try {
+      where = vaultExists(vault) ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
+    } catch (err) {
+      where = (err as Error).message;
+    }
+    return {
+      name: 'encrypted-file',
+      available: supported(),
+      reason: supported() ? `${where}; ${describeSource(ctx)}` : `not supported on ${process.platform}`,
+      persistence: 'until-delete',
+      readOnly: false,
+      boundary: BOUNDARY,
+    };
+  },
+
+  async open(ctx): Promise<Store> {
+    if (!supported())
+      throw new UnavailableError(`store "encrypted-file" is not supported on ${process.platform}`);
+    const paths = vaultPaths(ctx);
+    // Fail at open, not at first use, for an existing vault we could never read: auto selection can then
+    // say why it passed this store over.
+    if (vaultExists(paths.vault) && !passphraseSource(ctx)) {
+      throw new LockedError(`vault ${paths.vault} is locked: no passphrase available`, PASSPHRASE_HINT);
+    }
+    return new EncryptedFileStore(ctx, paths);
+  },
+};

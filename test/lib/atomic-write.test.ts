@@ -1,0 +1,56 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sweepTempFiles, writeFileAtomic } from '../../src/lib/atomic-write.js';
+
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'entraclaw-atomic-'));
+  dirs.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces the file with exactly the requested mode and leaves no temp file', () => {
+    const dir = tempDir();
+    const path = join(dir, 'f');
+    writeFileSync(path, 'old', { mode: 0o644 });
+    writeFileAtomic(path, Buffer.from('new'));
+    expect(readFileSync(path, 'utf8')).toBe('new');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    writeFileAtomic(path, Buffer.from('newer'), 0o640);
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    expect(readdirSync(dir)).toEqual(['f']);
+  });
+
+  it('a failed write names the path and errno and leaves the old contents and no temp file', () => {
+    const dir = tempDir();
+    const missing = join(dir, 'no-such-dir', 'f');
+    expect(() => writeFileAtomic(missing, Buffer.from('new'))).toThrow(
+      `cannot write ${missing}: ENOENT (no such file or directory); the previous contents are unchanged`,
+    );
+    // A directory in the way makes rename() fail after the temp file was written and fsynced.
+    const blocked = join(dir, 'blocked');
+    mkdirSync(blocked);
+    writeFileSync(join(blocked, 'inside'), 'old');
+    expect(() => writeFileAtomic(blocked, Buffer.from('new'))).toThrow(/^cannot write .*blocked: EISDIR/);
+    expect(readFileSync(join(blocked, 'inside'), 'utf8')).toBe('old');
+    expect(readdirSync(dir)).toEqual(['blocked']);
+  });
+
+  it('sweepTempFiles removes only temp files of that path', () => {
+    const dir = tempDir();
+    const path = join(dir, 'vault');
+    for (const name of ['.vault.aa.tmp', '.vault.bb.tmp', '.other.cc.tmp', 'vault', '.vault.keep']) {
+      writeFileSync(join(dir, name), '');
+    }
+    expect(sweepTempFiles(path)).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual(['.other.cc.tmp', '.vault.keep', 'vault']);
+  });
+});

@@ -1,0 +1,65 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withFileLock } from '../../src/lib/file-lock.js';
+
+const BUILT = new URL('../../dist/lib/file-lock.js', import.meta.url).href;
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+/** A separate process that takes the lock, says "held", and keeps it until killed. */
+async function holder(lock: string): Promise<ChildProcess> {
+  const code = `import { withFileLock } from ${JSON.stringify(BUILT)};
+    await withFileLock(${JSON.stringify(lock)}, async () => { console.log('held'); await new Promise(() => setInterval(() => {}, 1000)); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  await once(child.stdout as NodeJS.ReadableStream, 'data');
+  return child;
+}
+
+function lockPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'entraclaw-lock-'));
+  dirs.push(dir);
+  return join(dir, 'test.lock');
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('withFileLock', () => {
+  it('excludes another process, times out with a conflict, and is freed when the holder is killed -9', async () => {
+    const lock = lockPath();
+    const child = await holder(lock);
+    expect(statSync(lock).mode & 0o777).toBe(0o600);
+    await expect(withFileLock(lock, async () => 'got it', 300)).rejects.toMatchObject({
+      code: 'conflict',
+      message: `timed out after 300 ms waiting for the lock ${lock}`,
+    });
+    const waiting = withFileLock(lock, async () => 'got it', 10_000);
+    child.kill('SIGKILL');
+    expect(await waiting).toBe('got it');
+  });
+
+  it('serialises callers in one process and releases the lock when fn throws', async () => {
+    const lock = lockPath();
+    const order: string[] = [];
+    const slow = withFileLock(lock, async () => {
+      order.push('a start');
+      await new Promise((r) => setTimeout(r, 50));
+      order.push('a end');
+      throw new Error('boom');
+    });
+    const fast = withFileLock(lock, async () => order.push('b'));
+    await expect(slow).rejects.toThrow('boom');
+    await fast;
+    expect(order).toEqual(['a start', 'a end', 'b']);
+    expect(await withFileLock(lock, async () => 'free', 100)).toBe('free');
+  });
+});

@@ -1,0 +1,145 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LockedError, UsageError } from '../../src/errors.js';
+import {
+  type PromptIo,
+  passphraseSource,
+  readPassphrase,
+  readPassphraseFile,
+} from '../../src/lib/passphrase.js';
+import type { StoreContext } from '../../src/store/types.js';
+import { tempContext } from '../support/context.js';
+
+const VAULT = '/data/vault.ecv';
+const temps: { cleanup(): void }[] = [];
+
+function context(): { ctx: StoreContext; dir: string } {
+  const t = tempContext({});
+  temps.push(t);
+  return { ctx: { ...t.ctx, passphraseFile: undefined }, dir: t.dir };
+}
+
+function file(dir: string, name: string, content: string | Buffer, mode = 0o600): string {
+  const path = join(dir, name);
+  writeFileSync(path, content, { mode });
+  return path;
+}
+
+/** A fake terminal: what the user types goes in `input`, prompts come out of `output`. */
+function terminal(): PromptIo & { typed: PassThrough; shown: () => string } {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  let shown = '';
+  output.on('data', (d) => {
+    shown += d;
+  });
+  return { input, output, typed: input, shown: () => shown };
+}
+
+afterEach(() => {
+  for (const t of temps.splice(0)) t.cleanup();
+});
+
+describe('passphrase sources', () => {
+  it('first found wins: --passphrase-file, then ENTRACLAW_PASSPHRASE_FILE, then the systemd credential, then a prompt', () => {
+    const { ctx, dir } = context();
+    const creds = join(dir, 'creds');
+    mkdirSync(creds);
+    const all: StoreContext = {
+      ...ctx,
+      passphraseFile: '/flag',
+      env: { ENTRACLAW_PASSPHRASE_FILE: '/env', CREDENTIALS_DIRECTORY: creds },
+      interactive: true,
+    };
+    expect(passphraseSource(all)).toEqual({ kind: 'file', path: '/flag', via: '--passphrase-file' });
+    expect(passphraseSource({ ...all, passphraseFile: undefined })).toMatchObject({ path: '/env' });
+    const noEnv = { ...all, passphraseFile: undefined, env: { CREDENTIALS_DIRECTORY: creds } };
+    // The systemd credential is only a source when systemd actually provided it.
+    expect(passphraseSource(noEnv)).toEqual({ kind: 'prompt' });
+    file(creds, 'entraclaw.passphrase', 'x', 0o400);
+    expect(passphraseSource(noEnv)).toMatchObject({
+      path: join(creds, 'entraclaw.passphrase'),
+      via: 'systemd credential',
+    });
+    expect(passphraseSource({ ...ctx, interactive: false })).toBeUndefined();
+  });
+
+  it('none available is a LockedError that lists every option', async () => {
+    const { ctx } = context();
+    const err = await readPassphrase({ ...ctx, interactive: false }, VAULT, false).catch((e) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect(err.message).toBe(`vault ${VAULT} is locked: no passphrase available`);
+    expect(err.hint).toContain('--passphrase-file');
+    expect(err.hint).toContain('ENTRACLAW_PASSPHRASE_FILE');
+    expect(err.hint).toContain('entraclaw.passphrase');
+  });
+
+  it('strips exactly one trailing newline and keeps every other byte', () => {
+    const { dir } = context();
+    expect(readPassphraseFile(file(dir, 'a', 'pass\n')).toString()).toBe('pass');
+    expect(readPassphraseFile(file(dir, 'b', 'pass\r\n')).toString()).toBe('pass');
+    expect(readPassphraseFile(file(dir, 'c', 'pass\n\n')).toString()).toBe('pass\n');
+    expect(readPassphraseFile(file(dir, 'd', ' pass ')).toString()).toBe(' pass ');
+    const bytes = Buffer.from([0xff, 0x00, 0x41]);
+    expect(readPassphraseFile(file(dir, 'e', bytes)).equals(bytes)).toBe(true);
+  });
+
+  it('refuses an empty passphrase, a loose file (with the chmod to run), a missing named file, an oversized one', async () => {
+    const { ctx, dir } = context();
+    const empty = file(dir, 'empty', '\n');
+    await expect(readPassphrase({ ...ctx, passphraseFile: empty }, VAULT, false)).rejects.toThrow(
+      `refusing an empty passphrase for vault ${VAULT}`,
+    );
+    const loose = file(dir, 'loose', 'secret-passphrase\n', 0o640);
+    const err = await readPassphrase({ ...ctx, passphraseFile: loose }, VAULT, false).catch((e) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect(err.hint).toBe(`run: chmod 600 ${loose}`);
+    expect(`${err.message}${err.hint}`).not.toContain('secret-passphrase');
+    await expect(
+      readPassphrase({ ...ctx, env: { ENTRACLAW_PASSPHRASE_FILE: join(dir, 'nope') } }, VAULT, false),
+    ).rejects.toThrow(/cannot open passphrase file .*nope \(from ENTRACLAW_PASSPHRASE_FILE\): ENOENT/);
+    expect(() => readPassphraseFile(file(dir, 'huge', Buffer.alloc(5000, 'a')))).toThrow(
+      /larger than 4096 bytes/,
+    );
+  });
+});
+
+describe('passphrase prompt', () => {
+  it('reads one hidden line for an existing vault, honouring backspace', async () => {
+    const { ctx } = context();
+    const tty = terminal();
+    const got = readPassphrase({ ...ctx, interactive: true }, VAULT, false, tty);
+    tty.typed.write('hunter3\x7f2\r');
+    expect((await got).toString()).toBe('hunter2');
+    expect(tty.shown()).toBe(`Passphrase for vault ${VAULT}: \n`);
+  });
+
+  it('asks twice when creating a vault, and refuses a mismatch', async () => {
+    const { ctx } = context();
+    const tty = terminal();
+    const got = readPassphrase({ ...ctx, interactive: true }, VAULT, true, tty);
+    tty.typed.write('same pass\rsame pass\r'); // pasted at once: the second line must reach the second prompt
+    expect((await got).toString()).toBe('same pass');
+    expect(tty.shown()).toContain('Repeat it to confirm: ');
+
+    const tty2 = terminal();
+    const bad = readPassphrase({ ...ctx, interactive: true }, VAULT, true, tty2);
+    tty2.typed.write('one\r');
+    setTimeout(() => tty2.typed.write('two\r'), 10);
+    await expect(bad).rejects.toThrow('the passphrases did not match; the vault was not created');
+  });
+
+  it('Ctrl-C cancels, and an empty entry is refused', async () => {
+    const { ctx } = context();
+    const tty = terminal();
+    const cancelled = readPassphrase({ ...ctx, interactive: true }, VAULT, false, tty);
+    tty.typed.write('abc\x03');
+    await expect(cancelled).rejects.toThrow('passphrase prompt cancelled');
+    const tty2 = terminal();
+    const empty = readPassphrase({ ...ctx, interactive: true }, VAULT, false, tty2);
+    tty2.typed.write('\r');
+    await expect(empty).rejects.toThrow('refusing an empty passphrase');
+  });
+});

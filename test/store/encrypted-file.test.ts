@@ -1,0 +1,483 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CorruptError, type EntraclawError, LockedError } from '../../src/errors.js';
+import { backend } from '../../src/store/encrypted-file.js';
+import type { Store, StoreContext } from '../../src/store/types.js';
+import { tempContext } from '../support/context.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WRITER = fileURLToPath(new URL('./fixtures/vault-writer.mjs', import.meta.url));
+const BINARY = Buffer.from([0x00, 0xff, 0x80, 0x0a, 0x00, 0x41, 0xc3, 0x28]);
+const CANARY = 'CANARY-e2c1-do-not-print';
+const PASSPHRASE = 'correct horse battery staple';
+
+const temps: { cleanup(): void }[] = [];
+const stores: Store[] = [];
+
+/** A private temp context whose only passphrase source is its passphrase file. */
+function context(): StoreContext & { dir: string } {
+  const t = tempContext();
+  temps.push(t);
+  delete t.ctx.env.ENTRACLAW_PASSPHRASE_FILE;
+  delete t.ctx.env.CREDENTIALS_DIRECTORY;
+  return Object.assign(t.ctx, { dir: t.dir });
+}
+
+async function open(ctx: StoreContext): Promise<Store> {
+  const store = await backend.open(ctx);
+  stores.push(store);
+  return store;
+}
+
+function vaultPath(ctx: StoreContext): string {
+  return join(ctx.paths.data, 'vault.ecv');
+}
+
+function tempFiles(ctx: StoreContext): string[] {
+  return readdirSync(ctx.paths.data).filter((n) => n.endsWith('.tmp'));
+}
+
+async function caught(p: Promise<unknown>): Promise<EntraclawError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as EntraclawError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function spawnWriter(ctx: StoreContext, prefix: string, count: number, wait: boolean): ChildProcess {
+  const args = [
+    WRITER,
+    ctx.paths.data,
+    ctx.passphraseFile as string,
+    prefix,
+    String(count),
+    wait ? 'wait' : '',
+  ];
+  return spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Exit of a writer: how many sets it acknowledged, and how it ended. */
+interface WriterExit {
+  acked: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/**
+ * Runs a writer; `killAt` (acknowledged sets) SIGKILLs it 0–20 ms later, i.e. somewhere inside a later set.
+ * With `start`, the writer waits after "ready" until that promise resolves.
+ */
+function runWriter(
+  ctx: StoreContext,
+  prefix: string,
+  count: number,
+  opts: { killAt?: number; ready?: () => void; start?: Promise<void> } = {},
+): Promise<WriterExit> {
+  const { killAt, ready, start } = opts;
+  const child = spawnWriter(ctx, prefix, count, start !== undefined);
+  start?.then(() => child.stdin?.end('go\n'));
+  let acked = 0;
+  let stdout = '';
+  let stderr = '';
+  let killing = false;
+  const killSoon = () => {
+    if (killing) return;
+    killing = true;
+    setTimeout(() => child.kill('SIGKILL'), Math.random() * 20);
+  };
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+    const lines = stdout.split('\n');
+    stdout = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'ready') ready?.();
+      else acked = Number(line) + 1;
+      if (killAt !== undefined && acked >= killAt) killSoon();
+    }
+  });
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve({ acked, code, signal, stderr })),
+  );
+}
+
+beforeAll(() => {
+  // Child writers run the compiled code; a stale dist/ would test yesterday's vault.
+  for (const f of [
+    'store/encrypted-file',
+    'store/vault-format',
+    'lib/atomic-write',
+    'lib/file-lock',
+    'lib/passphrase',
+  ]) {
+    const built = join(ROOT, 'dist', `${f}.js`);
+    if (!existsSync(built) || statSync(built).mtimeMs < statSync(join(ROOT, 'src', `${f}.ts`)).mtimeMs) {
+      throw new Error(
+        `dist/${f}.js is missing or older than its source: run \`npx tsc -p tsconfig.json\` first`,
+      );
+    }
+  }
+});
+
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  for (const t of temps.splice(0)) t.cleanup();
+});
+
+describe('encrypted-file store', () => {
+  it('round trips binary values and metadata; update keeps createdAt; delete; list', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    expect(await s.get('svc', 'nobody')).toBeUndefined();
+    expect(await s.list()).toEqual([]);
+
+    const first = await s.set({ service: 'svc', account: 'bin', value: BINARY });
+    const expiresAt = '2030-01-01T00:00:00.000Z';
+    await s.set({
+      service: 'svc',
+      account: 'tok',
+      value: Buffer.from('t'),
+      kind: 'token',
+      expiresAt,
+      scope: 'repo',
+      label: 'L',
+    });
+    await s.set({ service: 'other', account: 'x', value: Buffer.from('x') });
+    expect((await s.get('svc', 'bin'))?.value.equals(BINARY)).toBe(true);
+    expect(await s.get('svc', 'tok')).toMatchObject({ kind: 'token', expiresAt, scope: 'repo', label: 'L' });
+
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await s.set({ service: 'svc', account: 'bin', value: Buffer.from('two') });
+    expect(second.createdAt).toBe(first.createdAt);
+    expect(second.updatedAt > first.updatedAt).toBe(true);
+
+    // A second, independent instance reads what the first wrote.
+    const again = await open(ctx);
+    expect((await again.get('svc', 'bin'))?.value.toString()).toBe('two');
+    const listed = await again.list({ service: 'svc' });
+    expect(listed.map((m) => m.account).sort()).toEqual(['bin', 'tok']);
+    expect(listed.every((m) => !('value' in m))).toBe(true);
+    expect(await again.list()).toHaveLength(3);
+
+    expect(await again.delete('svc', 'bin')).toBe(true);
+    expect(await again.delete('svc', 'bin')).toBe(false);
+    expect(await s.get('svc', 'bin')).toBeUndefined();
+    expect(await s.list()).toHaveLength(2);
+  });
+
+  it('creates the directory 0700 and the vault and lock files 0600, whatever the umask', async () => {
+    const ctx = context();
+    const old = process.umask(0);
+    try {
+      await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('v') });
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(ctx.paths.data).mode & 0o777).toBe(0o700);
+    expect(statSync(vaultPath(ctx)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(ctx.paths.data, 'vault.lock')).mode & 0o777).toBe(0o600);
+    expect(tempFiles(ctx)).toEqual([]);
+  });
+
+  it('refuses a vault that group or others can read, and says which chmod to run', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    chmodSync(vaultPath(ctx), 0o640);
+    const err = await caught(backend.open(ctx));
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toContain(`vault ${vaultPath(ctx)} is accessible to group or others`);
+    expect(err.hint).toBe(`run: chmod 600 ${vaultPath(ctx)}`);
+    await expect(s.get('s', 'a')).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(s.set({ service: 's', account: 'b', value: Buffer.from('v') })).rejects.toMatchObject({
+      code: 'unavailable',
+    });
+  });
+
+  it('without a passphrase: an absent vault reads as empty, writes and an existing vault are locked', async () => {
+    const ctx = context();
+    const bare: StoreContext = { ...ctx, passphraseFile: undefined };
+    const s = await open(bare);
+    expect(await s.get('s', 'a')).toBeUndefined();
+    expect(await s.list()).toEqual([]);
+    expect(await s.delete('s', 'a')).toBe(false);
+    const err = await caught(s.set({ service: 's', account: 'a', value: Buffer.from('v') }));
+    expect(err).toBeInstanceOf(LockedError);
+    expect(err.message).toBe(`vault ${vaultPath(ctx)} is locked: no passphrase available`);
+    expect(err.hint).toMatch(/--passphrase-file.*ENTRACLAW_PASSPHRASE_FILE.*entraclaw\.passphrase.*terminal/);
+    expect(existsSync(vaultPath(ctx))).toBe(false);
+
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('v') });
+    await expect(backend.open(bare)).rejects.toBeInstanceOf(LockedError);
+    await expect(s.get('s', 'a')).rejects.toThrow(
+      `vault ${vaultPath(ctx)} is locked: no passphrase available`,
+    );
+  });
+
+  it('finds the passphrase via ENTRACLAW_PASSPHRASE_FILE and $CREDENTIALS_DIRECTORY', async () => {
+    const ctx = context();
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('v') });
+    const viaEnv = await open({
+      ...ctx,
+      passphraseFile: undefined,
+      env: { ENTRACLAW_PASSPHRASE_FILE: ctx.passphraseFile },
+    });
+    expect((await viaEnv.get('s', 'a'))?.value.toString()).toBe('v');
+
+    const creds = join(ctx.dir, 'creds');
+    mkdirSync(creds, { mode: 0o700 });
+    writeFileSync(join(creds, 'entraclaw.passphrase'), PASSPHRASE, { mode: 0o400 }); // no newline: same passphrase
+    const viaSystemd = await open({
+      ...ctx,
+      passphraseFile: undefined,
+      env: { CREDENTIALS_DIRECTORY: creds },
+    });
+    expect((await viaSystemd.get('s', 'a'))?.value.toString()).toBe('v');
+  });
+
+  it('a wrong passphrase is a LockedError; a modified vault is a CorruptError; neither returns data', async () => {
+    const ctx = context();
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from(CANARY) });
+    const wrongFile = join(ctx.dir, 'wrong');
+    writeFileSync(wrongFile, 'not the passphrase\n', { mode: 0o600 });
+    const wrong = await open({ ...ctx, passphraseFile: wrongFile });
+    const err = await caught(wrong.get('s', 'a'));
+    expect(err).toBeInstanceOf(LockedError);
+    expect(err.message).toBe(`wrong passphrase for vault ${vaultPath(ctx)}`);
+    await expect(wrong.set({ service: 's', account: 'b', value: Buffer.from('v') })).rejects.toBeInstanceOf(
+      LockedError,
+    );
+
+    const bytes = readFileSync(vaultPath(ctx));
+    bytes[bytes.length - 17] = (bytes[bytes.length - 17] as number) ^ 0x40;
+    writeFileSync(vaultPath(ctx), bytes, { mode: 0o600 });
+    const bad = await caught((await open(ctx)).get('s', 'a'));
+    expect(bad).toBeInstanceOf(CorruptError);
+    expect(bad.message).toBe(
+      `vault ${vaultPath(ctx)} failed authentication: modified or corrupt; nothing was read`,
+    );
+  });
+
+  it('caches the derived key, and re-derives when the vault is re-created with a new salt', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from('one') });
+    const reader = await open(ctx);
+    let t0 = performance.now();
+    await reader.get('s', 'a');
+    const firstMs = performance.now() - t0;
+    t0 = performance.now();
+    for (let i = 0; i < 10; i++) await reader.get('s', 'a');
+    const tenMs = performance.now() - t0;
+    console.info(`first get (with scrypt) ${firstMs.toFixed(0)} ms; ten cached gets ${tenMs.toFixed(0)} ms`);
+    expect(tenMs).toBeLessThan(firstMs);
+
+    unlinkSync(vaultPath(ctx));
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('two') });
+    expect((await reader.get('s', 'a'))?.value.toString()).toBe('two');
+  });
+
+  it('a value over 1 MiB is refused with TooLargeError naming the item', async () => {
+    const s = await open(context());
+    const err = await caught(
+      s.set({ service: 'big', account: 'blob', value: Buffer.alloc(1024 * 1024 + 1, 0x41) }),
+    );
+    expect(err.code).toBe('too_large');
+    expect(err.message).toContain('big/blob');
+    await s.set({ service: 'big', account: 'ok', value: Buffer.alloc(1024 * 1024, 0x41) });
+    expect((await s.get('big', 'ok'))?.value.length).toBe(1024 * 1024);
+  });
+
+  it('a temp file left by a crashed writer does not break the next write, which removes it', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    const leftover = join(ctx.paths.data, '.vault.ecv.0123456789abcdef.tmp');
+    writeFileSync(leftover, 'half a vault', { mode: 0o600 });
+    await s.set({ service: 's', account: 'b', value: Buffer.from('w') });
+    expect(existsSync(leftover)).toBe(false);
+    expect((await s.list()).length).toBe(2);
+  });
+
+  it('kill -9 at random points during 200 writes never corrupts the vault or loses an acknowledged write', async () => {
+    const ctx = context();
+    // A large vault keeps each write on disk long enough for kills to land inside it, not only between writes.
+    const seed = Buffer.alloc(512 * 1024, 'seed');
+    await (await open(ctx)).set({ service: 'seed', account: 'seed', value: seed });
+    const rounds = 10;
+    const kept: number[] = [];
+    let leftTemp = 0;
+    for (let round = 0; round < rounds; round++) {
+      const prefix = `r${round}`;
+      const exit = await runWriter(ctx, prefix, 200, { killAt: Math.floor(Math.random() * 60) });
+      expect(exit.signal, exit.stderr).toBe('SIGKILL');
+      const temps = tempFiles(ctx);
+      expect(temps.length).toBeLessThanOrEqual(1);
+      leftTemp += temps.length;
+
+      const s = await open(ctx);
+      const all = await s.list({ service: 'writer' });
+      const mine = all.filter((m) => m.account.startsWith(`${prefix}-`)).map((m) => m.account);
+      const expected = Array.from(
+        { length: mine.length },
+        (_, i) => `${prefix}-${String(i).padStart(3, '0')}`,
+      );
+      expect(mine).toEqual(expected);
+      expect(mine.length).toBeGreaterThanOrEqual(exit.acked);
+      if (mine.length > 0) {
+        const last = mine[mine.length - 1] as string;
+        expect((await s.get('writer', last))?.value.toString()).toBe(`value of ${last}`);
+      }
+      kept.push(mine.length);
+      // Earlier rounds are untouched.
+      for (let r = 0; r < round; r++) {
+        expect(all.filter((m) => m.account.startsWith(`r${r}-`))).toHaveLength(kept[r] as number);
+      }
+      expect((await s.get('seed', 'seed'))?.value.equals(seed)).toBe(true);
+    }
+    console.info(
+      `kill -9 rounds kept ${kept.join(', ')} items; ${leftTemp} round(s) left a temp file mid-write`,
+    );
+  }, 120_000);
+
+  it('concurrent writer processes lose no item, from the first write of a new vault on', async () => {
+    const ctx = context();
+    const prefixes = ['a', 'b', 'c'];
+    let go = () => {};
+    const start = new Promise<void>((resolve) => {
+      go = resolve;
+    });
+    let ready = 0;
+    const onReady = () => {
+      if (++ready === prefixes.length) go();
+    };
+    // Released together, so their writes interleave (and race to create the vault, each with its own salt).
+    const writers = prefixes.map((prefix) => runWriter(ctx, prefix, 40, { ready: onReady, start }));
+    for (const exit of await Promise.all(writers)) expect(exit.code, exit.stderr).toBe(0);
+    const s = await open(ctx);
+    const accounts = (await s.list()).map((m) => m.account).sort();
+    const expected = prefixes.flatMap((p) =>
+      Array.from({ length: 40 }, (_, i) => `${p}-${String(i).padStart(3, '0')}`),
+    );
+    expect(accounts).toEqual(expected);
+    expect((await s.get('writer', 'b-039'))?.value.toString()).toBe('value of b-039');
+    expect(tempFiles(ctx)).toEqual([]);
+  }, 60_000);
+
+  it('ENOSPC leaves the previous vault intact, names the path and errno, and leaves no temp file', async (t) => {
+    const ctx = context();
+    const mnt = join(ctx.dir, 'small');
+    mkdirSync(mnt);
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mnt], {
+      encoding: 'utf8',
+    });
+    if (mount.status !== 0) {
+      t.skip(
+        `cannot mount a 64k tmpfs here (${(mount.stderr || mount.error?.message || '').trim()}); needs root`,
+      );
+    }
+    try {
+      ctx.paths.data = join(mnt, 'entraclaw');
+      const s = await open(ctx);
+      await s.set({ service: 's', account: 'canary', value: Buffer.from(CANARY) });
+      const before = readFileSync(vaultPath(ctx));
+
+      // A value bigger than the whole filesystem: the temp file cannot be written.
+      const big = await caught(
+        s.set({ service: 's', account: 'big', value: Buffer.alloc(200 * 1024, CANARY) }),
+      );
+      expect(big.code).toBe('unavailable');
+      expect(big.message).toBe(
+        `cannot write ${vaultPath(ctx)}: ENOSPC (no space left on device); the previous contents are unchanged`,
+      );
+      expect(readFileSync(vaultPath(ctx)).equals(before)).toBe(true);
+      expect(tempFiles(ctx)).toEqual([]);
+
+      // A full disk: even a small update fails the same way, and works again once there is room.
+      const filler = join(mnt, 'filler');
+      try {
+        for (;;) appendFileSync(filler, Buffer.alloc(4096));
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+      const full = await caught(s.set({ service: 's', account: 'small', value: Buffer.alloc(8192, 'x') }));
+      expect(full.message).toContain('ENOSPC');
+      expect(tempFiles(ctx)).toEqual([]);
+      expect((await (await open(ctx)).get('s', 'canary'))?.value.toString()).toBe(CANARY);
+      for (const e of [big, full])
+        expect(JSON.stringify({ m: e.message, h: e.hint, s: e.stack })).not.toContain(CANARY);
+
+      rmSync(filler);
+      await s.set({ service: 's', account: 'small', value: Buffer.from('fits') });
+      expect((await s.list()).map((m) => m.account).sort()).toEqual(['canary', 'small']);
+    } finally {
+      for (const st of stores.splice(0)) await st.close();
+      spawnSync('umount', [mnt]);
+    }
+  });
+
+  it('no error message or hint ever contains a stored secret or the passphrase', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from(CANARY) });
+    const errors: EntraclawError[] = [];
+    const wrongFile = join(ctx.dir, 'wrong');
+    writeFileSync(wrongFile, `${CANARY}-as-passphrase\n`, { mode: 0o600 });
+    errors.push(await caught((await open({ ...ctx, passphraseFile: wrongFile })).get('s', 'a')));
+    errors.push(
+      await caught(s.set({ service: 's', account: 'b', value: Buffer.alloc(2 * 1024 * 1024, CANARY) })),
+    );
+    const loose = join(ctx.dir, 'loose');
+    writeFileSync(loose, `${CANARY}\n`, { mode: 0o644 });
+    errors.push(await caught((await open({ ...ctx, passphraseFile: loose })).get('s', 'a')));
+    const bytes = readFileSync(vaultPath(ctx));
+    bytes[20] = (bytes[20] as number) ^ 1;
+    writeFileSync(vaultPath(ctx), bytes, { mode: 0o600 });
+    errors.push(await caught((await open(ctx)).get('s', 'a')));
+    chmodSync(vaultPath(ctx), 0o604);
+    errors.push(await caught(backend.open(ctx)));
+    expect(errors.map((e) => e.code)).toEqual(['locked', 'too_large', 'usage', 'corrupt', 'unavailable']);
+    for (const e of errors) {
+      const text = JSON.stringify({ m: e.message, h: e.hint, s: e.stack, c: String(e.cause ?? '') });
+      expect(text).not.toContain(CANARY);
+      expect(text).not.toContain(PASSPHRASE);
+    }
+  });
+
+  it('probe is available and says where the vault is and where the passphrase comes from', async () => {
+    const ctx = context();
+    const p = await backend.probe(ctx);
+    expect(p).toMatchObject({
+      name: 'encrypted-file',
+      available: true,
+      persistence: 'until-delete',
+      readOnly: false,
+    });
+    expect(p.reason).toContain(`no vault yet (it will be created at ${vaultPath(ctx)})`);
+    expect(p.reason).toContain(`passphrase from ${ctx.passphraseFile}`);
+    expect(p.boundary).toMatch(/^Sealed vault: AES-256-GCM under a scrypt-derived key/);
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('v') });
+    const q = await backend.probe({ ...ctx, passphraseFile: undefined });
+    expect(q.reason).toContain(`vault at ${vaultPath(ctx)}`);
+    expect(q.reason).toContain('no passphrase source is configured');
+  });
+});
