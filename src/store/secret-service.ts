@@ -1,0 +1,360 @@
+import {
+  CorruptError,
+  EntraclawError,
+  LockedError,
+  NotFoundError,
+  TooLargeError,
+  UnavailableError,
+} from '../errors.js';
+import { assertItemName } from './item-rules.js';
+import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
+import { defaultLabel, itemAttributes, itemMeta, preferredItem } from './secret-service/attributes.js';
+import { Bus, BusConnectionError, BusTimeoutError, DBusError } from './secret-service/bus.js';
+import { DecryptError, DH_ALGORITHM } from './secret-service/dh-session.js';
+import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
+import { MAX_VALUE_BYTES } from './types.js';
+
+const NAME = 'secret-service';
+const DEFAULT_TIMEOUT_MS = 3000;
+const BOUNDARY =
+  'Secret Service: encrypted at rest by the keyring daemon; while unlocked, any process of this user can read these items over D-Bus';
+const LOCKED_HINT =
+  'unlock the login keyring (log in to the desktop, or run `gnome-keyring-daemon --unlock`), or pick another store with `--store encrypted-file`';
+const OTHER_STORE_HINT = 'pick another store with `--store encrypted-file`';
+
+/** What a failing operation was doing, for the error message. */
+interface Op {
+  action: string;
+  item?: string;
+}
+
+function collectionName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** A LockedError naming the collection and, when known, the item; `collection` is an object path. */
+function lockedError(collection: string, item?: string): LockedError {
+  const where = `the Secret Service collection "${collectionName(collection)}"`;
+  const subject = item ? `${item} is in ${where}, which is locked` : `${where} is locked`;
+  return new LockedError(`${subject} (store "${NAME}"); Entraclaw never opens an unlock prompt`, LOCKED_HINT);
+}
+
+/** Translates any failure of this backend into an Entraclaw error: the one place that maps D-Bus errors. */
+export function decodeError(err: unknown, op: Op): EntraclawError {
+  if (err instanceof EntraclawError) return err;
+  const what = op.item ?? 'the item';
+  if (err instanceof BusTimeoutError) {
+    return new UnavailableError(
+      `the Secret Service did not answer ${err.member} within ${err.timeoutMs} ms (trying to ${op.action})`,
+      `the session bus or the keyring daemon is stuck; restart it, or ${OTHER_STORE_HINT}`,
+      { cause: err },
+    );
+  }
+  if (err instanceof BusConnectionError) {
+    return new UnavailableError(`cannot use the D-Bus session bus: ${err.message}`, OTHER_STORE_HINT, {
+      cause: err,
+    });
+  }
+  if (err instanceof DecryptError) {
+    return new CorruptError(`${what} from the Secret Service did not decrypt: ${err.message}`, undefined, {
+      cause: err,
+    });
+  }
+  if (!(err instanceof DBusError)) {
+    return new EntraclawError('internal', `the Secret Service client failed to ${op.action}`, undefined, {
+      cause: err,
+    });
+  }
+  if (isGone(err)) {
+    return new NotFoundError(`${what} disappeared from the Secret Service while trying to ${op.action}`);
+  }
+  switch (err.dbusName) {
+    case 'org.freedesktop.DBus.Error.ServiceUnknown':
+    case 'org.freedesktop.DBus.Error.NameHasNoOwner':
+      return new UnavailableError(
+        'no Secret Service provider on the session bus (org.freedesktop.secrets is not running and cannot be started)',
+        `start gnome-keyring-daemon (or another Secret Service provider), or ${OTHER_STORE_HINT}`,
+        { cause: err },
+      );
+    case 'org.freedesktop.DBus.Error.NotSupported':
+      if (err.member === 'OpenSession') {
+        return new UnavailableError(
+          `the Secret Service provider refused the encrypted session (${DH_ALGORITHM}); Entraclaw never sends secrets unencrypted over D-Bus`,
+          OTHER_STORE_HINT,
+          { cause: err },
+        );
+      }
+      break;
+    case 'org.freedesktop.Secret.Error.IsLocked':
+      return new LockedError(
+        `${what} is locked in the Secret Service (store "${NAME}"); Entraclaw never opens an unlock prompt`,
+        LOCKED_HINT,
+        { cause: err },
+      );
+    case 'org.freedesktop.DBus.Error.NoReply':
+    case 'org.freedesktop.DBus.Error.Timeout':
+    case 'org.freedesktop.DBus.Error.TimedOut':
+      return new UnavailableError(
+        `the Secret Service did not answer ${err.member} (trying to ${op.action})`,
+        OTHER_STORE_HINT,
+        { cause: err },
+      );
+  }
+  return new EntraclawError(
+    'internal',
+    `the Secret Service failed to ${op.action}: ${err.dbusName}: ${err.message}`,
+    undefined,
+    { cause: err },
+  );
+}
+
+function connect(ctx: StoreContext): Bus {
+  const address = ctx.env.DBUS_SESSION_BUS_ADDRESS;
+  if (!address) throw new UnavailableError('no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)');
+  return Bus.connect(address, ctx.timeoutMs > 0 ? ctx.timeoutMs : DEFAULT_TIMEOUT_MS);
+}
+
+class SecretServiceStore implements Store {
+  readonly name = NAME;
+  readonly persistence = 'until-delete' as const;
+  readonly readOnly = false;
+  readonly maxValueBytes = MAX_VALUE_BYTES;
+  private closed = false;
+  /** Where each service/account pair was last found, so a warm `get` needs no search. */
+  private readonly paths = new Map<string, string>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly api: SecretServiceApi,
+    private readonly session: Session,
+    private readonly collection: string,
+  ) {}
+
+  private async run<T>(op: Op, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw decodeError(err, op);
+    }
+  }
+
+  /** The unlocked item we address as service/account; props are fetched only when several compete. */
+  private async find(service: string, account: string) {
+    const { unlocked, locked } = await this.api.searchItems({ service, account });
+    const first = unlocked[0];
+    if (first === undefined) {
+      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), `${service}/${account}`);
+      return undefined;
+    }
+    if (unlocked.length === 1) return { path: first, props: undefined };
+    const all = await Promise.all(
+      unlocked.map(async (path) => ({ path, props: await this.api.itemProps(path) })),
+    );
+    return preferredItem(all);
+  }
+
+  async get(service: string, account: string): Promise<Item | undefined> {
+    assertNames(service, account);
+    const key = pathKey(service, account);
+    return this.run({ action: 'read', item: `${service}/${account}` }, async () => {
+      // A warm read skips SearchItems: the remembered path is re-checked by the attributes that come back
+      // with the secret, and a path whose item is gone or re-used falls through to a fresh search.
+      const cached = this.paths.get(key);
+      if (cached !== undefined) {
+        const item = await this.read(cached, service, account).catch((err: unknown) => {
+          if (isGone(err)) return undefined;
+          throw err;
+        });
+        if (item) return item;
+        this.paths.delete(key);
+      }
+      const hit = await this.find(service, account);
+      if (!hit) return undefined;
+      this.paths.set(key, hit.path);
+      return this.read(hit.path, service, account, hit.props);
+    });
+  }
+
+  /** An item's metadata and secret in one round trip; undefined when it is no longer service/account. */
+  private async read(
+    path: string,
+    service: string,
+    account: string,
+    known?: ItemProps,
+  ): Promise<Item | undefined> {
+    const [props, value] = await Promise.all([
+      known ?? this.api.itemProps(path),
+      this.api.getSecret(path, this.session),
+    ]);
+    const meta = itemMeta(props);
+    if (meta?.service !== service || meta.account !== account) {
+      value.fill(0);
+      return undefined;
+    }
+    return { ...meta, value };
+  }
+
+  async set(input: ItemInput): Promise<ItemMeta> {
+    const { service, account, value } = input;
+    assertNames(service, account);
+    if (value.length > this.maxValueBytes) {
+      throw new TooLargeError(
+        `the value for ${service}/${account} is ${value.length} bytes; ${NAME} holds at most ${this.maxValueBytes}`,
+      );
+    }
+    const item = `${service}/${account}`;
+    return this.run({ action: 'store', item }, async () => {
+      const label = input.label ?? defaultLabel(service, account);
+      const hit = await this.find(service, account);
+      let path: string;
+      if (hit) {
+        // Updated in place, not through CreateItem(replace): gnome-keyring replaces only an item whose
+        // attributes all match, so a changed expiry or scope would leave a duplicate behind and reset
+        // the creation time.
+        const existing = hit.props ?? (await this.api.itemProps(hit.path));
+        await Promise.all([
+          this.api.setSecret(hit.path, this.session, value),
+          this.api.setLabelAndAttributes(hit.path, label, itemAttributes(input, existing.attributes)),
+        ]);
+        path = hit.path;
+      } else {
+        const created = await this.api.createItem(this.collection, this.session, {
+          label,
+          attributes: itemAttributes(input),
+          value,
+        });
+        if (created.prompt !== NO_OBJECT) {
+          await this.api.dismissPrompt(created.prompt);
+          throw lockedError(this.collection, item);
+        }
+        path = created.item;
+      }
+      this.paths.set(pathKey(service, account), path);
+      const meta = itemMeta(await this.api.itemProps(path));
+      if (!meta)
+        throw new EntraclawError(
+          'internal',
+          `${item} lost its service/account attributes after being stored`,
+        );
+      return meta;
+    });
+  }
+
+  async delete(service: string, account: string): Promise<boolean> {
+    assertNames(service, account);
+    const item = `${service}/${account}`;
+    return this.run({ action: 'delete', item }, async () => {
+      this.paths.delete(pathKey(service, account));
+      const { unlocked, locked } = await this.api.searchItems({ service, account });
+      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), item);
+      // Every item under the pair goes, so a foreign duplicate cannot resurface in the next `get`.
+      for (const path of unlocked) {
+        const prompt = await this.api.deleteItem(path);
+        if (prompt !== NO_OBJECT) {
+          await this.api.dismissPrompt(prompt);
+          throw lockedError(collectionOf(path), item);
+        }
+      }
+      return unlocked.length > 0;
+    });
+  }
+
+  async list(filter?: { service?: string }): Promise<ItemMeta[]> {
+    return this.run({ action: 'list items' }, async () => {
+      const query: Record<string, string> = filter?.service !== undefined ? { service: filter.service } : {};
+      const { unlocked, locked } = await this.api.searchItems(query);
+      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]));
+      const props = await Promise.all(unlocked.map((path) => this.api.itemProps(path)));
+      return props
+        .map(itemMeta)
+        .filter((m): m is ItemMeta => m !== undefined)
+        .sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.api.closeSession(this.session);
+    } catch {
+      // Best effort: the provider also drops a session when its connection goes away, just below.
+    } finally {
+      this.bus.close();
+      this.session.key.fill(0);
+    }
+  }
+}
+
+function assertNames(service: string, account: string): void {
+  assertItemName(service, 'service');
+  assertItemName(account, 'account');
+}
+
+function pathKey(service: string, account: string): string {
+  // Names never contain NUL (assertItemName), so the pair maps to one key.
+  return `${service}\0${account}`;
+}
+
+function collectionOf(itemPath: string): string {
+  return itemPath.slice(0, itemPath.lastIndexOf('/'));
+}
+
+/** The default collection, which new items go to; it must exist and be unlocked. */
+async function usableCollection(api: SecretServiceApi): Promise<string> {
+  const collection = await api.defaultCollection();
+  const locked = await api.collectionLocked(collection);
+  if (locked === undefined) {
+    throw new UnavailableError(
+      `the Secret Service has no default collection (${collectionName(collection)} does not exist)`,
+      `create the login keyring (log in to the desktop once, or run \`gnome-keyring-daemon --unlock\`), or ${OTHER_STORE_HINT}`,
+    );
+  }
+  if (locked) throw lockedError(collection);
+  return collection;
+}
+
+/** The freedesktop Secret Service backend (gnome-keyring, KeePassXC, KWallet) over an encrypted D-Bus session. */
+export const backend: StoreBackend = {
+  async probe(ctx): Promise<StoreProbe> {
+    const base = { name: NAME, persistence: 'until-delete', readOnly: false, boundary: BOUNDARY } as const;
+    let bus: Bus | undefined;
+    try {
+      bus = connect(ctx);
+      const api = new SecretServiceApi(bus);
+      if (!(await api.providerPresent())) {
+        return {
+          ...base,
+          available: false,
+          reason:
+            'no Secret Service provider on the session bus (org.freedesktop.secrets is neither running nor activatable)',
+        };
+      }
+      const collection = await usableCollection(api);
+      await api.closeSession(await api.openSession());
+      return {
+        ...base,
+        available: true,
+        reason: `the Secret Service ${collectionName(collection)} collection is unlocked`,
+      };
+    } catch (err) {
+      return { ...base, available: false, reason: decodeError(err, { action: 'probe' }).message };
+    } finally {
+      bus?.close();
+    }
+  },
+
+  async open(ctx): Promise<Store> {
+    let bus: Bus | undefined;
+    try {
+      bus = connect(ctx);
+      const api = new SecretServiceApi(bus);
+      // Refusing a locked collection here, not at the first read, lets `auto` fall back to another store.
+      const [session, collection] = await Promise.all([api.openSession(), usableCollection(api)]);
+      return new SecretServiceStore(bus, api, session, collection);
+    } catch (err) {
+      bus?.close();
+      throw decodeError(err, { action: 'open an encrypted session' });
+    }
+  },
+};

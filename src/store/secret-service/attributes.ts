@@ -1,0 +1,69 @@
+import type { ItemInput, ItemKind, ItemMeta } from '../types.js';
+import type { ItemProps } from './api.js';
+
+// `service` and `account` are the lookup pair, so `secret-tool lookup service S account A` finds our
+// items and items other tools store under that pair are ours to read. The rest is metadata that must
+// survive a round trip; the schema name lets people tell our items apart in Seahorse.
+/** The xdg:schema value on every item Entraclaw writes. */
+export const SCHEMA = 'io.entraclaw.Secret';
+const SCHEMA_ATTR = 'xdg:schema';
+const KIND_ATTR = 'entraclaw.kind';
+const EXPIRES_ATTR = 'entraclaw.expires_at';
+const SCOPE_ATTR = 'entraclaw.scope';
+const KINDS: readonly string[] = ['password', 'token', 'key'] satisfies ItemKind[];
+
+/** The label an item gets when the caller gives none. */
+export function defaultLabel(service: string, account: string): string {
+  return `entraclaw: ${service}/${account}`;
+}
+
+/** The attributes for `input`; attributes another tool put on the item are kept, ours are replaced. */
+export function itemAttributes(
+  input: ItemInput,
+  existing: Record<string, string> = {},
+): Record<string, string> {
+  const attrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(existing)) {
+    if (k !== SCHEMA_ATTR && !k.startsWith('entraclaw.')) attrs[k] = v;
+  }
+  Object.assign(attrs, {
+    service: input.service,
+    account: input.account,
+    [SCHEMA_ATTR]: SCHEMA,
+    [KIND_ATTR]: input.kind ?? 'password',
+  });
+  if (input.expiresAt !== undefined) attrs[EXPIRES_ATTR] = input.expiresAt;
+  if (input.scope !== undefined) attrs[SCOPE_ATTR] = input.scope;
+  return attrs;
+}
+
+/** An item's metadata, or undefined when it lacks the service/account pair (not an item we address). */
+export function itemMeta(props: ItemProps): ItemMeta | undefined {
+  const a = props.attributes;
+  if (a.service === undefined || a.account === undefined) return undefined;
+  const kind = a[KIND_ATTR];
+  return {
+    service: a.service,
+    account: a.account,
+    kind: kind !== undefined && KINDS.includes(kind) ? (kind as ItemKind) : 'password',
+    ...(props.label ? { label: props.label } : {}),
+    createdAt: isoSeconds(props.created),
+    updatedAt: isoSeconds(props.modified),
+    ...(a[EXPIRES_ATTR] !== undefined ? { expiresAt: a[EXPIRES_ATTR] } : {}),
+    ...(a[SCOPE_ATTR] !== undefined ? { scope: a[SCOPE_ATTR] } : {}),
+  };
+}
+
+/**
+ * Of several items under one service/account pair (another tool may have added its own), the one we
+ * read and update: ours before foreign ones, then the most recently modified, so `set` then `get` agree.
+ */
+export function preferredItem<T extends { props: ItemProps }>(candidates: readonly T[]): T | undefined {
+  const ours = (c: T) => c.props.attributes[SCHEMA_ATTR] === SCHEMA;
+  const better = (a: T, b: T) => (ours(a) !== ours(b) ? ours(a) : a.props.modified > b.props.modified);
+  return candidates.reduce<T | undefined>((best, c) => (!best || better(c, best) ? c : best), undefined);
+}
+
+function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}

@@ -1,0 +1,505 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from '@homebridge/dbus-native';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LockedError, TooLargeError, UnavailableError } from '../../src/errors.js';
+import { LOGIN_COLLECTION, SecretServiceApi } from '../../src/store/secret-service/api.js';
+import { Bus } from '../../src/store/secret-service/bus.js';
+import { DH_ALGORITHM, encryptSecret } from '../../src/store/secret-service/dh-session.js';
+import { backend } from '../../src/store/secret-service.js';
+import type { Store, StoreContext } from '../../src/store/types.js';
+import { randomName } from '../support/context.js';
+
+// Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
+// The lock test locks and re-unlocks the login keyring with that script's password, so refuse to run
+// anywhere else rather than touch a developer's own keyring.
+if (!process.env.ENTRACLAW_IN_TEST_SESSION) {
+  throw new Error('run under scripts/with-keyring.sh: these tests lock and unlock the login keyring');
+}
+const TEST_KEYRING_PASSWORD = 'entraclaw-test';
+const SECRETS = { destination: 'org.freedesktop.secrets', path: '/org/freedesktop/secrets' };
+const BINARY = Buffer.concat([
+  Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x80, 0x00, 0x0a, 0xed, 0xa0, 0x80]),
+  randomBytes(64),
+]);
+
+function context(env: NodeJS.ProcessEnv = process.env, timeoutMs = 3000): StoreContext {
+  const none = '/nonexistent';
+  return {
+    env,
+    paths: { config: none, data: none, state: none, runtime: none },
+    interactive: false,
+    timeoutMs,
+  };
+}
+
+/** A throwaway connection for what the tests do behind the store's back (lock, unlock, count items). */
+async function withApi<T>(fn: (bus: Bus, api: SecretServiceApi) => Promise<T>): Promise<T> {
+  const bus = Bus.connect(process.env.DBUS_SESSION_BUS_ADDRESS!, 3000);
+  try {
+    return await fn(bus, new SecretServiceApi(bus));
+  } finally {
+    bus.close();
+  }
+}
+
+const lockLogin = () =>
+  withApi(async (bus, api) => {
+    await bus.call({
+      ...SECRETS,
+      interface: 'org.freedesktop.Secret.Service',
+      member: 'Lock',
+      signature: 'ao',
+      body: [[LOGIN_COLLECTION]],
+    });
+    expect(await api.collectionLocked(LOGIN_COLLECTION)).toBe(true);
+  });
+
+// gnome-keyring's own no-prompt unlock (what its PAM module uses); the password travels DH-encrypted.
+const unlockLogin = () =>
+  withApi(async (bus, api) => {
+    const session = await api.openSession();
+    const { iv, ciphertext } = encryptSecret(session.key, Buffer.from(TEST_KEYRING_PASSWORD));
+    await bus.call({
+      ...SECRETS,
+      interface: 'org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface',
+      member: 'UnlockWithMasterPassword',
+      signature: 'o(oayays)',
+      body: [LOGIN_COLLECTION, [session.path, iv, ciphertext, 'text/plain']],
+    });
+    expect(await api.collectionLocked(LOGIN_COLLECTION)).toBe(false);
+  });
+
+const countItems = (service: string, account: string) =>
+  withApi(async (_bus, api) => (await api.searchItems({ service, account })).unlocked.length);
+
+function secretTool(args: string[], input?: Buffer | string) {
+  return spawnSync('secret-tool', args, { input, timeout: 5000 });
+}
+
+async function elapsed<T>(p: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
+  const t0 = performance.now();
+  const [result] = await Promise.allSettled([p]);
+  return { ms: performance.now() - t0, result: result! };
+}
+
+function rejection(r: PromiseSettledResult<unknown>): unknown {
+  if (r.status !== 'rejected') throw new Error('expected the call to fail');
+  return r.reason;
+}
+
+describe('secret-service store (real gnome-keyring)', () => {
+  let store: Store;
+  const made: [string, string][] = [];
+  const item = (label: string) => {
+    const pair: [string, string] = [randomName(`ss-${label}`), randomName('acct')];
+    made.push(pair);
+    return { service: pair[0], account: pair[1] };
+  };
+
+  beforeEach(async () => {
+    store = await backend.open(context());
+  });
+  afterEach(async () => {
+    await store.close();
+    for (const [service, account] of made.splice(0))
+      secretTool(['clear', 'service', service, 'account', account]);
+  });
+
+  it('probes as available, persistent, with its boundary', async () => {
+    const probe = await backend.probe(context());
+    expect(probe).toMatchObject({
+      name: 'secret-service',
+      available: true,
+      persistence: 'until-delete',
+      readOnly: false,
+    });
+    expect(probe.reason).toMatch(/login collection is unlocked/);
+    expect(probe.boundary).toMatch(/any process of this user can read these items over D-Bus/);
+  });
+
+  it('round-trips binary bytes (NUL, 0xff, invalid UTF-8), also through a fresh connection', async () => {
+    const { service, account } = item('bin');
+    await store.set({ service, account, value: BINARY });
+    expect((await store.get(service, account))?.value.equals(BINARY)).toBe(true);
+    const other = await backend.open(context());
+    try {
+      expect((await other.get(service, account))?.value.equals(BINARY)).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('keeps kind, expiresAt, scope and label; defaults to password and a generated label', async () => {
+    const tok = item('meta');
+    const meta = {
+      kind: 'token',
+      expiresAt: '2030-01-02T03:04:05.000Z',
+      scope: 'repo read:org',
+      label: 'GitHub token',
+    } as const;
+    const stored = await store.set({ ...tok, value: Buffer.from('t'), ...meta });
+    expect(stored).toMatchObject({ ...tok, ...meta });
+    expect(await store.get(tok.service, tok.account)).toMatchObject({ ...tok, ...meta });
+
+    const plain = item('plain');
+    await store.set({ ...plain, value: Buffer.from('p') });
+    const got = await store.get(plain.service, plain.account);
+    expect(got).toMatchObject({ kind: 'password', label: `entraclaw: ${plain.service}/${plain.account}` });
+    expect(got).not.toHaveProperty('expiresAt');
+    expect(got).not.toHaveProperty('scope');
+    expect(got?.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+    expect(Math.abs(Date.parse(got!.createdAt) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('updates in place: createdAt kept, updatedAt advances, metadata replaced, no duplicate item', async () => {
+    const { service, account } = item('upd');
+    const first = await store.set({
+      service,
+      account,
+      value: Buffer.from('one'),
+      kind: 'token',
+      scope: 'a',
+      expiresAt: '2030-01-01T00:00:00.000Z',
+    });
+    // Created/Modified have one-second resolution.
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await store.set({ service, account, value: Buffer.from('two'), kind: 'key' });
+    expect(second.createdAt).toBe(first.createdAt);
+    expect(Date.parse(second.updatedAt)).toBeGreaterThan(Date.parse(first.updatedAt));
+    const got = await store.get(service, account);
+    expect(got?.value.toString()).toBe('two');
+    expect(got).toMatchObject({ kind: 'key', createdAt: first.createdAt });
+    expect(got).not.toHaveProperty('scope');
+    expect(got).not.toHaveProperty('expiresAt');
+    expect(await countItems(service, account)).toBe(1);
+  });
+
+  it('deletes, and says whether there was anything to delete', async () => {
+    const { service, account } = item('del');
+    await store.set({ service, account, value: Buffer.from('x') });
+    await store.get(service, account);
+    expect(await store.delete(service, account)).toBe(true);
+    expect(await store.get(service, account)).toBeUndefined();
+    expect(secretTool(['lookup', 'service', service, 'account', account]).status).not.toBe(0);
+    expect(await store.delete(service, account)).toBe(false);
+  });
+
+  it('lists metadata only, filtered by service, without fetching any secret', async () => {
+    const a1 = item('ls');
+    const a2 = { service: a1.service, account: randomName('acct2') };
+    made.push([a2.service, a2.account]);
+    const b = item('ls-other');
+    for (const x of [a1, a2, b]) await store.set({ ...x, value: Buffer.from(`canary-${x.account}`) });
+    // An item without an account is not one Entraclaw can address, so list leaves it out. (It carries an
+    // extra attribute because `secret-tool store service S` alone would replace one of ours.)
+    expect(secretTool(['store', '--label=no-account', 'service', a1.service, 'user', 'u'], 'x').status).toBe(
+      0,
+    );
+    const getSecret = vi.spyOn(SecretServiceApi.prototype, 'getSecret');
+    try {
+      const filtered = await store.list({ service: a1.service });
+      expect(filtered.map((m) => m.account)).toEqual([a1.account, a2.account].sort());
+      expect(filtered.every((m) => !('value' in m))).toBe(true);
+      expect(JSON.stringify(filtered)).not.toContain('canary-');
+      const all = await store.list();
+      expect(all.filter((m) => m.service === b.service).map((m) => m.account)).toEqual([b.account]);
+      expect(all.filter((m) => m.service === a1.service)).toHaveLength(2);
+      expect(getSecret).not.toHaveBeenCalled();
+    } finally {
+      getSecret.mockRestore();
+      secretTool(['clear', 'service', a1.service]);
+    }
+  });
+
+  it('stores items that `secret-tool lookup service S account A` finds, byte for byte', async () => {
+    const { service, account } = item('st-out');
+    await store.set({ service, account, value: BINARY });
+    const out = secretTool(['lookup', 'service', service, 'account', account]);
+    expect(out.status).toBe(0);
+    expect(out.stdout.equals(BINARY)).toBe(true);
+  });
+
+  it('reads items that `secret-tool store` created', async () => {
+    const { service, account } = item('st-in');
+    expect(
+      secretTool(
+        ['store', '--label=made by secret-tool', 'service', service, 'account', account],
+        'from\0secret-tool',
+      ).status,
+    ).toBe(0);
+    const got = await store.get(service, account);
+    expect(got?.value.toString('latin1')).toBe('from\0secret-tool');
+    expect(got).toMatchObject({ kind: 'password', label: 'made by secret-tool' });
+  });
+
+  it('a warm get notices an item that another tool deleted or replaced', async () => {
+    const { service, account } = item('warm');
+    await store.set({ service, account, value: Buffer.from('ours') });
+    expect((await store.get(service, account))?.value.toString()).toBe('ours');
+    expect(secretTool(['clear', 'service', service, 'account', account]).status).toBe(0);
+    expect(await store.get(service, account)).toBeUndefined();
+    expect(
+      secretTool(['store', '--label=theirs', 'service', service, 'account', account], 'theirs').status,
+    ).toBe(0);
+    expect((await store.get(service, account))?.value.toString()).toBe('theirs');
+  });
+
+  it('sends secrets over a DH-encrypted session: the plaintext never appears on the bus', async () => {
+    const monitor = spawn('dbus-monitor', ['--session', '--binary'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const chunks: Buffer[] = [];
+    monitor.stdout.on('data', (c: Buffer) => chunks.push(c));
+    const captured = () => Buffer.concat(chunks);
+    try {
+      const marker = randomName('monitor-ready');
+      for (let i = 0; i < 50 && !captured().includes(marker); i++) {
+        await store.get(marker, 'x');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(captured().includes(marker)).toBe(true);
+
+      const { service, account } = item('wire');
+      const canary = Buffer.from(`canary-${randomBytes(16).toString('hex')}`);
+      const fresh = await backend.open(context());
+      try {
+        await fresh.set({ service, account, value: canary });
+        expect((await fresh.get(service, account))?.value.equals(canary)).toBe(true);
+      } finally {
+        await fresh.close();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const wire = captured();
+      expect(wire.includes(Buffer.from(DH_ALGORITHM))).toBe(true);
+      expect(wire.includes(Buffer.from(service))).toBe(true);
+      expect(wire.includes(canary)).toBe(false);
+    } finally {
+      monitor.kill();
+    }
+  });
+
+  it('refuses a value over 1 MiB with TooLargeError and stores nothing; 1 MiB itself fits', async () => {
+    const { service, account } = item('big');
+    const tooBig = store.set({ service, account, value: Buffer.alloc(store.maxValueBytes + 1, 7) });
+    await expect(tooBig).rejects.toBeInstanceOf(TooLargeError);
+    expect(await store.get(service, account)).toBeUndefined();
+    const max = randomBytes(store.maxValueBytes);
+    await store.set({ service, account, value: max });
+    expect((await store.get(service, account))?.value.equals(max)).toBe(true);
+  });
+
+  it('close() leaves nothing that keeps the process alive', async () => {
+    const alive = () =>
+      process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap' || r === 'Timeout').length;
+    const before = alive();
+    const s = await backend.open(context());
+    await s.get(randomName('absent'), 'x');
+    await s.close();
+    await new Promise((r) => setImmediate(r));
+    expect(alive()).toBeLessThanOrEqual(before);
+  });
+
+  describe('locked keyring', () => {
+    afterEach(async () => {
+      if (await withApi((_bus, api) => api.collectionLocked(LOGIN_COLLECTION))) await unlockLogin();
+    });
+
+    it('fails fast with LockedError naming the item and the store, and never asks to unlock', async () => {
+      const warm = item('locked-warm');
+      const cold = item('locked-cold');
+      await store.set({ ...warm, value: Buffer.from('w') });
+      await store.set({ ...cold, value: Buffer.from('c') });
+      await store.get(warm.service, warm.account);
+      const calls = vi.spyOn(Bus.prototype, 'call');
+      await lockLogin();
+      const t0 = performance.now();
+      try {
+        for (const { service, account } of [warm, cold]) {
+          const err = rejection((await elapsed(store.get(service, account))).result);
+          expect(err).toBeInstanceOf(LockedError);
+          expect((err as Error).message).toContain(`${service}/${account}`);
+          expect((err as Error).message).toContain('secret-service');
+          expect((err as LockedError).hint).toMatch(/gnome-keyring-daemon --unlock.*--store encrypted-file/);
+        }
+        await expect(store.set({ ...item('locked-new'), value: Buffer.from('n') })).rejects.toBeInstanceOf(
+          LockedError,
+        );
+        await expect(store.set({ ...warm, value: Buffer.from('n') })).rejects.toBeInstanceOf(LockedError);
+        await expect(store.delete(cold.service, cold.account)).rejects.toBeInstanceOf(LockedError);
+        await expect(store.list()).rejects.toBeInstanceOf(LockedError);
+        await expect(backend.open(context())).rejects.toBeInstanceOf(LockedError);
+        const probe = await backend.probe(context());
+        expect(probe.available).toBe(false);
+        expect(probe.reason).toMatch(/collection "login" is locked/);
+        expect(performance.now() - t0).toBeLessThan(1000);
+        const members = calls.mock.calls.map(([c]) => c.member);
+        expect(members).not.toContain('Unlock');
+        expect(members).not.toContain('Prompt');
+      } finally {
+        calls.mockRestore();
+        await unlockLogin();
+      }
+      expect((await store.get(cold.service, cold.account))?.value.toString()).toBe('c');
+    });
+  });
+});
+
+describe('secret-service store without a usable provider', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'entraclaw-ss-'));
+  let emptyBus: ChildProcess | undefined;
+  let emptyBusAddress = '';
+
+  beforeAll(async () => {
+    // A bus of our own with no service directories: nothing can be activated on it, unlike a stock
+    // `dbus-daemon --session`, which would start gnome-keyring on demand.
+    const config = join(scratch, 'bus.conf');
+    writeFileSync(
+      config,
+      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=${join(scratch, 'bus')}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default"><allow send_destination="*"/><allow receive_sender="*"/><allow own="*"/></policy>
+</busconfig>
+`,
+    );
+    const bus = spawn('dbus-daemon', ['--config-file', config, '--nofork', '--print-address=1'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    emptyBus = bus;
+    emptyBusAddress = await new Promise<string>((resolve, reject) => {
+      bus.once('error', reject);
+      bus.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+    });
+  });
+  afterAll(() => {
+    emptyBus?.kill();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  async function expectUnavailable(ctx: StoreContext, reason: RegExp, withinMs: number) {
+    const opened = await elapsed(backend.open(ctx));
+    const err = rejection(opened.result);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(reason);
+    expect(opened.ms).toBeLessThan(withinMs);
+    const probed = await elapsed(backend.probe(ctx));
+    expect(probed.ms).toBeLessThan(withinMs);
+    if (probed.result.status !== 'fulfilled') throw probed.result.reason;
+    expect(probed.result.value.available).toBe(false);
+  }
+
+  it('no DBUS_SESSION_BUS_ADDRESS -> UnavailableError', async () => {
+    await expectUnavailable(context({}), /DBUS_SESSION_BUS_ADDRESS is not set/, 5000);
+  });
+
+  it('a bus socket that does not exist -> UnavailableError within 5 s', async () => {
+    const ctx = context({ DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(scratch, 'no-such-socket')}` });
+    await expectUnavailable(ctx, /ENOENT/, 5000);
+  });
+
+  it('a bus without org.freedesktop.secrets -> UnavailableError within 5 s', async () => {
+    const ctx = context({ DBUS_SESSION_BUS_ADDRESS: emptyBusAddress });
+    await expectUnavailable(ctx, /no Secret Service provider/, 5000);
+    expect((await backend.probe(ctx)).reason).toMatch(/neither running nor activatable/);
+  });
+
+  it('a provider that refuses the DH session -> UnavailableError saying so; plain is never asked for', async () => {
+    const fake = createClient({ busAddress: emptyBusAddress });
+    const algorithms: string[] = [];
+    const refusal = Object.assign(new Error('only plain here'), {
+      dbusName: 'org.freedesktop.DBus.Error.NotSupported',
+    });
+    fake.exportInterface(
+      {
+        OpenSession(algorithm: string) {
+          algorithms.push(algorithm);
+          return refusal;
+        },
+        ReadAlias: () => '/',
+      },
+      '/org/freedesktop/secrets',
+      {
+        name: 'org.freedesktop.Secret.Service',
+        methods: { OpenSession: ['sv', 'vo'], ReadAlias: ['s', 'o'] },
+        properties: {},
+        signals: {},
+      },
+    );
+    fake.exportInterface({ Locked: false }, LOGIN_COLLECTION, {
+      name: 'org.freedesktop.Secret.Collection',
+      methods: {},
+      properties: { Locked: 'b' },
+      signals: {},
+    });
+    await new Promise<void>((resolve, reject) =>
+      fake.requestName('org.freedesktop.secrets', 4, (err, result) =>
+        err || result !== 1 ? reject(new Error(`could not own the name: ${err?.name ?? result}`)) : resolve(),
+      ),
+    );
+    try {
+      const ctx = context({ DBUS_SESSION_BUS_ADDRESS: emptyBusAddress });
+      await expectUnavailable(
+        ctx,
+        /refused the encrypted session \(dh-ietf1024-sha256-aes128-cbc-pkcs7\)/,
+        5000,
+      );
+      expect((await backend.probe(ctx)).reason).toMatch(/refused the encrypted session/);
+      expect(new Set(algorithms)).toEqual(new Set([DH_ALGORITHM]));
+    } finally {
+      fake.connection.stream.destroy();
+    }
+  });
+
+  it('a bus that accepts but never answers -> UnavailableError after the timeout, not a hang', async () => {
+    const path = join(scratch, 'stuck');
+    const held: Socket[] = [];
+    const server: Server = createServer((s) => held.push(s));
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      await expectUnavailable(
+        context({ DBUS_SESSION_BUS_ADDRESS: `unix:path=${path}` }, 300),
+        /did not answer/,
+        1500,
+      );
+    } finally {
+      for (const s of held) s.destroy();
+      server.close();
+    }
+  });
+
+  it('a provider that stops answering mid-session -> UnavailableError after the timeout', async () => {
+    const store = await backend.open(context(process.env, 300));
+    const { service, account } = { service: randomName('ss-stuck'), account: 'a' };
+    // The provider on this test session's bus, and no other gnome-keyring on the machine.
+    const pid = await withApi(async (bus) => {
+      const dbus = {
+        destination: 'org.freedesktop.DBus',
+        path: '/org/freedesktop/DBus',
+        interface: 'org.freedesktop.DBus',
+      };
+      const [owner] = await bus.call({
+        ...dbus,
+        member: 'GetConnectionUnixProcessID',
+        signature: 's',
+        body: ['org.freedesktop.secrets'],
+      });
+      return owner as number;
+    });
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const got = await elapsed(store.get(service, account));
+      expect(rejection(got.result)).toBeInstanceOf(UnavailableError);
+      expect((rejection(got.result) as Error).message).toMatch(/did not answer SearchItems within 300 ms/);
+      expect(got.ms).toBeLessThan(1500);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await store.close();
+    }
+  });
+});

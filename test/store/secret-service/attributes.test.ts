@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import type { ItemProps } from '../../../src/store/secret-service/api.js';
+import {
+  defaultLabel,
+  itemAttributes,
+  itemMeta,
+  preferredItem,
+  SCHEMA,
+} from '../../../src/store/secret-service/attributes.js';
+
+const props = (attributes: Record<string, string>, extra: Partial<ItemProps> = {}): ItemProps => ({
+  label: '',
+  attributes,
+  created: 1_800_000_000,
+  modified: 1_800_000_060,
+  ...extra,
+});
+
+describe('secret-service item attributes', () => {
+  it('writes the lookup pair, our schema and kind, and optional metadata only when set', () => {
+    expect(itemAttributes({ service: 's', account: 'a', value: Buffer.alloc(0) })).toEqual({
+      service: 's',
+      account: 'a',
+      'xdg:schema': SCHEMA,
+      'entraclaw.kind': 'password',
+    });
+    expect(
+      itemAttributes({
+        service: 's',
+        account: 'a',
+        value: Buffer.alloc(0),
+        kind: 'token',
+        expiresAt: 'E',
+        scope: 'S',
+      }),
+    ).toMatchObject({ 'entraclaw.kind': 'token', 'entraclaw.expires_at': 'E', 'entraclaw.scope': 'S' });
+  });
+
+  it("keeps another tool's attributes on update but drops our stale ones", () => {
+    const existing = {
+      service: 's',
+      account: 'a',
+      'xdg:schema': 'org.other',
+      'entraclaw.scope': 'old',
+      app: 'x',
+    };
+    expect(itemAttributes({ service: 's', account: 'a', value: Buffer.alloc(0) }, existing)).toEqual({
+      service: 's',
+      account: 'a',
+      app: 'x',
+      'xdg:schema': SCHEMA,
+      'entraclaw.kind': 'password',
+    });
+  });
+
+  it('reads metadata back, treating foreign or unknown kinds as password', () => {
+    const meta = itemMeta(
+      props(
+        {
+          service: 's',
+          account: 'a',
+          'entraclaw.kind': 'key',
+          'entraclaw.expires_at': 'E',
+          'entraclaw.scope': 'S',
+        },
+        { label: 'L' },
+      ),
+    );
+    expect(meta).toEqual({
+      service: 's',
+      account: 'a',
+      kind: 'key',
+      label: 'L',
+      createdAt: '2027-01-15T08:00:00.000Z',
+      updatedAt: '2027-01-15T08:01:00.000Z',
+      expiresAt: 'E',
+      scope: 'S',
+    });
+    expect(itemMeta(props({ service: 's', account: 'a', 'entraclaw.kind': 'root' }))?.kind).toBe('password');
+    expect(itemMeta(props({ service: 's', account: 'a' }))).not.toHaveProperty('label');
+    expect(itemMeta(props({ service: 's' }))).toBeUndefined();
+  });
+
+  it('prefers our item over a foreign duplicate, then the newest', () => {
+    const foreignNew = { path: 'f', props: props({}, { modified: 3 }) };
+    const oursOld = { path: 'o1', props: props({ 'xdg:schema': SCHEMA }, { modified: 1 }) };
+    const oursNew = { path: 'o2', props: props({ 'xdg:schema': SCHEMA }, { modified: 2 }) };
+    expect(preferredItem([foreignNew, oursOld, oursNew])?.path).toBe('o2');
+    expect(preferredItem([foreignNew, { path: 'f0', props: props({}, { modified: 0 }) }])?.path).toBe('f');
+    expect(preferredItem([])).toBeUndefined();
+  });
+
+  it('labels items after their pair by default', () => {
+    expect(defaultLabel('github', 'me')).toBe('entraclaw: github/me');
+  });
+});
