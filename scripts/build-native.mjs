@@ -7,10 +7,14 @@ import { dirname, join } from 'node:path';
 const prefix = dirname(dirname(process.execPath));
 const nodedir = process.env.npm_config_nodedir || prefix;
 if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
-  console.error(`entraclaw: Node headers not found under ${nodedir}/include/node; set npm_config_nodedir to your Node install prefix`);
+  console.error(
+    `entraclaw: Node headers not found under ${nodedir}/include/node; set npm_config_nodedir to your Node install prefix`,
+  );
   process.exit(1);
 }
-const gyp = process.env.npm_config_node_gyp;
+// npm passes its bundled node-gyp to install scripts; run directly (make), use that same copy.
+const bundled = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const gyp = process.env.npm_config_node_gyp || (existsSync(bundled) ? bundled : undefined);
 const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', 'node-gyp']];
 const r = spawnSync(cmd, [...args, 'rebuild', `--nodedir=${nodedir}`], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

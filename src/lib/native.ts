@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 
 /** Kernel credentials of one chunk of bytes (Linux SCM_CREDENTIALS / SCM_PIDFD) or of the peer. */
 export interface PeerCred {
+  /** -1 (with uid and gid -1) when the kernel attached no sender to the bytes: treat as unidentified. */
   pid: number;
   uid: number;
   gid: number;
@@ -17,6 +18,11 @@ export interface NativeAddon {
   /** SO_PEERCRED (+ SO_PEERPIDFD where available) of a connected Unix socket; macOS: LOCAL_PEERPID + euid. */
   peerCred(fd: number): PeerCred;
   /**
+   * Sets SO_PASSCRED (+ SO_PASSPIDFD) on a socket. Call it on the listening socket: connections inherit it
+   * at connect(); bytes sent before the receiver asked for credentials carry none (seen on Linux 6.18).
+   */
+  passCred(fd: number): void;
+  /**
    * Starts reading fd (dup'd internally) with recvmsg + SO_PASSCRED/SO_PASSPIDFD; calls cb per read with the
    * bytes and the sender's credentials; data === null means EOF. Returns a handle for stopReader.
    */
@@ -29,7 +35,7 @@ export interface NativeAddon {
   pidfdOpen(pid: number): number;
   /** close(2). */
   close(fd: number): void;
-  /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: PT_DENY_ATTACH where allowed + RLIMIT_CORE 0). */
+  /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: RLIMIT_CORE 0 only; PT_DENY_ATTACH would block debugging node). */
   harden(): void;
   /** Whether this process is currently dumpable (for tests). */
   isDumpable(): boolean;

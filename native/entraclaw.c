@@ -1,0 +1,881 @@
+// Entraclaw's native addon: the few kernel facilities Node does not expose (peer and per-message
+// credentials, pidfds, flock, dump hardening, the Linux kernel keyring). Plain C on Node-API so it
+// builds with only the headers of the Node that runs it. Every failure throws an Error whose `.code`
+// is the errno name and whose `.errno` is the negative errno, as Node's own system errors do.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
+
+#ifdef __linux__
+// Newer than Debian 12's headers; the values are the kernel ABI (since 6.5).
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 4
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+// <linux/keyctl.h> constants; spelled out so the addon needs neither libkeyutils nor its headers.
+#define EC_KEYCTL_DESCRIBE 6
+#define EC_KEYCTL_UNLINK 9
+#define EC_KEYCTL_SEARCH 10
+#define EC_KEYCTL_READ 11
+#define EC_KEYCTL_SET_TIMEOUT 15
+#define EC_KEYCTL_INVALIDATE 21
+#endif
+
+// One stream read, as the daemon's framing expects; larger frames simply span several reads.
+#define READ_BUFFER_BYTES (64 * 1024)
+// The kernel accepts at most 253 fds per message (SCM_MAX_FD). Room for all of them keeps a sender
+// from pushing SCM_PIDFD (always last) out of the control buffer with a pile of SCM_RIGHTS.
+#define MAX_PASSED_FDS 253
+// Reads per wakeup before yielding to the event loop; the poll is level-triggered, so the rest of the
+// data wakes it again and one busy client cannot starve the others.
+#define MAX_READS_PER_WAKEUP 64
+
+// ---------------------------------------------------------------------------------------------------
+// Errors and argument checks
+
+static const char *errno_name(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case ECHILD: return "ECHILD";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
+    case EPIPE: return "EPIPE";
+    case ERANGE: return "ERANGE";
+    case ENOSYS: return "ENOSYS";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ECONNRESET: return "ECONNRESET";
+    case ENOTCONN: return "ENOTCONN";
+    case EDQUOT: return "EDQUOT";
+    case ENODATA: return "ENODATA";
+#ifdef __linux__
+    case ENOKEY: return "ENOKEY";
+    case EKEYEXPIRED: return "EKEYEXPIRED";
+    case EKEYREVOKED: return "EKEYREVOKED";
+    case EKEYREJECTED: return "EKEYREJECTED";
+#endif
+    default: return "EUNKNOWN";
+  }
+}
+
+// Throws Error(`${syscall}: ${strerror}`) with .code, .errno and .syscall; returns NULL for `return`.
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
+  napi_value msg, code, error, num, sys;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_int32(env, -err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
+  napi_set_named_property(env, error, "syscall", sys);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+static napi_value make_undefined(napi_env env) {
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+static napi_value make_bool(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+static napi_value make_int(napi_env env, int64_t n) {
+  napi_value v;
+  napi_create_int64(env, n, &v);
+  return v;
+}
+
+// Fetches exactly `want` arguments; false (with a TypeError thrown) when fewer were passed.
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    throw_type(env, "missing arguments");
+    return false;
+  }
+  return true;
+}
+
+static bool get_int(napi_env env, napi_value v, const char *name, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    char text[96];
+    snprintf(text, sizeof text, "%s must be a number", name);
+    throw_type(env, text);
+    return false;
+  }
+  return true;
+}
+
+static bool get_bool(napi_env env, napi_value v, const char *name, bool *out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) {
+    char text[96];
+    snprintf(text, sizeof text, "%s must be a boolean", name);
+    throw_type(env, text);
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Peer credentials
+
+static napi_value make_cred(napi_env env, int64_t pid, int64_t uid, int64_t gid, int64_t pidfd) {
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "pid", make_int(env, pid));
+  napi_set_named_property(env, obj, "uid", make_int(env, uid));
+  napi_set_named_property(env, obj, "gid", make_int(env, gid));
+  napi_set_named_property(env, obj, "pidfd", make_int(env, pidfd));
+  return obj;
+}
+
+static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+#ifdef __linux__
+  struct ucred uc;
+  socklen_t len = sizeof uc;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  int pidfd = -1;
+  len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
+    // Kernels before 6.5 lack the option; any other failure (peer gone) must not pass as "no pidfd".
+    if (errno != ENOPROTOOPT) return throw_errno(env, errno, "getsockopt(SO_PEERPIDFD)");
+    pidfd = -1;
+  }
+  return make_cred(env, uc.pid, uc.uid, uc.gid, pidfd);
+#elif defined(__APPLE__)
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+  socklen_t len = sizeof pid;
+  if (getpeereid(fd, &uid, &gid) < 0) return throw_errno(env, errno, "getpeereid");
+  if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  return make_cred(env, pid, uid, gid, -1);
+#else
+  return throw_errno(env, ENOSYS, "peerCred");
+#endif
+}
+
+#ifdef __linux__
+// SO_PASSCRED (+ SO_PASSPIDFD where the kernel has it). The kernel (seen on 6.18) attaches credentials to
+// bytes only if the receiver had asked for them when they were sent: set on a listening socket, the
+// option is inherited at connect(), so even bytes a client writes before accept() carry their sender.
+static int enable_pass_cred(int fd, const char **failed) {
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+    *failed = "setsockopt(SO_PASSCRED)";
+    return -1;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof one) < 0 && errno != ENOPROTOOPT) {
+    *failed = "setsockopt(SO_PASSPIDFD)";
+    return -1;
+  }
+  return 0;
+}
+#endif
+
+static napi_value js_pass_cred(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+#ifdef __linux__
+  const char *failed;
+  if (enable_pass_cred(fd, &failed) < 0) return throw_errno(env, errno, failed);
+#endif
+  return make_undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Per-message reader
+
+typedef struct reader {
+  uv_poll_t poll;
+  napi_env env;
+  int fd;  // our dup; libuv's watcher on the original fd stays untouched
+  napi_ref cb;
+  napi_ref self;  // keeps the JS handle (and so this struct) alive while reading
+  napi_async_context async;
+  bool active;
+  bool uv_closed;     // uv's close callback has run (or uv never held the handle)
+  bool wrapper_gone;  // the JS handle was finalized
+  char *buf;
+  char *control;
+  size_t control_len;
+} reader_t;
+
+// Marks handles made by startReader, so stopReader never unwraps another addon's object as ours.
+static const napi_type_tag READER_TAG = {0x656e747261636c61ULL, 0x7772656164657231ULL};
+
+static void reader_free_if_unowned(reader_t *r) {
+  if (!r->uv_closed || !r->wrapper_gone) return;
+  free(r->buf);
+  free(r->control);
+  free(r);
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  reader_t *r = h->data;
+  r->uv_closed = true;
+  reader_free_if_unowned(r);
+}
+
+static void on_wrapper_finalized(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  reader_t *r = data;
+  r->wrapper_gone = true;
+  reader_free_if_unowned(r);
+}
+
+static void env_cleanup(void *arg);
+
+// Safe from inside the reader's own callback: the poll loop checks `active` after every call.
+static void reader_stop(reader_t *r, bool from_cleanup_hook) {
+  if (!r->active) return;
+  r->active = false;
+  uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+  // uv_close has already removed the fd from epoll, so closing it now is safe and frees it promptly.
+  close(r->fd);
+  r->fd = -1;
+  napi_delete_reference(r->env, r->cb);
+  napi_async_destroy(r->env, r->async);
+  if (!from_cleanup_hook) napi_remove_env_cleanup_hook(r->env, env_cleanup, r);
+  // Last: this may let the wrapper (and with it `r`) be collected.
+  napi_delete_reference(r->env, r->self);
+}
+
+// A Worker's loop must hold no live handles when it ends, or Node aborts.
+static void env_cleanup(void *arg) { reader_stop(arg, true); }
+
+// Calls the JS callback; a throw becomes an uncaught exception, as from any event listener.
+static void reader_emit(reader_t *r, int argc, napi_value *argv) {
+  napi_env env = r->env;
+  napi_value cb, self, result;
+  napi_get_reference_value(env, r->cb, &cb);
+  napi_get_reference_value(env, r->self, &self);
+  napi_make_callback(env, r->async, self, cb, argc, argv, &result);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+}
+
+static void reader_emit_error(reader_t *r, int err, const char *syscall) {
+  napi_env env = r->env;
+  throw_errno(env, err, syscall);
+  napi_value exc, nul;
+  napi_get_and_clear_last_exception(env, &exc);
+  napi_get_null(env, &nul);
+  napi_value argv[3] = {exc, nul, nul};
+  reader_emit(r, 3, argv);
+}
+
+// Closes every fd a peer pushed at us: the daemon never accepts descriptors.
+static void close_passed_fds(struct cmsghdr *c) {
+  size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+  int *fds = (int *)CMSG_DATA(c);
+  for (size_t i = 0; i < n; i++) {
+    int fd;
+    memcpy(&fd, fds + i, sizeof fd);
+    close(fd);
+  }
+}
+
+// One recvmsg: 1 = delivered bytes, 0 = EOF (reader stopped), -1 = would block, -2 = error (stopped).
+static int reader_read_one(reader_t *r) {
+  napi_env env = r->env;
+  struct iovec iov = {.iov_base = r->buf, .iov_len = READ_BUFFER_BYTES};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = r->control;
+  msg.msg_controllen = r->control_len;
+  int flags = 0;
+#ifdef MSG_CMSG_CLOEXEC
+  flags |= MSG_CMSG_CLOEXEC;
+#endif
+  ssize_t n;
+  do {
+    n = recvmsg(r->fd, &msg, flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+    int err = errno;
+    reader_emit_error(r, err, "recvmsg");
+    reader_stop(r, false);
+    return -2;
+  }
+  // Unknown until the kernel says otherwise: JS must refuse a message whose sender is -1.
+  int64_t pid = -1, uid = -1, gid = -1, pidfd = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET) continue;
+    if (c->cmsg_type == SCM_RIGHTS) {
+      close_passed_fds(c);
+#ifdef __linux__
+    } else if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+      struct ucred uc;
+      memcpy(&uc, CMSG_DATA(c), sizeof uc);
+      // pid 0 (with the overflow uid) means the bytes were sent before anyone asked for credentials.
+      if (uc.pid > 0) {
+        pid = uc.pid;
+        uid = uc.uid;
+        gid = uc.gid;
+      }
+    } else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      // A negative value is the kernel's error for a sender it could not make a pidfd for.
+      if (fd >= 0) {
+        if (pidfd >= 0) close((int)pidfd);
+        pidfd = fd;
+      }
+#endif
+    }
+  }
+#ifdef __APPLE__
+  // No per-message credentials on macOS: the best available is the peer as of now.
+  {
+    uid_t u;
+    gid_t g;
+    pid_t p;
+    socklen_t len = sizeof p;
+    if (getpeereid(r->fd, &u, &g) == 0 && getsockopt(r->fd, SOL_LOCAL, LOCAL_PEERPID, &p, &len) == 0) {
+      pid = p;
+      uid = u;
+      gid = g;
+    }
+  }
+#endif
+  napi_value nul;
+  napi_get_null(env, &nul);
+  if (n == 0) {
+    if (pidfd >= 0) close((int)pidfd);
+    napi_value argv[3] = {nul, nul, nul};
+    reader_emit(r, 3, argv);
+    reader_stop(r, false);
+    return 0;
+  }
+  napi_value data;
+  napi_create_buffer_copy(env, (size_t)n, r->buf, NULL, &data);
+  // The bytes may be a secret being stored: do not leave a copy in our buffer.
+  memset(r->buf, 0, (size_t)n);
+  napi_value argv[3] = {nul, data, make_cred(env, pid, uid, gid, pidfd)};
+  reader_emit(r, 3, argv);
+  return 1;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  reader_t *r = h->data;
+  if (!r->active) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(r->env, &scope);
+  if (status < 0) {
+    reader_emit_error(r, -status, "uv_poll");
+    reader_stop(r, false);
+  } else {
+    for (int i = 0; i < MAX_READS_PER_WAKEUP && r->active; i++) {
+      if (reader_read_one(r) != 1) break;
+    }
+  }
+  napi_close_handle_scope(r->env, scope);
+}
+
+static napi_value js_start_reader(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throw_type(env, "cb must be a function");
+
+  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)");
+  int fl = fcntl(dup_fd, F_GETFL);
+  if (fl < 0 || fcntl(dup_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int err = errno;
+    close(dup_fd);
+    return throw_errno(env, err, "fcntl(O_NONBLOCK)");
+  }
+#ifdef __linux__
+  const char *failed;
+  if (enable_pass_cred(dup_fd, &failed) < 0) {
+    int err = errno;
+    close(dup_fd);
+    return throw_errno(env, err, failed);
+  }
+  size_t control_len = CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) +
+                       CMSG_SPACE(MAX_PASSED_FDS * sizeof(int));
+#else
+  size_t control_len = CMSG_SPACE(MAX_PASSED_FDS * sizeof(int));
+#endif
+
+  reader_t *r = calloc(1, sizeof *r);
+  char *buf = malloc(READ_BUFFER_BYTES);
+  char *control = malloc(control_len);
+  if (r == NULL || buf == NULL || control == NULL) {
+    free(r);
+    free(buf);
+    free(control);
+    close(dup_fd);
+    return throw_errno(env, ENOMEM, "startReader");
+  }
+  r->env = env;
+  r->fd = dup_fd;
+  r->buf = buf;
+  r->control = control;
+  r->control_len = control_len;
+  r->uv_closed = true;  // until uv owns the handle
+
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  int rc = uv_poll_init(loop, &r->poll, dup_fd);
+  if (rc < 0) {
+    free(buf);
+    free(control);
+    free(r);
+    close(dup_fd);
+    return throw_errno(env, -rc, "uv_poll_init");
+  }
+  r->poll.data = r;
+  r->uv_closed = false;
+  r->active = true;
+
+  napi_value handle, name;
+  napi_create_object(env, &handle);
+  napi_type_tag_object(env, handle, &READER_TAG);
+  napi_wrap(env, handle, r, on_wrapper_finalized, NULL, NULL);
+  napi_create_reference(env, handle, 1, &r->self);
+  napi_create_reference(env, argv[1], 1, &r->cb);
+  napi_create_string_utf8(env, "entraclaw:reader", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, handle, name, &r->async);
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
+
+  rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  if (rc < 0) {
+    reader_stop(r, false);
+    return throw_errno(env, -rc, "uv_poll_start");
+  }
+  return handle;
+}
+
+static napi_value js_stop_reader(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  reader_t *r = NULL;
+  bool tagged = false;
+  napi_check_object_type_tag(env, argv[0], &READER_TAG, &tagged);
+  if (!tagged || napi_unwrap(env, argv[0], (void **)&r) != napi_ok || r == NULL) {
+    return throw_type(env, "handle must come from startReader");
+  }
+  reader_stop(r, false);
+  return make_undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// pidfds
+
+static napi_value js_pidfd_alive(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pidfd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "pidfd", &pidfd)) return NULL;
+#ifdef __linux__
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open(/proc/self/fdinfo)");
+  ssize_t n;
+  do {
+    n = read(fd, text, sizeof text - 1);
+  } while (n < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (n < 0) return throw_errno(env, err, "read(/proc/self/fdinfo)");
+  text[n] = '\0';
+  const char *line = strstr(text, "\nPid:");
+  // No Pid line: not a pidfd, and guessing "alive" would fail open.
+  if (line == NULL) return throw_errno(env, EINVAL, "pidfdAlive");
+  long pid = strtol(line + 5, NULL, 10);
+  return make_bool(env, pid > 0);
+#else
+  return throw_errno(env, ENOSYS, "pidfdAlive");
+#endif
+}
+
+static napi_value js_pidfd_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pid;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "pid", &pid)) return NULL;
+#ifdef __linux__
+  // pidfd_open always returns a close-on-exec fd.
+  long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0U);
+  if (fd < 0) {
+    if (errno == ENOSYS) return make_int(env, -1);
+    return throw_errno(env, errno, "pidfd_open");
+  }
+  return make_int(env, fd);
+#else
+  return make_int(env, -1);
+#endif
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+  // After EINTR the fd is already gone on Linux; retrying could close someone else's.
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close");
+  return make_undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Process hardening and locks
+
+static napi_value js_harden(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit none = {0, 0};
+  if (setrlimit(RLIMIT_CORE, &none) < 0) return throw_errno(env, errno, "setrlimit(RLIMIT_CORE)");
+#ifdef __linux__
+  // Also blocks same-user ptrace attach and /proc/<pid>/mem reads (without CAP_SYS_PTRACE).
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return throw_errno(env, errno, "prctl(PR_SET_DUMPABLE)");
+#endif
+  // macOS: PT_DENY_ATTACH is deliberately not used: it makes debugging node itself impossible.
+  return make_undefined(env);
+}
+
+static napi_value js_is_dumpable(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __linux__
+  int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  if (r < 0) return throw_errno(env, errno, "prctl(PR_GET_DUMPABLE)");
+  return make_bool(env, r != 0);
+#else
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_CORE, &rl) < 0) return throw_errno(env, errno, "getrlimit(RLIMIT_CORE)");
+  return make_bool(env, rl.rlim_cur != 0);
+#endif
+}
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  bool exclusive, nonblocking;
+  if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], "fd", &fd) ||
+      !get_bool(env, argv[1], "exclusive", &exclusive) || !get_bool(env, argv[2], "nonblocking", &nonblocking)) {
+    return NULL;
+  }
+  int op = (exclusive ? LOCK_EX : LOCK_SH) | (nonblocking ? LOCK_NB : 0);
+  int r;
+  do {
+    r = flock(fd, op);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (nonblocking && errno == EWOULDBLOCK) return make_bool(env, false);
+    return throw_errno(env, errno, "flock");
+  }
+  return make_bool(env, true);
+}
+
+static napi_value js_funlock(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+  if (flock(fd, LOCK_UN) < 0) return throw_errno(env, errno, "flock(LOCK_UN)");
+  return make_undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Linux kernel keyring (raw syscalls)
+
+#ifdef __linux__
+// The kernel caps key types at 32 and descriptions at 4095 bytes; longer input is refused, not cut.
+static bool get_string(napi_env env, napi_value v, const char *name, char *out, size_t size) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    char text[96];
+    snprintf(text, sizeof text, "%s must be a string", name);
+    throw_type(env, text);
+    return false;
+  }
+  if (len >= size) {
+    throw_errno(env, EINVAL, name);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, out, size, &len);
+  return true;
+}
+
+static long keyctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+  return syscall(SYS_keyctl, op, a2, a3, a4, a5);
+}
+
+// KEYCTL_READ/DESCRIBE: ask for the size, then read; retry if the payload grew in between.
+// Returns a malloc'd buffer (caller frees) and its length, or NULL with errno set.
+static char *keyctl_fetch(int op, int32_t serial, size_t *out_len) {
+  for (;;) {
+    long size = keyctl(op, (unsigned long)serial, 0, 0, 0);
+    if (size < 0) return NULL;
+    char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (buf == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    long got = keyctl(op, (unsigned long)serial, (unsigned long)buf, (unsigned long)size, 0);
+    if (got >= 0 && got <= size) {
+      *out_len = (size_t)got;
+      return buf;
+    }
+    int err = errno;
+    memset(buf, 0, (size_t)size);
+    free(buf);
+    if (got < 0) {
+      errno = err;
+      return NULL;
+    }
+  }
+}
+#endif
+
+static napi_value js_key_add(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+#ifdef __linux__
+  char type[33], desc[4096];
+  void *data;
+  size_t len;
+  int32_t keyring;
+  bool is_buffer = false;
+  napi_is_buffer(env, argv[2], &is_buffer);
+  if (!get_string(env, argv[0], "type", type, sizeof type) ||
+      !get_string(env, argv[1], "description", desc, sizeof desc) || !get_int(env, argv[3], "keyring", &keyring)) {
+    return NULL;
+  }
+  if (!is_buffer) return throw_type(env, "payload must be a Buffer");
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  long serial = syscall(SYS_add_key, type, desc, len ? data : "", len, keyring);
+  if (serial < 0) return throw_errno(env, errno, "add_key");
+  return make_int(env, serial);
+#else
+  return throw_errno(env, ENOSYS, "add_key");
+#endif
+}
+
+static napi_value js_key_search(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+#ifdef __linux__
+  int32_t keyring;
+  char type[33], desc[4096];
+  if (!get_int(env, argv[0], "keyring", &keyring) || !get_string(env, argv[1], "type", type, sizeof type) ||
+      !get_string(env, argv[2], "description", desc, sizeof desc)) {
+    return NULL;
+  }
+  long serial = keyctl(EC_KEYCTL_SEARCH, (unsigned long)keyring, (unsigned long)type, (unsigned long)desc, 0);
+  if (serial < 0) {
+    if (errno == ENOKEY) return make_int(env, -1);
+    return throw_errno(env, errno, "keyctl(KEYCTL_SEARCH)");
+  }
+  return make_int(env, serial);
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_key_read(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t serial;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "serial", &serial)) return NULL;
+#ifdef __linux__
+  size_t len;
+  char *buf = keyctl_fetch(EC_KEYCTL_READ, serial, &len);
+  if (buf == NULL) return throw_errno(env, errno, "keyctl(KEYCTL_READ)");
+  napi_value out;
+  napi_create_buffer_copy(env, len, buf, NULL, &out);
+  memset(buf, 0, len);
+  free(buf);
+  return out;
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_key_describe(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t serial;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "serial", &serial)) return NULL;
+#ifdef __linux__
+  size_t len;
+  char *buf = keyctl_fetch(EC_KEYCTL_DESCRIBE, serial, &len);
+  if (buf == NULL) return throw_errno(env, errno, "keyctl(KEYCTL_DESCRIBE)");
+  // The kernel counts the terminating NUL.
+  if (len > 0 && buf[len - 1] == '\0') len--;
+  napi_value out;
+  napi_create_string_utf8(env, buf, len, &out);
+  free(buf);
+  return out;
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_key_unlink(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t serial, keyring;
+  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], "serial", &serial) ||
+      !get_int(env, argv[1], "keyring", &keyring)) {
+    return NULL;
+  }
+#ifdef __linux__
+  if (keyctl(EC_KEYCTL_UNLINK, (unsigned long)serial, (unsigned long)keyring, 0, 0) < 0) {
+    return throw_errno(env, errno, "keyctl(KEYCTL_UNLINK)");
+  }
+  return make_undefined(env);
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_key_invalidate(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t serial;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "serial", &serial)) return NULL;
+#ifdef __linux__
+  if (keyctl(EC_KEYCTL_INVALIDATE, (unsigned long)serial, 0, 0, 0) < 0) {
+    return throw_errno(env, errno, "keyctl(KEYCTL_INVALIDATE)");
+  }
+  return make_undefined(env);
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_key_set_timeout(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t serial, seconds;
+  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], "serial", &serial) ||
+      !get_int(env, argv[1], "seconds", &seconds)) {
+    return NULL;
+  }
+  if (seconds < 0) return throw_errno(env, EINVAL, "keyctl(KEYCTL_SET_TIMEOUT)");
+#ifdef __linux__
+  if (keyctl(EC_KEYCTL_SET_TIMEOUT, (unsigned long)serial, (unsigned long)seconds, 0, 0) < 0) {
+    return throw_errno(env, errno, "keyctl(KEYCTL_SET_TIMEOUT)");
+  }
+  return make_undefined(env);
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+static napi_value js_keyring_list(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t keyring;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "keyring", &keyring)) return NULL;
+#ifdef __linux__
+  size_t len;
+  char *buf = keyctl_fetch(EC_KEYCTL_READ, keyring, &len);
+  if (buf == NULL) return throw_errno(env, errno, "keyctl(KEYCTL_READ)");
+  size_t count = len / sizeof(int32_t);
+  napi_value out;
+  napi_create_array_with_length(env, count, &out);
+  for (size_t i = 0; i < count; i++) {
+    int32_t serial;
+    memcpy(&serial, buf + i * sizeof serial, sizeof serial);
+    napi_set_element(env, out, (uint32_t)i, make_int(env, serial));
+  }
+  free(buf);
+  return out;
+#else
+  return throw_errno(env, ENOSYS, "keyctl");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"passCred", NULL, js_pass_cred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"startReader", NULL, js_start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stopReader", NULL, js_stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdAlive", NULL, js_pidfd_alive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pidfdOpen", NULL, js_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"funlock", NULL, js_funlock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyAdd", NULL, js_key_add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keySearch", NULL, js_key_search, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyRead", NULL, js_key_read, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyDescribe", NULL, js_key_describe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyUnlink", NULL, js_key_unlink, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyInvalidate", NULL, js_key_invalidate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keySetTimeout", NULL, js_key_set_timeout, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"keyringList", NULL, js_keyring_list, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

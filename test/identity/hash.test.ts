@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HashCache, hashExecutable } from '../../src/identity/hash.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-hash-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('hashExecutable', () => {
+  it('hashes files larger than one chunk, by path and by fd, without moving the fd offset', () => {
+    const file = join(dir, 'big');
+    const content = Buffer.alloc(3.5 * 1024 * 1024);
+    for (let i = 0; i < content.length; i += 4096) content[i] = i % 251;
+    writeFileSync(file, content);
+    const expected = sha256(content);
+    expect(hashExecutable(file, new HashCache())).toBe(expected);
+    const fd = openSync(file, 'r');
+    try {
+      expect(hashExecutable(fd, new HashCache())).toBe(expected);
+      // readFileSync(fd) starts at the fd's offset: still 0 if hashing used positional reads.
+      expect(readFileSync(fd).equals(content)).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('hits the cache while the file is unchanged', () => {
+    const file = join(dir, 'same');
+    writeFileSync(file, 'v1');
+    const cache = new HashCache();
+    const first = hashExecutable(file, cache);
+    expect(hashExecutable(file, cache)).toBe(first);
+    expect(hashExecutable(file, cache)).toBe(first);
+    expect(cache).toMatchObject({ hits: 2, misses: 1 });
+  });
+
+  it('misses after a same-size rewrite, even when the old mtime is restored', async () => {
+    const file = join(dir, 'rewritten');
+    writeFileSync(file, 'AAAA');
+    const { atime, mtime } = statSync(file);
+    const cache = new HashCache();
+    expect(hashExecutable(file, cache)).toBe(sha256(Buffer.from('AAAA')));
+    await new Promise((r) => setTimeout(r, 10));
+    writeFileSync(file, 'BBBB');
+    utimesSync(file, atime, mtime);
+    expect(hashExecutable(file, cache)).toBe(sha256(Buffer.from('BBBB')));
+    expect(cache).toMatchObject({ hits: 0, misses: 2 });
+  });
+
+  it('misses after a touch, then hits again', async () => {
+    const file = join(dir, 'touched');
+    writeFileSync(file, 'same bytes');
+    const cache = new HashCache();
+    const hash = hashExecutable(file, cache);
+    await new Promise((r) => setTimeout(r, 10));
+    const now = new Date();
+    utimesSync(file, now, now);
+    expect(hashExecutable(file, cache)).toBe(hash);
+    expect(hashExecutable(file, cache)).toBe(hash);
+    expect(cache).toMatchObject({ hits: 1, misses: 2 });
+  });
+});

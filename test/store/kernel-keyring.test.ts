@@ -1,0 +1,214 @@
+// The kernel-keyring backend against the real kernel: every item goes into this user's @u keyring
+// under a random name and is removed again after each test.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EntraclawError, TooLargeError } from '../../src/errors.js';
+import { native } from '../../src/lib/native.js';
+import { backend, decodeError } from '../../src/store/kernel-keyring.js';
+import type { Store } from '../../src/store/types.js';
+import { randomName, tempContext } from '../support/context.js';
+
+const addonPath = fileURLToPath(new URL('../../build/Release/entraclaw_native.node', import.meta.url));
+
+const linux = process.platform === 'linux';
+// Root's key quota (root_maxbytes) is large; other users get 20 000 bytes in all, less than one full value.
+const root = process.getuid?.() === 0;
+
+describe.runIf(linux)('kernel-keyring store', () => {
+  const temp = tempContext();
+  let store: Store;
+  const created: Array<[string, string]> = [];
+
+  beforeAll(async () => {
+    const probe = await backend.probe(temp.ctx);
+    expect(probe, probe.reason).toMatchObject({ name: 'kernel-keyring', available: true, readOnly: false });
+    expect(probe.persistence).toBe('until-reboot');
+    expect(probe.boundary).toMatch(/RAM only/);
+    store = await backend.open(temp.ctx);
+  });
+
+  afterAll(async () => {
+    await store.close();
+    temp.cleanup();
+  });
+
+  afterEach(async () => {
+    for (const [service, account] of created.splice(0)) await store.delete(service, account);
+  });
+
+  /** A fresh (service, account) that afterEach removes. */
+  function names(): [string, string] {
+    const pair: [string, string] = [randomName('svc'), randomName('acct')];
+    created.push(pair);
+    return pair;
+  }
+
+  it('round-trips binary bytes, including NUL and 0xff', async () => {
+    const [service, account] = names();
+    const value = Buffer.from([0, 1, 0xff, 0, 0x7f, 0x80, 0xfe, 0]);
+    await store.set({ service, account, value });
+    const item = await store.get(service, account);
+    expect(item?.value.equals(value)).toBe(true);
+    expect(item?.kind).toBe('password');
+  });
+
+  it('round-trips metadata, and keeps createdAt on update', async () => {
+    const [service, account] = names();
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const first = await store.set({
+      service,
+      account,
+      value: Buffer.from('v1'),
+      kind: 'token',
+      label: 'Läbel / with; odd chars',
+      expiresAt,
+      scope: 'repo read:org',
+    });
+    expect(await store.get(service, account)).toEqual({ ...first, value: Buffer.from('v1') });
+    expect(first).toMatchObject({
+      kind: 'token',
+      label: 'Läbel / with; odd chars',
+      expiresAt,
+      scope: 'repo read:org',
+    });
+
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await store.set({ service, account, value: Buffer.from('v2'), kind: 'key' });
+    expect(second.createdAt).toBe(first.createdAt);
+    expect(second.updatedAt > first.updatedAt).toBe(true);
+    const item = await store.get(service, account);
+    expect(item?.value.toString()).toBe('v2');
+    expect(item).not.toHaveProperty('label');
+    expect(item).not.toHaveProperty('expiresAt');
+  });
+
+  it('deletes, and reports whether there was anything to delete', async () => {
+    const [service, account] = names();
+    await store.set({ service, account, value: Buffer.from('x') });
+    expect(await store.delete(service, account)).toBe(true);
+    expect(await store.get(service, account)).toBeUndefined();
+    expect(await store.delete(service, account)).toBe(false);
+  });
+
+  it('returns undefined for a missing item', async () => {
+    expect(await store.get(randomName('nope'), randomName('nope'))).toBeUndefined();
+  });
+
+  it('lists only its own keys, filtered by service', async () => {
+    const [service, a1] = names();
+    const a2 = randomName('acct');
+    created.push([service, a2]);
+    const [other, a3] = names();
+    await store.set({ service, account: a1, value: Buffer.from('1') });
+    await store.set({ service, account: a2, value: Buffer.from('2'), label: 'two' });
+    await store.set({ service: other, account: a3, value: Buffer.from('3') });
+    // A foreign user key in the same keyring is ignored.
+    const foreign = native().keyAdd('user', `not-entraclaw:${randomName()}`, Buffer.from('f'), -4);
+    try {
+      const mine = await store.list({ service });
+      expect(mine.map((m) => m.account)).toEqual([a1, a2].sort());
+      expect(mine.find((m) => m.account === a2)?.label).toBe('two');
+      expect(mine.every((m) => !('value' in m))).toBe(true);
+      const all = await store.list();
+      expect(all.some((m) => m.service === other && m.account === a3)).toBe(true);
+      expect(all.every((m) => !m.service.startsWith('not-entraclaw'))).toBe(true);
+    } finally {
+      native().keyInvalidate(foreign);
+    }
+  });
+
+  it('keeps names with "/" and "%" apart', async () => {
+    const service = `${randomName('svc')}/a%2Fb`;
+    const account = 'x/y';
+    created.push([service, account]);
+    await store.set({ service, account, value: Buffer.from('slashy') });
+    expect((await store.get(service, account))?.value.toString()).toBe('slashy');
+    expect(await store.list({ service })).toMatchObject([{ service, account }]);
+  });
+
+  it.runIf(root)('stores a value of exactly maxValueBytes', async () => {
+    const [service, account] = names();
+    const ok = Buffer.alloc(store.maxValueBytes, 0xab);
+    await store.set({ service, account, value: ok, label: 'l'.repeat(1000), scope: 's'.repeat(1000) });
+    expect((await store.get(service, account))?.value.equals(ok)).toBe(true);
+  });
+
+  it('refuses a value over its cap with TooLargeError naming the item and the alternatives', async () => {
+    const [service, account] = names();
+    const err = await store
+      .set({ service, account, value: Buffer.alloc(store.maxValueBytes + 1) })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooLargeError);
+    expect((err as TooLargeError).code).toBe('too_large');
+    expect((err as Error).message).toContain(`${service}/${account}`);
+    expect((err as Error).message).toContain(String(store.maxValueBytes));
+    expect((err as TooLargeError).hint).toMatch(/encrypted-file|secret-service/);
+  });
+
+  it('lets the kernel remove an item when expiresAt passes', async () => {
+    const [service, account] = names();
+    const expiresAt = new Date(Date.now() + 2000).toISOString();
+    await store.set({ service, account, value: Buffer.from('short-lived'), kind: 'token', expiresAt });
+    expect((await store.get(service, account))?.expiresAt).toBe(expiresAt);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await store.get(service, account)).toBeDefined();
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await store.get(service, account)).toBeUndefined();
+    expect((await store.list({ service })).length).toBe(0);
+    // An expired key still occupies its description until the kernel's GC; set must still work.
+    await store.set({ service, account, value: Buffer.from('again') });
+    expect((await store.get(service, account))?.value.toString()).toBe('again');
+  });
+
+  it('maps a real EDQUOT (non-root quota) to an actionable unavailable error', () => {
+    // Quotas are per uid and root's is huge, so as root provoke it as `nobody` in a child process.
+    const script = `
+      const a = require(${JSON.stringify(addonPath)});
+      const serials = [];
+      let out = { code: 'none' };
+      try {
+        for (let i = 0; i < 10; i++) serials.push(a.keyAdd('user', 'entraclaw:quota-' + i, Buffer.alloc(15000), -4));
+      } catch (e) { out = { code: e.code, errno: e.errno, message: e.message }; }
+      for (const s of serials) a.keyUnlink(s, -4);
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['-e', script], {
+      ...(root ? { uid: 65534, gid: 65534 } : {}),
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const seen = JSON.parse(r.stdout) as { code: string; errno: number; message: string };
+    expect(seen.code).toBe('EDQUOT');
+    const err = decodeError(Object.assign(new Error(seen.message), seen), 'svc', 'acct');
+    expect(err).toBeInstanceOf(EntraclawError);
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toMatch(/quota exceeded.*"svc\/acct"/);
+    expect(err.message).toMatch(/maxkeys|maxbytes/);
+    expect(err.hint).toMatch(/encrypted-file/);
+  });
+
+  it('maps EACCES to denied and anything else to internal, never echoing a value', () => {
+    const denied = decodeError(
+      Object.assign(new Error('keyctl: Permission denied'), { code: 'EACCES' }),
+      's',
+      'a',
+    );
+    expect(denied.code).toBe('denied');
+    expect(denied.hint).toMatch(/keyctl link @u @s/);
+    const other = decodeError(Object.assign(new Error('keyctl: I/O error'), { code: 'EIO' }), 's', 'a');
+    expect(other.code).toBe('internal');
+    expect(other.cause).toBeInstanceOf(Error);
+  });
+
+  it('sees the loss of possession the probe checks for (private session keyring)', async () => {
+    const probe = await backend.probe(temp.ctx);
+    expect(probe.available).toBe(true);
+    // `keyctl session -` gives the child a fresh anonymous session keyring without @u in it.
+    const script = `
+      const a = require(${JSON.stringify(addonPath)});
+      console.log(a.keySearch(-3, 'keyring', '_uid.' + process.getuid()));`;
+    const r = spawnSync('keyctl', ['session', '-', process.execPath, '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('-1');
+  });
+});
