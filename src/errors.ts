@@ -89,3 +89,19 @@ export class CorruptError extends EntraclawError {
     super('corrupt', message, hint, options);
   }
 }
+
+/** A request on the wire (frame, JSON or fields) is malformed. */
+export class BadRequestError extends EntraclawError {
+  override name = 'BadRequestError';
+  constructor(message: string, hint?: string) {
+    super('bad_request', message, hint);
+  }
+}
+
+/** The change collides with something that already exists (a client name, an identity). */
+export class ConflictError extends EntraclawError {
+  override name = 'ConflictError';
+  constructor(message: string, hint?: string) {
+    super('conflict', message, hint);
+  }
+}

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
+import type { Paths } from '../lib/paths.js';
+import { type AuditEntry, type AuditRecord, auditEntrySchema, auditRecordSchema, GENESIS } from './entry.js';
+import { readLastLines, rotatedFile } from './files.js';
+
+/** Where the audit log lives: `<state>/audit.jsonl`. */
+export function auditPath(paths: Paths): string {
+  return join(paths.state, 'audit.jsonl');
+}
+
+/** Rotation settings of an AuditLog. */
+export interface AuditLogOptions {
+  /** A file is rotated before a line would take it past this size. */
+  maxBytes?: number;
+  /** Rotated files kept (`.1` ... `.keep`); older ones are deleted. */
+  keep?: number;
+}
+
+/** Default size at which the live file is rotated. */
+export const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+/** Default number of rotated files kept. */
+export const DEFAULT_KEEP = 5;
+
+/** The hex SHA-256 that the next line records as `prev` for a line with these bytes (no newline). */
+export function lineHash(line: Buffer | string): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+/**
+ * The daemon's append-only, hash-chained JSONL log of every request: who asked, for what, and the decision;
+ * never a value. There is one writer (the daemon), so appends are synchronous and need no lock. The chain
+ * shows edits, deletions and reordering to verifyAudit; someone able to rewrite the file from the edited
+ * line onwards is out of its reach.
+ */
+export class AuditLog {
+  private seq = 0;
+  private prev = GENESIS;
+  private size = 0;
+  // After a failed write the file may end in a partial line; re-read its end before writing again.
+  private stale = true;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly maxBytes: number,
+    private readonly keep: number,
+  ) {}
+
+  /** Opens (creating if needed) the log at `path` and continues its chain from the last line written. */
+  static open(path: string, opts: AuditLogOptions = {}): AuditLog {
+    const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    const keep = opts.keep ?? DEFAULT_KEEP;
+    if (!(maxBytes > 0) || !Number.isInteger(keep) || keep < 1) {
+      throw new UsageError(
+        `invalid audit rotation (maxBytes ${maxBytes}, keep ${keep})`,
+        'use maxBytes > 0 and keep >= 1',
+      );
+    }
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const log = new AuditLog(path, maxBytes, keep);
+    log.resume();
+    return log;
+  }
+
+  /** Validates, chains and appends one entry; returns the line as written. Unknown fields are refused. */
+  append(entry: AuditEntry): AuditRecord {
+    if (this.closed) throw new EntraclawError('internal', `audit log ${this.path} is closed`);
+    const parsed = auditEntrySchema.safeParse(entry);
+    if (!parsed.success) {
+      const why = parsed.error.issues
+        .map((i) =>
+          i.code === 'unrecognized_keys'
+            ? `unknown field ${i.keys.join(', ')}`
+            : `${i.path.join('.')}: ${i.message}`,
+        )
+        .join('; ');
+      throw new UsageError(`audit entry refused: ${why}`);
+    }
+    if (this.stale) this.resume();
+    const record = auditRecordSchema.parse({ ...parsed.data, seq: this.seq, prev: this.prev });
+    const line = JSON.stringify(record);
+    const bytes = Buffer.from(`${line}\n`, 'utf8');
+    try {
+      if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
+      appendFileSync(this.path, bytes, { mode: 0o600 });
+    } catch (err) {
+      this.stale = true;
+      throw new UnavailableError(
+        `cannot write the audit log ${this.path}: ${(err as Error).message}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.size += bytes.length;
+    this.prev = lineHash(line);
+    this.seq++;
+    return record;
+  }
+
+  /** Stops the log; later appends throw. */
+  close(): void {
+    this.closed = true;
+  }
+
+  // Picks the chain up from the newest line on disk: the live file's, or after a rotation that had no
+  // append yet, the last rotated file's.
+  private resume(): void {
+    const live = readLastLines(this.path, 2);
+    this.size = live?.size ?? 0;
+    if (live?.size) tighten(this.path);
+    const tail = live?.size ? live : readLastLines(rotatedFile(this.path, 1), 2);
+    const [before, last] = tail && tail.lines.length >= 2 ? tail.lines : [undefined, tail?.lines[0]];
+    if (!tail || !last) {
+      this.seq = 0;
+      this.prev = GENESIS;
+    } else {
+      // A torn last line (a crash mid-write) is sealed with a newline and chained to as it is, so the
+      // evidence stays and verifyAudit reports that one line rather than everything after it.
+      if (!tail.terminated) appendFileSync(tail === live ? this.path : rotatedFile(this.path, 1), '\n');
+      if (tail === live && !tail.terminated) this.size++;
+      const lastSeq = seqOf(last);
+      const beforeSeq = before ? seqOf(before) : undefined;
+      this.seq = lastSeq !== undefined ? lastSeq + 1 : beforeSeq !== undefined ? beforeSeq + 2 : 0;
+      this.prev = lineHash(last);
+    }
+    this.stale = false;
+  }
+
+  private rotate(): void {
+    try {
+      unlinkSync(rotatedFile(this.path, this.keep));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (let n = this.keep - 1; n >= 1; n--) {
+      try {
+        renameSync(rotatedFile(this.path, n), rotatedFile(this.path, n + 1));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    renameSync(this.path, rotatedFile(this.path, 1));
+    this.size = 0;
+  }
+}
+
+function seqOf(line: Buffer): number | undefined {
+  try {
+    const seq = (JSON.parse(line.toString('utf8')) as { seq?: unknown }).seq;
+    return Number.isInteger(seq) && (seq as number) >= 0 ? (seq as number) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The log names every program that asked for what: readable by the user only.
+function tighten(path: string): void {
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+}

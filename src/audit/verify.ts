@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import { auditRecordSchema } from './entry.js';
+import { auditFiles, split } from './files.js';
+import { lineHash } from './log.js';
+
+/**
+ * The result of verifying a log. `anchor` is where the kept files start: the oldest line's `prev` and `seq`
+ * (GENESIS and 0 when nothing was ever rotated away); what came before it cannot be checked.
+ */
+export type AuditVerification =
+  | { ok: true; lines: number; files: string[]; anchor: { prev: string; seq: number } | undefined }
+  | { ok: false; file: string; line: number; reason: string };
+
+interface Line {
+  file: string;
+  line: number;
+  bytes: Buffer;
+  terminated: boolean;
+}
+
+interface Checked {
+  file: string;
+  line: number;
+  hash: string;
+  seq: number;
+}
+
+/**
+ * Checks the hash chain of the log at `path` across its rotated files, oldest first, and reports the
+ * first broken line (1-based within its file): an edited line, a line removed or inserted, lines out of
+ * order, a damaged or truncated line.
+ */
+export function verifyAudit(path: string): AuditVerification {
+  const files = auditFiles(path);
+  const lines = files.flatMap(readLines);
+  let anchor: { prev: string; seq: number } | undefined;
+  let last: Checked | undefined;
+  let beforeLast: Checked | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const at = lines[i]!;
+    const fail = (reason: string, where: { file: string; line: number } = at) => ({
+      ok: false as const,
+      file: where.file,
+      line: where.line,
+      reason,
+    });
+    if (!at.terminated) return fail('truncated last line (no newline): an interrupted write or a cut file');
+    const parsed = parseRecord(at.bytes);
+    if (typeof parsed === 'string') return fail(parsed);
+    const { seq, prev } = parsed;
+    if (!last) {
+      anchor = { prev, seq };
+    } else if (seq !== last.seq + 1 || prev !== last.hash) {
+      const expected = last.seq + 1;
+      if (beforeLast && prev === beforeLast.hash && seq === beforeLast.seq + 1) {
+        return fail('inserted line: the line after it chains to the line before it', last);
+      }
+      if (seq === expected)
+        return fail('edited line: it does not match the hash the next line records', last);
+      const next = lines[i + 1] && parseRecord(lines[i + 1]!.bytes);
+      if (seq > expected && typeof next === 'object' && next.seq === expected) {
+        return fail(`line out of order (seq ${seq} where ${expected} belongs)`);
+      }
+      if (seq > expected)
+        return fail(
+          `${seq - expected} line(s) missing before this line (seq jumps from ${last.seq} to ${seq})`,
+        );
+      return fail(`line out of order or inserted (seq ${seq} after ${last.seq})`);
+    }
+    beforeLast = last;
+    last = { file: at.file, line: at.line, hash: lineHash(at.bytes), seq };
+  }
+  return { ok: true, lines: lines.length, files, anchor };
+}
+
+function readLines(file: string): Line[] {
+  const data = readFileSync(file);
+  const terminated = data.length > 0 && data[data.length - 1] === 0x0a;
+  const parts = data.length === 0 ? [] : split(terminated ? data.subarray(0, -1) : data);
+  return parts.map((bytes, i) => ({
+    file,
+    line: i + 1,
+    bytes,
+    terminated: terminated || i < parts.length - 1,
+  }));
+}
+
+function parseRecord(bytes: Buffer): { seq: number; prev: string } | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return bytes.length === 0 ? 'empty line' : 'not valid JSON';
+  }
+  const result = auditRecordSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const what =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field ${issue.keys.join(', ')}`
+        : `${issue.path.join('.')}: ${issue.message}`;
+    return `not a valid audit record (${what})`;
+  }
+  return result.data;
+}

@@ -1,0 +1,130 @@
+import { BadRequestError, TooLargeError } from '../errors.js';
+import { MAX_FRAME } from './protocol.js';
+
+// Frame = u32 BE L | u32 BE J | J bytes of UTF-8 JSON | L-4-J bytes of attachment (docs/protocol.md).
+const LENGTH_BYTES = 4;
+// The smallest JSON object, `{}`.
+const MIN_JSON_BYTES = 2;
+
+/** One decoded frame: a JSON object and its (possibly empty) binary attachment. */
+export interface Frame {
+  json: Record<string, unknown>;
+  attachment: Buffer;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Splits a byte stream into frames. It buffers at most one frame plus the unread rest of the last chunk,
+ * and checks a frame's declared length before buffering its body, so a peer cannot make it allocate more
+ * than MAX_FRAME. After an error the stream is out of step; every later push throws the same error.
+ * It takes ownership of pushed chunks and zeroes the bytes it has consumed, since those of a `set`
+ * request hold a secret.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private failure: Error | undefined;
+
+  /** Bytes received but not yet part of a returned frame. */
+  get buffered(): number {
+    return this.size;
+  }
+
+  /** Adds bytes and returns every frame they complete, in order. */
+  push(chunk: Buffer): Frame[] {
+    if (this.failure) throw this.failure;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    const frames: Frame[] = [];
+    try {
+      for (let frame = this.next(); frame; frame = this.next()) frames.push(frame);
+    } catch (err) {
+      this.failure = err as Error;
+      this.wipe();
+      throw err;
+    }
+    return frames;
+  }
+
+  private next(): Frame | undefined {
+    if (this.size < LENGTH_BYTES) return undefined;
+    const length = this.peekLength();
+    if (length > MAX_FRAME)
+      throw new TooLargeError(`frame of ${length} bytes exceeds the limit of ${MAX_FRAME}`);
+    if (length < LENGTH_BYTES + MIN_JSON_BYTES)
+      throw new BadRequestError(`frame of ${length} bytes is too short`);
+    if (this.size < LENGTH_BYTES + length) return undefined;
+    const body = this.take(LENGTH_BYTES + length).subarray(LENGTH_BYTES);
+    return decodeBody(body);
+  }
+
+  private peekLength(): number {
+    const head = Buffer.alloc(LENGTH_BYTES);
+    let filled = 0;
+    for (const c of this.chunks) {
+      filled += c.copy(head, filled, 0, Math.min(c.length, LENGTH_BYTES - filled));
+      if (filled === LENGTH_BYTES) break;
+    }
+    return head.readUInt32BE(0);
+  }
+
+  // Copies `n` bytes off the front into one fresh buffer and zeroes them in the chunks they came from.
+  private take(n: number): Buffer {
+    const out = Buffer.alloc(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const count = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, count);
+      c.fill(0, 0, count);
+      filled += count;
+      if (count === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(count);
+    }
+    this.size -= n;
+    return out;
+  }
+
+  private wipe(): void {
+    for (const c of this.chunks) c.fill(0);
+    this.chunks = [];
+    this.size = 0;
+  }
+}
+
+function decodeBody(body: Buffer): Frame {
+  const jsonLength = body.readUInt32BE(0);
+  if (jsonLength > body.length - LENGTH_BYTES) {
+    throw new BadRequestError(
+      `JSON length ${jsonLength} exceeds the frame's ${body.length - LENGTH_BYTES} bytes`,
+    );
+  }
+  const jsonEnd = LENGTH_BYTES + jsonLength;
+  let json: unknown;
+  try {
+    json = JSON.parse(utf8.decode(body.subarray(LENGTH_BYTES, jsonEnd)));
+  } catch {
+    throw new BadRequestError('the JSON part is not valid UTF-8 JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new BadRequestError('the JSON part must be an object');
+  }
+  return { json: json as Record<string, unknown>, attachment: body.subarray(jsonEnd) };
+}
+
+/** Encodes one frame; throws TooLargeError when it would exceed MAX_FRAME (the peer would refuse it). */
+export function encodeFrame(json: object, attachment: Buffer = Buffer.alloc(0)): Buffer {
+  const text = Buffer.from(JSON.stringify(json), 'utf8');
+  const length = LENGTH_BYTES + text.length + attachment.length;
+  if (length > MAX_FRAME)
+    throw new TooLargeError(`frame of ${length} bytes exceeds the limit of ${MAX_FRAME}`);
+  const out = Buffer.allocUnsafe(LENGTH_BYTES + length);
+  out.writeUInt32BE(length, 0);
+  out.writeUInt32BE(text.length, LENGTH_BYTES);
+  text.copy(out, 2 * LENGTH_BYTES);
+  attachment.copy(out, 2 * LENGTH_BYTES + text.length);
+  return out;
+}

@@ -1,0 +1,194 @@
+import { z } from 'zod';
+import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
+import { parseTimestamp } from '../store/item-rules.js';
+import { MAX_VALUE_BYTES } from '../store/types.js';
+
+// Limits, named and explained first (after ssh-agent's AGENT_MAX_LEN). The wire format is in docs/protocol.md.
+
+/** Protocol version spoken in the hello exchange. */
+export const PROTOCOL_VERSION = 1;
+/**
+ * Largest frame body (everything after the 4-byte length): the largest value any store holds plus 64 KiB
+ * for the JSON part, so a maximal `set` request or `get` reply always fits and nothing larger is buffered.
+ */
+export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
+/** Largest service or account name, in UTF-8 bytes (the stores' own limit). */
+export const MAX_NAME_BYTES = 256;
+/** Largest string request id; numeric ids are uint32. */
+export const MAX_ID_CHARS = 64;
+/** Largest label, scope and hello client string, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 1024;
+
+/** Operations a client may request after the hello. */
+export const OPS = ['get', 'set', 'delete', 'list', 'whoami'] as const;
+/** One requested operation. */
+export type Op = (typeof OPS)[number];
+
+/** Error codes that appear on the wire in `error.code`. */
+export const WIRE_ERROR_CODES = [
+  'denied',
+  'pending',
+  'not_found',
+  'expired',
+  'locked',
+  'unavailable',
+  'bad_request',
+  'too_large',
+  'internal',
+] as const;
+/** One wire error code. */
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
+/** The `error` object of a failed reply. */
+export interface WireError {
+  code: WireErrorCode;
+  message: string;
+  hint?: string;
+  pendingId?: string;
+}
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
+const requestId = z.union([z.uint32(), z.string().min(1).max(MAX_ID_CHARS)], {
+  error: `must be a uint32 or a string of 1-${MAX_ID_CHARS} characters`,
+});
+
+// Same rules as the stores (item-rules.ts), so a request the stores would refuse never gets past parsing.
+const name = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => utf8Bytes(s) <= MAX_NAME_BYTES, `must be at most ${MAX_NAME_BYTES} bytes`)
+  .refine((s) => !/[\0\n\r]/.test(s), 'must not contain NUL or newline characters');
+
+const text = z
+  .string()
+  .refine((s) => utf8Bytes(s) <= MAX_TEXT_BYTES, `must be at most ${MAX_TEXT_BYTES} bytes`)
+  .refine((s) => !s.includes('\0'), 'must not contain NUL');
+
+// The CLI's --expires-at rules, so the socket accepts exactly what `entraclaw secret set` does.
+const isoTime = z.string().transform((s, ctx) => {
+  try {
+    return parseTimestamp(s, 'expiresAt')!;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z' });
+    return z.NEVER;
+  }
+});
+
+const helloSchema = z.strictObject({
+  v: z.number(),
+  op: z.literal('hello'),
+  id: requestId,
+  client: text.optional(),
+});
+
+const requestSchema = z.discriminatedUnion('op', [
+  z.strictObject({
+    id: requestId,
+    op: z.literal('get'),
+    service: name,
+    account: name,
+    allowExpired: z.boolean().optional(),
+  }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('set'),
+    service: name,
+    account: name,
+    kind: z.enum(['password', 'token', 'key']).optional(),
+    label: text.optional(),
+    expiresAt: isoTime.optional(),
+    scope: text.optional(),
+  }),
+  z.strictObject({ id: requestId, op: z.literal('delete'), service: name, account: name }),
+  z.strictObject({ id: requestId, op: z.literal('list'), service: name.optional() }),
+  z.strictObject({ id: requestId, op: z.literal('whoami') }),
+]);
+
+/** The hello that must open every connection. */
+export type Hello = z.infer<typeof helloSchema>;
+/** A request id: a uint32 or a short string, echoed in the reply. */
+export type RequestId = z.infer<typeof requestId>;
+type ParsedRequest = z.infer<typeof requestSchema>;
+/** A validated request; `set` carries the attachment as `value`. */
+export type Request =
+  | Exclude<ParsedRequest, { op: 'set' }>
+  | (Extract<ParsedRequest, { op: 'set' }> & { value: Buffer });
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const where = i.path.length ? `${i.path.join('.')}: ` : '';
+      if (i.code === 'unrecognized_keys')
+        return `${where}unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${where}${i.message}`;
+    })
+    .join('; ');
+}
+
+function asObject(json: unknown): Record<string, unknown> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new BadRequestError('a message must be a JSON object');
+  }
+  return json as Record<string, unknown>;
+}
+
+/** Validates the opening hello; throws BadRequestError for anything else or another protocol version. */
+export function parseHello(json: unknown): Hello {
+  const obj = asObject(json);
+  if (obj.op !== 'hello')
+    throw new BadRequestError('the first message must be a hello', 'send {"v":1,"op":"hello","id":0}');
+  const parsed = helloSchema.safeParse(obj);
+  if (!parsed.success) throw new BadRequestError(`bad hello: ${describe(parsed.error)}`);
+  if (parsed.data.v !== PROTOCOL_VERSION) {
+    throw new BadRequestError(
+      `unsupported protocol version ${parsed.data.v}; this server speaks ${PROTOCOL_VERSION}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Validates one request and its binary attachment. Only `set` carries one (the value: 1 byte to
+ * MAX_VALUE_BYTES); any other op with an attachment is malformed. Throws BadRequestError or TooLargeError.
+ */
+export function parseRequest(json: unknown, attachment: Buffer): Request {
+  const obj = asObject(json);
+  if (!(OPS as readonly unknown[]).includes(obj.op)) {
+    throw new BadRequestError(
+      `unknown op ${JSON.stringify(obj.op) ?? '(none)'}`,
+      `use one of ${OPS.join(', ')}`,
+    );
+  }
+  const parsed = requestSchema.safeParse(obj);
+  if (!parsed.success) throw new BadRequestError(`bad ${obj.op} request: ${describe(parsed.error)}`);
+  const req = parsed.data;
+  if (req.op !== 'set') {
+    if (attachment.length > 0) throw new BadRequestError(`a ${req.op} request carries no attachment`);
+    return req;
+  }
+  if (attachment.length === 0) throw new BadRequestError('a set request needs the value as its attachment');
+  if (attachment.length > MAX_VALUE_BYTES) {
+    throw new TooLargeError(
+      `the value is ${attachment.length} bytes; at most ${MAX_VALUE_BYTES} are accepted`,
+    );
+  }
+  return { ...req, value: attachment };
+}
+
+// Codes that exist inside Entraclaw but not on the wire, translated once at this boundary.
+const TO_WIRE: Partial<Record<ErrorCode, WireErrorCode>> = {
+  usage: 'bad_request',
+  corrupt: 'internal',
+  conflict: 'unavailable',
+};
+
+/**
+ * The `error` object for a failed reply. Entraclaw errors keep their message and hint; anything else is
+ * an unexpected failure whose message may carry internals, so the client sees only "internal error".
+ */
+export function wireError(err: unknown): WireError {
+  if (!(err instanceof EntraclawError)) return { code: 'internal', message: 'internal error' };
+  const code = TO_WIRE[err.code] ?? (err.code as WireErrorCode);
+  return { code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+}

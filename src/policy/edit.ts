@@ -1,0 +1,250 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConflictError, NotFoundError, UsageError } from '../errors.js';
+import { writeFileAtomic } from '../lib/atomic-write.js';
+import { parsePolicy } from './load.js';
+import {
+  ANY,
+  type Client,
+  GRANT_OPERATIONS,
+  type Grant,
+  type GrantOperation,
+  type GrantSource,
+  nameProblem,
+  type Policy,
+} from './schema.js';
+
+// Pure edits return a new policy and never change their input, so a failed save leaves nothing half-done.
+
+/** Adds a client; throws ConflictError when its name or its program (hash + script pin) is taken. */
+export function addClient(policy: Policy, client: Client): Policy {
+  const byName = policy.clients.find((c) => c.name === client.name);
+  if (byName) {
+    throw new ConflictError(
+      `a client named "${client.name}" already exists`,
+      'choose another --name, or grant it more with `entraclaw grant`',
+    );
+  }
+  const same = policy.clients.find(
+    (c) => c.sha256 === client.sha256 && c.script === client.script && c.scriptSha256 === client.scriptSha256,
+  );
+  if (same) {
+    throw new ConflictError(
+      `this program is already approved as client "${same.name}"`,
+      `add grants to it with \`entraclaw grant ${same.name}\``,
+    );
+  }
+  return { clients: [...policy.clients, client] };
+}
+
+/** Appends grants to the client named `name`; throws NotFoundError when there is none. */
+export function addGrants(policy: Policy, name: string, grants: readonly Grant[]): Policy {
+  if (!policy.clients.some((c) => c.name === name)) throw noClient(name);
+  return {
+    clients: policy.clients.map((c) => (c.name === name ? { ...c, grants: [...c.grants, ...grants] } : c)),
+  };
+}
+
+/** Removes every client whose name or sha256 is `nameOrSha256`; throws NotFoundError when none is. */
+export function revokeClient(policy: Policy, nameOrSha256: string): { policy: Policy; removed: Client[] } {
+  const sha = nameOrSha256.toLowerCase();
+  const hit = (c: Client) => c.name === nameOrSha256 || c.sha256 === sha;
+  const removed = policy.clients.filter(hit);
+  if (removed.length === 0) throw noClient(nameOrSha256);
+  return { policy: { clients: policy.clients.filter((c) => !hit(c)) }, removed };
+}
+
+/**
+ * Records a new hash for a program the user has checked: clients whose exe is `path` get `sha256`, clients
+ * pinned to the script `path` get `scriptSha256`. Grants are kept. Throws NotFoundError when nothing
+ * has that path.
+ */
+export function upgradeClient(
+  policy: Policy,
+  path: string,
+  newSha256: string,
+): { policy: Policy; upgraded: Client[] } {
+  if (!/^[0-9a-fA-F]{64}$/.test(newSha256))
+    throw new UsageError(`"${newSha256}" is not a SHA-256 (64 hex digits)`);
+  const sha = newSha256.toLowerCase();
+  const upgraded: Client[] = [];
+  const clients = policy.clients.map((c) => {
+    if (c.exe !== path && c.script !== path) return c;
+    const next = {
+      ...c,
+      ...(c.exe === path ? { sha256: sha } : {}),
+      ...(c.script === path ? { scriptSha256: sha } : {}),
+    };
+    upgraded.push(next);
+    return next;
+  });
+  if (upgraded.length === 0) {
+    throw new NotFoundError(`no client runs ${path}`, 'give the canonical path shown by `entraclaw clients`');
+  }
+  return { policy: { clients }, upgraded };
+}
+
+function noClient(what: string): NotFoundError {
+  return new NotFoundError(
+    `no client is named or hashed "${what}"`,
+    'see the clients with `entraclaw clients`',
+  );
+}
+
+/** Options of parseGrantSpec. */
+export interface GrantSpecOptions {
+  /** Operations, as a list or comma-separated (`read,list`); `write` means create + update. */
+  ops: string | readonly string[];
+  /** Lifetime such as `30m`, `12h`, `7d`, `2w`; none means no expiry. */
+  ttl?: string;
+  now?: Date;
+  source?: GrantSource;
+}
+
+const TTL_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
+
+/**
+ * Parses a grant given on the command line as `SERVICE[/ACCOUNT]`: `github.com` is every account of
+ * github.com, `github.com/me` only `me`. A spec ending in `*` is a service prefix for every account:
+ * `aws/*` covers every service whose name starts with `aws/` (so `github.com/*` is a prefix too, not "all
+ * accounts"; `*` alone is every service). Write a `/`, `*` or `%` inside a name as %2F, %2A, %25.
+ */
+export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
+  const operations = parseOps(opts.ops);
+  const expiresAt = opts.ttl === undefined ? undefined : expiryOf(opts.ttl, opts.now ?? new Date());
+  const base = { operations, ...(expiresAt ? { expiresAt } : {}), source: opts.source ?? 'cli' };
+  if (spec === ANY) return { services: [ANY], servicePrefixes: [], accounts: [ANY], ...base };
+  if (spec.endsWith('*')) {
+    // A prefix is taken as written, slashes included: `aws/*` is the prefix `aws/`.
+    const prefix = decode(spec.slice(0, -1).replaceAll('/', '%2F'), spec);
+    return {
+      services: [],
+      servicePrefixes: [checkName(prefix, 'service prefix', spec)],
+      accounts: [ANY],
+      ...base,
+    };
+  }
+  const slash = spec.indexOf('/');
+  const service = decode(slash < 0 ? spec : spec.slice(0, slash), spec);
+  const account = slash < 0 ? ANY : decode(spec.slice(slash + 1), spec);
+  return {
+    services: [checkName(service, 'service', spec)],
+    servicePrefixes: [],
+    accounts: [checkName(account, 'account', spec)],
+    ...base,
+  };
+}
+
+function decode(part: string, spec: string): string {
+  if (/[*/]/.test(part)) {
+    throw new UsageError(
+      `grant "${spec}": "*" is only allowed at the end and "/" only once`,
+      'write %2A for a literal * and %2F for a / inside a name',
+    );
+  }
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new UsageError(`grant "${spec}" has a malformed %-escape`, 'write %25 for a literal %');
+  }
+}
+
+function checkName(value: string, what: string, spec: string): string {
+  const problem = nameProblem(value);
+  if (problem)
+    throw new UsageError(
+      `grant "${spec}": the ${what} ${problem}`,
+      'use SERVICE, SERVICE/ACCOUNT or PREFIX*',
+    );
+  return value;
+}
+
+function parseOps(ops: string | readonly string[]): GrantOperation[] {
+  const list = (typeof ops === 'string' ? ops.split(',') : ops).map((o) => o.trim()).filter(Boolean);
+  if (list.length === 0)
+    throw new UsageError(
+      'a grant needs at least one operation',
+      `use --ops with ${GRANT_OPERATIONS.join(', ')}`,
+    );
+  for (const op of list) {
+    if (!(GRANT_OPERATIONS as readonly string[]).includes(op)) {
+      throw new UsageError(`unknown operation "${op}"`, `use ${GRANT_OPERATIONS.join(', ')}`);
+    }
+  }
+  return [...new Set(list)] as GrantOperation[];
+}
+
+function expiryOf(ttl: string, now: Date): string {
+  const m = /^(\d+)([smhdw])$/.exec(ttl.trim());
+  const ms = m ? Number(m[1]) * TTL_UNITS[m[2]!]! : 0;
+  if (!m || ms <= 0 || !Number.isSafeInteger(ms)) {
+    throw new UsageError(`"${ttl}" is not a lifetime`, 'use a number and a unit: 30m, 12h, 7d, 2w');
+  }
+  return new Date(now.getTime() + ms).toISOString();
+}
+
+const HEADER = `# Entraclaw policy: which programs may use which secrets.
+# Written by the entraclaw CLI, which rewrites the whole file on every change: comments added here
+# are not preserved (values and hand edits are). The daemon rereads it on the next request.
+#
+# [[client]]           name, exe, sha256 (64 hex), optional script + script_sha256 (interpreters), added
+#   [[client.grant]]   services (exact, or "*"), service_prefixes, accounts (exact, or "*"),
+#                      operations (read, list, write, create, update, delete), expires_at, source
+`;
+
+/** Serialises a policy as TOML, with the header that explains the format. */
+export function formatPolicy(policy: Policy): string {
+  const out = [HEADER];
+  for (const c of policy.clients) {
+    out.push('[[client]]');
+    out.push(`name = ${str(c.name)}`, `exe = ${str(c.exe)}`, `sha256 = ${str(c.sha256)}`);
+    if (c.script !== undefined)
+      out.push(`script = ${str(c.script)}`, `script_sha256 = ${str(c.scriptSha256 ?? '')}`);
+    if (c.added !== undefined) out.push(`added = ${str(c.added)}`);
+    for (const g of c.grants) {
+      out.push('', '  [[client.grant]]');
+      if (g.services.length) out.push(`  services = ${list(g.services)}`);
+      if (g.servicePrefixes.length) out.push(`  service_prefixes = ${list(g.servicePrefixes)}`);
+      out.push(`  accounts = ${list(g.accounts)}`, `  operations = ${list(g.operations)}`);
+      if (g.expiresAt !== undefined) out.push(`  expires_at = ${str(g.expiresAt)}`);
+      if (g.source !== undefined) out.push(`  source = ${str(g.source)}`);
+    }
+    out.push('');
+  }
+  return `${out.join('\n')}\n`.replace(/\n\n+$/, '\n');
+}
+
+/**
+ * Writes the policy atomically (0600), after validating the text exactly as the daemon will read it, so the
+ * CLI never leaves a file the daemon would refuse (which would deny every request).
+ */
+export function savePolicy(path: string, policy: Policy): void {
+  const text = formatPolicy(policy);
+  parsePolicy(text, path);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, Buffer.from(text, 'utf8'), 0o600);
+}
+
+const ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  '\\': '\\\\',
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\f': '\\f',
+  '\r': '\\r',
+};
+
+// A TOML basic string: quote, backslash and control characters (including DEL) escaped.
+function str(s: string): string {
+  let body = '';
+  for (const c of s) {
+    const code = c.charCodeAt(0);
+    body += ESCAPES[c] ?? (code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : c);
+  }
+  return `"${body}"`;
+}
+
+function list(items: readonly string[]): string {
+  return `[${items.map(str).join(', ')}]`;
+}

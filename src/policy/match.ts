@@ -1,0 +1,135 @@
+import { ANY, type Client, type Grant, type Operation, type Policy } from './schema.js';
+
+/** Who is asking, as the daemon established it from kernel credentials (never from the request). */
+export interface ClientIdentity {
+  exe: string;
+  sha256: string;
+  /** For an interpreter: the canonical path of the script it runs, and that script's hash. */
+  script?: string;
+  scriptSha256?: string;
+}
+
+/** What is being asked: an operation and, except for `list`, the item it touches. */
+export interface AccessRequest {
+  op: Operation;
+  service?: string;
+  account?: string;
+}
+
+/**
+ * The outcome for one request. `unknown` means no client in the policy is this program: the caller
+ * queues it as pending for the user to approve. Plain data, so it can be logged and tested as is.
+ */
+export type Decision =
+  | { result: 'granted'; client: Client; grant: Grant }
+  | { result: 'denied'; reason: string; client?: Client }
+  | { result: 'unknown' };
+
+/**
+ * Decides one request. A client matches when its sha256 matches and, if it is pinned to a script, the
+ * script path and hash match too; a script-pinned client wins over an unpinned one for the same binary.
+ * A known path with a different hash is denied (not queued): the program changed since it was approved.
+ * Expired grants never match (a grant expiring at `now` is expired). `list` needs any grant allowing
+ * list; the daemon then filters the items with filterVisible.
+ */
+export function decide(
+  policy: Policy,
+  identity: ClientIdentity,
+  request: AccessRequest,
+  now: Date,
+): Decision {
+  const client = findClient(policy.clients, identity);
+  if (!client) return changedProgram(policy.clients, identity) ?? { result: 'unknown' };
+  if (request.op === 'list') {
+    const grant = client.grants.find((g) => isLive(g, now) && allows(g, 'list'));
+    return grant
+      ? { result: 'granted', client, grant }
+      : denied(client, `client "${client.name}" has no grant that allows list`);
+  }
+  const { service, account } = request;
+  if (service === undefined || account === undefined) {
+    return denied(client, `a ${request.op} request must name a service and an account`);
+  }
+  const fits = (g: Grant) => allows(g, request.op) && covers(g, service, account);
+  const grant = client.grants.find((g) => isLive(g, now) && fits(g));
+  if (grant) return { result: 'granted', client, grant };
+  const lapsed = client.grants.find(fits);
+  if (lapsed) {
+    return denied(
+      client,
+      `the grant of client "${client.name}" for ${service}/${account} expired at ${lapsed.expiresAt}`,
+    );
+  }
+  return denied(client, `no grant of client "${client.name}" allows ${request.op} on ${service}/${account}`);
+}
+
+/** The items a client may see in a `list` reply: those some live grant allowing list covers. */
+export function filterVisible<T extends { service: string; account: string }>(
+  grants: readonly Grant[],
+  items: readonly T[],
+  now: Date,
+): T[] {
+  const listing = grants.filter((g) => isLive(g, now) && allows(g, 'list'));
+  return items.filter((item) => listing.some((g) => covers(g, item.service, item.account)));
+}
+
+/** The operation a `set` needs: create when the item is absent, update when it exists. */
+export function setOperation(itemExists: boolean): 'create' | 'update' {
+  return itemExists ? 'update' : 'create';
+}
+
+function findClient(clients: readonly Client[], who: ClientIdentity): Client | undefined {
+  const sha = who.sha256.toLowerCase();
+  const scriptSha = who.scriptSha256?.toLowerCase();
+  const matching = clients.filter(
+    (c) =>
+      c.sha256 === sha &&
+      (c.script === undefined || (c.script === who.script && c.scriptSha256 === scriptSha)),
+  );
+  return matching.find((c) => c.script !== undefined) ?? matching[0];
+}
+
+// The same path (and script) as an approved client but different bytes: an upgrade, or a swapped binary.
+function changedProgram(clients: readonly Client[], who: ClientIdentity): Decision | undefined {
+  const samePath = clients.filter(
+    (c) => c.exe === who.exe && (c.script === undefined || c.script === who.script),
+  );
+  const client = samePath.find((c) => c.script !== undefined) ?? samePath[0];
+  if (!client) return undefined;
+  if (client.sha256 !== who.sha256.toLowerCase()) {
+    return denied(
+      client,
+      `binary changed since approval (run \`entraclaw upgrade ${shellQuote(client.exe)}\`)`,
+    );
+  }
+  return denied(
+    client,
+    `script changed since approval (run \`entraclaw upgrade ${shellQuote(client.script!)}\`)`,
+  );
+}
+
+function denied(client: Client, reason: string): Decision {
+  return { result: 'denied', reason, client };
+}
+
+function isLive(grant: Grant, now: Date): boolean {
+  return grant.expiresAt === undefined || Date.parse(grant.expiresAt) > now.getTime();
+}
+
+function allows(grant: Grant, op: Operation): boolean {
+  if (grant.operations.includes(op)) return true;
+  return (op === 'create' || op === 'update') && grant.operations.includes('write');
+}
+
+function covers(grant: Grant, service: string, account: string): boolean {
+  const serviceOk =
+    grant.services.includes(ANY) ||
+    grant.services.includes(service) ||
+    grant.servicePrefixes.some((p) => service.startsWith(p));
+  return serviceOk && (grant.accounts.includes(ANY) || grant.accounts.includes(account));
+}
+
+// Paths go into a command the user is told to run; quote any that the shell would split or expand.
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

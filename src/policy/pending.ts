@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { CorruptError, NotFoundError } from '../errors.js';
+import { writeFileAtomic } from '../lib/atomic-write.js';
+import type { Paths } from '../lib/paths.js';
+import type { AccessRequest, ClientIdentity } from './match.js';
+import { OPERATIONS } from './schema.js';
+
+// Limits: the file is written on behalf of programs nobody approved yet, so each of them is bounded.
+/** An entry not seen for this long is dropped. */
+export const PENDING_TTL_MS = 24 * 3600 * 1000;
+/** Most entries kept; the least recently seen go first. */
+export const MAX_PENDING = 256;
+/** Most distinct requests kept per entry; the oldest go first. */
+export const MAX_PENDING_REQUESTS = 32;
+/** Most argv elements kept. */
+export const MAX_ARGS = 16;
+/** Most characters kept of each argv element. */
+export const MAX_ARG_CHARS = 256;
+// A client retrying in a loop must not become a disk-write loop: an unchanged entry's lastSeen is
+// refreshed at most this often.
+const LAST_SEEN_RESOLUTION_MS = 60 * 1000;
+
+const requestSchema = z.strictObject({
+  op: z.enum(OPERATIONS),
+  service: z.string().optional(),
+  account: z.string().optional(),
+});
+
+const entrySchema = z.strictObject({
+  id: z.string().regex(/^p-[0-9a-f]{8}$/),
+  exe: z.string(),
+  sha256: z.string(),
+  script: z.string().optional(),
+  scriptSha256: z.string().optional(),
+  argv: z.array(z.string()),
+  uid: z.number().int(),
+  firstSeen: z.iso.datetime(),
+  lastSeen: z.iso.datetime(),
+  requests: z.array(requestSchema),
+});
+
+const fileSchema = z.strictObject({ v: z.literal(1), entries: z.array(entrySchema) });
+
+/** A program that asked for a secret before the user approved it, with what it asked for. */
+export type PendingEntry = z.infer<typeof entrySchema>;
+
+/** Where pending approvals live: `<state>/pending.json`. */
+export function pendingPath(paths: Paths): string {
+  return join(paths.state, 'pending.json');
+}
+
+/**
+ * Records one request from an unapproved program and returns its entry: one entry per program (exe, hash
+ * and script pin), created on first sight and refreshed after. argv is kept (truncated) so the user can
+ * tell programs apart when approving.
+ */
+export function recordPending(
+  path: string,
+  identity: ClientIdentity,
+  argv: readonly string[],
+  uid: number,
+  request: AccessRequest,
+  now: Date,
+): PendingEntry {
+  let entries: PendingEntry[];
+  try {
+    entries = load(path, now);
+  } catch (err) {
+    // The queue is rebuilt by the next sightings; refusing here would turn every unknown client's request
+    // into an internal error until someone deletes the file.
+    if (!(err instanceof CorruptError)) throw err;
+    entries = [];
+  }
+  const time = now.toISOString();
+  const req = {
+    op: request.op,
+    ...(request.service !== undefined ? { service: request.service } : {}),
+    ...(request.account !== undefined ? { account: request.account } : {}),
+  };
+  const existing = entries.find((e) => sameProgram(e, identity));
+  if (existing) {
+    const known = existing.requests.some((r) => sameRequest(r, req));
+    const fresh = now.getTime() - Date.parse(existing.lastSeen) < LAST_SEEN_RESOLUTION_MS;
+    if (known && fresh && existing.uid === uid) return existing;
+    existing.requests = [...existing.requests.filter((r) => !sameRequest(r, req)), req].slice(
+      -MAX_PENDING_REQUESTS,
+    );
+    existing.lastSeen = time;
+    existing.argv = truncateArgv(argv);
+    existing.uid = uid;
+    save(path, entries);
+    return existing;
+  }
+  const entry: PendingEntry = {
+    id: newId(entries),
+    exe: identity.exe,
+    sha256: identity.sha256,
+    ...(identity.script !== undefined ? { script: identity.script } : {}),
+    ...(identity.scriptSha256 !== undefined ? { scriptSha256: identity.scriptSha256 } : {}),
+    argv: truncateArgv(argv),
+    uid,
+    firstSeen: time,
+    lastSeen: time,
+    requests: [req],
+  };
+  entries.push(entry);
+  save(path, dropLeastRecent(entries));
+  return entry;
+}
+
+/** Every pending entry still within PENDING_TTL_MS, oldest first. Throws CorruptError for a damaged file. */
+export function listPending(path: string, now = new Date()): PendingEntry[] {
+  return load(path, now);
+}
+
+/** Removes and returns the entry `id` (for approval); throws NotFoundError when it is not pending. */
+export function takePending(path: string, id: string, now = new Date()): PendingEntry {
+  const entries = load(path, now);
+  const entry = entries.find((e) => e.id === id);
+  if (!entry)
+    throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
+  save(
+    path,
+    entries.filter((e) => e !== entry),
+  );
+  return entry;
+}
+
+/** Removes the entry `id` (a refusal); returns false when it was not pending. */
+export function removePending(path: string, id: string, now = new Date()): boolean {
+  const entries = load(path, now);
+  const kept = entries.filter((e) => e.id !== id);
+  if (kept.length === entries.length) return false;
+  save(path, kept);
+  return true;
+}
+
+function load(path: string, now: Date): PendingEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  let parsed: z.infer<typeof fileSchema>;
+  try {
+    parsed = fileSchema.parse(JSON.parse(text));
+  } catch (cause) {
+    throw new CorruptError(
+      `${path} is not a valid pending-approvals file`,
+      `delete it; programs are queued again when they next ask`,
+      {
+        cause,
+      },
+    );
+  }
+  return parsed.entries.filter((e) => now.getTime() - Date.parse(e.lastSeen) <= PENDING_TTL_MS);
+}
+
+function save(path: string, entries: PendingEntry[]): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, Buffer.from(`${JSON.stringify({ v: 1, entries }, null, 2)}\n`, 'utf8'), 0o600);
+}
+
+function sameProgram(e: PendingEntry, who: ClientIdentity): boolean {
+  return (
+    e.exe === who.exe &&
+    e.sha256 === who.sha256 &&
+    e.script === who.script &&
+    e.scriptSha256 === who.scriptSha256
+  );
+}
+
+function sameRequest(a: z.infer<typeof requestSchema>, b: z.infer<typeof requestSchema>): boolean {
+  return a.op === b.op && a.service === b.service && a.account === b.account;
+}
+
+function truncateArgv(argv: readonly string[]): string[] {
+  return argv.slice(0, MAX_ARGS).map((a) => a.slice(0, MAX_ARG_CHARS));
+}
+
+function newId(entries: readonly PendingEntry[]): string {
+  for (;;) {
+    const id = `p-${randomBytes(4).toString('hex')}`;
+    if (!entries.some((e) => e.id === id)) return id;
+  }
+}
+
+function dropLeastRecent(entries: PendingEntry[]): PendingEntry[] {
+  if (entries.length <= MAX_PENDING) return entries;
+  const keep = new Set(
+    [...entries].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen)).slice(0, MAX_PENDING),
+  );
+  return entries.filter((e) => keep.has(e));
+}

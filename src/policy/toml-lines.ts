@@ -1,0 +1,136 @@
+/**
+ * Where each key and table of a TOML document starts, by path (`client.1.grant.0.operations`), so errors
+ * about a parsed document can name a line: smol-toml reports lines for syntax errors only. It runs on
+ * documents that already parsed, so it only has to follow valid TOML: headers, dotted and quoted keys,
+ * arrays of tables, and values that span lines (arrays, inline tables, multi-line strings).
+ */
+export function tomlKeyLines(source: string): Map<string, number> {
+  const lines = new Map<string, number>();
+  const arrayCounts = new Map<string, number>();
+  const lastIndex = new Map<string, number>();
+  let table: string[] = [];
+  const text = source.split(/\r?\n/);
+
+  // Array-of-tables segments resolve to the element most recently opened, as TOML does.
+  const resolve = (keys: string[]): string[] => {
+    const out: string[] = [];
+    for (const k of keys) {
+      out.push(k);
+      const index = lastIndex.get(out.join('.'));
+      if (index !== undefined) out.push(String(index));
+    }
+    return out;
+  };
+
+  for (let i = 0; i < text.length; i++) {
+    const line = text[i]!.trim();
+    const lineNo = i + 1;
+    if (line === '' || line.startsWith('#')) continue;
+    const header = /^\[(\[?)\s*(.*?)\s*\]?\]\s*(#.*)?$/.exec(line);
+    if (header && line.startsWith('[')) {
+      const keys = splitKey(header[2]!);
+      if (header[1] === '[') {
+        const parent = resolve(keys.slice(0, -1));
+        const base = [...parent, keys[keys.length - 1]!].join('.');
+        const index = arrayCounts.get(base) ?? 0;
+        arrayCounts.set(base, index + 1);
+        lastIndex.set(base, index);
+        // The array itself is placed at its first element, for errors about the whole array.
+        if (!lines.has(base)) lines.set(base, lineNo);
+        table = [...parent, keys[keys.length - 1]!, String(index)];
+      } else {
+        table = resolve(keys);
+      }
+      lines.set(table.join('.'), lineNo);
+      continue;
+    }
+    const eq = keyEnd(line);
+    if (eq < 0) continue;
+    lines.set([...table, ...splitKey(line.slice(0, eq))].join('.'), lineNo);
+    // Skip the continuation lines of a value that spans lines, so their contents are never read as keys.
+    let state = scanValue(line.slice(eq + 1), { depth: 0, multiline: undefined });
+    while ((state.depth > 0 || state.multiline) && i + 1 < text.length) {
+      i++;
+      state = scanValue(text[i]!, state);
+    }
+  }
+  return lines;
+}
+
+/** The line of `path` or of its nearest recorded ancestor (the table, or the key whose value holds it). */
+export function lineOf(lines: Map<string, number>, path: readonly (string | number)[]): number | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const line = lines.get(path.slice(0, n).join('.'));
+    if (line !== undefined) return line;
+  }
+  return undefined;
+}
+
+// Index of the `=` that ends the key of a key/value line, or -1 when the line is not one.
+function keyEnd(line: string): number {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '=') return i;
+    else if (!/[A-Za-z0-9_.\s-]/.test(c)) return -1;
+  }
+  return -1;
+}
+
+function splitKey(key: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quote: string | undefined;
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i]!;
+    if (quote) {
+      if (c === '\\' && quote === '"') current += unescapeOne(key[++i] ?? '');
+      else if (c === quote) quote = undefined;
+      else current += c;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '.') {
+      parts.push(current.trim());
+      current = '';
+    } else current += c;
+  }
+  parts.push(current.trim());
+  return parts;
+}
+
+function unescapeOne(c: string): string {
+  return ({ n: '\n', t: '\t', r: '\r', b: '\b', f: '\f' } as Record<string, string>)[c] ?? c;
+}
+
+interface ValueState {
+  depth: number;
+  multiline: '"""' | "'''" | undefined;
+}
+
+// Tracks bracket depth and open multi-line strings across the lines of one value.
+function scanValue(text: string, start: ValueState): ValueState {
+  let { depth, multiline } = start;
+  for (let i = 0; i < text.length; i++) {
+    if (multiline) {
+      if (multiline === '"""' && text[i] === '\\') i++;
+      else if (text.startsWith(multiline, i)) {
+        multiline = undefined;
+        i += 2;
+      }
+      continue;
+    }
+    const c = text[i]!;
+    if (text.startsWith('"""', i) || text.startsWith("'''", i)) {
+      multiline = text.slice(i, i + 3) as '"""' | "'''";
+      i += 2;
+    } else if (c === '"' || c === "'") {
+      for (i++; i < text.length && text[i] !== c; i++) if (c === '"' && text[i] === '\\') i++;
+    } else if (c === '#') break;
+    else if (c === '[' || c === '{') depth++;
+    else if (c === ']' || c === '}') depth--;
+  }
+  return { depth, multiline };
+}

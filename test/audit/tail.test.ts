@@ -1,0 +1,55 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GENESIS } from '../../src/audit/entry.js';
+import { AuditLog } from '../../src/audit/log.js';
+import { readAuditTail } from '../../src/audit/tail.js';
+import { entry } from './fixtures.js';
+
+let dir = '';
+let path = '';
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'entraclaw-tail-'));
+  path = join(dir, 'audit.jsonl');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const line = Buffer.byteLength(`${JSON.stringify({ ...entry(10), seq: 10, prev: GENESIS })}\n`);
+
+describe('readAuditTail', () => {
+  it('returns the last n records, oldest first', () => {
+    const log = AuditLog.open(path);
+    for (let i = 0; i < 10; i++) log.append(entry(i));
+    expect(readAuditTail(path, 3).map((r) => r.seq)).toEqual([7, 8, 9]);
+    expect(readAuditTail(path, 3)[2]).toMatchObject({ requestId: '9', decision: 'granted' });
+    expect(readAuditTail(path, 50).map((r) => r.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('reaches back into rotated files', () => {
+    const log = AuditLog.open(path, { maxBytes: line * 2, keep: 5 });
+    for (let i = 0; i < 7; i++) log.append(entry(i));
+    expect(readAuditTail(path, 4).map((r) => r.seq)).toEqual([3, 4, 5, 6]);
+    expect(readAuditTail(path, 100)).toHaveLength(7);
+  });
+
+  it('reads lines spread over many 64 KiB chunks', () => {
+    const log = AuditLog.open(path);
+    for (let i = 0; i < 600; i++) log.append(entry(i % 60, { reason: 'x'.repeat(200) }));
+    expect(readAuditTail(path, 400).map((r) => r.seq)).toEqual(
+      Array.from({ length: 400 }, (_, i) => 200 + i),
+    );
+  });
+
+  it('returns nothing for a missing or empty log', () => {
+    expect(readAuditTail(path, 5)).toEqual([]);
+    writeFileSync(path, '');
+    expect(readAuditTail(path, 5)).toEqual([]);
+  });
+
+  it('refuses a damaged line with corrupt', () => {
+    AuditLog.open(path).append(entry());
+    appendFileSync(path, 'garbage\n');
+    expect(() => readAuditTail(path, 5)).toThrow(expect.objectContaining({ code: 'corrupt' }));
+  });
+});

@@ -1,0 +1,149 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFrame, FrameDecoder } from '../../src/daemon/frame.js';
+import { MAX_FRAME, parseHello, parseRequest, wireError } from '../../src/daemon/protocol.js';
+
+// docs/protocol.md promises a client can be written from it alone: check its hex dump and run its
+// Python client against a server made of the real framing and parsing code.
+const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+const python = spawnSync('python3', ['--version']).status === 0;
+
+describe('docs/protocol.md', () => {
+  it('shows the bytes encodeFrame produces for its hello', () => {
+    const hex = encodeFrame({ v: 1, op: 'hello', id: 0 }).toString('hex');
+    expect(doc).toContain(`\`${hex}\``);
+    const dumped = [...doc.matchAll(/^000000[0-9a-f]0 {2}((?:[0-9a-f]{2} {1,2})+)/gm)]
+      .map((m) => m[1]!.replace(/\s/g, ''))
+      .join('');
+    expect(dumped).toBe(hex);
+  });
+
+  it('states the frame limit the code uses', () => {
+    expect(doc).toContain(`MAX_FRAME = ${MAX_FRAME.toLocaleString('en-US')}`);
+  });
+
+  describe.skipIf(!python)('its Python client', () => {
+    let dir = '';
+    let server: Server;
+    const store = new Map<string, Buffer>();
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'entraclaw-doc-'));
+      server = createServer((sock) => {
+        const decoder = new FrameDecoder();
+        let greeted = false;
+        sock.on('data', (chunk) => {
+          for (const f of decoder.push(chunk)) {
+            const reply = (json: object, attachment?: Buffer) => sock.write(encodeFrame(json, attachment));
+            if (!greeted) {
+              parseHello(f.json);
+              greeted = true;
+              reply({ id: f.json.id, ok: true, v: 1, server: 'entraclaw/test', maxFrame: MAX_FRAME });
+              continue;
+            }
+            try {
+              const r = parseRequest(f.json, f.attachment);
+              const meta = (service: string, account: string) => ({
+                service,
+                account,
+                kind: 'password',
+                createdAt: 't',
+                updatedAt: 't',
+              });
+              if (r.op === 'set') {
+                store.set(`${r.service}\0${r.account}`, Buffer.from(r.value));
+                reply({ id: r.id, ok: true, item: meta(r.service, r.account), created: true });
+              } else if (r.op === 'get') {
+                const v = store.get(`${r.service}\0${r.account}`);
+                if (v) reply({ id: r.id, ok: true, item: meta(r.service, r.account) }, v);
+                else
+                  reply({
+                    id: r.id,
+                    ok: false,
+                    error: {
+                      code: 'pending',
+                      message: 'not approved',
+                      hint: 'approve it',
+                      pendingId: 'p-00c0ffee',
+                    },
+                  });
+              } else if (r.op === 'list') {
+                reply({
+                  id: r.id,
+                  ok: true,
+                  items: [...store.keys()].map((k) => meta(...(k.split('\0') as [string, string]))),
+                });
+              } else if (r.op === 'whoami') {
+                reply({
+                  id: r.id,
+                  ok: true,
+                  pid: 1,
+                  exe: '/usr/bin/python3',
+                  sha256: '0'.repeat(64),
+                  client: null,
+                  grants: [],
+                });
+              } else {
+                reply({ id: r.id, ok: true });
+              }
+            } catch (err) {
+              reply({ id: f.json.id ?? null, ok: false, error: wireError(err) });
+            }
+          }
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(join(dir, 'agent.sock'), resolve));
+    });
+
+    afterAll(async () => {
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('talks to the server: hello, set, get of binary data, list, whoami, errors', async () => {
+      const code = /```python\n([\s\S]*?)```/
+        .exec(doc)![1]!
+        .replace(/if __name__ == "__main__":[\s\S]*$/, '');
+      const script = `${code}
+c = Client()
+assert c.hello[0]["maxFrame"] == MAX_FRAME, c.hello
+value = bytes(range(256)) * 3
+c.set("github.com", "me", value, kind="password")
+assert c.get("github.com", "me") == value
+assert [i["account"] for i in c.list()] == ["me"]
+assert c.whoami()["client"] is None
+try:
+    c.get("npm", "me")
+    raise SystemExit("expected an error")
+except EntraclawError as e:
+    assert (e.code, e.pending_id, e.hint) == ("pending", "p-00c0ffee", "approve it"), vars(e)
+try:
+    c._call({"id": c._id(), "op": "get", "service": "s", "account": "a", "exe": "/usr/bin/ssh"})
+    raise SystemExit("expected bad_request")
+except EntraclawError as e:
+    assert e.code == "bad_request", e.code
+print("ok")
+`;
+      const file = join(dir, 'client.py');
+      writeFileSync(file, script);
+      // Asynchronously: the server answering it runs in this process.
+      const out = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn('python3', [file], {
+          env: { ...process.env, ENTRACLAW_SOCKET: join(dir, 'agent.sock') },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
+      expect(out.stderr).toBe('');
+      expect(out.stdout.trim()).toBe('ok');
+      expect(out.status).toBe(0);
+    });
+  });
+});

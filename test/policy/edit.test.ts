@@ -1,0 +1,316 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EntraclawError } from '../../src/errors.js';
+import {
+  addClient,
+  addGrants,
+  formatPolicy,
+  parseGrantSpec,
+  revokeClient,
+  savePolicy,
+  upgradeClient,
+} from '../../src/policy/edit.js';
+import { loadPolicy, parsePolicy } from '../../src/policy/load.js';
+import type { Client, Policy } from '../../src/policy/schema.js';
+
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+const C = 'c'.repeat(64);
+const NOW = new Date('2026-11-24T10:00:00Z');
+
+const bot: Client = {
+  name: 'deploy-bot',
+  exe: '/usr/bin/node',
+  sha256: A,
+  script: '/home/me/bot/index.js',
+  scriptSha256: B,
+  added: '2026-11-24T10:00:00.000Z',
+  grants: [
+    {
+      services: ['github.com'],
+      servicePrefixes: ['aws/'],
+      accounts: ['*'],
+      operations: ['read', 'list'],
+      expiresAt: '2026-12-01T00:00:00.000Z',
+      source: 'user',
+    },
+  ],
+};
+const ssh: Client = { name: 'ssh', exe: '/usr/bin/ssh', sha256: C, grants: [] };
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as EntraclawError).code;
+  }
+  return undefined;
+}
+
+describe('addClient', () => {
+  it('appends without touching its input', () => {
+    const before: Policy = { clients: [bot] };
+    const after = addClient(before, ssh);
+    expect(after.clients).toEqual([bot, ssh]);
+    expect(before.clients).toEqual([bot]);
+  });
+
+  it('refuses a taken name or an already approved program with conflict', () => {
+    expect(code(() => addClient({ clients: [bot] }, { ...ssh, name: 'deploy-bot' }))).toBe('conflict');
+    expect(code(() => addClient({ clients: [bot] }, { ...bot, name: 'again' }))).toBe('conflict');
+    // The same interpreter with another script is another program.
+    expect(
+      addClient({ clients: [bot] }, { ...bot, name: 'other', script: '/other.js' }).clients,
+    ).toHaveLength(2);
+  });
+});
+
+describe('addGrants', () => {
+  it('appends grants to the named client only', () => {
+    const g = parseGrantSpec('npm', { ops: 'read' });
+    const p = addGrants({ clients: [bot, ssh] }, 'ssh', [g]);
+    expect(p.clients[1]!.grants).toEqual([g]);
+    expect(p.clients[0]).toBe(bot);
+    expect(code(() => addGrants({ clients: [bot] }, 'nobody', [g]))).toBe('not_found');
+  });
+});
+
+describe('revokeClient', () => {
+  it('removes by name or by sha256 (any case)', () => {
+    expect(revokeClient({ clients: [bot, ssh] }, 'ssh')).toEqual({
+      policy: { clients: [bot] },
+      removed: [ssh],
+    });
+    expect(revokeClient({ clients: [bot, ssh] }, C.toUpperCase()).removed).toEqual([ssh]);
+  });
+
+  it('removes every client of a binary by its hash', () => {
+    const other = { ...bot, name: 'other', script: '/o.js' };
+    expect(revokeClient({ clients: [bot, other, ssh] }, A).policy.clients).toEqual([ssh]);
+  });
+
+  it('throws not_found when nothing matches', () => {
+    expect(code(() => revokeClient({ clients: [bot] }, 'nobody'))).toBe('not_found');
+  });
+});
+
+describe('upgradeClient', () => {
+  it('records a new exe hash and keeps grants', () => {
+    const { policy, upgraded } = upgradeClient({ clients: [bot, ssh] }, '/usr/bin/ssh', A.toUpperCase());
+    expect(policy.clients[1]).toEqual({ ...ssh, sha256: A });
+    expect(upgraded.map((c) => c.name)).toEqual(['ssh']);
+    expect(policy.clients[0]).toBe(bot);
+  });
+
+  it('records a new script hash for clients pinned to that script', () => {
+    const { policy } = upgradeClient({ clients: [bot] }, '/home/me/bot/index.js', C);
+    expect(policy.clients[0]).toEqual({ ...bot, scriptSha256: C });
+  });
+
+  it('upgrades every client of one interpreter', () => {
+    const other = { ...bot, name: 'other', script: '/o.js' };
+    expect(upgradeClient({ clients: [bot, other] }, '/usr/bin/node', C).upgraded).toHaveLength(2);
+  });
+
+  it('throws not_found for an unknown path and usage for a bad hash', () => {
+    expect(code(() => upgradeClient({ clients: [bot] }, '/usr/bin/python3', C))).toBe('not_found');
+    expect(code(() => upgradeClient({ clients: [bot] }, '/usr/bin/node', 'xyz'))).toBe('usage');
+  });
+});
+
+describe('parseGrantSpec', () => {
+  it('reads SERVICE as every account of that service', () => {
+    expect(parseGrantSpec('github.com', { ops: 'read' })).toEqual({
+      services: ['github.com'],
+      servicePrefixes: [],
+      accounts: ['*'],
+      operations: ['read'],
+      source: 'cli',
+    });
+  });
+
+  it('reads SERVICE/ACCOUNT', () => {
+    expect(parseGrantSpec('github.com/me', { ops: ['read', 'write'] })).toMatchObject({
+      services: ['github.com'],
+      accounts: ['me'],
+      operations: ['read', 'write'],
+    });
+  });
+
+  it('reads a trailing * as a service prefix for every account', () => {
+    expect(parseGrantSpec('aws/*', { ops: 'read' })).toMatchObject({
+      services: [],
+      servicePrefixes: ['aws/'],
+      accounts: ['*'],
+    });
+    expect(parseGrantSpec('aws-*', { ops: 'read' })).toMatchObject({ servicePrefixes: ['aws-'] });
+    expect(parseGrantSpec('*', { ops: 'list' })).toMatchObject({
+      services: ['*'],
+      servicePrefixes: [],
+      accounts: ['*'],
+    });
+  });
+
+  it('decodes %-escapes inside names', () => {
+    expect(parseGrantSpec('aws%2Fprod/deploy', { ops: 'read' })).toMatchObject({
+      services: ['aws/prod'],
+      accounts: ['deploy'],
+    });
+    expect(parseGrantSpec('svc/a%2Fb', { ops: 'read' })).toMatchObject({
+      services: ['svc'],
+      accounts: ['a/b'],
+    });
+    expect(parseGrantSpec('star%2A', { ops: 'read' })).toMatchObject({ services: ['star*'] });
+    expect(parseGrantSpec('aws%2F*', { ops: 'read' })).toMatchObject({ servicePrefixes: ['aws/'] });
+    expect(parseGrantSpec('100%25', { ops: 'read' })).toMatchObject({ services: ['100%'] });
+  });
+
+  it('round-trips the daemon hint format', () => {
+    const service = 'aws/prod';
+    const account = 'me@x/y';
+    const spec = `${encodeURIComponent(service)}/${encodeURIComponent(account)}`;
+    expect(parseGrantSpec(spec, { ops: 'read' })).toMatchObject({ services: [service], accounts: [account] });
+  });
+
+  it('takes ops as a comma list, dedupes them and accepts write', () => {
+    expect(parseGrantSpec('s', { ops: ' read, list ,read,write' }).operations).toEqual([
+      'read',
+      'list',
+      'write',
+    ]);
+  });
+
+  it('turns a ttl into expires_at from now', () => {
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '30m', now: NOW }).expiresAt).toBe(
+      '2026-11-24T10:30:00.000Z',
+    );
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '12h', now: NOW }).expiresAt).toBe(
+      '2026-11-24T22:00:00.000Z',
+    );
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '7d', now: NOW }).expiresAt).toBe(
+      '2026-12-01T10:00:00.000Z',
+    );
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '2w', now: NOW }).expiresAt).toBe(
+      '2026-12-08T10:00:00.000Z',
+    );
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '90s', now: NOW }).expiresAt).toBe(
+      '2026-11-24T10:01:30.000Z',
+    );
+  });
+
+  it('records where the grant came from', () => {
+    expect(parseGrantSpec('s', { ops: 'read', source: 'profile' }).source).toBe('profile');
+  });
+
+  it.each([
+    ['an empty spec', '', 'read', undefined],
+    ['an empty service', '/me', 'read', undefined],
+    ['an empty account', 'svc/', 'read', undefined],
+    ['a second slash', 'a/b/c', 'read', undefined],
+    ['a * in the middle', 'a*b', 'read', undefined],
+    ['a * in the account', 'svc/*x', 'read', undefined],
+    ['a bad escape', 'svc%zz', 'read', undefined],
+    ['a NUL', 'svc%00', 'read', undefined],
+    ['no ops', 'svc', '', undefined],
+    ['an unknown op', 'svc', 'read,steal', undefined],
+    ['a bad ttl', 'svc', 'read', '10 years'],
+    ['a zero ttl', 'svc', 'read', '0h'],
+  ])('refuses %s with usage', (_name, spec, ops, ttl) => {
+    expect(code(() => parseGrantSpec(spec, { ops, ...(ttl ? { ttl } : {}) }))).toBe('usage');
+  });
+});
+
+describe('formatPolicy / savePolicy', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const file = () => {
+    dir = mkdtempSync(join(tmpdir(), 'entraclaw-edit-'));
+    return join(dir, 'sub', 'policy.toml');
+  };
+
+  it('round-trips: save then load gives the same policy', () => {
+    const path = file();
+    const policy: Policy = {
+      clients: [
+        bot,
+        ssh,
+        {
+          name: 'odd',
+          exe: '/opt/we"ird\\path/\u0001x\u007f',
+          sha256: B,
+          grants: [
+            {
+              services: ['*'],
+              servicePrefixes: [],
+              accounts: ['a"b', 'ü\t'],
+              operations: ['write', 'delete'],
+            },
+            { services: [], servicePrefixes: ['p/'], accounts: ['*'], operations: ['list'], source: 'cli' },
+          ],
+        },
+      ],
+    };
+    savePolicy(path, policy);
+    expect(loadPolicy(path)).toEqual(policy);
+    savePolicy(path, { clients: [] });
+    expect(loadPolicy(path)).toEqual({ clients: [] });
+  });
+
+  it('writes 0600 atomically, with a header saying comments are not kept', () => {
+    const path = file();
+    savePolicy(path, { clients: [bot] });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const text = readFileSync(path, 'utf8');
+    expect(text.startsWith('# Entraclaw policy')).toBe(true);
+    expect(text).toMatch(/comments added here\n# are not preserved/);
+    expect(readdirSync(join(dir, 'sub'))).toEqual(['policy.toml']);
+  });
+
+  it('reads naturally, in the documented layout', () => {
+    const text = formatPolicy({ clients: [bot] });
+    expect(text).toContain(`[[client]]
+name = "deploy-bot"
+exe = "/usr/bin/node"
+sha256 = "${A}"
+script = "/home/me/bot/index.js"
+script_sha256 = "${B}"
+added = "2026-11-24T10:00:00.000Z"
+
+  [[client.grant]]
+  services = ["github.com"]
+  service_prefixes = ["aws/"]
+  accounts = ["*"]
+  operations = ["read", "list"]
+  expires_at = "2026-12-01T00:00:00.000Z"
+  source = "user"
+`);
+    expect(parsePolicy(text)).toEqual({ clients: [bot] });
+  });
+
+  it('refuses to write a policy the daemon would not load, leaving the old file', () => {
+    const path = file();
+    savePolicy(path, { clients: [ssh] });
+    const bad = {
+      clients: [
+        {
+          ...ssh,
+          grants: [{ services: [], servicePrefixes: [], accounts: ['*'], operations: ['read' as const] }],
+        },
+      ],
+    };
+    expect(code(() => savePolicy(path, bad))).toBe('usage');
+    expect(loadPolicy(path)).toEqual({ clients: [ssh] });
+  });
+
+  it('replaces hand edits, keeping their values', () => {
+    const path = file();
+    savePolicy(path, { clients: [ssh] });
+    writeFileSync(path, `${readFileSync(path, 'utf8')}# my note\n`, { mode: 0o600 });
+    const p = loadPolicy(path);
+    savePolicy(path, addClient(p, { ...bot }));
+    expect(readFileSync(path, 'utf8')).not.toContain('my note');
+    expect(loadPolicy(path).clients.map((c) => c.name)).toEqual(['ssh', 'deploy-bot']);
+  });
+});

@@ -1,0 +1,340 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { loadPolicy, parsePolicy, policyPath } from '../../src/policy/load.js';
+
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+
+const EXAMPLE = `
+[[client]]
+name = "deploy-bot"
+exe = "/usr/bin/node"
+sha256 = "${A}"
+script = "/home/me/bot/index.js"      # optional: interpreters are pinned to a script
+script_sha256 = "${B}"
+added = "2026-11-24T10:00:00Z"
+  [[client.grant]]
+  services = ["github.com"]
+  service_prefixes = ["aws/"]
+  accounts = ["*"]
+  operations = ["read", "list"]
+  expires_at = "2026-12-01T00:00:00Z"
+  source = "user"
+
+  [[client.grant]]
+  services = ["npm"]
+  accounts = ["me"]
+  operations = ["write"]
+
+[[client]]
+name = "ssh"
+exe = "/usr/bin/ssh"
+sha256 = "${B.toUpperCase()}"
+`;
+
+function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return err as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('parsePolicy', () => {
+  it('reads the documented example into clients and grants', () => {
+    expect(parsePolicy(EXAMPLE)).toEqual({
+      clients: [
+        {
+          name: 'deploy-bot',
+          exe: '/usr/bin/node',
+          sha256: A,
+          script: '/home/me/bot/index.js',
+          scriptSha256: B,
+          added: '2026-11-24T10:00:00.000Z',
+          grants: [
+            {
+              services: ['github.com'],
+              servicePrefixes: ['aws/'],
+              accounts: ['*'],
+              operations: ['read', 'list'],
+              expiresAt: '2026-12-01T00:00:00.000Z',
+              source: 'user',
+            },
+            { services: ['npm'], servicePrefixes: [], accounts: ['me'], operations: ['write'] },
+          ],
+        },
+        // Hashes are compared in lowercase.
+        { name: 'ssh', exe: '/usr/bin/ssh', sha256: B, grants: [] },
+      ],
+    });
+  });
+
+  it('reads an empty document as an empty policy', () => {
+    expect(parsePolicy('')).toEqual({ clients: [] });
+    expect(parsePolicy('# nothing approved yet\n')).toEqual({ clients: [] });
+  });
+
+  it('accepts native TOML datetimes with an offset', () => {
+    const p = parsePolicy(
+      `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\nadded = 2026-11-24T12:00:00+02:00\n`,
+    );
+    expect(p.clients[0]!.added).toBe('2026-11-24T10:00:00.000Z');
+  });
+
+  it('reports a TOML syntax error with its line', () => {
+    const e = usageError(() => parsePolicy('[[client]]\nname = "x"\nexe = \n', 'p.toml'));
+    expect(e.message).toMatch(/^p\.toml:3: /);
+  });
+
+  describe('unknown keys are refused with their line', () => {
+    it.each([
+      [
+        'a misspelt grant key',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n  [[client.grant]]\n  services = ["s"]\n  acounts = ["*"]\n  accounts = ["*"]\n  operations = ["read"]\n`,
+        7,
+        'acounts',
+        'client.grant',
+      ],
+      [
+        'a misspelt client key',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\nscript_hash = "y"\n`,
+        5,
+        'script_hash',
+        'client',
+      ],
+      [
+        'a key of the second client',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n\n[[client]]\nname = "y"\nexe = "/y"\nsha256 = "${B}"\nvalue = "hunter2"\n`,
+        10,
+        'value',
+        'client',
+      ],
+      [
+        'a top-level key',
+        `version = 2\n[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n`,
+        1,
+        'version',
+        '',
+      ],
+      ['a top-level table', `[[clients]]\nname = "x"\n`, 1, 'clients', ''],
+      [
+        'a quoted key',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n"na me" = 1\n`,
+        5,
+        'na me',
+        'client',
+      ],
+      [
+        'a key after a multi-line array',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n[[client.grant]]\nservices = [\n  "a",\n  "b",\n]\naccounts = ["*"]\noperations = ["read"]\nextra = true\n`,
+        12,
+        'extra',
+        'client.grant',
+      ],
+      [
+        'a key in the third grant of the second client',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n[[client.grant]]\nservices = ["a"]\naccounts = ["*"]\noperations = ["read"]\n[[client]]\nname = "y"\nexe = "/y"\nsha256 = "${B}"\n[[client.grant]]\nservices = ["a"]\naccounts = ["*"]\noperations = ["read"]\n[[client.grant]]\nservices = ["a"]\naccounts = ["*"]\noperations = ["read"]\n[[client.grant]]\nservices = ["a"]\naccounts = ["*"]\noperations = ["read"]\nprovider = "keychain"\n`,
+        25,
+        'provider',
+        'client.grant',
+      ],
+    ])('%s', (_name, source, line, key, table) => {
+      const e = usageError(() => parsePolicy(source, 'policy.toml'));
+      expect(e.message).toContain(
+        `policy.toml:${line}: unknown key "${key}"${table ? ` in [[${table}]]` : ''}`,
+      );
+      expect(e.hint).toMatch(/fix policy\.toml/);
+    });
+
+    it('is not fooled by key-like text inside a multi-line string', () => {
+      const src = `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\nlabel = """\nbogus = 1\n"""\n`;
+      expect(usageError(() => parsePolicy(src)).message).toContain('policy.toml:5: unknown key "label"');
+    });
+  });
+
+  describe('invalid values are refused naming the field and line', () => {
+    const client = (extra: string, grant = '') =>
+      `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n${extra}${grant ? `[[client.grant]]\n${grant}` : ''}`;
+    it.each([
+      [
+        'a short sha256',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "abc"\n`,
+        4,
+        /sha256: must be 64 hex digits/,
+      ],
+      [
+        'a relative exe',
+        `[[client]]\nname = "x"\nexe = "node"\nsha256 = "${A}"\n`,
+        3,
+        /exe: must be an absolute path/,
+      ],
+      [
+        'a client name with a space',
+        `[[client]]\nname = "my bot"\nexe = "/x"\nsha256 = "${A}"\n`,
+        2,
+        /name: must be/,
+      ],
+      [
+        'a client name like a flag',
+        `[[client]]\nname = "-rf"\nexe = "/x"\nsha256 = "${A}"\n`,
+        2,
+        /name: must be/,
+      ],
+      [
+        'a client name over 64 characters',
+        `[[client]]\nname = "${'n'.repeat(65)}"\nexe = "/x"\nsha256 = "${A}"\n`,
+        2,
+        /name: must be/,
+      ],
+      ['a missing name', `[[client]]\nexe = "/x"\nsha256 = "${A}"\n`, 1, /name: /],
+      ['script without its hash', client('script = "/s.js"\n'), 5, /script: script needs script_sha256/],
+      [
+        'a script hash without script',
+        client(`script_sha256 = "${B}"\n`),
+        5,
+        /script_sha256: script_sha256 needs script/,
+      ],
+      [
+        'an unknown operation',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read", "reed"]\n'),
+        8,
+        /operations\[1\]: must be one of read, list, create, update, delete, write/,
+      ],
+      ['no accounts', client('', 'services = ["s"]\noperations = ["read"]\n'), 5, /accounts: /],
+      [
+        'empty accounts',
+        client('', 'services = ["s"]\naccounts = []\noperations = ["read"]\n'),
+        7,
+        /accounts: must name at least one account \(write "\*" for any\)/,
+      ],
+      [
+        'no services at all',
+        client('', 'accounts = ["*"]\noperations = ["read"]\n'),
+        5,
+        /services: a grant must name services or service_prefixes/,
+      ],
+      [
+        'an empty service name',
+        client('', 'services = [""]\naccounts = ["*"]\noperations = ["read"]\n'),
+        6,
+        /services\[0\]: "" must not be empty/,
+      ],
+      [
+        'a "*" prefix',
+        client('', 'service_prefixes = ["*"]\naccounts = ["*"]\noperations = ["read"]\n'),
+        6,
+        /service_prefixes: write services = \["\*"\]/,
+      ],
+      [
+        'an expiry without timezone',
+        client(
+          '',
+          'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nexpires_at = 2026-12-01T00:00:00\n',
+        ),
+        9,
+        /expires_at: must be a date and time with a timezone/,
+      ],
+      [
+        'an expiry that is not a time',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nexpires_at = "soon"\n'),
+        9,
+        /expires_at: must be a date/,
+      ],
+      [
+        'an unknown source',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nsource = "magic"\n'),
+        9,
+        /source: must be one of user, profile, cli/,
+      ],
+      [
+        'services as a string',
+        client('', 'services = "s"\naccounts = ["*"]\noperations = ["read"]\n'),
+        6,
+        /services: /,
+      ],
+    ])('%s', (_name, source, line, message) => {
+      const e = usageError(() => parsePolicy(source));
+      expect(e.message).toContain(`policy.toml:${line}: `);
+      expect(e.message).toMatch(message);
+    });
+
+    it('accepts the names the CLI derives from file names', () => {
+      for (const name of ['my_bot.js', 'deploy-bot', '_x', 'a@b+c', 'n'.repeat(64)]) {
+        expect(
+          parsePolicy(`[[client]]\nname = "${name}"\nexe = "/x"\nsha256 = "${A}"\n`).clients[0]!.name,
+        ).toBe(name);
+      }
+    });
+
+    it('refuses two clients with one name, and two entries for one program', () => {
+      const two = `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n[[client]]\nname = "x"\nexe = "/y"\nsha256 = "${B}"\n`;
+      expect(usageError(() => parsePolicy(two)).message).toMatch(
+        /policy\.toml:6: name: "x" is already client #1/,
+      );
+      const same = `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n[[client]]\nname = "y"\nexe = "/y"\nsha256 = "${A}"\n`;
+      expect(usageError(() => parsePolicy(same)).message).toMatch(
+        /policy\.toml:8: sha256: same program as client #1/,
+      );
+    });
+
+    it('allows one binary under several script pins', () => {
+      const src = `[[client]]\nname = "x"\nexe = "/n"\nsha256 = "${A}"\nscript = "/a.js"\nscript_sha256 = "${B}"\n[[client]]\nname = "y"\nexe = "/n"\nsha256 = "${A}"\nscript = "/b.js"\nscript_sha256 = "${B}"\n`;
+      expect(parsePolicy(src).clients).toHaveLength(2);
+    });
+
+    it('lists several problems in line order and caps the list', () => {
+      const src = Array.from(
+        { length: 7 },
+        (_, i) => `[[client]]\nname = "c${i}"\nexe = "/x"\nsha256 = "${A}"\nbad${i} = 1\n`,
+      ).join('');
+      const e = usageError(() => parsePolicy(src));
+      expect(e.message.indexOf('bad0')).toBeLessThan(e.message.indexOf('bad1'));
+      expect(e.message).toMatch(/and \d+ more$/);
+    });
+  });
+});
+
+describe('loadPolicy', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const setup = () => {
+    dir = mkdtempSync(join(tmpdir(), 'entraclaw-policy-'));
+    return join(dir, 'policy.toml');
+  };
+
+  it('treats a missing file as an empty policy', () => {
+    expect(loadPolicy(join(setup(), 'nope'))).toEqual({ clients: [] });
+    expect(loadPolicy(setup())).toEqual({ clients: [] });
+  });
+
+  it('reads a file and names it in errors', () => {
+    const path = setup();
+    writeFileSync(path, EXAMPLE, { mode: 0o600 });
+    expect(loadPolicy(path).clients.map((c) => c.name)).toEqual(['deploy-bot', 'ssh']);
+    writeFileSync(path, '[[client]]\nnme = "x"\n');
+    expect(usageError(() => loadPolicy(path)).message).toContain(`${path}:2: unknown key "nme"`);
+  });
+
+  it('refuses a file other users can write or another user owns', () => {
+    const path = setup();
+    writeFileSync(path, EXAMPLE);
+    chmodSync(path, 0o666);
+    expect(usageError(() => loadPolicy(path)).hint).toBe(`chmod 600 ${path}`);
+    chmodSync(path, 0o620);
+    expect(usageError(() => loadPolicy(path)).message).toMatch(/writable by other users/);
+    chmodSync(path, 0o644);
+    expect(() => loadPolicy(path)).not.toThrow();
+    expect(usageError(() => loadPolicy(path, (process.getuid?.() ?? 0) + 1)).message).toMatch(
+      /is owned by uid/,
+    );
+  });
+
+  it('lives in the config directory', () => {
+    expect(policyPath({ config: '/c', data: '/d', state: '/s', runtime: '/r' })).toBe('/c/policy.toml');
+  });
+});

@@ -1,0 +1,328 @@
+import { describe, expect, it } from 'vitest';
+import { type ClientIdentity, decide, filterVisible, setOperation } from '../../src/policy/match.js';
+import type { Client, Grant, Operation, Policy } from '../../src/policy/schema.js';
+
+const NODE = 'a'.repeat(64);
+const NODE2 = 'c'.repeat(64);
+const BOT = 'b'.repeat(64);
+const OTHER = 'd'.repeat(64);
+const NOW = new Date('2026-11-24T12:00:00Z');
+
+function grant(over: Partial<Grant> = {}): Grant {
+  return { services: ['github.com'], servicePrefixes: [], accounts: ['*'], operations: ['read'], ...over };
+}
+
+function client(over: Partial<Client> = {}): Client {
+  return { name: 'bot', exe: '/usr/bin/node', sha256: NODE, grants: [grant()], ...over };
+}
+
+const policy = (...clients: Client[]): Policy => ({ clients });
+const who = (over: Partial<ClientIdentity> = {}): ClientIdentity => ({
+  exe: '/usr/bin/node',
+  sha256: NODE,
+  ...over,
+});
+const ask = (op: Operation, service?: string, account?: string) => ({ op, service, account });
+
+describe('decide: identity', () => {
+  it('is unknown when no client matches (the caller queues it)', () => {
+    expect(decide(policy(), who(), ask('read', 'github.com', 'me'), NOW)).toEqual({ result: 'unknown' });
+    expect(
+      decide(
+        policy(client({ exe: '/usr/bin/ssh', sha256: OTHER })),
+        who(),
+        ask('read', 'github.com', 'me'),
+        NOW,
+      ),
+    ).toEqual({
+      result: 'unknown',
+    });
+  });
+
+  it('matches on the hash, not the path', () => {
+    const d = decide(
+      policy(client({ exe: '/opt/node/bin/node' })),
+      who(),
+      ask('read', 'github.com', 'me'),
+      NOW,
+    );
+    expect(d.result).toBe('granted');
+  });
+
+  it('compares hashes case-insensitively', () => {
+    expect(
+      decide(policy(client()), who({ sha256: NODE.toUpperCase() }), ask('read', 'github.com', 'me'), NOW)
+        .result,
+    ).toBe('granted');
+  });
+
+  it('denies a known path with a new hash and says how to upgrade', () => {
+    const d = decide(policy(client()), who({ sha256: NODE2 }), ask('read', 'github.com', 'me'), NOW);
+    expect(d).toMatchObject({ result: 'denied', client: { name: 'bot' } });
+    expect(d.result === 'denied' && d.reason).toBe(
+      'binary changed since approval (run `entraclaw upgrade /usr/bin/node`)',
+    );
+  });
+
+  it('quotes a path with spaces in the upgrade advice', () => {
+    const c = client({ exe: "/opt/my tools/it's" });
+    const d = decide(policy(c), who({ exe: c.exe, sha256: NODE2 }), ask('read', 'github.com', 'me'), NOW);
+    expect(d.result === 'denied' && d.reason).toContain(`entraclaw upgrade '/opt/my tools/it'\\''s'`);
+  });
+
+  describe('script pins', () => {
+    const pinned = client({ name: 'deploy', script: '/home/me/bot/index.js', scriptSha256: BOT });
+
+    it('matches when interpreter hash, script path and script hash all match', () => {
+      const d = decide(
+        policy(pinned),
+        who({ script: '/home/me/bot/index.js', scriptSha256: BOT }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(d).toMatchObject({ result: 'granted', client: { name: 'deploy' } });
+    });
+
+    it('is unknown for another script under the same interpreter', () => {
+      expect(
+        decide(
+          policy(pinned),
+          who({ script: '/tmp/evil.js', scriptSha256: OTHER }),
+          ask('read', 'github.com', 'x'),
+          NOW,
+        ),
+      ).toEqual({
+        result: 'unknown',
+      });
+    });
+
+    it('is unknown for the bare interpreter (no script)', () => {
+      expect(decide(policy(pinned), who(), ask('read', 'github.com', 'x'), NOW)).toEqual({
+        result: 'unknown',
+      });
+    });
+
+    it('denies the pinned script with a new hash, naming the script to upgrade', () => {
+      const d = decide(
+        policy(pinned),
+        who({ script: '/home/me/bot/index.js', scriptSha256: OTHER }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(d.result === 'denied' && d.reason).toBe(
+        'script changed since approval (run `entraclaw upgrade /home/me/bot/index.js`)',
+      );
+    });
+
+    it('denies the pinned script under an upgraded interpreter, naming the interpreter', () => {
+      const d = decide(
+        policy(pinned),
+        who({ sha256: NODE2, script: '/home/me/bot/index.js', scriptSha256: BOT }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(d.result === 'denied' && d.reason).toMatch(/binary changed.*upgrade \/usr\/bin\/node/);
+    });
+
+    it('keeps two clients with one interpreter and different scripts apart', () => {
+      const a = client({
+        name: 'a',
+        script: '/a.js',
+        scriptSha256: BOT,
+        grants: [grant({ services: ['svc-a'] })],
+      });
+      const b = client({
+        name: 'b',
+        script: '/b.js',
+        scriptSha256: OTHER,
+        grants: [grant({ services: ['svc-b'] })],
+      });
+      const p = policy(a, b);
+      expect(
+        decide(p, who({ script: '/a.js', scriptSha256: BOT }), ask('read', 'svc-a', 'x'), NOW),
+      ).toMatchObject({ result: 'granted', client: { name: 'a' } });
+      expect(
+        decide(p, who({ script: '/b.js', scriptSha256: OTHER }), ask('read', 'svc-b', 'x'), NOW),
+      ).toMatchObject({ result: 'granted', client: { name: 'b' } });
+      // Each only gets its own grants.
+      expect(
+        decide(p, who({ script: '/a.js', scriptSha256: BOT }), ask('read', 'svc-b', 'x'), NOW),
+      ).toMatchObject({ result: 'denied', client: { name: 'a' } });
+      // A script's hash must be the one pinned for that path, not another client's.
+      expect(
+        decide(p, who({ script: '/a.js', scriptSha256: OTHER }), ask('read', 'svc-b', 'x'), NOW),
+      ).toMatchObject({ result: 'denied', client: { name: 'a' } });
+    });
+
+    it('prefers the script-pinned client over an unpinned one for the same binary', () => {
+      const loose = client({ name: 'any-node', grants: [grant({ services: ['loose'] })] });
+      const p = policy(loose, pinned);
+      const d = decide(
+        p,
+        who({ script: '/home/me/bot/index.js', scriptSha256: BOT }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(d).toMatchObject({ result: 'granted', client: { name: 'deploy' } });
+      // Any other script falls back to the unpinned client.
+      expect(
+        decide(p, who({ script: '/other.js', scriptSha256: OTHER }), ask('read', 'loose', 'x'), NOW),
+      ).toMatchObject({
+        result: 'granted',
+        client: { name: 'any-node' },
+      });
+    });
+  });
+});
+
+describe('decide: grants', () => {
+  const granted = (g: Grant, op: Operation, service: string, account: string, now = NOW) =>
+    decide(policy(client({ grants: [g] })), who(), ask(op, service, account), now).result;
+
+  it('matches exact service names only', () => {
+    expect(granted(grant(), 'read', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant(), 'read', 'github.co', 'me')).toBe('denied');
+    expect(granted(grant(), 'read', 'github.com.evil', 'me')).toBe('denied');
+    expect(granted(grant(), 'read', 'GitHub.com', 'me')).toBe('denied');
+  });
+
+  it('matches service prefixes', () => {
+    const g = grant({ services: [], servicePrefixes: ['aws/'] });
+    expect(granted(g, 'read', 'aws/prod', 'me')).toBe('granted');
+    expect(granted(g, 'read', 'aws/', 'me')).toBe('granted');
+    expect(granted(g, 'read', 'aws', 'me')).toBe('denied');
+    expect(granted(g, 'read', 'awsx/prod', 'me')).toBe('denied');
+    expect(granted(g, 'read', 'x/aws/prod', 'me')).toBe('denied');
+  });
+
+  it('treats "*" as any only when written, and literally nowhere else', () => {
+    expect(granted(grant({ accounts: ['*'] }), 'read', 'github.com', 'anyone')).toBe('granted');
+    expect(granted(grant({ accounts: ['me'] }), 'read', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant({ accounts: ['me'] }), 'read', 'github.com', 'you')).toBe('denied');
+    expect(granted(grant({ accounts: ['me*'] }), 'read', 'github.com', 'meow')).toBe('denied');
+    expect(granted(grant({ services: ['*'] }), 'read', 'anything', 'x')).toBe('granted');
+    expect(granted(grant({ services: ['git*'] }), 'read', 'github.com', 'x')).toBe('denied');
+  });
+
+  it('needs the operation; write covers create and update only', () => {
+    expect(granted(grant({ operations: ['read'] }), 'delete', 'github.com', 'me')).toBe('denied');
+    expect(granted(grant({ operations: ['write'] }), 'create', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant({ operations: ['write'] }), 'update', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant({ operations: ['write'] }), 'delete', 'github.com', 'me')).toBe('denied');
+    expect(granted(grant({ operations: ['write'] }), 'read', 'github.com', 'me')).toBe('denied');
+    expect(granted(grant({ operations: ['create'] }), 'update', 'github.com', 'me')).toBe('denied');
+    expect(granted(grant({ operations: ['update'] }), 'update', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant({ operations: ['delete'] }), 'delete', 'github.com', 'me')).toBe('granted');
+    expect(granted(grant({ operations: ['list'] }), 'read', 'github.com', 'me')).toBe('denied');
+  });
+
+  it('treats a grant as expired from its expiry instant on', () => {
+    const g = grant({ expiresAt: '2026-11-24T12:00:00.000Z' });
+    expect(granted(g, 'read', 'github.com', 'me', new Date('2026-11-24T11:59:59.999Z'))).toBe('granted');
+    expect(granted(g, 'read', 'github.com', 'me', new Date('2026-11-24T12:00:00.000Z'))).toBe('denied');
+    expect(granted(g, 'read', 'github.com', 'me', new Date('2026-11-24T12:00:00.001Z'))).toBe('denied');
+  });
+
+  it('says when the only fitting grant has expired', () => {
+    const d = decide(
+      policy(client({ grants: [grant({ expiresAt: '2026-01-01T00:00:00.000Z' })] })),
+      who(),
+      ask('read', 'github.com', 'me'),
+      NOW,
+    );
+    expect(d.result === 'denied' && d.reason).toBe(
+      'the grant of client "bot" for github.com/me expired at 2026-01-01T00:00:00.000Z',
+    );
+  });
+
+  it('uses a live grant when an expired one also fits', () => {
+    const expired = grant({ expiresAt: '2026-01-01T00:00:00.000Z', source: 'cli' });
+    const live = grant({ source: 'user' });
+    const d = decide(
+      policy(client({ grants: [expired, live] })),
+      who(),
+      ask('read', 'github.com', 'me'),
+      NOW,
+    );
+    expect(d).toMatchObject({ result: 'granted', grant: { source: 'user' } });
+  });
+
+  it('returns the grant that allowed the request', () => {
+    const a = grant({ services: ['npm'] });
+    const b = grant({ services: ['github.com'], operations: ['read', 'write'] });
+    const d = decide(policy(client({ grants: [a, b] })), who(), ask('update', 'github.com', 'me'), NOW);
+    expect(d.result === 'granted' && d.grant).toBe(b);
+  });
+
+  it('denies a known client with no grants, naming it', () => {
+    const d = decide(policy(client({ grants: [] })), who(), ask('read', 'github.com', 'me'), NOW);
+    expect(d).toMatchObject({
+      result: 'denied',
+      reason: 'no grant of client "bot" allows read on github.com/me',
+      client: { name: 'bot' },
+    });
+  });
+
+  it('denies an item operation without a service or account', () => {
+    expect(decide(policy(client()), who(), ask('read', 'github.com'), NOW)).toMatchObject({
+      result: 'denied',
+      reason: /must name a service and an account/,
+    });
+    expect(decide(policy(client()), who(), ask('delete'), NOW).result).toBe('denied');
+  });
+
+  it('grants list when some live grant allows list, whatever its services', () => {
+    const c = client({
+      grants: [grant({ operations: ['read'] }), grant({ services: ['npm'], operations: ['list'] })],
+    });
+    expect(decide(policy(c), who(), ask('list'), NOW)).toMatchObject({
+      result: 'granted',
+      grant: { services: ['npm'] },
+    });
+    expect(decide(policy(client()), who(), ask('list'), NOW)).toMatchObject({
+      result: 'denied',
+      reason: 'client "bot" has no grant that allows list',
+    });
+    const lapsed = client({ grants: [grant({ operations: ['list'], expiresAt: '2026-01-01T00:00:00Z' })] });
+    expect(decide(policy(lapsed), who(), ask('list'), NOW).result).toBe('denied');
+  });
+});
+
+describe('filterVisible', () => {
+  const items = [
+    { service: 'github.com', account: 'me', kind: 'token' },
+    { service: 'github.com', account: 'work', kind: 'token' },
+    { service: 'aws/prod', account: 'deploy', kind: 'key' },
+    { service: 'npm', account: 'me', kind: 'token' },
+  ];
+
+  it('keeps only items a live list grant covers', () => {
+    const grants = [
+      grant({ services: ['github.com'], accounts: ['me'], operations: ['list'] }),
+      grant({ services: [], servicePrefixes: ['aws/'], operations: ['read', 'list'] }),
+      grant({ services: ['npm'], operations: ['read'] }),
+    ];
+    expect(filterVisible(grants, items, NOW).map((i) => `${i.service}/${i.account}`)).toEqual([
+      'github.com/me',
+      'aws/prod/deploy',
+    ]);
+  });
+
+  it('hides everything under expired grants and keeps item fields intact', () => {
+    expect(
+      filterVisible(
+        [grant({ services: ['*'], operations: ['list'], expiresAt: NOW.toISOString() })],
+        items,
+        NOW,
+      ),
+    ).toEqual([]);
+    expect(filterVisible([grant({ services: ['*'], operations: ['list'] })], items, NOW)).toEqual(items);
+  });
+});
+
+describe('setOperation', () => {
+  it('is create for a new item and update for an existing one', () => {
+    expect(setOperation(false)).toBe('create');
+    expect(setOperation(true)).toBe('update');
+  });
+});

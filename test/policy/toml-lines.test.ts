@@ -1,0 +1,76 @@
+import { parse } from 'smol-toml';
+import { describe, expect, it } from 'vitest';
+import { lineOf, tomlKeyLines } from '../../src/policy/toml-lines.js';
+
+const DOC = `# comment = not a key
+title = "x"   # trailing = comment
+[[client]]
+name = "a"
+  [[client.grant]]   # first grant
+  services = ["a=b", 'c]']
+  [[client.grant]]
+  accounts = [
+    "x", # = inside a comment
+    "y",
+  ]
+  note = '''
+not = a key
+'''
+  after = 1
+[[client]]
+name = "b"
+inline = { k = 1, j = [1,
+  2] }
+  [[client.grant]]
+  "quoted.key" = 1
+  dotted.key = 2
+[server]
+port = 1
+[server.tls]
+cert = "c"
+`;
+
+describe('tomlKeyLines', () => {
+  const lines = tomlKeyLines(DOC);
+  it('parses as TOML (the scanner only sees valid documents)', () => {
+    expect(() => parse(DOC)).not.toThrow();
+  });
+
+  it.each([
+    ['title', 2],
+    ['client', 3],
+    ['client.0', 3],
+    ['client.0.name', 4],
+    ['client.0.grant.0', 5],
+    ['client.0.grant.0.services', 6],
+    ['client.0.grant.1', 7],
+    ['client.0.grant.1.accounts', 8],
+    ['client.0.grant.1.note', 12],
+    ['client.0.grant.1.after', 15],
+    ['client.1', 16],
+    ['client.1.name', 17],
+    ['client.1.inline', 18],
+    ['client.1.grant.0', 20],
+    ['client.1.grant.0.quoted.key', 21],
+    ['client.1.grant.0.dotted.key', 22],
+    ['server', 23],
+    ['server.port', 24],
+    ['server.tls.cert', 26],
+  ])('places %s at line %i', (path, line) => {
+    expect(lines.get(path)).toBe(line);
+  });
+
+  it('never records text inside values as keys', () => {
+    expect([...lines.keys()].some((k) => k.endsWith('not') || k.includes('comment'))).toBe(false);
+  });
+
+  it('falls back to the nearest recorded ancestor', () => {
+    expect(lineOf(lines, ['client', 0, 'grant', 1, 'accounts', 1])).toBe(8);
+    expect(lineOf(lines, ['client', 1, 'grant', 0, 'missing'])).toBe(20);
+    expect(lineOf(lines, ['nowhere'])).toBeUndefined();
+  });
+
+  it('handles CRLF line ends', () => {
+    expect(tomlKeyLines('a = 1\r\n[[t]]\r\nb = 2\r\n').get('t.0.b')).toBe(3);
+  });
+});
