@@ -1,0 +1,165 @@
+// THE one place that builds a child process's environment. Every path that starts a user's command
+// with secrets (`entraclaw run`, the shims) goes through buildChildEnv; nothing else may hand-roll env.
+//
+// Threat model. The child is the user's own command and is trusted with the secrets it is given. What
+// we defend against:
+//  1. Untrusted *inputs* to the environment. A .env file usually comes with a repository (someone
+//     else's text), and a secret's value may have been written by another process (an agent with write
+//     access). If either could set LD_PRELOAD, NODE_OPTIONS, BASH_ENV, ... it would run its own code
+//     inside a process that now holds every injected secret. So loader and code-injection variables are
+//     taken ONLY from the user's own environment (`base`): there they are the user's choice for their
+//     own command and pass through untouched. A .env file or --env flag that sets one, or a reference
+//     that would fill one with a secret, is a UsageError naming the variable — never silently dropped,
+//     because dropping it would run the command differently from what the user asked for.
+//  2. Leaking Entraclaw's own control variables. ENTRACLAW_* (the passphrase file's location, the
+//     daemon socket, ...) are removed so a child cannot find or drive the broker by accident; a caller
+//     keeps one (e.g. ENTRACLAW_SOCKET for a nested `entraclaw`) only by naming it. A .env file may
+//     never set one.
+//  3. Secrets that cannot live in an environment. Values must be UTF-8 text without NUL; anything else
+//     is a UsageError pointing at `entraclaw inject`, which writes bytes to a file instead.
+// Out of scope: other processes of the same user reading /proc/<pid>/environ (same uid, same trust),
+// and what the child does with its secrets.
+//
+// Only a variable whose WHOLE value is a reference is replaced (like `op run`); a reference embedded
+// in a longer value is left as text — interpolation belongs to `inject` templates.
+import { EntraclawError, UsageError } from '../errors.js';
+import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from './reference.js';
+
+/** Prefix of Entraclaw's own variables, which children do not inherit by default. */
+export const ENTRACLAW_PREFIX = 'ENTRACLAW_';
+
+/** Prefixes of loader/injection variables: dynamic linkers and exported bash functions. */
+export const INJECTION_PREFIXES: readonly string[] = ['LD_', 'DYLD_', 'BASH_FUNC_'];
+
+/** Exact names of variables that make an interpreter or shell load and run code of the value's choosing. */
+export const INJECTION_NAMES: readonly string[] = [
+  'NODE_OPTIONS',
+  'NODE_PATH',
+  'PYTHONSTARTUP',
+  'PYTHONPATH',
+  'PYTHONHOME',
+  'PERL5OPT',
+  'PERL5LIB',
+  'PERLLIB',
+  'RUBYOPT',
+  'RUBYLIB',
+  'JAVA_TOOL_OPTIONS',
+  '_JAVA_OPTIONS',
+  'JDK_JAVA_OPTIONS',
+  'BASH_ENV',
+  'ENV',
+  'PROMPT_COMMAND',
+  'PS4',
+  'SHELLOPTS',
+  'BASHOPTS',
+  'GCONV_PATH',
+];
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// ignoreBOM keeps a leading U+FEFF: it is part of the secret, not an encoding marker.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Options for buildChildEnv. */
+export interface ChildEnvOptions {
+  /** Secret bytes for every reference in `base` and `overlay`, keyed by formatReference(ref). */
+  resolved: ReadonlyMap<string, Buffer>;
+  /** Variables from .env files and --env flags, in order; later entries win. Applied over `base`. */
+  overlay?: ReadonlyArray<readonly [string, string]>;
+  /** Remove ENTRACLAW_* variables (default true). */
+  dropEntraclaw?: boolean;
+  /** ENTRACLAW_* variables to keep anyway, e.g. ['ENTRACLAW_SOCKET']. */
+  keep?: readonly string[];
+}
+
+type MergeOptions = Pick<ChildEnvOptions, 'overlay' | 'dropEntraclaw' | 'keep'>;
+
+/** Whether `name` is a loader or code-injection variable (see INJECTION_PREFIXES and INJECTION_NAMES). */
+export function isInjectionVariable(name: string): boolean {
+  return INJECTION_NAMES.includes(name) || INJECTION_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/** The distinct references a child environment needs resolved, in first-seen order. */
+export function envReferences(base: NodeJS.ProcessEnv, options: MergeOptions = {}): Reference[] {
+  const seen = new Map<string, Reference>();
+  for (const [name, value] of mergedEntries(base, options)) {
+    if (!value.startsWith(REFERENCE_SCHEME)) continue;
+    const ref = parseReference(value, name);
+    seen.set(formatReference(ref), ref);
+  }
+  return [...seen.values()];
+}
+
+/** Builds a child's environment: references resolved, ENTRACLAW_* removed, injection variables policed. */
+export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions): Record<string, string> {
+  const env: Record<string, string> = Object.create(null);
+  for (const [name, value] of mergedEntries(base, options)) {
+    if (!value.startsWith(REFERENCE_SCHEME)) {
+      env[name] = value;
+      continue;
+    }
+    // A user's own LD_PRELOAD is theirs to set, but never to a secret someone else may have written.
+    if (isInjectionVariable(name)) throw injectionError(name);
+    env[name] = secretText(name, parseReference(value, name), options.resolved);
+  }
+  return env;
+}
+
+/** Base then overlay, ENTRACLAW_* filtered; the overlay is checked here so no caller can skip it. */
+function mergedEntries(
+  base: NodeJS.ProcessEnv,
+  { overlay = [], dropEntraclaw = true, keep = [] }: MergeOptions,
+): Map<string, string> {
+  const merged = new Map<string, string>();
+  for (const [name, value] of Object.entries(base)) {
+    if (value === undefined) continue;
+    if (dropEntraclaw && name.startsWith(ENTRACLAW_PREFIX) && !keep.includes(name)) continue;
+    merged.set(name, value);
+  }
+  for (const [name, value] of overlay) {
+    if (!NAME.test(name)) {
+      throw new UsageError(`"${name}" is not a valid environment variable name`, 'use letters, digits and _');
+    }
+    if (name.startsWith(ENTRACLAW_PREFIX)) {
+      throw new UsageError(
+        `${name} cannot be set from a .env file or --env`,
+        'Entraclaw variables come only from your own environment',
+      );
+    }
+    if (isInjectionVariable(name)) throw injectionError(name);
+    merged.set(name, value);
+  }
+  return merged;
+}
+
+function secretText(name: string, ref: Reference, resolved: ReadonlyMap<string, Buffer>): string {
+  const key = formatReference(ref);
+  const bytes = resolved.get(key);
+  if (bytes === undefined) {
+    throw new EntraclawError('internal', `${name}: ${key} was not resolved before building the environment`);
+  }
+  const text = decodeText(bytes);
+  if (text === undefined) {
+    throw new UsageError(
+      `${name}: the secret ${key} is not UTF-8 text without NUL bytes, so it cannot be an environment variable`,
+      'use `entraclaw inject` to write it to a file instead',
+    );
+  }
+  return text;
+}
+
+/** The bytes as a string, or undefined when they are not UTF-8 or contain NUL (execve cannot pass NUL). */
+function decodeText(bytes: Buffer): string | undefined {
+  try {
+    const text = utf8.decode(bytes);
+    return text.includes('\0') ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
+
+function injectionError(name: string): UsageError {
+  return new UsageError(
+    `${name} can change which code the command runs, so it may come only from your own environment, not from a .env file, --env or a secret`,
+    `export ${name} yourself before running the command if you mean it`,
+  );
+}

@@ -1,0 +1,112 @@
+import { UsageError } from '../errors.js';
+import { assertItemName } from '../store/item-rules.js';
+
+// `entraclaw://SERVICE/ACCOUNT`: exactly two non-empty, percent-encoded parts. Only unreserved
+// characters (A-Z a-z 0-9 - . _ ~) and ':' '@' '+' may appear raw; everything else — '/', quotes,
+// brackets, spaces, non-ASCII — must be %-encoded. That narrow alphabet makes a reference's end
+// unambiguous inside any text (shell quotes, JSON, `{{ }}`), so no quoting rules are needed. The
+// scheme is case-sensitive on purpose: a reference is a machine-read token and exactness keeps
+// `isReference` predictable.
+
+/** The scheme prefix every reference starts with. */
+export const REFERENCE_SCHEME = 'entraclaw://';
+
+const RAW = 'A-Za-z0-9\\-._~:@+';
+const SEGMENT = `(?:[${RAW}]|%[0-9A-Fa-f]{2})+`;
+const WHOLE = new RegExp(`^${REFERENCE_SCHEME}${SEGMENT}/${SEGMENT}$`);
+// A candidate is the longest run of characters a reference could contain; parseReference then
+// rejects it loudly if it is malformed, instead of silently skipping a typo.
+const CANDIDATE = new RegExp(`${REFERENCE_SCHEME}[${RAW}%/]*`, 'g');
+
+/** The item a reference names. */
+export interface Reference {
+  service: string;
+  account: string;
+}
+
+/** A reference found inside a larger text, with its position (UTF-16 offsets, end exclusive). */
+export interface ReferenceMatch {
+  reference: Reference;
+  text: string;
+  start: number;
+  end: number;
+}
+
+/** Whether a whole value (e.g. an environment variable's) is exactly one well-formed reference. */
+export function isReference(value: string): boolean {
+  return WHOLE.test(value);
+}
+
+/**
+ * Parses `entraclaw://SERVICE/ACCOUNT`; `where` (a variable name, or `file:line`) prefixes every error
+ * so the user can find the bad reference.
+ */
+export function parseReference(text: string, where?: string): Reference {
+  const at = where ? `${where}: ` : '';
+  if (!text.startsWith(REFERENCE_SCHEME)) {
+    // The text is not echoed: a value that is not a reference may be a secret.
+    throw new UsageError(
+      `${at}not an ${REFERENCE_SCHEME} reference`,
+      `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT`,
+    );
+  }
+  const segments = text.slice(REFERENCE_SCHEME.length).split('/');
+  if (segments.length !== 2 || segments.some((s) => s.length === 0)) {
+    throw new UsageError(
+      `${at}${text} must have exactly two non-empty parts: ${REFERENCE_SCHEME}SERVICE/ACCOUNT`,
+      'percent-encode a "/" inside a name as %2F',
+    );
+  }
+  if (!WHOLE.test(text)) {
+    throw new UsageError(
+      `${at}${text} has a character that must be percent-encoded, or a malformed % escape`,
+      'only A-Z a-z 0-9 - . _ ~ : @ + may appear raw; encode the rest, e.g. a space as %20',
+    );
+  }
+  const [service, account] = segments as [string, string];
+  return {
+    service: decodePart(service, 'service', text, at),
+    account: decodePart(account, 'account', text, at),
+  };
+}
+
+/** Finds every reference in `text`, in order; one that starts like a reference but is malformed throws. */
+export function findReferences(text: string, where?: string): ReferenceMatch[] {
+  return [...text.matchAll(CANDIDATE)].map((m) => ({
+    reference: parseReference(m[0], where),
+    text: m[0],
+    start: m.index,
+    end: m.index + m[0].length,
+  }));
+}
+
+/** The canonical spelling of a reference, which `parseReference` reads back unchanged. */
+export function formatReference(ref: Reference): string {
+  return `${REFERENCE_SCHEME}${encodePart(ref.service)}/${encodePart(ref.account)}`;
+}
+
+function encodePart(part: string): string {
+  // encodeURIComponent leaves !'()* raw, which are outside our raw alphabet.
+  return encodeURIComponent(part).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+function decodePart(segment: string, field: 'service' | 'account', text: string, at: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    throw new UsageError(
+      `${at}${text} has a % escape that is not valid UTF-8`,
+      'percent-encode the UTF-8 bytes',
+    );
+  }
+  try {
+    assertItemName(decoded, field);
+  } catch (err) {
+    throw new UsageError(`${at}${text}: ${(err as Error).message}`);
+  }
+  return decoded;
+}

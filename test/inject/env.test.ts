@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import { EntraclawError, UsageError } from '../../src/errors.js';
+import { buildChildEnv, envReferences, INJECTION_NAMES, isInjectionVariable } from '../../src/inject/env.js';
+import { formatReference } from '../../src/inject/reference.js';
+
+const secret = (service: string, account: string, value: string | Buffer) =>
+  [formatReference({ service, account }), Buffer.isBuffer(value) ? value : Buffer.from(value)] as const;
+
+function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return err as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('buildChildEnv', () => {
+  it('replaces whole-value references with the secret and keeps everything else', () => {
+    const env = buildChildEnv(
+      { PATH: '/usr/bin', TOKEN: 'entraclaw://github/me', NOTE: 'see entraclaw://x/y', EMPTY: '' },
+      { resolved: new Map([secret('github', 'me', 'ghp_123')]) },
+    );
+    expect({ ...env }).toEqual({
+      PATH: '/usr/bin',
+      TOKEN: 'ghp_123',
+      NOTE: 'see entraclaw://x/y',
+      EMPTY: '',
+    });
+  });
+
+  it('finds the same item however the reference is spelled', () => {
+    const env = buildChildEnv(
+      { A: 'entraclaw://%67ithub/me', B: 'entraclaw://github/m%65' },
+      { resolved: new Map([secret('github', 'me', 's3cret')]) },
+    );
+    expect([env.A, env.B]).toEqual(['s3cret', 's3cret']);
+  });
+
+  it('returns a null-prototype object and skips undefined values', () => {
+    const env = buildChildEnv({ A: '1', B: undefined }, { resolved: new Map() });
+    expect(Object.getPrototypeOf(env)).toBeNull();
+    expect(Object.keys(env)).toEqual(['A']);
+  });
+
+  it('applies the overlay over base, later entries winning, and resolves references in it', () => {
+    const env = buildChildEnv(
+      { A: 'base', B: 'base' },
+      {
+        overlay: [
+          ['A', 'first'],
+          ['A', 'second'],
+          ['C', 'entraclaw://svc/acct'],
+        ],
+        resolved: new Map([secret('svc', 'acct', 'value')]),
+      },
+    );
+    expect({ ...env }).toEqual({ A: 'second', B: 'base', C: 'value' });
+  });
+
+  it('removes every ENTRACLAW_* variable by default, including the passphrase file and socket', () => {
+    const env = buildChildEnv(
+      { ENTRACLAW_PASSPHRASE_FILE: '/p', ENTRACLAW_SOCKET: '/s', ENTRACLAW_STORE: 'x', HOME: '/h' },
+      { resolved: new Map() },
+    );
+    expect({ ...env }).toEqual({ HOME: '/h' });
+  });
+
+  it('keeps a named ENTRACLAW_* variable, or all of them when dropEntraclaw is false', () => {
+    const base = { ENTRACLAW_PASSPHRASE_FILE: '/p', ENTRACLAW_SOCKET: '/s' };
+    expect({ ...buildChildEnv(base, { resolved: new Map(), keep: ['ENTRACLAW_SOCKET'] }) }).toEqual({
+      ENTRACLAW_SOCKET: '/s',
+    });
+    expect({ ...buildChildEnv(base, { resolved: new Map(), dropEntraclaw: false }) }).toEqual(base);
+  });
+
+  it('never lets the overlay set an ENTRACLAW_* variable', () => {
+    const err = usageError(() =>
+      buildChildEnv({}, { resolved: new Map(), overlay: [['ENTRACLAW_SOCKET', '/tmp/evil']] }),
+    );
+    expect(err.message).toMatch(/^ENTRACLAW_SOCKET cannot be set from a \.env file/);
+  });
+
+  it.each([
+    ['LD_PRELOAD'],
+    ['LD_LIBRARY_PATH'],
+    ['DYLD_INSERT_LIBRARIES'],
+    ['NODE_OPTIONS'],
+    ['PYTHONSTARTUP'],
+    ['BASH_ENV'],
+    ['BASH_FUNC_ls%%'],
+  ])('passes %s through from the user environment', (name) => {
+    const env = buildChildEnv({ [name]: '/opt/lib.so' }, { resolved: new Map() });
+    expect(env[name]).toBe('/opt/lib.so');
+  });
+
+  it.each([
+    ['LD_PRELOAD'],
+    ['DYLD_LIBRARY_PATH'],
+    ['NODE_OPTIONS'],
+    ['PYTHONSTARTUP'],
+    ['PERL5OPT'],
+    ['JAVA_TOOL_OPTIONS'],
+  ])('refuses %s from a .env file or --env, naming it', (name) => {
+    const err = usageError(() => buildChildEnv({}, { resolved: new Map(), overlay: [[name, '/tmp/x.so']] }));
+    expect(err.message.startsWith(`${name} can change which code the command runs`)).toBe(true);
+    expect(err.hint).toContain(name);
+  });
+
+  it('refuses an injection variable from .env even when the user also set it', () => {
+    expect(() =>
+      buildChildEnv(
+        { NODE_OPTIONS: '--max-old-space-size=4096' },
+        { resolved: new Map(), overlay: [['NODE_OPTIONS', '-r x']] },
+      ),
+    ).toThrow(UsageError);
+  });
+
+  it('refuses to fill an injection variable from a secret, even in the user environment', () => {
+    const err = usageError(() =>
+      buildChildEnv(
+        { LD_PRELOAD: 'entraclaw://lib/evil' },
+        { resolved: new Map([secret('lib', 'evil', '/x.so')]) },
+      ),
+    );
+    expect(err.message).toMatch(/^LD_PRELOAD can change/);
+  });
+
+  it('refuses an overlay name that is not a valid variable name', () => {
+    expect(
+      usageError(() => buildChildEnv({}, { resolved: new Map(), overlay: [['1BAD', 'x']] })).message,
+    ).toBe('"1BAD" is not a valid environment variable name');
+  });
+
+  it.each([
+    ['invalid UTF-8', Buffer.from([0x61, 0xff, 0x62])],
+    ['a NUL byte', Buffer.from('a\0b')],
+  ])('sends a secret with %s to `inject`, without printing it', (_what, bytes) => {
+    const err = usageError(() =>
+      buildChildEnv({ KEY: 'entraclaw://svc/bin' }, { resolved: new Map([secret('svc', 'bin', bytes)]) }),
+    );
+    expect(err.message).toMatch(/^KEY: the secret entraclaw:\/\/svc\/bin is not UTF-8 text/);
+    expect(err.hint).toContain('entraclaw inject');
+    expect(err.message).not.toContain(bytes.toString('latin1'));
+  });
+
+  it('keeps a leading byte-order mark that is part of the secret', () => {
+    const env = buildChildEnv({ K: 'entraclaw://s/a' }, { resolved: new Map([secret('s', 'a', '\uFEFFx')]) });
+    expect(env.K).toBe('\uFEFFx');
+  });
+
+  it('reports an unresolved reference as an internal error', () => {
+    expect(() => buildChildEnv({ K: 'entraclaw://s/a' }, { resolved: new Map() })).toThrow(EntraclawError);
+    try {
+      buildChildEnv({ K: 'entraclaw://s/a' }, { resolved: new Map() });
+    } catch (err) {
+      expect((err as EntraclawError).code).toBe('internal');
+    }
+  });
+
+  it('is loud about a malformed reference, naming the variable', () => {
+    expect(
+      usageError(() => buildChildEnv({ TOKEN: 'entraclaw://only-one' }, { resolved: new Map() })).message,
+    ).toMatch(/^TOKEN: /);
+  });
+});
+
+describe('envReferences', () => {
+  it('lists distinct references from base and overlay, skipping dropped ENTRACLAW_* variables', () => {
+    const refs = envReferences(
+      { A: 'entraclaw://s/a', B: 'entraclaw://%73/a', ENTRACLAW_X: 'entraclaw://hidden/x', C: 'plain' },
+      { overlay: [['D', 'entraclaw://s/d']] },
+    );
+    expect(refs).toEqual([
+      { service: 's', account: 'a' },
+      { service: 's', account: 'd' },
+    ]);
+  });
+});
+
+describe('isInjectionVariable', () => {
+  it('covers every listed name and the LD_/DYLD_/BASH_FUNC_ prefixes, and nothing ordinary', () => {
+    for (const name of INJECTION_NAMES) expect(isInjectionVariable(name)).toBe(true);
+    expect(isInjectionVariable('LD_AUDIT')).toBe(true);
+    expect(isInjectionVariable('DYLD_FRAMEWORK_PATH')).toBe(true);
+    expect(isInjectionVariable('PATH')).toBe(false);
+    expect(isInjectionVariable('HOME')).toBe(false);
+    expect(isInjectionVariable('OLD_PRELOAD')).toBe(false);
+  });
+});
