@@ -1,0 +1,388 @@
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { homedir, userInfo } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  LAUNCHD_LABEL,
+  launchdLogDir,
+  launchdPlist,
+  PASSPHRASE_CREDENTIAL,
+  passphraseCredentialPath,
+  SYSTEMD_UNIT_NAME,
+  systemdUnit,
+} from '../daemon/service-unit.js';
+import { socketPath } from '../daemon/socket-path.js';
+import { UnavailableError, UsageError } from '../errors.js';
+import { writeFileAtomic } from '../lib/atomic-write.js';
+import { type Paths, resolvePaths } from '../lib/paths.js';
+import { STORE_NAMES, type StoreName } from '../store/types.js';
+import { note, printJson } from './output.js';
+
+// systemctl and launchctl normally answer at once; a hung bus must not hang the CLI with it.
+const COMMAND_TIMEOUT_MS = 15_000;
+const SOCKET_PROBE_TIMEOUT_MS = 1_000;
+const NO_MANAGER_HINT = 'log in with a systemd session or run `entraclaw agent` directly';
+
+/** What `entraclaw service` can do. */
+export type ServiceAction = 'install' | 'uninstall' | 'status';
+
+/** Options of `entraclaw service`. */
+export interface ServiceCliOptions {
+  store?: string;
+  socket?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** One command the action runs; `when` names the condition under which it is run at all. */
+interface Step {
+  argv: string[];
+  when?: string;
+}
+
+/** Where the service definition lives and how this platform's service manager is driven. */
+interface Target {
+  manager: 'systemd' | 'launchd';
+  file: string;
+  contents: string;
+  /** Directories created (0700) before the service first runs. */
+  dirs: string[];
+  /** Asks the manager about the service; steps with a `when` run only if it succeeds. */
+  probe: string[];
+  install: Step[];
+  uninstall: Step[];
+  /** Things the user should know before relying on the installed service. */
+  warnings: string[];
+}
+
+/**
+ * `entraclaw service install|uninstall|status`: runs the broker as a per-user service (systemd user unit
+ * on Linux, LaunchAgent on macOS). `--dry-run` prints the file and the commands and touches nothing.
+ */
+export async function service(action: ServiceAction, opts: ServiceCliOptions): Promise<void> {
+  const env = process.env;
+  const paths = resolvePaths(env);
+  const target = describeTarget(paths, opts, env);
+  if (action === 'status') return status(target, paths, opts);
+  if (opts.dryRun) return printPlan(action, target, opts.json);
+  if (action === 'install') await install(target, paths, opts);
+  else await uninstall(target, opts);
+}
+
+function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.ProcessEnv): Target {
+  const storeName = checkStore(opts.store);
+  const home = env.HOME || homedir();
+  const common = {
+    nodePath: process.execPath,
+    cliPath: fileURLToPath(new URL('./main.js', import.meta.url)),
+    paths,
+  };
+  const extra = { ...(storeName ? { storeName } : {}), ...(opts.socket ? { socketPath: opts.socket } : {}) };
+  if (process.platform === 'darwin') {
+    const file = join(home, 'Library', 'LaunchAgents', `${LAUNCHD_LABEL}.plist`);
+    const domain = `gui/${process.getuid?.() ?? 0}`;
+    const job = `${domain}/${LAUNCHD_LABEL}`;
+    return {
+      manager: 'launchd',
+      file,
+      contents: launchdPlist({ ...common, ...extra, home }),
+      dirs: [paths.config, paths.data, launchdLogDir(home)],
+      probe: ['launchctl', 'print', job],
+      install: [
+        { argv: ['launchctl', 'bootout', job], when: 'already loaded' },
+        { argv: ['launchctl', 'bootstrap', domain, file] },
+      ],
+      uninstall: [{ argv: ['launchctl', 'bootout', job], when: 'loaded' }],
+      warnings: [],
+    };
+  }
+  if (process.platform !== 'linux') {
+    throw new UnavailableError(
+      `entraclaw service is not supported on ${process.platform}`,
+      'run `entraclaw agent` directly',
+    );
+  }
+  if (storeName === 'kernel-keyring') {
+    throw new UsageError(
+      'the kernel-keyring store cannot back the service: its sandbox runs in a user namespace, where the user keyring is a different, empty one',
+      'use --store secret-service or --store encrypted-file, or run `entraclaw agent` directly',
+    );
+  }
+  const credential = passphraseCredentialPath(paths);
+  // A listed credential that is missing stops the unit from starting at all, so it is listed only if present.
+  const useCredential = storeName === 'encrypted-file' && existsSync(credential);
+  const warnings =
+    storeName === 'encrypted-file' && !useCredential
+      ? [
+          `no ${credential}: the vault stays locked under the service. A user manager cannot read the host key, so ` +
+            `make a TPM2-only credential: systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`,
+        ]
+      : [];
+  const managerHome = homeAsManagerSeesIt(home);
+  const unitDir = join(env.XDG_CONFIG_HOME || join(home, '.config'), 'systemd', 'user');
+  return {
+    manager: 'systemd',
+    file: join(unitDir, SYSTEMD_UNIT_NAME),
+    contents: systemdUnit({
+      ...common,
+      ...extra,
+      ...(managerHome ? { home: managerHome } : {}),
+      ...(useCredential ? { passphraseCredential: credential } : {}),
+    }),
+    dirs: [paths.config, paths.data, paths.state],
+    probe: [
+      'systemctl',
+      '--user',
+      'show',
+      SYSTEMD_UNIT_NAME,
+      '--property=ActiveState,SubState,UnitFileState',
+    ],
+    // restart rather than `enable --now`: a reinstall must replace a daemon still running the old unit.
+    install: [
+      { argv: ['systemctl', '--user', 'daemon-reload'] },
+      { argv: ['systemctl', '--user', 'enable', SYSTEMD_UNIT_NAME] },
+      { argv: ['systemctl', '--user', 'restart', SYSTEMD_UNIT_NAME] },
+    ],
+    uninstall: [
+      { argv: ['systemctl', '--user', 'disable', '--now', SYSTEMD_UNIT_NAME] },
+      { argv: ['systemctl', '--user', 'daemon-reload'] },
+    ],
+    warnings,
+  };
+}
+
+// %h is the home the user manager sees (from the user database), which this shell's $HOME may not be.
+function homeAsManagerSeesIt(home: string): string | undefined {
+  try {
+    return userInfo().homedir === home ? home : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkStore(store: string | undefined): StoreName | undefined {
+  if (store === undefined || store === 'auto') return undefined;
+  if (!(STORE_NAMES as readonly string[]).includes(store)) {
+    throw new UsageError(`unknown store "${store}"`, `use one of: auto, ${STORE_NAMES.join(', ')}`);
+  }
+  return store as StoreName;
+}
+
+function printPlan(action: 'install' | 'uninstall', t: Target, json?: boolean): void {
+  const file =
+    action === 'install'
+      ? { path: t.file, mode: '0644', contents: t.contents }
+      : { path: t.file, remove: true };
+  const dirs = action === 'install' ? t.dirs : [];
+  const steps = action === 'install' ? t.install : t.uninstall;
+  if (json) {
+    printJson({
+      action,
+      dryRun: true,
+      manager: t.manager,
+      file,
+      dirs,
+      commands: steps,
+      warnings: t.warnings,
+    });
+    return;
+  }
+  for (const w of t.warnings) note(w);
+  const out = process.stdout;
+  for (const d of dirs) out.write(`would create ${d} (0700) if missing\n`);
+  if (action === 'install') out.write(`would write ${t.file} (0644):\n\n${t.contents}\n`);
+  else out.write(`would remove ${t.file} (if present)\n`);
+  out.write('would run:\n');
+  for (const s of steps) out.write(`  ${s.argv.map(shellQuote).join(' ')}${s.when ? `  (${s.when})` : ''}\n`);
+}
+
+async function install(t: Target, paths: Paths, opts: ServiceCliOptions): Promise<void> {
+  for (const w of t.warnings) note(w);
+  for (const d of t.dirs) mkdirSync(d, { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(t.file), { recursive: true });
+  writeFileAtomic(t.file, Buffer.from(t.contents), 0o644);
+  note(`wrote ${t.file}`);
+  const ran: string[][] = [];
+  for (const step of t.install) {
+    if (step.when && (await run(t.probe)).status !== 0) continue;
+    await manage(step.argv, t);
+    ran.push(step.argv);
+  }
+  const socket = socketPath(paths, opts.socket);
+  if (opts.json)
+    return printJson({ action: 'install', manager: t.manager, file: t.file, commands: ran, socket });
+  process.stdout.write(`installed and started ${basename(t.file)}; clients connect to ${socket}\n`);
+}
+
+async function uninstall(t: Target, opts: ServiceCliOptions): Promise<void> {
+  const present = existsSync(t.file);
+  const ran: string[][] = [];
+  let managerUp = true;
+  if (present) {
+    const [stop, reload] = t.uninstall;
+    if (!stop!.when || (await run(t.probe)).status === 0) {
+      try {
+        await manage(stop!.argv, t);
+        ran.push(stop!.argv);
+      } catch (err) {
+        // Nothing runs without a manager, so removing the files is all there is to undo.
+        if (!(err instanceof NoManagerError)) throw err;
+        managerUp = false;
+        note('no systemd user manager: removing the unit file and its enablement link only');
+        removeWantsLink(t.file);
+      }
+    }
+    unlinkSync(t.file);
+    if (reload && managerUp) {
+      await manage(reload.argv, t);
+      ran.push(reload.argv);
+    }
+  }
+  if (opts.json)
+    return printJson({
+      action: 'uninstall',
+      manager: t.manager,
+      file: t.file,
+      removed: present,
+      commands: ran,
+    });
+  process.stdout.write(present ? `removed ${t.file}\n` : `not installed (no ${t.file})\n`);
+}
+
+async function status(t: Target, paths: Paths, opts: ServiceCliOptions): Promise<void> {
+  const installed = existsSync(t.file);
+  const service = t.manager === 'systemd' ? await systemdState(t.probe) : await launchdState(t.probe);
+  const path = socketPath(paths, opts.socket);
+  const socket = { path, reachable: await socketReachable(path) };
+  if (opts.json) return printJson({ manager: t.manager, file: t.file, installed, ...service, socket });
+  const out = process.stdout;
+  out.write(`file:    ${t.file} (${installed ? 'present' : 'absent'})\n`);
+  out.write(
+    `service: ${service.reachable ? `${service.state}${service.enabled ? `, ${service.enabled}` : ''}` : `unknown (${service.reason})`}\n`,
+  );
+  out.write(`socket:  ${path} (${socket.reachable ? 'accepting connections' : 'not reachable'})\n`);
+}
+
+interface ServiceState {
+  /** Whether the service manager answered. */
+  reachable: boolean;
+  state?: string;
+  enabled?: string;
+  reason?: string;
+}
+
+async function systemdState(probe: string[]): Promise<ServiceState> {
+  const r = await run(probe);
+  if (r.status !== 0) return { reachable: false, reason: failure(r) };
+  const props = Object.fromEntries(
+    r.stdout.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  return {
+    reachable: true,
+    state: `${props.ActiveState ?? 'unknown'} (${props.SubState ?? 'unknown'})`,
+    enabled: props.UnitFileState || 'not installed',
+  };
+}
+
+async function launchdState(probe: string[]): Promise<ServiceState> {
+  const r = await run(probe);
+  if (r.error || r.timedOut) return { reachable: false, reason: failure(r) };
+  if (r.status !== 0) return { reachable: true, state: 'not loaded' };
+  return { reachable: true, state: /^\s*state = (.+)$/m.exec(r.stdout)?.[1] ?? 'loaded' };
+}
+
+function removeWantsLink(unitFile: string): void {
+  const link = join(dirname(unitFile), 'default.target.wants', basename(unitFile));
+  try {
+    if (lstatSync(link).isSymbolicLink() && readlinkSync(link) === unitFile) unlinkSync(link);
+  } catch {
+    // No link: the unit was never enabled.
+  }
+}
+
+/** systemctl could not reach a user manager (no session bus, no $XDG_RUNTIME_DIR). */
+class NoManagerError extends UnavailableError {
+  override name = 'NoManagerError';
+}
+
+async function manage(argv: string[], t: Target): Promise<void> {
+  const r = await run(argv);
+  if (r.status === 0) return;
+  if (
+    t.manager === 'systemd' &&
+    !r.error &&
+    !r.timedOut &&
+    /Failed to connect to (the )?bus|\$DBUS_SESSION_BUS_ADDRESS/.test(r.stderr)
+  ) {
+    throw new NoManagerError(
+      `no systemd user manager: wrote ${t.file} but nothing can load it (${argv.join(' ')}: ${firstLine(r.stderr)})`,
+      NO_MANAGER_HINT,
+    );
+  }
+  throw new UnavailableError(
+    `${argv.join(' ')} failed: ${failure(r)}`,
+    t.manager === 'systemd'
+      ? `see \`journalctl --user -u ${SYSTEMD_UNIT_NAME}\``
+      : 'see `launchctl print` and the logs in ~/Library/Logs/entraclaw/',
+  );
+}
+
+interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  error?: NodeJS.ErrnoException;
+  timedOut: boolean;
+}
+
+function run(argv: string[]): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, COMMAND_TIMEOUT_MS);
+    const settle = (status: number | null, error?: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, timedOut, ...(error ? { error } : {}) });
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // A spawn failure (ENOENT) emits 'error' and may never emit 'close'; resolving twice is harmless.
+    child.on('error', (err) => settle(null, err));
+    child.on('close', (status) => settle(status));
+  });
+}
+
+function failure(r: RunResult): string {
+  if (r.error?.code === 'ENOENT') return `${r.error.path ?? 'command'} not found on PATH`;
+  if (r.error) return r.error.message;
+  if (r.timedOut) return `no answer within ${COMMAND_TIMEOUT_MS / 1000}s`;
+  return `exit ${r.status}${r.stderr.trim() ? `: ${firstLine(r.stderr)}` : ''}`;
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0]!;
+}
+
+function socketReachable(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ path, timeout: SOCKET_PROBE_TIMEOUT_MS });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+    sock.once('timeout', () => done(false));
+  });
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,183 @@
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
+
+// `entraclaw service` as a user meets it. HOME, XDG dirs and the runtime dir point into a temp dir and no
+// bus address is passed on, so no run can reach (or enable anything in) the real user's service manager.
+const root = mkdtempSync(join(tmpdir(), 'entraclaw-service-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+let n = 0;
+function sandbox(extra: NodeJS.ProcessEnv = {}): { dir: string; env: NodeJS.ProcessEnv; unitFile: string } {
+  const dir = join(root, `case-${n++}`);
+  mkdirSync(dir);
+  const env = isolatedEnv(dir, { DBUS_SESSION_BUS_ADDRESS: undefined, ...extra });
+  return { dir, env, unitFile: join(dir, 'config', 'systemd', 'user', 'entraclaw.service') };
+}
+
+// A stand-in systemctl that logs its arguments and succeeds (to drive the paths a real user manager takes)
+// or, like systemctl on a booted machine without a user bus, fails before touching anything.
+function fakeSystemctl(dir: string, noBus = false): { env: NodeJS.ProcessEnv; calls(): string[] } {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const log = join(dir, 'systemctl.log');
+  const body = noBus
+    ? `echo 'Failed to connect to bus: No medium found' >&2\nexit 1`
+    : `[ "$2" = show ] && printf 'ActiveState=active\\nSubState=running\\nUnitFileState=enabled\\n'\nexit 0`;
+  writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${log}'\n${body}\n`, { mode: 0o755 });
+  return {
+    env: { PATH: `${bin}:${process.env.PATH}` },
+    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []),
+  };
+}
+
+const hasSystemctl = spawnSync('systemctl', ['--version']).status === 0;
+
+describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () => {
+  it('install --dry-run --json prints the unit and the commands and writes nothing', () => {
+    const { dir, env, unitFile } = sandbox();
+    const r = runCli(['service', 'install', '--dry-run', '--json'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout.toString());
+    expect(plan).toMatchObject({
+      action: 'install',
+      dryRun: true,
+      manager: 'systemd',
+      file: { path: unitFile, mode: '0644' },
+    });
+    expect(plan.file.contents).toContain(`ExecStart="${process.execPath}" "${CLI}" agent\n`);
+    expect(plan.file.contents).toContain('ProtectSystem=strict');
+    expect(plan.commands.map((c: { argv: string[] }) => c.argv.join(' '))).toEqual([
+      'systemctl --user daemon-reload',
+      'systemctl --user enable entraclaw.service',
+      'systemctl --user restart entraclaw.service',
+    ]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('install --dry-run without --json shows the same plan for a human', () => {
+    const { dir, env, unitFile } = sandbox();
+    const r = runCli(['service', 'install', '--dry-run'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const out = r.stdout.toString();
+    expect(out).toContain(`would write ${unitFile} (0644):`);
+    expect(out).toContain('[Service]');
+    expect(out).toContain('  systemctl --user daemon-reload\n');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it.runIf(hasSystemctl)(
+    'install without a user manager writes the unit, then exits 5 naming the problem and the fix',
+    () => {
+      const { env, unitFile } = sandbox();
+      const planned = JSON.parse(
+        runCli(['service', 'install', '--dry-run', '--json'], env).stdout.toString(),
+      );
+      const r = runCli(['service', 'install'], env);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.unavailable);
+      const wrote = r.stderr.indexOf(`wrote ${unitFile}`);
+      const problem = r.stderr.indexOf('no systemd user manager');
+      expect(wrote, r.stderr).toBeGreaterThanOrEqual(0);
+      expect(problem, r.stderr).toBeGreaterThan(wrote);
+      expect(r.stderr).toContain('log in with a systemd session or run `entraclaw agent` directly');
+      expect(readFileSync(unitFile, 'utf8')).toBe(planned.file.contents);
+      expect(statSync(unitFile).mode & 0o777).toBe(0o644);
+
+      const j = runCli(['service', 'install', '--json'], env);
+      expect(j.status).toBe(EXIT_CODES.unavailable);
+      const err = JSON.parse(j.stderr.split('\n').find((l) => l.startsWith('{'))!).error;
+      expect(err.code).toBe('unavailable');
+      expect(err.message).toContain(unitFile);
+    },
+  );
+
+  it('uninstall without a user manager still removes the unit and its enablement link', () => {
+    const { dir, env: base, unitFile } = sandbox();
+    const env = { ...base, ...fakeSystemctl(dir, true).env };
+    expect(runCli(['service', 'install'], env).status).toBe(EXIT_CODES.unavailable);
+    const link = join(unitFile, '..', 'default.target.wants', 'entraclaw.service');
+    mkdirSync(join(link, '..'));
+    symlinkSync(unitFile, link);
+    const r = runCli(['service', 'uninstall'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(unitFile)).toBe(false);
+    // lstat, not existsSync: a dangling link is exactly what must not be left behind.
+    expect(() => lstatSync(link)).toThrow();
+  });
+
+  it('with a user manager: install enables and restarts, status reports, uninstall disables and removes', () => {
+    const { dir, env, unitFile } = sandbox();
+    const fake = fakeSystemctl(dir);
+    const run = (args: string[]) => runCli(args, { ...env, ...fake.env });
+
+    const install = run(['service', 'install', '--store', 'encrypted-file', '--json']);
+    expect(install.status, install.stderr).toBe(0);
+    expect(JSON.parse(install.stdout.toString())).toMatchObject({ action: 'install', file: unitFile });
+    expect(readFileSync(unitFile, 'utf8')).toContain(' agent --store "encrypted-file"\n');
+    // No passphrase credential exists yet: the unit must not name one (systemd would refuse to start it).
+    expect(readFileSync(unitFile, 'utf8')).not.toContain('LoadCredentialEncrypted');
+    expect(install.stderr).toContain('systemd-creds encrypt');
+    for (const d of ['config/entraclaw', 'data/entraclaw', 'state/entraclaw']) {
+      expect(statSync(join(dir, d)).mode & 0o777).toBe(0o700);
+    }
+    expect(fake.calls()).toEqual([
+      '--user daemon-reload',
+      '--user enable entraclaw.service',
+      '--user restart entraclaw.service',
+    ]);
+
+    const status = JSON.parse(run(['service', 'status', '--json']).stdout.toString());
+    expect(status).toMatchObject({
+      installed: true,
+      reachable: true,
+      state: 'active (running)',
+      enabled: 'enabled',
+      socket: { path: join(dir, 'run', 'entraclaw', 'agent.sock'), reachable: false },
+    });
+
+    const uninstall = run(['service', 'uninstall', '--json']);
+    expect(uninstall.status, uninstall.stderr).toBe(0);
+    expect(existsSync(unitFile)).toBe(false);
+    expect(fake.calls().slice(-2)).toEqual([
+      '--user disable --now entraclaw.service',
+      '--user daemon-reload',
+    ]);
+  });
+
+  it('uninstall --dry-run touches nothing', () => {
+    const { dir, env, unitFile } = sandbox();
+    const fake = fakeSystemctl(dir);
+    runCli(['service', 'install'], { ...env, ...fake.env });
+    const before = fake.calls().length;
+    const r = runCli(['service', 'uninstall', '--dry-run'], { ...env, ...fake.env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toContain(`would remove ${unitFile}`);
+    expect(existsSync(unitFile)).toBe(true);
+    expect(fake.calls().length).toBe(before);
+  });
+
+  it('refuses the kernel-keyring store and unknown stores as usage errors', () => {
+    const { env } = sandbox();
+    const kk = runCli(['service', 'install', '--store', 'kernel-keyring', '--dry-run'], env);
+    expect(kk.status).toBe(EXIT_CODES.usage);
+    expect(kk.stderr).toContain('user namespace');
+    const bad = runCli(['service', 'install', '--store', 'nope', '--dry-run'], env);
+    expect(bad.status).toBe(EXIT_CODES.usage);
+    expect(bad.stderr).toContain('encrypted-file');
+  });
+});
