@@ -9,7 +9,9 @@ export interface StoreOptions {
 }
 
 /** Builds the store context and the requested store name from flags, config and environment. */
-export async function storeContext(opts: StoreOptions): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName }> {
+export async function storeContext(
+  opts: StoreOptions,
+): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName }> {
   const env = process.env;
   const paths = resolvePaths(env);
   const config = await loadAgentConfig(paths.config);

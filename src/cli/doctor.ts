@@ -1,4 +1,4 @@
-import { probeAll, autoOrder, systemdCredsPresent } from '../store/select.js';
+import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
 import { storeContext } from './context.js';
 import { printJson, printTable } from './output.js';
@@ -18,11 +18,22 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
       ? requested
       : autoOrder(process.platform).find((n) => probes.find((p) => p.name === n)?.available);
   const readFirst = requested === 'auto' && systemdCredsPresent(ctx.env) ? 'systemd-creds' : undefined;
-  const rows = probes.map((p) => ({ ...p, persistenceText: PERSISTENCE[p.persistence], selected: p.name === selected, readFirst: p.name === readFirst }));
+  const rows = probes.map((p) => ({
+    ...p,
+    persistenceText: PERSISTENCE[p.persistence],
+    selected: p.name === selected,
+    readFirst: p.name === readFirst,
+  }));
   if (opts.json) return printJson({ requested, selected: selected ?? null, stores: rows });
   printTable([
     ['STORE', 'AVAILABLE', 'SELECTED', 'PERSISTENCE', 'REASON'],
-    ...rows.map((r) => [r.name, r.available ? 'yes' : 'no', r.selected ? 'yes' : r.readFirst ? 'reads first' : '', r.persistenceText, r.reason]),
+    ...rows.map((r) => [
+      r.name,
+      r.available ? 'yes' : 'no',
+      r.selected ? 'yes' : r.readFirst ? 'reads first' : '',
+      r.persistenceText,
+      r.reason,
+    ]),
   ]);
   process.stdout.write('\nBoundaries:\n');
   for (const r of rows) process.stdout.write(`  ${r.name}: ${r.boundary}\n`);

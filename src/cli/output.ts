@@ -24,12 +24,19 @@ export function reportError(err: unknown, json: boolean): number {
   const e =
     err instanceof EntraclawError
       ? err
-      : new EntraclawError('internal', `internal error: ${(err as Error)?.message ?? String(err)}`, 'please report this with `entraclaw doctor --json` output');
+      : new EntraclawError(
+          'internal',
+          `internal error: ${(err as Error)?.message ?? String(err)}`,
+          'please report this with `entraclaw doctor --json` output',
+        );
   if (json) {
-    process.stderr.write(`${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`);
+    process.stderr.write(
+      `${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`,
+    );
   } else {
     process.stderr.write(`entraclaw: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
   }
-  if (e.code === 'internal' && process.env.ENTRACLAW_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  if (e.code === 'internal' && process.env.ENTRACLAW_DEBUG && err instanceof Error)
+    process.stderr.write(`${err.stack}\n`);
   return exitCodeFor(e.code);
 }

@@ -1,4 +1,4 @@
-import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { TooLargeError, UsageError } from '../errors.js';
 
 /** Reads at most `max` bytes from a file descriptor; one byte more is a TooLargeError naming `what`. */
@@ -17,7 +17,11 @@ export function readBounded(fd: number, max: number, what: string): Buffer {
     }
     if (n === 0) break;
     total += n;
-    if (total > max) throw new TooLargeError(`${what} is larger than ${max} bytes`, 'store large files encrypted elsewhere and keep only the key here');
+    if (total > max)
+      throw new TooLargeError(
+        `${what} is larger than ${max} bytes`,
+        'store large files encrypted elsewhere and keep only the key here',
+      );
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   buf.fill(0);
@@ -30,10 +34,14 @@ export function readValueFile(path: string, max: number, what: string): Buffer {
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`, 'check the path given to --from-file');
+    throw new UsageError(
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`,
+      'check the path given to --from-file',
+    );
   }
   try {
-    if (fstatSync(fd).isDirectory()) throw new UsageError(`${path} is a directory`, 'give --from-file a regular file');
+    if (fstatSync(fd).isDirectory())
+      throw new UsageError(`${path} is a directory`, 'give --from-file a regular file');
     return readBounded(fd, max, what);
   } finally {
     closeSync(fd);

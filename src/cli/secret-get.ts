@@ -37,7 +37,9 @@ export async function secretGet(service: string, account: string, opts: SecretGe
       const { value, ...meta } = item;
       printJson({ ...meta, store: store.name, value_base64: value.toString('base64') });
     } else {
-      await new Promise<void>((resolve, reject) => process.stdout.write(item.value, (e) => (e ? reject(e) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        process.stdout.write(item.value, (e) => (e ? reject(e) : resolve())),
+      );
     }
     item.value.fill(0);
   } finally {

@@ -10,12 +10,20 @@ export async function secretLs(opts: StoreOptions & { service?: string; json?: b
     const filter = opts.service ? { service: opts.service } : undefined;
     const rows = [];
     for (const store of [...sel.readFirst, sel.store]) {
-      for (const meta of await store.list(filter)) rows.push({ ...meta, store: store.name, expired: isExpired(meta) });
+      for (const meta of await store.list(filter))
+        rows.push({ ...meta, store: store.name, expired: isExpired(meta) });
     }
     if (opts.json) return printJson(rows);
     printTable([
       ['SERVICE', 'ACCOUNT', 'KIND', 'EXPIRES', 'UPDATED', 'STORE'],
-      ...rows.map((r) => [r.service, r.account, r.kind, r.expiresAt ? `${r.expiresAt}${r.expired ? ' (expired)' : ''}` : '-', r.updatedAt, r.store]),
+      ...rows.map((r) => [
+        r.service,
+        r.account,
+        r.kind,
+        r.expiresAt ? `${r.expiresAt}${r.expired ? ' (expired)' : ''}` : '-',
+        r.updatedAt,
+        r.store,
+      ]),
     ]);
   } finally {
     await closeSelection(sel);

@@ -1,10 +1,10 @@
 import { TooLargeError, UsageError } from '../errors.js';
 import { assertItemName, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
+import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
 import { promptHidden, readBounded, readValueFile } from './read-input.js';
-import type { StoreOptions } from './context.js';
 
 /** Options of `entraclaw secret set`. */
 export interface SecretSetOptions extends StoreOptions {
@@ -29,7 +29,10 @@ export async function secretSet(service: string, account: string, opts: SecretSe
       ? await promptHidden(`Secret for ${service}/${account}: `)
       : readBounded(0, MAX_VALUE_BYTES, what);
   if (value.length === 0) {
-    throw new UsageError(`refusing to store an empty value for ${service}/${account}`, 'pipe the value on stdin or use --from-file');
+    throw new UsageError(
+      `refusing to store an empty value for ${service}/${account}`,
+      'pipe the value on stdin or use --from-file',
+    );
   }
   const sel = await openStore(opts);
   try {

@@ -1,25 +1,34 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { UsageError } from '../errors.js';
-import { STORE_NAMES } from '../store/types.js';
-
-const ConfigSchema = z.strictObject({
-  credentials: z
-    .strictObject({
-      store: z.enum(['auto', ...STORE_NAMES]).default('auto'),
-      timeout_ms: z.number().int().min(100).max(60_000).default(3000),
-    })
-    .default({ store: 'auto', timeout_ms: 3000 }),
-  agent: z
-    .strictObject({
-      socket: z.string().min(1).optional(),
-    })
-    .default({}),
-});
+import { STORE_NAMES, type StoreName } from '../store/types.js';
 
 /** The parsed `agent.toml`. */
-export type AgentConfig = z.infer<typeof ConfigSchema>;
+export interface AgentConfig {
+  credentials: { store: 'auto' | StoreName; timeout_ms: number };
+  agent: { socket?: string };
+}
+
+const DEFAULTS: AgentConfig = { credentials: { store: 'auto', timeout_ms: 3000 }, agent: {} };
+
+// zod and the TOML parser are loaded only when a config file exists: most `secret get` calls have none,
+// and their start-up time matters.
+async function schema() {
+  const { z } = await import('zod');
+  return z.strictObject({
+    credentials: z
+      .strictObject({
+        store: z.enum(['auto', ...STORE_NAMES]).default('auto'),
+        timeout_ms: z.number().int().min(100).max(60_000).default(3000),
+      })
+      .default({ store: 'auto', timeout_ms: 3000 }),
+    agent: z
+      .strictObject({
+        socket: z.string().min(1).optional(),
+      })
+      .default({}),
+  });
+}
 
 /** Loads `<configDir>/agent.toml`; a missing file gives the defaults, an invalid one a UsageError naming the problem. */
 export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
@@ -28,17 +37,23 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return ConfigSchema.parse({});
-    throw new UsageError(`cannot read config ${path}: ${(err as Error).message}`, 'check the file permissions');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(DEFAULTS);
+    throw new UsageError(
+      `cannot read config ${path}: ${(err as Error).message}`,
+      'check the file permissions',
+    );
   }
   const { parse } = await import('smol-toml');
   let raw: unknown;
   try {
     raw = parse(text);
   } catch (err) {
-    throw new UsageError(`config ${path} is not valid TOML: ${(err as Error).message}`, 'fix the syntax and retry');
+    throw new UsageError(
+      `config ${path} is not valid TOML: ${(err as Error).message}`,
+      'fix the syntax and retry',
+    );
   }
-  const result = ConfigSchema.safeParse(raw);
+  const result = (await schema()).safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.join('.') || '(top level)';
@@ -47,5 +62,5 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
       `valid stores: auto, ${STORE_NAMES.join(', ')}; see docs/configuration.md`,
     );
   }
-  return result.data;
+  return result.data as AgentConfig;
 }

@@ -15,13 +15,17 @@ const TAG = /^\{\{[ \t]*(entraclaw:\/\/[^\s{}]*)[ \t]*\}\}/;
 
 /**
  * Renders a template: every reference tag replaced by its secret (each distinct item resolved once).
- * `source` names the template in errors, e.g. its file name.
+ * `source` names the template in errors, e.g. its file name. A Buffer template is rendered byte for byte:
+ * text outside the tags is copied unchanged even when it is not UTF-8 (tags themselves are ASCII).
  */
 export async function renderTemplate(
-  template: string,
+  input: string | Buffer,
   resolve: SecretResolver,
   source = 'template',
 ): Promise<Buffer> {
+  // latin1 maps each byte to one code unit and back, so a Buffer survives the round trip exactly.
+  const encoding: BufferEncoding = typeof input === 'string' ? 'utf8' : 'latin1';
+  const template = typeof input === 'string' ? input : input.toString('latin1');
   const parts: Buffer[] = [];
   const cache = new Map<string, Promise<Buffer>>();
   let done = 0;
@@ -41,10 +45,13 @@ export async function renderTemplate(
       pending = resolve(ref.service, ref.account);
       cache.set(key, pending);
     }
-    parts.push(Buffer.from(template.slice(done, open.index)), await withContext(pending, where, key));
+    parts.push(
+      Buffer.from(template.slice(done, open.index), encoding),
+      await withContext(pending, where, key),
+    );
     done = open.index + tag[0].length;
   }
-  parts.push(Buffer.from(template.slice(done)));
+  parts.push(Buffer.from(template.slice(done), encoding));
   return Buffer.concat(parts);
 }
 

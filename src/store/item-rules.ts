@@ -7,7 +7,8 @@ const KINDS: readonly ItemKind[] = ['password', 'token', 'key'];
 /** Rejects service/account names no store can hold faithfully: empty, too long, or with NUL/newlines. */
 export function assertItemName(value: string, field: 'service' | 'account'): void {
   if (value.length === 0) throw new UsageError(`${field} must not be empty`);
-  if (Buffer.byteLength(value) > MAX_NAME_BYTES) throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`);
+  if (Buffer.byteLength(value) > MAX_NAME_BYTES)
+    throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`);
   if (/[\0\n\r]/.test(value)) throw new UsageError(`${field} must not contain NUL or newline characters`);
 }
 

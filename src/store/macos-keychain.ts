@@ -50,7 +50,11 @@ export function recordToMeta(attributes: Record<string, string>): ItemMeta {
   };
 }
 
-function run(args: string[], stdin: string, timeoutMs: number): Promise<{ code: number; out: string; err: string }> {
+function run(
+  args: string[],
+  stdin: string,
+  timeoutMs: number,
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(SECURITY, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
     let out = '';
@@ -63,7 +67,9 @@ function run(args: string[], stdin: string, timeoutMs: number): Promise<{ code: 
     });
     child.on('error', (e) => reject(new UnavailableError(`cannot run ${SECURITY}: ${e.message}`)));
     child.on('close', (code, signal) =>
-      signal ? reject(new UnavailableError(`${SECURITY} timed out or was killed (${signal})`)) : resolve({ code: code ?? 1, out, err }),
+      signal
+        ? reject(new UnavailableError(`${SECURITY} timed out or was killed (${signal})`))
+        : resolve({ code: code ?? 1, out, err }),
     );
     child.stdin.end(stdin);
   });
@@ -72,7 +78,10 @@ function run(args: string[], stdin: string, timeoutMs: number): Promise<{ code: 
 function decodeError(code: number, err: string, what: string): EntraclawError {
   if (code === ERR_NOT_FOUND) return new NotFoundError(`${what} not found in macos-keychain`);
   if (/interaction is not allowed|locked/i.test(err)) {
-    return new LockedError(`macos-keychain is locked while accessing ${what}`, 'unlock it: security unlock-keychain');
+    return new LockedError(
+      `macos-keychain is locked while accessing ${what}`,
+      'unlock it: security unlock-keychain',
+    );
   }
   return new EntraclawError('internal', `security failed (exit ${code}) for ${what}: ${err.split('\n')[0]}`);
 }
@@ -86,30 +95,54 @@ class MacosKeychainStore implements Store {
   constructor(private readonly timeoutMs: number) {}
 
   async get(service: string, account: string): Promise<Item | undefined> {
-    const r = await run(['-i'], `${commandLine(['find-generic-password', '-s', service, '-a', account, '-g'])}\n`, this.timeoutMs);
+    const r = await run(
+      ['-i'],
+      `${commandLine(['find-generic-password', '-s', service, '-a', account, '-g'])}\n`,
+      this.timeoutMs,
+    );
     if (r.code === ERR_NOT_FOUND || /could not be found/.test(r.err)) return undefined;
     if (r.code !== 0) throw decodeError(r.code, r.err, `${service}/${account}`);
     const rec = parseRecords(r.out)[0];
-    const value = r.err.split('\n').map(parsePasswordLine).find((v) => v !== undefined);
-    if (!rec || !value) throw new EntraclawError('internal', `unexpected output from security for ${service}/${account}`);
+    const value = r.err
+      .split('\n')
+      .map(parsePasswordLine)
+      .find((v) => v !== undefined);
+    if (!rec || !value)
+      throw new EntraclawError('internal', `unexpected output from security for ${service}/${account}`);
     return { ...recordToMeta(rec.attributes), value };
   }
 
   async set(input: ItemInput): Promise<ItemMeta> {
     const comment = encodeComment({ kind: input.kind, expiresAt: input.expiresAt, scope: input.scope });
     const label = input.label ?? `entraclaw: ${input.service}/${input.account}`;
-    const args = ['add-generic-password', '-U', '-s', input.service, '-a', input.account, '-l', label, '-j', comment];
+    const args = [
+      'add-generic-password',
+      '-U',
+      '-s',
+      input.service,
+      '-a',
+      input.account,
+      '-l',
+      label,
+      '-j',
+      comment,
+    ];
     const line = `${commandLine(args)} -X ${input.value.toString('hex')}\n`;
     const r = await run(['-i'], line, this.timeoutMs);
     if (r.code !== 0) throw decodeError(r.code, r.err, `${input.service}/${input.account}`);
     const stored = await this.get(input.service, input.account);
-    if (!stored) throw new EntraclawError('internal', `macos-keychain did not keep ${input.service}/${input.account}`);
+    if (!stored)
+      throw new EntraclawError('internal', `macos-keychain did not keep ${input.service}/${input.account}`);
     const { value: _value, ...meta } = stored;
     return meta;
   }
 
   async delete(service: string, account: string): Promise<boolean> {
-    const r = await run(['-i'], `${commandLine(['delete-generic-password', '-s', service, '-a', account])}\n`, this.timeoutMs);
+    const r = await run(
+      ['-i'],
+      `${commandLine(['delete-generic-password', '-s', service, '-a', account])}\n`,
+      this.timeoutMs,
+    );
     if (r.code === ERR_NOT_FOUND || /could not be found/.test(r.err)) return false;
     if (r.code !== 0) throw decodeError(r.code, r.err, `${service}/${account}`);
     return true;

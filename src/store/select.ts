@@ -58,10 +58,12 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
   for (const name of autoOrder(process.platform)) {
     try {
       const store = await (await backendFor(name)).open(ctx);
-      const reason = skipped.length === 0 ? `auto: ${name} is the first usable store` : `auto: fell back to ${name}`;
+      const reason =
+        skipped.length === 0 ? `auto: ${name} is the first usable store` : `auto: fell back to ${name}`;
       return { store, readFirst, reason, skipped };
     } catch (err) {
-      if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked')) throw err;
+      if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
+        throw err;
       skipped.push({ name, reason: err.message });
     }
   }

@@ -5,9 +5,9 @@ import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } fr
 import { MAX_VALUE_BYTES } from './types.js';
 
 // systemd decrypts `LoadCredential=`/`LoadCredentialEncrypted=`/`SetCredential=` into a private, read-only
-// directory for the service; we only read it. A credential named `SERVICE:ACCOUNT` (both parts
+// directory for the service; we only read it. A credential named `SERVICE@ACCOUNT` (both parts
 // percent-encoded, as encodeURIComponent does) maps to one item; other credentials are not ours.
-const SEPARATOR = ':';
+const SEPARATOR = '@';
 const BOUNDARY =
   'systemd credentials: decrypted by systemd into a directory only this service can read; read-only here — set them with `systemd-creds encrypt` and LoadCredentialEncrypted=';
 
@@ -91,7 +91,9 @@ function directory(ctx: StoreContext): { dir?: string; reason: string } {
   try {
     if (!statSync(dir).isDirectory()) return { reason: `$CREDENTIALS_DIRECTORY (${dir}) is not a directory` };
   } catch (err) {
-    return { reason: `$CREDENTIALS_DIRECTORY (${dir}) is not readable: ${(err as NodeJS.ErrnoException).code}` };
+    return {
+      reason: `$CREDENTIALS_DIRECTORY (${dir}) is not readable: ${(err as NodeJS.ErrnoException).code}`,
+    };
   }
   return { dir, reason: `reading credentials from ${dir}` };
 }

@@ -48,7 +48,8 @@ export function parseRecords(stdout: string): KeychainRecord[] {
       records.push(current);
       continue;
     }
-    if (line.startsWith('class:') && current) current.attributes.class = decodeAttributeValue(line.slice(6)) ?? '';
+    if (line.startsWith('class:') && current)
+      current.attributes.class = decodeAttributeValue(line.slice(6)) ?? '';
     const m = ATTR_LINE.exec(line);
     if (m && current) {
       const value = decodeAttributeValue(m[4]!);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make run`: the broker on its embedded default store (the sealed vault) in a self-contained demo home
+# under .demo/, so nothing of the user's own keyrings or config is touched.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo="$root/.demo"
+mkdir -p "$demo/home" "$demo/run" && chmod 700 "$demo" "$demo/home" "$demo/run"
+export HOME="$demo/home" XDG_CONFIG_HOME="$demo/home/.config" XDG_DATA_HOME="$demo/home/.local/share"
+export XDG_STATE_HOME="$demo/home/.local/state" XDG_RUNTIME_DIR="$demo/run"
+export ENTRACLAW_STORE=encrypted-file ENTRACLAW_PASSPHRASE_FILE="$demo/passphrase"
+unset ENTRACLAW_SOCKET
+[ -s "$ENTRACLAW_PASSPHRASE_FILE" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$ENTRACLAW_PASSPHRASE_FILE")
+ec() { node "$root/dist/cli/main.js" "$@"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Stores on this machine"
+ec doctor
+say "Store a demo token in the sealed vault (value from stdin, never argv)"
+expires=$(node -e 'console.log(new Date(Date.now() + 86400e3).toISOString())')
+printf 'demo-token-%s' "$(date +%s)" | ec secret set demo.example.com robot --kind token --expires-at "$expires" --scope read
+ec secret ls
+say "Pre-approve the demo client (node + its script, pinned by SHA-256) for that one item, read only"
+ec revoke demo-client >/dev/null 2>&1 || true
+ec register "$(command -v node)" --script "$root/examples/demo-client.mjs" --grant demo.example.com/robot --ops read --name demo-client
+say "Start the agent; the demo client asks it for secrets"
+( sock="$XDG_RUNTIME_DIR/entraclaw/agent.sock"
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+  node "$root/examples/demo-client.mjs" || true
+  echo
+  echo "The agent keeps running. From another terminal, with the same environment:"
+  echo "  HOME=$HOME XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR XDG_CONFIG_HOME=$XDG_CONFIG_HOME XDG_STATE_HOME=$XDG_STATE_HOME \\"
+  echo "    node $root/dist/cli/main.js audit --tail 5"
+  echo "Press Ctrl-C to stop it." ) &
+exec node "$root/dist/cli/main.js" agent

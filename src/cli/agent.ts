@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import { loadAgentConfig } from '../config/agent-config.js';
+import { createLogger } from '../daemon/log.js';
+import { socketPath } from '../daemon/socket-path.js';
+import { native } from '../lib/native.js';
+import { selectStore } from '../store/select.js';
+import { type StoreOptions, storeContext } from './context.js';
+
+/** Options of `entraclaw agent`. */
+export interface AgentCliOptions extends StoreOptions {
+  socket?: string;
+  verbose?: boolean;
+}
+
+/**
+ * `entraclaw agent [-- CMD ARGS]`: runs the broker in the foreground until SIGTERM/SIGINT. With a
+ * command (like `ssh-agent CMD`) it runs CMD with ENTRACLAW_SOCKET set and stops when CMD exits.
+ */
+export async function agent(opts: AgentCliOptions, command: string[]): Promise<void> {
+  // Before any secret is in memory: no core dumps, no same-user ptrace (as ssh-agent does).
+  native().harden();
+  const log = createLogger({ verbose: opts.verbose });
+  const { ctx, requested } = await storeContext(opts);
+  const config = await loadAgentConfig(ctx.paths.config);
+  const sel = await selectStore(ctx, requested);
+  for (const s of sel.skipped) log('warn', `${s.name} not used`, { reason: s.reason, using: sel.store.name });
+  const socket = socketPath(ctx.paths, opts.socket ?? config.agent.socket);
+  const { startAgent } = await import('../daemon/server.js');
+  const daemon = await startAgent({ socket, paths: ctx.paths, store: sel.store, log, version: '0.1.0' });
+
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping');
+    await daemon.close();
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void stop(0));
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGHUP', () => {
+    log('info', 'SIGHUP: reloading policy');
+    daemon.reloadPolicy();
+  });
+
+  if (command.length > 0) {
+    const child = spawn(command[0]!, command.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, ENTRACLAW_SOCKET: socket },
+    });
+    child.on('error', (err) => {
+      log('error', 'cannot start command', { command: command[0], error: err.message });
+      void stop(127);
+    });
+    child.on('exit', (code, signal) => void stop(code ?? (signal ? 128 : 1)));
+  }
+}

@@ -1,0 +1,51 @@
+import { NotFoundError, UsageError } from '../errors.js';
+import { addClient } from '../policy/edit.js';
+import { listPending, takePending } from '../policy/pending.js';
+import { note, printJson } from './output.js';
+import { defaultName, editPolicy, grantsFrom, policyFiles } from './policy-files.js';
+
+/** Options of `approve` and `register`. */
+export interface GrantOptions {
+  grant?: string[];
+  ops?: string;
+  ttl?: string;
+  name?: string;
+  json?: boolean;
+}
+
+/** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
+export async function approve(target: string, opts: GrantOptions): Promise<void> {
+  const files = policyFiles();
+  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl);
+  let id = target;
+  if (target.startsWith('sha256:')) {
+    const sha = target.slice(7).toLowerCase();
+    const hit = listPending(files.pending).find((e) => e.sha256 === sha || e.scriptSha256 === sha);
+    if (!hit)
+      throw new NotFoundError(
+        `no pending program has hash ${sha}`,
+        'see `entraclaw pending`, or pre-approve with `entraclaw register PATH`',
+      );
+    id = hit.id;
+  } else if (!/^p-[0-9a-f]{8}$/.test(target)) {
+    throw new UsageError(
+      `"${target}" is neither a pending id (p-xxxxxxxx) nor sha256:HEX`,
+      'see `entraclaw pending`',
+    );
+  }
+  const entry = takePending(files.pending, id);
+  const client = {
+    name: opts.name ?? defaultName(entry.exe, entry.script),
+    exe: entry.exe,
+    sha256: entry.sha256,
+    ...(entry.script ? { script: entry.script, scriptSha256: entry.scriptSha256 } : {}),
+    added: new Date().toISOString(),
+    grants,
+  };
+  editPolicy(files.policy, (p) => ({ policy: addClient(p, client), result: undefined }));
+  if (opts.json) printJson(client);
+  else
+    note(
+      `approved ${client.name} (${entry.exe}${entry.script ? ` ${entry.script}` : ''}); takes effect on its next request`,
+    );
+}

@@ -1,0 +1,31 @@
+import { NotFoundError } from '../errors.js';
+import { listPending, removePending } from '../policy/pending.js';
+import { note, printJson, printTable } from './output.js';
+import { policyFiles } from './policy-files.js';
+
+/** `entraclaw pending`: programs that asked before being approved (kept 24 h). */
+export async function pending(opts: { json?: boolean }): Promise<void> {
+  const entries = listPending(policyFiles().pending);
+  if (opts.json) return printJson(entries);
+  if (entries.length === 0) return void process.stdout.write('nothing pending\n');
+  printTable([
+    ['ID', 'PROGRAM', 'SHA256', 'LAST SEEN', 'ASKED FOR'],
+    ...entries.map((e) => [
+      e.id,
+      e.script ? `${e.exe} ${e.script}` : e.exe,
+      e.sha256.slice(0, 16),
+      e.lastSeen,
+      e.requests.map((r) => `${r.op} ${r.service ?? '*'}/${r.account ?? '*'}`).join(', '),
+    ]),
+  ]);
+  process.stdout.write('\napprove with: entraclaw approve ID --grant SERVICE[/ACCOUNT] --ops read\n');
+}
+
+/** `entraclaw deny ID`: drops a pending request. */
+export async function deny(id: string, opts: { json?: boolean }): Promise<void> {
+  if (!removePending(policyFiles().pending, id)) {
+    throw new NotFoundError(`no pending request ${id}`, 'see `entraclaw pending`');
+  }
+  if (opts.json) printJson({ denied: id });
+  else note(`denied ${id}`);
+}

@@ -1,0 +1,64 @@
+import { realpathSync } from 'node:fs';
+import { basename } from 'node:path';
+import { UsageError } from '../errors.js';
+import { hashExecutable } from '../identity/hash.js';
+import { type Paths, resolvePaths } from '../lib/paths.js';
+import { parseGrantSpec, savePolicy } from '../policy/edit.js';
+import { loadPolicy, policyPath } from '../policy/load.js';
+import { pendingPath } from '../policy/pending.js';
+import type { Grant, Policy } from '../policy/schema.js';
+
+/** Paths and file locations the approval commands share. */
+export function policyFiles(env: NodeJS.ProcessEnv = process.env): {
+  paths: Paths;
+  policy: string;
+  pending: string;
+} {
+  const paths = resolvePaths(env);
+  return { paths, policy: policyPath(paths), pending: pendingPath(paths) };
+}
+
+/** Loads, edits and saves the policy in one step. */
+export function editPolicy<T>(path: string, edit: (p: Policy) => { policy: Policy; result: T }): T {
+  const { policy, result } = edit(loadPolicy(path));
+  savePolicy(path, policy);
+  return result;
+}
+
+/** Canonical path and SHA-256 of a program file, as the daemon will see it through /proc/PID/exe. */
+export function pinFile(path: string, what: string): { path: string; sha256: string } {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    throw new UsageError(
+      `${what} ${path} not found (${(err as NodeJS.ErrnoException).code})`,
+      'give the path of an existing file',
+    );
+  }
+  return { path: real, sha256: hashExecutable(real) };
+}
+
+/** Parses every --grant spec with the shared --ops and --ttl. */
+export function grantsFrom(
+  specs: string[] | undefined,
+  ops: string | undefined,
+  ttl: string | undefined,
+): Grant[] {
+  if (!specs || specs.length === 0) {
+    throw new UsageError(
+      'at least one --grant SERVICE[/ACCOUNT] is required',
+      'e.g. --grant github.com/me --ops read',
+    );
+  }
+  return specs.map((s) => parseGrantSpec(s, { ops: ops ?? 'read', ...(ttl ? { ttl } : {}), source: 'cli' }));
+}
+
+/** A default client name from a program and its script. */
+export function defaultName(exe: string, script?: string): string {
+  const name = basename(script ?? exe)
+    .replace(/[^\w.-]/g, '_')
+    .replace(/^[.-]+/, '')
+    .slice(0, 64);
+  return name || 'client';
+}

@@ -1,0 +1,26 @@
+import { addClient } from '../policy/edit.js';
+import type { GrantOptions } from './approve.js';
+import { note, printJson } from './output.js';
+import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './policy-files.js';
+
+/** `entraclaw register PATH [--script F] --grant ...`: pre-approves a program (and script) by hash. */
+export async function register(path: string, opts: GrantOptions & { script?: string }): Promise<void> {
+  const files = policyFiles();
+  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl);
+  const exe = pinFile(path, 'program');
+  const script = opts.script ? pinFile(opts.script, 'script') : undefined;
+  const client = {
+    name: opts.name ?? defaultName(exe.path, script?.path),
+    exe: exe.path,
+    sha256: exe.sha256,
+    ...(script ? { script: script.path, scriptSha256: script.sha256 } : {}),
+    added: new Date().toISOString(),
+    grants,
+  };
+  editPolicy(files.policy, (p) => ({ policy: addClient(p, client), result: undefined }));
+  if (opts.json) printJson(client);
+  else
+    note(
+      `registered ${client.name}: ${exe.path} sha256:${exe.sha256.slice(0, 16)}…${script ? ` + ${script.path}` : ''}`,
+    );
+}

@@ -1,0 +1,13 @@
+import { revokeClient } from '../policy/edit.js';
+import { note, printJson } from './output.js';
+import { editPolicy, policyFiles } from './policy-files.js';
+
+/** `entraclaw revoke NAME|SHA256`: removes clients; takes effect on their next request. */
+export async function revoke(target: string, opts: { json?: boolean }): Promise<void> {
+  const removed = editPolicy(policyFiles().policy, (p) => {
+    const r = revokeClient(p, target.replace(/^sha256:/, ''));
+    return { policy: r.policy, result: r.removed };
+  });
+  if (opts.json) printJson({ revoked: removed.map((c) => c.name) });
+  else note(`revoked ${removed.map((c) => c.name).join(', ')}`);
+}

@@ -1,0 +1,114 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { UsageError } from '../errors.js';
+import { loadDotenvFiles } from '../inject/dotenv.js';
+import { buildChildEnv, envReferences } from '../inject/env.js';
+import { createMaskStream, isMaskable } from '../inject/mask.js';
+import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
+import { resolveReference } from '../inject/resolve.js';
+import type { StoreOptions } from './context.js';
+import { closeSelection, openStore } from './open-store.js';
+
+/** Options of `entraclaw run`. */
+export interface RunOptions extends StoreOptions {
+  envFile?: string[];
+  env?: string[];
+  mask?: boolean;
+}
+
+const FORWARDED: NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+];
+
+/**
+ * `entraclaw run [--env-file F]... [--env NAME=REF]... [--mask] -- CMD ARGS`: resolves every
+ * `entraclaw://SERVICE/ACCOUNT` reference before CMD starts (one failure and CMD never starts), runs CMD
+ * with them, forwards signals and exits with CMD's status.
+ */
+export async function run(command: string[], opts: RunOptions): Promise<void> {
+  if (command.length === 0)
+    throw new UsageError(
+      'no command given',
+      'usage: entraclaw run [--env-file F] [--env NAME=REF] -- CMD ARGS',
+    );
+  const overlay: [string, string][] = [...(await loadDotenvFiles(opts.envFile ?? []))].map(([k, v]) => [
+    k,
+    v,
+  ]);
+  for (const pair of opts.env ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      throw new UsageError(
+        `--env "${pair}" is not NAME=VALUE`,
+        'e.g. --env GITHUB_TOKEN=entraclaw://github.com/me',
+      );
+    overlay.push([pair.slice(0, eq), pair.slice(eq + 1)]);
+  }
+  const refs = envReferences(process.env, { overlay });
+  const resolved = new Map<string, Buffer>();
+  if (refs.length > 0) {
+    const sel = await openStore(opts);
+    try {
+      for (const ref of refs) {
+        const name = referencingVariable(overlay, ref);
+        resolved.set(formatReference(ref), await resolveReference(sel, ref, name));
+      }
+    } finally {
+      await closeSelection(sel);
+    }
+  }
+  const env = buildChildEnv(process.env, { resolved, overlay });
+  const secrets = [...resolved.values()];
+  const mask = Boolean(opts.mask) && secrets.some(isMaskable);
+  const child = spawn(command[0]!, command.slice(1), {
+    env,
+    stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
+  });
+  if (mask) {
+    child.stdout!.pipe(createMaskStream(secrets)).pipe(process.stdout);
+    child.stderr!.pipe(createMaskStream(secrets)).pipe(process.stderr);
+  }
+  for (const s of FORWARDED) process.on(s, () => child.kill(s));
+  const status = await new Promise<number>((resolve, reject) => {
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new UsageError(
+          `cannot start ${command[0]}: ${err.code ?? err.message}`,
+          'check the command name and PATH',
+        ),
+      ),
+    );
+    child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+  });
+  for (const v of secrets) v.fill(0);
+  process.exitCode = status;
+}
+
+// The variable name to blame when a reference fails: the overlay entry that wins (the last one), else the
+// inherited variable. Values are compared as parsed references, so `%2f` and `%2F` spellings match too.
+function referencingVariable(overlay: [string, string][], ref: Reference): string {
+  const text = formatReference(ref);
+  const same = ([, v]: [string, string | undefined]) => {
+    if (!v?.startsWith(REFERENCE_SCHEME)) return false;
+    try {
+      return formatReference(parseReference(v)) === text;
+    } catch {
+      return false;
+    }
+  };
+  const overlaid = new Set(overlay.map(([k]) => k));
+  const hit =
+    [...overlay].reverse().find(same) ??
+    Object.entries(process.env).find((e) => !overlaid.has(e[0]) && same(e));
+  return hit ? hit[0] : text;
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return (constants.signals as Record<string, number>)[signal] ?? 0;
+}

@@ -1,0 +1,178 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, endianness, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../daemon/log.js';
+import { UnavailableError, UsageError } from '../errors.js';
+import { buildBwrapArgs, dbusAddressSockets, sandboxEnv } from '../sandbox/bwrap-args.js';
+import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
+import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
+import { installShims } from '../shim/install.js';
+import type { StoreOptions } from './context.js';
+import { openStore } from './open-store.js';
+import { note } from './output.js';
+
+/** Options of `entraclaw sandbox`. */
+export interface SandboxOptions extends StoreOptions {
+  profile?: string;
+  allowPath?: string[];
+  project?: string;
+  verbose?: boolean;
+}
+
+const BWRAP = 'bwrap';
+/** The fd bwrap reads the seccomp program from (stdio is 0-2). */
+const SECCOMP_FD = 3;
+
+/**
+ * `entraclaw sandbox [--profile P] [--allow-path D]... -- CMD`: runs CMD under bubblewrap with the user's
+ * keyrings, D-Bus session, kernel keyring, vault and Entraclaw's own files out of reach, and a private
+ * broker (granting only the profile's items) as the one door to secrets — through the shims or the SDK.
+ */
+export async function sandbox(command: string[], opts: SandboxOptions): Promise<void> {
+  if (process.platform !== 'linux') throw new UnavailableError('entraclaw sandbox needs Linux (bubblewrap)');
+  if (command.length === 0) {
+    throw new UsageError('no command given', 'usage: entraclaw sandbox [--profile P] -- CMD ARGS');
+  }
+  if (!isSeccompArch(process.arch)) {
+    throw new UnavailableError(
+      `entraclaw sandbox does not support ${process.arch}`,
+      'it runs on x64 and arm64',
+    );
+  }
+  if (spawnSync(BWRAP, ['--version']).status !== 0) {
+    throw new UnavailableError(
+      'bubblewrap (bwrap) is not installed',
+      'install it: sudo apt-get install bubblewrap',
+    );
+  }
+  const profile: SandboxProfile = opts.profile
+    ? await loadProfile(opts.profile)
+    : { grants: [], allowPaths: [], readPaths: [], network: true };
+  // Every path is checked before anything starts, so a typo is a usage error, not a half-built sandbox.
+  const project = canonical(opts.project ?? process.cwd(), '--project');
+  const allowPaths = [...profile.allowPaths, ...(opts.allowPath ?? [])].map((p) =>
+    canonical(p, '--allow-path'),
+  );
+  const readPaths = profile.readPaths.map((p) => canonical(p, 'read_paths'));
+  const { ctx } = await import('./context.js').then((m) => m.storeContext(opts));
+  const env = process.env;
+  const home = env.HOME ?? '/root';
+  const runtimeDir = env.XDG_RUNTIME_DIR ? canonicalIfExists(env.XDG_RUNTIME_DIR) : undefined;
+  const homeDir = canonicalIfExists(home);
+  const bus = dbusAddressSockets(env.DBUS_SESSION_BUS_ADDRESS);
+  // Wherever they live: Entraclaw's own files, the Secret Service keyrings, the passphrase, the bus socket.
+  const hideDirs = existing([
+    ctx.paths.config,
+    ctx.paths.data,
+    ctx.paths.state,
+    ctx.paths.runtime,
+    join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings'),
+    ...(runtimeDir ? [runtimeDir] : []),
+  ]);
+  const hideFiles = existing([
+    ...(opts.passphraseFile ? [opts.passphraseFile] : []),
+    ...(env.ENTRACLAW_PASSPHRASE_FILE ? [env.ENTRACLAW_PASSPHRASE_FILE] : []),
+    ...bus.paths,
+  ]);
+  if (profile.network && bus.needsNetns) {
+    note(
+      'the D-Bus session bus is an abstract or TCP socket, so the sandbox runs without network to cut it off',
+    );
+  }
+
+  const sel = await openStore(opts);
+  const scratch = mkdtempSync(join(tmpdir(), 'entraclaw-sandbox-'));
+  let broker: { close(): Promise<void> } | undefined;
+  let seccompFd: number | undefined;
+  try {
+    const log = createLogger({ verbose: opts.verbose });
+    const { startAgent } = await import('../daemon/server.js');
+    const socket = join(scratch, 'run', 'agent.sock');
+    broker = await startAgent({
+      socket,
+      paths: ctx.paths,
+      store: sel.store,
+      log,
+      version: '0.1.0',
+      boundary: {
+        grants: profile.grants,
+        auditFile: join(ctx.paths.state, 'sandbox-audit', `${Date.now()}-${process.pid}.jsonl`),
+      },
+    });
+    const shimDir = join(scratch, 'bin');
+    installShims(shimDir);
+    const seccompFile = join(scratch, 'seccomp.bpf');
+    writeFileSync(seccompFile, keyringFilterBytes(process.arch, endianness() === 'LE'), { mode: 0o600 });
+    seccompFd = openSync(seccompFile, 'r');
+    const installRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const nodeRoot = resolve(dirname(realpathSync(process.execPath)), '..');
+    const hiddenRoots = [homeDir, '/tmp', '/run', ...(runtimeDir ? [runtimeDir] : [])];
+    const args = buildBwrapArgs({
+      home: homeDir,
+      ...(runtimeDir ? { runtimeDir } : {}),
+      project,
+      socket,
+      shimDir,
+      installRoot: realpathSync(installRoot),
+      allowPaths,
+      readPaths: [...readPaths, ...(hiddenRoots.some((r) => isUnder(nodeRoot, r)) ? [nodeRoot] : [])],
+      network: profile.network && !bus.needsNetns,
+      hideDirs,
+      hideFiles,
+      seccompFd: SECCOMP_FD,
+    });
+    const child = spawn(BWRAP, [...args, '--', ...command], {
+      stdio: ['inherit', 'inherit', 'inherit', seccompFd],
+      env: sandboxEnv(env, home),
+    });
+    closeSync(seccompFd);
+    seccompFd = undefined;
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => child.kill(s));
+    process.exitCode = await new Promise<number>((res) => {
+      child.on('error', () => res(127));
+      child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
+    });
+  } finally {
+    if (seccompFd !== undefined) closeSync(seccompFd);
+    if (broker) await broker.close();
+    else await sel.store.close();
+    await Promise.all(sel.readFirst.map((s) => s.close()));
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The canonical path of an existing directory given by the user; a UsageError naming `what` otherwise. */
+function canonical(path: string, what: string): string {
+  try {
+    return realpathSync(path);
+  } catch (err) {
+    throw new UsageError(
+      `${what} ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
+      'create it first, or give another path',
+    );
+  }
+}
+
+function canonicalIfExists(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** The canonical paths of those that exist (a path that does not exist needs no hiding). */
+function existing(paths: string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    out.add(realpathSync(p));
+  }
+  return [...out];
+}
+
+function isUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
+}

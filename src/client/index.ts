@@ -1,0 +1,198 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { encodeFrame, FrameDecoder } from '../daemon/frame.js';
+import { socketPath } from '../daemon/socket-path.js';
+import { PROTOCOL_VERSION } from '../daemon/wire-limits.js';
+import { resolvePaths } from '../lib/paths.js';
+import type { ItemKind, ItemMeta } from '../store/types.js';
+
+/** An error reply from the daemon; `code` is the server's wire code (denied, pending, not_found, ...). */
+export class BrokerError extends Error {
+  override name = 'BrokerError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+    readonly pendingId?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Who the daemon says we are, from the kernel's view of this process. */
+export interface WhoAmI {
+  pid: number;
+  exe: string;
+  sha256: string;
+  script?: string;
+  scriptSha256?: string;
+  client: string | null;
+  grants: unknown[];
+}
+
+/** Options of `connect()`. */
+export interface ConnectOptions {
+  /** Socket path; default $ENTRACLAW_SOCKET, then the runtime dir. */
+  socket?: string;
+  /** Per-request timeout in milliseconds (default 10 s). */
+  timeoutMs?: number;
+}
+
+interface Waiter {
+  resolve(v: { json: Record<string, unknown>; attachment: Buffer }): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** A connection to the Entraclaw daemon. Requests may be issued concurrently; replies are matched by id. */
+export class Client {
+  private nextId = 1;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly decoder = new FrameDecoder();
+
+  private constructor(
+    private readonly sock: Socket,
+    private readonly timeoutMs: number,
+  ) {
+    sock.on('data', (chunk: Buffer) => {
+      let frames: ReturnType<FrameDecoder['push']>;
+      try {
+        frames = this.decoder.push(chunk);
+      } catch (err) {
+        return this.failAll(err as Error);
+      }
+      for (const f of frames) {
+        const json = f.json as Record<string, unknown>;
+        const w = this.waiters.get(json.id as number);
+        if (!w) continue;
+        this.waiters.delete(json.id as number);
+        clearTimeout(w.timer);
+        w.resolve({ json, attachment: f.attachment });
+      }
+    });
+    sock.on('error', (err) => this.failAll(err));
+    sock.on('close', () =>
+      this.failAll(new BrokerError('unavailable', 'connection to the entraclaw daemon closed')),
+    );
+  }
+
+  /** Opens a connection and performs the hello exchange. */
+  static async connect(opts: ConnectOptions = {}): Promise<Client> {
+    const path = opts.socket ?? socketPath(resolvePaths());
+    const sock = await new Promise<Socket>((resolve, reject) => {
+      const s = netConnect(path);
+      s.once('connect', () => resolve(s));
+      s.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new BrokerError(
+            'unavailable',
+            `cannot connect to the entraclaw daemon at ${path}: ${err.code ?? err.message}`,
+            'start it with `entraclaw agent` or `entraclaw service install`',
+          ),
+        ),
+      );
+    });
+    const client = new Client(sock, opts.timeoutMs ?? 10_000);
+    await client.call({ op: 'hello', v: PROTOCOL_VERSION, client: 'entraclaw-js' });
+    return client;
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, w] of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+      this.waiters.delete(id);
+    }
+  }
+
+  private call(
+    req: Record<string, unknown>,
+    attachment?: Buffer,
+  ): Promise<{ json: Record<string, unknown>; attachment: Buffer }> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        reject(
+          new BrokerError('unavailable', `no reply from the entraclaw daemon within ${this.timeoutMs} ms`),
+        );
+      }, this.timeoutMs);
+      this.waiters.set(id, {
+        resolve: (r) => {
+          if (r.json.ok === true) return resolve(r);
+          const e = (r.json.error ?? {}) as {
+            code?: string;
+            message?: string;
+            hint?: string;
+            pendingId?: string;
+          };
+          reject(new BrokerError(e.code ?? 'internal', e.message ?? 'request failed', e.hint, e.pendingId));
+        },
+        reject,
+        timer,
+      });
+      this.sock.write(encodeFrame({ id, ...req }, attachment));
+    });
+  }
+
+  /** Reads a secret's value. */
+  async get(service: string, account: string, opts: { allowExpired?: boolean } = {}): Promise<Buffer> {
+    return (await this.getItem(service, account, opts)).value;
+  }
+
+  /** Reads a secret with its metadata. */
+  async getItem(
+    service: string,
+    account: string,
+    opts: { allowExpired?: boolean } = {},
+  ): Promise<ItemMeta & { value: Buffer }> {
+    const r = await this.call({
+      op: 'get',
+      service,
+      account,
+      ...(opts.allowExpired ? { allowExpired: true } : {}),
+    });
+    return { ...(r.json.item as ItemMeta), value: r.attachment };
+  }
+
+  /** Creates or updates a secret. */
+  async set(
+    service: string,
+    account: string,
+    value: Buffer | string,
+    meta: { kind?: ItemKind; label?: string; expiresAt?: string; scope?: string } = {},
+  ): Promise<ItemMeta> {
+    const r = await this.call(
+      { op: 'set', service, account, ...meta },
+      Buffer.isBuffer(value) ? value : Buffer.from(value),
+    );
+    return r.json.item as ItemMeta;
+  }
+
+  /** Deletes a secret. */
+  async delete(service: string, account: string): Promise<void> {
+    await this.call({ op: 'delete', service, account });
+  }
+
+  /** Lists the items this client may see (metadata only). */
+  async list(service?: string): Promise<ItemMeta[]> {
+    const r = await this.call({ op: 'list', ...(service ? { service } : {}) });
+    return r.json.items as ItemMeta[];
+  }
+
+  /** Asks the daemon who it thinks we are. */
+  async whoami(): Promise<WhoAmI> {
+    const { id: _id, ok: _ok, ...rest } = (await this.call({ op: 'whoami' })).json;
+    return rest as unknown as WhoAmI;
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.sock.end();
+    this.sock.destroy();
+  }
+}
+
+/** Connects to the daemon (see `Client.connect`). */
+export function connect(opts?: ConnectOptions): Promise<Client> {
+  return Client.connect(opts);
+}

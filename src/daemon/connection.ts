@@ -1,0 +1,204 @@
+import type { Socket } from 'node:net';
+import { native, type PeerCred } from '../lib/native.js';
+import { encodeFrame, FrameDecoder } from './frame.js';
+
+/** Per-connection limits (named and explained in server.ts). */
+export interface ConnectionLimits {
+  idleTimeoutMs: number;
+  frameTimeoutMs: number;
+  maxQueuedFrames: number;
+}
+
+/** A pidfd shared by every frame whose bytes came in one recvmsg(); closed when the last user releases it. */
+class PidfdRef {
+  private refs = 1;
+  constructor(readonly fd: number) {}
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (--this.refs === 0 && this.fd >= 0) native().close(this.fd);
+  }
+}
+
+interface ChunkSender {
+  pid: number;
+  uid: number;
+  ref: PidfdRef;
+}
+
+/** One complete request frame and the kernel-reported sender of every byte in it. */
+export interface SenderFrame {
+  json: unknown;
+  attachment: Buffer;
+  /** The sender, or undefined when bytes of this frame came from more than one process. */
+  sender?: { pid: number; uid: number; pidfd: number };
+  /** Releases the sender's pidfd; called once the frame is handled. */
+  release(): void;
+}
+
+/** Handles one frame and returns exactly one reply (json + optional attachment). */
+export type FrameHandler = (
+  frame: SenderFrame,
+  conn: Connection,
+) => Promise<{ json: object; attachment?: Buffer }>;
+
+/**
+ * One client connection. libuv reads with read(2), which drops ancillary data, so the addon reads a
+ * dup of the fd with recvmsg() and tells us who sent each chunk (SCM_CREDENTIALS + SCM_PIDFD). The
+ * net.Socket stays paused and is used only to write replies and to close.
+ */
+export class Connection {
+  private readonly decoder = new FrameDecoder();
+  private readonly queue: SenderFrame[] = [];
+  private reader: object | undefined;
+  private busy = false;
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private frameTimer: NodeJS.Timeout | undefined;
+  // Senders of the bytes of the frame currently being assembled; their pidfds are ours to close.
+  private partial: ChunkSender[] = [];
+  /** Whether the hello exchange has happened. */
+  greeted = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly fd: number,
+    private readonly limits: ConnectionLimits,
+    private readonly handle: FrameHandler,
+    private readonly onClose: (conn: Connection, reason: string) => void,
+  ) {
+    socket.on('error', () => this.close('socket error'));
+    socket.on('close', () => this.close('peer closed'));
+    this.reader = native().startReader(fd, (err, data, cred) => this.onChunk(err, data, cred));
+    this.armIdle();
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.close('idle timeout'), this.limits.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  private onChunk(err: Error | null, data: Buffer | null, cred: PeerCred | null): void {
+    const ref = new PidfdRef(cred?.pidfd ?? -1);
+    try {
+      if (this.closed) return;
+      if (err) {
+        this.close(`read error: ${err.message}`);
+        return;
+      }
+      if (!data || !cred) {
+        this.close('peer closed');
+        return;
+      }
+      // Whether a frame was already in progress before these bytes: its deadline must not move.
+      const midFrame = this.decoder.buffered > 0;
+      let frames: ReturnType<FrameDecoder['push']>;
+      try {
+        frames = this.decoder.push(data);
+      } catch (e) {
+        // A malformed or oversized frame leaves the stream unsynchronised: answer once, then hang up.
+        const code = (e as { code?: string }).code ?? 'bad_request';
+        this.reply({ id: null, ok: false, error: { code, message: (e as Error).message } });
+        this.close('bad frame');
+        return;
+      }
+      const mine = (): ChunkSender => ({ pid: cred.pid, uid: cred.uid, ref: ref.retain() });
+      this.partial.push(mine());
+      for (const f of frames) {
+        const senders = this.partial;
+        // Later frames in this same chunk came only from this chunk's sender.
+        this.partial = [mine()];
+        this.queue.push(this.withSender(f.json, f.attachment, senders));
+      }
+      // Bytes left over belong to the next frame; if none are left, nobody owns the next frame yet.
+      if (this.decoder.buffered === 0) this.releasePartial();
+      if (this.queue.length > this.limits.maxQueuedFrames) {
+        this.close('too many queued requests');
+        return;
+      }
+      // A new frame starts when none was in progress or when this chunk completed one and left more bytes.
+      this.armFrameTimer(!midFrame || frames.length > 0);
+      // Idle means no complete request: bytes that complete nothing (a slow drip) do not count.
+      if (frames.length > 0) this.armIdle();
+      void this.drain();
+    } finally {
+      ref.release();
+    }
+  }
+
+  // All bytes of a frame must come from one process; otherwise the frame is ambiguous and refused.
+  private withSender(json: unknown, attachment: Buffer, senders: ChunkSender[]): SenderFrame {
+    const first = senders[0]!;
+    // pid -1: the kernel attached no credentials to these bytes; the sender is unknown, so fail closed.
+    const same = first.pid > 0 && senders.every((s) => s.pid === first.pid && s.uid === first.uid);
+    const keep = same ? (senders.find((s) => s.ref.fd >= 0) ?? first) : undefined;
+    for (const s of senders) if (s !== keep) s.ref.release();
+    return {
+      json,
+      attachment,
+      sender: keep ? { pid: keep.pid, uid: keep.uid, pidfd: keep.ref.fd } : undefined,
+      release: () => keep?.ref.release(),
+    };
+  }
+
+  private releasePartial(): void {
+    for (const s of this.partial) s.ref.release();
+    this.partial = [];
+  }
+
+  // Slowloris: a frame that starts must finish within frameTimeoutMs of its first byte. The deadline is
+  // set once per frame; later bytes of the same frame never push it back (a drip of one byte a second
+  // would otherwise hold the connection forever).
+  private armFrameTimer(newFrame: boolean): void {
+    if (this.decoder.buffered === 0) {
+      clearTimeout(this.frameTimer);
+      this.frameTimer = undefined;
+      return;
+    }
+    if (!newFrame && this.frameTimer) return;
+    clearTimeout(this.frameTimer);
+    this.frameTimer = setTimeout(() => this.close('frame read timeout'), this.limits.frameTimeoutMs);
+    this.frameTimer.unref();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (let frame = this.queue.shift(); frame && !this.closed; frame = this.queue.shift()) {
+        try {
+          const r = await this.handle(frame, this);
+          this.reply(r.json, r.attachment);
+        } finally {
+          frame.release();
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Writes one reply frame. */
+  reply(json: object, attachment?: Buffer): void {
+    if (this.closed || this.socket.destroyed) return;
+    this.socket.write(encodeFrame(json, attachment));
+  }
+
+  /** Stops reading, closes the socket and releases every pidfd still held. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.frameTimer);
+    if (this.reader) native().stopReader(this.reader);
+    this.reader = undefined;
+    this.releasePartial();
+    for (const f of this.queue.splice(0)) f.release();
+    this.socket.end();
+    this.socket.destroy();
+    this.onClose(this, reason);
+  }
+}

@@ -1,0 +1,54 @@
+import { statSync } from 'node:fs';
+import { EntraclawError } from '../errors.js';
+import { loadPolicy } from '../policy/load.js';
+import type { Policy } from '../policy/schema.js';
+import type { Logger } from './log.js';
+
+/**
+ * The policy as of the last change on disk. Each request stats the file (cheap) and reloads when it
+ * changed, so approvals take effect on the next request without fs.watch's missed events; SIGHUP forces
+ * a reload. An invalid file denies everything until fixed: fail secure, loudly.
+ */
+export class PolicyCache {
+  private stamp = '';
+  private policy: Policy | undefined;
+  private error: string | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The current policy, or an error string when the file is invalid. */
+  current(): { policy: Policy } | { error: string } {
+    const stamp = this.fileStamp();
+    if (stamp !== this.stamp) this.reload(stamp);
+    return this.policy ? { policy: this.policy } : { error: this.error ?? 'policy not loaded' };
+  }
+
+  /** Forces a reload (SIGHUP). */
+  reload(stamp = this.fileStamp()): void {
+    this.stamp = stamp;
+    try {
+      this.policy = loadPolicy(this.path);
+      this.error = undefined;
+      this.log('info', 'policy loaded', { path: this.path, clients: this.policy.clients.length });
+    } catch (err) {
+      this.policy = undefined;
+      this.error = err instanceof EntraclawError ? err.message : String(err);
+      this.log('error', 'policy invalid: denying every request until it is fixed', {
+        path: this.path,
+        error: this.error,
+      });
+    }
+  }
+
+  private fileStamp(): string {
+    try {
+      const st = statSync(this.path, { bigint: true });
+      return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch {
+      return 'absent';
+    }
+  }
+}

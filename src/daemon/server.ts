@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AuditLog } from '../audit/log.js';
+import { EntraclawError } from '../errors.js';
+import { native } from '../lib/native.js';
+import type { Paths } from '../lib/paths.js';
+import type { Grant } from '../policy/schema.js';
+import type { Store } from '../store/types.js';
+import { Connection, type ConnectionLimits } from './connection.js';
+import { createHandler } from './handlers.js';
+import type { Logger } from './log.js';
+import { PolicyCache } from './policy-cache.js';
+import { preparePrivateDir } from './socket-path.js';
+
+// Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
+/** Connections beyond this are closed at once: bounds fds and memory under a flood. */
+export const MAX_CONNECTIONS = 2048;
+/** A connection with no complete request for this long is closed. */
+export const IDLE_TIMEOUT_MS = 60_000;
+/** A frame that has started must be complete within this time (slowloris). */
+export const FRAME_TIMEOUT_MS = 10_000;
+/** Requests a client may pipeline before it must read replies. */
+export const MAX_QUEUED_FRAMES = 32;
+
+/** What the daemon needs to run; tests pass their own paths and store. */
+export interface AgentOptions {
+  socket: string;
+  paths: Paths;
+  store: Store;
+  log: Logger;
+  version: string;
+  limits?: Partial<ConnectionLimits & { maxConnections: number }>;
+  /**
+   * Sandbox mode: every same-uid caller on this socket gets these grants (the sandbox is the boundary,
+   * as in nono), nothing is queued for approval, and the audit goes to `auditFile`.
+   */
+  boundary?: { grants: Grant[]; auditFile: string };
+}
+
+/** A running daemon. */
+export interface Agent {
+  server: Server;
+  socket: string;
+  connections(): number;
+  reloadPolicy(): void;
+  close(): Promise<void>;
+}
+
+// Our own shim scripts, by canonical path and hash: a request arriving through one is decided for the
+// shim's parent process. Only the exact files we ship qualify.
+function shimScripts(): Map<string, string> {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'shim');
+  const out = new Map<string, string>();
+  for (const name of ['security-main.js', 'secret-tool-main.js']) {
+    try {
+      const path = realpathSync(join(dir, name));
+      out.set(path, createHash('sha256').update(readFileSync(path)).digest('hex'));
+    } catch {
+      // Not built: shims are then plain clients.
+    }
+  }
+  return out;
+}
+
+// One daemon per socket: an flock'd pid file beside it. The kernel drops the lock if we die.
+function acquireLock(dir: string): number {
+  const path = join(dir, 'agent.lock');
+  const fd = openSync(path, 'a+', 0o600);
+  if (!native().flock(fd, true, true)) {
+    const pid = readFileSync(path, 'utf8').trim();
+    closeSync(fd);
+    throw new EntraclawError(
+      'conflict',
+      `another entraclaw agent is already running on this socket (pid ${pid || 'unknown'})`,
+      'stop it first, or use --socket for a second instance',
+    );
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
+  return fd;
+}
+
+/** Starts the daemon: private dir, lock, 0600 socket, kernel-checked connections. */
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  const uid = process.getuid?.() ?? 0;
+  const dir = preparePrivateDir(opts.socket, uid);
+  const lockFd = acquireLock(dir);
+  const limits: ConnectionLimits = {
+    idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
+    maxQueuedFrames: opts.limits?.maxQueuedFrames ?? MAX_QUEUED_FRAMES,
+  };
+  const maxConnections = opts.limits?.maxConnections ?? MAX_CONNECTIONS;
+  const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log);
+  policy.current();
+  const audit = AuditLog.open(opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl'));
+  const handler = createHandler({
+    store: opts.store,
+    policy,
+    audit,
+    pendingPath: join(opts.paths.state, 'pending.json'),
+    log: opts.log,
+    uid,
+    shims: shimScripts(),
+    version: opts.version,
+    ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
+  });
+  const live = new Set<Connection>();
+  const onClose = (c: Connection, reason: string) => {
+    live.delete(c);
+    opts.log('debug', 'connection closed', { reason });
+  };
+
+  const server = createServer({ pauseOnConnect: true }, (socket: Socket) => {
+    // Peer credentials must be read now, synchronously: later the fd may already be gone.
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    let peer: ReturnType<ReturnType<typeof native>['peerCred']>;
+    try {
+      peer = native().peerCred(fd);
+    } catch (err) {
+      opts.log('warn', 'cannot read peer credentials; connection dropped', { error: (err as Error).message });
+      socket.destroy();
+      return;
+    }
+    if (peer.pidfd >= 0) native().close(peer.pidfd);
+    // Other users are refused before a single byte is read (OpenSSH agent-getpeereid).
+    if (peer.uid !== uid) {
+      opts.log('warn', 'refused connection from another uid', { uid: peer.uid, pid: peer.pid });
+      audit.append({
+        time: new Date().toISOString(),
+        requestId: '-',
+        pid: peer.pid,
+        uid: peer.uid,
+        op: 'connect',
+        decision: 'denied',
+        reason: `uid ${peer.uid} is not ${uid}`,
+        durationMs: 0,
+      });
+      socket.destroy();
+      return;
+    }
+    if (live.size >= maxConnections) {
+      opts.log('warn', 'connection limit reached; connection dropped', { limit: maxConnections });
+      socket.destroy();
+      return;
+    }
+    live.add(new Connection(socket, fd, limits, handler, onClose));
+  });
+  server.maxConnections = maxConnections + 64;
+
+  // Unlink a stale socket only while holding the lock, so we never steal a live daemon's socket.
+  try {
+    unlinkSync(opts.socket);
+  } catch {}
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.socket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes before
+  // we accept it carry the sender's credentials.
+  native().passCred((server as unknown as { _handle: { fd: number } })._handle.fd);
+  opts.log('info', 'listening', { socket: opts.socket, store: opts.store.name, pid: process.pid });
+
+  return {
+    server,
+    socket: opts.socket,
+    connections: () => live.size,
+    reloadPolicy: () => policy.reload(),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of live) c.close('daemon stopping');
+      });
+      try {
+        unlinkSync(opts.socket);
+      } catch {}
+      audit.close();
+      await opts.store.close();
+      native().funlock(lockFd);
+      closeSync(lockFd);
+    },
+  };
+}

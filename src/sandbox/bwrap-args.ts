@@ -1,0 +1,159 @@
+import { UsageError } from '../errors.js';
+
+// Pure construction of the bubblewrap command line. What the sandbox hides, and why:
+// - $HOME is replaced by an empty tmpfs: the user's keyrings (~/.local/share/keyrings), the vault and
+//   Entraclaw's config and state, SSH keys and every other secret lying in the home directory;
+// - $XDG_RUNTIME_DIR, /run and /tmp are replaced: the D-Bus session bus socket, gnome-keyring's control
+//   socket and Entraclaw's own daemon socket live there, so Secret Service and the daemon cannot be reached;
+// - Entraclaw's own files and the keyring files are hidden WHEREVER they are (`hideDirs`, `hideFiles`):
+//   XDG_DATA_HOME or XDG_CONFIG_HOME may point outside $HOME, and a project or allowed path that contains
+//   one (say `--project ~`) would otherwise bind it straight back in. These masks go last, over every bind;
+// - the kernel keyring: a new user namespace gives the sandbox its own user keyring, and a seccomp filter
+//   (seccomp.ts) stops keyctl altogether, because the inherited session keyring may link the real one;
+// - only the broker socket, the shims, the project directory and the profile's paths are bound back in.
+
+/** Inputs of buildBwrapArgs, all absolute, canonical paths. */
+export interface SandboxLayout {
+  home: string;
+  runtimeDir?: string;
+  project: string;
+  /** The broker socket outside; it appears inside at SANDBOX_SOCKET. */
+  socket: string;
+  /** Directory with the `security` and `secret-tool` shims; it appears inside at SANDBOX_BIN. */
+  shimDir: string;
+  /** Entraclaw's own install (read-only), needed by the shims when it lives under a hidden directory. */
+  installRoot: string;
+  allowPaths: string[];
+  readPaths: string[];
+  network: boolean;
+  /** Existing directories that must never be visible (Entraclaw's config/data/state/runtime, keyrings). */
+  hideDirs?: string[];
+  /** Existing files that must never be visible (the vault passphrase file, a D-Bus socket). */
+  hideFiles?: string[];
+  /** File descriptor (in bwrap) from which bwrap reads the seccomp program. */
+  seccompFd?: number;
+}
+
+/** Where the broker socket appears inside the sandbox. */
+export const SANDBOX_SOCKET = '/run/entraclaw/agent.sock';
+/** Where the shims appear inside the sandbox (prepended to PATH). */
+export const SANDBOX_BIN = '/run/entraclaw/bin';
+
+/** The bwrap arguments (without the command) for a layout. Throws a UsageError for an unsafe layout. */
+export function buildBwrapArgs(layout: SandboxLayout): string[] {
+  const hideDirs = layout.hideDirs ?? [];
+  const hideFiles = layout.hideFiles ?? [];
+  checkLayout(layout, [...hideDirs, ...hideFiles]);
+  const args = [
+    '--die-with-parent',
+    '--new-session',
+    '--unshare-user',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+  ];
+  if (!layout.network) args.push('--unshare-net');
+  args.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run');
+  const hiddenRoots = ['/tmp', '/run', layout.home];
+  args.push('--tmpfs', layout.home);
+  if (layout.runtimeDir && !isUnderAny(layout.runtimeDir, hiddenRoots)) {
+    args.push('--tmpfs', layout.runtimeDir);
+  }
+  if (layout.runtimeDir) hiddenRoots.push(layout.runtimeDir);
+  if (isUnderAny(layout.installRoot, hiddenRoots)) {
+    args.push('--ro-bind', layout.installRoot, layout.installRoot);
+  }
+  for (const p of layout.readPaths) args.push('--ro-bind', p, p);
+  args.push('--bind', layout.project, layout.project);
+  for (const p of layout.allowPaths) args.push('--bind', p, p);
+  args.push('--ro-bind', layout.shimDir, SANDBOX_BIN, '--bind', layout.socket, SANDBOX_SOCKET);
+  // Masks last, so no bind above can re-expose them; only where needed, so an empty $HOME stays empty.
+  const rebound = [layout.installRoot, ...layout.readPaths, layout.project, ...layout.allowPaths];
+  const needed = (p: string) => !isUnderAny(p, hiddenRoots) || isUnderAny(p, rebound);
+  for (const d of hideDirs.filter(needed)) args.push('--tmpfs', d);
+  for (const f of hideFiles.filter(needed)) args.push('--ro-bind', '/dev/null', f);
+  if (layout.seccompFd !== undefined) args.push('--seccomp', String(layout.seccompFd));
+  args.push('--chdir', layout.project);
+  return args;
+}
+
+/** The environment inside: no bus address, no Entraclaw secrets config, the shims first on PATH. */
+export function sandboxEnv(base: NodeJS.ProcessEnv, home: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) {
+    if (
+      v === undefined ||
+      k.startsWith('ENTRACLAW_') ||
+      k.startsWith('DBUS_') ||
+      k === 'GNOME_KEYRING_CONTROL' ||
+      k === 'SSH_AUTH_SOCK'
+    ) {
+      continue;
+    }
+    env[k] = v;
+  }
+  env.HOME = home;
+  env.PATH = `${SANDBOX_BIN}:${base.PATH ?? '/usr/bin:/bin'}`;
+  env.ENTRACLAW_SOCKET = SANDBOX_SOCKET;
+  return env;
+}
+
+/**
+ * The socket paths of a D-Bus address (`unix:path=...`, `;`-separated alternatives), and whether it also
+ * names a bus that only a network namespace can cut off (an abstract socket or TCP).
+ */
+export function dbusAddressSockets(address: string | undefined): { paths: string[]; needsNetns: boolean } {
+  const paths: string[] = [];
+  let needsNetns = false;
+  for (const entry of (address ?? '').split(';')) {
+    const colon = entry.indexOf(':');
+    if (colon < 0) continue;
+    const transport = entry.slice(0, colon);
+    const keys = new Map(
+      entry
+        .slice(colon + 1)
+        .split(',')
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+    );
+    if (transport === 'unix' && keys.has('path')) paths.push(unescapeDbus(keys.get('path')!));
+    if ((transport === 'unix' && keys.has('abstract')) || transport === 'tcp' || transport === 'nonce-tcp') {
+      needsNetns = true;
+    }
+  }
+  return { paths, needsNetns };
+}
+
+// D-Bus addresses %-escape bytes outside [-0-9A-Za-z_/.\*].
+function unescapeDbus(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+function checkLayout(layout: SandboxLayout, hidden: string[]): void {
+  const writable = [
+    ['--project', layout.project],
+    ...layout.allowPaths.map((p) => ['an allowed path', p]),
+    ...layout.readPaths.map((p) => ['a read path', p]),
+  ] as const;
+  for (const [what, p] of writable) {
+    if (p === '/') throw new UsageError(`${what} cannot be /`, 'give the sandbox a project directory');
+    const inside = hidden.find((h) => isUnder(p, h));
+    if (inside) {
+      throw new UsageError(
+        `${what} ${p} is inside ${inside}, which the sandbox must hide`,
+        'choose a directory that does not hold Entraclaw or keyring files',
+      );
+    }
+  }
+}
+
+function isUnderAny(path: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => isUnder(path, d));
+}
+
+function isUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
+}

@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import type { Grant, GrantOperation } from '../policy/schema.js';
+
+// A sandbox profile. Its `[credential_access]` table mirrors the nono broker's profile section
+// (services, service_prefixes, accounts with an explicit "*", operations read/create/update/upsert/delete),
+// so a profile written for one reads naturally in the other. `provider` and `classes` are accepted for that
+// compatibility; Entraclaw serves whatever store the user selected and treats generic and internet
+// passwords alike. Several grants are written as `[[credential_access]]` tables. Differences from nono:
+// `upsert` grants create and update (Entraclaw decides which a write is by whether the item exists), and
+// `services = ["*"]` means every service, as in policy.toml.
+
+/** A parsed sandbox profile. */
+export interface SandboxProfile {
+  grants: Grant[];
+  /** Extra paths the sandboxed command may write. */
+  allowPaths: string[];
+  /** Extra paths it may read. */
+  readPaths: string[];
+  /** Whether the command keeps the network (default true: agents call APIs). */
+  network: boolean;
+}
+
+const NONO_OPS: Record<string, GrantOperation[]> = {
+  read: ['read'],
+  list: ['list'],
+  create: ['create'],
+  update: ['update'],
+  upsert: ['create', 'update'],
+  write: ['create', 'update'],
+  delete: ['delete'],
+};
+
+/** Parses profile TOML text; unknown keys and bad values are UsageErrors naming the field. */
+export async function parseProfile(text: string, source: string): Promise<SandboxProfile> {
+  const [{ parse }, { z }, { nameProblem, ANY }] = await Promise.all([
+    import('smol-toml'),
+    import('zod'),
+    import('../policy/schema.js'),
+  ]);
+  // The same name rules as the stores and policy.toml (non-empty, <= 256 bytes, no NUL or newline).
+  const name = z.string().superRefine((s, ctx) => {
+    const problem = nameProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: `"${s}" ${problem}` });
+  });
+  const access = z
+    .strictObject({
+      provider: z.string().optional(),
+      classes: z
+        .array(z.enum(['generic-password', 'internet-password', 'generic_password', 'internet_password']))
+        .optional(),
+      services: z.array(name).default([]),
+      service_prefixes: z
+        .array(name.refine((p) => p !== ANY, 'write services = ["*"] for every service'))
+        .default([]),
+      accounts: z.array(name).min(1, 'list the accounts, or ["*"] for every account'),
+      operations: z
+        .array(z.enum(Object.keys(NONO_OPS) as [string, ...string[]]))
+        .min(1, 'list at least one operation'),
+    })
+    .refine((a) => a.services.length > 0 || a.service_prefixes.length > 0, {
+      message: 'needs services or service_prefixes',
+    });
+  const schema = z.strictObject({
+    sandbox: z
+      .strictObject({
+        allow_paths: z.array(z.string().min(1)).default([]),
+        read_paths: z.array(z.string().min(1)).default([]),
+        network: z.boolean().default(true),
+      })
+      .default({ allow_paths: [], read_paths: [], network: true }),
+    // One `[credential_access]` table, or several `[[credential_access]]` grants.
+    credential_access: z.union([access, z.array(access)]).optional(),
+  });
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new UsageError(`profile ${source} is not valid TOML: ${(err as Error).message}`);
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const i = deepestIssue(r.error.issues);
+    const what = i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message;
+    throw new UsageError(
+      `profile ${source}: ${i.path.join('.') || '(top level)'}: ${what}`,
+      'see docs/sandbox.md for the profile format',
+    );
+  }
+  const ca = r.data.credential_access;
+  const grants: Grant[] = (ca === undefined ? [] : Array.isArray(ca) ? ca : [ca]).map((a) => ({
+    services: a.services,
+    servicePrefixes: a.service_prefixes,
+    accounts: a.accounts,
+    operations: [...new Set(a.operations.flatMap((o) => NONO_OPS[o]!))],
+    source: 'profile',
+  }));
+  return {
+    grants,
+    allowPaths: r.data.sandbox.allow_paths,
+    readPaths: r.data.sandbox.read_paths,
+    network: r.data.sandbox.network,
+  };
+}
+
+type Issue = {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+  errors?: Issue[][];
+};
+
+// A union's "invalid_union" hides the useful issue: report the leaf issue that got furthest into the
+// document, preferring a specific complaint over a branch's "expected array/object".
+function deepestIssue(issues: readonly unknown[]): Issue & { keys: string[] } {
+  const leaves: Issue[] = [];
+  const visit = (issue: Issue, prefix: PropertyKey[]) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_union' && issue.errors?.length) {
+      for (const branch of issue.errors) for (const inner of branch) visit(inner, path);
+    } else {
+      leaves.push({ ...issue, path });
+    }
+  };
+  for (const i of issues as Issue[]) visit(i, []);
+  const rank = (i: Issue) => i.path.length * 2 + (i.code === 'invalid_type' ? 0 : 1);
+  const best = leaves.reduce((a, b) => (rank(b) > rank(a) ? b : a));
+  return { ...best, keys: best.keys ?? [] };
+}
+
+/** Reads and parses a profile file. */
+export async function loadProfile(path: string): Promise<SandboxProfile> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      `cannot read profile ${path}: ${(err as NodeJS.ErrnoException).code}`,
+      'give --profile an existing file',
+    );
+  }
+  return parseProfile(text, path);
+}

@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { isolatedEnv, runCli } from '../support/cli.js';
+import { inTestSession, randomName } from '../support/context.js';
+
+// The CLI as a user meets it: real processes, real stores, and a canary that must never leak.
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-cli-'));
+const pass = join(dir, 'pass');
+writeFileSync(pass, 'cli test passphrase\n', { mode: 0o600 });
+const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
+const CANARY = `CANARY-${randomName('secret')}`;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const stores = ['encrypted-file', 'kernel-keyring', ...(inTestSession ? ['secret-service'] : [])];
+
+for (const store of stores) {
+  describe(`entraclaw secret on ${store}`, () => {
+    const service = randomName('cli-svc');
+    const s = ['--store', store];
+    afterAll(() => {
+      for (const a of ['acct', 'tok', 'bin']) runCli(['secret', 'rm', service, a, ...s], env);
+    });
+
+    it('set from stdin, get raw bytes without a newline, ls shows metadata only', () => {
+      const set = runCli(['secret', 'set', service, 'acct', ...s], env, CANARY);
+      expect(set.status, set.stderr).toBe(0);
+      expect(set.stderr).toContain(`in ${store}`);
+      const get = runCli(['secret', 'get', service, 'acct', ...s], env);
+      expect(get.status).toBe(0);
+      expect(get.stdout.toString()).toBe(CANARY);
+      const ls = runCli(['secret', 'ls', '--service', service, ...s], env);
+      expect(ls.status).toBe(0);
+      expect(ls.stdout.toString()).toContain('acct');
+      const lsJson = runCli(['secret', 'ls', '--json', ...s], env);
+      for (const out of [ls.stdout.toString(), ls.stderr, lsJson.stdout.toString(), set.stderr, get.stderr])
+        expect(out).not.toContain(CANARY);
+    });
+
+    it('binary values survive --from-file and --json gives base64', () => {
+      const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13, 0]);
+      const f = join(dir, `bin-${store}`);
+      writeFileSync(f, bytes);
+      expect(
+        runCli(['secret', 'set', service, 'bin', '--from-file', f, '--kind', 'key', ...s], env).status,
+      ).toBe(0);
+      expect(runCli(['secret', 'get', service, 'bin', ...s], env).stdout.equals(bytes)).toBe(true);
+      const j = JSON.parse(runCli(['secret', 'get', service, 'bin', '--json', ...s], env).stdout.toString());
+      expect(j).toMatchObject({
+        service,
+        account: 'bin',
+        kind: 'key',
+        store,
+        value_base64: bytes.toString('base64'),
+      });
+    });
+
+    it('an expired token is exit 6 unless --allow-expired', () => {
+      const past = new Date(Date.now() - 60_000).toISOString();
+      const set = runCli(
+        ['secret', 'set', service, 'tok', '--kind', 'token', '--expires-at', past, '--scope', 'repo', ...s],
+        env,
+        CANARY,
+      );
+      expect(set.status, set.stderr).toBe(0);
+      const get = runCli(['secret', 'get', service, 'tok', ...s], env);
+      expect(get.status).toBe(EXIT_CODES.expired);
+      expect(get.stdout.length).toBe(0);
+      expect(get.stderr).toContain(`${service}/tok`);
+      expect(get.stderr).toContain('--allow-expired');
+      expect(get.stderr).not.toContain(CANARY);
+      expect(runCli(['secret', 'get', service, 'tok', '--allow-expired', ...s], env).stdout.toString()).toBe(
+        CANARY,
+      );
+    });
+
+    it('missing items are exit 3 naming the item and the store', () => {
+      const get = runCli(['secret', 'get', service, 'nobody', ...s], env);
+      expect(get.status).toBe(EXIT_CODES.not_found);
+      expect(get.stderr).toContain(`${service}/nobody`);
+      expect(get.stderr).toContain(store);
+      expect(runCli(['secret', 'rm', service, 'nobody', ...s], env).status).toBe(EXIT_CODES.not_found);
+    });
+  });
+}
+
+describe('entraclaw secret: bad input', () => {
+  it('usage errors are exit 2 and never echo the value', () => {
+    const bad = runCli(
+      ['secret', 'set', 'svc', 'acct', '--store', 'encrypted-file', '--expires-at', 'tomorrow'],
+      env,
+      CANARY,
+    );
+    expect(bad.status).toBe(EXIT_CODES.usage);
+    expect(bad.stderr).toContain('--expires-at');
+    expect(bad.stderr).not.toContain(CANARY);
+    expect(runCli(['secret', 'set', 'svc'], env).status).toBe(2);
+    expect(runCli(['secret', 'get', 'svc', 'acct', '--store', 'nope'], env).stderr).toContain('valid stores');
+    expect(
+      runCli(['secret', 'set', 'svc', 'acct', '--store', 'encrypted-file', '--kind', 'bogus'], env, 'x')
+        .status,
+    ).toBe(2);
+  });
+
+  it('an empty value is refused and a value over 1 MiB is too large; nothing is stored', () => {
+    expect(runCli(['secret', 'set', 'svc', 'empty', '--store', 'encrypted-file'], env, '').status).toBe(2);
+    const big = runCli(
+      ['secret', 'set', 'svc', 'big', '--store', 'encrypted-file'],
+      env,
+      Buffer.alloc(1024 * 1024 + 1, 0x41),
+    );
+    expect(big.status).toBe(EXIT_CODES.too_large);
+    expect(big.stderr).toContain('1048576');
+    expect(runCli(['secret', 'get', 'svc', 'big', '--store', 'encrypted-file'], env).status).toBe(
+      EXIT_CODES.not_found,
+    );
+  });
+
+  it('a named store that is unavailable is exit 5 with the reason; no silent fallback', () => {
+    const r = runCli(['secret', 'get', 'svc', 'acct', '--store', 'systemd-creds'], env);
+    expect(r.status).toBe(EXIT_CODES.unavailable);
+    expect(r.stderr).toContain('CREDENTIALS_DIRECTORY');
+  });
+
+  it('the vault without a passphrase is exit 5 (locked) and says how to unlock', () => {
+    const { ENTRACLAW_PASSPHRASE_FILE: _p, ...noPass } = env;
+    const r = runCli(['secret', 'ls', '--store', 'encrypted-file'], noPass);
+    expect(r.status).toBe(EXIT_CODES.locked);
+    expect(r.stderr).toMatch(/passphrase/);
+  });
+
+  it('doctor lists every store and never prints a value', () => {
+    runCli(['secret', 'set', 'doctor-svc', 'acct', '--store', 'encrypted-file'], env, CANARY);
+    const d = runCli(['doctor'], env);
+    expect(d.status).toBe(0);
+    for (const name of [
+      'secret-service',
+      'kernel-keyring',
+      'systemd-creds',
+      'encrypted-file',
+      'macos-keychain',
+    ]) {
+      expect(d.stdout.toString()).toContain(name);
+    }
+    expect(d.stdout.toString()).toContain('gone at reboot');
+    const j = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
+    expect(j.stores).toHaveLength(5);
+    expect(j.stores.filter((s: { selected: boolean }) => s.selected)).toHaveLength(1);
+    expect(`${d.stdout}${d.stderr}${JSON.stringify(j)}`).not.toContain(CANARY);
+  });
+
+  it('auto falls back loudly when Secret Service is missing', () => {
+    const noBus = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` };
+    const r = runCli(['secret', 'set', 'auto-svc', 'acct'], noBus, 'v');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/secret-service not used .*; using encrypted-file/);
+  });
+});

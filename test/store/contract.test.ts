@@ -1,0 +1,171 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendFor } from '../../src/store/registry.js';
+import { credentialName } from '../../src/store/systemd-creds.js';
+import type { Store, StoreName } from '../../src/store/types.js';
+import { inTestSession, randomName, tempContext } from '../support/context.js';
+
+// One contract, every store on this machine (after keyring-rs): the same cases, random names, cleanup.
+// Under `make test` (scripts/with-keyring.sh) every Linux store must be usable: an unavailable one fails
+// the run instead of silently shrinking the suite.
+const WRITABLE: StoreName[] = ['secret-service', 'kernel-keyring', 'encrypted-file'];
+const BINARY = Buffer.from([0x00, 0xff, 0x80, 0x0a, 0x00, 0x41, 0xc3, 0x28]);
+
+for (const name of WRITABLE) {
+  describe(`store contract: ${name}`, () => {
+    const t = tempContext();
+    let store: Store | undefined;
+    let unavailable = '';
+    const service = randomName('contract-svc');
+    const created: string[] = [];
+
+    beforeAll(async () => {
+      const backend = await backendFor(name);
+      const probe = await backend.probe(t.ctx);
+      if (!probe.available) {
+        unavailable = probe.reason;
+        return;
+      }
+      store = await backend.open(t.ctx);
+    });
+    afterAll(async () => {
+      for (const account of created) await store?.delete(service, account).catch(() => undefined);
+      await store?.close();
+      t.cleanup();
+    });
+
+    const run = (title: string, fn: (s: Store) => Promise<void>) =>
+      it(title, async () => {
+        if (!store) {
+          if (inTestSession) throw new Error(`${name} must be available under make test: ${unavailable}`);
+          return;
+        }
+        await fn(store);
+      });
+    const account = (label: string) => {
+      const a = randomName(label);
+      created.push(a);
+      return a;
+    };
+
+    run('round trip of binary bytes', async (s) => {
+      const a = account('bin');
+      await s.set({ service, account: a, value: BINARY });
+      const got = await s.get(service, a);
+      expect(got?.value.equals(BINARY)).toBe(true);
+      expect(got?.kind).toBe('password');
+    });
+
+    run('missing entry is undefined, delete of missing is false', async (s) => {
+      expect(await s.get(service, randomName('absent'))).toBeUndefined();
+      expect(await s.delete(service, randomName('absent'))).toBe(false);
+    });
+
+    run('token metadata round trips', async (s) => {
+      const a = account('tok');
+      const expiresAt = new Date(Date.now() + 3600_000).toISOString();
+      await s.set({
+        service,
+        account: a,
+        value: Buffer.from('tok'),
+        kind: 'token',
+        expiresAt,
+        scope: 'repo read:org',
+        label: 'my token',
+      });
+      const got = await s.get(service, a);
+      expect(got).toMatchObject({
+        service,
+        account: a,
+        kind: 'token',
+        expiresAt,
+        scope: 'repo read:org',
+        label: 'my token',
+      });
+    });
+
+    run('update replaces the value and keeps createdAt', async (s) => {
+      const a = account('upd');
+      const first = await s.set({ service, account: a, value: Buffer.from('one') });
+      await new Promise((r) => setTimeout(r, 1100));
+      const second = await s.set({ service, account: a, value: Buffer.from('two') });
+      expect(second.createdAt).toBe(first.createdAt);
+      expect((await s.get(service, a))?.value.toString()).toBe('two');
+      expect((await s.list({ service })).filter((m) => m.account === a)).toHaveLength(1);
+    });
+
+    run('delete removes the item', async (s) => {
+      const a = account('del');
+      await s.set({ service, account: a, value: Buffer.from('x') });
+      expect(await s.delete(service, a)).toBe(true);
+      expect(await s.get(service, a)).toBeUndefined();
+    });
+
+    run('list filters by service and carries no values', async (s) => {
+      const a = account('ls');
+      await s.set({ service, account: a, value: Buffer.from('canary-list-value') });
+      const other = randomName('contract-other');
+      await s.set({ service: other, account: a, value: Buffer.from('y') });
+      try {
+        const items = await s.list({ service });
+        expect(items.some((m) => m.account === a)).toBe(true);
+        expect(items.every((m) => m.service === service)).toBe(true);
+        expect(JSON.stringify(items)).not.toContain('canary-list-value');
+        expect(items.every((m) => !('value' in m))).toBe(true);
+      } finally {
+        await s.delete(other, a);
+      }
+    });
+
+    run('names with slashes, spaces and unicode survive', async (s) => {
+      const a = `${account('odd')}/with space/ünïcødé`;
+      created.push(a);
+      await s.set({ service, account: a, value: Buffer.from('odd') });
+      expect((await s.get(service, a))?.value.toString()).toBe('odd');
+      expect((await s.list({ service })).some((m) => m.account === a)).toBe(true);
+    });
+
+    run('a value over the store cap is refused with too_large and nothing is stored', async (s) => {
+      const a = account('big');
+      await expect(
+        s.set({ service, account: a, value: Buffer.alloc(s.maxValueBytes + 1, 1) }),
+      ).rejects.toMatchObject({ code: 'too_large' });
+      expect(await s.get(service, a)).toBeUndefined();
+    });
+  });
+}
+
+describe('store contract: systemd-creds (read side, real credentials directory)', () => {
+  it('reads, lists and refuses writes', async () => {
+    const t = tempContext();
+    const dir = join(t.dir, 'credentials');
+    mkdirSync(dir, { mode: 0o700 });
+    // As systemd does for LoadCredentialEncrypted=: encrypt with the host key, decrypt into the directory.
+    // systemd-creds needs root for the host key; elsewhere the file is written as systemd would leave it.
+    const name = credentialName('github.com', 'bot/1');
+    const sealed = join(t.dir, 'sealed.cred');
+    const enc = spawnSync('systemd-creds', ['encrypt', '--with-key=host', `--name=${name}`, '-', sealed], {
+      input: BINARY,
+    });
+    if (enc.status === 0) {
+      expect(spawnSync('systemd-creds', ['decrypt', `--name=${name}`, sealed, join(dir, name)]).status).toBe(
+        0,
+      );
+    } else {
+      writeFileSync(join(dir, name), BINARY, { mode: 0o400 });
+    }
+    writeFileSync(join(dir, 'unrelated-credential'), 'x', { mode: 0o400 });
+    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
+    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    expect((await store.get('github.com', 'bot/1'))?.value.equals(BINARY)).toBe(true);
+    expect(await store.get('github.com', 'nobody')).toBeUndefined();
+    expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['github.com|bot/1']);
+    await expect(store.set({ service: 'a', account: 'b', value: Buffer.from('c') })).rejects.toMatchObject({
+      code: 'usage',
+    });
+    await expect(store.delete('github.com', 'bot/1')).rejects.toMatchObject({ code: 'usage' });
+    t.cleanup();
+  });
+});
