@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { socketPath } from '../daemon/socket-path.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
 import { storeContext } from './context.js';
@@ -24,7 +26,8 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     selected: p.name === selected,
     readFirst: p.name === readFirst,
   }));
-  if (opts.json) return printJson({ requested, selected: selected ?? null, stores: rows });
+  const daemon = daemonBoundary(selected, socketPath(ctx.paths));
+  if (opts.json) return printJson({ requested, selected: selected ?? null, stores: rows, daemon });
   printTable([
     ['STORE', 'AVAILABLE', 'SELECTED', 'PERSISTENCE', 'REASON'],
     ...rows.map((r) => [
@@ -38,4 +41,28 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   process.stdout.write('\nBoundaries:\n');
   for (const r of rows) process.stdout.write(`  ${r.name}: ${r.boundary}\n`);
   process.stdout.write(`\nSelected: ${selected ?? 'none usable'} (config/flag: ${requested})\n`);
+  process.stdout.write(
+    `\nDaemon: ${daemon.socketPresent ? 'socket present' : 'not running'} at ${daemon.socket}\n`,
+  );
+  process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
+}
+
+/** What actually stands between a program of this user and the secrets, given the selected store. */
+export function daemonBoundary(selected: string | undefined, socket: string) {
+  const direct: Record<string, string> = {
+    'secret-service':
+      'policy and audit only: any program of yours can also read Secret Service items directly over D-Bus; run untrusted agents under `entraclaw sandbox`, or use --store encrypted-file so the daemon is the only door',
+    'kernel-keyring':
+      'policy and audit only: any program of yours possessing the user keyring can read keys with keyctl; run untrusted agents under `entraclaw sandbox`',
+    'macos-keychain':
+      'policy and audit only: programs of yours can ask the keychain through `security`; keychain ACL prompts are the only other guard',
+    'systemd-creds': 'the credentials directory is private to the service; the daemon adds policy and audit',
+    'encrypted-file':
+      'the daemon is the only door: the vault is sealed with a passphrase programs do not have (same-user ptrace of an approved client remains out of scope)',
+  };
+  return {
+    socket,
+    socketPresent: existsSync(socket),
+    boundary: (selected && direct[selected]) ?? 'no usable store',
+  };
 }
