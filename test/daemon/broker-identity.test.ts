@@ -1,0 +1,485 @@
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Broker,
+  b64,
+  canary,
+  NODE,
+  nodeClientSource,
+  PY_LIB,
+  PYTHON,
+  PYTHON_REAL,
+  type RunResult,
+  run,
+  startBroker,
+  stateText,
+  waitFor,
+} from '../support/broker.js';
+
+// Who is asking, as the kernel says: modified binaries, injected interpreters, other uids, and
+// connections that change hands (SCM_RIGHTS, fork + exec, PID reuse). Real processes on a real daemon.
+
+const SVC = 'vault.example';
+const SECRET = canary('identity');
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+// An approved python program: plain reads, plus the roles that hand its connection to someone else.
+const APPROVED_PY = `${PY_LIB}
+mode, SVC, ACCT = sys.argv[1], sys.argv[2], sys.argv[3]
+HOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holder.py")
+
+if mode == "get":
+    emit(get(connect_hello(SOCK), SVC, ACCT))
+elif mode == "whoami":
+    reply, _ = call(connect_hello(SOCK), {"id": 1, "op": "whoami"})
+    emit({"ok": bool(reply.get("ok")), "reply": reply})
+elif mode == "idle":
+    # Proves that an approved program now runs at this pid, then lingers there.
+    s = connect_hello(SOCK)
+    emit({"role": "approved", "pid": os.getpid(), "control": get(s, SVC, ACCT)["ok"]}, sys.argv[5] if len(sys.argv) > 5 else None)
+    s.close()
+    time.sleep(float(sys.argv[4]))
+elif mode == "pass-fd":
+    # Hands its authenticated connection to an unapproved process over SCM_RIGHTS.
+    s = connect_hello(SOCK)
+    control = get(s, SVC, ACCT, 1)
+    a, b = socket.socketpair()
+    p = subprocess.Popen([sys.executable, HOLDER, "recv-fd", str(b.fileno()), SVC, ACCT], pass_fds=[b.fileno()], stdout=subprocess.PIPE)
+    b.close()
+    socket.send_fds(a, [b"x"], [s.fileno()])
+    out = p.communicate(timeout=20)[0].decode().strip().splitlines()
+    emit({"control": control, "holder": json.loads(out[-1]) if out else {"ok": False, "code": "no output"}})
+elif mode == "exec-unapproved":
+    # Approved, connected and served; then it execs an unapproved program that keeps the connection.
+    s = connect_hello(SOCK)
+    control = get(s, SVC, ACCT, 1)
+    os.set_inheritable(s.fileno(), True)
+    emit({"role": "approved", "control": control["ok"]})
+    os.execv(sys.executable, [sys.executable, HOLDER, "use-fd", str(s.fileno()), SVC, ACCT])
+elif mode == "split":
+    # Two processes write the bytes of one frame: the sender is ambiguous.
+    s = connect_hello(SOCK)
+    f = frame({"id": 3, "op": "get", "service": SVC, "account": ACCT})
+    s.sendall(f[:10])
+    time.sleep(0.2)
+    pid = os.fork()
+    if pid == 0:
+        s.sendall(f[10:])
+        os._exit(0)
+    os.waitpid(pid, 0)
+    try:
+        emit(result(*recv_frame(s)))
+    except (ConnectionError, OSError) as e:
+        emit({"ok": False, "code": "closed", "message": str(e)})
+`;
+
+// An unapproved python program that ends up holding someone else's connection.
+const HOLDER_PY = `${PY_LIB}
+mode = sys.argv[1]
+if mode == "recv-fd":
+    sp = socket.socket(fileno=int(sys.argv[2]))
+    SVC, ACCT = sys.argv[3], sys.argv[4]
+    _, fds, _, _ = socket.recv_fds(sp, 16, 4)
+    emit(get(socket.socket(fileno=fds[0]), SVC, ACCT, 2))
+elif mode == "use-fd":
+    emit(get(socket.socket(fileno=int(sys.argv[2])), sys.argv[3], sys.argv[4], 2) | {"role": "exec"})
+elif mode == "send-then-exec":
+    # M forks a reader M'' that keeps the fd, pipelines N gets, and at once execs the approved program.
+    SVC, ACCT, APPROVED, N = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    s = connect_hello(SOCK)
+    if os.fork() == 0:
+        served, codes = 0, {}
+        try:
+            for _ in range(N):
+                r = result(*recv_frame(s))
+                if r["ok"]:
+                    served += 1
+                else:
+                    codes[r["code"]] = codes.get(r["code"], 0) + 1
+        except (ConnectionError, OSError):
+            codes["closed"] = codes.get("closed", 0) + 1
+        emit({"role": "reader", "served": served, "codes": codes})
+        os._exit(0)
+    s.sendall(b"".join(frame({"id": i + 1, "op": "get", "service": SVC, "account": ACCT}) for i in range(N)))
+    os.execv(sys.executable, [sys.executable, APPROVED, "idle", SVC, ACCT, "1"])
+elif mode == "fork-exit":
+    # Connects, forks a child that keeps the fd, and exits: the child asks once told its parent's pid
+    # has been taken by an approved program.
+    SVC, ACCT, GO, OUT = sys.argv[2:6]
+    s = connect_hello(SOCK)
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        deadline = time.time() + 20
+        while not os.path.exists(GO) and time.time() < deadline:
+            time.sleep(0.02)
+        emit(get(s, SVC, ACCT) | {"pid": os.getpid()}, OUT)
+        os._exit(0)
+    emit({"pid": os.getpid(), "child": pid})
+    os._exit(0)
+elif mode == "exec-after-connect":
+    # M connects, forks M' (which keeps the fd), then execs the approved program at the same pid.
+    SVC, ACCT, APPROVED = sys.argv[2:5]
+    s = connect_hello(SOCK)
+    r, w = os.pipe()  # both close-on-exec (PEP 446)
+    me = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # EOF: the parent has exec'd
+        time.sleep(0.4)  # let the approved program come up and be served first
+        emit(get(s, SVC, ACCT) | {"role": "forked", "parent": me})
+        os._exit(0)
+    os.close(r)
+    os.execv(sys.executable, [sys.executable, APPROVED, "idle", SVC, ACCT, "1"])
+elif mode == "claim":
+    # Claims another identity in the request itself.
+    SVC, ACCT, EXE, PID = sys.argv[2:6]
+    s = connect_hello(SOCK)
+    emit(result(*call(s, {"id": 1, "op": "get", "service": SVC, "account": ACCT, "exe": EXE, "pid": int(PID), "uid": 0})))
+`;
+
+const OTHER_UID_PY = `import json, socket, struct, sys
+body = b'{"v":1,"op":"hello","id":0}'
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(json.dumps({"connected": False, "error": repr(e)}))
+    sys.exit(0)
+data, err = b"", None
+try:
+    s.sendall(struct.pack(">II", 4 + len(body), len(body)) + body)
+    s.settimeout(5)
+    while True:
+        c = s.recv(4096)
+        if not c:
+            break
+        data += c
+except OSError as e:
+    err = repr(e)
+print(json.dumps({"connected": True, "reply_bytes": len(data), "error": err}))
+`;
+
+let b: Broker;
+let approvedPy: string;
+let holderPy: string;
+beforeAll(async () => {
+  b = await startBroker('entraclaw-identity', [
+    [SVC, 'acct', SECRET],
+    [SVC, 'copy', SECRET],
+  ]);
+  approvedPy = b.file('approved.py', APPROVED_PY);
+  holderPy = b.file('holder.py', HOLDER_PY);
+  const r = b.cli([
+    'register',
+    PYTHON,
+    '--script',
+    approvedPy,
+    '--grant',
+    `${SVC}/acct`,
+    '--ops',
+    'read',
+    '--name',
+    'approved-py',
+  ]);
+  expect(r.status, r.stderr).toBe(0);
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+});
+
+function noSecret(r: { ok: boolean; value_b64?: string; code?: string }, what: string): void {
+  expect(r.ok, `${what}: ${JSON.stringify(r)}`).toBe(false);
+  expect(r.value_b64, what).toBeUndefined();
+}
+const served = (r: RunResult) => {
+  expect(r.result, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
+};
+
+describe('the approved python client', () => {
+  it('is served, and the daemon sees it as the kernel does', async () => {
+    served(await b.python(approvedPy, ['get', SVC, 'acct']));
+    const who = (await b.python(approvedPy, ['whoami', SVC, 'acct'])).result.reply as Record<string, unknown>;
+    expect(who).toMatchObject({
+      ok: true,
+      exe: PYTHON_REAL,
+      sha256: sha256(PYTHON_REAL),
+      script: approvedPy,
+      client: 'approved-py',
+    });
+  }, 30_000);
+
+  it('identity fields claimed in a request are refused, not believed', async () => {
+    const r = await b.python(holderPy, ['claim', SVC, 'acct', PYTHON_REAL, String(b.pid)]);
+    expect(r.result).toMatchObject({ ok: false, code: 'bad_request' });
+    expect(r.result.message).toMatch(/unknown field/);
+  }, 30_000);
+});
+
+describe('modified binary', () => {
+  it('a changed approved binary is refused until `entraclaw upgrade` re-pins it', async () => {
+    mkdirSync(join(b.dir, 'bin'));
+    // Named node, so the daemon knows it as an interpreter and pins the script too.
+    const copy = join(b.dir, 'bin', 'node');
+    copyFileSync(NODE, copy);
+    chmodSync(copy, 0o755);
+    const client = b.file('copy-client.mjs', nodeClientSource());
+    const reg = b.cli([
+      'register',
+      copy,
+      '--script',
+      client,
+      '--grant',
+      `${SVC}/copy`,
+      '--ops',
+      'read',
+      '--name',
+      'copied',
+    ]);
+    expect(reg.status, reg.stderr).toBe(0);
+    served(await b.node(client, ['get', SVC, 'copy'], { exe: copy }));
+
+    appendFileSync(copy, Buffer.from([0]));
+    const changed = await b.node(client, ['get', SVC, 'copy'], { exe: copy });
+    noSecret(changed.result, 'modified binary');
+    expect(changed.result).toMatchObject({ code: 'denied' });
+    expect(changed.result.message).toMatch(/binary changed since approval/);
+
+    const up = b.cli(['upgrade', copy]);
+    expect(up.status, up.stderr).toBe(0);
+    served(await b.node(client, ['get', SVC, 'copy'], { exe: copy }));
+  }, 60_000);
+});
+
+describe('script approvals', () => {
+  let pinned: string;
+  let inject: { cjs: string; mjs: string; lib: string };
+  beforeAll(() => {
+    pinned = b.file('pinned.mjs', nodeClientSource());
+    const r = b.cli([
+      'register',
+      NODE,
+      '--script',
+      pinned,
+      '--grant',
+      `${SVC}/acct`,
+      '--ops',
+      'read',
+      '--name',
+      'pinned',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    // Code an attacker would load into the approved interpreter: it could read the value on the way out.
+    inject = {
+      cjs: b.file('inject.cjs', 'globalThis.injected = true;\n'),
+      mjs: b.file('inject.mjs', 'globalThis.injected = true;\n'),
+      lib: ['/lib/x86_64-linux-gnu/libm.so.6', '/lib/aarch64-linux-gnu/libm.so.6', '/usr/lib/libm.so.6'].find(
+        existsSync,
+      )!,
+    };
+  });
+
+  it('the pinned script itself is served', async () => {
+    served(await b.node(pinned, ['get', SVC, 'acct']));
+  }, 30_000);
+
+  it('node -e, --require, NODE_OPTIONS, --import, --loader, --inspect, LD_PRELOAD and a tracer are refused', async () => {
+    const src = readFileSync(pinned, 'utf8');
+    const args = ['get', SVC, 'acct'];
+    const variants: Array<[string, Promise<RunResult>]> = [
+      // (-e puts its extra arguments from argv[1] on, so the first one is a placeholder.)
+      [
+        'node -e (same code)',
+        run(NODE, ['--input-type=module', '-e', src, 'inline', ...args], { env: b.clientEnv }),
+      ],
+      // The pinned script's path on the command line must not make inline code look like it.
+      [
+        'node -e ... pinned.mjs',
+        run(NODE, ['--input-type=module', '-e', src, pinned, ...args], { env: b.clientEnv }),
+      ],
+      ['node --require', b.node(pinned, args, { nodeArgs: ['--require', inject.cjs] })],
+      ['node -r', b.node(pinned, args, { nodeArgs: ['-r', inject.cjs] })],
+      [
+        'NODE_OPTIONS=--require',
+        b.node(pinned, args, { env: { ...b.clientEnv, NODE_OPTIONS: `--require=${inject.cjs}` } }),
+      ],
+      ['node --import', b.node(pinned, args, { nodeArgs: ['--import', inject.mjs] })],
+      ['node --loader', b.node(pinned, args, { nodeArgs: ['--no-warnings', '--loader', inject.mjs] })],
+      ['node --inspect', b.node(pinned, args, { nodeArgs: ['--inspect=127.0.0.1:0'] })],
+      ['LD_PRELOAD', b.node(pinned, args, { env: { ...b.clientEnv, LD_PRELOAD: inject.lib } })],
+      [
+        'under strace (TracerPid)',
+        run('/usr/bin/strace', ['-f', '-qq', '-o', '/dev/null', NODE, pinned, ...args], { env: b.clientEnv }),
+      ],
+    ];
+    if (!existsSync('/usr/bin/strace')) variants.pop();
+    const results = await Promise.all(variants.map(async ([name, p]) => [name, await p] as const));
+    for (const [name, r] of results) {
+      b.transcripts.push(r.stderr);
+      noSecret(r.result, name);
+      // Refused by the daemon, not failed in the client: the request did reach it.
+      expect(['pending', 'denied'], `${name}: ${JSON.stringify(r.result)}`).toContain(r.result.code);
+    }
+  }, 60_000);
+
+  it('an approved script edited after approval is refused; upgrade re-pins it', async () => {
+    appendFileSync(pinned, '// edited after approval\n');
+    const r = await b.node(pinned, ['get', SVC, 'acct']);
+    noSecret(r.result, 'edited script');
+    expect(r.result).toMatchObject({ code: 'denied' });
+    expect(r.result.message).toMatch(/script changed since approval/);
+    expect(b.cli(['upgrade', pinned]).status).toBe(0);
+    served(await b.node(pinned, ['get', SVC, 'acct']));
+  }, 30_000);
+});
+
+describe('another uid', () => {
+  it('is closed before a byte is read, even with a 0666 socket in a 0755 dir, and audited', async () => {
+    const runtime = join(b.dir, 'run');
+    const sockDir = join(runtime, 'entraclaw');
+    for (const d of [b.dir, runtime, sockDir]) chmodSync(d, 0o755);
+    chmodSync(b.socket, 0o666);
+    const script = b.file('other-uid.py', OTHER_UID_PY);
+    try {
+      const r = await run(PYTHON, [script, b.socket], {
+        uid: 65534,
+        gid: 65534,
+        cwd: '/',
+        env: { PATH: '/usr/bin:/bin' },
+      });
+      expect(r.result, r.stderr).toMatchObject({ connected: true, reply_bytes: 0 });
+    } finally {
+      chmodSync(b.socket, 0o600);
+      for (const d of [sockDir, runtime, b.dir]) chmodSync(d, 0o700);
+    }
+    const audit = JSON.parse(b.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as Array<
+      Record<string, unknown>
+    >;
+    expect(audit).toContainEqual(expect.objectContaining({ op: 'connect', decision: 'denied', uid: 65534 }));
+  }, 30_000);
+});
+
+describe('connections that change hands', () => {
+  it('(a) an fd passed over SCM_RIGHTS to an unapproved process gets no secret', async () => {
+    const r = await b.python(approvedPy, ['pass-fd', SVC, 'acct']);
+    // The connection really was authenticated: its approved owner was served on it.
+    expect(r.result.control, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
+    noSecret(r.result.holder as { ok: boolean }, 'SCM_RIGHTS holder');
+    expect((r.result.holder as { code: string }).code).toBe('pending');
+  }, 30_000);
+
+  it('(b) M connects, forks M′, execs an approved program; M′ gets no secret', async () => {
+    const r = await b.python(holderPy, ['exec-after-connect', SVC, 'acct', approvedPy]);
+    const approved = r.lines.find((l) => l.role === 'approved');
+    const forked = r.lines.find((l) => l.role === 'forked');
+    // The approved program did run at M's pid and was served there.
+    expect(approved, r.stdout + r.stderr).toMatchObject({ control: true, pid: forked?.parent });
+    noSecret(forked!, 'exec after connect');
+    expect(forked!.code).toBe('pending');
+  }, 30_000);
+
+  it('(c) the connecting process exits, its pid goes to an approved program; the fd holder gets no secret', async () => {
+    const go = join(b.dir, 'reuse.go');
+    const out = join(b.dir, 'reuse.out');
+    const first = await b.python(holderPy, ['fork-exit', SVC, 'acct', go, out]);
+    const { pid, child } = first.result as unknown as { pid: number; child: number };
+    expect(child).toBeGreaterThan(0);
+    // Recycle the pid: as root, point the kernel's next pid just before it and start the approved program.
+    let reused = false;
+    const lingering: Array<Promise<RunResult>> = [];
+    for (let attempt = 0; attempt < 20 && !reused; attempt++) {
+      const mark = join(b.dir, `reuse.${attempt}`);
+      writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+      lingering.push(b.python(approvedPy, ['idle', SVC, 'acct', '1.5', mark]));
+      await waitFor(() => existsSync(mark), 'the approved program');
+      const line = JSON.parse(readFileSync(mark, 'utf8')) as { pid: number; control: boolean };
+      reused = line.pid === pid;
+      // The approved program now at the old pid is served: a daemon trusting connect-time creds would be fooled.
+      if (reused) expect(line.control).toBe(true);
+    }
+    expect(reused, 'the pid was recycled to an approved program').toBe(true);
+    writeFileSync(go, '');
+    await waitFor(() => existsSync(out), 'the fd holder');
+    const held = JSON.parse(readFileSync(out, 'utf8')) as { ok: boolean; code?: string; pid: number };
+    expect(held.pid).toBe(child);
+    noSecret(held, 'fd holder after pid reuse');
+    expect(held.code).toBe('pending');
+    await Promise.all(lingering);
+  }, 60_000);
+
+  it('(d) an approved client that execs an unapproved program: the new program gets no secret', async () => {
+    const r = await b.python(approvedPy, ['exec-unapproved', SVC, 'acct']);
+    expect(
+      r.lines.find((l) => l.role === 'approved'),
+      r.stdout + r.stderr,
+    ).toMatchObject({ control: true });
+    const after = r.lines.find((l) => l.role === 'exec');
+    noSecret(after!, 'after exec');
+    expect(after!.code).toBe('pending');
+  }, 30_000);
+
+  // LIMIT (documented in src/identity/peer.ts): the kernel names the process that sent the bytes, and
+  // the daemon reads /proc when it handles them. A sender that execs an approved program in between is
+  // judged as that program: exec keeps the pid and the pidfd, and Linux exposes no exec counter. Here M
+  // pipelines gets, execs the approved program at once, and a forked reader M'' that kept the fd
+  // collects the replies. This test pins today's behaviour so that closing the hole shows up here: it
+  // then fails, and the expectation becomes served === 0.
+  it('LIMIT: a sender that execs an approved program right after sending is judged as that program', async () => {
+    const r = await b.python(holderPy, ['send-then-exec', SVC, 'acct', approvedPy, '30']);
+    const reader = r.lines.find((l) => l.role === 'reader') as unknown as {
+      served: number;
+      codes: Record<string, number>;
+    };
+    expect(
+      r.lines.find((l) => l.role === 'approved'),
+      r.stdout + r.stderr,
+    ).toMatchObject({ control: true });
+    // The first request is judged before the exec lands; later ones after it.
+    expect(reader.served + (reader.codes.pending ?? 0), JSON.stringify(reader)).toBe(30);
+    expect(reader.served, `served to the unapproved reader: ${JSON.stringify(reader)}`).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('a frame written by two processes is refused, even when both are approved', async () => {
+    const r = await b.python(approvedPy, ['split', SVC, 'acct']);
+    noSecret(r.result, 'split frame');
+    expect(r.result).toMatchObject({ code: 'denied' });
+    expect(r.result.message).toMatch(/more than one process/);
+  }, 30_000);
+});
+
+describe('secrets never leak', () => {
+  it('no canary in audit, pending, policy, daemon stderr or client errors', () => {
+    for (const args of [
+      ['pending'],
+      ['pending', '--json'],
+      ['clients'],
+      ['audit', '--tail', '1000'],
+      ['audit', '--json', '--tail', '1000'],
+    ]) {
+      expect(b.cli(args).status).toBe(0);
+    }
+    const places: Record<string, string> = {
+      'state and config files': stateText(b),
+      'daemon stderr': b.stderr(),
+      'client and CLI output': b.transcripts.join('\n'),
+    };
+    expect(places['daemon stderr']).toMatch(/listening/);
+    for (const form of [SECRET, b64(SECRET), Buffer.from(SECRET).toString('hex')]) {
+      for (const [where, text] of Object.entries(places))
+        expect(text.includes(form), `${where} holds the secret`).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,273 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Broker,
+  b64,
+  canary,
+  NODE,
+  nodeClientSource,
+  type RunResult,
+  startBroker,
+  stateText,
+} from '../support/broker.js';
+
+// Approval, grants and audit against the real daemon: each client is its own node process on the TS SDK,
+// each approval a real CLI run editing the policy file the running daemon reloads.
+
+const SVC = 'api.example.com';
+const ALICE = canary('alice');
+const BOB = canary('bob');
+const OTHER = canary('other');
+const WRITTEN = canary('written');
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const NODE_SHA256 = sha256(NODE);
+
+let b: Broker;
+beforeAll(async () => {
+  b = await startBroker('entraclaw-policy', [
+    [SVC, 'alice', ALICE],
+    [SVC, 'bob', BOB],
+    ['other.example', 'x', OTHER],
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+});
+
+const script = (name: string) => b.file(`${name}.mjs`, nodeClientSource());
+function register(path: string, name: string, grant: string, ops: string, extra: string[] = []): void {
+  const r = b.cli([
+    'register',
+    NODE,
+    '--script',
+    path,
+    '--grant',
+    grant,
+    '--ops',
+    ops,
+    '--name',
+    name,
+    ...extra,
+  ]);
+  expect(r.status, r.stderr).toBe(0);
+}
+function refused(r: RunResult, code: string, message?: RegExp): void {
+  expect(r.result, r.stderr).toMatchObject({ ok: false, code });
+  expect(r.result.value_b64).toBeUndefined();
+  if (message) expect(r.result.message).toMatch(message);
+}
+const value = (r: RunResult) => {
+  expect(r.result, r.stderr).toMatchObject({ ok: true });
+  return Buffer.from(r.result.value_b64 ?? '', 'base64').toString();
+};
+
+interface Pending {
+  id: string;
+  exe: string;
+  sha256: string;
+  script?: string;
+  scriptSha256?: string;
+  argv: string[];
+  requests: Array<{ op: string; service?: string; account?: string }>;
+}
+const pendingList = (): Pending[] => JSON.parse(b.cli(['pending', '--json']).stdout.toString()) as Pending[];
+
+describe('approval queue', () => {
+  it('queues an unknown program as pending and serves its next request once approved', async () => {
+    const newcomer = script('newcomer');
+    const first = await b.node(newcomer, ['get', SVC, 'alice']);
+    refused(first, 'pending', /not approved yet/);
+    const id = first.result.pendingId!;
+    expect(id).toMatch(/^p-[0-9a-f]{8}$/);
+
+    const entry = pendingList().find((e) => e.id === id);
+    expect(entry).toMatchObject({
+      exe: NODE,
+      sha256: NODE_SHA256,
+      script: newcomer,
+      scriptSha256: sha256(newcomer),
+      requests: [{ op: 'read', service: SVC, account: 'alice' }],
+    });
+    expect(entry!.argv).toContain(newcomer);
+    const table = b.cli(['pending']).stdout.toString();
+    expect(table).toContain(id);
+    expect(table).toContain(`read ${SVC}/alice`);
+
+    const approved = b.cli(['approve', id, '--grant', `${SVC}/alice`, '--ops', 'read']);
+    expect(approved.status, approved.stderr).toBe(0);
+    expect(pendingList().some((e) => e.id === id)).toBe(false);
+    // The same daemon process, no restart, no signal: the next request is served.
+    expect(value(await b.node(newcomer, ['get', SVC, 'alice']))).toBe(ALICE);
+    expect(b.process.exitCode).toBeNull();
+  }, 30_000);
+
+  it('deny drops a pending entry; the program stays unapproved', async () => {
+    const stranger = script('stranger');
+    const first = await b.node(stranger, ['get', SVC, 'bob']);
+    refused(first, 'pending');
+    const id = first.result.pendingId!;
+    expect(pendingList().some((e) => e.id === id)).toBe(true);
+
+    const denied = b.cli(['deny', id]);
+    expect(denied.status, denied.stderr).toBe(0);
+    expect(pendingList().some((e) => e.id === id)).toBe(false);
+    expect(b.cli(['deny', id]).status).toBe(3);
+    // Asking again queues it again; it never gets a value.
+    refused(await b.node(stranger, ['get', SVC, 'bob']), 'pending');
+  }, 30_000);
+});
+
+describe('grants', () => {
+  let reader: string;
+
+  it('an approved client reads what it was granted and nothing else', async () => {
+    reader = script('reader');
+    register(reader, 'reader', `${SVC}/alice`, 'read');
+    expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
+    refused(await b.node(reader, ['get', SVC, 'bob']), 'denied', /no grant of client "reader" allows read/);
+    refused(await b.node(reader, ['get', 'other.example', 'x']), 'denied');
+    // Wrong operation on the granted item.
+    refused(await b.node(reader, ['set', SVC, 'alice', b64('overwritten')]), 'denied', /allows update/);
+    refused(await b.node(reader, ['delete', SVC, 'alice']), 'denied', /allows delete/);
+    refused(await b.node(reader, ['list', SVC]), 'denied', /no grant that allows list/);
+    // Nothing changed.
+    expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
+  }, 30_000);
+
+  it('list shows only the items a list grant covers', async () => {
+    const lister = script('lister');
+    register(lister, 'lister', `${SVC}/alice`, 'read,list');
+    const all = await b.node(lister, ['list', '']);
+    expect(all.result, all.stderr).toEqual({ ok: true, items: [`${SVC}/alice`] });
+    expect((await b.node(lister, ['list', SVC])).result.items).toEqual([`${SVC}/alice`]);
+    expect((await b.node(lister, ['list', 'other.example'])).result.items).toEqual([]);
+  }, 30_000);
+
+  it('a write grant creates but does not read or delete', async () => {
+    const writer = script('writer');
+    register(writer, 'writer', `${SVC}/written`, 'write');
+    expect((await b.node(writer, ['set', SVC, 'written', b64(WRITTEN)])).result).toEqual({ ok: true });
+    refused(await b.node(writer, ['get', SVC, 'written']), 'denied');
+    refused(await b.node(writer, ['delete', SVC, 'written']), 'denied');
+    refused(await b.node(writer, ['set', SVC, 'bob', b64('nope')]), 'denied');
+    const check = b.cli(['grant', 'reader', '--grant', `${SVC}/written`, '--ops', 'read']);
+    expect(check.status, check.stderr).toBe(0);
+    expect(value(await b.node(reader, ['get', SVC, 'written']))).toBe(WRITTEN);
+  }, 30_000);
+
+  it('revoke refuses the very next request', async () => {
+    expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
+    const r = b.cli(['revoke', 'reader']);
+    expect(r.status, r.stderr).toBe(0);
+    // Revoked means unknown again: queued for approval, never served.
+    refused(await b.node(reader, ['get', SVC, 'alice']), 'pending');
+  }, 30_000);
+
+  it('a grant with --ttl is refused once it expires', async () => {
+    const brief = script('brief');
+    register(brief, 'brief', `${SVC}/alice`, 'read', ['--ttl', '3s']);
+    const clients = JSON.parse(b.cli(['clients', '--json']).stdout.toString()) as Array<{
+      name: string;
+      grants: Array<{ expiresAt?: string }>;
+    }>;
+    const expiresAt = Date.parse(clients.find((c) => c.name === 'brief')!.grants[0]!.expiresAt!);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(3000);
+    expect(value(await b.node(brief, ['get', SVC, 'alice']))).toBe(ALICE);
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now() + 100)));
+    refused(await b.node(brief, ['get', SVC, 'alice']), 'denied', /expired/);
+  }, 30_000);
+});
+
+describe('audit', () => {
+  interface Record {
+    op: string;
+    decision: string;
+    exe?: string;
+    sha256?: string;
+    script?: string;
+    service?: string;
+    account?: string;
+  }
+
+  it('records every decision with who asked; verify passes', () => {
+    const verify = b.cli(['audit', 'verify']);
+    expect(verify.status, verify.stderr).toBe(0);
+    expect(verify.stdout.toString()).toMatch(/audit log intact: \d+ lines/);
+    const records = JSON.parse(b.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as Record[];
+    expect(records.length).toBeGreaterThan(10);
+    for (const r of records) {
+      expect(r.op).toMatch(/^(get|set|delete|list|whoami|connect)$/);
+      expect(r.decision).toMatch(/^(granted|denied|pending|error)$/);
+      expect(r.exe).toBe(NODE);
+      expect(r.sha256).toBe(NODE_SHA256);
+    }
+    const decisions = new Set(records.map((r) => r.decision));
+    expect([...decisions].sort()).toEqual(['denied', 'granted', 'pending']);
+    expect(records).toContainEqual(
+      expect.objectContaining({
+        op: 'get',
+        decision: 'granted',
+        script: join(b.dir, 'reader.mjs'),
+        service: SVC,
+        account: 'alice',
+      }),
+    );
+  });
+
+  it('audit verify names the line whose byte was edited', () => {
+    const path = join(b.stateDir, 'audit.jsonl');
+    const original = readFileSync(path);
+    const lines = original.toString('utf8').split('\n');
+    const k = Math.floor((lines.length - 1) / 2) + 1; // 1-based, a middle line
+    expect(k).toBeGreaterThan(1);
+    const line = lines[k - 1]!;
+    const at = line.indexOf('"requestId":"') + '"requestId":"'.length;
+    const edited = [...lines];
+    edited[k - 1] = `${line.slice(0, at)}${line[at] === 'Z' ? 'Y' : 'Z'}${line.slice(at + 1)}`;
+    writeFileSync(path, edited.join('\n'));
+    try {
+      const broken = b.cli(['audit', 'verify']);
+      expect(broken.status).toBe(5);
+      expect(broken.stderr).toContain(`audit.jsonl:${k}:`);
+      expect(broken.stderr).toMatch(/edited line/);
+    } finally {
+      writeFileSync(path, original);
+    }
+    expect(b.cli(['audit', 'verify']).status).toBe(0);
+  });
+});
+
+describe('secrets never leak', () => {
+  it('no canary in audit, pending, policy, daemon stderr, client errors or CLI listings', () => {
+    for (const args of [
+      ['pending'],
+      ['pending', '--json'],
+      ['clients'],
+      ['clients', '--json'],
+      ['audit', '--tail', '1000'],
+      ['audit', '--json', '--tail', '1000'],
+    ]) {
+      expect(b.cli(args).status).toBe(0);
+    }
+    const places: Record<string, string> = {
+      'state and config files': stateText(b),
+      'daemon stderr': b.stderr(),
+      'client and CLI output': b.transcripts.join('\n'),
+      'daemon argv and environment': ['cmdline', 'environ']
+        .map((f) => readFileSync(`/proc/${b.pid}/${f}`, 'latin1'))
+        .join('\n'),
+      vault: readFileSync(join(b.dir, 'data', 'entraclaw', 'vault.ecv'), 'latin1'),
+    };
+    // The checks are not vacuous: the daemon logged and audited this file's requests.
+    expect(places['daemon stderr']).toMatch(/listening/);
+    expect(places['state and config files']).toContain('"decision":"granted"');
+    for (const secret of [ALICE, BOB, OTHER, WRITTEN]) {
+      for (const form of [secret, b64(secret), Buffer.from(secret).toString('hex')]) {
+        for (const [where, text] of Object.entries(places))
+          expect(text.includes(form), `${where} holds a secret`).toBe(false);
+      }
+    }
+  });
+});

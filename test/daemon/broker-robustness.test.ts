@@ -1,0 +1,466 @@
+import { createHash } from 'node:crypto';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+} from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
+import {
+  type Broker,
+  b64,
+  canary,
+  NODE,
+  nodeClientSource,
+  run,
+  SDK_URL,
+  startBroker,
+  stateText,
+} from '../support/broker.js';
+import { CLI } from '../support/cli.js';
+
+// Bad input, load and process hygiene against the real daemon: fuzzed frames over many connections,
+// slowloris, 1 000 concurrent clients, what its children inherit, its limits, start and stop.
+
+const SVC = 'load.example';
+const SECRET = canary('robust');
+const FUZZ_FRAMES = 10_000;
+const CLIENTS = 1000;
+
+// Sends FUZZ frames over many connections: one bad frame per fresh connection, or a hello followed by
+// requests that are well framed but invalid. Prints counts; a seeded PRNG makes a failure reproducible.
+const FUZZ_MJS = `import { connect } from 'node:net';
+const [sock, totalArg, concArg, seedArg] = process.argv.slice(2);
+const TOTAL = Number(totalArg), CONC = Number(concArg);
+let seed = Number(seedArg) >>> 0;
+const rand = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed / 4294967296; };
+const int = (n) => Math.floor(rand() * n);
+const pick = (a) => a[int(a.length)];
+const bytes = (n) => { const b = Buffer.allocUnsafe(n); for (let i = 0; i < n; i++) b[i] = int(256); return b; };
+const MAX = 1114112;
+const raw = (length, jsonLength, body) => { const h = Buffer.alloc(8); h.writeUInt32BE(length >>> 0, 0); h.writeUInt32BE(jsonLength >>> 0, 4); return Buffer.concat([h, body]); };
+const enc = (json, att = Buffer.alloc(0)) => {
+  const t = Buffer.isBuffer(json) ? json : Buffer.from(typeof json === 'string' ? json : JSON.stringify(json));
+  return raw(4 + t.length + att.length, t.length, Buffer.concat([t, att]));
+};
+const hello = enc({ v: 1, op: 'hello', id: 0 });
+const get = { id: 1, op: 'get', service: 's', account: 'a' };
+
+// One frame that breaks framing or the hello: the daemon answers at most once and hangs up.
+const single = [
+  () => bytes(1 + int(3000)),
+  () => raw(MAX + 1 + int(0x7fffffff), 2, bytes(int(64))),
+  () => raw(0xffffffff, 0xffffffff, bytes(int(64))),
+  () => raw(int(6), 0, bytes(int(16))),
+  () => raw(10, 1000 + int(1000), bytes(6)),
+  // A frame declared at the limit: mostly a few KiB of it, now and then all of it (bad JSON, 1 MB).
+  () => (rand() < 0.15 ? enc(Buffer.alloc(1_000_000, 0x7b)) : raw(MAX, 2, bytes(int(4096)))),
+  () => enc(Buffer.concat([Buffer.from('{"v":1,"op":"hel'), bytes(int(100))])),
+  () => enc(Buffer.from([0xff, 0xfe, 0x7b, 0x7d])),
+  () => enc(pick(['[1,2]', '"hello"', 'null', '12', 'true', '{', '{"v":1,,}'])),
+  () => enc(get),
+  () => enc({ v: 2, op: 'hello', id: 0 }),
+  () => enc({ v: 1, op: 'hello', id: 0, exe: '/usr/bin/node', pid: 1 }),
+  () => enc({ v: 1, op: 'hello', id: -1 }),
+  () => hello.subarray(0, 1 + int(hello.length - 1)),
+  () => { const f = Buffer.from(hello); for (let i = 0; i < 1 + int(4); i++) f[int(f.length)] = int(256); return f; },
+  () => enc('['.repeat(20000) + ']'.repeat(20000)),
+  () => enc({ v: 1, op: 'hello', id: 0, client: 'x'.repeat(5000) }),
+];
+// Well-framed requests after a hello that must each get a bad_request reply on an open connection.
+const invalid = [
+  () => enc({ id: int(1000), op: pick(['steal', 'exec', '', 'HELLO', 'hello', 'get ']) }),
+  () => enc({ ...get, id: int(1000), exe: '/usr/bin/node', pid: 1, uid: 0 }),
+  () => enc({ id: int(1000), op: 'get', service: int(5), account: [] }),
+  () => enc({ id: int(1000), op: 'set', service: 's', account: 'a' }),
+  () => enc({ ...get, id: int(1000) }, bytes(1 + int(100))),
+  () => enc({ id: -int(1000) - 1, op: 'whoami' }),
+  () => enc({ id: int(1000), op: 'get', service: 'x'.repeat(300), account: 'a' }),
+  () => enc({ id: int(1000), op: 'get', service: 'a\\nb', account: 'a' }),
+  () => enc({ id: int(1000), op: 'list', service: '' }),
+  () => enc({ id: int(1000), op: 'set', service: 's', account: 'a', expiresAt: 'tomorrow' }, bytes(4)),
+  () => enc({ id: 'x'.repeat(65), op: 'whoami' }),
+  () => enc({ [bytes(4).toString('hex')]: int(9), id: int(1000), op: 'list' }),
+];
+
+const stats = { frames: 0, connections: 0, replies: 0, hellos: 0, codes: {}, ok: 0, stuck: 0, unexpectedClose: 0, connectErrors: {} };
+const count = (code) => { stats.codes[code] = (stats.codes[code] ?? 0) + 1; };
+
+function session(frames, expectReplies) {
+  return new Promise((resolve) => {
+    stats.connections++;
+    const s = connect(sock);
+    let buf = Buffer.alloc(0), replies = 0, done = false;
+    const finish = () => { if (done) return; done = true; clearTimeout(timer); s.destroy(); resolve(replies); };
+    const timer = setTimeout(() => { stats.stuck++; finish(); }, 15000);
+    s.on('connect', () => {
+      for (const f of frames) s.write(f);
+      if (!expectReplies) s.end();
+    });
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0), j = buf.readUInt32BE(4);
+        const reply = JSON.parse(buf.subarray(8, 8 + j).toString());
+        buf = buf.subarray(4 + len);
+        replies++;
+        stats.replies++;
+        // A hello reply is fine (a mutated hello can still be a hello); anything else served is not.
+        if (reply.ok && reply.v === 1 && reply.maxFrame) stats.hellos++;
+        else if (reply.ok) stats.ok++;
+        else count(reply.error?.code ?? 'none');
+        if (expectReplies && replies === expectReplies) return finish();
+      }
+    });
+    s.on('error', (e) => { if (!s.connecting) return; stats.connectErrors[e.code] = (stats.connectErrors[e.code] ?? 0) + 1; });
+    s.on('close', () => { if (expectReplies && replies < expectReplies && !done) stats.unexpectedClose++; finish(); });
+  });
+}
+
+async function worker() {
+  while (stats.frames < TOTAL) {
+    if (rand() < 0.55) {
+      stats.frames++;
+      await session([pick(single)()], 0);
+    } else {
+      const n = 1 + int(24);
+      stats.frames += n + 1;
+      const frames = [hello];
+      for (let i = 0; i < n; i++) frames.push(pick(invalid)());
+      await session(frames, n + 1);
+    }
+  }
+}
+const t0 = performance.now();
+await Promise.all(Array.from({ length: CONC }, worker));
+process.stdout.write(JSON.stringify({ ...stats, ms: Math.round(performance.now() - t0) }) + '\\n');
+`;
+
+// CLIENTS connections opened at once from one process, each doing hello + get of a granted item.
+const MANY_MJS = `import { createHash } from 'node:crypto';
+import { connect } from ${JSON.stringify(SDK_URL)};
+const [service, account, n] = process.argv.slice(2);
+const t0 = performance.now();
+const results = await Promise.allSettled(Array.from({ length: Number(n) }, async () => {
+  const c = await connect({ socket: process.env.ENTRACLAW_SOCKET, timeoutMs: 60000 });
+  try {
+    const v = await c.get(service, account);
+    return createHash('sha256').update(v).digest('hex') === process.env.EXPECTED_SHA256;
+  } finally {
+    c.close();
+  }
+}));
+const errors = {};
+for (const r of results) if (r.status === 'rejected') errors[r.reason.code ?? r.reason.message] = (errors[r.reason.code ?? r.reason.message] ?? 0) + 1;
+const served = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+process.stdout.write(JSON.stringify({ ok: served === Number(n), served, errors, ms: Math.round(performance.now() - t0) }) + '\\n');
+`;
+
+let b: Broker;
+let client: string;
+let many: string;
+beforeAll(async () => {
+  b = await startBroker('entraclaw-robust', [[SVC, 'acct', SECRET]]);
+  client = b.file('client.mjs', nodeClientSource());
+  many = b.file('many.mjs', MANY_MJS);
+  for (const [script, name] of [
+    [client, 'client'],
+    [many, 'many'],
+  ] as const) {
+    const r = b.cli([
+      'register',
+      NODE,
+      '--script',
+      script,
+      '--grant',
+      `${SVC}/acct`,
+      '--ops',
+      'read',
+      '--name',
+      name,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+  }
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+});
+
+// fds this test process holds without close-on-exec (e.g. from whatever started vitest): every child
+// inherits them, the daemon included, so they are not the daemon's to answer for.
+function readlinkSafe(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function inheritedFds(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const fd of readdirSync('/proc/self/fdinfo').map(Number)) {
+    if (fd <= 2) continue;
+    try {
+      const flags = /flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
+      if ((Number.parseInt(flags, 8) & 0o2000000) === 0) out.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {}
+  }
+  return out;
+}
+
+async function servedNow(): Promise<void> {
+  const r = await b.node(client, ['get', SVC, 'acct']);
+  expect(r.result, r.stderr).toEqual({ ok: true, value_b64: b64(SECRET) });
+}
+
+// Numbers for the report, printed once at the end.
+const numbers: Record<string, unknown> = {};
+afterAll(() => {
+  process.stdout.write(`broker robustness numbers: ${JSON.stringify(numbers)}\n`);
+});
+
+describe('bad input', () => {
+  it(`${FUZZ_FRAMES} fuzzed, oversized, truncated and random frames: still serving, memory bounded`, async () => {
+    await servedNow();
+    const fuzz = b.file('fuzz.mjs', FUZZ_MJS);
+    const seed = Date.now() % 100_000;
+    // The baseline is taken warm: a first, smaller round lets V8 size its heap for this load (that
+    // growth is one-off, ~60 MB here). What must stay bounded is the growth under the full run on top.
+    const cold = b.rssKiB();
+    const warmup = await b.node(fuzz, [b.socket, String(FUZZ_FRAMES / 2), '64', String(seed + 1)], {
+      timeoutMs: 60_000,
+    });
+    expect(warmup.result.stuck, warmup.stdout).toBe(0);
+    const baseline = b.rssKiB();
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, b.rssKiB());
+    }, 50);
+    const r = await b.node(fuzz, [b.socket, String(FUZZ_FRAMES), '64', String(seed)], { timeoutMs: 60_000 });
+    clearInterval(sampler);
+    const stats = r.result as unknown as {
+      frames: number;
+      connections: number;
+      ok: number;
+      stuck: number;
+      unexpectedClose: number;
+      codes: Record<string, number>;
+      connectErrors: Record<string, number>;
+      ms: number;
+    };
+    const after = b.rssKiB();
+    Object.assign(numbers, {
+      fuzzSeed: seed,
+      fuzzFrames: stats.frames,
+      fuzzConnections: stats.connections,
+      fuzzFramesPerSec: Math.round((stats.frames / stats.ms) * 1000),
+      rssColdMiB: +(cold / 1024).toFixed(1),
+      rssBaselineMiB: +(baseline / 1024).toFixed(1),
+      rssPeakMiB: +(peak / 1024).toFixed(1),
+      rssAfterFuzzMiB: +(after / 1024).toFixed(1),
+      fuzzCodes: stats.codes,
+    });
+    expect(stats.frames, `seed ${seed}`).toBeGreaterThanOrEqual(FUZZ_FRAMES);
+    expect(stats.stuck, `seed ${seed}: connections the daemon neither answered nor closed`).toBe(0);
+    expect(
+      stats.unexpectedClose,
+      `seed ${seed}: sessions closed before every invalid request was answered`,
+    ).toBe(0);
+    expect(stats.connectErrors, `seed ${seed}`).toEqual({});
+    // Every reply is a refusal of the right kind: nothing was served, nothing blew up inside the daemon.
+    expect(stats.ok, `seed ${seed}`).toBe(0);
+    expect(Object.keys(stats.codes).sort(), `seed ${seed}`).toEqual(['bad_request', 'too_large']);
+    expect(b.process.exitCode).toBeNull();
+    expect(b.stderr()).not.toMatch(/request failed|Uncaught|FATAL|internal error/);
+    expect((peak - baseline) / 1024, `RSS grew from ${baseline} to ${peak} KiB`).toBeLessThan(50);
+    await servedNow();
+  }, 90_000);
+
+  it('a slowloris frame is cut off after the frame timeout, even when it keeps dripping bytes', async () => {
+    const open = async (): Promise<Socket> => {
+      const s = netConnect(b.socket);
+      await new Promise((r) => s.once('connect', r));
+      const body = Buffer.from('{"v":1,"op":"hello","id":0}');
+      const h = Buffer.alloc(8);
+      h.writeUInt32BE(4 + body.length, 0);
+      h.writeUInt32BE(body.length, 4);
+      s.write(Buffer.concat([h, body]));
+      await new Promise((r) => s.once('data', r));
+      return s;
+    };
+    // Half a get frame: a header promising 100 bytes of JSON, and 10 of them.
+    const half = Buffer.concat([Buffer.from([0, 0, 0, 104, 0, 0, 0, 100]), Buffer.from('{"id":1,"o')]);
+    const still = await open();
+    const drip = await open();
+    const closedAfter = (s: Socket, start: number) =>
+      new Promise<number>((resolve) => s.once('close', () => resolve(Date.now() - start)));
+    const start = Date.now();
+    still.write(half);
+    drip.write(half);
+    const stillClosed = closedAfter(still, start);
+    const dripClosed = closedAfter(drip, start);
+    // One more byte a second: each one is progress on the same frame, never a new deadline.
+    const dripper = setInterval(() => {
+      if (!drip.destroyed) drip.write('p');
+    }, 1000);
+    const [a, c] = await Promise.all([stillClosed, dripClosed]);
+    clearInterval(dripper);
+    Object.assign(numbers, { slowlorisClosedMs: a, dripClosedMs: c });
+    for (const ms of [a, c]) {
+      expect(ms).toBeGreaterThanOrEqual(FRAME_TIMEOUT_MS - 200);
+      expect(ms).toBeLessThan(FRAME_TIMEOUT_MS + 3000);
+    }
+    await servedNow();
+  }, 30_000);
+});
+
+describe('load', () => {
+  it(`${CLIENTS} concurrent clients are all served`, async () => {
+    const before = b.rssKiB();
+    const r = await b.node(many, [SVC, 'acct', String(CLIENTS)], {
+      env: { ...b.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },
+      timeoutMs: 60_000,
+    });
+    Object.assign(numbers, {
+      clients: CLIENTS,
+      clientsWallMs: r.result.ms,
+      rssAfterClientsMiB: +(b.rssKiB() / 1024).toFixed(1),
+    });
+    expect(r.result, r.stderr).toMatchObject({ ok: true, served: CLIENTS, errors: {} });
+    expect((b.rssKiB() - before) / 1024).toBeLessThan(100);
+    await servedNow();
+  }, 90_000);
+});
+
+describe('process hygiene', () => {
+  it('every daemon fd beyond stdio is close-on-exec, live connections included; core size 0', async () => {
+    const socks = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const s = netConnect(b.socket);
+        await new Promise((r) => s.once('connect', r));
+        return s;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const inherited = inheritedFds();
+    const fds = readdirSync(`/proc/${b.pid}/fdinfo`)
+      .map(Number)
+      .filter((fd) => fd > 2 && inherited.get(fd) !== readlinkSafe(`/proc/${b.pid}/fd/${fd}`));
+    const leaky = fds.filter((fd) => {
+      try {
+        const flags = /flags:\s+(\d+)/.exec(readFileSync(`/proc/${b.pid}/fdinfo/${fd}`, 'utf8'))![1]!;
+        return (Number.parseInt(flags, 8) & 0o2000000) === 0;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+    for (const s of socks) s.destroy();
+    expect(fds.length).toBeGreaterThan(3);
+    expect(leaky, 'fds a child of the daemon would inherit').toEqual([]);
+    const limits = readFileSync(`/proc/${b.pid}/limits`, 'utf8');
+    expect(limits).toMatch(/^Max core file size\s+0\s+0\s+bytes/m);
+  });
+
+  it('a second agent on the same socket fails with exit 2', async () => {
+    const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', b.socket], {
+      env: b.env,
+      timeoutMs: 15_000,
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/already running/);
+    await servedNow();
+  }, 30_000);
+
+  it('SIGTERM unlinks the socket and exits 0; `agent -- CMD` gives CMD only stdio', async () => {
+    const other = await startBroker('entraclaw-hygiene');
+    try {
+      expect(existsSync(other.socket)).toBe(true);
+      const exit = new Promise<number | null>((r) => other.process.once('exit', (code) => r(code)));
+      other.process.kill('SIGTERM');
+      expect(await exit).toBe(0);
+      expect(existsSync(other.socket)).toBe(false);
+
+      const r = await run(
+        process.execPath,
+        [
+          CLI,
+          'agent',
+          '--store',
+          'encrypted-file',
+          '--socket',
+          other.socket,
+          '--',
+          'sh',
+          '-c',
+          'echo "socket=$ENTRACLAW_SOCKET"; grep -F " $ENTRACLAW_SOCKET" /proc/net/unix; echo fds:; ls /proc/$$/fd; echo targets:; for f in /proc/$$/fd/*; do readlink "$f"; done; true',
+        ],
+        { env: other.env, timeoutMs: 20_000 },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      const [head, rest] = r.stdout.split('\nfds:\n');
+      const [fdList, targetList] = rest!.split('\ntargets:\n');
+      const [socketLine, listening] = head!.split('\n');
+      expect(socketLine).toBe(`socket=${other.socket}`);
+      // The daemon's listening socket, as the kernel lists it: `... Inode Path`.
+      const listenInode = listening!.trim().split(/\s+/).at(-2);
+      expect(listening).toContain(other.socket);
+      // CMD holds stdin, stdout and stderr, plus whatever this test process itself passes on to every
+      // child (not the daemon's doing); nothing else.
+      const passedOn = inheritedFds();
+      const fds = fdList!.trim().split('\n').map(Number);
+      expect(fds.slice(0, 3)).toEqual([0, 1, 2]);
+      expect(
+        fds.filter((fd) => fd > 2 && !passedOn.has(fd)),
+        r.stdout,
+      ).toEqual([]);
+      expect(targetList, r.stdout).not.toContain(`socket:[${listenInode}]`);
+      expect(targetList).not.toMatch(/agent\.lock|vault/);
+      expect(existsSync(other.socket)).toBe(false);
+    } finally {
+      await other.stop();
+    }
+  }, 30_000);
+
+  it('a symlinked or foreign-owned socket directory is refused', async () => {
+    const real = join(b.dir, 'real-run');
+    mkdirSync(real, { mode: 0o700 });
+    symlinkSync(real, join(b.dir, 'link-run'));
+    const foreign = join(b.dir, 'foreign-run');
+    mkdirSync(foreign, { mode: 0o700 });
+    chownSync(foreign, 65534, 65534);
+    for (const [dir, why] of [
+      [join(b.dir, 'link-run'), /symlink/],
+      [foreign, /owned by uid 65534/],
+    ] as const) {
+      const sock = join(dir, 'agent.sock');
+      const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', sock], {
+        env: b.env,
+        timeoutMs: 15_000,
+      });
+      expect(r.status, r.stderr).toBe(4);
+      expect(r.stderr).toMatch(why);
+      expect(existsSync(sock)).toBe(false);
+    }
+  }, 30_000);
+});
+
+describe('secrets never leak', () => {
+  it('no canary in the audit log, the daemon stderr or client output after the load', () => {
+    const places: Record<string, string> = {
+      'state and config files': stateText(b),
+      'daemon stderr': b.stderr(),
+      'client and CLI output': b.transcripts.join('\n'),
+    };
+    expect(places['state and config files']).toContain('"decision":"granted"');
+    for (const form of [SECRET, b64(SECRET), Buffer.from(SECRET).toString('hex')]) {
+      for (const [where, text] of Object.entries(places))
+        expect(text.includes(form), `${where} holds the secret`).toBe(false);
+    }
+  });
+});
