@@ -1,7 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { encodeFrame, FrameDecoder } from '../daemon/frame.js';
+import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../daemon/frame.js';
 import { socketPath } from '../daemon/socket-path.js';
-import { PROTOCOL_VERSION } from '../daemon/wire-limits.js';
 import { resolvePaths } from '../lib/paths.js';
 import type { ItemKind, ItemMeta } from '../store/types.js';
 
@@ -64,6 +63,11 @@ export class Client {
         const json = f.json as Record<string, unknown>;
         const w = this.waiters.get(json.id as number);
         if (!w) continue;
+        // The daemon asks us to confirm a granted request after it has identified us (docs/protocol.md).
+        if (typeof json.challenge === 'string') {
+          this.sock.write(encodeFrame({ id: json.id, op: 'confirm', nonce: json.challenge }));
+          continue;
+        }
         this.waiters.delete(json.id as number);
         clearTimeout(w.timer);
         w.resolve({ json, attachment: f.attachment });

@@ -1,14 +1,15 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuditEntry } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
-import type { Identity } from '../identity/peer.js';
+import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
 import { isExpired } from '../store/item-rules.js';
 import type { Store } from '../store/types.js';
-import type { FrameHandler, SenderFrame } from './connection.js';
+import type { Connection, FrameHandler, SenderFrame } from './connection.js';
 import type { Logger } from './log.js';
 import type { PolicyCache } from './policy-cache.js';
 import {
@@ -58,6 +59,7 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
         json: { id, ok: true, v: PROTOCOL_VERSION, server: `entraclaw/${deps.version}`, maxFrame: MAX_FRAME },
       };
     }
+    if ((frame.json as { op?: unknown }).op === 'confirm') return confirm(frame, conn, deps);
     let request: Request;
     try {
       request = parseRequest(frame.json, frame.attachment);
@@ -78,8 +80,13 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       return reply;
     };
     try {
-      const subject = whoIsAsking(frame, deps, audit);
-      return await serve(request, subject, deps, audit, finish);
+      const subject: Unpinned = whoIsAsking(frame, deps, audit);
+      // A sandboxed caller that could not be pinned is served (see unpinned); every audit line says so.
+      const note = subject.unpinned ? `caller not pinned: ${subject.unpinned}` : undefined;
+      const audited: typeof finish = note
+        ? (reply, decision, reason) => finish(reply, decision, reason ? `${reason}; ${note}` : note)
+        : finish;
+      return await serve(request, subject, deps, audit, audited, { conn, senderPid: frame.sender!.pid });
     } catch (err) {
       if (!(err instanceof EntraclawError))
         deps.log('error', 'request failed', { op: request.op, error: (err as Error).message });
@@ -104,6 +111,7 @@ function whoIsAsking(frame: SenderFrame, deps: HandlerDeps, audit: Partial<Audit
   if ('refused' in who) {
     if (who.exe) audit.exe = who.exe;
     if (who.sha256) audit.sha256 = who.sha256;
+    if (deps.boundary) return unpinned(who, sender.uid);
     throw new DeniedError(`caller refused: ${who.reason}`);
   }
   Object.assign(audit, { exe: who.exe, sha256: who.sha256, ...(who.script ? { script: who.script } : {}) });
@@ -113,6 +121,7 @@ function whoIsAsking(frame: SenderFrame, deps: HandlerDeps, audit: Partial<Audit
   audit.via = { pid: who.pid, exe: `${who.exe} ${who.script}` };
   if ('refused' in parent) {
     audit.exe = parent.exe;
+    if (deps.boundary) return unpinned(parent, sender.uid);
     throw new DeniedError(`shim caller refused: ${parent.reason}`);
   }
   Object.assign(audit, { pid: parent.pid, exe: parent.exe, sha256: parent.sha256, script: parent.script });
@@ -126,6 +135,7 @@ async function serve(
   deps: HandlerDeps,
   audit: Partial<AuditEntry>,
   finish: (reply: Reply, decision: AuditEntry['decision'], reason?: string) => Reply,
+  unconfirmed?: { conn: Connection; senderPid: number },
 ): Promise<Reply> {
   const id = request.id;
   const policy = deps.boundary ? boundaryPolicy(subject, deps.boundary) : currentPolicy(deps.policy);
@@ -183,9 +193,17 @@ async function serve(
       `unknown client, queued as ${entry.id}`,
     );
   }
-  if (d.result !== 'granted')
-    throw new DeniedError(d.result === 'denied' ? d.reason : 'no grant for this program');
+  if (d.result !== 'granted') {
+    // In a sandbox the grants are the profile's, not a client's in policy.toml: say where to change them.
+    throw new DeniedError(
+      d.result === 'denied' ? d.reason : 'no grant for this program',
+      deps.boundary
+        ? 'the sandbox profile does not grant it; add it to [credential_access] (docs/sandbox.md)'
+        : undefined,
+    );
+  }
   audit.reason = `client ${d.client.name}`;
+  if (unconfirmed) return challenge(unconfirmed.conn, request, subject, unconfirmed.senderPid, audit, finish);
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
@@ -248,6 +266,25 @@ async function serve(
   }
 }
 
+/** A sandboxed caller that could not be pinned (see unpinned); `unpinned` says why. */
+type Unpinned = Identity & { unpinned?: string };
+
+// In sandbox mode a caller that cannot be pinned — inline `sh -c` code (how agents run tools), an
+// interpreter flag, LD_PRELOAD, a parent that already exited — is still inside the sandbox, and the
+// sandbox is the boundary: it gets the profile's grants like any other process in there. Outside a
+// sandbox the same refusal is a denial. The audit keeps what is known of the caller and why.
+function unpinned(refusal: Refusal, uid: number): Unpinned {
+  return {
+    pid: refusal.pid,
+    uid,
+    ppid: 0,
+    exe: refusal.exe ?? '(unknown)',
+    sha256: refusal.sha256 ?? '0'.repeat(64),
+    argv: [],
+    unpinned: refusal.reason,
+  };
+}
+
 // In a sandbox the boundary is the sandbox itself: whoever reaches this private socket is the sandboxed
 // command (or one of its children), so the profile's grants apply to that identity, whatever it is.
 function boundaryPolicy(subject: Identity, grants: Grant[]): Policy {
@@ -271,4 +308,94 @@ function currentPolicy(cache: PolicyCache): Policy {
       `policy file is invalid (${loaded.error}); every request is denied until it is fixed`,
     );
   return loaded.policy;
+}
+
+// Exec after send: a process can write a request and then exec an approved binary before we read
+// /proc, and Linux has no exec counter to tell. So a granted request is served only after a confirmation
+// that its sender can write only AFTER we identified it: the nonce leaves the daemon once /proc showed the
+// approved program, at which point the code that wrote the request (if it was someone else's) is gone.
+// The confirmation must come from the same pid, still the same program (identity re-checked).
+/** Unconfirmed requests a connection may hold at once. */
+export const MAX_UNCONFIRMED = 32;
+
+interface Unconfirmed {
+  nonce: Buffer;
+  senderPid: number;
+  subject: Identity;
+  request: Request;
+  audit: Partial<AuditEntry>;
+  finish: (reply: Reply, decision: AuditEntry['decision'], reason?: string) => Reply;
+}
+
+const unconfirmed = new WeakMap<Connection, Map<string, Unconfirmed>>();
+
+function challenge(
+  conn: Connection,
+  request: Request,
+  subject: Identity,
+  senderPid: number,
+  audit: Partial<AuditEntry>,
+  finish: Unconfirmed['finish'],
+): Reply {
+  let waiting = unconfirmed.get(conn);
+  if (!waiting) unconfirmed.set(conn, (waiting = new Map()));
+  if (waiting.size >= MAX_UNCONFIRMED) {
+    return fail(request.id, 'bad_request', `more than ${MAX_UNCONFIRMED} requests await confirmation`);
+  }
+  const nonce = randomBytes(16);
+  waiting.set(String(request.id), { nonce, senderPid, subject, request, audit, finish });
+  return { json: { id: request.id, challenge: nonce.toString('hex') } };
+}
+
+function sameProgram(a: Identity, b: Identity): boolean {
+  return (
+    a.pid === b.pid &&
+    a.exe === b.exe &&
+    a.sha256 === b.sha256 &&
+    a.script === b.script &&
+    a.scriptSha256 === b.scriptSha256
+  );
+}
+
+async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps): Promise<Reply> {
+  const json = frame.json as { id?: unknown; nonce?: unknown };
+  const keys = Object.keys(json).sort().join(',');
+  const id = typeof json.id === 'number' || typeof json.id === 'string' ? json.id : null;
+  const entry = id === null ? undefined : unconfirmed.get(conn)?.get(String(id));
+  if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string' || !entry) {
+    return fail(
+      id,
+      'bad_request',
+      'confirm needs {id, op:"confirm", nonce} for a request awaiting confirmation',
+    );
+  }
+  unconfirmed.get(conn)!.delete(String(id));
+  const given = Buffer.from(json.nonce, 'hex');
+  const { finish, request } = entry;
+  const deny = (reason: string) => finish(fail(request.id, 'denied', reason), 'denied', reason);
+  try {
+    if (given.length !== entry.nonce.length || !timingSafeEqual(given, entry.nonce))
+      return deny('wrong confirmation nonce');
+    if (!frame.sender || frame.sender.pid !== entry.senderPid) {
+      return deny('confirmation sent by another process than the request (fd shared?)');
+    }
+    let again: Identity;
+    try {
+      again = whoIsAsking(frame, deps, {});
+    } catch (err) {
+      return deny(`caller changed before confirming: ${(err as Error).message}`);
+    }
+    if (!sameProgram(again, entry.subject))
+      return deny('caller changed (exec?) between request and confirmation');
+    return await serve(request, again, deps, entry.audit, finish);
+  } catch (err) {
+    const error = wireError(err);
+    return finish(
+      { json: { id: request.id, ok: false, error } },
+      error.code === 'denied' ? 'denied' : 'error',
+      error.message,
+    );
+  } finally {
+    if (request.op === 'set') request.value.fill(0);
+  }
 }

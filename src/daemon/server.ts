@@ -26,6 +26,8 @@ import { preparePrivateDir } from './socket-path.js';
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
 export const MAX_CONNECTIONS = 2048;
+/** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */
+export const LISTEN_BACKLOG = 4096;
 /** A connection with no complete request for this long is closed. */
 export const IDLE_TIMEOUT_MS = 60_000;
 /** A frame that has started must be complete within this time (slowloris). */
@@ -167,7 +169,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(opts.socket, () => {
+      // A deep backlog: a burst of clients connecting at once must queue, not fail with EAGAIN.
+      server.listen({ path: opts.socket, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve();
       });

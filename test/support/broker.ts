@@ -154,9 +154,17 @@ def recv_frame(s):
     (j,) = struct.unpack(">I", f[:4])
     return json.loads(f[4:4 + j]), f[4 + j:]
 
+def confirm(s, reply):
+    s.sendall(frame({"id": reply["id"], "op": "confirm", "nonce": reply["challenge"]}))
+
 def call(s, msg, att=b""):
+    # A granted request is answered with a challenge the sender must confirm (docs/protocol.md).
     s.sendall(frame(msg, att))
-    return recv_frame(s)
+    reply, att = recv_frame(s)
+    while "challenge" in reply:
+        confirm(s, reply)
+        reply, att = recv_frame(s)
+    return reply, att
 
 def result(reply, att):
     if reply.get("ok"):
