@@ -1,5 +1,16 @@
 import { BadRequestError, TooLargeError } from '../errors.js';
-import { MAX_FRAME } from './protocol.js';
+import { MAX_VALUE_BYTES } from '../store/types.js';
+
+// This module is all of the wire format the SDK (and so every shim call) needs, and it stays free of zod:
+// protocol.ts validates requests with zod for the daemon and re-exports these constants.
+
+/** Protocol version spoken in the hello exchange. */
+export const PROTOCOL_VERSION = 1;
+/**
+ * Largest frame body (everything after the 4-byte length): the largest value any store holds plus 64 KiB
+ * for the JSON part, so a maximal `set` request or `get` reply always fits and nothing larger is buffered.
+ */
+export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
 
 // Frame = u32 BE L | u32 BE J | J bytes of UTF-8 JSON | L-4-J bytes of attachment (docs/protocol.md).
 const LENGTH_BYTES = 4;

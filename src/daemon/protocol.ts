@@ -2,16 +2,12 @@ import { z } from 'zod';
 import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
 import { parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
+import { PROTOCOL_VERSION } from './frame.js';
 
 // Limits, named and explained first (after ssh-agent's AGENT_MAX_LEN). The wire format is in docs/protocol.md.
 
-/** Protocol version spoken in the hello exchange. */
-export const PROTOCOL_VERSION = 1;
-/**
- * Largest frame body (everything after the 4-byte length): the largest value any store holds plus 64 KiB
- * for the JSON part, so a maximal `set` request or `get` reply always fits and nothing larger is buffered.
- */
-export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
+// PROTOCOL_VERSION and MAX_FRAME live in frame.ts, which the SDK loads without zod.
+export { MAX_FRAME, PROTOCOL_VERSION } from './frame.js';
 /** Largest service or account name, in UTF-8 bytes (the stores' own limit). */
 export const MAX_NAME_BYTES = 256;
 /** Largest string request id; numeric ids are uint32. */

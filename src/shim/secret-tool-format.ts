@@ -1,6 +1,7 @@
 // What libsecret's `secret-tool` prints (tool/secret-tool.c, libsecret 0.20.x). Every format and exit
 // status here is checked against the real secret-tool in test/shim/secret-tool.test.ts, running in a
 // throwaway gnome-keyring session; the few choices we cannot reproduce are noted where they are made.
+import { itemAttributes } from '../store/secret-service/attributes.js';
 import type { Item } from '../store/types.js';
 import { type ShimOutput, shimOutput } from './output.js';
 import type { SecretToolSearch, SecretToolSubcommand } from './secret-tool-args.js';
@@ -43,8 +44,6 @@ const HELP: Record<SecretToolSubcommand, string> = {
     'Application Options:\n' +
     '  -c, --collection     collection in which to lock\n\n',
 };
-
-const GENERIC_SCHEMA = 'org.freedesktop.Secret.Generic';
 
 /** One item as `secret-tool search` shows it. */
 export interface SecretToolItem {
@@ -110,9 +109,11 @@ export function formatSearch(
 }
 
 /**
- * An Entraclaw item as secret-tool sees it: attributes `service` and `account`, and the schema
- * gnome-keyring reports for a generic secret once it has been saved and reloaded
- * (org.freedesktop.Secret.Generic), which is how items from `secret-tool store` usually look.
+ * An Entraclaw item as secret-tool sees it: the attributes Entraclaw's secret-service store gives the
+ * item (service, account, xdg:schema io.entraclaw.Secret, entraclaw.kind, and entraclaw.expires_at /
+ * entraclaw.scope when set), so that for an item written through Entraclaw into gnome-keyring the shim
+ * and the real tool print the same lines. Attributes another tool added to an item are not known to the
+ * daemon and are not shown.
  */
 export function secretToolItem(item: Item, objectPath?: string): SecretToolItem {
   return {
@@ -121,7 +122,7 @@ export function secretToolItem(item: Item, objectPath?: string): SecretToolItem 
     secret: item.value,
     created: Math.floor(Date.parse(item.createdAt) / 1000),
     modified: Math.floor(Date.parse(item.updatedAt) / 1000),
-    attributes: { service: item.service, account: item.account, 'xdg:schema': GENERIC_SCHEMA },
+    attributes: itemAttributes(item),
   };
 }
 

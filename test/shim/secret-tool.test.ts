@@ -213,13 +213,14 @@ describe.skipIf(!inTestSession)('secret-tool shim against the real secret-tool',
 
   it('formats an Entraclaw item the way the real tool shows the same item', () => {
     const account = randomName('mapped');
-    // gnome-keyring gives a stored item this schema once it reloads its keyring file (timing-dependent),
-    // so the real item gets it explicitly to make the comparison deterministic.
+    // The attributes Entraclaw's secret-service store gives an item, as the real tool would store them.
     const argv = [
       'store',
       '--label=Mapped',
       'xdg:schema',
-      'org.freedesktop.Secret.Generic',
+      'io.entraclaw.Secret',
+      'entraclaw.kind',
+      'password',
       'service',
       service,
       'account',

@@ -1,0 +1,187 @@
+// The `secret-tool` shim: libsecret's secret-tool command lines (store, lookup, clear, search) answered
+// by the Entraclaw daemon. It talks only to the daemon, through the SDK; the daemon recognises this file
+// by path and hash and decides every request for the program that ran `secret-tool`, not for this node
+// process. Output and exit codes follow the real tool (secret-tool-format.ts, checked against it); what
+// differs is in docs/shims.md.
+import { isatty } from 'node:tty';
+import { BrokerError, type Client } from '../client/index.js';
+import type { Item, ItemMeta } from '../store/types.js';
+import { type ShimOutput, shimOutput } from './output.js';
+import { brokerProblem, emit, isOutput, MAX_STDIN_SECRET, main, parsed, Session, Stdin } from './runtime.js';
+import { parseSecretToolArgs, type SecretToolQuery, type SecretToolSearch } from './secret-tool-args.js';
+import {
+  formatLookup,
+  formatNothing,
+  formatSearch,
+  formatSecretToolError,
+  formatSecretToolHelp,
+  SECRET_TOOL_PROMPT,
+  SECRET_TOOL_STATUS,
+  secretToolItem,
+} from './secret-tool-format.js';
+
+const session = new Session();
+
+/**
+ * secret-tool's failure for a daemon error: not_found is the real tool's "nothing matched" (status 1,
+ * no output); anything else is reported the way it reports a D-Bus error, status 1.
+ */
+function failure(err: unknown, what: string, q: SecretToolQuery): ShimOutput {
+  if (err instanceof BrokerError && err.code === 'not_found') return formatNothing();
+  const item = q.service !== undefined && q.account !== undefined ? `${q.service}/${q.account}` : undefined;
+  const problem = brokerProblem(err, what, item, session.socket);
+  return shimOutput(
+    SECRET_TOOL_STATUS.failure,
+    '',
+    `secret-tool: ${problem.message}\nsecret-tool: ${problem.hint}\n`,
+  );
+}
+
+function describe(q: SecretToolQuery): string {
+  if (q.service !== undefined && q.account !== undefined) return `"${q.service}/${q.account}"`;
+  return q.service !== undefined
+    ? `the items of service "${q.service}"`
+    : `the items of account "${q.account}"`;
+}
+
+/** Every item the query matches. A full (service, account) pair is one item and needs no listing. */
+async function matching(
+  client: Client,
+  q: SecretToolQuery,
+): Promise<Array<Pick<ItemMeta, 'service' | 'account'>>> {
+  if (q.service !== undefined && q.account !== undefined) return [{ service: q.service, account: q.account }];
+  return (await client.list(q.service)).filter(
+    (i) =>
+      (q.service === undefined || i.service === q.service) &&
+      (q.account === undefined || i.account === q.account),
+  );
+}
+
+/** Reads an item; undefined when it does not exist. */
+async function read(client: Client, service: string, account: string): Promise<Item | undefined> {
+  try {
+    return await client.getItem(service, account);
+  } catch (err) {
+    if (err instanceof BrokerError && err.code === 'not_found') return undefined;
+    throw err;
+  }
+}
+
+async function lookup(q: SecretToolQuery): Promise<ShimOutput> {
+  try {
+    const client = await session.client();
+    for (const m of await matching(client, q)) {
+      const item = await read(client, m.service, m.account);
+      if (!item) continue;
+      try {
+        return formatLookup(item.value, isatty(1));
+      } finally {
+        item.value.fill(0);
+      }
+    }
+    return formatNothing();
+  } catch (err) {
+    return failure(err, `read of ${describe(q)}`, q);
+  }
+}
+
+async function clear(q: SecretToolQuery): Promise<ShimOutput> {
+  try {
+    const client = await session.client();
+    let deleted = 0;
+    for (const m of await matching(client, q)) {
+      try {
+        await client.delete(m.service, m.account);
+        deleted++;
+      } catch (err) {
+        if (!(err instanceof BrokerError && err.code === 'not_found')) throw err;
+      }
+    }
+    return deleted > 0 ? shimOutput(SECRET_TOOL_STATUS.ok) : formatNothing();
+  } catch (err) {
+    return failure(err, `delete of ${describe(q)}`, q);
+  }
+}
+
+async function search(cmd: SecretToolSearch): Promise<ShimOutput> {
+  const items: Item[] = [];
+  try {
+    const client = await session.client();
+    for (const m of await matching(client, cmd.query)) {
+      const item = await read(client, m.service, m.account);
+      if (item) items.push(item);
+      if (items.length > 0 && !cmd.all) break;
+    }
+    return formatSearch(
+      cmd,
+      items.map((i) => secretToolItem(i)),
+    );
+  } catch (err) {
+    return failure(err, `search of ${describe(cmd.query)}`, cmd.query);
+  } finally {
+    for (const i of items) i.value.fill(0);
+  }
+}
+
+/** The secret for `store`: one line typed without echo on a terminal, else all of stdin, byte for byte. */
+function secretFromStdin(): Buffer | ShimOutput {
+  const stdin = new Stdin();
+  if (stdin.isTTY) {
+    const line = stdin.readSecretLine(SECRET_TOOL_PROMPT);
+    if (Buffer.isBuffer(line)) return line;
+    return formatSecretToolError(
+      line === 'canceled' ? 'canceled; nothing was stored' : 'no secret entered; nothing was stored',
+    );
+  }
+  const all = stdin.readAll(MAX_STDIN_SECRET);
+  if (all) return all;
+  return formatSecretToolError(
+    `the secret on stdin is larger than ${MAX_STDIN_SECRET} bytes; nothing was stored`,
+  );
+}
+
+async function store(service: string, account: string, label: string): Promise<ShimOutput> {
+  const secret = secretFromStdin();
+  if (isOutput(secret)) return secret;
+  try {
+    if (secret.length === 0) {
+      return formatSecretToolError(
+        'Entraclaw does not store an empty secret (stdin was empty); nothing was stored',
+      );
+    }
+    await (await session.client()).set(service, account, secret, { label });
+    return shimOutput(SECRET_TOOL_STATUS.ok);
+  } catch (err) {
+    return failure(err, `store of "${service}/${account}"`, { service, account });
+  } finally {
+    secret.fill(0);
+  }
+}
+
+await main('secret-tool', async () => {
+  try {
+    const cmd = parsed(() => parseSecretToolArgs(process.argv.slice(2)));
+    if (isOutput(cmd)) return emit(cmd);
+    switch (cmd.op) {
+      case 'help':
+        return emit(formatSecretToolHelp(cmd.subcommand));
+      case 'lock':
+        // Saying "locked" while nothing was locked would be a silent security failure.
+        return emit(
+          formatSecretToolError(
+            'lock is not supported by the Entraclaw shim: Entraclaw has no collections to lock (stop the daemon, or revoke the client, instead)',
+          ),
+        );
+      case 'store':
+        return emit(await store(cmd.service, cmd.account, cmd.label));
+      case 'lookup':
+        return emit(await lookup(cmd.query));
+      case 'clear':
+        return emit(await clear(cmd.query));
+      case 'search':
+        return emit(await search(cmd));
+    }
+  } finally {
+    await session.close();
+  }
+});
