@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
 import { buildChildEnv, envReferences } from '../inject/env.js';
@@ -71,8 +72,8 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
   });
   if (mask) {
-    child.stdout!.pipe(createMaskStream(secrets)).pipe(process.stdout);
-    child.stderr!.pipe(createMaskStream(secrets)).pipe(process.stderr);
+    pipeMasked(child.stdout!, process.stdout, secrets);
+    pipeMasked(child.stderr!, process.stderr, secrets);
   }
   for (const s of FORWARDED) process.on(s, () => child.kill(s));
   const status = await new Promise<number>((resolve, reject) => {
@@ -107,6 +108,17 @@ function referencingVariable(overlay: [string, string][], ref: Reference): strin
     [...overlay].reverse().find(same) ??
     Object.entries(process.env).find((e) => !overlaid.has(e[0]) && same(e));
   return hit ? hit[0] : text;
+}
+
+// Like the direct pipe the command has without --mask: when our side is closed (`| head -1`), the
+// command's pipe is closed too, so its next write gets SIGPIPE/EPIPE — instead of an unhandled EPIPE here.
+function pipeMasked(from: Readable, to: Writable, secrets: readonly Buffer[]): void {
+  const masker = createMaskStream(secrets);
+  from.pipe(masker).pipe(to);
+  to.on('error', () => {
+    masker.unpipe(to);
+    from.destroy();
+  });
 }
 
 function signalNumber(signal: NodeJS.Signals): number {

@@ -1,5 +1,15 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants, endianness, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +34,8 @@ export interface SandboxOptions extends StoreOptions {
 const BWRAP = 'bwrap';
 /** The fd bwrap reads the seccomp program from (stdio is 0-2). */
 const SECCOMP_FD = 3;
+/** The fd bwrap reports the sandbox's init pid on. */
+const INFO_FD = 4;
 
 /**
  * `entraclaw sandbox [--profile P] [--allow-path D]... -- CMD`: runs CMD under bubblewrap with the user's
@@ -122,14 +134,20 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       hideDirs,
       hideFiles,
       seccompFd: SECCOMP_FD,
+      infoFd: INFO_FD,
     });
+    // bwrap gets its own session too (the command already does, --new-session): a Ctrl-C at the terminal
+    // goes to our process group, and bwrap would die of it and take the command down with SIGKILL. So
+    // the terminal's signals reach only us, and forward() hands them to the command.
     const child = spawn(BWRAP, [...args, '--', ...command], {
-      stdio: ['inherit', 'inherit', 'inherit', seccompFd],
+      stdio: ['inherit', 'inherit', 'inherit', seccompFd, 'pipe'],
       env: sandboxEnv(env, home),
+      detached: true,
     });
     closeSync(seccompFd);
     seccompFd = undefined;
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => child.kill(s));
+    const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream);
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => forward(s, init(), child));
     process.exitCode = await new Promise<number>((res) => {
       child.on('error', () => res(127));
       child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
@@ -140,6 +158,53 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     else await sel.store.close();
     await Promise.all(sel.readFirst.map((s) => s.close()));
     rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The pid (as seen from here) of the sandbox's init, once bwrap has reported it on its info fd. */
+function sandboxInit(info: NodeJS.ReadableStream): () => number | undefined {
+  let text = '';
+  let pid: number | undefined;
+  info.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  info.on('end', () => {
+    try {
+      const n = (JSON.parse(text) as { 'child-pid'?: unknown })['child-pid'];
+      if (typeof n === 'number' && Number.isInteger(n) && n > 1) pid = n;
+    } catch {
+      // No report: signals go to bwrap itself (see forward).
+    }
+  });
+  info.on('error', () => undefined);
+  return () => pid;
+}
+
+// bwrap does not pass signals on: killing it kills the command with SIGKILL (--die-with-parent), so a
+// Ctrl-C would never let an agent save its state. Instead the signal goes to the processes the sandbox's
+// init started (the command), and to bwrap only when they cannot be found.
+function forward(signal: NodeJS.Signals, init: number | undefined, bwrap: ChildProcess): void {
+  let sent = false;
+  if (init !== undefined) {
+    for (const pid of childrenOf(init)) {
+      try {
+        process.kill(pid, signal);
+        sent = true;
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+  if (!sent) bwrap.kill(signal);
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
   }
 }
 

@@ -337,8 +337,8 @@ function challenge(
   audit: Partial<AuditEntry>,
   finish: Unconfirmed['finish'],
 ): Reply {
-  let waiting = unconfirmed.get(conn);
-  if (!waiting) unconfirmed.set(conn, (waiting = new Map()));
+  const waiting = unconfirmed.get(conn) ?? new Map<string, Unconfirmed>();
+  unconfirmed.set(conn, waiting);
   if (waiting.size >= MAX_UNCONFIRMED) {
     return fail(request.id, 'bad_request', `more than ${MAX_UNCONFIRMED} requests await confirmation`);
   }

@@ -32,6 +32,8 @@ export interface SandboxLayout {
   hideFiles?: string[];
   /** File descriptor (in bwrap) from which bwrap reads the seccomp program. */
   seccompFd?: number;
+  /** File descriptor (in bwrap) on which bwrap writes `{"child-pid": N}`: the sandbox's init, for signals. */
+  infoFd?: number;
 }
 
 /** Where the broker socket appears inside the sandbox. */
@@ -73,6 +75,7 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
   for (const d of hideDirs.filter(needed)) args.push('--tmpfs', d);
   for (const f of hideFiles.filter(needed)) args.push('--ro-bind', '/dev/null', f);
   if (layout.seccompFd !== undefined) args.push('--seccomp', String(layout.seccompFd));
+  if (layout.infoFd !== undefined) args.push('--info-fd', String(layout.infoFd));
   args.push('--chdir', layout.project);
   return args;
 }

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import type { Grant, GrantOperation } from '../policy/schema.js';
 
 // A sandbox profile. Its `[credential_access]` table mirrors the nono broker's profile section
-// (services, service_prefixes, accounts with an explicit "*", operations read/create/update/upsert/delete),
+// (services, service_prefixes, accounts with an explicit "*", operations read/create/update/upsert/delete/status),
 // so a profile written for one reads naturally in the other. `provider` and `classes` are accepted for that
 // compatibility; Entraclaw serves whatever store the user selected and treats generic and internet
 // passwords alike. Several grants are written as `[[credential_access]]` tables. Differences from nono:
@@ -29,6 +29,8 @@ const NONO_OPS: Record<string, GrantOperation[]> = {
   upsert: ['create', 'update'],
   write: ['create', 'update'],
   delete: ['delete'],
+  // nono's `status` is `security show-keychain-info`, which the shim answers itself: it needs no grant.
+  status: [],
 };
 
 /** Parses profile TOML text; unknown keys and bad values are UsageErrors naming the field. */
@@ -88,13 +90,17 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
     );
   }
   const ca = r.data.credential_access;
-  const grants: Grant[] = (ca === undefined ? [] : Array.isArray(ca) ? ca : [ca]).map((a) => ({
-    services: a.services,
-    servicePrefixes: a.service_prefixes,
-    accounts: a.accounts,
-    operations: [...new Set(a.operations.flatMap((o) => NONO_OPS[o]!))],
-    source: 'profile',
-  }));
+  const grants: Grant[] = (ca === undefined ? [] : Array.isArray(ca) ? ca : [ca])
+    .map(
+      (a): Grant => ({
+        services: a.services,
+        servicePrefixes: a.service_prefixes,
+        accounts: a.accounts,
+        operations: [...new Set(a.operations.flatMap((o) => NONO_OPS[o]!))],
+        source: 'profile',
+      }),
+    )
+    .filter((g) => g.operations.length > 0);
   return {
     grants,
     allowPaths: r.data.sandbox.allow_paths,

@@ -1,0 +1,206 @@
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
+import { randomName } from '../support/context.js';
+
+// `entraclaw inject` with the built CLI and a real encrypted-file vault: what lands on disk (mode, bytes,
+// leftovers) and what never does.
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-inject-'));
+const pass = join(dir, 'pass');
+writeFileSync(pass, 'inject test passphrase\n', { mode: 0o600 });
+const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
+const STORE = ['--store', 'encrypted-file'];
+const CANARY = `CANARY-${randomName('inject')}`;
+const BINARY = Buffer.from([0x00, 0xff, 0x0a, 0x0d, 0x80, 0x7b, 0x7b, 0x00]);
+let n = 0;
+
+/** A fresh empty directory, so "nothing else was written" is a readdir away. */
+function freshDir(): string {
+  const d = join(dir, `out-${n++}`);
+  mkdirSync(d);
+  return d;
+}
+
+const inject = (args: string[], input?: string | Buffer, extra: NodeJS.ProcessEnv = {}) =>
+  runCli(['inject', ...STORE, ...args], { ...env, ...extra }, input);
+
+beforeAll(() => {
+  for (const [account, value] of [
+    ['token', Buffer.from(CANARY)],
+    ['bin', BINARY],
+  ] as const) {
+    const f = join(dir, `value-${account}`);
+    writeFileSync(f, value, { mode: 0o600 });
+    const r = runCli(['secret', 'set', 'inj', account, '--from-file', f, ...STORE], env);
+    expect(r.status, r.stderr).toBe(0);
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('entraclaw inject -i TEMPLATE -o FILE', () => {
+  it('renders the template into a 0600 file, even under umask 022, leaving no temp file', () => {
+    const out = freshDir();
+    const tpl = join(dir, 'app.conf.tmpl');
+    writeFileSync(tpl, 'user = "me"\ntoken = "{{ entraclaw://inj/token }}"\n');
+    // Through sh so the CLI really starts with umask 022.
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `umask 022; exec "$0" "$@"`,
+        process.execPath,
+        CLI,
+        'inject',
+        ...STORE,
+        '-i',
+        tpl,
+        '-o',
+        join(out, 'app.conf'),
+      ],
+      {
+        env,
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(out, 'app.conf'), 'utf8')).toBe(`user = "me"\ntoken = "${CANARY}"\n`);
+    expect(statSync(join(out, 'app.conf')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(out)).toEqual(['app.conf']);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('replaces an existing world-readable file with a 0600 one', () => {
+    const out = freshDir();
+    const file = join(out, 'app.conf');
+    writeFileSync(file, 'old contents\n', { mode: 0o644 });
+    const tpl = join(dir, 'replace.tmpl');
+    writeFileSync(tpl, '{{entraclaw://inj/token}}');
+    const r = inject(['-i', tpl, '-o', file]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe(CANARY);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(out)).toEqual(['app.conf']);
+  });
+
+  it('an unresolvable reference writes nothing and names the reference and its line', () => {
+    const out = freshDir();
+    const tpl = join(dir, 'broken.tmpl');
+    writeFileSync(tpl, 'a = {{ entraclaw://inj/token }}\n\nb = {{ entraclaw://inj/nobody }}\n');
+    const r = inject(['-i', tpl, '-o', join(out, 'app.conf')]);
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    expect(readdirSync(out)).toEqual([]);
+    expect(r.stdout.length).toBe(0);
+    expect(r.stderr).toContain('entraclaw://inj/nobody');
+    expect(r.stderr).toContain(`${tpl}:3`);
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('an unresolvable reference leaves an existing output file exactly as it was', () => {
+    const out = freshDir();
+    const file = join(out, 'app.conf');
+    writeFileSync(file, 'previous\n', { mode: 0o640 });
+    const tpl = join(dir, 'broken2.tmpl');
+    writeFileSync(tpl, '{{ entraclaw://inj/token }} {{ entraclaw://inj/nobody }}');
+    expect(inject(['-i', tpl, '-o', file]).status).toBe(EXIT_CODES.not_found);
+    expect(readFileSync(file, 'utf8')).toBe('previous\n');
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+    expect(readdirSync(out)).toEqual(['app.conf']);
+  });
+
+  it('a malformed reference is a usage error naming the line, and writes nothing', () => {
+    const out = freshDir();
+    const tpl = join(dir, 'malformed.tmpl');
+    writeFileSync(tpl, 'ok\n{{ entraclaw://only-one-part }}\n');
+    const r = inject(['-i', tpl, '-o', join(out, 'x')]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`${tpl}:2`);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('a missing template is a usage error', () => {
+    const r = inject(['-i', join(dir, 'no-such.tmpl'), '-o', join(freshDir(), 'x')]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('no-such.tmpl');
+  });
+});
+
+describe('entraclaw inject: stdin and stdout', () => {
+  it('reads the template from stdin and writes the result to stdout', () => {
+    const r = inject([], 'export TOKEN={{ entraclaw://inj/token }}\n');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(`export TOKEN=${CANARY}\n`);
+    expect(inject(['-i', '-'], '{{entraclaw://inj/token}}').stdout.toString()).toBe(CANARY);
+  });
+
+  it('an unresolvable reference from stdin prints nothing on stdout', () => {
+    const r = inject([], '{{ entraclaw://inj/token }}\n{{ entraclaw://inj/nobody }}\n');
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    expect(r.stdout.length).toBe(0);
+    expect(r.stderr).toContain('entraclaw://inj/nobody');
+    expect(r.stderr).toMatch(/:2\b/);
+  });
+
+  it('leaves {{ ... }} that is not a reference exactly as written', () => {
+    const text =
+      'a: {{ .Values.image }}\nb: {{name}}\nc: {{ https://example.com }}\nd: {{\ne: }}\nf: {{ entraclaw://inj/token }}\n';
+    const r = inject([], text);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(text.replace('{{ entraclaw://inj/token }}', CANARY));
+  });
+
+  it('a template without any reference needs no store at all', () => {
+    // A store that cannot even open (no session bus) is not touched when nothing refers to it.
+    const text = 'plain {{ .Go }} text\n';
+    const noBus = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-bus')}` };
+    const r = runCli(['inject', '--store', 'secret-service'], noBus, text);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(text);
+    const withRef = runCli(['inject', '--store', 'secret-service'], noBus, '{{ entraclaw://inj/token }}');
+    expect(withRef.status).toBe(EXIT_CODES.unavailable);
+    expect(withRef.stdout.length).toBe(0);
+    expect(withRef.stderr).toContain('stdin:1');
+  });
+});
+
+describe('entraclaw inject: binary safety', () => {
+  it('writes a binary secret byte for byte, to a file and to stdout', () => {
+    const expected = Buffer.concat([Buffer.from('key='), BINARY, Buffer.from('\n')]);
+    const out = freshDir();
+    const tpl = join(dir, 'bin.tmpl');
+    writeFileSync(tpl, 'key={{ entraclaw://inj/bin }}\n');
+    expect(inject(['-i', tpl, '-o', join(out, 'key')]).status).toBe(0);
+    expect(readFileSync(join(out, 'key')).equals(expected)).toBe(true);
+    expect(inject(['-i', tpl]).stdout.equals(expected)).toBe(true);
+  });
+
+  it('keeps template bytes that are not UTF-8 (a Latin-1 config, CRLF, NUL) unchanged', () => {
+    const before = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0d, 0x0a, 0x00, 0xff, 0x3d]); // "caf\xe9\r\n\0\xff="
+    const after = Buffer.from([0x0d, 0x0a, 0xc3, 0xa9, 0x80]);
+    const tpl = Buffer.concat([before, Buffer.from('{{ entraclaw://inj/token }}'), after]);
+    const r = inject([], tpl);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.equals(Buffer.concat([before, Buffer.from(CANARY), after]))).toBe(true);
+    const out = freshDir();
+    const file = join(dir, 'latin1.tmpl');
+    writeFileSync(file, tpl);
+    expect(inject(['-i', file, '-o', join(out, 'x')]).status).toBe(0);
+    expect(readFileSync(join(out, 'x')).equals(Buffer.concat([before, Buffer.from(CANARY), after]))).toBe(
+      true,
+    );
+    expect(existsSync(join(out, 'x'))).toBe(true);
+  });
+});

@@ -1,0 +1,397 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { MASK_TEXT } from '../../src/inject/mask.js';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
+import { randomName } from '../support/context.js';
+
+// `entraclaw run` as a user meets it: the built CLI, a real encrypted-file vault in a throwaway home, and
+// real child processes that report what they saw. A canary stands in for every secret.
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-run-'));
+const pass = join(dir, 'pass');
+writeFileSync(pass, 'run test passphrase\n', { mode: 0o600 });
+const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass, ENTRACLAW_STORE: 'encrypted-file' });
+const STORE = ['--store', 'encrypted-file'];
+const CANARY = `CANARY-${randomName('run')}`;
+const OTHER = `OTHER-${randomName('run')}`;
+const SVC = 'run-svc';
+const NODE = process.execPath;
+let n = 0;
+
+/** A fresh path in the scratch dir: marker files, .env files. */
+const scratch = (name: string) => join(dir, `${n++}-${name}`);
+const run = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+  runCli(['run', ...STORE, ...args], { ...env, ...extra });
+
+function setSecret(service: string, account: string, value: string, flags: string[] = []): void {
+  const r = runCli(['secret', 'set', service, account, ...STORE, ...flags], env, value);
+  expect(r.status, r.stderr).toBe(0);
+}
+
+/** A child that records VAR's value in a file and prints nothing: what it saw, not what was printed. */
+function recordVar(name: string): { cmd: string[]; seen(): string } {
+  const out = scratch(`seen-${name}`);
+  return {
+    cmd: ['--', 'sh', '-c', `printf '%s' "$${name}" > '${out}'`],
+    seen: () => readFileSync(out, 'utf8'),
+  };
+}
+
+/** A child that would touch a marker file if it ever started. */
+function marker(): { cmd: string[]; started(): boolean } {
+  const path = scratch('marker');
+  return { cmd: ['--', 'sh', '-c', `touch '${path}'`], started: () => existsSync(path) };
+}
+
+beforeAll(() => {
+  setSecret(SVC, 'me', CANARY);
+  setSecret(SVC, 'other', OTHER);
+  setSecret('my/svc', 'me', OTHER);
+  setSecret(SVC, 'old', CANARY, [
+    '--kind',
+    'token',
+    '--expires-at',
+    new Date(Date.now() - 60_000).toISOString(),
+  ]);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('entraclaw run: references reach the child', () => {
+  it('--env NAME=entraclaw://S/A', () => {
+    const child = recordVar('TOKEN');
+    const r = run(['--env', `TOKEN=entraclaw://${SVC}/me`, ...child.cmd]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(child.seen()).toBe(CANARY);
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('--env-file with references, comments, quotes and plain values; --env wins over the file', () => {
+    const file = scratch('.env');
+    writeFileSync(
+      file,
+      [
+        '# a project .env',
+        `TOKEN=entraclaw://${SVC}/me`,
+        `export QUOTED="entraclaw://${SVC}/other"`,
+        'PLAIN=just text',
+        `OVERRIDDEN=entraclaw://${SVC}/me`,
+        '',
+      ].join('\n'),
+    );
+    const out = scratch('seen');
+    const r = run([
+      '--env-file',
+      file,
+      '--env',
+      `OVERRIDDEN=entraclaw://${SVC}/other`,
+      '--',
+      'sh',
+      '-c',
+      `printf '%s|%s|%s|%s' "$TOKEN" "$QUOTED" "$PLAIN" "$OVERRIDDEN" > '${out}'`,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(`${CANARY}|${OTHER}|just text|${OTHER}`);
+  });
+
+  it('an inherited variable holding a reference', () => {
+    const child = recordVar('FROM_PARENT');
+    const r = run(child.cmd, { FROM_PARENT: `entraclaw://${SVC}/me` });
+    expect(r.status, r.stderr).toBe(0);
+    expect(child.seen()).toBe(CANARY);
+  });
+
+  it('percent-encoded parts (entraclaw://my%2Fsvc/me), in any spelling of the escape', () => {
+    for (const ref of ['entraclaw://my%2Fsvc/me', 'entraclaw://my%2fsvc/%6De']) {
+      const child = recordVar('T');
+      const r = run(['--env', `T=${ref}`, ...child.cmd]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(child.seen()).toBe(OTHER);
+    }
+  });
+
+  it('a reference inside a longer value is left as text', () => {
+    const child = recordVar('URL');
+    const r = run(['--env', `URL=https://x/?t=entraclaw://${SVC}/me`, ...child.cmd]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(child.seen()).toBe(`https://x/?t=entraclaw://${SVC}/me`);
+  });
+});
+
+describe('entraclaw run: the child is the command', () => {
+  it("returns the child's exit status", () => {
+    expect(run(['--', 'sh', '-c', 'exit 7']).status).toBe(7);
+    expect(run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'exit 0']).status).toBe(0);
+    expect(run(['--', 'sh', '-c', 'exit 255']).status).toBe(255);
+  });
+
+  it('passes stdout and stdin through untouched without --mask', () => {
+    const r = runCli(
+      ['run', ...STORE, '--', 'sh', '-c', 'cat; printf "[%s]" "$1"', 'sh', 'a b'],
+      env,
+      'input\n',
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe('input\n[a b]');
+  });
+
+  it('forwards SIGTERM to the child and exits with its status', async () => {
+    const ready = scratch('ready');
+    const got = scratch('got');
+    const script = `trap 'echo TERM > "${got}"; exit 42' TERM; touch "${ready}"; while :; do sleep 0.05; done`;
+    const r = await runAsync(
+      ['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', script],
+      ready,
+      'SIGTERM',
+    );
+    expect(r.status, r.stderr).toBe(42);
+    expect(readFileSync(got, 'utf8')).toBe('TERM\n');
+  });
+
+  it('a child killed by the forwarded signal is 128 + the signal number', async () => {
+    const ready = scratch('ready');
+    const r = await runAsync(['--', 'sh', '-c', `touch "${ready}"; exec sleep 30`], ready, 'SIGTERM');
+    expect(r.status).toBe(128 + 15);
+  });
+
+  it('does not hand ENTRACLAW_* variables to the child, but does hand everything else', () => {
+    const out = scratch('env');
+    const r = run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', `env > '${out}'`], {
+      ENTRACLAW_SOCKET: '/nowhere/agent.sock',
+      ENTRACLAW_DEBUG: '1',
+      KEEP_ME: 'yes',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = readFileSync(out, 'utf8').split('\n');
+    expect(lines.filter((l) => l.startsWith('ENTRACLAW_'))).toEqual([]);
+    expect(lines).toContain('KEEP_ME=yes');
+    expect(lines).toContain(`T=${CANARY}`);
+  });
+
+  it('a command that does not exist never runs and is an error', () => {
+    const r = run(['--', join(dir, 'no-such-command')]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('no-such-command');
+  });
+});
+
+describe('entraclaw run: nothing starts unless every reference resolves', () => {
+  it('a missing reference: exit 3, naming the variable, child never started', () => {
+    const m = marker();
+    const r = run([
+      '--env',
+      `TOKEN=entraclaw://${SVC}/me`,
+      '--env',
+      `MISSING_ONE=entraclaw://${SVC}/nobody`,
+      ...m.cmd,
+    ]);
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    expect(m.started()).toBe(false);
+    expect(r.stderr).toContain('MISSING_ONE');
+    expect(r.stderr).toContain('not found');
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('names the variable from a .env file and from the environment, however the reference is spelled', () => {
+    const file = scratch('.env');
+    writeFileSync(file, `FROM_FILE=entraclaw://${SVC}/n%6Fbody\n`);
+    const m1 = marker();
+    const r1 = run(['--env-file', file, ...m1.cmd]);
+    expect(r1.status).toBe(EXIT_CODES.not_found);
+    expect(m1.started()).toBe(false);
+    expect(r1.stderr).toContain('FROM_FILE');
+    expect(r1.stderr).toContain('not found');
+
+    const m2 = marker();
+    const r2 = run(m2.cmd, { INHERITED: 'entraclaw://run%2Dsvc/nobody' });
+    expect(r2.status).toBe(EXIT_CODES.not_found);
+    expect(m2.started()).toBe(false);
+    expect(r2.stderr).toContain('INHERITED');
+  });
+
+  it('an expired token: exit 6, child never started', () => {
+    const m = marker();
+    const r = run(['--env', `OLD=entraclaw://${SVC}/old`, ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.expired);
+    expect(m.started()).toBe(false);
+    expect(r.stderr).toContain('OLD');
+    expect(r.stderr).toContain('expired');
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('a malformed reference is a usage error (exit 2), child never started', () => {
+    const m = marker();
+    const r = run(['--env', 'BAD=entraclaw://only-one-part', ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(m.started()).toBe(false);
+    expect(r.stderr).toContain('BAD');
+  });
+
+  it('a wrong vault passphrase (locked store) never starts the child', () => {
+    const wrong = scratch('wrong-pass');
+    writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
+    const m = marker();
+    const r = run(['--env', `T=entraclaw://${SVC}/me`, ...m.cmd], { ENTRACLAW_PASSPHRASE_FILE: wrong });
+    expect(r.status).toBe(EXIT_CODES.locked);
+    expect(m.started()).toBe(false);
+  });
+});
+
+describe('entraclaw run: environment sanitising', () => {
+  for (const name of ['LD_PRELOAD', 'NODE_OPTIONS', 'BASH_ENV', 'LD_LIBRARY_PATH']) {
+    it(`a .env file that sets ${name} is a usage error and the child never starts`, () => {
+      const file = scratch('.env');
+      writeFileSync(file, `OK=1\n${name}=${join(dir, 'evil.so')}\n`);
+      const m = marker();
+      const r = run(['--env-file', file, ...m.cmd]);
+      expect(r.status).toBe(EXIT_CODES.usage);
+      expect(m.started()).toBe(false);
+      expect(r.stderr).toContain(name);
+    });
+  }
+
+  it('--env LD_PRELOAD=... is refused the same way', () => {
+    const m = marker();
+    const r = run(['--env', 'LD_PRELOAD=/tmp/evil.so', ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(m.started()).toBe(false);
+  });
+
+  it('a reference filling an injection variable from the environment is refused', () => {
+    const m = marker();
+    const r = run(m.cmd, { BASH_ENV: `entraclaw://${SVC}/me` });
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(m.started()).toBe(false);
+    expect(r.stderr).toContain('BASH_ENV');
+    expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it("the user's own injection variables pass through untouched", () => {
+    const child = recordVar('PERL5LIB');
+    const r = run(child.cmd, { PERL5LIB: '/opt/mine' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(child.seen()).toBe('/opt/mine');
+  });
+
+  it('a .env file may not set ENTRACLAW_* variables', () => {
+    const file = scratch('.env');
+    writeFileSync(file, 'ENTRACLAW_SOCKET=/tmp/x\n');
+    const m = marker();
+    const r = run(['--env-file', file, ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(m.started()).toBe(false);
+  });
+});
+
+describe('entraclaw run --mask', () => {
+  const write = (stream: 1 | 2, text: string) =>
+    `require('fs').writeSync(${stream}, ${JSON.stringify(text)});`;
+
+  it('hides the secret in stdout and stderr; the child still gets it', () => {
+    const r = run([
+      '--mask',
+      '--env',
+      `T=entraclaw://${SVC}/me`,
+      '--',
+      NODE,
+      '-e',
+      `const t = process.env.T; ${write(1, 'out:')} require('fs').writeSync(1, t + ':' + t.length + '\\n'); ${write(2, 'err:')} require('fs').writeSync(2, t + '\\n');`,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(`out:${MASK_TEXT}:${CANARY.length}\n`);
+    expect(r.stderr).toBe(`err:${MASK_TEXT}\n`);
+  });
+
+  it('hides the secret when the child writes it one byte at a time', () => {
+    // A pause between bytes makes each one its own read() on the pipe.
+    const script = `
+      const fs = require('fs');
+      const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      for (const fd of [1, 2]) {
+        for (const b of Buffer.from('<' + process.env.T + '>\\n')) { fs.writeSync(fd, Buffer.from([b])); pause(2); }
+      }`;
+    const r = run(['--mask', '--env', `T=entraclaw://${SVC}/me`, '--', NODE, '-e', script]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(`<${MASK_TEXT}>\n`);
+    expect(r.stderr).toBe(`<${MASK_TEXT}>\n`);
+  });
+
+  it('masks every resolved secret, including ones from inherited variables, and keeps the exit status', () => {
+    const r = run(
+      ['--mask', '--env', `A=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'echo "$A $B"; echo "$B" >&2; exit 3'],
+      { B: `entraclaw://${SVC}/other` },
+    );
+    expect(r.status).toBe(3);
+    expect(r.stdout.toString()).toBe(`${MASK_TEXT} ${MASK_TEXT}\n`);
+    expect(r.stderr).toBe(`${MASK_TEXT}\n`);
+  });
+
+  it('a reader that stops early (`| head -1`) ends the command with SIGPIPE, as without --mask', async () => {
+    for (const mask of [true, false]) {
+      const proc = spawn(
+        NODE,
+        [
+          CLI,
+          'run',
+          ...STORE,
+          ...(mask ? ['--mask'] : []),
+          '--env',
+          `T=entraclaw://${SVC}/me`,
+          '--',
+          'sh',
+          '-c',
+          'while :; do echo "line $T"; done',
+        ],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      proc.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const first = await new Promise<string>((resolve) =>
+        proc.stdout.once('data', (d: Buffer) => resolve(d.toString())),
+      );
+      proc.stdout.destroy();
+      const status = await new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+      expect(first).toContain(mask ? `line ${MASK_TEXT}` : `line ${CANARY}`);
+      expect(status, stderr).toBe(128 + 13);
+      expect(stderr).not.toContain('EPIPE');
+    }
+  });
+
+  it('without --mask the child writes the secret as it likes', () => {
+    const r = run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'printf %s "$T"']);
+    expect(r.stdout.toString()).toBe(CANARY);
+  });
+});
+
+/** Runs `entraclaw run ARGS`, waits for the child to create `ready`, then sends `signal` to entraclaw. */
+function runAsync(
+  args: string[],
+  ready: string,
+  signal: NodeJS.Signals,
+): Promise<{ status: number | null; stderr: string }> {
+  const proc = spawn(NODE, [CLI, 'run', ...STORE, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const deadline = Date.now() + 20_000;
+  const poll = setInterval(() => {
+    if (existsSync(ready)) {
+      clearInterval(poll);
+      proc.kill(signal);
+    } else if (Date.now() > deadline) {
+      clearInterval(poll);
+      proc.kill('SIGKILL');
+    }
+  }, 20);
+  return new Promise((resolve) => {
+    proc.on('close', (status) => {
+      clearInterval(poll);
+      resolve({ status, stderr });
+    });
+  });
+}

@@ -1,0 +1,477 @@
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from '../support/cli.js';
+import { inTestSession, randomName } from '../support/context.js';
+
+// `entraclaw sandbox` end to end: real bubblewrap, the real Secret Service (gnome-keyring, from
+// scripts/with-keyring.sh), a real kernel-keyring key and a real vault. The sandboxed command runs the
+// real `secret-tool`/`security` command lines and reports each result; the profile grants exactly one
+// item, read-only. Outside the keyring session (no Secret Service to test against) the suite is skipped.
+//
+// The fixture lives under /var/tmp, not /tmp: /tmp is hidden wholesale inside the sandbox, which would
+// make "the vault is not visible" true for the wrong reason.
+
+const haveBwrap = spawnSync('bwrap', ['--version']).status === 0;
+const haveKeyctl = spawnSync('keyctl', ['--version']).status === 0;
+const run = inTestSession && haveBwrap && haveKeyctl && process.platform === 'linux';
+
+/** What one command inside the sandbox did. */
+interface Outcome {
+  rc: number;
+  stdout: string;
+  stderr: string;
+}
+
+const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** A script that runs each named command line and prints "name rc base64(stdout) base64(stderr)". */
+function checkScript(checks: Record<string, string>): string {
+  const lines = [
+    // eval, not sh -c: the tools' parent is then this script file, as for an agent's own script.
+    'run() { name=$1; shift; eval "$1" </dev/null >/tmp/o 2>/tmp/e; rc=$?;',
+    '  printf "%s %s %s %s\\n" "$name" "$rc" "$(base64 -w0 </tmp/o)" "$(base64 -w0 </tmp/e)"; }',
+  ];
+  for (const [name, cmd] of Object.entries(checks)) lines.push(`run ${name} ${sq(cmd)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function parseOutcomes(stdout: string): Record<string, Outcome> {
+  const out: Record<string, Outcome> = {};
+  for (const line of stdout.split('\n')) {
+    const [name, rc, o, e] = line.split(' ');
+    if (!name || rc === undefined) continue;
+    out[name] = {
+      rc: Number(rc),
+      stdout: Buffer.from(o ?? '', 'base64').toString(),
+      stderr: Buffer.from(e ?? '', 'base64').toString(),
+    };
+  }
+  return out;
+}
+
+describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
+  const root = run ? mkdtempSync('/var/tmp/entraclaw-sandbox-test-') : '';
+  const project = run ? mkdtempSync(join(tmpdir(), 'entraclaw-sandbox-project-')) : '';
+  const home = join(root, 'home');
+  const pass = join(root, 'passphrase');
+  const profile = join(root, 'agent.toml');
+  // The granted item, another account of the same service, another service, a granted but absent item.
+  const S = randomName('sbx-svc');
+  const A = 'agent';
+  const S2 = randomName('sbx-other');
+  const GRANTED = `granted-${randomName('v')}`;
+  const SAME_SERVICE = `sibling-${randomName('v')}`;
+  const OTHER = `other-${randomName('v')}`;
+  const KERNEL = `kernel-${randomName('v')}`;
+  const VAULT = `vault-${randomName('v')}`;
+  let keyId = '';
+
+  const baseEnv = (): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    HOME: home,
+    DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS,
+    XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR,
+    ENTRACLAW_PASSPHRASE_FILE: pass,
+  });
+
+  function cli(args: string[], input = '', env = baseEnv()) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { env, input, timeout: 30_000 });
+    return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  }
+
+  function set(store: string, service: string, account: string, value: string, env = baseEnv()): void {
+    const r = cli(['secret', 'set', service, account, '--store', store], value, env);
+    expect(r.status, r.stderr).toBe(0);
+  }
+
+  /**
+   * Runs the checks inside `entraclaw sandbox`. `loginSession` runs it the way a desktop login does:
+   * in a session keyring that links the user keyring (pam_keyinit), which the sandbox inherits.
+   */
+  function sandboxed(
+    checks: Record<string, string>,
+    opts: { env?: NodeJS.ProcessEnv; loginSession?: boolean; projectDir?: string } = {},
+  ) {
+    const dir = opts.projectDir ?? project;
+    const script = join(dir, `check-${randomName('s')}.sh`);
+    writeFileSync(script, checkScript(checks));
+    const argv = [
+      CLI,
+      'sandbox',
+      '--store',
+      'secret-service',
+      '--profile',
+      profile,
+      '--project',
+      dir,
+      '--',
+      'sh',
+      script,
+    ];
+    const r = opts.loginSession
+      ? spawnSync(
+          'keyctl',
+          [
+            'session',
+            '-',
+            'sh',
+            '-c',
+            'keyctl link @u @s >/dev/null && exec "$@"',
+            'sh',
+            process.execPath,
+            ...argv,
+          ],
+          { env: opts.env ?? baseEnv(), timeout: 60_000 },
+        )
+      : spawnSync(process.execPath, argv, { env: opts.env ?? baseEnv(), timeout: 60_000 });
+    rmSync(script, { force: true });
+    return { status: r.status, outcomes: parseOutcomes(r.stdout.toString()), stderr: r.stderr.toString() };
+  }
+
+  beforeAll(() => {
+    mkdirSync(home, { recursive: true });
+    writeFileSync(pass, 'sandbox test passphrase\n', { mode: 0o600 });
+    writeFileSync(
+      profile,
+      `# one item, read-only\n[credential_access]\nservices = [${JSON.stringify(S)}]\naccounts = ["${A}", "absent"]\noperations = ["read"]\n`,
+    );
+    set('secret-service', S, A, GRANTED);
+    set('secret-service', S, 'sibling', SAME_SERVICE);
+    set('secret-service', S2, A, OTHER);
+    set('kernel-keyring', S, A, KERNEL);
+    set('encrypted-file', S, A, VAULT);
+    const found = spawnSync('keyctl', ['search', '@u', 'user', `entraclaw:${S}/${A}`]);
+    keyId = found.stdout.toString().trim();
+    expect(keyId, found.stderr.toString()).toMatch(/^\d+$/);
+  }, 60_000);
+
+  afterAll(() => {
+    if (!run) return;
+    for (const [svc, acct] of [
+      [S, A],
+      [S, 'sibling'],
+      [S2, A],
+    ] as const) {
+      cli(['secret', 'rm', svc, acct, '--store', 'secret-service']);
+    }
+    cli(['secret', 'rm', S, A, '--store', 'kernel-keyring']);
+    rmSync(root, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
+  });
+
+  describe('through the shims, only the granted item', () => {
+    let r: ReturnType<typeof sandboxed>;
+    beforeAll(() => {
+      r = sandboxed({
+        st_granted: `secret-tool lookup service ${sq(S)} account ${A}`,
+        sec_granted: `security find-generic-password -s ${sq(S)} -a ${A} -w`,
+        st_sibling: `secret-tool lookup service ${sq(S)} account sibling`,
+        sec_sibling: `security find-generic-password -s ${sq(S)} -a sibling -w`,
+        st_other: `secret-tool lookup service ${sq(S2)} account ${A}`,
+        sec_other: `security find-generic-password -s ${sq(S2)} -a ${A} -w`,
+        st_absent: `secret-tool lookup service ${sq(S)} account absent`,
+        sec_absent: `security find-generic-password -s ${sq(S)} -a absent -w`,
+        st_store: `printf hijacked | secret-tool store --label x service ${sq(S)} account ${A}`,
+        sec_add: `security add-generic-password -U -s ${sq(S)} -a ${A} -w hijacked`,
+        sec_delete: `security delete-generic-password -s ${sq(S)} -a ${A}`,
+        which: 'command -v secret-tool; command -v security',
+      });
+    }, 60_000);
+
+    it('the sandboxed command exits normally', () => {
+      expect(r.status, r.stderr).toBe(0);
+      expect(Object.keys(r.outcomes)).toHaveLength(12);
+    });
+
+    it('the shims come first on PATH', () => {
+      expect(r.outcomes.which!.stdout).toBe('/run/entraclaw/bin/secret-tool\n/run/entraclaw/bin/security\n');
+    });
+
+    it('secret-tool lookup returns the granted item', () => {
+      expect(r.outcomes.st_granted).toEqual({ rc: 0, stdout: GRANTED, stderr: '' });
+    });
+
+    it('security find-generic-password -w returns the granted item', () => {
+      expect(r.outcomes.sec_granted).toEqual({ rc: 0, stdout: `${GRANTED}\n`, stderr: '' });
+    });
+
+    it('ungranted items are refused with the real tools’ codes (secret-tool 1; security 51 errSecAuthFailed)', () => {
+      for (const name of ['st_sibling', 'st_other']) {
+        expect(r.outcomes[name]!.rc, r.outcomes[name]!.stderr).toBe(1);
+        expect(r.outcomes[name]!.stdout, name).toBe('');
+      }
+      for (const name of ['sec_sibling', 'sec_other']) {
+        expect(r.outcomes[name]!.rc, r.outcomes[name]!.stderr).toBe(51);
+        expect(r.outcomes[name]!.stdout, name).toBe('');
+      }
+      const all = JSON.stringify(r.outcomes);
+      expect(all).not.toContain(SAME_SERVICE);
+      expect(all).not.toContain(OTHER);
+    });
+
+    it('a granted item that does not exist is "not found" (secret-tool 1 silent; security 44)', () => {
+      expect(r.outcomes.st_absent).toEqual({ rc: 1, stdout: '', stderr: '' });
+      expect(r.outcomes.sec_absent!.rc).toBe(44);
+      expect(r.outcomes.sec_absent!.stderr).toContain('could not be found');
+    });
+
+    it('a read-only grant cannot write or delete, and the item is unchanged', () => {
+      expect(r.outcomes.st_store!.rc, r.outcomes.st_store!.stderr).toBe(1);
+      expect(r.outcomes.sec_add!.rc, r.outcomes.sec_add!.stderr).toBe(51);
+      expect(r.outcomes.sec_delete!.rc, r.outcomes.sec_delete!.stderr).toBe(51);
+      expect(cli(['secret', 'get', S, A, '--store', 'secret-service']).stdout).toBe(GRANTED);
+    });
+  });
+
+  describe('`sh -c` inline code (how agents run tools) gets the profile, and no more', () => {
+    it('secret-tool and security from sh -c: the granted item, nothing else; the audit says why', () => {
+      const script = [
+        `secret-tool lookup service ${sq(S)} account ${A}; echo " st=$?"`,
+        `security find-generic-password -s ${sq(S)} -a ${A} -w; echo "sec=$?"`,
+        `secret-tool lookup service ${sq(S2)} account ${A}; echo "st_other=$?"`,
+        `security find-generic-password -s ${sq(S)} -a sibling -w; echo "sec_sibling=$?"`,
+      ].join('\n');
+      const r = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--profile',
+        profile,
+        '--project',
+        project,
+        '--',
+        'sh',
+        '-c',
+        script,
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`${GRANTED} st=0\n${GRANTED}\nsec=0\nst_other=1\nsec_sibling=51\n`);
+      expect(r.stdout + r.stderr).not.toContain(OTHER);
+      expect(r.stdout + r.stderr).not.toContain(SAME_SERVICE);
+      // A refusal points at the profile, not at policy.toml's `entraclaw grant`.
+      expect(r.stderr).toContain('sandbox profile does not grant it');
+      const auditDir = join(home, '.local', 'state', 'entraclaw', 'sandbox-audit');
+      const lines = readdirSync(auditDir).flatMap((f) =>
+        readFileSync(join(auditDir, f), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { decision: string; reason?: string; service?: string }),
+      );
+      const granted = lines.filter((l) => l.decision === 'granted' && l.service === S);
+      expect(granted.some((l) => /caller not pinned: .*inline code/.test(l.reason ?? ''))).toBe(true);
+      expect(JSON.stringify(lines)).not.toContain(GRANTED);
+    });
+  });
+
+  describe('everything else is out of reach', () => {
+    let r: ReturnType<typeof sandboxed>;
+    const vault = join(home, '.local', 'share', 'entraclaw', 'vault.ecv');
+    const config = join(home, '.config', 'entraclaw');
+    beforeAll(() => {
+      expect(existsSync(vault)).toBe(true);
+      mkdirSync(config, { recursive: true });
+      writeFileSync(join(config, 'policy.toml'), '');
+      r = sandboxed({
+        abs_secret_tool: `/usr/bin/secret-tool lookup service ${sq(S)} account ${A}`,
+        dbus_send:
+          'dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets org.freedesktop.DBus.Peer.Ping',
+        bus_env: 'env | grep ^DBUS_ || echo unset',
+        bus_socket: `test -S ${sq((process.env.DBUS_SESSION_BUS_ADDRESS ?? '').replace(/^unix:path=([^,;]*).*$/, '$1'))}`,
+        keyring_control: `test -e ${sq(`${process.env.XDG_RUNTIME_DIR}/keyring/control`)}`,
+        keyctl_print: `keyctl pipe ${keyId}`,
+        keyctl_search: `keyctl search @u user ${sq(`entraclaw:${S}/${A}`)}`,
+        vault_visible: `test -e ${sq(vault)}`,
+        vault_cat: `cat ${sq(vault)}`,
+        config_ls: `ls ${sq(config)}`,
+        passphrase: `cat ${sq(pass)}`,
+        home_ls: 'ls -A "$HOME"',
+        home_var: 'printf %s "$HOME"',
+        project_write: `echo written-inside > ${sq(join(project, 'out.txt'))} && cat ${sq(join(project, 'out.txt'))}`,
+        entraclaw_env: 'env | grep ^ENTRACLAW_',
+      });
+    }, 60_000);
+
+    it('the real secret-tool by absolute path cannot reach the Secret Service', () => {
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.outcomes.abs_secret_tool!.rc).not.toBe(0);
+      expect(r.outcomes.abs_secret_tool!.stdout).toBe('');
+    });
+
+    it('dbus-send --session fails: no bus address, no bus socket, no keyring control socket', () => {
+      expect(r.outcomes.dbus_send!.rc).not.toBe(0);
+      expect(r.outcomes.bus_env!.stdout).toBe('unset\n');
+      expect(r.outcomes.bus_socket!.rc).not.toBe(0);
+      expect(r.outcomes.keyring_control!.rc).not.toBe(0);
+    });
+
+    it('the kernel keyring key is not readable or findable', () => {
+      expect(r.outcomes.keyctl_print!.rc).not.toBe(0);
+      expect(r.outcomes.keyctl_print!.stdout).not.toContain(KERNEL);
+      expect(r.outcomes.keyctl_search!.rc).not.toBe(0);
+    });
+
+    it('the vault file, the passphrase file and ~/.config/entraclaw are not visible', () => {
+      expect(r.outcomes.vault_visible!.rc).not.toBe(0);
+      expect(r.outcomes.vault_cat!.rc).not.toBe(0);
+      expect(r.outcomes.config_ls!.rc).not.toBe(0);
+      expect(r.outcomes.passphrase!.rc).not.toBe(0);
+      expect(r.outcomes.passphrase!.stdout).toBe('');
+    });
+
+    it('$HOME is empty (and still named)', () => {
+      expect(r.outcomes.home_ls).toEqual({ rc: 0, stdout: '', stderr: '' });
+      expect(r.outcomes.home_var!.stdout).toBe(home);
+    });
+
+    it('the project directory is writable, and the write lands outside', () => {
+      expect(r.outcomes.project_write).toEqual({ rc: 0, stdout: 'written-inside\n', stderr: '' });
+      expect(readFileSync(join(project, 'out.txt'), 'utf8')).toBe('written-inside\n');
+    });
+
+    it('only ENTRACLAW_SOCKET is set inside', () => {
+      expect(r.outcomes.entraclaw_env!.stdout).toBe('ENTRACLAW_SOCKET=/run/entraclaw/agent.sock\n');
+    });
+
+    it('nothing inside ever printed a secret it was not granted', () => {
+      const all = JSON.stringify(r.outcomes) + r.stderr;
+      for (const v of [KERNEL, VAULT, SAME_SERVICE, OTHER, 'sandbox test passphrase'])
+        expect(all).not.toContain(v);
+    });
+  });
+
+  describe('a login session keyring (pam_keyinit) does not leak the kernel keyring', () => {
+    it('outside the sandbox that session can read the key; inside it cannot', () => {
+      const control = spawnSync('keyctl', [
+        'session',
+        '-',
+        'sh',
+        '-c',
+        `keyctl link @u @s >/dev/null && keyctl pipe ${keyId}`,
+      ]);
+      expect(control.stdout.toString()).toContain(KERNEL);
+      const r = sandboxed(
+        { keyctl_print: `keyctl pipe ${keyId}`, keyctl_show: 'keyctl show @s' },
+        { loginSession: true },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.outcomes.keyctl_print!.rc).not.toBe(0);
+      expect(r.outcomes.keyctl_print!.stdout).not.toContain(KERNEL);
+      expect(r.outcomes.keyctl_print!.stderr).toMatch(/Operation not permitted/);
+      expect(r.outcomes.keyctl_show!.rc).not.toBe(0);
+    });
+  });
+
+  describe('Entraclaw and keyring files outside $HOME and /tmp', () => {
+    it('are hidden wherever XDG_*_HOME puts them, even with --project set to their parent directory', () => {
+      const xdg = {
+        XDG_CONFIG_HOME: join(root, 'xdg-config'),
+        XDG_DATA_HOME: join(root, 'xdg-data'),
+        XDG_STATE_HOME: join(root, 'xdg-state'),
+      };
+      const env = { ...baseEnv(), ...xdg };
+      set('encrypted-file', S, A, VAULT, env);
+      const vault = join(xdg.XDG_DATA_HOME, 'entraclaw', 'vault.ecv');
+      mkdirSync(join(xdg.XDG_DATA_HOME, 'keyrings'), { recursive: true });
+      writeFileSync(join(xdg.XDG_DATA_HOME, 'keyrings', 'login.keyring'), 'keyring bytes');
+      mkdirSync(join(xdg.XDG_CONFIG_HOME, 'entraclaw'), { recursive: true });
+      writeFileSync(join(xdg.XDG_CONFIG_HOME, 'entraclaw', 'policy.toml'), '');
+      writeFileSync(join(root, 'notes.txt'), 'project file');
+      expect(existsSync(vault)).toBe(true);
+      for (const projectDir of [project, root]) {
+        const r = sandboxed(
+          {
+            vault: `cat ${sq(vault)}`,
+            keyrings: `ls ${sq(join(xdg.XDG_DATA_HOME, 'keyrings'))}`,
+            config: `ls ${sq(join(xdg.XDG_CONFIG_HOME, 'entraclaw'))}`,
+            passphrase: `cat ${sq(pass)}`,
+            notes: `cat ${sq(join(root, 'notes.txt'))}`,
+          },
+          { env, projectDir },
+        );
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.outcomes.vault!.rc, projectDir).not.toBe(0);
+        expect(r.outcomes.keyrings!.stdout, projectDir).toBe('');
+        expect(r.outcomes.config!.stdout, projectDir).toBe('');
+        expect(r.outcomes.passphrase!.stdout, projectDir).toBe('');
+        // The rest of the fixture stays as visible as the rest of the system.
+        expect(r.outcomes.notes!.stdout, projectDir).toBe('project file');
+      }
+    });
+
+    it('a project inside a hidden directory is refused before anything runs', () => {
+      const inside = join(home, '.config', 'entraclaw', 'project');
+      mkdirSync(inside, { recursive: true });
+      const r = cli(['sandbox', '--store', 'secret-service', '--project', inside, '--', 'true']);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('must hide');
+    });
+
+    it('a missing --project is a usage error', () => {
+      const r = cli(['sandbox', '--store', 'secret-service', '--project', join(root, 'nope'), '--', 'true']);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('--project');
+    });
+  });
+
+  describe('exit status and signals', () => {
+    it("is the sandboxed command's", () => {
+      const r = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--project',
+        project,
+        '--',
+        'sh',
+        '-c',
+        'exit 9',
+      ]);
+      expect(r.status, r.stderr).toBe(9);
+    });
+
+    /** Starts a sandboxed trap script in its own process group, sends `signal` to `target`, returns the status. */
+    async function signalled(signal: NodeJS.Signals, wholeGroup: boolean) {
+      const ready = join(project, `ready-${signal}`);
+      const got = join(project, `got-${signal}`);
+      const trap = signal.replace(/^SIG/, '');
+      const script = `trap 'echo ${trap} > ${sq(got)}; exit 42' ${trap}; touch ${sq(ready)}; while :; do sleep 0.05; done`;
+      const proc = spawn(
+        process.execPath,
+        [CLI, 'sandbox', '--store', 'secret-service', '--project', project, '--', 'sh', '-c', script],
+        { env: baseEnv(), stdio: 'ignore', detached: true },
+      );
+      const status = await new Promise<number | null>((resolve) => {
+        const deadline = Date.now() + 30_000;
+        const poll = setInterval(() => {
+          if (existsSync(ready) || Date.now() > deadline) {
+            clearInterval(poll);
+            const sig = existsSync(ready) ? signal : 'SIGKILL';
+            // A terminal's Ctrl-C goes to the whole foreground process group.
+            process.kill(wholeGroup ? -proc.pid! : proc.pid!, sig);
+          }
+        }, 20);
+        proc.on('close', (code) => resolve(code));
+      });
+      return { status, got: existsSync(got) ? readFileSync(got, 'utf8') : undefined };
+    }
+
+    it('SIGTERM to entraclaw reaches the sandboxed command, which can clean up', async () => {
+      expect(await signalled('SIGTERM', false)).toEqual({ status: 42, got: 'TERM\n' });
+    });
+
+    it('Ctrl-C (SIGINT to the whole process group) reaches the command once, not as a SIGKILL', async () => {
+      expect(await signalled('SIGINT', true)).toEqual({ status: 42, got: 'INT\n' });
+    });
+  });
+});
