@@ -15,7 +15,9 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = pr
   if (platform === 'darwin') {
     const support = join(home, 'Library', 'Application Support', 'entraclaw');
     return {
-      config: env.XDG_CONFIG_HOME ? join(env.XDG_CONFIG_HOME, 'entraclaw') : join(home, '.config', 'entraclaw'),
+      config: env.XDG_CONFIG_HOME
+        ? join(env.XDG_CONFIG_HOME, 'entraclaw')
+        : join(home, '.config', 'entraclaw'),
       data: support,
       state: support,
       runtime: support,
