@@ -49,8 +49,8 @@ test: build lint typecheck
 run: build
 	scripts/demo.sh
 
-bench: build
-	scripts/with-keyring.sh node bench/stores.mjs
+bench: system-deps build
+	scripts/with-keyring.sh sh -c 'node bench/stores.mjs && node bench/broker.mjs && node bench/shims.mjs'
 
 clean:
 	rm -rf dist build node_modules .demo

@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, getDiffieHellman, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyPairKeyObjectResult,
+  randomBytes,
+} from 'node:crypto';
 
 // The Secret Service spec's only encrypted transport: IETF 1024-bit MODP group (RFC 2409 group 2),
 // the shared secret left-padded to the prime's length, HKDF-SHA256 with no salt and no info down to
@@ -15,16 +24,86 @@ export interface DhExchange {
   deriveKey(peerPublicKey: Buffer): Buffer;
 }
 
-/** Starts a DH exchange with a fresh private key. */
+/**
+ * Starts a DH exchange with a fresh private key. The key pair comes from generateKeyPairSync, not
+ * getDiffieHellman('modp2'): that one re-verifies the well-known prime (OpenSSL DH_check) every time it
+ * is called, ~50 ms, which every `entraclaw secret get` on this store used to pay (bench/stores.mjs).
+ */
 export function startDhExchange(): DhExchange {
-  const dh = getDiffieHellman('modp2');
-  const publicKey = dh.generateKeys();
+  const { publicKey, privateKey } = generateDhKeyPair('modp2');
+  const { algorithm, value } = splitDhSpki(publicKey.export({ type: 'spki', format: 'der' }));
   return {
-    publicKey,
+    publicKey: leftPad(value, PRIME_BYTES),
     deriveKey(peerPublicKey) {
-      return sessionKey(dh.computeSecret(peerPublicKey));
+      const peer = createPublicKey({ key: dhSpki(algorithm, peerPublicKey), format: 'der', type: 'spki' });
+      return sessionKey(diffieHellman({ privateKey, publicKey: peer }));
     },
   };
+}
+
+// Node supports generateKeyPairSync('dh', { group }) since 13.9; @types/node 20 lacks that overload.
+const generateDhKeyPair = (group: string): KeyPairKeyObjectResult =>
+  (generateKeyPairSync as unknown as (type: 'dh', options: { group: string }) => KeyPairKeyObjectResult)(
+    'dh',
+    { group },
+  );
+
+// The wire carries bare public values (big-endian integers); node:crypto takes DH public keys as DER
+// SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier (OID + p, g), BIT STRING { INTEGER y } }. We take
+// the AlgorithmIdentifier from our own key, so the peer's key is in exactly our group.
+
+/** Reads a DER length at `at`; returns it and where the content starts. */
+function derLength(der: Buffer, at: number): { length: number; start: number } {
+  const first = der[at]!;
+  if (first < 0x80) return { length: first, start: at + 1 };
+  const bytes = first & 0x7f;
+  let length = 0;
+  for (let i = 1; i <= bytes; i++) length = length * 256 + der[at + i]!;
+  return { length, start: at + 1 + bytes };
+}
+
+/** A DER element: tag, length, content. */
+function derElement(tag: number, content: Buffer): Buffer {
+  const n = content.length;
+  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return Buffer.concat([Buffer.from([tag, ...length]), content]);
+}
+
+/** Splits our SPKI into its AlgorithmIdentifier element and the public value y (unsigned, minimal). */
+function splitDhSpki(spki: Buffer): { algorithm: Buffer; value: Buffer } {
+  const outer = derLength(spki, 1);
+  const alg = derLength(spki, outer.start + 1);
+  const algEnd = alg.start + alg.length;
+  const bits = derLength(spki, algEnd + 1);
+  // BIT STRING content: one "unused bits" byte (0), then the INTEGER y.
+  const int = derLength(spki, bits.start + 2);
+  const y = spki.subarray(int.start, int.start + int.length);
+  return { algorithm: spki.subarray(outer.start, algEnd), value: stripZeros(y) };
+}
+
+/** An SPKI for the public value `y` in the group named by `algorithm`. */
+function dhSpki(algorithm: Buffer, y: Buffer): Buffer {
+  const value = stripZeros(y);
+  if (value.length > PRIME_BYTES) throw new Error('the peer public key is larger than the DH prime');
+  // A DER INTEGER is signed: a value with its top bit set needs a leading zero byte.
+  const integer = derElement(
+    0x02,
+    (value[0] ?? 0) & 0x80 || value.length === 0 ? Buffer.concat([Buffer.from([0]), value]) : value,
+  );
+  const bitString = derElement(0x03, Buffer.concat([Buffer.from([0]), integer]));
+  return derElement(0x30, Buffer.concat([algorithm, bitString]));
+}
+
+function stripZeros(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length && b[i] === 0) i++;
+  return b.subarray(i);
+}
+
+function leftPad(b: Buffer, length: number): Buffer {
+  const out = Buffer.alloc(Math.max(length, b.length));
+  b.copy(out, out.length - b.length);
+  return out;
 }
 
 /** The AES key both sides derive from a raw DH shared secret. */

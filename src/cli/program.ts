@@ -1,0 +1,211 @@
+import { Command, CommanderError } from 'commander';
+import { reportError } from './output.js';
+
+// The full command line (main.ts answers the plain forms of `secret get` without loading commander).
+// Command modules are imported inside their actions so that each command loads only what it uses:
+// start-up time is part of the product when a tool calls us on every request.
+
+const program = new Command('entraclaw')
+  .description('Per-user credential broker for agents and command-line tools')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .enablePositionalOptions()
+  .exitOverride();
+
+function storeOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--store <name>',
+      'store to use: auto, secret-service, kernel-keyring, systemd-creds, encrypted-file, macos-keychain',
+    )
+    .option('--passphrase-file <path>', 'file holding the vault passphrase (encrypted-file store)');
+}
+
+const secret = program.command('secret').description("the user's own hand on the stores: set, get, rm, ls");
+
+storeOptions(secret.command('set <service> <account>'))
+  .description('store a secret read from stdin (or --from-file, or a hidden prompt on a terminal)')
+  .option('--kind <kind>', 'password | token | key')
+  .option('--expires-at <iso>', 'expiry (tokens): reads after this time fail with exit 6')
+  .option('--scope <scope>', 'scope metadata (tokens)')
+  .option('--label <label>', 'human-readable label')
+  .option('--from-file <path>', 'read the value from this file instead of stdin')
+  .option('--json', 'print the stored metadata as JSON')
+  .action(async (service: string, account: string, o) =>
+    (await import('./secret-set.js')).secretSet(service, account, o),
+  );
+
+storeOptions(secret.command('get <service> <account>'))
+  .description('print the raw value (no newline added); --json gives metadata and base64')
+  .option('--allow-expired', 'return a token even if it is past expires_at')
+  .option('--json', 'print metadata and the value as base64 JSON')
+  .action(async (service: string, account: string, o) =>
+    (await import('./secret-get.js')).secretGet(service, account, o),
+  );
+
+storeOptions(secret.command('rm <service> <account>'))
+  .description('delete a secret')
+  .option('--json', 'print the result as JSON')
+  .action(async (service: string, account: string, o) =>
+    (await import('./secret-rm.js')).secretRm(service, account, o),
+  );
+
+storeOptions(secret.command('ls'))
+  .description('list items (metadata only, never values)')
+  .option('--service <service>', 'only this service')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./secret-ls.js')).secretLs(o));
+
+program
+  .command('doctor')
+  .description('every store: available or not and why, persistence, boundary, and which is selected')
+  .option('--store <name>', 'show what this choice would select')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./doctor.js')).doctor(o));
+
+storeOptions(program.command('agent'))
+  .description(
+    'run the broker daemon in the foreground (with `-- CMD`, run CMD under it and stop when it exits)',
+  )
+  .option(
+    '--socket <path>',
+    'socket path (default $XDG_RUNTIME_DIR/entraclaw/agent.sock or $ENTRACLAW_SOCKET)',
+  )
+  .option('-v, --verbose', 'log every connection')
+  .argument('[command...]', 'command to run with ENTRACLAW_SOCKET set')
+  .passThroughOptions()
+  .action(async (command: string[], o) => (await import('./agent.js')).agent(o, command));
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+function grantOptions(cmd: Command): Command {
+  return cmd
+    .option('--grant <spec>', 'SERVICE[/ACCOUNT] or PREFIX* (repeatable)', collect)
+    .option('--ops <ops>', 'comma-separated: read,list,create,update,delete,write (default read)')
+    .option('--ttl <ttl>', 'grant lifetime, e.g. 8h, 7d (default: no expiry)')
+    .option('--json', 'print as JSON');
+}
+
+program
+  .command('pending')
+  .description('programs that asked for secrets before being approved (kept 24 h)')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./pending.js')).pending(o));
+
+grantOptions(program.command('approve <target>'))
+  .description('approve a pending program (pending id or sha256:HEX) with grants')
+  .option('--name <name>', 'client name (default: program or script file name)')
+  .action(async (target: string, o) => (await import('./approve.js')).approve(target, o));
+
+grantOptions(program.command('register <path>'))
+  .description('pre-approve a program by hash (with --script for an interpreter)')
+  .option('--script <file>', 'the script an interpreter runs (pinned by hash too)')
+  .option('--name <name>', 'client name (default: program or script file name)')
+  .action(async (path: string, o) => (await import('./register.js')).register(path, o));
+
+grantOptions(program.command('grant <name>'))
+  .description('add grants to an approved client')
+  .action(async (name: string, o) => (await import('./grant.js')).grant(name, o));
+
+program
+  .command('upgrade <path>')
+  .description('re-pin a program or script after an update, keeping its grants')
+  .option('--json', 'print as JSON')
+  .action(async (path: string, o) => (await import('./upgrade.js')).upgrade(path, o));
+
+program
+  .command('clients')
+  .description('approved programs and their grants')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./clients.js')).clients(o));
+
+program
+  .command('revoke <client>')
+  .description('remove an approved client by name or sha256')
+  .option('--json', 'print as JSON')
+  .action(async (target: string, o) => (await import('./revoke.js')).revoke(target, o));
+
+program
+  .command('deny <id>')
+  .description('drop a pending request')
+  .option('--json', 'print as JSON')
+  .action(async (id: string, o) => (await import('./pending.js')).deny(id, o));
+
+const auditCmd = program
+  .command('audit')
+  .description('the tamper-evident log of every decision (never a value)')
+  .option('--tail <n>', 'how many recent lines (default 20)')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./audit.js')).audit(o));
+auditCmd
+  .command('verify')
+  .description('check the hash chain; points at the first broken line')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./audit.js')).auditVerify(o));
+
+storeOptions(program.command('run'))
+  .description('run CMD with entraclaw://SERVICE/ACCOUNT references in its environment resolved')
+  .option('--env-file <file>', '.env file with references (repeatable)', collect)
+  .option('--env <NAME=VALUE>', 'set a variable, e.g. TOKEN=entraclaw://github.com/me (repeatable)', collect)
+  .option('--mask', "replace secret values in CMD's stdout/stderr with a marker")
+  .argument('<command...>', 'command and arguments (after --)')
+  .passThroughOptions()
+  .action(async (command: string[], o) => (await import('./run.js')).run(command, o));
+
+storeOptions(program.command('inject'))
+  .description('render {{ entraclaw://SERVICE/ACCOUNT }} tags in a template')
+  .option('-i, --in <file>', 'template file (default stdin)')
+  .option('-o, --out <file>', 'output file, written 0600 atomically (default stdout)')
+  .action(async (o) => (await import('./inject.js')).inject(o));
+
+program
+  .command('shim')
+  .description('drop-in `security` and `secret-tool` commands that go through the daemon')
+  .command('install <dir>')
+  .description('write the shims into DIR (prepend DIR to PATH)')
+  .option('--json', 'print as JSON')
+  .action(async (dir: string, o) => (await import('./shim.js')).shimInstall(dir, o));
+
+storeOptions(program.command('sandbox'))
+  .description('run CMD under bubblewrap: stores hidden, only a broker granting the profile reachable')
+  .option('--profile <file>', 'sandbox profile (TOML, nono-style [credential_access])')
+  .option('--allow-path <dir>', 'extra writable path (repeatable)', collect)
+  .option('--project <dir>', 'the writable project directory (default: current directory)')
+  .option('-v, --verbose', 'log broker connections')
+  .argument('<command...>', 'command and arguments (after --)')
+  .passThroughOptions()
+  .action(async (command: string[], o) => (await import('./sandbox.js')).sandbox(command, o));
+
+const serviceCmd = program
+  .command('service')
+  .description('run the broker as a per-user service: systemd user unit (Linux) or LaunchAgent (macOS)');
+serviceCmd
+  .command('install')
+  .description('write the unit (or plist), then enable and (re)start it')
+  .option('--store <name>', 'store the service uses (default: the config file, then auto)')
+  .option('--socket <path>', 'socket path other than $XDG_RUNTIME_DIR/entraclaw/agent.sock')
+  .option('--dry-run', 'print the file and the commands; write and run nothing')
+  .option('--json', 'print the result as JSON')
+  .action(async (o) => (await import('./service.js')).service('install', o));
+serviceCmd
+  .command('uninstall')
+  .description('stop and disable the service, then remove its file')
+  .option('--dry-run', 'print what would be removed and run; touch nothing')
+  .option('--json', 'print the result as JSON')
+  .action(async (o) => (await import('./service.js')).service('uninstall', o));
+serviceCmd
+  .command('status')
+  .description('is the file there, is the service running, does the socket answer')
+  .option('--socket <path>', 'socket path to probe')
+  .option('--json', 'print as JSON')
+  .action(async (o) => (await import('./service.js')).service('status', o));
+
+const json = process.argv.includes('--json');
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    process.exitCode = reportError(err, json);
+  }
+}
