@@ -30,7 +30,7 @@ build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp node_modules
 	node scripts/build-native.mjs
 
 dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
-	rm -rf dist && npx tsc -p tsconfig.json
+	rm -rf dist && npx tsc -p tsconfig.json && node scripts/bundle.mjs
 	@touch $@
 
 deps: system-deps node_modules/.stamp

@@ -22,7 +22,8 @@ export function shimWrapper(nodePath: string, script: string): string {
 /** Writes the `security` and `secret-tool` shims into `dir` (mode 0755) and returns their paths. */
 export function installShims(dir: string, nodePath = process.execPath): string[] {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const here = dirname(fileURLToPath(import.meta.url));
+  // Resolved via ../shim so it holds both in dist/shim and from the bundled CLI's chunks in dist/cli.
+  const here = join(dirname(fileURLToPath(import.meta.url)), '..', 'shim');
   return Object.entries(SHIMS).map(([name, script]) => {
     const path = join(dir, name);
     writeFileAtomic(path, Buffer.from(shimWrapper(nodePath, join(here, script))), 0o755);
