@@ -29,7 +29,7 @@ node_modules/.stamp: package.json package-lock.json
 build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp node_modules/.stamp
 	node scripts/build-native.mjs
 
-dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/bundle.mjs
 	rm -rf dist && npx tsc -p tsconfig.json && node scripts/bundle.mjs
 	@touch $@
 

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -589,6 +591,135 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Watching an identified process (identity/watch.ts): one call, no allocation in JS per file read.
+
+#ifdef __linux__
+// Reads a small /proc file whole into buf (NUL-terminated); returns its length or -errno.
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, size - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return -err;
+    }
+    if (n == 0 || (len += (size_t)n) == size - 1) break;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
+#endif
+
+// procLook(pid, pidfd, envFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive }.
+// layout is /proc/<pid>/stat's start time and memory layout (code, stack, data, brk, argv and environ
+// addresses), which exec replaces; envAlive says whether the mm behind envFd (an open /proc/<pid>/environ,
+// which pins the mm it was opened on) still has users: exec and exit drop them. exe is the dev:ino of the
+// running image.
+static napi_value js_proc_look(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t pid, pidfd, env_fd;
+  if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], "pid", &pid) ||
+      !get_int(env, argv[1], "pidfd", &pidfd) || !get_int(env, argv[2], "envFd", &env_fd)) {
+    return NULL;
+  }
+#ifdef __linux__
+  char path[64], text[4096];
+  ssize_t n;
+  long pidfd_pid = -2;
+  if (pidfd >= 0) {
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(fdinfo)");
+    const char *line = strstr(text, "\nPid:");
+    if (line == NULL) return throw_errno(env, EINVAL, "procLook(pidfd)");
+    pidfd_pid = strtol(line + 5, NULL, 10);
+  }
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(stat)");
+  // Fields after the command name, which may itself hold ") ": the state is field 3.
+  char *rest = strrchr(text, ')');
+  if (rest == NULL || rest[1] != ' ') return throw_errno(env, EINVAL, "procLook(stat)");
+  rest += 2;
+  char state = rest[0];
+  char layout[512];
+  size_t used = 0;
+  int field = 3;
+  for (char *tok = rest; tok != NULL && *tok != '\0' && field <= 51; field++) {
+    char *end = strchr(tok, ' ');
+    size_t len = end ? (size_t)(end - tok) : strlen(tok);
+    bool wanted = field == 22 || (field >= 26 && field <= 28) || (field >= 45 && field <= 51);
+    if (wanted && used + len + 1 < sizeof layout) {
+      memcpy(layout + used, tok, len);
+      used += len;
+      layout[used++] = ' ';
+    }
+    tok = end ? end + 1 : NULL;
+  }
+  // Fewer fields than a 3.5+ kernel writes: nothing to compare, so nothing to trust.
+  if (field <= 51) return throw_errno(env, EINVAL, "procLook(stat fields)");
+  layout[used ? used - 1 : 0] = '\0';
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(status)");
+  const char *tracer = strstr(text, "\nTracerPid:");
+  const char *uid_line = strstr(text, "\nUid:");
+  if (tracer == NULL || uid_line == NULL) return throw_errno(env, EINVAL, "procLook(status)");
+  long tracer_pid = strtol(tracer + 11, NULL, 10);
+  char uids[96];
+  unsigned long u[4] = {0, 0, 0, 0};
+  char *p = (char *)uid_line + 5;
+  for (int i = 0; i < 4; i++) u[i] = strtoul(p, &p, 10);
+  snprintf(uids, sizeof uids, "%lu %lu %lu %lu", u[0], u[1], u[2], u[3]);
+  struct stat st;
+  snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  if (stat(path, &st) < 0) return throw_errno(env, errno, "stat(exe)");
+  char exe[64];
+  snprintf(exe, sizeof exe, "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+  bool env_alive = false;
+  if (env_fd >= 0) {
+    char c;
+    do {
+      n = pread(env_fd, &c, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    env_alive = n == 1;
+  }
+  char state_text[2] = {state, '\0'};
+  napi_value obj, v;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "pidfdPid", make_int(env, pidfd_pid));
+  napi_create_string_utf8(env, state_text, 1, &v);
+  napi_set_named_property(env, obj, "state", v);
+  napi_set_named_property(env, obj, "tracerPid", make_int(env, tracer_pid));
+  napi_create_string_utf8(env, uids, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "uids", v);
+  napi_create_string_utf8(env, layout, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "layout", v);
+  napi_create_string_utf8(env, exe, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "exe", v);
+  napi_set_named_property(env, obj, "envAlive", make_bool(env, env_alive));
+  return obj;
+#else
+  (void)pid;
+  (void)pidfd;
+  (void)env_fd;
+  return throw_errno(env, ENOSYS, "procLook");
+#endif
+}
+
+// Bytes waiting in a socket's receive queue (FIONREAD), to know that nothing was sent before a moment.
+static napi_value js_socket_inq(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+  int n = 0;
+  if (ioctl(fd, FIONREAD, &n) < 0) return throw_errno(env, errno, "ioctl(FIONREAD)");
+  return make_int(env, n);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Process hardening and locks
 
 static napi_value js_harden(napi_env env, napi_callback_info info) {
@@ -860,6 +991,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stopReader", NULL, js_stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdAlive", NULL, js_pidfd_alive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdOpen", NULL, js_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"procLook", NULL, js_proc_look, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketInq", NULL, js_socket_inq, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -61,6 +61,7 @@ export class Connection {
   private partial: ChunkSender[] = [];
   /** Whether the hello exchange has happened. */
   greeted = false;
+  private readonly closers: (() => void)[] = [];
 
   constructor(
     readonly socket: Socket,
@@ -181,6 +182,25 @@ export class Connection {
     }
   }
 
+  /**
+   * Whether no request byte is waiting: none queued here, none half-read, none in the socket. Whatever
+   * arrives after a true answer was sent after it.
+   */
+  quiet(): boolean {
+    return (
+      !this.closed &&
+      this.queue.length === 0 &&
+      this.decoder.buffered === 0 &&
+      native().socketInq(this.fd) === 0
+    );
+  }
+
+  /** Runs fn when the connection closes (at once if it already has). */
+  atClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closers.push(fn);
+  }
+
   /** Writes one reply frame. */
   reply(json: object, attachment?: Buffer): void {
     if (this.closed || this.socket.destroyed) return;
@@ -199,6 +219,7 @@ export class Connection {
     for (const f of this.queue.splice(0)) f.release();
     this.socket.end();
     this.socket.destroy();
+    for (const fn of this.closers.splice(0)) fn();
     this.onClose(this, reason);
   }
 }

@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
+import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
@@ -55,6 +56,7 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
         return fail(id, 'bad_request', (err as Error).message);
       }
       conn.greeted = true;
+      watchSender(frame, conn, deps);
       return {
         json: { id, ok: true, v: PROTOCOL_VERSION, server: `entraclaw/${deps.version}`, maxFrame: MAX_FRAME },
       };
@@ -80,13 +82,15 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       return reply;
     };
     try {
-      const subject: Unpinned = whoIsAsking(frame, deps, audit);
+      const watched = watchedSender(frame, conn, deps, audit);
+      const subject: Unpinned = watched ?? whoIsAsking(frame, deps, audit);
       // A sandboxed caller that could not be pinned is served (see unpinned); every audit line says so.
       const note = subject.unpinned ? `caller not pinned: ${subject.unpinned}` : undefined;
       const audited: typeof finish = note
         ? (reply, decision, reason) => finish(reply, decision, reason ? `${reason}; ${note}` : note)
         : finish;
-      return await serve(request, subject, deps, audit, audited, { conn, senderPid: frame.sender!.pid });
+      const confirmFirst = watched ? undefined : { conn, senderPid: frame.sender!.pid };
+      return await serve(request, subject, deps, audit, audited, confirmFirst);
     } catch (err) {
       if (!(err instanceof EntraclawError))
         deps.log('error', 'request failed', { op: request.op, error: (err as Error).message });
@@ -98,7 +102,12 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
 }
 
 // Identity comes from the kernel's per-message credentials only; nothing in the request names the caller.
-function whoIsAsking(frame: SenderFrame, deps: HandlerDeps, audit: Partial<AuditEntry>): Identity {
+function whoIsAsking(
+  frame: SenderFrame,
+  deps: HandlerDeps,
+  audit: Partial<AuditEntry>,
+  look: typeof identify = identify,
+): Identity {
   const sender = frame.sender;
   if (!sender)
     throw new DeniedError(
@@ -107,7 +116,7 @@ function whoIsAsking(frame: SenderFrame, deps: HandlerDeps, audit: Partial<Audit
   audit.pid = sender.pid;
   audit.uid = sender.uid;
   if (sender.uid !== deps.uid) throw new DeniedError(`request sent by uid ${sender.uid}`);
-  const who = identify(sender.pid, sender.pidfd);
+  const who = look(sender.pid, sender.pidfd);
   if ('refused' in who) {
     if (who.exe) audit.exe = who.exe;
     if (who.sha256) audit.sha256 = who.sha256;
@@ -380,14 +389,26 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
       return deny('confirmation sent by another process than the request (fd shared?)');
     }
     let again: Identity;
+    let watch: Watch | undefined;
     try {
-      again = whoIsAsking(frame, deps, {});
+      again = whoIsAsking(frame, deps, {}, (pid, pidfd) => {
+        const r = identifyAndWatch(pid, pidfd);
+        watch = r.watch;
+        return r.who;
+      });
     } catch (err) {
+      if (watch) unwatch(watch);
       return deny(`caller changed before confirming: ${(err as Error).message}`);
     }
-    if (!sameProgram(again, entry.subject))
+    if (!sameProgram(again, entry.subject)) {
+      if (watch) unwatch(watch);
       return deny('caller changed (exec?) between request and confirmation');
-    return await serve(request, again, deps, entry.audit, finish);
+    }
+    try {
+      return await serve(request, again, deps, entry.audit, finish);
+    } finally {
+      if (watch) keepWatch(conn, watch, deps);
+    }
   } catch (err) {
     const error = wireError(err);
     return finish(
@@ -398,4 +419,83 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
   } finally {
     if (request.op === 'set') request.value.fill(0);
   }
+}
+
+// Watched senders (identity/watch.ts, docs/protocol.md): a process identified at a moment when nothing
+// else was in flight on its connection is watched for exec from then on. Every later byte it sends was
+// sent after that moment, so while the watch holds, each request was written by the identified program:
+// no confirmation round trip and no full /proc read is needed. Shims are never watched (their requests
+// are decided for their parent, which is re-identified every time).
+/** Processes watched per connection (one is the usual client; more only when an fd is shared). */
+export const MAX_WATCHES_PER_CONNECTION = 2;
+
+const watches = new WeakMap<Connection, Map<number, Watch>>();
+
+function watchesOf(conn: Connection): Map<number, Watch> {
+  let map = watches.get(conn);
+  if (!map) {
+    const created = new Map<number, Watch>();
+    map = created;
+    watches.set(conn, created);
+    conn.atClose(() => {
+      for (const w of created.values()) unwatch(w);
+      created.clear();
+    });
+  }
+  return map;
+}
+
+/** Watches the sender of a hello, when it can be identified and nothing else is in flight. */
+function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): void {
+  const sender = frame.sender;
+  if (!sender || sender.uid !== deps.uid || process.platform !== 'linux') return;
+  if (watchesOf(conn).has(sender.pid)) return;
+  const { watch } = identifyAndWatch(sender.pid, sender.pidfd);
+  if (watch) keepWatch(conn, watch, deps);
+}
+
+// Checked after identification: if the connection is quiet now, whatever arrives later was sent later.
+function keepWatch(conn: Connection, watch: Watch, deps: HandlerDeps): void {
+  const map = watchesOf(conn);
+  const shim =
+    watch.identity.script !== undefined &&
+    deps.shims.get(watch.identity.script) === watch.identity.scriptSha256;
+  let quiet = false;
+  try {
+    quiet = conn.quiet();
+  } catch {}
+  const old = map.get(watch.pid);
+  if (shim || !quiet || (!old && map.size >= MAX_WATCHES_PER_CONNECTION)) {
+    unwatch(watch);
+    return;
+  }
+  if (old) unwatch(old);
+  map.set(watch.pid, watch);
+}
+
+/** The sender's identity when it is a watched process that still holds; undefined sends it the long way. */
+function watchedSender(
+  frame: SenderFrame,
+  conn: Connection,
+  deps: HandlerDeps,
+  audit: Partial<AuditEntry>,
+): Identity | undefined {
+  const sender = frame.sender;
+  const map = sender && watches.get(conn);
+  const watch = map?.get(sender!.pid);
+  if (!sender || !map || !watch) return undefined;
+  if (sender.uid !== deps.uid || !stillWatched(watch, sender.pidfd)) {
+    map.delete(sender.pid);
+    unwatch(watch);
+    return undefined;
+  }
+  const who = watch.identity;
+  Object.assign(audit, {
+    pid: who.pid,
+    uid: who.uid,
+    exe: who.exe,
+    sha256: who.sha256,
+    ...(who.script ? { script: who.script } : {}),
+  });
+  return who;
 }

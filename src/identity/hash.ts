@@ -35,7 +35,8 @@ export class HashCache {
 
 const shared = new HashCache();
 
-function identity(st: BigIntStats): string {
+/** dev:ino:size:mtime:ctime (ns): "the same file, unchanged" for the cache and for identity/watch.ts. */
+export function fileKey(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
@@ -55,14 +56,14 @@ function sha256(fd: number): string {
 
 function hashFd(fd: number, cache: HashCache): string {
   let st = fstatSync(fd, { bigint: true });
-  const cached = cache.lookup(identity(st));
+  const cached = cache.lookup(fileKey(st));
   if (cached !== undefined) return cached;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const hash = sha256(fd);
     const after = fstatSync(fd, { bigint: true });
     // A hash of a file that changed mid-read describes no version of it.
-    if (identity(after) === identity(st)) {
-      cache.store(identity(st), hash);
+    if (fileKey(after) === fileKey(st)) {
+      cache.store(fileKey(st), hash);
       return hash;
     }
     st = after;

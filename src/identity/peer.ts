@@ -36,6 +36,8 @@ export interface Identity {
   scriptSha256?: string;
   /** argv for display and audit only (first ARGV_MAX arguments, ARG_CHARS_MAX characters each). */
   argv: string[];
+  /** fileKey() of the executable and script that were hashed, to notice a change without rehashing. */
+  files?: { exe: string; script?: string };
 }
 
 /** Why a process cannot be identified; `exe`/`sha256` are set when known, for the audit log. */
@@ -150,11 +152,13 @@ function inspect(pid: number, uid: number): Identity {
     exe: exe.path,
     sha256: exe.sha256,
     argv: argv.slice(0, ARGV_MAX).map((a) => a.slice(0, ARG_CHARS_MAX)),
+    files: { exe: exe.key },
   };
   if (what.kind === 'script') {
     const script = openScript(pid, what.scriptArg, exe);
     identity.script = script.path;
     identity.scriptSha256 = script.sha256;
+    identity.files!.script = script.key;
   }
   return identity;
 }

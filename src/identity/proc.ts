@@ -2,7 +2,7 @@
 // peer.ts decides what a failure means. Files are read with one shared scratch buffer because
 // identify() runs for every request and readFileSync costs extra syscalls on size-0 /proc files.
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { hashExecutable } from './hash.js';
+import { fileKey, hashExecutable } from './hash.js';
 
 /** Largest argv or environment we read (the kernel's ARG_MAX for a default 8 MiB stack is 2 MiB). */
 const MAX_PROC_BYTES = 4 * 1024 * 1024;
@@ -102,6 +102,8 @@ export interface HashedFile {
   sha256: string;
   /** No name links to it any more (deleted, or replaced by rename): `path` is the old name. */
   deleted: boolean;
+  /** What was hashed, as fileKey() says it: a later stat with the same key is the same content. */
+  key: string;
 }
 
 // O_NONBLOCK so that a FIFO named as a script cannot stall the daemon in open(); O_NOCTTY for ttys.
@@ -116,13 +118,13 @@ const DELETED = ' (deleted)';
 export function hashOpened(path: string): HashedFile {
   const fd = openSync(path, OPEN_FLAGS);
   try {
-    const st = fstatSync(fd);
+    const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'ENOTREG' });
     const sha256 = hashExecutable(fd);
-    const deleted = st.nlink === 0;
+    const deleted = st.nlink === 0n;
     let real = readlinkSync(`/proc/self/fd/${fd}`);
     if (deleted && real.endsWith(DELETED)) real = real.slice(0, -DELETED.length);
-    return { path: real, sha256, deleted };
+    return { path: real, sha256, deleted, key: fileKey(st) };
   } finally {
     closeSync(fd);
   }

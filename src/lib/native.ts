@@ -10,6 +10,17 @@ export interface PeerCred {
   pidfd: number;
 }
 
+/** What procLook() sees of a process. */
+export interface ProcLook {
+  pidfdPid: number;
+  state: string;
+  tracerPid: number;
+  uids: string;
+  layout: string;
+  exe: string;
+  envAlive: boolean;
+}
+
 /** Signature of the callback the per-message reader calls for each recvmsg(). */
 export type ReaderCallback = (err: Error | null, data: Buffer | null, cred: PeerCred | null) => void;
 
@@ -33,6 +44,14 @@ export interface NativeAddon {
   pidfdAlive(pidfd: number): boolean;
   /** pidfd_open(pid); -1 when unsupported. */
   pidfdOpen(pid: number): number;
+  /**
+   * One look at a process for identity/watch.ts: the pid behind pidfd (-2 when pidfd is -1), state,
+   * TracerPid, uids ("r e s f"), the exec-replaced part of /proc/<pid>/stat, dev:ino of /proc/<pid>/exe,
+   * and whether the mm pinned by envFd (an open /proc/<pid>/environ) still has users.
+   */
+  procLook(pid: number, pidfd: number, envFd: number): ProcLook;
+  /** Bytes waiting in a socket's receive queue (FIONREAD). */
+  socketInq(fd: number): number;
   /** close(2). */
   close(fd: number): void;
   /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: RLIMIT_CORE 0 only; PT_DENY_ATTACH would block debugging node). */

@@ -66,6 +66,57 @@ elif mode == "exec-unapproved":
     os.set_inheritable(s.fileno(), True)
     emit({"role": "approved", "control": control["ok"]})
     os.execv(sys.executable, [sys.executable, HOLDER, "use-fd", str(s.fileno()), SVC, ACCT])
+elif mode == "first-reply":
+    # Hello answered, then one get: a watched sender is served without a challenge.
+    s = connect_hello(SOCK)
+    s.sendall(frame({"id": 5, "op": "get", "service": SVC, "account": ACCT}))
+    reply, att = recv_frame(s)
+    emit({"challenged": "challenge" in reply, "result": result(reply, att) if "challenge" not in reply else None})
+elif mode == "pipelined":
+    # Hello and get in one write: the get was in flight when the hello was handled, so it is challenged.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}) + frame({"id": 5, "op": "get", "service": SVC, "account": ACCT}))
+    recv_frame(s)
+    reply, att = recv_frame(s)
+    challenged = "challenge" in reply
+    while "challenge" in reply:
+        confirm(s, reply)
+        reply, att = recv_frame(s)
+    emit({"challenged": challenged, "result": result(reply, att)})
+elif mode == "edit-between":
+    # Served, then its own script changes on disk: the next request on the same connection is refused.
+    s = connect_hello(SOCK)
+    first = get(s, SVC, ACCT, 1)
+    me = os.path.abspath(__file__)
+    original = open(me).read()
+    with open(me, "a") as f:
+        f.write("\\n# edited\\n")
+    try:
+        second = get(s, SVC, ACCT, 2)
+    finally:
+        with open(me, "w") as f:
+            f.write(original)
+    emit({"first": first["ok"], "second": second})
+elif mode == "traced-between":
+    # Served, then a debugger attaches (PTRACE_SEIZE, no stop): the next request is refused.
+    import ctypes
+    s = connect_hello(SOCK)
+    first = get(s, SVC, ACCT, 1)
+    me = os.getpid()
+    r, w = os.pipe()
+    tracer = os.fork()
+    if tracer == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ok = libc.ptrace(0x4206, me, None, None) == 0
+        os.write(w, b"1" if ok else b"0")
+        time.sleep(30)
+        os._exit(0)
+    seized = os.read(r, 1) == b"1"
+    second = get(s, SVC, ACCT, 2)
+    os.kill(tracer, 9)
+    os.waitpid(tracer, 0)
+    emit({"first": first["ok"], "seized": seized, "second": second})
 elif mode == "split":
     # Two processes write the bytes of one frame: the sender is ambiguous.
     s = connect_hello(SOCK)
@@ -461,6 +512,39 @@ describe('connections that change hands', () => {
     noSecret(r.result, 'split frame');
     expect(r.result).toMatchObject({ code: 'denied' });
     expect(r.result.message).toMatch(/more than one process/);
+  }, 30_000);
+});
+
+// Watched senders (docs/protocol.md): a caller identified when nothing else was in flight is watched for
+// exec and served without the confirmation round trip; whatever the watch cannot vouch for goes the long way.
+describe('watched senders', () => {
+  it('a client that waited for its hello reply is served without a challenge', async () => {
+    const r = await b.python(approvedPy, ['first-reply', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({
+      challenged: false,
+      result: { ok: true, value_b64: b64(SECRET) },
+    });
+  }, 30_000);
+
+  it('a get written together with the hello is challenged (it was in flight when the caller was identified)', async () => {
+    const r = await b.python(approvedPy, ['pipelined', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({
+      challenged: true,
+      result: { ok: true, value_b64: b64(SECRET) },
+    });
+  }, 30_000);
+
+  it('an approved script edited on disk mid-connection is refused on its next request', async () => {
+    const r = await b.python(approvedPy, ['edit-between', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({ first: true });
+    noSecret(r.result.second as { ok: boolean }, 'after the edit');
+  }, 30_000);
+
+  it('a debugger attached mid-connection is refused on the next request', async () => {
+    const r = await b.python(approvedPy, ['traced-between', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({ first: true, seized: true });
+    noSecret(r.result.second as { ok: boolean }, 'while traced');
+    expect((r.result.second as { message: string }).message).toMatch(/traced/);
   }, 30_000);
 });
 

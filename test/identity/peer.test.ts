@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { fileKey } from '../../src/identity/hash.js';
 import { type Identity, identify, identifyParent, type Refusal } from '../../src/identity/peer.js';
 import { native } from '../../src/lib/native.js';
 
@@ -131,6 +132,7 @@ describe.skipIf(!linux)('identify', () => {
       exe: realpathSync('/usr/bin/sleep'),
       sha256: sha256('/usr/bin/sleep'),
       argv: ['sleep', '30'],
+      files: { exe: fileKey(statSync(realpathSync('/usr/bin/sleep'), { bigint: true })) },
     });
   });
 

@@ -1,0 +1,100 @@
+// Re-checking a caller on every request without re-reading all of /proc: a process is identified once
+// (identify(), full hashing) and then *watched*. A watch holds an open /proc/<pid>/environ, which pins the
+// mm (address space) the process had when it was identified; exec gives the process a new mm and drops
+// the old one's users, so a read through the held fd returns nothing from then on. Each later request
+// costs one procLook(): the sender's pidfd still names this pid, the pinned mm is alive, the
+// exec-replaced fields of /proc/<pid>/stat (start time, code/stack/data/argv/environ addresses) and the
+// running image's inode are unchanged, no tracer, same uids; and a stat of the hashed executable and
+// script shows them unchanged on disk. Any difference, or any error, means "not the watched process":
+// the caller is identified from scratch again.
+//
+// What a watch cannot see (docs/protocol.md, "Watched senders"): a process that shares the old mm with
+// a CLONE_VM sibling, execs the same binary with argv and environ of the same sizes and ASLR disabled,
+// keeps our socket across that exec, and had been identified as an approved program before. Only an
+// approved program that hands its daemon connection to code it execs can get there; same-user code
+// able to do that can already write to the approved process's memory, which is out of scope.
+import { closeSync, openSync, statSync } from 'node:fs';
+import { native, type ProcLook } from '../lib/native.js';
+import { fileKey } from './hash.js';
+import { type Identity, identify, type Refusal } from './peer.js';
+
+/** An identified process under watch; `close()` it when done. */
+export interface Watch {
+  readonly pid: number;
+  readonly identity: Identity;
+  /** The fd of /proc/<pid>/environ that pins the identified mm. */
+  readonly envFd: number;
+  /** procLook() fields that must not change while the watch holds. */
+  readonly layout: string;
+  readonly uids: string;
+  readonly exe: string;
+}
+
+/**
+ * Identifies pid like identify(), and also returns a watch when the process can be watched (Linux, a
+ * pidfd, a non-empty environment, a readable layout). The environ fd is opened before identification,
+ * so the watched mm is the one identified, or an older one that is already dead.
+ */
+export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | Refusal; watch?: Watch } {
+  let envFd: number;
+  try {
+    envFd = openSync(`/proc/${pid}/environ`, 'r');
+  } catch {
+    return { who: identify(pid, pidfd) };
+  }
+  const who = identify(pid, pidfd);
+  if ('refused' in who || !who.files || pidfd < 0) {
+    closeSync(envFd);
+    return { who };
+  }
+  const look = lookAt(pid, pidfd, envFd);
+  // An all-zero layout is what /proc shows a reader without ptrace-read access: nothing to compare.
+  if (!look?.envAlive || look.pidfdPid !== pid || look.tracerPid !== 0 || /^0( 0)*$/.test(look.layout)) {
+    closeSync(envFd);
+    return { who };
+  }
+  return { who, watch: { pid, identity: who, envFd, layout: look.layout, uids: look.uids, exe: look.exe } };
+}
+
+/** Whether the watched process, as the sender behind pidfd, still runs the image it was identified in. */
+export function stillWatched(watch: Watch, pidfd: number): boolean {
+  if (pidfd < 0) return false;
+  const look = lookAt(watch.pid, pidfd, watch.envFd);
+  return (
+    look !== undefined &&
+    look.pidfdPid === watch.pid &&
+    look.envAlive &&
+    look.state !== 'Z' &&
+    look.state !== 'X' &&
+    look.tracerPid === 0 &&
+    look.layout === watch.layout &&
+    look.uids === watch.uids &&
+    look.exe === watch.exe &&
+    unchangedOnDisk(watch.identity)
+  );
+}
+
+/** Releases the pinned mm. */
+export function unwatch(watch: Watch): void {
+  closeSync(watch.envFd);
+}
+
+function lookAt(pid: number, pidfd: number, envFd: number): ProcLook | undefined {
+  try {
+    return native().procLook(pid, pidfd, envFd);
+  } catch {
+    return undefined;
+  }
+}
+
+// An upgraded binary (renamed over the old one) or an edited script must meet identify() again, which
+// refuses the first and rehashes the second.
+function unchangedOnDisk(identity: Identity): boolean {
+  try {
+    if (fileKey(statSync(identity.exe, { bigint: true })) !== identity.files?.exe) return false;
+    if (identity.script === undefined) return true;
+    return fileKey(statSync(identity.script, { bigint: true })) === identity.files.script;
+  } catch {
+    return false;
+  }
+}

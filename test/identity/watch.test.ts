@@ -1,0 +1,173 @@
+// identity/watch.ts against real processes: a watch holds while the process runs the image it was
+// identified in, and lets go on exec (even of the same program, same argv, ASLR off), exit, a tracer, a
+// changed script or a replaced binary.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdtempSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../../src/identity/watch.js';
+import { native } from '../../src/lib/native.js';
+
+const linux = process.platform === 'linux';
+// /bin/sh is dash on Debian: what /proc/<pid>/exe shows.
+const SH = linux ? realpathSync('/bin/sh') : '';
+const SLEEP = linux ? realpathSync('/bin/sleep') : '';
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-watch-'));
+const children: ChildProcess[] = [];
+const fds: number[] = [];
+const watches: Watch[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  for (const w of watches.splice(0)) unwatch(w);
+  for (const fd of fds.splice(0)) native().close(fd);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text, { mode: 0o755 });
+  return path;
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (const t = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() - t > 5000) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+const exeOf = (pid: number) => {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+};
+
+/** Starts argv with a pipe on stdin, waits until it runs `exe`, and returns it with a pidfd. */
+async function start(
+  argv: string[],
+  exe: string,
+  env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+) {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'], env });
+  children.push(child);
+  const pid = child.pid!;
+  await until(`${argv.join(' ')} to run ${exe}`, () => exeOf(pid).endsWith(exe));
+  const pidfd = native().pidfdOpen(pid);
+  fds.push(pidfd);
+  return { child, pid, pidfd };
+}
+
+function watched(pid: number, pidfd: number): Watch {
+  const { who, watch } = identifyAndWatch(pid, pidfd);
+  if ('refused' in who) throw new Error(`refused: ${who.reason}`);
+  if (!watch) throw new Error('not watched');
+  watches.push(watch);
+  return watch;
+}
+
+// sh runs the script; on a line from stdin the script execs `then` (same pid).
+function execOnInput(then: string): string {
+  return file(`exec-${Math.random().toString(36).slice(2)}.sh`, `read line\nexec ${then}\n`);
+}
+
+describe.skipIf(!linux)('watch', () => {
+  it('holds while the process runs, for as many looks as asked', async () => {
+    const script = execOnInput('sleep 30');
+    const { pid, pidfd } = await start(['sh', script], SH);
+    const w = watched(pid, pidfd);
+    expect(w.identity.script).toBe(script);
+    for (let i = 0; i < 100; i++) expect(stillWatched(w, pidfd)).toBe(true);
+  });
+
+  it('lets go when the process execs another program', async () => {
+    const { child, pid, pidfd } = await start(['sh', execOnInput('sleep 30')], SH);
+    const w = watched(pid, pidfd);
+    child.stdin!.write('go\n');
+    await until('the exec', () => exeOf(pid).endsWith(SLEEP));
+    expect(stillWatched(w, pidfd)).toBe(false);
+  });
+
+  it('lets go when it execs the very same program and argv with ASLR off (the pinned mm is gone)', async () => {
+    // `exec sh "$0"` again: same binary, same argv, same environment; setarch -R keeps the layout the same.
+    const script = file('again.sh', 'read line\nexec sh "$0"\n');
+    const arch = execFileSync('uname', ['-m']).toString().trim();
+    // dash exports PWD on start: give it the same value up front so the environment keeps its size.
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PWD: process.cwd() };
+    const { child, pid, pidfd } = await start(['setarch', arch, '-R', 'sh', script], SH, env);
+    const w = watched(pid, pidfd);
+    const before = native().procLook(pid, pidfd, w.envFd);
+    child.stdin!.write('go\n');
+    // The new image reads stdin again: wait until the old one's mm is gone.
+    await until('the exec', () => !native().procLook(pid, pidfd, w.envFd).envAlive);
+    const after = native().procLook(pid, pidfd, -1);
+    expect(after.layout).toBe(before.layout);
+    expect(stillWatched(w, pidfd)).toBe(false);
+  });
+
+  it('lets go when the process exits, and for a pidfd of another process', async () => {
+    const a = await start(['sh', execOnInput('sleep 30')], SH);
+    const b = await start(['sleep', '30'], SLEEP);
+    const w = watched(a.pid, a.pidfd);
+    expect(stillWatched(w, b.pidfd)).toBe(false);
+    expect(stillWatched(w, -1)).toBe(false);
+    a.child.kill('SIGKILL');
+    await until('the exit', () => exeOf(a.pid) === '');
+    expect(stillWatched(w, a.pidfd)).toBe(false);
+  });
+
+  it('lets go when a tracer attaches', async () => {
+    const { pid, pidfd } = await start(['sh', execOnInput('sleep 30')], SH);
+    const w = watched(pid, pidfd);
+    const tracer = spawn(
+      'python3',
+      [
+        '-c',
+        'import ctypes,sys,time\nlibc=ctypes.CDLL(None)\nprint(libc.ptrace(0x4206,int(sys.argv[1]),None,None),flush=True)\ntime.sleep(30)',
+        String(pid),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    children.push(tracer);
+    const line = await new Promise<string>((resolve) =>
+      tracer.stdout!.once('data', (d) => resolve(String(d))),
+    );
+    expect(line.trim()).toBe('0');
+    expect(stillWatched(w, pidfd)).toBe(false);
+  });
+
+  it('lets go when the script is edited or the binary replaced on disk', async () => {
+    const script = execOnInput('sleep 30');
+    const s = await start(['sh', script], SH);
+    const ws = watched(s.pid, s.pidfd);
+    appendFileSync(script, '# edited\n');
+    expect(stillWatched(ws, s.pidfd)).toBe(false);
+
+    const bin = join(dir, 'mysleep');
+    copyFileSync('/bin/sleep', bin);
+    const p = await start([bin, '30'], '/mysleep');
+    const wb = watched(p.pid, p.pidfd);
+    expect(stillWatched(wb, p.pidfd)).toBe(true);
+    copyFileSync('/bin/sleep', `${bin}.new`);
+    renameSync(`${bin}.new`, bin);
+    expect(stillWatched(wb, p.pidfd)).toBe(false);
+  });
+
+  it('does not watch a process without an environment (nothing pins its mm), but still identifies it', async () => {
+    const { pid, pidfd } = await start(['sleep', '30'], SLEEP, {});
+    const { who, watch } = identifyAndWatch(pid, pidfd);
+    expect('refused' in who).toBe(false);
+    expect(watch).toBeUndefined();
+  });
+});
