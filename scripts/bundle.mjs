@@ -5,11 +5,32 @@
 import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
-// npm packages stay in node_modules (several are CommonJS), except zod: loaded as a package it pulls in
-// ~8 MB of heap (every locale and module), bundled and tree-shaken it costs ~3 MB, which is what keeps
-// the daemon's idle RSS near node's own.
+// Bundled: zod (as a package it pulls in ~8 MB of heap, every locale and module; bundled and
+// tree-shaken ~3 MB, which keeps the daemon's idle RSS near node's own) and the D-Bus client (~30 CommonJS
+// files resolved and read one by one: ~25 ms of every `secret get` on the Secret Service). Other
+// packages stay in node_modules.
+const BUNDLED = new Set(['zod', '@homebridge/dbus-native']);
 const { dependencies } = JSON.parse(readFileSync('package.json', 'utf8'));
-const external = Object.keys(dependencies).filter((name) => name !== 'zod');
+const external = [
+  ...Object.keys(dependencies).filter((name) => !BUNDLED.has(name)),
+  // Optional transports dbus-native requires only when asked (abstract sockets, X11 session lookup).
+  'abstract-socket',
+  'x11',
+];
+
+// We only ever send method calls (store/secret-service/bus.ts) and never export objects or run a bus,
+// so dbus-native's XML introspection (xml2js, ~14 ms to load) and its server side are left out.
+const NOT_USED = /[\\/]@homebridge[\\/]dbus-native[\\/]lib[\\/](introspect|server|server-handshake)\.js$/;
+const leaveOutDbusExtras = {
+  name: 'leave-out-dbus-extras',
+  setup(b) {
+    b.onLoad({ filter: NOT_USED }, (args) => ({
+      contents: `const fail = () => { throw new Error('not bundled: ${args.path.split(/[\\/]/).pop()} of dbus-native'); };
+module.exports = new Proxy({}, { get: () => fail });`,
+      loader: 'js',
+    }));
+  },
+};
 
 const common = {
   bundle: true,
@@ -18,6 +39,12 @@ const common = {
   target: 'node20',
   allowOverwrite: true,
   logLevel: 'warning',
+  external,
+  plugins: [leaveOutDbusExtras],
+  // CommonJS code bundled into ES modules still calls require() for node's built-ins.
+  banner: {
+    js: "import { createRequire as __ecRequire } from 'node:module'; const require = __ecRequire(import.meta.url);",
+  },
 };
 await build({
   ...common,
@@ -25,11 +52,9 @@ await build({
   outdir: 'dist/cli',
   splitting: true,
   chunkNames: 'chunk-[hash]',
-  external,
 });
 await build({
   ...common,
   entryPoints: ['dist/shim/security-main.js', 'dist/shim/secret-tool-main.js'],
   outdir: 'dist/shim',
-  external,
 });
