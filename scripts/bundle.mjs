@@ -32,6 +32,19 @@ module.exports = new Proxy({}, { get: () => fail });`,
   },
 };
 
+// zod re-exports every locale as a namespace (z.locales), which keeps 60-odd translations in the bundle;
+// messages here are English only (zod's default), so the namespace is cut down to `en`.
+const ZOD_LOCALES = /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/;
+const englishOnlyZod = {
+  name: 'english-only-zod',
+  setup(b) {
+    b.onLoad({ filter: ZOD_LOCALES }, () => ({
+      contents: "export { default as en } from './en.js';",
+      loader: 'js',
+    }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -40,7 +53,7 @@ const common = {
   allowOverwrite: true,
   logLevel: 'warning',
   external,
-  plugins: [leaveOutDbusExtras],
+  plugins: [leaveOutDbusExtras, englishOnlyZod],
   // CommonJS code bundled into ES modules still calls require() for node's built-ins.
   banner: {
     js: "import { createRequire as __ecRequire } from 'node:module'; const require = __ecRequire(import.meta.url);",

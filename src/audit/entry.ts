@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { OPS } from '../daemon/protocol.js';
 
 /** What the daemon did with a request. */

@@ -3,7 +3,7 @@ import { appendFileSync, chmodSync, mkdirSync, renameSync, statSync, unlinkSync 
 import { dirname, join } from 'node:path';
 import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
-import { type AuditEntry, type AuditRecord, auditEntrySchema, auditRecordSchema, GENESIS } from './entry.js';
+import { type AuditEntry, type AuditRecord, auditEntrySchema, GENESIS } from './entry.js';
 import { readLastLines, rotatedFile } from './files.js';
 
 /** Where the audit log lives: `<state>/audit.jsonl`. */
@@ -80,7 +80,8 @@ export class AuditLog {
       throw new UsageError(`audit entry refused: ${why}`);
     }
     if (this.stale) this.resume();
-    const record = auditRecordSchema.parse({ ...parsed.data, seq: this.seq, prev: this.prev });
+    // seq and prev are ours, so the validated entry needs no second pass through the record schema.
+    const record: AuditRecord = { ...parsed.data, seq: this.seq, prev: this.prev };
     const line = JSON.stringify(record);
     const bytes = Buffer.from(`${line}\n`, 'utf8');
     try {

@@ -35,12 +35,19 @@ export interface SystemdUnitInput {
   passphraseCredential?: string;
 }
 
+/**
+ * Node flags the service runs the daemon with. A 1 MB young generation: under load V8 otherwise grows it
+ * to 32 MB and keeps it while idle (bench/broker: RSS after load 103 MiB -> 72 MiB, same throughput).
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
+
 /** The systemd user unit `entraclaw.service` that runs `entraclaw agent` under a hardened sandbox. */
 export function systemdUnit(input: SystemdUnitInput): string {
   const { paths, home } = input;
   const path = (p: string) => specifierPath(absolute(p, 'path'), home, escapeQuoted);
   const argv = [
     executable(absolute(input.nodePath, 'node path')),
+    ...DAEMON_NODE_FLAGS,
     quote(absolute(input.cliPath, 'CLI path')),
     'agent',
   ];
@@ -157,7 +164,12 @@ export function launchdLogDir(home: string): string {
 export function launchdPlist(input: LaunchdPlistInput): string {
   const label = input.label ?? LAUNCHD_LABEL;
   const logs = launchdLogDir(absolute(input.home, 'home directory'));
-  const args = [absolute(input.nodePath, 'node path'), absolute(input.cliPath, 'CLI path'), 'agent'];
+  const args = [
+    absolute(input.nodePath, 'node path'),
+    ...DAEMON_NODE_FLAGS,
+    absolute(input.cliPath, 'CLI path'),
+    'agent',
+  ];
   if (input.storeName) args.push('--store', input.storeName);
   if (input.socketPath) args.push('--socket', absolute(input.socketPath, 'socket path'));
   const str = (s: string) => `<string>${xmlEscape(s)}</string>`;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CorruptError, NotFoundError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import type { Paths } from '../lib/paths.js';

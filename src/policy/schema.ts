@@ -1,5 +1,5 @@
 import { TomlDate } from 'smol-toml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseTimestamp } from '../store/item-rules.js';
 
 /** What a request asks to do to an item; `set` becomes create or update (see setOperation). */

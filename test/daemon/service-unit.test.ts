@@ -85,7 +85,7 @@ describe('systemdUnit', () => {
 
   it('runs `node cli agent` with the hardening options, paths under home as %h', () => {
     const lines = unit.split('\n');
-    expect(lines).toContain(`ExecStart="${process.execPath}" "${cliPath}" agent`);
+    expect(lines).toContain(`ExecStart="${process.execPath}" --max-semi-space-size=1 "${cliPath}" agent`);
     for (const l of HARDENING) expect(lines).toContain(l);
     expect(lines).toContain('ReadWritePaths="-%h/.config/entraclaw"');
     expect(lines).toContain('ReadWritePaths="-%h/.local/share/entraclaw"');
@@ -174,7 +174,14 @@ describe('launchdPlist', () => {
       const logs = join(home, 'Library', 'Logs', 'entraclaw');
       expect(JSON.parse(r.stdout)).toEqual({
         Label: 'dev.entraclaw.agent',
-        ProgramArguments: [nodePath, cliPath, 'agent', '--store', 'macos-keychain'],
+        ProgramArguments: [
+          nodePath,
+          '--max-semi-space-size=1',
+          cliPath,
+          'agent',
+          '--store',
+          'macos-keychain',
+        ],
         EnvironmentVariables: { XDG_CONFIG_HOME: join(home, '.config') },
         RunAtLoad: true,
         KeepAlive: { SuccessfulExit: false },
