@@ -4,7 +4,8 @@
       "target_name": "entraclaw_native",
       "sources": ["native/entraclaw.c"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],
-      "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra", "-O2"] }
+      "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra", "-O2"] },
+      "conditions": [["OS=='mac'", { "libraries": ["-lbsm"] }]]
     }
   ]
 }

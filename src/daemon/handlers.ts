@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuditEntry } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
+import { identifyByToken } from '../identity/darwin.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
@@ -83,7 +84,7 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
     };
     try {
       const watched = watchedSender(frame, conn, deps, audit);
-      const subject: Unpinned = watched ?? whoIsAsking(frame, deps, audit);
+      const subject: Unpinned = watched ?? whoIsAsking(frame, deps, audit, lookerFor(conn, deps));
       // A sandboxed caller that could not be pinned is served (see unpinned); every audit line says so.
       const note = subject.unpinned ? `caller not pinned: ${subject.unpinned}` : undefined;
       const audited: typeof finish = note
@@ -99,6 +100,12 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       return finish({ json: { id: request.id, ok: false, error } }, decision, error.message);
     }
   };
+}
+
+// Linux identifies the sender of each message from /proc; macOS from the connection's audit token.
+function lookerFor(conn: Connection, deps: HandlerDeps): typeof identify {
+  if (process.platform !== 'darwin') return identify;
+  return (pid) => identifyByToken(conn.fd, pid, deps.uid);
 }
 
 // Identity comes from the kernel's per-message credentials only; nothing in the request names the caller.
@@ -391,11 +398,12 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
     let again: Identity;
     let watch: Watch | undefined;
     try {
-      again = whoIsAsking(frame, deps, {}, (pid, pidfd) => {
+      const watching: typeof identify = (pid, pidfd) => {
         const r = identifyAndWatch(pid, pidfd);
         watch = r.watch;
         return r.who;
-      });
+      };
+      again = whoIsAsking(frame, deps, {}, process.platform === 'linux' ? watching : lookerFor(conn, deps));
     } catch (err) {
       if (watch) unwatch(watch);
       return deny(`caller changed before confirming: ${(err as Error).message}`);

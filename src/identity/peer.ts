@@ -17,7 +17,7 @@
 //   approving one approves whatever it runs.
 // - identifyParent(): an orphan is adopted by the nearest subreaper, so an approved subreaper is
 //   the parent of any orphaned shim below it.
-// - macOS is refused outright: it needs the audit token (LOCAL_PEERTOKEN), which the addon lacks.
+// - macOS goes through darwin.ts (audit token); identify() itself refuses there.
 import { basename } from 'node:path';
 import { native } from '../lib/native.js';
 import { analyzeCommand } from './interpreter.js';

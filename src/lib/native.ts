@@ -50,6 +50,11 @@ export interface NativeAddon {
    * and whether the mm pinned by envFd (an open /proc/<pid>/environ) still has users.
    */
   procLook(pid: number, pidfd: number, envFd: number): ProcLook;
+  /**
+   * macOS: the peer's audit token (LOCAL_PEERTOKEN) as pid, euid, egid, pidversion and the executable path
+   * from proc_pidpath_audittoken (fails once the pid was reused). Elsewhere throws ENOSYS.
+   */
+  peerToken(fd: number): { pid: number; uid: number; gid: number; pidversion: number; exe: string };
   /** Bytes waiting in a socket's receive queue (FIONREAD). */
   socketInq(fd: number): number;
   /** close(2). */
