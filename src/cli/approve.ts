@@ -33,7 +33,7 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
       'see `entraclaw pending`',
     );
   }
-  const entry = takePending(files.pending, id);
+  const entry = await takePending(files.pending, id);
   const client = {
     name: opts.name ?? defaultName(entry.exe, entry.script),
     exe: entry.exe,

@@ -23,7 +23,7 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
 
 /** `entraclaw deny ID`: drops a pending request. */
 export async function deny(id: string, opts: { json?: boolean }): Promise<void> {
-  if (!removePending(policyFiles().pending, id)) {
+  if (!(await removePending(policyFiles().pending, id))) {
     throw new NotFoundError(`no pending request ${id}`, 'see `entraclaw pending`');
   }
   if (opts.json) printJson({ denied: id });

@@ -183,7 +183,7 @@ async function serve(
   const target = request.op === 'list' ? {} : { service: request.service, account: request.account };
   const d = decide(policy, subject, { op, ...target }, new Date());
   if (d.result === 'unknown' && !deps.boundary) {
-    const entry = recordPending(
+    const entry = await recordPending(
       deps.pendingPath,
       subject,
       subject.argv,

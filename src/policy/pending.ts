@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import * as z from 'zod';
 import { CorruptError, NotFoundError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { withFileLock } from '../lib/file-lock.js';
 import type { Paths } from '../lib/paths.js';
 import type { AccessRequest, ClientIdentity } from './match.js';
 import { OPERATIONS } from './schema.js';
@@ -57,7 +58,18 @@ export function pendingPath(paths: Paths): string {
  * and script pin), created on first sight and refreshed after. argv is kept (truncated) so the user can
  * tell programs apart when approving.
  */
-export function recordPending(
+export async function recordPending(
+  path: string,
+  identity: ClientIdentity,
+  argv: readonly string[],
+  uid: number,
+  request: AccessRequest,
+  now: Date,
+): Promise<PendingEntry> {
+  return locked(path, () => record(path, identity, argv, uid, request, now));
+}
+
+function record(
   path: string,
   identity: ClientIdentity,
   argv: readonly string[],
@@ -117,7 +129,11 @@ export function listPending(path: string, now = new Date()): PendingEntry[] {
 }
 
 /** Removes and returns the entry `id` (for approval); throws NotFoundError when it is not pending. */
-export function takePending(path: string, id: string, now = new Date()): PendingEntry {
+export async function takePending(path: string, id: string, now = new Date()): Promise<PendingEntry> {
+  return locked(path, () => take(path, id, now));
+}
+
+function take(path: string, id: string, now: Date): PendingEntry {
   const entries = load(path, now);
   const entry = entries.find((e) => e.id === id);
   if (!entry)
@@ -130,12 +146,23 @@ export function takePending(path: string, id: string, now = new Date()): Pending
 }
 
 /** Removes the entry `id` (a refusal); returns false when it was not pending. */
-export function removePending(path: string, id: string, now = new Date()): boolean {
+export async function removePending(path: string, id: string, now = new Date()): Promise<boolean> {
+  return locked(path, () => remove(path, id, now));
+}
+
+function remove(path: string, id: string, now: Date): boolean {
   const entries = load(path, now);
   const kept = entries.filter((e) => e.id !== id);
   if (kept.length === entries.length) return false;
   save(path, kept);
   return true;
+}
+
+// The daemon records and the CLI approves or denies at the same time; each read-modify-write holds this
+// lock so neither loses the other's change. Readers need none: the file is replaced atomically.
+function locked<T>(path: string, fn: () => T): Promise<T> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  return withFileLock(`${path}.lock`, async () => fn());
 }
 
 function load(path: string, now: Date): PendingEntry[] {

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EntraclawError } from '../../src/errors.js';
 import {
@@ -33,8 +35,15 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('recordPending', () => {
-  it('creates an entry with a p-xxxxxxxx id in a 0600 file', () => {
-    const e = recordPending(path, bot, ['node', '/home/me/bot.js', '--go'], 1000, read('github.com'), T0);
+  it('creates an entry with a p-xxxxxxxx id in a 0600 file', async () => {
+    const e = await recordPending(
+      path,
+      bot,
+      ['node', '/home/me/bot.js', '--go'],
+      1000,
+      read('github.com'),
+      T0,
+    );
     expect(e).toEqual({
       id: expect.stringMatching(/^p-[0-9a-f]{8}$/),
       exe: '/usr/bin/node',
@@ -49,13 +58,47 @@ describe('recordPending', () => {
     });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(listPending(path, T0)).toEqual([e]);
-    expect(readdirSync(join(dir, 'state'))).toEqual(['pending.json']);
+    // No temp file left behind; the lock file stays, private like the queue.
+    expect(readdirSync(join(dir, 'state')).sort()).toEqual(['pending.json', 'pending.json.lock']);
+    expect(statSync(`${path}.lock`).mode & 0o777).toBe(0o600);
   });
 
-  it('keeps one entry per program, deduping its requests and refreshing lastSeen', () => {
-    const first = recordPending(path, bot, ['node', 'bot.js'], 1000, read('github.com'), T0);
-    recordPending(path, bot, ['node', 'bot.js'], 1000, read('npm'), at(MIN));
-    const again = recordPending(path, bot, ['node', 'bot.js', 'x'], 1000, read('github.com'), at(2 * MIN));
+  it('loses no entry when several processes record at once (daemon and CLI share the file)', async () => {
+    // Real processes on the built module: each records 15 programs of its own as fast as it can.
+    const mod = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'policy', 'pending.js')).href;
+    const code = `const { recordPending } = await import(${JSON.stringify(mod)});
+for (let i = 0; i < 15; i++)
+  await recordPending(process.argv[1], { exe: '/bin/p' + process.argv[2] + '-' + i, sha256: 'a'.repeat(64) }, [], 1000, { op: 'read', service: 's', account: 'a' }, new Date());`;
+    await Promise.all(
+      Array.from(
+        { length: 6 },
+        (_, n) =>
+          new Promise<void>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--input-type=module', '-e', code, path, String(n)], {
+              stdio: ['ignore', 'ignore', 'pipe'],
+            });
+            let err = '';
+            child.stderr.on('data', (d) => {
+              err += d;
+            });
+            child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`writer ${n} failed: ${err}`))));
+          }),
+      ),
+    );
+    expect(listPending(path)).toHaveLength(90);
+  }, 30_000);
+
+  it('keeps one entry per program, deduping its requests and refreshing lastSeen', async () => {
+    const first = await recordPending(path, bot, ['node', 'bot.js'], 1000, read('github.com'), T0);
+    await recordPending(path, bot, ['node', 'bot.js'], 1000, read('npm'), at(MIN));
+    const again = await recordPending(
+      path,
+      bot,
+      ['node', 'bot.js', 'x'],
+      1000,
+      read('github.com'),
+      at(2 * MIN),
+    );
     expect(again.id).toBe(first.id);
     expect(again.firstSeen).toBe(T0.toISOString());
     expect(again.lastSeen).toBe(at(2 * MIN).toISOString());
@@ -65,51 +108,53 @@ describe('recordPending', () => {
     expect(listPending(path, at(2 * MIN))).toHaveLength(1);
   });
 
-  it('keeps a list request without service or account', () => {
-    const e = recordPending(path, node, [], 1000, { op: 'list' }, T0);
+  it('keeps a list request without service or account', async () => {
+    const e = await recordPending(path, node, [], 1000, { op: 'list' }, T0);
     expect(e.requests).toEqual([{ op: 'list' }]);
     expect(listPending(path, T0)[0]!.requests).toEqual([{ op: 'list' }]);
   });
 
-  it('tells apart programs by exe, hash and script pin', () => {
-    recordPending(path, node, [], 1000, read('s'), T0);
-    recordPending(path, bot, [], 1000, read('s'), T0);
-    recordPending(path, { ...bot, scriptSha256: A }, [], 1000, read('s'), T0);
-    recordPending(path, { ...node, sha256: B }, [], 1000, read('s'), T0);
-    recordPending(path, { ...node, exe: '/usr/local/bin/node' }, [], 1000, read('s'), T0);
+  it('tells apart programs by exe, hash and script pin', async () => {
+    await recordPending(path, node, [], 1000, read('s'), T0);
+    await recordPending(path, bot, [], 1000, read('s'), T0);
+    await recordPending(path, { ...bot, scriptSha256: A }, [], 1000, read('s'), T0);
+    await recordPending(path, { ...node, sha256: B }, [], 1000, read('s'), T0);
+    await recordPending(path, { ...node, exe: '/usr/local/bin/node' }, [], 1000, read('s'), T0);
     const ids = listPending(path, T0).map((e) => e.id);
     expect(new Set(ids).size).toBe(5);
   });
 
-  it('does not rewrite the file for a repeat within a minute', () => {
-    recordPending(path, node, [], 1000, read('s'), T0);
+  it('does not rewrite the file for a repeat within a minute', async () => {
+    await recordPending(path, node, [], 1000, read('s'), T0);
     const before = readFileSync(path, 'utf8');
-    const e = recordPending(path, node, ['changed'], 1000, read('s'), at(MIN - 1));
+    const e = await recordPending(path, node, ['changed'], 1000, read('s'), at(MIN - 1));
     expect(readFileSync(path, 'utf8')).toBe(before);
     expect(e.lastSeen).toBe(T0.toISOString());
-    expect(recordPending(path, node, [], 1000, read('s'), at(MIN)).lastSeen).toBe(at(MIN).toISOString());
+    expect((await recordPending(path, node, [], 1000, read('s'), at(MIN))).lastSeen).toBe(
+      at(MIN).toISOString(),
+    );
   });
 
-  it('truncates argv to 16 args of 256 characters', () => {
+  it('truncates argv to 16 args of 256 characters', async () => {
     const argv = Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(300, 'x'));
-    const e = recordPending(path, node, argv, 1000, read('s'), T0);
+    const e = await recordPending(path, node, argv, 1000, read('s'), T0);
     expect(e.argv).toHaveLength(16);
     expect(e.argv.every((a) => a.length === 256)).toBe(true);
     expect(e.argv[15]!.startsWith('15')).toBe(true);
   });
 
-  it('keeps the 32 most recent distinct requests', () => {
+  it('keeps the 32 most recent distinct requests', async () => {
     for (let i = 0; i < MAX_PENDING_REQUESTS + 5; i++)
-      recordPending(path, node, [], 1000, read(`svc-${i}`), at(i * MIN));
+      await recordPending(path, node, [], 1000, read(`svc-${i}`), at(i * MIN));
     const [e] = listPending(path, at(40 * MIN));
     expect(e!.requests).toHaveLength(MAX_PENDING_REQUESTS);
     expect(e!.requests[0]!.service).toBe('svc-5');
     expect(e!.requests.at(-1)!.service).toBe(`svc-${MAX_PENDING_REQUESTS + 4}`);
   });
 
-  it('keeps at most 256 entries, dropping the least recently seen', () => {
+  it('keeps at most 256 entries, dropping the least recently seen', async () => {
     for (let i = 0; i < MAX_PENDING + 3; i++) {
-      recordPending(path, { exe: `/bin/p${i}`, sha256: A }, [], 1000, read('s'), at(i * 1000));
+      await recordPending(path, { exe: `/bin/p${i}`, sha256: A }, [], 1000, read('s'), at(i * 1000));
     }
     const entries = listPending(path, at(HOUR));
     expect(entries).toHaveLength(MAX_PENDING);
@@ -119,22 +164,22 @@ describe('recordPending', () => {
 });
 
 describe('expiry', () => {
-  it('drops entries 24 h after they were last seen', () => {
-    const e = recordPending(path, node, [], 1000, read('s'), T0);
+  it('drops entries 24 h after they were last seen', async () => {
+    const e = await recordPending(path, node, [], 1000, read('s'), T0);
     expect(listPending(path, at(24 * HOUR)).map((x) => x.id)).toEqual([e.id]);
     expect(listPending(path, at(24 * HOUR + 1))).toEqual([]);
   });
 
-  it('counts from the last sighting, not the first', () => {
-    recordPending(path, node, [], 1000, read('s'), T0);
-    recordPending(path, node, [], 1000, read('t'), at(20 * HOUR));
+  it('counts from the last sighting, not the first', async () => {
+    await recordPending(path, node, [], 1000, read('s'), T0);
+    await recordPending(path, node, [], 1000, read('t'), at(20 * HOUR));
     expect(listPending(path, at(30 * HOUR))).toHaveLength(1);
     expect(listPending(path, at(44 * HOUR + 1))).toEqual([]);
   });
 
-  it('gives an expired program a fresh entry with a new id', () => {
-    const old = recordPending(path, node, [], 1000, read('s'), T0);
-    const fresh = recordPending(path, node, [], 1000, read('s'), at(25 * HOUR));
+  it('gives an expired program a fresh entry with a new id', async () => {
+    const old = await recordPending(path, node, [], 1000, read('s'), T0);
+    const fresh = await recordPending(path, node, [], 1000, read('s'), at(25 * HOUR));
     expect(fresh.id).not.toBe(old.id);
     expect(fresh.firstSeen).toBe(at(25 * HOUR).toISOString());
     expect(listPending(path, at(25 * HOUR))).toEqual([fresh]);
@@ -142,35 +187,35 @@ describe('expiry', () => {
 });
 
 describe('takePending / removePending', () => {
-  it('takes an entry out and returns it', () => {
-    const a = recordPending(path, node, [], 1000, read('s'), T0);
-    const b = recordPending(path, bot, [], 1000, read('s'), T0);
-    expect(takePending(path, a.id, T0)).toEqual(a);
+  it('takes an entry out and returns it', async () => {
+    const a = await recordPending(path, node, [], 1000, read('s'), T0);
+    const b = await recordPending(path, bot, [], 1000, read('s'), T0);
+    expect(await takePending(path, a.id, T0)).toEqual(a);
     expect(listPending(path, T0)).toEqual([b]);
     let code = '';
     try {
-      takePending(path, a.id, T0);
+      await takePending(path, a.id, T0);
     } catch (err) {
       code = (err as EntraclawError).code;
     }
     expect(code).toBe('not_found');
   });
 
-  it('does not take an expired entry', () => {
-    const a = recordPending(path, node, [], 1000, read('s'), T0);
-    expect(() => takePending(path, a.id, at(25 * HOUR))).toThrow(/no pending request/);
+  it('does not take an expired entry', async () => {
+    const a = await recordPending(path, node, [], 1000, read('s'), T0);
+    await expect(takePending(path, a.id, at(25 * HOUR))).rejects.toThrow(/no pending request/);
   });
 
-  it('removes an entry and says whether there was one', () => {
-    const a = recordPending(path, node, [], 1000, read('s'), T0);
-    expect(removePending(path, a.id, T0)).toBe(true);
-    expect(removePending(path, a.id, T0)).toBe(false);
+  it('removes an entry and says whether there was one', async () => {
+    const a = await recordPending(path, node, [], 1000, read('s'), T0);
+    expect(await removePending(path, a.id, T0)).toBe(true);
+    expect(await removePending(path, a.id, T0)).toBe(false);
     expect(listPending(path, T0)).toEqual([]);
   });
 
-  it('reads a missing file as nothing pending', () => {
+  it('reads a missing file as nothing pending', async () => {
     expect(listPending(path)).toEqual([]);
-    expect(removePending(path, 'p-00000000')).toBe(false);
+    expect(await removePending(path, 'p-00000000')).toBe(false);
   });
 });
 
@@ -179,17 +224,17 @@ describe('a damaged file', () => {
     ['not JSON', '{'],
     ['the wrong shape', '{"v":1,"entries":[{"id":"x"}]}'],
     ['an unknown field', JSON.stringify({ v: 1, entries: [], extra: 1 })],
-  ])('is reported as corrupt when %s, and replaced by the next sighting', (_name, text) => {
-    recordPending(path, node, [], 1000, read('s'), T0);
+  ])('is reported as corrupt when %s, and replaced by the next sighting', async (_name, text) => {
+    await recordPending(path, node, [], 1000, read('s'), T0);
     writeFileSync(path, text);
     expect(() => listPending(path, T0)).toThrow(expect.objectContaining({ code: 'corrupt' }));
-    const e = recordPending(path, node, [], 1000, read('s'), T0);
+    const e = await recordPending(path, node, [], 1000, read('s'), T0);
     expect(listPending(path, T0)).toEqual([e]);
   });
 });
 
 describe('pendingPath', () => {
-  it('lives in the state directory', () => {
+  it('lives in the state directory', async () => {
     expect(pendingPath({ config: '/c', data: '/d', state: '/s', runtime: '/r' })).toBe('/s/pending.json');
   });
 });
