@@ -20,3 +20,6 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
 export function exitCodeFor(code: ErrorCode): number {
   return EXIT_CODES[code];
 }
+
+/** Exit status when the reader of stdout went away (`| head`): what a tool killed by SIGPIPE reports. */
+export const EXIT_STDOUT_CLOSED = 141;

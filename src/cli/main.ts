@@ -1,6 +1,14 @@
 #!/usr/bin/env node
+import { EXIT_STDOUT_CLOSED } from './exit-codes.js';
 import { fastSecretGet } from './fast-get.js';
 import { reportError } from './output.js';
+
+// A reader that stops early (`entraclaw secret ls | head -1`) closes the pipe: end quietly with the
+// status a tool killed by SIGPIPE has, instead of a stack trace about EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(EXIT_STDOUT_CLOSED);
+});
 
 // `entraclaw secret get SERVICE ACCOUNT` is what tools run on every request, so its plain forms skip
 // commander (a third of what this command adds to node's start-up); other command lines go to program.ts.

@@ -60,7 +60,9 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
       manager: 'systemd',
       file: { path: unitFile, mode: '0644' },
     });
-    expect(plan.file.contents).toContain(`ExecStart="${process.execPath}" --max-semi-space-size=1 "${CLI}" agent\n`);
+    expect(plan.file.contents).toContain(
+      `ExecStart="${process.execPath}" --max-semi-space-size=1 "${CLI}" agent\n`,
+    );
     expect(plan.file.contents).toContain('ProtectSystem=strict');
     expect(plan.commands.map((c: { argv: string[] }) => c.argv.join(' '))).toEqual([
       'systemctl --user daemon-reload',
