@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { loadAgentConfig } from '../config/agent-config.js';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
+import { UsageError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
@@ -26,7 +27,21 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   for (const s of sel.skipped) log('warn', `${s.name} not used`, { reason: s.reason, using: sel.store.name });
   const socket = socketPath(ctx.paths, opts.socket ?? config.agent.socket);
   const { startAgent } = await import('../daemon/server.js');
-  const daemon = await startAgent({ socket, paths: ctx.paths, store: sel.store, log, version: '0.1.0' });
+  const askpass = process.env.ENTRACLAW_ASKPASS || config.agent.askpass;
+  if (askpass && !askpass.startsWith('/')) {
+    throw new UsageError(
+      `ENTRACLAW_ASKPASS must be an absolute path, not ${askpass}`,
+      'e.g. /usr/bin/ssh-askpass',
+    );
+  }
+  const daemon = await startAgent({
+    socket,
+    paths: ctx.paths,
+    store: sel.store,
+    log,
+    version: '0.1.0',
+    ...(askpass ? { askpass } : {}),
+  });
 
   let stopping = false;
   const stop = async (code: number) => {

@@ -9,6 +9,7 @@ export interface GrantOptions {
   grant?: string[];
   ops?: string;
   ttl?: string;
+  confirm?: boolean;
   name?: string;
   json?: boolean;
 }
@@ -16,7 +17,7 @@ export interface GrantOptions {
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
 export async function approve(target: string, opts: GrantOptions): Promise<void> {
   const files = policyFiles();
-  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl);
+  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl, opts.confirm);
   let id = target;
   if (target.startsWith('sha256:')) {
     const sha = target.slice(7).toLowerCase();

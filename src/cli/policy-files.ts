@@ -39,11 +39,12 @@ export function pinFile(path: string, what: string): { path: string; sha256: str
   return { path: real, sha256: hashExecutable(real) };
 }
 
-/** Parses every --grant spec with the shared --ops and --ttl. */
+/** Parses every --grant spec with the shared --ops, --ttl and --confirm. */
 export function grantsFrom(
   specs: string[] | undefined,
   ops: string | undefined,
   ttl: string | undefined,
+  confirm?: boolean,
 ): Grant[] {
   if (!specs || specs.length === 0) {
     throw new UsageError(
@@ -51,7 +52,14 @@ export function grantsFrom(
       'e.g. --grant github.com/me --ops read',
     );
   }
-  return specs.map((s) => parseGrantSpec(s, { ops: ops ?? 'read', ...(ttl ? { ttl } : {}), source: 'cli' }));
+  return specs.map((s) =>
+    parseGrantSpec(s, {
+      ops: ops ?? 'read',
+      ...(ttl ? { ttl } : {}),
+      source: 'cli',
+      ...(confirm ? { confirm } : {}),
+    }),
+  );
 }
 
 /** A default client name from a program and its script. */

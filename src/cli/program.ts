@@ -82,6 +82,7 @@ function grantOptions(cmd: Command): Command {
     .option('--grant <spec>', 'SERVICE[/ACCOUNT] or PREFIX* (repeatable)', collect)
     .option('--ops <ops>', 'comma-separated: read,list,create,update,delete,write (default read)')
     .option('--ttl <ttl>', 'grant lifetime, e.g. 8h, 7d (default: no expiry)')
+    .option('--confirm', "ask the user to confirm every use (the agent's askpass program)")
     .option('--json', 'print as JSON');
 }
 

@@ -6,7 +6,7 @@ import { STORE_NAMES, type StoreName } from '../store/types.js';
 /** The parsed `agent.toml`. */
 export interface AgentConfig {
   credentials: { store: 'auto' | StoreName; timeout_ms: number };
-  agent: { socket?: string };
+  agent: { socket?: string; askpass?: string };
 }
 
 const DEFAULTS: AgentConfig = { credentials: { store: 'auto', timeout_ms: 3000 }, agent: {} };
@@ -25,6 +25,7 @@ async function schema() {
     agent: z
       .strictObject({
         socket: z.string().min(1).optional(),
+        askpass: z.string().startsWith('/', 'must be an absolute path').optional(),
       })
       .default({}),
   });

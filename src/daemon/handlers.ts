@@ -11,6 +11,7 @@ import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
 import { isExpired } from '../store/item-rules.js';
 import type { Store } from '../store/types.js';
+import type { Confirmer } from './confirm.js';
 import type { Connection, FrameHandler, SenderFrame } from './connection.js';
 import type { Logger } from './log.js';
 import type { PolicyCache } from './policy-cache.js';
@@ -36,6 +37,8 @@ export interface HandlerDeps {
   version: string;
   /** Sandbox mode: grants for whoever calls (see AgentOptions.boundary); no approval queue. */
   boundary?: Grant[];
+  /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
+  confirmUse?: Confirmer;
 }
 
 type Reply = { json: object; attachment?: Buffer };
@@ -220,6 +223,9 @@ async function serve(
   }
   audit.reason = `client ${d.client.name}`;
   if (unconfirmed) return challenge(unconfirmed.conn, request, subject, unconfirmed.senderPid, audit, finish);
+  const granted = d.grant.confirm
+    ? await askUser(deps, subject, d.client.name, op, target)
+    : `client ${d.client.name}`;
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
@@ -238,11 +244,7 @@ async function serve(
         );
       }
       const { value, ...meta } = item;
-      return finish(
-        { json: { id, ok: true, item: meta }, attachment: value },
-        'granted',
-        `client ${d.client.name}`,
-      );
+      return finish({ json: { id, ok: true, item: meta }, attachment: value }, 'granted', granted);
     }
     case 'set': {
       const meta = await deps.store.set({
@@ -258,7 +260,7 @@ async function serve(
       return finish(
         { json: { id, ok: true, item: meta, created: existing === undefined } },
         'granted',
-        `client ${d.client.name}`,
+        granted,
       );
     }
     case 'delete': {
@@ -269,7 +271,7 @@ async function serve(
           'granted',
           'not found',
         );
-      return finish({ json: { id, ok: true } }, 'granted', `client ${d.client.name}`);
+      return finish({ json: { id, ok: true } }, 'granted', granted);
     }
     case 'list': {
       const items = filterVisible(
@@ -277,9 +279,32 @@ async function serve(
         await deps.store.list(request.service ? { service: request.service } : undefined),
         new Date(),
       );
-      return finish({ json: { id, ok: true, items } }, 'granted', `client ${d.client.name}`);
+      return finish({ json: { id, ok: true, items } }, 'granted', granted);
     }
   }
+}
+
+// A grant with confirm = true: the user answers through the askpass program before anything is done.
+async function askUser(
+  deps: HandlerDeps,
+  subject: Identity,
+  client: string,
+  op: string,
+  target: { service?: string; account?: string },
+): Promise<string> {
+  if (!deps.confirmUse) {
+    throw new DeniedError(
+      `the grant of client "${client}" needs confirmation on every use, and no askpass program is configured`,
+      'set [agent] askpass = "/usr/bin/ssh-askpass" in agent.toml (or ENTRACLAW_ASKPASS) and restart the agent',
+    );
+  }
+  const what = op === 'list' ? 'list items' : `${op} ${target.service}/${target.account}`;
+  const program = `${subject.exe}${subject.script ? ` ${subject.script}` : ''}`;
+  const answer = await deps.confirmUse(
+    `Entraclaw: allow "${client}" (${program}, pid ${subject.pid}) to ${what}?`,
+  );
+  if (!answer.yes) throw new DeniedError(`not confirmed: ${answer.why}`);
+  return `client ${client}, confirmed by the user`;
 }
 
 /** A sandboxed caller that could not be pinned (see unpinned); `unpinned` says why. */

@@ -17,6 +17,7 @@ import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
 import type { Grant } from '../policy/schema.js';
 import type { Store } from '../store/types.js';
+import { askpassConfirmer } from './confirm.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import { createHandler } from './handlers.js';
 import type { Logger } from './log.js';
@@ -48,6 +49,8 @@ export interface AgentOptions {
    * as in nono), nothing is queued for approval, and the audit goes to `auditFile`.
    */
   boundary?: { grants: Grant[]; auditFile: string };
+  /** Absolute path of the program that asks the user about grants with confirm = true (confirm.ts). */
+  askpass?: string;
 }
 
 /** A running daemon. */
@@ -117,6 +120,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     shims: shimScripts(),
     version: opts.version,
     ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
+    ...(opts.askpass ? { confirmUse: askpassConfirmer(opts.askpass, opts.log) } : {}),
   });
   const live = new Set<Connection>();
   const onClose = (c: Connection, reason: string) => {

@@ -99,6 +99,8 @@ export interface GrantSpecOptions {
   ttl?: string;
   now?: Date;
   source?: GrantSource;
+  /** Every use needs the user's confirmation (askpass). */
+  confirm?: boolean;
 }
 
 const TTL_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
@@ -112,7 +114,12 @@ const TTL_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400
 export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
   const operations = parseOps(opts.ops);
   const expiresAt = opts.ttl === undefined ? undefined : expiryOf(opts.ttl, opts.now ?? new Date());
-  const base = { operations, ...(expiresAt ? { expiresAt } : {}), source: opts.source ?? 'cli' };
+  const base = {
+    operations,
+    ...(expiresAt ? { expiresAt } : {}),
+    source: opts.source ?? 'cli',
+    ...(opts.confirm ? { confirm: true } : {}),
+  };
   if (spec === ANY) return { services: [ANY], servicePrefixes: [], accounts: [ANY], ...base };
   if (spec.endsWith('*')) {
     // A prefix is taken as written, slashes included: `aws/*` is the prefix `aws/`.
@@ -189,7 +196,8 @@ const HEADER = `# Entraclaw policy: which programs may use which secrets.
 #
 # [[client]]           name, exe, sha256 (64 hex), optional script + script_sha256 (interpreters), added
 #   [[client.grant]]   services (exact, or "*"), service_prefixes, accounts (exact, or "*"),
-#                      operations (read, list, write, create, update, delete), expires_at, source
+#                      operations (read, list, write, create, update, delete), expires_at, source,
+#                      confirm (ask the user on every use)
 `;
 
 /** Serialises a policy as TOML, with the header that explains the format. */
@@ -208,6 +216,7 @@ export function formatPolicy(policy: Policy): string {
       out.push(`  accounts = ${list(g.accounts)}`, `  operations = ${list(g.operations)}`);
       if (g.expiresAt !== undefined) out.push(`  expires_at = ${str(g.expiresAt)}`);
       if (g.source !== undefined) out.push(`  source = ${str(g.source)}`);
+      if (g.confirm) out.push('  confirm = true');
     }
     out.push('');
   }

@@ -28,6 +28,8 @@ export interface Grant {
   operations: GrantOperation[];
   expiresAt?: string;
   source?: GrantSource;
+  /** Each use must be confirmed by the user through the agent's askpass program (ssh-agent -c style). */
+  confirm?: boolean;
 }
 
 /** An approved program: an executable by hash, optionally pinned to one script when it is an interpreter. */
@@ -102,6 +104,7 @@ const grantSchema = z
       .min(1, 'must name at least one operation'),
     expires_at: time.optional(),
     source: z.enum(GRANT_SOURCES, { message: `must be one of ${GRANT_SOURCES.join(', ')}` }).optional(),
+    confirm: z.boolean({ message: 'must be true or false' }).optional(),
   })
   .superRefine((g, ctx) => {
     if (!g.services?.length && !g.service_prefixes?.length) {
@@ -190,6 +193,7 @@ export function fromFile(file: PolicyFile): Policy {
         operations: g.operations,
         ...(g.expires_at !== undefined ? { expiresAt: g.expires_at } : {}),
         ...(g.source !== undefined ? { source: g.source } : {}),
+        ...(g.confirm ? { confirm: true } : {}),
       })),
     })),
   };

@@ -248,6 +248,13 @@ describe('formatPolicy / savePolicy', () => {
               operations: ['write', 'delete'],
             },
             { services: [], servicePrefixes: ['p/'], accounts: ['*'], operations: ['list'], source: 'cli' },
+            {
+              services: ['signing'],
+              servicePrefixes: [],
+              accounts: ['release'],
+              operations: ['read'],
+              confirm: true,
+            },
           ],
         },
       ],

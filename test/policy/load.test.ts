@@ -257,6 +257,12 @@ describe('parsePolicy', () => {
         6,
         /services: /,
       ],
+      [
+        'confirm as a string',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm = "yes"\n'),
+        9,
+        /confirm: must be true or false/,
+      ],
     ])('%s', (_name, source, line, message) => {
       const e = usageError(() => parsePolicy(source));
       expect(e.message).toContain(`policy.toml:${line}: `);

@@ -253,6 +253,7 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = 15
 export async function startBroker(
   prefix: string,
   seed: Array<[string, string, string]> = [],
+  daemonEnv: NodeJS.ProcessEnv = {},
 ): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const pass = join(dir, 'passphrase');
@@ -277,7 +278,7 @@ export async function startBroker(
     process.execPath,
     [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket, '-v'],
     {
-      env,
+      env: { ...env, ...daemonEnv },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );

@@ -1,0 +1,69 @@
+// Confirm-on-use, as ssh-agent -c does it: a grant with `confirm = true` is served only after the user
+// says yes in a program of their choosing (an askpass: ssh-askpass, a zenity/kdialog wrapper, a script
+// that asks on a terminal). The program gets the question as its only argument and
+// SSH_ASKPASS_PROMPT=confirm; exit status 0 is yes, anything else (or no answer in time) is no. The
+// question names the program and the item, never a value.
+import { spawn } from 'node:child_process';
+import type { Logger } from './log.js';
+
+/** How long the user has to answer before the request is denied. */
+export const CONFIRM_TIMEOUT_MS = 60_000;
+/** Questions that may wait for the user at once; more are denied rather than queued without bound. */
+export const MAX_WAITING_CONFIRMATIONS = 16;
+
+/** The user's answer: yes, or no with why. */
+export type Answer = { yes: true } | { yes: false; why: string };
+
+/** Asks the user one question; resolves when they answer, the program fails or the time runs out. */
+export type Confirmer = (question: string) => Promise<Answer>;
+
+/** A Confirmer that runs `askpass`, one question at a time (two dialogs at once would be ambiguous). */
+export function askpassConfirmer(askpass: string, log: Logger, timeoutMs = CONFIRM_TIMEOUT_MS): Confirmer {
+  let tail: Promise<unknown> = Promise.resolve();
+  let waiting = 0;
+  return (question) => {
+    if (waiting >= MAX_WAITING_CONFIRMATIONS) {
+      return Promise.resolve({
+        yes: false,
+        why: `${waiting} confirmations are already waiting for the user`,
+      });
+    }
+    waiting++;
+    const asked = tail.then(() => ask(askpass, question, timeoutMs, log));
+    tail = asked.catch(() => undefined);
+    return asked.finally(() => {
+      waiting--;
+    });
+  };
+}
+
+function ask(askpass: string, question: string, timeoutMs: number, log: Logger): Promise<Answer> {
+  return new Promise((resolve) => {
+    let done = false;
+    const answer = (a: Answer) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(a);
+    };
+    const child = spawn(askpass, [question], {
+      stdio: 'ignore',
+      env: { ...process.env, SSH_ASKPASS_PROMPT: 'confirm' },
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      answer({ yes: false, why: `no answer within ${Math.round(timeoutMs / 1000)} s` });
+    }, timeoutMs);
+    child.on('error', (err) => {
+      log('error', 'cannot run the askpass program', { askpass, error: err.message });
+      answer({ yes: false, why: `the askpass program ${askpass} could not run (${err.message})` });
+    });
+    child.on('exit', (code, signal) =>
+      answer(
+        code === 0
+          ? { yes: true }
+          : { yes: false, why: `the user declined (askpass ${signal ?? `exit ${code}`})` },
+      ),
+    );
+  });
+}
