@@ -151,13 +151,30 @@ export function runOnce(cmd) {
  * Wall time of whole commands, interleaved: round i runs every command once, so background noise and
  * CPU frequency drift fall on all of them alike. Each command may set its own `n` (fewer rounds).
  */
-export function timeCommands(cmds, { n, warmup = 3 }) {
+export function timeCommands(cmds, { n, warmup = 3, settleMs = 30 }) {
   for (const c of cmds) for (let i = 0; i < warmup; i++) runOnce(c);
   const samples = new Map(cmds.map((c) => [c, []]));
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; i < n; i++) {
-    for (const c of cmds) if (i < (c.n ?? n)) samples.get(c).push(runOnce(c));
+    // A fresh order each round and a pause before each run: work a command leaves behind (gnome-keyring
+    // writing its file, a freed 128 MiB scrypt buffer) must not be billed to whichever command runs next.
+    for (const c of shuffled(cmds)) {
+      if (i >= (c.n ?? n)) continue;
+      Atomics.wait(pause, 0, 0, settleMs);
+      samples.get(c).push(runOnce(c));
+    }
   }
   return new Map(cmds.map((c) => [c, summarize(samples.get(c))]));
+}
+
+/** A copy of `items` in random order (Fisher-Yates). */
+function shuffled(items) {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 /** A duration for a table cell: µs below 1 ms, else ms. */
