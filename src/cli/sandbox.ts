@@ -2,21 +2,20 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   realpathSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs';
-import { constants, endianness, tmpdir } from 'node:os';
+import { constants, endianness } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { buildBwrapArgs, dbusAddressSockets, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
+import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
 import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
 import { installShims } from '../shim/install.js';
 import type { StoreOptions } from './context.js';
@@ -95,7 +94,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   }
 
   const sel = await openStore(opts);
-  const scratch = mkdtempSync(join(tmpdir(), 'entraclaw-sandbox-'));
+  sweepStaleScratch();
+  const scratchDir = createScratch();
+  const scratch = scratchDir.dir;
   let broker: { close(): Promise<void> } | undefined;
   let seccompFd: number | undefined;
   try {
@@ -157,7 +158,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     if (broker) await broker.close();
     else await sel.store.close();
     await Promise.all(sel.readFirst.map((s) => s.close()));
-    rmSync(scratch, { recursive: true, force: true });
+    scratchDir.release();
   }
 }
 
