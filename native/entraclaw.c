@@ -773,6 +773,27 @@ static napi_value js_harden(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// raiseNofile(want): lifts the soft RLIMIT_NOFILE towards `want` (never past the hard limit, never down)
+// and returns the soft limit now in force. Node usually raises it to the hard limit already; this makes
+// the daemon's connection limit follow from the limit it really has (a low hard limit in a container or
+// a service manager's setting), instead of failing with EMFILE under load.
+static napi_value js_raise_nofile(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t want;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "want", &want)) return NULL;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return throw_errno(env, errno, "getrlimit(RLIMIT_NOFILE)");
+  rlim_t target = want > 0 ? (rlim_t)want : 0;
+  if (rl.rlim_max != RLIM_INFINITY && target > rl.rlim_max) target = rl.rlim_max;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < target) {
+    struct rlimit raised = {target, rl.rlim_max};
+    // macOS refuses values above kern.maxfilesperproc with EINVAL: keep what we have then.
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = target;
+    else if (errno != EINVAL) return throw_errno(env, errno, "setrlimit(RLIMIT_NOFILE)");
+  }
+  return make_int(env, rl.rlim_cur == RLIM_INFINITY ? INT32_MAX : (int64_t)rl.rlim_cur);
+}
+
 static napi_value js_is_dumpable(napi_env env, napi_callback_info info) {
   (void)info;
 #ifdef __linux__
@@ -1036,6 +1057,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raiseNofile", NULL, js_raise_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"funlock", NULL, js_funlock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"keyAdd", NULL, js_key_add, NULL, NULL, NULL, napi_enumerable, NULL},

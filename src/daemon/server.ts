@@ -27,6 +27,10 @@ import { preparePrivateDir } from './socket-path.js';
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
 export const MAX_CONNECTIONS = 2048;
+/** fds one connection may hold: the socket, the reader's dup, a watch's environ fd, a pidfd in flight. */
+const FDS_PER_CONNECTION = 4;
+/** fds kept for everything else: the store, the audit log, policy reads, hashing, the listener. */
+const FD_HEADROOM = 128;
 /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */
 export const LISTEN_BACKLOG = 4096;
 /** A connection with no complete request for this long is closed. */
@@ -106,7 +110,20 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
     maxQueuedFrames: opts.limits?.maxQueuedFrames ?? MAX_QUEUED_FRAMES,
   };
-  const maxConnections = opts.limits?.maxConnections ?? MAX_CONNECTIONS;
+  const wanted = opts.limits?.maxConnections ?? MAX_CONNECTIONS;
+  // Fit the connection limit to the fds we may have, rather than fail with EMFILE under load.
+  const nofile = native().raiseNofile(wanted * FDS_PER_CONNECTION + FD_HEADROOM);
+  const maxConnections = Math.max(
+    1,
+    Math.min(wanted, Math.floor((nofile - FD_HEADROOM) / FDS_PER_CONNECTION)),
+  );
+  if (maxConnections < wanted) {
+    opts.log('warn', 'open-file limit too low for the connection limit; serving fewer connections', {
+      nofile,
+      maxConnections,
+      hint: 'raise LimitNOFILE (systemd) or `ulimit -Hn`',
+    });
+  }
   const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log);
   policy.current();
   const audit = AuditLog.open(opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl'));

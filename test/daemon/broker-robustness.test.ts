@@ -338,6 +338,36 @@ describe('load', () => {
   }, 90_000);
 });
 
+describe('a low open-file limit', () => {
+  it('the daemon fits its connection limit to it, says so, and keeps serving under a flood', async () => {
+    // Hard limit 256: room for (256 - 128) / 4 = 32 connections.
+    const low = await startBroker('entraclaw-nofile', [[SVC, 'acct', SECRET]], {}, [
+      'prlimit',
+      '--nofile=256:256',
+    ]);
+    try {
+      const script = low.file('many.mjs', MANY_MJS);
+      const probe = low.file('client.mjs', nodeClientSource());
+      for (const s of [script, probe]) {
+        const r = low.cli(['register', NODE, '--script', s, '--grant', `${SVC}/acct`, '--ops', 'read']);
+        expect(r.status, r.stderr).toBe(0);
+      }
+      expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=32/);
+      const r = await low.node(script, [SVC, 'acct', '200'], {
+        env: { ...low.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },
+        timeoutMs: 60_000,
+      });
+      const result = r.result as { served: number; errors: Record<string, number> };
+      expect(result.served, r.stderr).toBeGreaterThan(0);
+      expect(low.stderr()).not.toMatch(/EMFILE/);
+      const after = await low.node(probe, ['get', SVC, 'acct']);
+      expect(after.result, after.stderr).toEqual({ ok: true, value_b64: b64(SECRET) });
+    } finally {
+      await low.stop();
+    }
+  }, 90_000);
+});
+
 describe('process hygiene', () => {
   it('every daemon fd beyond stdio is close-on-exec, live connections included; core size 0', async () => {
     const socks = await Promise.all(

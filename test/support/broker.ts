@@ -254,6 +254,8 @@ export async function startBroker(
   prefix: string,
   seed: Array<[string, string, string]> = [],
   daemonEnv: NodeJS.ProcessEnv = {},
+  /** A command the daemon is started under, e.g. ['prlimit', '--nofile=200:200']. */
+  wrap: string[] = [],
 ): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const pass = join(dir, 'passphrase');
@@ -274,14 +276,21 @@ export async function startBroker(
   };
   for (const [s, a, v] of seed) seedOne(s, a, v);
 
-  const child = spawn(
+  const [command, ...args] = [
+    ...wrap,
     process.execPath,
-    [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket, '-v'],
-    {
-      env: { ...env, ...daemonEnv },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+    CLI,
+    'agent',
+    '--store',
+    'encrypted-file',
+    '--socket',
+    socket,
+    '-v',
+  ];
+  const child = spawn(command!, args, {
+    env: { ...env, ...daemonEnv },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => {
     stderr += b.toString();
