@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { loadAgentConfig } from '../config/agent-config.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
@@ -26,7 +27,12 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     selected: p.name === selected,
     readFirst: p.name === readFirst,
   }));
-  const daemon = daemonBoundary(selected, socketPath(ctx.paths));
+  const config = await loadAgentConfig(ctx.paths.config);
+  const askpass = ctx.env.ENTRACLAW_ASKPASS || config.agent.askpass;
+  const daemon = {
+    ...daemonBoundary(selected, socketPath(ctx.paths, config.agent.socket)),
+    askpass: askpass ?? null,
+  };
   if (opts.json) return printJson({ requested, selected: selected ?? null, stores: rows, daemon });
   printTable([
     ['STORE', 'AVAILABLE', 'SELECTED', 'PERSISTENCE', 'REASON'],
@@ -45,6 +51,11 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     `\nDaemon: ${daemon.socketPresent ? 'socket present' : 'not running'} at ${daemon.socket}\n`,
   );
   process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
+  process.stdout.write(
+    askpass
+      ? `Confirm on use: grants with confirm = true ask you through ${askpass}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
+      : 'Confirm on use: no askpass program configured, so grants with confirm = true are denied ([agent] askpass in agent.toml)\n',
+  );
 }
 
 /** What actually stands between a program of this user and the secrets, given the selected store. */

@@ -149,6 +149,18 @@ describe('entraclaw secret: bad input', () => {
     expect(j.stores).toHaveLength(5);
     expect(j.stores.filter((s: { selected: boolean }) => s.selected)).toHaveLength(1);
     expect(`${d.stdout}${d.stderr}${JSON.stringify(j)}`).not.toContain(CANARY);
+    expect(d.stdout.toString()).toMatch(/Confirm on use: no askpass program configured/);
+    expect(j.daemon.askpass).toBeNull();
+  });
+
+  it('doctor says which askpass answers confirm-on-use grants, and when it is missing', () => {
+    const missing = join(dir, 'no-such-askpass');
+    const d = runCli(['doctor'], { ...env, ENTRACLAW_ASKPASS: missing });
+    expect(d.stdout.toString()).toContain(`ask you through ${missing} (NOT FOUND`);
+    const j = JSON.parse(
+      runCli(['doctor', '--json'], { ...env, ENTRACLAW_ASKPASS: missing }).stdout.toString(),
+    );
+    expect(j.daemon.askpass).toBe(missing);
   });
 
   it('auto falls back loudly when Secret Service is missing', () => {
