@@ -7,6 +7,14 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
   frameTimeoutMs: number;
   maxQueuedFrames: number;
+  /** Request bytes held by all connections together (half-read and queued frames); shared. */
+  budget: ByteBudget;
+}
+
+/** A cap on request bytes the daemon holds in memory at once, across connections. */
+export interface ByteBudget {
+  used: number;
+  readonly max: number;
 }
 
 /** A pidfd shared by every frame whose bytes came in one recvmsg(); closed when the last user releases it. */
@@ -32,6 +40,8 @@ interface ChunkSender {
 export interface SenderFrame {
   json: unknown;
   attachment: Buffer;
+  /** Wire size of the frame, for the byte budget. */
+  bytes: number;
   /** The sender, or undefined when bytes of this frame came from more than one process. */
   sender?: { pid: number; uid: number; pidfd: number };
   /** Releases the sender's pidfd; called once the frame is handled. */
@@ -59,6 +69,9 @@ export class Connection {
   private frameTimer: NodeJS.Timeout | undefined;
   // Senders of the bytes of the frame currently being assembled; their pidfds are ours to close.
   private partial: ChunkSender[] = [];
+  // Request bytes of this connection counted in the shared budget: half-read, queued and in hand.
+  private held = 0;
+  private inHand = 0;
   /** Whether the hello exchange has happened. */
   greeted = false;
   private readonly closers: (() => void)[] = [];
@@ -112,12 +125,23 @@ export class Connection {
         const senders = this.partial;
         // Later frames in this same chunk came only from this chunk's sender.
         this.partial = [mine()];
-        this.queue.push(this.withSender(f.json, f.attachment, senders));
+        this.queue.push(this.withSender(f.json, f.attachment, f.bytes, senders));
       }
       // Bytes left over belong to the next frame; if none are left, nobody owns the next frame yet.
       if (this.decoder.buffered === 0) this.releasePartial();
       if (this.queue.length > this.limits.maxQueuedFrames) {
         this.close('too many queued requests');
+        return;
+      }
+      // Every connection may buffer a frame of up to MAX_FRAME; together they may not exceed the budget.
+      this.account();
+      if (this.limits.budget.used > this.limits.budget.max) {
+        this.reply({
+          id: null,
+          ok: false,
+          error: { code: 'unavailable', message: 'the daemon is holding too many request bytes; retry' },
+        });
+        this.close('request byte budget exceeded');
         return;
       }
       // A new frame starts when none was in progress or when this chunk completed one and left more bytes.
@@ -131,7 +155,7 @@ export class Connection {
   }
 
   // All bytes of a frame must come from one process; otherwise the frame is ambiguous and refused.
-  private withSender(json: unknown, attachment: Buffer, senders: ChunkSender[]): SenderFrame {
+  private withSender(json: unknown, attachment: Buffer, bytes: number, senders: ChunkSender[]): SenderFrame {
     const first = senders[0]!;
     // pid -1: the kernel attached no credentials to these bytes; the sender is unknown, so fail closed.
     const same = first.pid > 0 && senders.every((s) => s.pid === first.pid && s.uid === first.uid);
@@ -140,6 +164,7 @@ export class Connection {
     return {
       json,
       attachment,
+      bytes,
       sender: keep ? { pid: keep.pid, uid: keep.uid, pidfd: keep.ref.fd } : undefined,
       release: () => keep?.ref.release(),
     };
@@ -170,16 +195,30 @@ export class Connection {
     this.busy = true;
     try {
       for (let frame = this.queue.shift(); frame && !this.closed; frame = this.queue.shift()) {
+        this.inHand = frame.bytes;
         try {
           const r = await this.handle(frame, this);
           this.reply(r.json, r.attachment);
         } finally {
           frame.release();
+          this.inHand = 0;
+          this.account();
         }
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  // Brings this connection's share of the budget up to date (zero once closed).
+  private account(): void {
+    let now = 0;
+    if (!this.closed) {
+      now = this.decoder.buffered + this.inHand;
+      for (const f of this.queue) now += f.bytes;
+    }
+    this.limits.budget.used += now - this.held;
+    this.held = now;
   }
 
   /**
@@ -217,6 +256,7 @@ export class Connection {
     this.reader = undefined;
     this.releasePartial();
     for (const f of this.queue.splice(0)) f.release();
+    this.account();
     this.socket.end();
     this.socket.destroy();
     for (const fn of this.closers.splice(0)) fn();

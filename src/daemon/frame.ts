@@ -21,6 +21,8 @@ const MIN_JSON_BYTES = 2;
 export interface Frame {
   json: Record<string, unknown>;
   attachment: Buffer;
+  /** Bytes the frame took on the wire, length prefix included. */
+  bytes: number;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -69,7 +71,7 @@ export class FrameDecoder {
       throw new BadRequestError(`frame of ${length} bytes is too short`);
     if (this.size < LENGTH_BYTES + length) return undefined;
     const body = this.take(LENGTH_BYTES + length).subarray(LENGTH_BYTES);
-    return decodeBody(body);
+    return { ...decodeBody(body), bytes: LENGTH_BYTES + length };
   }
 
   private peekLength(): number {
@@ -106,7 +108,7 @@ export class FrameDecoder {
   }
 }
 
-function decodeBody(body: Buffer): Frame {
+function decodeBody(body: Buffer): Omit<Frame, 'bytes'> {
   const jsonLength = body.readUInt32BE(0);
   if (jsonLength > body.length - LENGTH_BYTES) {
     throw new BadRequestError(

@@ -39,6 +39,12 @@ export const IDLE_TIMEOUT_MS = 60_000;
 export const FRAME_TIMEOUT_MS = 10_000;
 /** Requests a client may pipeline before it must read replies. */
 export const MAX_QUEUED_FRAMES = 32;
+/**
+ * Request bytes all connections may hold at once (half-read and queued frames). Without it 2048
+ * connections x (one frame being read + 32 queued) of up to 1 MiB each could hold gigabytes; with it a
+ * flood of large frames costs at most this, and the connection that goes over is closed.
+ */
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** What the daemon needs to run; tests pass their own paths and store. */
 export interface AgentOptions {
@@ -109,6 +115,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
     maxQueuedFrames: opts.limits?.maxQueuedFrames ?? MAX_QUEUED_FRAMES,
+    budget: opts.limits?.budget ?? { used: 0, max: MAX_BUFFERED_BYTES },
   };
   const wanted = opts.limits?.maxConnections ?? MAX_CONNECTIONS;
   // Fit the connection limit to the fds we may have, rather than fail with EMFILE under load.

@@ -320,6 +320,47 @@ describe('bad input', () => {
   }, 30_000);
 });
 
+describe('memory under large frames', () => {
+  it('100 connections each holding a ~1 MB half-sent frame: the byte budget (64 MiB) closes the excess', async () => {
+    const rssBefore = b.rssKiB();
+    const PARTIAL = 1_000_000;
+    const socks = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const s = netConnect(b.socket);
+        s.on('error', () => {});
+        await new Promise((r) => s.once('connect', r));
+        const closed = new Promise<boolean>((resolve) => s.once('close', () => resolve(true)));
+        const h = Buffer.alloc(8);
+        h.writeUInt32BE(1_114_000, 0);
+        h.writeUInt32BE(2, 4);
+        const body = Buffer.from('{"v":1,"op":"hello","id":0}');
+        const hello = Buffer.alloc(8);
+        hello.writeUInt32BE(4 + body.length, 0);
+        hello.writeUInt32BE(body.length, 4);
+        s.write(Buffer.concat([hello, body]));
+        s.write(Buffer.concat([h, Buffer.alloc(PARTIAL, 0x41)]));
+        return { s, closed };
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const rssPeak = b.rssKiB();
+    const closed = (
+      await Promise.all(socks.map((x) => Promise.race([x.closed, Promise.resolve(false)])))
+    ).filter(Boolean).length;
+    for (const x of socks) x.s.destroy();
+    Object.assign(numbers, {
+      budgetClosed: closed,
+      budgetRssGrowthMiB: +((rssPeak - rssBefore) / 1024).toFixed(1),
+    });
+    // 100 MB was sent; at most 64 MiB of it may be held (~67 such frames), so about a third is refused
+    // (less whatever still sits in kernel socket buffers). Without the budget none would be, for 10 s.
+    expect(closed).toBeGreaterThanOrEqual(15);
+    expect((rssPeak - rssBefore) / 1024).toBeLessThan(64 + 64);
+    expect(b.stderr()).toMatch(/request byte budget exceeded/);
+    await servedNow();
+  }, 30_000);
+});
+
 describe('load', () => {
   it(`${CLIENTS} concurrent clients are all served`, async () => {
     const before = b.rssKiB();
