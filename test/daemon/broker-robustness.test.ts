@@ -398,7 +398,7 @@ describe('a low open-file limit', () => {
         env: { ...low.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },
         timeoutMs: 60_000,
       });
-      const result = r.result as { served: number; errors: Record<string, number> };
+      const result = r.result as unknown as { served: number; errors: Record<string, number> };
       expect(result.served, r.stderr).toBeGreaterThan(0);
       expect(low.stderr()).not.toMatch(/EMFILE/);
       const after = await low.node(probe, ['get', SVC, 'acct']);
