@@ -103,6 +103,11 @@ export class AuditLog {
     return record;
   }
 
+  /** Where the chain stands: the file, the seq the next line gets, and the hash of the last line written. */
+  head(): { path: string; next: number; prev: string } {
+    return { path: this.path, next: this.seq, prev: this.prev };
+  }
+
   /** Stops the log; later appends throw. */
   close(): void {
     this.closed = true;

@@ -25,12 +25,19 @@ interface Checked {
   seq: number;
 }
 
+/** The running daemon's word on the newest line it wrote: its seq and hash (from AuditLog.head()). */
+export interface WrittenLine {
+  seq: number;
+  hash: string;
+}
+
 /**
  * Checks the hash chain of the log at `path` across its rotated files, oldest first, and reports the
  * first broken line (1-based within its file): an edited line, a line removed or inserted, lines out of
- * order, a damaged or truncated line.
+ * order, a damaged or truncated line. With `written`, also that the line the daemon last wrote is
+ * there and unchanged: the chain alone cannot show its newest lines cut off or the last one edited.
  */
-export function verifyAudit(path: string): AuditVerification {
+export function verifyAudit(path: string, written?: WrittenLine): AuditVerification {
   const files = auditFiles(path);
   const lines = files.flatMap(readLines);
   let anchor: { prev: string; seq: number } | undefined;
@@ -69,6 +76,18 @@ export function verifyAudit(path: string): AuditVerification {
     }
     beforeLast = last;
     last = { file: at.file, line: at.line, hash: lineHash(at.bytes), seq };
+    if (written && seq === written.seq && last.hash !== written.hash) {
+      return fail("this line is not the one the daemon wrote (its hash differs from the running daemon's)");
+    }
+  }
+  if (written && (!last || last.seq < written.seq)) {
+    const ends = last ? `ends at seq ${last.seq}` : 'is empty';
+    return {
+      ok: false,
+      file: last?.file ?? path,
+      line: last?.line ?? 0,
+      reason: `the newest line(s) are missing: the running daemon wrote up to seq ${written.seq}, the log ${ends} (cut off or deleted)`,
+    };
   }
   return { ok: true, lines: lines.length, files, anchor };
 }

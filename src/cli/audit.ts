@@ -1,9 +1,10 @@
+import { realpathSync } from 'node:fs';
 import { auditPath } from '../audit/log.js';
 import { readAuditTail } from '../audit/tail.js';
-import { verifyAudit } from '../audit/verify.js';
+import { verifyAudit, type WrittenLine } from '../audit/verify.js';
 import { CorruptError, UsageError } from '../errors.js';
 import { resolvePaths } from '../lib/paths.js';
-import { printJson, printTable } from './output.js';
+import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
 export async function audit(opts: { tail?: string; json?: boolean }): Promise<void> {
@@ -24,14 +25,51 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   ]);
 }
 
-/** `entraclaw audit verify`: checks the hash chain; exit 5 pointing at the first broken line. */
+/**
+ * `entraclaw audit verify`: checks the hash chain; exit 5 pointing at the first broken line. When the
+ * daemon is running it is asked first where its chain stands, so newest lines cut off are caught too.
+ */
 export async function auditVerify(opts: { json?: boolean }): Promise<void> {
-  const r = verifyAudit(auditPath(resolvePaths()));
-  if (opts.json) printJson(r);
+  const path = auditPath(resolvePaths());
+  const written = await daemonHead(path);
+  const r = verifyAudit(path, written ?? undefined);
+  if (opts.json) printJson({ ...r, daemonChecked: written !== undefined });
   if (!r.ok)
     throw new CorruptError(
       `audit log broken at ${r.file}:${r.line}: ${r.reason}`,
       'lines from there on cannot be trusted; keep a copy for investigation',
     );
-  if (!opts.json) process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)\n`);
+  if (!opts.json) {
+    process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)\n`);
+    if (written === undefined) {
+      note(
+        'the daemon is not running, so a cut-off end of the log could not be checked (start it and run again)',
+      );
+    }
+  }
+}
+
+// The head of the chain as the running daemon keeps it; null when it has written nothing yet, undefined
+// when no daemon answers or it writes another file (a sandbox's private broker, another state dir).
+async function daemonHead(path: string): Promise<WrittenLine | null | undefined> {
+  const { connect } = await import('../client/index.js');
+  let client: Awaited<ReturnType<typeof connect>> | undefined;
+  try {
+    client = await connect({ timeoutMs: 3000 });
+    const head = await client.auditHead();
+    if (realpathOr(head.path) !== realpathOr(path)) return undefined;
+    return head.next === 0 ? null : { seq: head.next - 1, hash: head.prev };
+  } catch {
+    return undefined;
+  } finally {
+    client?.close();
+  }
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }

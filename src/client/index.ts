@@ -189,6 +189,12 @@ export class Client {
     return rest as unknown as WhoAmI;
   }
 
+  /** Where the daemon's audit chain stands: its file, the next line's seq, the last line's hash. */
+  async auditHead(): Promise<{ path: string; next: number; prev: string }> {
+    const { json } = await this.call({ op: 'audit_head' });
+    return { path: String(json.path), next: Number(json.next), prev: String(json.prev) };
+  }
+
   /** Closes the connection. */
   close(): void {
     this.sock.end();

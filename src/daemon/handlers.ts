@@ -42,6 +42,8 @@ export interface HandlerDeps {
 }
 
 type Reply = { json: object; attachment?: Buffer };
+/** A request that goes through identity and policy (audit_head is answered before either). */
+type Served = Exclude<Request, { op: 'audit_head' }>;
 
 function fail(id: unknown, code: string, message: string, extra: Record<string, unknown> = {}): Reply {
   return { json: { id, ok: false, error: { code, message, ...extra } } };
@@ -71,6 +73,13 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       request = parseRequest(frame.json, frame.attachment);
     } catch (err) {
       return { json: { id, ok: false, error: wireError(err) } };
+    }
+    // Where the audit chain stands, so `entraclaw audit verify` can notice its newest lines cut off. Not
+    // secret and not audited (a line for it would move the head it reports).
+    if (request.op === 'audit_head') {
+      if (frame.sender?.uid !== deps.uid)
+        return fail(request.id, 'denied', 'the sender could not be established');
+      return { json: { id: request.id, ok: true, ...deps.audit.head() } };
     }
     const audit: Partial<AuditEntry> = { requestId: String(request.id), op: request.op };
     if ('service' in request && request.service) audit.service = request.service;
@@ -149,7 +158,7 @@ function whoIsAsking(
 }
 
 async function serve(
-  request: Request,
+  request: Served,
   subject: Identity,
   deps: HandlerDeps,
   audit: Partial<AuditEntry>,
@@ -363,7 +372,7 @@ interface Unconfirmed {
   nonce: Buffer;
   senderPid: number;
   subject: Identity;
-  request: Request;
+  request: Served;
   audit: Partial<AuditEntry>;
   finish: (reply: Reply, decision: AuditEntry['decision'], reason?: string) => Reply;
 }
@@ -372,7 +381,7 @@ const unconfirmed = new WeakMap<Connection, Map<string, Unconfirmed>>();
 
 function challenge(
   conn: Connection,
-  request: Request,
+  request: Served,
   subject: Identity,
   senderPid: number,
   audit: Partial<AuditEntry>,

@@ -16,7 +16,7 @@ export const MAX_ID_CHARS = 64;
 export const MAX_TEXT_BYTES = 1024;
 
 /** Operations a client may request after the hello. */
-export const OPS = ['get', 'set', 'delete', 'list', 'whoami'] as const;
+export const OPS = ['get', 'set', 'delete', 'list', 'whoami', 'audit_head'] as const;
 /** One requested operation. */
 export type Op = (typeof OPS)[number];
 
@@ -99,6 +99,7 @@ const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: requestId, op: z.literal('delete'), service: name, account: name }),
   z.strictObject({ id: requestId, op: z.literal('list'), service: name.optional() }),
   z.strictObject({ id: requestId, op: z.literal('whoami') }),
+  z.strictObject({ id: requestId, op: z.literal('audit_head') }),
 ]);
 
 /** The hello that must open every connection. */

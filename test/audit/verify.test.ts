@@ -24,6 +24,52 @@ function write(n: number, opts = {}): AuditLog {
 const read = (file = path) => readFileSync(file, 'utf8').split('\n').slice(0, -1);
 const save = (lines: string[], file = path) => writeFileSync(file, `${lines.join('\n')}\n`);
 
+describe('verifyAudit against the line the daemon last wrote', () => {
+  const headOf = (log: AuditLog) => {
+    const h = log.head();
+    return { seq: h.next - 1, hash: h.prev };
+  };
+
+  it('accepts the log as written, and lines appended after the head was taken', () => {
+    const log = write(5);
+    const head = headOf(log);
+    expect(verifyAudit(path, head)).toMatchObject({ ok: true, lines: 5 });
+    log.append(entry(5));
+    expect(verifyAudit(path, head)).toMatchObject({ ok: true, lines: 6 });
+  });
+
+  it('finds the newest lines cut off, which the chain alone cannot', () => {
+    const log = write(5);
+    save(read().slice(0, 3));
+    expect(verifyAudit(path)).toMatchObject({ ok: true, lines: 3 });
+    expect(verifyAudit(path, headOf(log))).toEqual({
+      ok: false,
+      file: path,
+      line: 3,
+      reason:
+        'the newest line(s) are missing: the running daemon wrote up to seq 4, the log ends at seq 2 (cut off or deleted)',
+    });
+    writeFileSync(path, '');
+    expect(verifyAudit(path, headOf(log))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/the log is empty/),
+    });
+  });
+
+  it('finds the last line edited, which no later line vouches for', () => {
+    const log = write(5);
+    const lines = read();
+    lines[4] = lines[4]!.replace('"decision":"granted"', '"decision":"denied"');
+    save(lines);
+    expect(verifyAudit(path)).toMatchObject({ ok: true });
+    expect(verifyAudit(path, headOf(log))).toMatchObject({
+      ok: false,
+      line: 5,
+      reason: expect.stringMatching(/not the one the daemon wrote/),
+    });
+  });
+});
+
 describe('verifyAudit', () => {
   it('accepts an intact log and an empty or missing one', () => {
     write(5);

@@ -237,6 +237,37 @@ describe('audit', () => {
     }
     expect(b.cli(['audit', 'verify']).status).toBe(0);
   });
+
+  it('audit verify asks the running daemon, so a cut-off end or an edited last line is caught', () => {
+    const path = join(b.stateDir, 'audit.jsonl');
+    const original = readFileSync(path);
+    const lines = original.toString('utf8').split('\n').slice(0, -1);
+    try {
+      writeFileSync(path, `${lines.slice(0, -2).join('\n')}\n`);
+      const cut = b.cli(['audit', 'verify']);
+      expect(cut.status).toBe(5);
+      expect(cut.stderr).toMatch(/the newest line\(s\) are missing: the running daemon wrote up to seq \d+/);
+      const last = lines.at(-1)!;
+      const at = last.indexOf('"requestId":"') + '"requestId":"'.length;
+      writeFileSync(
+        path,
+        `${[...lines.slice(0, -1), `${last.slice(0, at)}${last[at] === 'Z' ? 'Y' : 'Z'}${last.slice(at + 1)}`].join('\n')}\n`,
+      );
+      const edited = b.cli(['audit', 'verify', '--json']);
+      expect(edited.status).toBe(5);
+      expect(JSON.parse(edited.stdout.toString())).toMatchObject({
+        ok: false,
+        line: lines.length,
+        daemonChecked: true,
+        reason: expect.stringMatching(/not the one the daemon wrote/),
+      });
+    } finally {
+      writeFileSync(path, original);
+    }
+    const intact = b.cli(['audit', 'verify', '--json']);
+    expect(intact.status, intact.stderr).toBe(0);
+    expect(JSON.parse(intact.stdout.toString())).toMatchObject({ ok: true, daemonChecked: true });
+  });
 });
 
 describe('secrets never leak', () => {
