@@ -43,7 +43,7 @@ export async function auditVerify(opts: { json?: boolean }): Promise<void> {
     process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)\n`);
     if (written === undefined) {
       note(
-        'the daemon is not running, so a cut-off end of the log could not be checked (start it and run again)',
+        'no running daemon writes this log, so a cut-off end could not be checked (start the agent and run again)',
       );
     }
   }

@@ -18,7 +18,7 @@ import { native, type ProcLook } from '../lib/native.js';
 import { fileKey } from './hash.js';
 import { type Identity, identify, type Refusal } from './peer.js';
 
-/** An identified process under watch; `close()` it when done. */
+/** An identified process under watch; `unwatch()` it when done. */
 export interface Watch {
   readonly pid: number;
   readonly identity: Identity;
