@@ -3,10 +3,11 @@ import type { Grant } from '../policy/schema.js';
 import { printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
 
-/** Renders a grant on one line, e.g. `github.com/* read,list until 2026-12-01T00:00:00.000Z`. */
+/** Renders a grant on one line, e.g. `github.com/* read,list until 2026-12-01T00:00:00.000Z (confirm each use)`. */
 export function describeGrant(g: Grant): string {
   const services = [...g.services, ...g.servicePrefixes.map((p) => `${p}*`)].join(',');
-  return `${services}/${g.accounts.join(',')} ${g.operations.join(',')}${g.expiresAt ? ` until ${g.expiresAt}` : ''}`;
+  const until = g.expiresAt ? ` until ${g.expiresAt}` : '';
+  return `${services}/${g.accounts.join(',')} ${g.operations.join(',')}${until}${g.confirm ? ' (confirm each use)' : ''}`;
 }
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */

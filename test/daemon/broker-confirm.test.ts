@@ -64,6 +64,7 @@ describe('confirm on use', () => {
     const clients = JSON.parse(b.cli(['clients', '--json']).stdout.toString());
     const grants = JSON.stringify(clients);
     expect(grants).toMatch(/"confirm":true/);
+    expect(b.cli(['clients']).stdout.toString()).toContain('confirm.example/asked read (confirm each use)');
   });
 
   it('is served when the user says yes, and the question names the program and the item, never the value', async () => {
