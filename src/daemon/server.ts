@@ -19,7 +19,7 @@ import type { Grant } from '../policy/schema.js';
 import type { Store } from '../store/types.js';
 import { askpassConfirmer } from './confirm.js';
 import { Connection, type ConnectionLimits } from './connection.js';
-import { createHandler } from './handlers.js';
+import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
 import { preparePrivateDir } from './socket-path.js';
@@ -27,8 +27,8 @@ import { preparePrivateDir } from './socket-path.js';
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
 export const MAX_CONNECTIONS = 2048;
-/** fds one connection may hold: the socket, the reader's dup, a watch's environ fd, a pidfd in flight. */
-const FDS_PER_CONNECTION = 4;
+/** fds one connection may hold: the socket, the reader's dup, the watches' environ fds, a pidfd in flight. */
+const FDS_PER_CONNECTION = 3 + MAX_WATCHES_PER_CONNECTION;
 /** fds kept for everything else: the store, the audit log, policy reads, hashing, the listener. */
 const FD_HEADROOM = 128;
 /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */
