@@ -652,18 +652,35 @@ static ssize_t read_small(const char *path, char *buf, size_t size) {
   buf[len] = '\0';
   return (ssize_t)len;
 }
+
+// Reads a /proc file through an fd held open since earlier (pread from 0 regenerates it), or -errno.
+// An fd of /proc/<pid>/stat or status stays bound to the process it was opened for: once that process
+// has exited, reads fail (ESRCH) even if its pid number was given to another one.
+static ssize_t read_held(int fd, char *buf, size_t size) {
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t)len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0 || (len += (size_t)n) == size - 1) break;
+  }
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
 #endif
 
-// procLook(pid, pidfd, envFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive }.
+// procLook(pid, pidfd, envFd, statFd, statusFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive }.
+// statFd/statusFd: held fds of /proc/<pid>/stat and status (-1: open them by path now).
 // layout is /proc/<pid>/stat's start time and memory layout (code, stack, data, brk, argv and environ
 // addresses), which exec replaces; envAlive says whether the mm behind envFd (an open /proc/<pid>/environ,
 // which pins the mm it was opened on) still has users: exec and exit drop them. exe is the dev:ino of the
 // running image.
 static napi_value js_proc_look(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t pid, pidfd, env_fd;
-  if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], "pid", &pid) ||
-      !get_int(env, argv[1], "pidfd", &pidfd) || !get_int(env, argv[2], "envFd", &env_fd)) {
+  napi_value argv[5];
+  int32_t pid, pidfd, env_fd, stat_fd, status_fd;
+  if (!get_args(env, info, 5, argv) || !get_int(env, argv[0], "pid", &pid) ||
+      !get_int(env, argv[1], "pidfd", &pidfd) || !get_int(env, argv[2], "envFd", &env_fd) ||
+      !get_int(env, argv[3], "statFd", &stat_fd) || !get_int(env, argv[4], "statusFd", &status_fd)) {
     return NULL;
   }
 #ifdef __linux__
@@ -678,7 +695,8 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
     pidfd_pid = strtol(line + 5, NULL, 10);
   }
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(stat)");
+  n = stat_fd >= 0 ? read_held(stat_fd, text, sizeof text) : read_small(path, text, sizeof text);
+  if (n < 0) return throw_errno(env, (int)-n, "read(stat)");
   // Fields after the command name, which may itself hold ") ": the state is field 3.
   char *rest = strrchr(text, ')');
   if (rest == NULL || rest[1] != ' ') return throw_errno(env, EINVAL, "procLook(stat)");
@@ -702,7 +720,8 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   if (field <= 51) return throw_errno(env, EINVAL, "procLook(stat fields)");
   layout[used ? used - 1 : 0] = '\0';
   snprintf(path, sizeof path, "/proc/%d/status", pid);
-  if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(status)");
+  n = status_fd >= 0 ? read_held(status_fd, text, sizeof text) : read_small(path, text, sizeof text);
+  if (n < 0) return throw_errno(env, (int)-n, "read(status)");
   const char *tracer = strstr(text, "\nTracerPid:");
   const char *uid_line = strstr(text, "\nUid:");
   if (tracer == NULL || uid_line == NULL) return throw_errno(env, EINVAL, "procLook(status)");
@@ -744,6 +763,8 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   (void)pid;
   (void)pidfd;
   (void)env_fd;
+  (void)stat_fd;
+  (void)status_fd;
   return throw_errno(env, ENOSYS, "procLook");
 #endif
 }

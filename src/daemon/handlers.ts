@@ -468,8 +468,8 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
 // sent after that moment, so while the watch holds, each request was written by the identified program:
 // no confirmation round trip and no full /proc read is needed. Shims are never watched (their requests
 // are decided for their parent, which is re-identified every time).
-/** Processes watched per connection (one is the usual client; more only when an fd is shared). */
-export const MAX_WATCHES_PER_CONNECTION = 2;
+/** Processes watched per connection: one, the usual client; another sharing the fd goes the long way. */
+export const MAX_WATCHES_PER_CONNECTION = 1;
 
 const watches = new WeakMap<Connection, Map<number, Watch>>();
 
@@ -526,7 +526,7 @@ function watchedSender(
   const map = sender && watches.get(conn);
   const watch = map?.get(sender!.pid);
   if (!sender || !map || !watch) return undefined;
-  if (sender.uid !== deps.uid || !stillWatched(watch, sender.pidfd)) {
+  if (sender.uid !== deps.uid || !stillWatched(watch)) {
     map.delete(sender.pid);
     unwatch(watch);
     return undefined;

@@ -27,8 +27,8 @@ import { preparePrivateDir } from './socket-path.js';
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
 export const MAX_CONNECTIONS = 2048;
-/** fds one connection may hold: the socket, the reader's dup, the watches' environ fds, a pidfd in flight. */
-const FDS_PER_CONNECTION = 3 + MAX_WATCHES_PER_CONNECTION;
+/** fds one connection may hold: the socket, the reader's dup, a pidfd in flight, 3 per watch. */
+const FDS_PER_CONNECTION = 3 + 3 * MAX_WATCHES_PER_CONNECTION;
 /** fds kept for everything else: the store, the audit log, policy reads, hashing, the listener. */
 const FD_HEADROOM = 128;
 /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */

@@ -1,12 +1,15 @@
 // Re-checking a caller on every request without re-reading all of /proc: a process is identified once
 // (identify(), full hashing) and then *watched*. A watch holds an open /proc/<pid>/environ, which pins the
 // mm (address space) the process had when it was identified; exec gives the process a new mm and drops
-// the old one's users, so a read through the held fd returns nothing from then on. Each later request
-// costs one procLook(): the sender's pidfd still names this pid, the pinned mm is alive, the
-// exec-replaced fields of /proc/<pid>/stat (start time, code/stack/data/argv/environ addresses) and the
-// running image's inode are unchanged, no tracer, same uids; and a stat of the hashed executable and
-// script shows them unchanged on disk. Any difference, or any error, means "not the watched process":
-// the caller is identified from scratch again.
+// the old one's users, so a read through the held fd returns nothing from then on. It also holds
+// /proc/<pid>/stat and status open: those stay bound to the process they were opened for and fail once
+// it has exited, whatever later gets its pid number, so a request whose sender has that pid and finds
+// them readable comes from the watched process (it has held the pid since before the request was sent).
+// Each later request costs one procLook() over the held fds: the pinned mm is alive, the exec-replaced
+// fields of /proc/<pid>/stat (start time, code/stack/data/argv/environ addresses) and the running image's
+// inode are unchanged, no tracer, same uids; and a stat of the hashed executable and script shows them
+// unchanged on disk. Any difference, or any error, means "not the watched process": the caller is
+// identified from scratch again.
 //
 // What a watch cannot see (docs/protocol.md, "Watched senders"): a process that shares the old mm with
 // a CLONE_VM sibling, execs the same binary with argv and environ of the same sizes and ASLR disabled,
@@ -24,6 +27,9 @@ export interface Watch {
   readonly identity: Identity;
   /** The fd of /proc/<pid>/environ that pins the identified mm. */
   readonly envFd: number;
+  /** Held fds of /proc/<pid>/stat and status, bound to the watched process. */
+  readonly statFd: number;
+  readonly statusFd: number;
   /** procLook() fields that must not change while the watch holds. */
   readonly layout: string;
   readonly uids: string;
@@ -36,33 +42,39 @@ export interface Watch {
  * so the watched mm is the one identified, or an older one that is already dead.
  */
 export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | Refusal; watch?: Watch } {
-  let envFd: number;
+  const fds: number[] = [];
   try {
-    envFd = openSync(`/proc/${pid}/environ`, 'r');
+    for (const file of ['environ', 'stat', 'status']) fds.push(openSync(`/proc/${pid}/${file}`, 'r'));
   } catch {
+    for (const fd of fds) closeSync(fd);
     return { who: identify(pid, pidfd) };
   }
+  const [envFd, statFd, statusFd] = fds as [number, number, number];
   const who = identify(pid, pidfd);
-  if ('refused' in who || !who.files || pidfd < 0) {
-    closeSync(envFd);
-    return { who };
-  }
-  const look = lookAt(pid, pidfd, envFd);
+  // The pidfd ties the held fds to the sender: they were opened for whatever had this pid, and the
+  // pidfd shows that this was the sender, still alive after they were opened.
+  const look =
+    'refused' in who || !who.files || pidfd < 0 ? undefined : lookAt(pid, pidfd, envFd, statFd, statusFd);
   // An all-zero layout is what /proc shows a reader without ptrace-read access: nothing to compare.
   if (!look?.envAlive || look.pidfdPid !== pid || look.tracerPid !== 0 || /^0( 0)*$/.test(look.layout)) {
-    closeSync(envFd);
+    for (const fd of fds) closeSync(fd);
     return { who };
   }
-  return { who, watch: { pid, identity: who, envFd, layout: look.layout, uids: look.uids, exe: look.exe } };
+  const identity = who as Identity;
+  return {
+    who,
+    watch: { pid, identity, envFd, statFd, statusFd, layout: look.layout, uids: look.uids, exe: look.exe },
+  };
 }
 
-/** Whether the watched process, as the sender behind pidfd, still runs the image it was identified in. */
-export function stillWatched(watch: Watch, pidfd: number): boolean {
-  if (pidfd < 0) return false;
-  const look = lookAt(watch.pid, pidfd, watch.envFd);
+/**
+ * Whether the watched process is still there and runs the image it was identified in. A request whose
+ * kernel-reported sender has the watched pid, and for which this holds, was sent by the watched process.
+ */
+export function stillWatched(watch: Watch): boolean {
+  const look = lookAt(watch.pid, -1, watch.envFd, watch.statFd, watch.statusFd);
   return (
     look !== undefined &&
-    look.pidfdPid === watch.pid &&
     look.envAlive &&
     look.state !== 'Z' &&
     look.state !== 'X' &&
@@ -74,14 +86,20 @@ export function stillWatched(watch: Watch, pidfd: number): boolean {
   );
 }
 
-/** Releases the pinned mm. */
+/** Releases the pinned mm and the held /proc fds. */
 export function unwatch(watch: Watch): void {
-  closeSync(watch.envFd);
+  for (const fd of [watch.envFd, watch.statFd, watch.statusFd]) closeSync(fd);
 }
 
-function lookAt(pid: number, pidfd: number, envFd: number): ProcLook | undefined {
+function lookAt(
+  pid: number,
+  pidfd: number,
+  envFd: number,
+  statFd: number,
+  statusFd: number,
+): ProcLook | undefined {
   try {
-    return native().procLook(pid, pidfd, envFd);
+    return native().procLook(pid, pidfd, envFd, statFd, statusFd);
   } catch {
     return undefined;
   }

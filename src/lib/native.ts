@@ -47,9 +47,10 @@ export interface NativeAddon {
   /**
    * One look at a process for identity/watch.ts: the pid behind pidfd (-2 when pidfd is -1), state,
    * TracerPid, uids ("r e s f"), the exec-replaced part of /proc/<pid>/stat, dev:ino of /proc/<pid>/exe,
-   * and whether the mm pinned by envFd (an open /proc/<pid>/environ) still has users.
+   * and whether the mm pinned by envFd (an open /proc/<pid>/environ) still has users. stat and status
+   * are read through statFd/statusFd when given (held fds), else opened by path.
    */
-  procLook(pid: number, pidfd: number, envFd: number): ProcLook;
+  procLook(pid: number, pidfd: number, envFd: number, statFd: number, statusFd: number): ProcLook;
   /**
    * macOS: the peer's audit token (LOCAL_PEERTOKEN) as pid, euid, egid, pidversion and the executable path
    * from proc_pidpath_audittoken (fails once the pid was reused). Elsewhere throws ENOSYS.

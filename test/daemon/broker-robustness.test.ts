@@ -381,7 +381,7 @@ describe('load', () => {
 
 describe('a low open-file limit', () => {
   it('the daemon fits its connection limit to it, says so, and keeps serving under a flood', async () => {
-    // Hard limit 256: room for (256 - 128) / 5 = 25 connections.
+    // Hard limit 256: room for (256 - 128) / 6 = 21 connections.
     const low = await startBroker('entraclaw-nofile', [[SVC, 'acct', SECRET]], {}, [
       'prlimit',
       '--nofile=256:256',
@@ -393,7 +393,7 @@ describe('a low open-file limit', () => {
         const r = low.cli(['register', NODE, '--script', s, '--grant', `${SVC}/acct`, '--ops', 'read']);
         expect(r.status, r.stderr).toBe(0);
       }
-      expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=25/);
+      expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=21/);
       const r = await low.node(script, [SVC, 'acct', '200'], {
         env: { ...low.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },
         timeoutMs: 60_000,
