@@ -235,6 +235,40 @@ async function load(script, procs, conns, seconds) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The floor for the throughput rows: a node server that only echoes 60-byte messages, driven like the
+// load client (one process, CLIENTS connections, one message in flight each), for SECONDS.
+const ECHO_SOURCE = `import net from 'node:net';
+const [mode, path, conns, seconds] = process.argv.slice(2);
+if (mode === 'server') {
+  net.createServer((s) => s.on('data', (d) => s.write(d))).listen(path, () => process.stdout.write('ready\\n'));
+} else {
+  const socks = await Promise.all(Array.from({ length: Number(conns) }, () => new Promise((r) => { const s = net.connect(path, () => r(s)); })));
+  let n = 0;
+  const end = Date.now() + Number(seconds) * 1000;
+  const msg = Buffer.alloc(60, 1);
+  await Promise.all(socks.map((s) => new Promise((resolve) => {
+    s.on('data', () => { n++; if (Date.now() < end) s.write(msg); else { s.destroy(); resolve(); } });
+    s.write(msg);
+  })));
+  process.stdout.write(JSON.stringify({ roundTrips: n }) + '\\n');
+}
+`;
+
+/** Round trips/s of a bare node echo server under the same load shape as `load(script, 1, CLIENTS)`. */
+async function echoFloor() {
+  const file = join(box.dirs.root, 'echo.mjs');
+  const path = join(box.dirs.runtime, 'echo.sock');
+  writeFileSync(file, ECHO_SOURCE);
+  const server = spawn(NODE, [file, 'server', path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve) => server.stdout.once('data', resolve));
+    const { roundTrips } = await client(file, ['client', path, String(CLIENTS), String(SECONDS)]);
+    return roundTrips / SECONDS;
+  } finally {
+    server.kill();
+  }
+}
+
 const rows = [];
 const notes = [];
 try {
@@ -337,6 +371,7 @@ try {
   );
 
   const inOne = await load(script, 1, CLIENTS, SECONDS);
+  const floor = await echoFloor();
   const procs = await load(script, CLIENTS, 1, SECONDS);
   await sleep(2000);
   const rssSoonAfter = rssMiB(daemon.pid);
@@ -390,6 +425,13 @@ try {
     `daemon ${fmt(inOne.cpu / inOne.gets)} CPU/get`,
     `>= 20,000/s on 2 cores`,
     yes(inOne.gets / SECONDS >= 20_000),
+  ]);
+  rows.push([
+    `node echo server, ${CLIENTS} connections in 1 client process`,
+    `${Math.round(floor).toLocaleString('en-US')}/s`,
+    'round trips of 60 bytes, no work',
+    'floor',
+    '',
   ]);
   rows.push([
     `gets/s, ${CLIENTS} client processes x 1 connection`,
