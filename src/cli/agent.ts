@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { loadAgentConfig } from '../config/agent-config.js';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
@@ -21,8 +20,7 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   // Before any secret is in memory: no core dumps, no same-user ptrace (as ssh-agent does).
   native().harden();
   const log = createLogger({ verbose: opts.verbose });
-  const { ctx, requested } = await storeContext(opts);
-  const config = await loadAgentConfig(ctx.paths.config);
+  const { ctx, requested, config } = await storeContext(opts);
   const sel = await selectStore(ctx, requested);
   for (const s of sel.skipped) log('warn', `${s.name} not used`, { reason: s.reason, using: sel.store.name });
   const socket = socketPath(ctx.paths, opts.socket ?? config.agent.socket);

@@ -1,4 +1,4 @@
-import { loadAgentConfig } from '../config/agent-config.js';
+import { type AgentConfig, loadAgentConfig } from '../config/agent-config.js';
 import { resolvePaths } from '../lib/paths.js';
 import type { StoreContext, StoreName } from '../store/types.js';
 
@@ -8,10 +8,10 @@ export interface StoreOptions {
   passphraseFile?: string;
 }
 
-/** Builds the store context and the requested store name from flags, config and environment. */
+/** Builds the store context and the requested store name from flags, config and environment; returns the config read. */
 export async function storeContext(
   opts: StoreOptions,
-): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName }> {
+): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName; config: AgentConfig }> {
   const env = process.env;
   const paths = resolvePaths(env);
   const config = await loadAgentConfig(paths.config);
@@ -23,5 +23,5 @@ export async function storeContext(
     timeoutMs: config.credentials.timeout_ms,
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   };
-  return { ctx, requested };
+  return { ctx, requested, config };
 }

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { loadAgentConfig } from '../config/agent-config.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
@@ -14,7 +13,7 @@ const PERSISTENCE: Record<StoreProbe['persistence'], string> = {
 
 /** `entraclaw doctor`: every store, whether it is usable and why, how long it keeps data, its boundary, and which is selected. */
 export async function doctor(opts: { store?: string; json?: boolean }): Promise<void> {
-  const { ctx, requested } = await storeContext(opts);
+  const { ctx, requested, config } = await storeContext(opts);
   const probes = await probeAll(ctx);
   const selected =
     requested !== 'auto'
@@ -27,7 +26,6 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     selected: p.name === selected,
     readFirst: p.name === readFirst,
   }));
-  const config = await loadAgentConfig(ctx.paths.config);
   const askpass = ctx.env.ENTRACLAW_ASKPASS || config.agent.askpass;
   const daemon = {
     ...daemonBoundary(selected, socketPath(ctx.paths, config.agent.socket)),
