@@ -4,16 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { loadDotenvFiles, parseDotenv } from '../../src/inject/dotenv.js';
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return err as UsageError;
-  }
-  throw new Error('expected a UsageError');
-}
+import { usageError } from '../support/errors.js';
 
 describe('parseDotenv', () => {
   it('returns pairs in file order with dotenv value semantics', () => {

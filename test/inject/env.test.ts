@@ -2,19 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { EntraclawError, UsageError } from '../../src/errors.js';
 import { buildChildEnv, envReferences, INJECTION_NAMES, isInjectionVariable } from '../../src/inject/env.js';
 import { formatReference } from '../../src/inject/reference.js';
+import { usageError } from '../support/errors.js';
 
 const secret = (service: string, account: string, value: string | Buffer) =>
   [formatReference({ service, account }), Buffer.isBuffer(value) ? value : Buffer.from(value)] as const;
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return err as UsageError;
-  }
-  throw new Error('expected a UsageError');
-}
 
 describe('buildChildEnv', () => {
   it('replaces whole-value references with the secret and keeps everything else', () => {

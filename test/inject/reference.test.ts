@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { findReferences, formatReference, isReference, parseReference } from '../../src/inject/reference.js';
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return err as UsageError;
-  }
-  throw new Error('expected a UsageError');
-}
+import { usageError } from '../support/errors.js';
 
 describe('parseReference', () => {
   it('reads service and account', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { loadPolicy, parsePolicy, policyPath } from '../../src/policy/load.js';
+import { usageError } from '../support/errors.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -34,16 +35,6 @@ name = "ssh"
 exe = "/usr/bin/ssh"
 sha256 = "${B.toUpperCase()}"
 `;
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return err as UsageError;
-  }
-  throw new Error('expected a UsageError');
-}
 
 describe('parsePolicy', () => {
   it('reads the documented example into clients and grants', () => {
