@@ -74,8 +74,7 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
 export function stillWatched(watch: Watch): boolean {
   const look = lookAt(watch.pid, -1, watch.envFd, watch.statFd, watch.statusFd);
   return (
-    look !== undefined &&
-    look.envAlive &&
+    look?.envAlive === true &&
     look.state !== 'Z' &&
     look.state !== 'X' &&
     look.tracerPid === 0 &&

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
 import { loadDotenvFiles, parseDotenv } from '../../src/inject/dotenv.js';
 import { usageError } from '../support/errors.js';
 

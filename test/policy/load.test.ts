@@ -2,7 +2,6 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
 import { loadPolicy, parsePolicy, policyPath } from '../../src/policy/load.js';
 import { usageError } from '../support/errors.js';
 
