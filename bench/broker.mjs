@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
-  existsSync,
   mkdirSync,
   readFileSync,
   realpathSync,
@@ -30,6 +29,7 @@ import {
   printTable,
   ratio,
   sandbox,
+  startDaemon,
   summarize,
   timeCalls,
   timeCommands,
@@ -282,33 +282,7 @@ try {
     ...DAEMON_NODE_FLAGS,
     ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
   ];
-  daemon = spawn(
-    process.execPath,
-    [...nodeArgs, CLI, 'agent', '--store', 'encrypted-file', '--socket', socket],
-    {
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let daemonErr = '';
-  daemon.stderr.on('data', (d) => {
-    daemonErr += d;
-  });
-  let exited;
-  daemon.on('exit', (code) => {
-    exited = code;
-  });
-  cleanups.push(async () => {
-    if (exited !== undefined) return;
-    const done = new Promise((r) => daemon.once('exit', r));
-    daemon.kill('SIGTERM');
-    await Promise.race([done, sleep(5000)]);
-    if (exited === undefined) daemon.kill('SIGKILL');
-  });
-  for (const t = Date.now(); !existsSync(socket); await sleep(10)) {
-    if (exited !== undefined || Date.now() - t > 15_000)
-      throw new Error(`daemon did not start: ${daemonErr}`);
-  }
+  daemon = await startDaemon({ env, socket, cleanups, nodeArgs });
   await sleep(500);
   const rssStartup = rssMiB(daemon.pid);
   // Idle is the daemon at rest: V8 gives back the young generation it grew while starting up only after

@@ -1,8 +1,8 @@
 // Shared helpers for the bench scripts: a private keyring session, throwaway HOME/XDG dirs, timing of
 // in-process calls and of whole commands, percentiles and markdown tables. Nothing here asserts a time:
 // benches print numbers beside anchors measured in the same run; they never pass or fail on speed.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,6 +91,42 @@ export function cleanupStack(box) {
     });
   }
   return { push: (undo) => steps.push(undo), run };
+}
+
+/**
+ * Starts `entraclaw agent` on the vault with `nodeArgs` before the CLI, waits for its socket, and pushes
+ * its stop (SIGTERM, then SIGKILL after 5 s) onto `cleanups`. Resolves the child process.
+ */
+export async function startDaemon({ env, socket, cleanups, nodeArgs = [] }) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const daemon = spawn(
+    process.execPath,
+    [...nodeArgs, CLI, 'agent', '--store', 'encrypted-file', '--socket', socket],
+    {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let daemonErr = '';
+  daemon.stderr.on('data', (d) => {
+    daemonErr += d;
+  });
+  let exited;
+  daemon.on('exit', (code) => {
+    exited = code;
+  });
+  cleanups.push(async () => {
+    if (exited !== undefined) return;
+    const done = new Promise((r) => daemon.once('exit', r));
+    daemon.kill('SIGTERM');
+    await Promise.race([done, sleep(5000)]);
+    if (exited === undefined) daemon.kill('SIGKILL');
+  });
+  for (const t = Date.now(); !existsSync(socket); await sleep(10)) {
+    if (exited !== undefined || Date.now() - t > 15_000)
+      throw new Error(`daemon did not start: ${daemonErr}`);
+  }
+  return daemon;
 }
 
 /** Paths as the stores' StoreContext wants them, under the sandbox (entraclaw subdirectories, as resolvePaths). */

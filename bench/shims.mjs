@@ -8,8 +8,7 @@
 //
 // The daemon decides a shim request for the shim's parent process. The parent here is a small registered
 // caller script that runs every command (shims and anchors alike) in interleaved rounds and times them.
-import { spawn } from 'node:child_process';
-import { existsSync, realpathSync, writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -25,6 +24,7 @@ import {
   ROOT,
   ratio,
   sandbox,
+  startDaemon,
 } from './lib.mjs';
 
 ensurePrivateSession(import.meta.url);
@@ -60,7 +60,6 @@ const socket = join(box.dirs.runtime, 'entraclaw', 'agent.sock');
 const shimDir = join(box.dirs.root, 'shims');
 const env = { ...box.env, ENTRACLAW_PASSPHRASE_FILE: passFile };
 const cleanups = cleanupStack(box);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function cli(args, input) {
   return must([process.execPath, CLI, ...args], { env, input });
@@ -70,29 +69,7 @@ let result;
 try {
   writeFileSync(passFile, 'entraclaw-bench-passphrase\n', { mode: 0o600 });
   cli(['secret', 'set', SERVICE, ACCOUNT, '--store', 'encrypted-file'], VALUE);
-  const daemon = spawn(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let daemonErr = '';
-  daemon.stderr.on('data', (d) => {
-    daemonErr += d;
-  });
-  let exited;
-  daemon.on('exit', (code) => {
-    exited = code;
-  });
-  cleanups.push(async () => {
-    if (exited !== undefined) return;
-    const done = new Promise((r) => daemon.once('exit', r));
-    daemon.kill('SIGTERM');
-    await Promise.race([done, sleep(5000)]);
-    if (exited === undefined) daemon.kill('SIGKILL');
-  });
-  for (const t = Date.now(); !existsSync(socket); await sleep(10)) {
-    if (exited !== undefined || Date.now() - t > 15_000)
-      throw new Error(`daemon did not start: ${daemonErr}`);
-  }
+  await startDaemon({ env, socket, cleanups });
 
   cli(['shim', 'install', shimDir]);
   const caller = join(box.dirs.root, 'caller.mjs');
