@@ -66,61 +66,52 @@ export async function recordPending(
   request: AccessRequest,
   now: Date,
 ): Promise<PendingEntry> {
-  return locked(path, () => record(path, identity, argv, uid, request, now));
-}
-
-function record(
-  path: string,
-  identity: ClientIdentity,
-  argv: readonly string[],
-  uid: number,
-  request: AccessRequest,
-  now: Date,
-): PendingEntry {
-  let entries: PendingEntry[];
-  try {
-    entries = load(path, now);
-  } catch (err) {
-    // The queue is rebuilt by the next sightings; refusing here would turn every unknown client's request
-    // into an internal error until someone deletes the file.
-    if (!(err instanceof CorruptError)) throw err;
-    entries = [];
-  }
-  const time = now.toISOString();
-  const req = {
-    op: request.op,
-    ...(request.service !== undefined ? { service: request.service } : {}),
-    ...(request.account !== undefined ? { account: request.account } : {}),
-  };
-  const existing = entries.find((e) => sameProgram(e, identity));
-  if (existing) {
-    const known = existing.requests.some((r) => sameRequest(r, req));
-    const fresh = now.getTime() - Date.parse(existing.lastSeen) < LAST_SEEN_RESOLUTION_MS;
-    if (known && fresh && existing.uid === uid) return existing;
-    existing.requests = [...existing.requests.filter((r) => !sameRequest(r, req)), req].slice(
-      -MAX_PENDING_REQUESTS,
-    );
-    existing.lastSeen = time;
-    existing.argv = truncateArgv(argv);
-    existing.uid = uid;
-    save(path, entries);
-    return existing;
-  }
-  const entry: PendingEntry = {
-    id: newId(entries),
-    exe: identity.exe,
-    sha256: identity.sha256,
-    ...(identity.script !== undefined ? { script: identity.script } : {}),
-    ...(identity.scriptSha256 !== undefined ? { scriptSha256: identity.scriptSha256 } : {}),
-    argv: truncateArgv(argv),
-    uid,
-    firstSeen: time,
-    lastSeen: time,
-    requests: [req],
-  };
-  entries.push(entry);
-  save(path, dropLeastRecent(entries));
-  return entry;
+  return locked(path, () => {
+    let entries: PendingEntry[];
+    try {
+      entries = load(path, now);
+    } catch (err) {
+      // The queue is rebuilt by the next sightings; refusing here would turn every unknown client's request
+      // into an internal error until someone deletes the file.
+      if (!(err instanceof CorruptError)) throw err;
+      entries = [];
+    }
+    const time = now.toISOString();
+    const req = {
+      op: request.op,
+      ...(request.service !== undefined ? { service: request.service } : {}),
+      ...(request.account !== undefined ? { account: request.account } : {}),
+    };
+    const existing = entries.find((e) => sameProgram(e, identity));
+    if (existing) {
+      const known = existing.requests.some((r) => sameRequest(r, req));
+      const fresh = now.getTime() - Date.parse(existing.lastSeen) < LAST_SEEN_RESOLUTION_MS;
+      if (known && fresh && existing.uid === uid) return existing;
+      existing.requests = [...existing.requests.filter((r) => !sameRequest(r, req)), req].slice(
+        -MAX_PENDING_REQUESTS,
+      );
+      existing.lastSeen = time;
+      existing.argv = truncateArgv(argv);
+      existing.uid = uid;
+      save(path, entries);
+      return existing;
+    }
+    const entry: PendingEntry = {
+      id: newId(entries),
+      exe: identity.exe,
+      sha256: identity.sha256,
+      ...(identity.script !== undefined ? { script: identity.script } : {}),
+      ...(identity.scriptSha256 !== undefined ? { scriptSha256: identity.scriptSha256 } : {}),
+      argv: truncateArgv(argv),
+      uid,
+      firstSeen: time,
+      lastSeen: time,
+      requests: [req],
+    };
+    entries.push(entry);
+    save(path, dropLeastRecent(entries));
+    return entry;
+  });
 }
 
 /** Every pending entry still within PENDING_TTL_MS, oldest first. Throws CorruptError for a damaged file. */
@@ -130,32 +121,28 @@ export function listPending(path: string, now = new Date()): PendingEntry[] {
 
 /** Removes and returns the entry `id` (for approval); throws NotFoundError when it is not pending. */
 export async function takePending(path: string, id: string, now = new Date()): Promise<PendingEntry> {
-  return locked(path, () => take(path, id, now));
-}
-
-function take(path: string, id: string, now: Date): PendingEntry {
-  const entries = load(path, now);
-  const entry = entries.find((e) => e.id === id);
-  if (!entry)
-    throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
-  save(
-    path,
-    entries.filter((e) => e !== entry),
-  );
-  return entry;
+  return locked(path, () => {
+    const entries = load(path, now);
+    const entry = entries.find((e) => e.id === id);
+    if (!entry)
+      throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
+    save(
+      path,
+      entries.filter((e) => e !== entry),
+    );
+    return entry;
+  });
 }
 
 /** Removes the entry `id` (a refusal); returns false when it was not pending. */
 export async function removePending(path: string, id: string, now = new Date()): Promise<boolean> {
-  return locked(path, () => remove(path, id, now));
-}
-
-function remove(path: string, id: string, now: Date): boolean {
-  const entries = load(path, now);
-  const kept = entries.filter((e) => e.id !== id);
-  if (kept.length === entries.length) return false;
-  save(path, kept);
-  return true;
+  return locked(path, () => {
+    const entries = load(path, now);
+    const kept = entries.filter((e) => e.id !== id);
+    if (kept.length === entries.length) return false;
+    save(path, kept);
+    return true;
+  });
 }
 
 // The daemon records and the CLI approves or denies at the same time; each read-modify-write holds this
