@@ -540,6 +540,59 @@ static napi_value js_stop_reader(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Small /proc reads
+
+#ifdef __linux__
+// Reads a small /proc file whole into buf (NUL-terminated); returns its length or -errno.
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, size - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return -err;
+    }
+    if (n == 0 || (len += (size_t)n) == size - 1) break;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
+
+// Reads a /proc file through an fd held open since earlier (pread from 0 regenerates it), or -errno.
+// An fd of /proc/<pid>/stat or status stays bound to the process it was opened for: once that process
+// has exited, reads fail (ESRCH) even if its pid number was given to another one.
+static ssize_t read_held(int fd, char *buf, size_t size) {
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t)len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0 || (len += (size_t)n) == size - 1) break;
+  }
+  buf[len] = '\0';
+  return (ssize_t)len;
+}
+
+// Sets *pid to the pid a pidfd refers to, from /proc/self/fdinfo (-1 once it has exited); returns 0, or
+// -errno (-EINVAL when the fd is no pidfd: no Pid line, and guessing would fail open).
+static int pidfd_pid(int pidfd, long *pid) {
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  ssize_t n = read_small(path, text, sizeof text);
+  if (n < 0) return (int)n;
+  const char *line = strstr(text, "\nPid:");
+  if (line == NULL) return -EINVAL;
+  *pid = strtol(line + 5, NULL, 10);
+  return 0;
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------
 // pidfds
 
 static napi_value js_pidfd_alive(napi_env env, napi_callback_info info) {
@@ -547,22 +600,9 @@ static napi_value js_pidfd_alive(napi_env env, napi_callback_info info) {
   int32_t pidfd;
   if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "pidfd", &pidfd)) return NULL;
 #ifdef __linux__
-  char path[64], text[1024];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "open(/proc/self/fdinfo)");
-  ssize_t n;
-  do {
-    n = read(fd, text, sizeof text - 1);
-  } while (n < 0 && errno == EINTR);
-  int err = errno;
-  close(fd);
-  if (n < 0) return throw_errno(env, err, "read(/proc/self/fdinfo)");
-  text[n] = '\0';
-  const char *line = strstr(text, "\nPid:");
-  // No Pid line: not a pidfd, and guessing "alive" would fail open.
-  if (line == NULL) return throw_errno(env, EINVAL, "pidfdAlive");
-  long pid = strtol(line + 5, NULL, 10);
+  long pid;
+  int rc = pidfd_pid(pidfd, &pid);
+  if (rc < 0) return throw_errno(env, -rc, rc == -EINVAL ? "pidfdAlive" : "read(/proc/self/fdinfo)");
   return make_bool(env, pid > 0);
 #else
   return throw_errno(env, ENOSYS, "pidfdAlive");
@@ -632,43 +672,6 @@ static napi_value js_peer_token(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------
 // Watching an identified process (identity/watch.ts): one call, no allocation in JS per file read.
 
-#ifdef __linux__
-// Reads a small /proc file whole into buf (NUL-terminated); returns its length or -errno.
-static ssize_t read_small(const char *path, char *buf, size_t size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + len, size - 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      return -err;
-    }
-    if (n == 0 || (len += (size_t)n) == size - 1) break;
-  }
-  close(fd);
-  buf[len] = '\0';
-  return (ssize_t)len;
-}
-
-// Reads a /proc file through an fd held open since earlier (pread from 0 regenerates it), or -errno.
-// An fd of /proc/<pid>/stat or status stays bound to the process it was opened for: once that process
-// has exited, reads fail (ESRCH) even if its pid number was given to another one.
-static ssize_t read_held(int fd, char *buf, size_t size) {
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t)len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    if (n == 0 || (len += (size_t)n) == size - 1) break;
-  }
-  buf[len] = '\0';
-  return (ssize_t)len;
-}
-#endif
-
 // procLook(pid, pidfd, envFd, statFd, statusFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive }.
 // statFd/statusFd: held fds of /proc/<pid>/stat and status (-1: open them by path now).
 // layout is /proc/<pid>/stat's start time and memory layout (code, stack, data, brk, argv and environ
@@ -686,13 +689,10 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
 #ifdef __linux__
   char path[64], text[4096];
   ssize_t n;
-  long pidfd_pid = -2;
+  long pidfd_now = -2;
   if (pidfd >= 0) {
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-    if ((n = read_small(path, text, sizeof text)) < 0) return throw_errno(env, (int)-n, "read(fdinfo)");
-    const char *line = strstr(text, "\nPid:");
-    if (line == NULL) return throw_errno(env, EINVAL, "procLook(pidfd)");
-    pidfd_pid = strtol(line + 5, NULL, 10);
+    int rc = pidfd_pid(pidfd, &pidfd_now);
+    if (rc < 0) return throw_errno(env, -rc, rc == -EINVAL ? "procLook(pidfd)" : "read(fdinfo)");
   }
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   n = stat_fd >= 0 ? read_held(stat_fd, text, sizeof text) : read_small(path, text, sizeof text);
@@ -747,7 +747,7 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   char state_text[2] = {state, '\0'};
   napi_value obj, v;
   napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "pidfdPid", make_int(env, pidfd_pid));
+  napi_set_named_property(env, obj, "pidfdPid", make_int(env, pidfd_now));
   napi_create_string_utf8(env, state_text, 1, &v);
   napi_set_named_property(env, obj, "state", v);
   napi_set_named_property(env, obj, "tracerPid", make_int(env, tracer_pid));
