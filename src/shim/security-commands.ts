@@ -71,6 +71,30 @@ const ADD_NOTES =
   'If no keychain is specified, the password is added to the default keychain.\n' +
   'Use of the -p or -w options is insecure. Specify -w as the last option to be prompted.\n';
 const SEARCH_LIST = 'If no keychains are specified to search, the default search list is used.';
+/** The match options find- and delete-generic-password share, as the real tool lists them. */
+const GENERIC_MATCH =
+  '    -a  Match "account" string\n' +
+  '    -c  Match "creator" (four-character code)\n' +
+  '    -C  Match "type" (four-character code)\n' +
+  '    -D  Match "kind" string\n' +
+  '    -G  Match "value" string (generic attribute)\n' +
+  '    -j  Match "comment" string\n' +
+  '    -l  Match "label" string\n' +
+  '    -s  Match "service" string\n';
+/** The match options find- and delete-internet-password share, as the real tool lists them. */
+const INTERNET_MATCH =
+  '    -a  Match "account" string\n' +
+  '    -c  Match "creator" (four-character code)\n' +
+  '    -C  Match "type" (four-character code)\n' +
+  '    -d  Match "securityDomain" string\n' +
+  '    -D  Match "kind" string\n' +
+  '    -j  Match "comment" string\n' +
+  '    -l  Match "label" string\n' +
+  '    -p  Match "path" string\n' +
+  '    -P  Match port number\n' +
+  '    -r  Match "protocol" (four-character code)\n' +
+  '    -s  Match "server" string\n' +
+  '    -t  Match "authenticationType" (four-character code)\n';
 
 /** Usage (options) and help (one-line description) of each command the shim implements, verbatim. */
 export const SECURITY_USAGE: Readonly<Record<string, { usage: string; help: string }>> = {
@@ -122,69 +146,27 @@ export const SECURITY_USAGE: Readonly<Record<string, { usage: string; help: stri
   'find-generic-password': {
     usage:
       '[-a account] [-s service] [options...] [-g] [keychain...]\n' +
-      '    -a  Match "account" string\n' +
-      '    -c  Match "creator" (four-character code)\n' +
-      '    -C  Match "type" (four-character code)\n' +
-      '    -D  Match "kind" string\n' +
-      '    -G  Match "value" string (generic attribute)\n' +
-      '    -j  Match "comment" string\n' +
-      '    -l  Match "label" string\n' +
-      '    -s  Match "service" string\n' +
+      GENERIC_MATCH +
       '    -g  Display the password for the item found\n' +
       '    -w  Display only the password on stdout\n' +
       SEARCH_LIST,
     help: 'Find a generic password item.',
   },
   'delete-generic-password': {
-    usage:
-      '[-a account] [-s service] [options...] [keychain...]\n' +
-      '    -a  Match "account" string\n' +
-      '    -c  Match "creator" (four-character code)\n' +
-      '    -C  Match "type" (four-character code)\n' +
-      '    -D  Match "kind" string\n' +
-      '    -G  Match "value" string (generic attribute)\n' +
-      '    -j  Match "comment" string\n' +
-      '    -l  Match "label" string\n' +
-      '    -s  Match "service" string\n' +
-      SEARCH_LIST,
+    usage: '[-a account] [-s service] [options...] [keychain...]\n' + GENERIC_MATCH + SEARCH_LIST,
     help: 'Delete a generic password item.',
   },
   'find-internet-password': {
     usage:
       '[-a account] [-s server] [options...] [-g] [keychain...]\n' +
-      '    -a  Match "account" string\n' +
-      '    -c  Match "creator" (four-character code)\n' +
-      '    -C  Match "type" (four-character code)\n' +
-      '    -d  Match "securityDomain" string\n' +
-      '    -D  Match "kind" string\n' +
-      '    -j  Match "comment" string\n' +
-      '    -l  Match "label" string\n' +
-      '    -p  Match "path" string\n' +
-      '    -P  Match port number\n' +
-      '    -r  Match "protocol" (four-character code)\n' +
-      '    -s  Match "server" string\n' +
-      '    -t  Match "authenticationType" (four-character code)\n' +
+      INTERNET_MATCH +
       '    -g  Display the password for the item found\n' +
       '    -w  Display only the password on stdout\n' +
       SEARCH_LIST,
     help: 'Find an internet password item.',
   },
   'delete-internet-password': {
-    usage:
-      '[-a account] [-s server] [options...] [keychain...]\n' +
-      '    -a  Match "account" string\n' +
-      '    -c  Match "creator" (four-character code)\n' +
-      '    -C  Match "type" (four-character code)\n' +
-      '    -d  Match "securityDomain" string\n' +
-      '    -D  Match "kind" string\n' +
-      '    -j  Match "comment" string\n' +
-      '    -l  Match "label" string\n' +
-      '    -p  Match "path" string\n' +
-      '    -P  Match port number\n' +
-      '    -r  Match "protocol" (four-character code)\n' +
-      '    -s  Match "server" string\n' +
-      '    -t  Match "authenticationType" (four-character code)\n' +
-      SEARCH_LIST,
+    usage: '[-a account] [-s server] [options...] [keychain...]\n' + INTERNET_MATCH + SEARCH_LIST,
     help: 'Delete an internet password item.',
   },
 };
