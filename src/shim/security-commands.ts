@@ -153,7 +153,7 @@ export const SECURITY_USAGE: Readonly<Record<string, { usage: string; help: stri
     help: 'Find a generic password item.',
   },
   'delete-generic-password': {
-    usage: '[-a account] [-s service] [options...] [keychain...]\n' + GENERIC_MATCH + SEARCH_LIST,
+    usage: `[-a account] [-s service] [options...] [keychain...]\n${GENERIC_MATCH}${SEARCH_LIST}`,
     help: 'Delete a generic password item.',
   },
   'find-internet-password': {
@@ -166,7 +166,7 @@ export const SECURITY_USAGE: Readonly<Record<string, { usage: string; help: stri
     help: 'Find an internet password item.',
   },
   'delete-internet-password': {
-    usage: '[-a account] [-s server] [options...] [keychain...]\n' + INTERNET_MATCH + SEARCH_LIST,
+    usage: `[-a account] [-s server] [options...] [keychain...]\n${INTERNET_MATCH}${SEARCH_LIST}`,
     help: 'Delete an internet password item.',
   },
 };
