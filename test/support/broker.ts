@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { expect } from 'vitest';
 import { CLI, type CliResult, isolatedEnv, runCli } from './cli.js';
 
 // The real broker for end-to-end security tests: `entraclaw agent` in its own process on its own socket,
@@ -363,6 +364,25 @@ export function stateText(b: Broker): string {
 /** A secret that must never show up outside a granted read. */
 export function canary(tag: string): string {
   return `CANARY-${tag}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** Where a broker's secrets must never be: its state and config files, its stderr, every transcript. */
+export function secretFreePlaces(b: Broker): Record<string, string> {
+  return {
+    'state and config files': stateText(b),
+    'daemon stderr': b.stderr(),
+    'client and CLI output': b.transcripts.join('\n'),
+  };
+}
+
+/** Expects none of `secrets`, raw, in base64 or in hex, in any of `places`. */
+export function expectNoSecret(places: Record<string, string>, secrets: readonly string[]): void {
+  for (const secret of secrets) {
+    for (const form of [secret, b64(secret), Buffer.from(secret).toString('hex')]) {
+      for (const [where, text] of Object.entries(places))
+        expect(text.includes(form), `${where} holds a secret`).toBe(false);
+    }
+  }
 }
 
 /** Base64 of a string, as the fixtures print values. */
