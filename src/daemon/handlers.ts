@@ -142,7 +142,7 @@ function whoIsAsking(
     if (deps.boundary) return unpinned(who, sender.uid);
     throw new DeniedError(`caller refused: ${who.reason}`);
   }
-  Object.assign(audit, { exe: who.exe, sha256: who.sha256, ...(who.script ? { script: who.script } : {}) });
+  auditAs(audit, who);
   if (!who.script || deps.shims.get(who.script) !== who.scriptSha256) return who;
   // A request through our shim is decided for the program that ran the shim; the audit names both.
   const parent = identifyParent(who);
@@ -152,9 +152,15 @@ function whoIsAsking(
     if (deps.boundary) return unpinned(parent, sender.uid);
     throw new DeniedError(`shim caller refused: ${parent.reason}`);
   }
-  Object.assign(audit, { pid: parent.pid, exe: parent.exe, sha256: parent.sha256, script: parent.script });
-  if (!parent.script) delete audit.script;
+  auditAs(audit, parent);
   return parent;
+}
+
+// The audit line names the program the request is decided for.
+function auditAs(audit: Partial<AuditEntry>, who: Identity): void {
+  Object.assign(audit, { pid: who.pid, uid: who.uid, exe: who.exe, sha256: who.sha256 });
+  if (who.script) audit.script = who.script;
+  else delete audit.script;
 }
 
 async function serve(
@@ -531,13 +537,6 @@ function watchedSender(
     unwatch(watch);
     return undefined;
   }
-  const who = watch.identity;
-  Object.assign(audit, {
-    pid: who.pid,
-    uid: who.uid,
-    exe: who.exe,
-    sha256: who.sha256,
-    ...(who.script ? { script: who.script } : {}),
-  });
-  return who;
+  auditAs(audit, watch.identity);
+  return watch.identity;
 }
