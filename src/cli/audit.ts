@@ -1,9 +1,8 @@
-import { realpathSync } from 'node:fs';
 import { auditPath } from '../audit/log.js';
 import { readAuditTail } from '../audit/tail.js';
 import { verifyAudit, type WrittenLine } from '../audit/verify.js';
 import { CorruptError, UsageError } from '../errors.js';
-import { resolvePaths } from '../lib/paths.js';
+import { canonicalIfExists, resolvePaths } from '../lib/paths.js';
 import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
@@ -57,19 +56,11 @@ async function daemonHead(path: string): Promise<WrittenLine | null | undefined>
   try {
     client = await connect({ timeoutMs: 3000 });
     const head = await client.auditHead();
-    if (realpathOr(head.path) !== realpathOr(path)) return undefined;
+    if (canonicalIfExists(head.path) !== canonicalIfExists(path)) return undefined;
     return head.next === 0 ? null : { seq: head.next - 1, hash: head.prev };
   } catch {
     return undefined;
   } finally {
     client?.close();
-  }
-}
-
-function realpathOr(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
   }
 }

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
+import { canonicalIfExists } from '../lib/paths.js';
 import { buildBwrapArgs, dbusAddressSockets, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
@@ -218,14 +219,6 @@ function canonical(path: string, what: string): string {
       `${what} ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
       'create it first, or give another path',
     );
-  }
-}
-
-function canonicalIfExists(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return resolve(path);
   }
 }
 

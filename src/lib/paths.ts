@@ -1,5 +1,6 @@
+import { realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** Per-user directories (XDG on Linux, ~/Library on macOS), resolved from the given environment. */
 export interface Paths {
@@ -30,4 +31,13 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = pr
     state: join(env.XDG_STATE_HOME || join(home, '.local', 'state'), 'entraclaw'),
     runtime: join(env.XDG_RUNTIME_DIR || join('/tmp', `entraclaw-${uid}`), 'entraclaw'),
   };
+}
+
+/** The canonical form of `path` when it exists (symlinks resolved), else just the absolute path. */
+export function canonicalIfExists(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }
