@@ -16,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
 
 const linux = process.platform === 'linux';
@@ -58,11 +59,7 @@ function startAs(args: string[], cwd: string): ChildProcess {
   return child;
 }
 
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (const t = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() - t > 15_000) throw new Error(`timed out waiting for ${what}`);
-  }
-}
+const until = (what: string, ok: () => boolean) => waitFor(ok, what);
 
 /** PTRACE_ATTACH from a fresh python process of the same user: 0 on success, else the errno. */
 function attach(pid: number): number {

@@ -20,6 +20,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { fileKey } from '../../src/identity/hash.js';
 import { type Identity, identify, identifyParent, type Refusal } from '../../src/identity/peer.js';
 import { native } from '../../src/lib/native.js';
+import { waitFor } from '../support/broker.js';
 
 const linux = process.platform === 'linux';
 const root = process.geteuid?.() === 0;
@@ -44,7 +45,6 @@ afterEach(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function file(name: string, content: string): string {
   const path = join(dir, name);
@@ -60,13 +60,7 @@ function cmdline(pid: number): string[] {
   }
 }
 
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (ok()) return;
-    await sleep(10);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const until = (what: string, ok: () => boolean) => waitFor(ok, what, 2000);
 
 function pidfdFor(pid: number): number {
   const fd = native().pidfdOpen(pid);

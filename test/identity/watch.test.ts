@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../../src/identity/watch.js';
 import { native } from '../../src/lib/native.js';
+import { waitFor } from '../support/broker.js';
 
 const linux = process.platform === 'linux';
 // /bin/sh is dash on Debian: what /proc/<pid>/exe shows.
@@ -40,11 +41,7 @@ function file(name: string, text: string): string {
   return path;
 }
 
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (const t = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 10))) {
-    if (Date.now() - t > 5000) throw new Error(`timed out waiting for ${what}`);
-  }
-}
+const until = (what: string, ok: () => boolean) => waitFor(ok, what, 5000);
 
 const exeOf = (pid: number) => {
   try {
