@@ -58,6 +58,7 @@ const INLINE = 'runs inline code, not a script file; put the code in a script an
 const PRELOAD = 'loads extra code before the script; run the script without it';
 const STDIN = 'reads its program from stdin, which cannot be verified; run a script file';
 const DEBUGGER = 'opens a debugger that can run any code; run without it';
+const LOGIN = 'is a login shell, which runs the profile scripts first; run the script directly';
 const INTERACTIVE = 'starts an interactive prompt; run a script file';
 const NOT_A_RUN = 'does not run a script file';
 
@@ -341,8 +342,8 @@ const SHELL: OptionTable = {
     '-c': INLINE,
     '-i': INTERACTIVE,
     '-s': STDIN,
-    '-l': 'is a login shell, which runs the profile scripts first; run the script directly',
-    '--login': 'is a login shell, which runs the profile scripts first; run the script directly',
+    '-l': LOGIN,
+    '--login': LOGIN,
     '--rcfile': 'runs a startup file first; run without it',
     '--init-file': 'runs a startup file first; run without it',
     '--debugger': DEBUGGER,
@@ -385,8 +386,8 @@ const ZSH: OptionTable = {
     '-c': INLINE,
     '-i': INTERACTIVE,
     '-s': STDIN,
-    '-l': 'is a login shell, which runs the profile scripts first; run the script directly',
-    '--login': 'is a login shell, which runs the profile scripts first; run the script directly',
+    '-l': LOGIN,
+    '--login': LOGIN,
   },
   flags: set('-e', '-f', '-n', '-u', '-v', '-x'),
   valued: set('-o'),
