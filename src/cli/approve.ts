@@ -2,14 +2,10 @@ import { NotFoundError, UsageError } from '../errors.js';
 import { addClient } from '../policy/edit.js';
 import { listPending, takePending } from '../policy/pending.js';
 import { note, printJson } from './output.js';
-import { defaultName, editPolicy, grantsFrom, policyFiles } from './policy-files.js';
+import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } from './policy-files.js';
 
 /** Options of `approve` and `register`. */
-export interface GrantOptions {
-  grant?: string[];
-  ops?: string;
-  ttl?: string;
-  confirm?: boolean;
+export interface GrantOptions extends GrantFlags {
   name?: string;
   json?: boolean;
 }
@@ -17,7 +13,7 @@ export interface GrantOptions {
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
 export async function approve(target: string, opts: GrantOptions): Promise<void> {
   const files = policyFiles();
-  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl, opts.confirm);
+  const grants = grantsFrom(opts);
   let id = target;
   if (target.startsWith('sha256:')) {
     const sha = target.slice(7).toLowerCase();

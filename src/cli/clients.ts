@@ -7,7 +7,12 @@ import { policyFiles } from './policy-files.js';
 export function describeGrant(g: Grant): string {
   const services = [...g.services, ...g.servicePrefixes.map((p) => `${p}*`)].join(',');
   const until = g.expiresAt ? ` until ${g.expiresAt}` : '';
-  return `${services}/${g.accounts.join(',')} ${g.operations.join(',')}${until}${g.confirm ? ' (confirm each use)' : ''}`;
+  const confirm = g.confirmFor
+    ? ` (confirm; a yes lasts ${g.confirmFor} per process)`
+    : g.confirm
+      ? ' (confirm each use)'
+      : '';
+  return `${services}/${g.accounts.join(',')} ${g.operations.join(',')}${until}${confirm}`;
 }
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */

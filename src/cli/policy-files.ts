@@ -39,13 +39,17 @@ export function pinFile(path: string, what: string): { path: string; sha256: str
   return { path: real, sha256: hashExecutable(real) };
 }
 
-/** Parses every --grant spec with the shared --ops, --ttl and --confirm. */
-export function grantsFrom(
-  specs: string[] | undefined,
-  ops: string | undefined,
-  ttl: string | undefined,
-  confirm?: boolean,
-): Grant[] {
+/** The grant options every approving command shares. */
+export interface GrantFlags {
+  grant?: string[];
+  ops?: string;
+  ttl?: string;
+  confirm?: boolean;
+  confirmFor?: string;
+}
+
+/** Parses every --grant spec with the shared --ops, --ttl, --confirm and --confirm-for. */
+export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: GrantFlags): Grant[] {
   if (!specs || specs.length === 0) {
     throw new UsageError(
       'at least one --grant SERVICE[/ACCOUNT] is required',
@@ -58,6 +62,7 @@ export function grantsFrom(
       ...(ttl ? { ttl } : {}),
       source: 'cli',
       ...(confirm ? { confirm } : {}),
+      ...(confirmFor !== undefined ? { confirmFor } : {}),
     }),
   );
 }

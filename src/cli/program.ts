@@ -83,6 +83,10 @@ function grantOptions(cmd: Command): Command {
     .option('--ops <ops>', 'comma-separated: read,list,create,update,delete,write (default read)')
     .option('--ttl <ttl>', 'grant lifetime, e.g. 8h, 7d (default: no expiry)')
     .option('--confirm', "ask the user to confirm every use (the agent's askpass program)")
+    .option(
+      '--confirm-for <window>',
+      'ask the user, and let a yes last this long (e.g. 10m, at most 24h) for the same process, item and operation',
+    )
     .option('--json', 'print as JSON');
 }
 

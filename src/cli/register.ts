@@ -6,7 +6,7 @@ import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './pol
 /** `entraclaw register PATH [--script F] --grant ...`: pre-approves a program (and script) by hash. */
 export async function register(path: string, opts: GrantOptions & { script?: string }): Promise<void> {
   const files = policyFiles();
-  const grants = grantsFrom(opts.grant, opts.ops, opts.ttl, opts.confirm);
+  const grants = grantsFrom(opts);
   const exe = pinFile(path, 'program');
   const script = opts.script ? pinFile(opts.script, 'script') : undefined;
   const client = {

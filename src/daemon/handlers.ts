@@ -13,6 +13,7 @@ import { isExpired } from '../store/item-rules.js';
 import type { Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
 import type { Connection, FrameHandler, SenderFrame } from './connection.js';
+import type { ConsentMemory, Question } from './consent.js';
 import type { Logger } from './log.js';
 import type { PolicyCache } from './policy-cache.js';
 import {
@@ -39,6 +40,8 @@ export interface HandlerDeps {
   boundary?: Grant[];
   /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
   confirmUse?: Confirmer;
+  /** The user's recent yeses, for grants with confirm_for. */
+  consent?: ConsentMemory;
 }
 
 type Reply = { json: object; attachment?: Buffer };
@@ -239,7 +242,7 @@ async function serve(
   audit.reason = `client ${d.client.name}`;
   if (unconfirmed) return challenge(unconfirmed.conn, request, subject, unconfirmed.senderPid, audit, finish);
   const granted = d.grant.confirm
-    ? await askUser(deps, subject, d.client.name, op, target)
+    ? await askUser(deps, { client: d.client.name, subject, op, ...target }, d.grant.confirmFor)
     : `client ${d.client.name}`;
   switch (request.op) {
     case 'get': {
@@ -300,26 +303,27 @@ async function serve(
 }
 
 // A grant with confirm = true: the user answers through the askpass program before anything is done.
-async function askUser(
-  deps: HandlerDeps,
-  subject: Identity,
-  client: string,
-  op: string,
-  target: { service?: string; account?: string },
-): Promise<string> {
+// With confirm_for, a recent yes to the same question from the same process answers it instead.
+async function askUser(deps: HandlerDeps, q: Question, remember: string | undefined): Promise<string> {
   if (!deps.confirmUse) {
     throw new DeniedError(
-      `the grant of client "${client}" needs confirmation on every use, and no askpass program is configured`,
+      `the grant of client "${q.client}" needs confirmation on every use, and no askpass program is configured`,
       'set [agent] askpass = "/usr/bin/ssh-askpass" in agent.toml (or ENTRACLAW_ASKPASS) and restart the agent',
     );
   }
-  const what = op === 'list' ? 'list items' : `${op} ${target.service}/${target.account}`;
+  if (remember && deps.consent?.holds(q, remember)) {
+    return `client ${q.client}, confirmed by the user within ${remember}`;
+  }
+  const { subject, op } = q;
+  const what = op === 'list' ? 'list items' : `${op} ${q.service}/${q.account}`;
   const program = `${subject.exe}${subject.script ? ` ${subject.script}` : ''}`;
+  const lasts = remember ? ` (a yes holds for this process for ${remember})` : '';
   const answer = await deps.confirmUse(
-    `Entraclaw: allow "${client}" (${program}, pid ${subject.pid}) to ${what}?`,
+    `Entraclaw: allow "${q.client}" (${program}, pid ${subject.pid}) to ${what}?${lasts}`,
   );
   if (!answer.yes) throw new DeniedError(`not confirmed: ${answer.why}`);
-  return `client ${client}, confirmed by the user`;
+  if (remember) deps.consent?.remember(q);
+  return `client ${q.client}, confirmed by the user`;
 }
 
 /** A sandboxed caller that could not be pinned (see unpinned); `unpinned` says why. */

@@ -19,6 +19,7 @@ import type { Grant } from '../policy/schema.js';
 import type { Store } from '../store/types.js';
 import { askpassConfirmer } from './confirm.js';
 import { Connection, type ConnectionLimits } from './connection.js';
+import { ConsentMemory } from './consent.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
@@ -144,7 +145,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     shims: shimScripts(),
     version: opts.version,
     ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
-    ...(opts.askpass ? { confirmUse: askpassConfirmer(opts.askpass, opts.log) } : {}),
+    ...(opts.askpass
+      ? { confirmUse: askpassConfirmer(opts.askpass, opts.log), consent: new ConsentMemory() }
+      : {}),
   });
   const live = new Set<Connection>();
   const onClose = (c: Connection, reason: string) => {

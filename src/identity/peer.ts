@@ -21,7 +21,15 @@
 import { basename } from 'node:path';
 import { native } from '../lib/native.js';
 import { analyzeCommand } from './interpreter.js';
-import { type HashedFile, hashOpened, pidfdPid, readArgv, readEnviron, readStatus } from './proc.js';
+import {
+  type HashedFile,
+  hashOpened,
+  pidfdPid,
+  readArgv,
+  readEnviron,
+  readStartTime,
+  readStatus,
+} from './proc.js';
 
 /** A verified process: its executable (and script, for an interpreter) with their SHA-256. */
 export interface Identity {
@@ -36,6 +44,8 @@ export interface Identity {
   scriptSha256?: string;
   /** argv for display and audit only (first ARGV_MAX arguments, ARG_CHARS_MAX characters each). */
   argv: string[];
+  /** Start time from /proc (see readStartTime): pid + started names this one process. */
+  started?: string;
   /** fileKey() of the executable and script that were hashed, to notice a change without rehashing. */
   files?: { exe: string; script?: string };
 }
@@ -152,6 +162,7 @@ function inspect(pid: number, uid: number): Identity {
     exe: exe.path,
     sha256: exe.sha256,
     argv: argv.slice(0, ARGV_MAX).map((a) => a.slice(0, ARG_CHARS_MAX)),
+    started: readStartTime(pid),
     files: { exe: exe.key },
   };
   if (what.kind === 'script') {

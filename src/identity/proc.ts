@@ -67,6 +67,19 @@ export function readStatus(pid: number): ProcStatus {
   };
 }
 
+/**
+ * When the process started, in clock ticks since boot (/proc/<pid>/stat field 22): with the pid, it names
+ * one process for as long as the machine runs, where a pid alone is reused.
+ */
+export function readStartTime(pid: number): string {
+  const text = readProc(`/proc/${pid}/stat`).toString('latin1');
+  // The command name (field 2) may itself hold ") ", so count fields after the last one.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const start = fields[22 - 3];
+  if (!start || !/^\d+$/.test(start)) throw new Error(`/proc/${pid}/stat has no start time`);
+  return start;
+}
+
 /** argv from /proc/<pid>/cmdline (the process can rewrite this memory; see peer.ts). */
 export function readArgv(pid: number): string[] {
   return splitNul(readProc(`/proc/${pid}/cmdline`));

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { DURATION_FORMAT, parseDuration } from './duration.js';
 import { parsePolicy } from './load.js';
 import {
   ANY,
@@ -10,6 +11,7 @@ import {
   type Grant,
   type GrantOperation,
   type GrantSource,
+  MAX_CONFIRM_FOR_MS,
   nameProblem,
   type Policy,
 } from './schema.js';
@@ -101,9 +103,9 @@ export interface GrantSpecOptions {
   source?: GrantSource;
   /** Every use needs the user's confirmation (askpass). */
   confirm?: boolean;
+  /** Confirmation, with a yes remembered this long (e.g. `10m`) per process, item and operation. */
+  confirmFor?: string;
 }
-
-const TTL_UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
 
 /**
  * Parses a grant given on the command line as `SERVICE[/ACCOUNT]`: `github.com` is every account of
@@ -118,7 +120,8 @@ export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
     operations,
     ...(expiresAt ? { expiresAt } : {}),
     source: opts.source ?? 'cli',
-    ...(opts.confirm ? { confirm: true } : {}),
+    ...(opts.confirm || opts.confirmFor !== undefined ? { confirm: true } : {}),
+    ...(opts.confirmFor !== undefined ? { confirmFor: confirmWindow(opts.confirmFor) } : {}),
   };
   if (spec === ANY) return { services: [ANY], servicePrefixes: [], accounts: [ANY], ...base };
   if (spec.endsWith('*')) {
@@ -182,12 +185,20 @@ function parseOps(ops: string | readonly string[]): GrantOperation[] {
 }
 
 function expiryOf(ttl: string, now: Date): string {
-  const m = /^(\d+)([smhdw])$/.exec(ttl.trim());
-  const ms = m ? Number(m[1]) * TTL_UNITS[m[2]!]! : 0;
-  if (!m || ms <= 0 || !Number.isSafeInteger(ms)) {
-    throw new UsageError(`"${ttl}" is not a lifetime`, 'use a number and a unit: 30m, 12h, 7d, 2w');
-  }
+  const ms = parseDuration(ttl);
+  if (ms === undefined) throw new UsageError(`"${ttl}" is not a lifetime`, `use ${DURATION_FORMAT}`);
   return new Date(now.getTime() + ms).toISOString();
+}
+
+function confirmWindow(text: string): string {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms > MAX_CONFIRM_FOR_MS) {
+    throw new UsageError(
+      `"${text}" is not a confirmation window`,
+      `use ${DURATION_FORMAT}, at most 24h; or --confirm to ask on every use`,
+    );
+  }
+  return text.trim();
 }
 
 const HEADER = `# Entraclaw policy: which programs may use which secrets.
@@ -197,7 +208,8 @@ const HEADER = `# Entraclaw policy: which programs may use which secrets.
 # [[client]]           name, exe, sha256 (64 hex), optional script + script_sha256 (interpreters), added
 #   [[client.grant]]   services (exact, or "*"), service_prefixes, accounts (exact, or "*"),
 #                      operations (read, list, write, create, update, delete), expires_at, source,
-#                      confirm (ask the user on every use)
+#                      confirm (ask the user on every use), confirm_for (ask, and let a yes
+#                      last that long for the same process, item and operation, e.g. "10m")
 `;
 
 /** Serialises a policy as TOML, with the header that explains the format. */
@@ -217,6 +229,7 @@ export function formatPolicy(policy: Policy): string {
       if (g.expiresAt !== undefined) out.push(`  expires_at = ${str(g.expiresAt)}`);
       if (g.source !== undefined) out.push(`  source = ${str(g.source)}`);
       if (g.confirm) out.push('  confirm = true');
+      if (g.confirmFor !== undefined) out.push(`  confirm_for = ${str(g.confirmFor)}`);
     }
     out.push('');
   }

@@ -1,6 +1,7 @@
 import { TomlDate } from 'smol-toml';
 import * as z from 'zod';
 import { parseTimestamp } from '../store/item-rules.js';
+import { DURATION_FORMAT, parseDuration } from './duration.js';
 
 /** What a request asks to do to an item; `set` becomes create or update (see setOperation). */
 export const OPERATIONS = ['read', 'list', 'create', 'update', 'delete'] as const;
@@ -30,6 +31,11 @@ export interface Grant {
   source?: GrantSource;
   /** Each use must be confirmed by the user through the agent's askpass program (ssh-agent -c style). */
   confirm?: boolean;
+  /**
+   * With confirm: how long a yes lasts (e.g. `10m`) for the same process and the same item and operation;
+   * none means every use is asked.
+   */
+  confirmFor?: string;
 }
 
 /** An approved program: an executable by hash, optionally pinned to one script when it is an interpreter. */
@@ -47,6 +53,9 @@ export interface Client {
 export interface Policy {
   clients: Client[];
 }
+
+/** The longest a confirmation may be remembered: a yes must not outlive a working day unasked. */
+export const MAX_CONFIRM_FOR_MS = 24 * 3600e3;
 
 const MAX_NAME_BYTES = 256;
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -105,8 +114,21 @@ const grantSchema = z
     expires_at: time.optional(),
     source: z.enum(GRANT_SOURCES, { message: `must be one of ${GRANT_SOURCES.join(', ')}` }).optional(),
     confirm: z.boolean({ message: 'must be true or false' }).optional(),
+    confirm_for: z
+      .string({ message: 'must be a duration string such as "10m"' })
+      .refine((s) => (parseDuration(s) ?? Infinity) <= MAX_CONFIRM_FOR_MS, {
+        message: `must be ${DURATION_FORMAT}, at most 24h`,
+      })
+      .optional(),
   })
   .superRefine((g, ctx) => {
+    if (g.confirm === false && g.confirm_for !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['confirm_for'],
+        message: 'contradicts confirm = false (confirm_for means: confirm, and remember a yes that long)',
+      });
+    }
     if (!g.services?.length && !g.service_prefixes?.length) {
       ctx.addIssue({
         code: 'custom',
@@ -193,7 +215,8 @@ export function fromFile(file: PolicyFile): Policy {
         operations: g.operations,
         ...(g.expires_at !== undefined ? { expiresAt: g.expires_at } : {}),
         ...(g.source !== undefined ? { source: g.source } : {}),
-        ...(g.confirm ? { confirm: true } : {}),
+        ...(g.confirm || g.confirm_for !== undefined ? { confirm: true } : {}),
+        ...(g.confirm_for !== undefined ? { confirmFor: g.confirm_for } : {}),
       })),
     })),
   };

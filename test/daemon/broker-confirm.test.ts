@@ -4,12 +4,32 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, b64, canary, PY_LIB, PYTHON, startBroker, stateText } from '../support/broker.js';
+import {
+  type Broker,
+  b64,
+  type ClientResult,
+  canary,
+  PY_LIB,
+  PYTHON,
+  startBroker,
+  stateText,
+} from '../support/broker.js';
 
 const SVC = 'confirm.example';
 const SECRET = canary('confirm');
 const CLIENT_PY = `${PY_LIB}
 emit(get(connect_hello(SOCK), sys.argv[1], sys.argv[2]))
+`;
+// Several gets by one process: argv service, account, then "get" or "wait:SECONDS" steps.
+const STEPS_PY = `${PY_LIB}
+s = connect_hello(SOCK)
+out = []
+for step in sys.argv[3:]:
+    if step.startswith("wait:"):
+        time.sleep(float(step[5:]))
+    else:
+        out.append(get(s, sys.argv[1], sys.argv[2]))
+emit({"results": out})
 `;
 
 // The askpass records what it was asked (and how), then answers with the exit status in ANSWER.
@@ -26,12 +46,15 @@ const asked = () => (existsSync(ASKED) ? readFileSync(ASKED, 'utf8').trim().spli
 
 let b: Broker;
 let clientPy: string;
+let stepsPy: string;
 beforeAll(async () => {
   b = await startBroker(
     'entraclaw-confirm',
     [
       [SVC, 'asked', SECRET],
       [SVC, 'plain', SECRET],
+      [SVC, 'polled', SECRET],
+      [SVC, 'brief', SECRET],
     ],
     {
       ENTRACLAW_ASKPASS: ASKPASS,
@@ -52,6 +75,22 @@ beforeAll(async () => {
   expect(register.status, register.stderr).toBe(0);
   const plain = b.cli(['grant', 'careful', '--grant', `${SVC}/plain`]);
   expect(plain.status, plain.stderr).toBe(0);
+  stepsPy = b.file('steps.py', STEPS_PY);
+  const steps = b.cli([
+    'register',
+    PYTHON,
+    '--script',
+    stepsPy,
+    '--grant',
+    `${SVC}/polled`,
+    '--confirm-for',
+    '10m',
+    '--name',
+    'poller',
+  ]);
+  expect(steps.status, steps.stderr).toBe(0);
+  const brief = b.cli(['grant', 'poller', '--grant', `${SVC}/brief`, '--confirm-for', '2s']);
+  expect(brief.status, brief.stderr).toBe(0);
 }, 60_000);
 afterAll(async () => {
   await b?.stop();
@@ -95,6 +134,82 @@ describe('confirm on use', () => {
     const r = await b.python(clientPy, [SVC, 'plain']);
     expect(r.result, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
     expect(asked()).toHaveLength(before);
+  }, 30_000);
+});
+
+describe('confirm on use, with a yes remembered (confirm_for)', () => {
+  const results = (r: ClientResult) => r.results as ClientResult[];
+  const okAll = (r: ClientResult, n: number) =>
+    expect(results(r)).toEqual(Array(n).fill({ ok: true, value_b64: b64(SECRET) }));
+
+  it('the policy records the window and `clients` shows it', () => {
+    const policy = readFileSync(join(b.dir, 'config', 'entraclaw', 'policy.toml'), 'utf8');
+    expect(policy).toMatch(/confirm = true\n\s*confirm_for = "10m"/);
+    expect(b.cli(['clients']).stdout.toString()).toContain(
+      'confirm.example/polled read (confirm; a yes lasts 10m per process)',
+    );
+  });
+
+  it('asks once for several reads by one process, and asks a new process again', async () => {
+    writeFileSync(ANSWER, '0');
+    const before = asked().length;
+    const first = await b.python(stepsPy, [SVC, 'polled', 'get', 'get', 'get']);
+    okAll(first.result, 3);
+    expect(asked().slice(before)).toEqual([
+      expect.stringMatching(/to read confirm\.example\/polled\? \(a yes holds for this process for 10m\)$/),
+    ]);
+    const second = await b.python(stepsPy, [SVC, 'polled', 'get', 'get']);
+    okAll(second.result, 2);
+    expect(asked().slice(before)).toHaveLength(2);
+    expect(stateText(b)).toMatch(/confirmed by the user within 10m/);
+  }, 30_000);
+
+  it('remembers no "no": a declined read is asked again, and a later yes is served', async () => {
+    writeFileSync(ANSWER, '1');
+    const before = asked().length;
+    // The process asks, is refused, then (after the answer changes) asks again.
+    const run = b.python(stepsPy, [SVC, 'polled', 'get', 'wait:1.5', 'get']);
+    await new Promise((r) => setTimeout(r, 700));
+    writeFileSync(ANSWER, '0');
+    const r = await run;
+    expect(results(r.result)[0]).toMatchObject({ ok: false, code: 'denied' });
+    expect(results(r.result)[1]).toEqual({ ok: true, value_b64: b64(SECRET) });
+    expect(asked().slice(before)).toHaveLength(2);
+  }, 30_000);
+
+  it('a yes covers only the item it was given for', async () => {
+    writeFileSync(ANSWER, '0');
+    const polled = await b.python(stepsPy, [SVC, 'polled', 'get']);
+    okAll(polled.result, 1);
+    const before = asked().length;
+    // Same client, same kind of grant, other item: its own question.
+    const r = await b.python(stepsPy, [SVC, 'brief', 'get', 'get']);
+    okAll(r.result, 2);
+    expect(asked().slice(before)).toEqual([expect.stringContaining('confirm.example/brief')]);
+  }, 30_000);
+
+  it('asks again once the window has passed', async () => {
+    writeFileSync(ANSWER, '0');
+    const before = asked().length;
+    const r = await b.python(stepsPy, [SVC, 'brief', 'get', 'get', 'wait:2.2', 'get']);
+    okAll(r.result, 3);
+    expect(asked().slice(before)).toHaveLength(2);
+  }, 30_000);
+
+  it('a shortened window in policy.toml applies to yeses already given', async () => {
+    writeFileSync(ANSWER, '0');
+    const path = join(b.dir, 'config', 'entraclaw', 'policy.toml');
+    const original = readFileSync(path, 'utf8');
+    const before = asked().length;
+    try {
+      const r = b.python(stepsPy, [SVC, 'polled', 'get', 'wait:1.5', 'get']);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      writeFileSync(path, original.replace('confirm_for = "10m"', 'confirm_for = "1s"'));
+      okAll((await r).result, 2);
+      expect(asked().slice(before)).toHaveLength(2);
+    } finally {
+      writeFileSync(path, original);
+    }
   }, 30_000);
 });
 

@@ -14,6 +14,7 @@ import {
 } from '../../src/policy/edit.js';
 import { loadPolicy, parsePolicy } from '../../src/policy/load.js';
 import type { Client, Policy } from '../../src/policy/schema.js';
+import { usageError } from '../support/errors.js';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -200,6 +201,20 @@ describe('parseGrantSpec', () => {
     );
   });
 
+  it('turns a confirmation window into confirm + confirmFor, and refuses a bad or too long one', () => {
+    expect(parseGrantSpec('s', { ops: 'read', confirmFor: '10m' })).toMatchObject({
+      confirm: true,
+      confirmFor: '10m',
+    });
+    expect(parseGrantSpec('s', { ops: 'read', confirm: true })).not.toHaveProperty('confirmFor');
+    expect(parseGrantSpec('s', { ops: 'read', confirmFor: '24h' }).confirmFor).toBe('24h');
+    for (const bad of ['25h', '2d', '10', 'soon', '0m', '-5m']) {
+      expect(usageError(() => parseGrantSpec('s', { ops: 'read', confirmFor: bad })).message).toBe(
+        `"${bad}" is not a confirmation window`,
+      );
+    }
+  });
+
   it('records where the grant came from', () => {
     expect(parseGrantSpec('s', { ops: 'read', source: 'profile' }).source).toBe('profile');
   });
@@ -254,6 +269,14 @@ describe('formatPolicy / savePolicy', () => {
               accounts: ['release'],
               operations: ['read'],
               confirm: true,
+            },
+            {
+              services: ['tokens'],
+              servicePrefixes: [],
+              accounts: ['*'],
+              operations: ['read'],
+              confirm: true,
+              confirmFor: '15m',
             },
           ],
         },

@@ -253,10 +253,45 @@ describe('parsePolicy', () => {
         9,
         /confirm: must be true or false/,
       ],
+      [
+        'a confirmation window that is not a duration',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = "a while"\n'),
+        9,
+        /confirm_for: must be a number and a unit/,
+      ],
+      [
+        'a confirmation window over 24 hours',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = "2d"\n'),
+        9,
+        /confirm_for: .*at most 24h/,
+      ],
+      [
+        'a confirmation window as a number',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = 600\n'),
+        9,
+        /confirm_for: must be a duration string/,
+      ],
+      [
+        'a confirmation window beside confirm = false',
+        client(
+          '',
+          'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm = false\nconfirm_for = "5m"\n',
+        ),
+        10,
+        /confirm_for: contradicts confirm = false/,
+      ],
     ])('%s', (_name, source, line, message) => {
       const e = usageError(() => parsePolicy(source));
       expect(e.message).toContain(`policy.toml:${line}: `);
       expect(e.message).toMatch(message);
+    });
+
+    it('confirm_for implies confirm and keeps the window as written', () => {
+      const source = client(
+        '',
+        'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = "24h"\n',
+      );
+      expect(parsePolicy(source).clients[0]!.grants[0]).toMatchObject({ confirm: true, confirmFor: '24h' });
     });
 
     it('accepts the names the CLI derives from file names', () => {
