@@ -2,7 +2,7 @@
 // split chunks next to it) and each shim (one self-contained file). Loading one file instead of ~15 ES
 // modules saves ~10-15 ms per run, and tools run these on every request (bench/stores, bench/shims).
 // Chunks stay in dist/cli/ so paths relative to import.meta.url (the native addon, ../shim) still hold.
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 // Bundled: zod (as a package it pulls in ~8 MB of heap, every locale and module; bundled and
@@ -66,6 +66,8 @@ await build({
   splitting: true,
   chunkNames: 'chunk-[hash]',
 });
+// Runnable as it is (`./dist/cli/main.js`), as npm makes the installed bin: its shebang passes `--` to node.
+chmodSync('dist/cli/main.js', 0o755);
 await build({
   ...common,
   entryPoints: ['dist/shim/security-main.js', 'dist/shim/secret-tool-main.js'],

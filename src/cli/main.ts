@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// The `--` matters: Node 20 reads `--env-file FILE` from anywhere in argv, even after the script, and
+// would apply that file's NODE_OPTIONS to this very process before `entraclaw run --env-file` could refuse
+// it. Nothing after `--` is taken as a Node option.
 import { EXIT_STDOUT_CLOSED } from './exit-codes.js';
 import { fastSecretGet } from './fast-get.js';
 import { reportError } from './output.js';

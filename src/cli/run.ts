@@ -7,6 +7,7 @@ import { buildChildEnv, envReferences } from '../inject/env.js';
 import { createMaskStream, isMaskable } from '../inject/mask.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
+import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
 
@@ -26,6 +27,12 @@ const FORWARDED: NodeJS.Signals[] = [
   'SIGUSR2',
   'SIGWINCH',
 ];
+
+/**
+ * Signals a terminal sends to its whole foreground process group, which holds CMD too when we are in it:
+ * relaying those would deliver each twice (and a second Ctrl-C often means "force quit").
+ */
+const FROM_TERMINAL = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT', 'SIGWINCH']);
 
 /**
  * `entraclaw run [--env-file F]... [--env NAME=REF]... [--mask] -- CMD ARGS`: resolves every
@@ -75,7 +82,11 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     pipeMasked(child.stdout!, process.stdout, secrets);
     pipeMasked(child.stderr!, process.stderr, secrets);
   }
-  for (const s of FORWARDED) process.on(s, () => child.kill(s));
+  for (const s of FORWARDED) {
+    process.on(s, () => {
+      if (!(FROM_TERMINAL.has(s) && inForegroundOfTerminal())) child.kill(s);
+    });
+  }
   const status = await new Promise<number>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) =>
       reject(

@@ -17,6 +17,7 @@ import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
+import { shellQuote } from '../lib/shell.js';
 import { STORE_NAMES, type StoreName } from '../store/types.js';
 import { note, printJson } from './output.js';
 
@@ -381,8 +382,4 @@ function socketReachable(path: string): Promise<boolean> {
     sock.once('error', () => done(false));
     sock.once('timeout', () => done(false));
   });
-}
-
-function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

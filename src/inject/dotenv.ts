@@ -44,6 +44,13 @@ export function parseDotenv(text: string | Buffer, source: string): EnvPair[] {
     const last = lastLineOfEntry(lines, i, m[2] as string);
     const value = parse(lines.slice(i, last + 1).join('\n'))[name];
     if (value === undefined) throw new UsageError(`${where}: cannot parse the value of ${name}`);
+    // execve() cannot pass a NUL; left here, spawn would fail later and quote the value in its error.
+    if (value.includes('\0')) {
+      throw new UsageError(
+        `${where}: the value of ${name} contains a NUL byte, which no environment variable can hold`,
+        'remove it (a value pasted from a binary file?)',
+      );
+    }
     pairs.push([name, value]);
     i = last;
   }

@@ -1,29 +1,35 @@
 import { EntraclawError, NotFoundError } from '../errors.js';
+import { shellQuote } from '../lib/shell.js';
 import { assertFresh } from '../store/item-rules.js';
 import type { Selection } from '../store/select.js';
+import type { Item } from '../store/types.js';
 import { formatReference, type Reference } from './reference.js';
 
 /**
  * Resolves references from the user's stores (systemd credentials first when present, then the selected
- * store). Errors name the reference and, via `where`, the variable or template line that used it.
+ * store). Every error — not found, expired, locked, unavailable — names the reference and, via `where`,
+ * the variable or template line that used it.
  */
 export async function resolveReference(sel: Selection, ref: Reference, where: string): Promise<Buffer> {
+  const refresh = `entraclaw secret set ${shellQuote(ref.service)} ${shellQuote(ref.account)}`;
   for (const store of [...sel.readFirst, sel.store]) {
-    const item = await store.get(ref.service, ref.account);
-    if (!item) continue;
+    let item: Item | undefined;
     try {
+      item = await store.get(ref.service, ref.account);
+      if (!item) continue;
       assertFresh(item, store.name, false);
     } catch (err) {
-      throw new EntraclawError(
-        (err as EntraclawError).code,
-        `${where}: ${(err as Error).message}`,
-        (err as EntraclawError).hint,
-      );
+      if (!(err instanceof EntraclawError)) throw err;
+      // run and inject have no --allow-expired: an expired token handed to a tool only turns into a 401.
+      const hint = err.code === 'expired' ? `refresh it with: ${refresh}` : err.hint;
+      throw new EntraclawError(err.code, `${where}: ${formatReference(ref)}: ${err.message}`, hint, {
+        cause: err,
+      });
     }
     return item.value;
   }
   throw new NotFoundError(
     `${where}: ${formatReference(ref)} not found in ${sel.store.name}`,
-    `store it with: entraclaw secret set ${ref.service} ${ref.account}`,
+    `store it with: ${refresh}`,
   );
 }

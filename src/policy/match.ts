@@ -1,3 +1,4 @@
+import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type Operation, type Policy } from './schema.js';
 
 /** Who is asking, as the daemon established it from kernel credentials (never from the request). */
@@ -127,9 +128,4 @@ function covers(grant: Grant, service: string, account: string): boolean {
     grant.services.includes(service) ||
     grant.servicePrefixes.some((p) => service.startsWith(p));
   return serviceOk && (grant.accounts.includes(ANY) || grant.accounts.includes(account));
-}
-
-// Paths go into a command the user is told to run; quote any that the shell would split or expand.
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,21 +2,18 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { shellQuote } from '../lib/shell.js';
 
 /** The shim commands and the entry script each runs. */
 export const SHIMS = { security: 'security-main.js', 'secret-tool': 'secret-tool-main.js' } as const;
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The wrapper for one shim. It `exec`s node so that the process talking to the daemon is node running our
  * shim script, whose parent is the tool that ran `security` / `secret-tool`: the daemon decides for that
- * parent.
+ * parent. `--` keeps Node from reading its own options (e.g. --env-file) out of the caller's arguments.
  */
 export function shimWrapper(nodePath: string, script: string): string {
-  return `#!/bin/sh\n# entraclaw shim: talks to the entraclaw daemon, never to a store directly.\nexec ${shellQuote(nodePath)} ${shellQuote(script)} "$@"\n`;
+  return `#!/bin/sh\n# entraclaw shim: talks to the entraclaw daemon, never to a store directly.\nexec ${shellQuote(nodePath)} -- ${shellQuote(script)} "$@"\n`;
 }
 
 /** Writes the `security` and `secret-tool` shims into `dir` (mode 0755) and returns their paths. */

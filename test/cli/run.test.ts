@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { MASK_TEXT } from '../../src/inject/mask.js';
+import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 import { randomName } from '../support/context.js';
 
@@ -150,6 +151,33 @@ describe('entraclaw run: the child is the command', () => {
     expect(readFileSync(got, 'utf8')).toBe('TERM\n');
   });
 
+  it('forwards SIGINT sent to entraclaw alone (no terminal) exactly once', async () => {
+    const ready = scratch('ready');
+    const got = scratch('got');
+    const script = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; for i in 1 2 3 4 5 6 7 8; do sleep 0.1; done`;
+    const r = await runAsync(['--', 'sh', '-c', script], ready, 'SIGINT');
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(got, 'utf8')).toBe('INT\n');
+  });
+
+  it('Ctrl-C on a terminal reaches the child once, not once from the tty and again from us', async () => {
+    // `script` gives entraclaw and its child a real pty as their controlling terminal; a ^C written to it
+    // makes the kernel send SIGINT to the whole foreground process group.
+    const ready = scratch('ready');
+    const got = scratch('got');
+    const child = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done`;
+    const cmd = [CLI, 'run', ...STORE, '--', 'sh', '-c', child].map((a) => `'${a.replace(/'/g, `'\\''`)}'`);
+    // exec: the shell `script` starts must not stay between the pty and entraclaw (it would die of the ^C).
+    const pty = spawn('script', ['-qfec', `exec ${cmd.join(' ')}`, '/dev/null'], {
+      env,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    await waitFor(() => existsSync(ready), 'the child under a pty');
+    pty.stdin.write('\x03');
+    const status = await new Promise<number | null>((resolve) => pty.on('close', (code) => resolve(code)));
+    expect({ status, got: readFileSync(got, 'utf8') }).toEqual({ status: 0, got: 'INT\n' });
+  });
+
   it('a child killed by the forwarded signal is 128 + the signal number', async () => {
     const ready = scratch('ready');
     const r = await runAsync(['--', 'sh', '-c', `touch "${ready}"; exec sleep 30`], ready, 'SIGTERM');
@@ -219,6 +247,9 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
     expect(r.stderr).toContain('OLD');
     expect(r.stderr).toContain('expired');
     expect(r.stderr).not.toContain(CANARY);
+    // run has no --allow-expired, so the hint must not offer it.
+    expect(r.stderr).toContain(`hint: refresh it with: entraclaw secret set ${SVC} old`);
+    expect(r.stderr).not.toContain('--allow-expired');
   });
 
   it('a malformed reference is a usage error (exit 2), child never started', () => {
@@ -236,6 +267,8 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
     const r = run(['--env', `T=entraclaw://${SVC}/me`, ...m.cmd], { ENTRACLAW_PASSPHRASE_FILE: wrong });
     expect(r.status).toBe(EXIT_CODES.locked);
     expect(m.started()).toBe(false);
+    // The variable and the reference are named, as for not found and expired.
+    expect(r.stderr).toMatch(new RegExp(`^entraclaw: T: entraclaw://${SVC}/me: wrong passphrase`));
   });
 });
 
@@ -273,6 +306,45 @@ describe('entraclaw run: environment sanitising', () => {
     const r = run(child.cmd, { PERL5LIB: '/opt/mine' });
     expect(r.status, r.stderr).toBe(0);
     expect(child.seen()).toBe('/opt/mine');
+  });
+
+  it('a .env NODE_OPTIONS never reaches entraclaw itself: the bin keeps node off --env-file', () => {
+    // Node 20 reads `--env-file FILE` anywhere in argv and applies the file's NODE_OPTIONS to the very
+    // process that is about to refuse it; the bin's shebang (`node --`) is what stops that.
+    const ran = scratch('ran-inside-entraclaw');
+    const evil = scratch('evil.cjs');
+    writeFileSync(evil, `require('fs').writeFileSync(${JSON.stringify(ran)}, String(process.pid));\n`);
+    const file = scratch('.env');
+    writeFileSync(file, `NODE_OPTIONS=--require=${evil}\n`);
+    const m = marker();
+    for (const args of [['--env-file', file], [`--env-file=${file}`]]) {
+      const r = spawnSync(CLI, ['run', ...STORE, ...args, ...m.cmd], { env, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain('NODE_OPTIONS');
+      expect(existsSync(ran)).toBe(false);
+      expect(m.started()).toBe(false);
+    }
+  });
+
+  it('a missing --env-file is entraclaw usage error naming it, not a node error', () => {
+    const m = marker();
+    const missing = join(dir, 'no-such.env');
+    const r = spawnSync(CLI, ['run', ...STORE, '--env-file', missing, ...m.cmd], { env, encoding: 'utf8' });
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toMatch(/^entraclaw: /);
+    expect(r.stderr).toContain(missing);
+    expect(m.started()).toBe(false);
+  });
+
+  it('a NUL in a .env value is a usage error naming the line, never echoing the value', () => {
+    const file = scratch('.env');
+    writeFileSync(file, `OK=1\nA=${CANARY}\0tail\n`);
+    const m = marker();
+    const r = run(['--env-file', file, ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`${file}:2`);
+    expect(r.stderr).not.toContain(CANARY);
+    expect(m.started()).toBe(false);
   });
 
   it('a .env file may not set ENTRACLAW_* variables', () => {

@@ -13,7 +13,7 @@ export interface CliResult {
 
 /** Runs the real CLI in a child process with the given environment and stdin. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: Buffer | string): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env, input: input ?? '', timeout: 30_000 });
+  const r = spawnSync(process.execPath, ['--', CLI, ...args], { env, input: input ?? '', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
