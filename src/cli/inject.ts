@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { closeSync, openSync } from 'node:fs';
+import { TooLargeError, UsageError } from '../errors.js';
 import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
@@ -14,16 +14,20 @@ const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
 export async function inject(opts: StoreOptions & { in?: string; out?: string }): Promise<void> {
   const source = opts.in ?? '-';
   let text: Buffer;
+  let fd: number | undefined;
   try {
-    text = source === '-' ? readBounded(0, MAX_TEMPLATE_BYTES, 'the template') : readFileSync(source);
+    fd = source === '-' ? 0 : openSync(source, 'r');
+    text = readBounded(fd, MAX_TEMPLATE_BYTES, `template ${source === '-' ? 'on stdin' : source}`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code) {
-      throw new UsageError(
-        `cannot read template ${source}: ${(err as NodeJS.ErrnoException).code}`,
-        'give -i an existing file (or - for stdin)',
-      );
-    }
-    throw err;
+    if (err instanceof TooLargeError) throw new TooLargeError(err.message, 'split it into smaller templates');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!code) throw err;
+    throw new UsageError(
+      `cannot read template ${source}: ${code}`,
+      'give -i an existing file (or - for stdin)',
+    );
+  } finally {
+    if (fd !== undefined && fd !== 0) closeSync(fd);
   }
   const name = source === '-' ? 'stdin' : source;
   // The store is opened on the first reference only: a template without one needs no store (or passphrase).
@@ -44,10 +48,26 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
     if (sel) await sel.then(closeSelection, () => undefined);
   }
   // Nothing is written unless every reference resolved: a half-rendered file would be worse than none.
-  if (opts.out) writeFileAtomic(opts.out, out, 0o600);
+  if (opts.out) writeOutput(opts.out, out);
   else
     await new Promise<void>((resolve, reject) =>
       process.stdout.write(out, (e) => (e ? reject(e) : resolve())),
     );
   out.fill(0);
+}
+
+// A path that cannot take the file is the user's to fix (exit 2); a full disk or an I/O error is not.
+function writeOutput(path: string, data: Buffer): void {
+  try {
+    writeFileAtomic(path, data, 0o600);
+  } catch (err) {
+    const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code && ['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ELOOP'].includes(code)) {
+      throw new UsageError(
+        (err as Error).message,
+        '-o names the file to write: its directory must exist and be writable by you, and it must not be a directory',
+      );
+    }
+    throw err;
+  }
 }

@@ -167,6 +167,7 @@ program
   .description('drop-in `security` and `secret-tool` commands that go through the daemon')
   .command('install <dir>')
   .description('write the shims into DIR (prepend DIR to PATH)')
+  .option('--force', 'replace files named security / secret-tool in DIR that are not entraclaw shims')
   .option('--json', 'print as JSON')
   .action(async (dir: string, o) => (await import('./shim.js')).shimInstall(dir, o));
 

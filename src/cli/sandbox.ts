@@ -11,9 +11,10 @@ import {
 import { constants, endianness } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../daemon/log.js';
+import { createLogger, type Logger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
+import { findCommand } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
@@ -68,6 +69,14 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     canonical(p, '--allow-path'),
   );
   const readPaths = profile.readPaths.map((p) => canonical(p, 'read_paths'));
+  // Inside, the same files are at the same paths (only Entraclaw's own and the stores are hidden), so a
+  // command that does not run here would fail there with a bare bwrap message and exit 1.
+  if (!findCommand(command[0]!, process.env.PATH, project)) {
+    throw new UsageError(
+      `cannot start ${command[0]}: not found${command[0]!.includes('/') ? ' or not executable' : ' in PATH'}`,
+      'check the command name and PATH (the sandbox sees the same PATH)',
+    );
+  }
   const { ctx } = await import('./context.js').then((m) => m.storeContext(opts));
   const env = process.env;
   const home = env.HOME ?? '/root';
@@ -101,7 +110,11 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   let broker: { close(): Promise<void> } | undefined;
   let seccompFd: number | undefined;
   try {
-    const log = createLogger({ verbose: opts.verbose });
+    // The broker's stderr is the command's: only its warnings and errors belong there, unless -v.
+    const base = createLogger({ verbose: opts.verbose });
+    const log: Logger = (level, message, fields) => {
+      if (opts.verbose || level === 'error' || level === 'warn') base(level, message, fields);
+    };
     const { startAgent } = await import('../daemon/server.js');
     const socket = join(scratch, 'run', 'agent.sock');
     broker = await startAgent({

@@ -6,6 +6,7 @@ import { identifyByToken } from '../identity/darwin.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
+import { itemGrantSpec } from '../lib/percent.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
@@ -140,8 +141,7 @@ function whoIsAsking(
   if (sender.uid !== deps.uid) throw new DeniedError(`request sent by uid ${sender.uid}`);
   const who = look(sender.pid, sender.pidfd);
   if ('refused' in who) {
-    if (who.exe) audit.exe = who.exe;
-    if (who.sha256) audit.sha256 = who.sha256;
+    auditRefused(audit, who);
     if (deps.boundary) return unpinned(who, sender.uid);
     throw new DeniedError(`caller refused: ${who.reason}`);
   }
@@ -151,12 +151,20 @@ function whoIsAsking(
   const parent = identifyParent(who);
   audit.via = { pid: who.pid, exe: `${who.exe} ${who.script}` };
   if ('refused' in parent) {
-    audit.exe = parent.exe;
+    auditRefused(audit, parent);
     if (deps.boundary) return unpinned(parent, sender.uid);
     throw new DeniedError(`shim caller refused: ${parent.reason}`);
   }
   auditAs(audit, parent);
   return parent;
+}
+
+// A refused caller is audited with what is known of it, and nothing of the process it was reached through.
+function auditRefused(audit: Partial<AuditEntry>, who: Refusal): void {
+  audit.pid = who.pid;
+  for (const key of ['exe', 'sha256', 'script'] as const) delete audit[key];
+  if (who.exe) audit.exe = who.exe;
+  if (who.sha256) audit.sha256 = who.sha256;
 }
 
 // The audit line names the program the request is decided for.
@@ -212,10 +220,7 @@ async function serve(
       { op, ...target },
       new Date(),
     );
-    const grantHint =
-      request.op === 'list'
-        ? 'SERVICE'
-        : `${encodeURIComponent(request.service)}/${encodeURIComponent(request.account)}`;
+    const grantHint = request.op === 'list' ? 'SERVICE' : itemGrantSpec(request.service, request.account);
     return finish(
       fail(
         id,

@@ -133,7 +133,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     });
   }
   const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log);
-  policy.current();
+  // In a sandbox the profile's grants are the policy; policy.toml is never consulted.
+  if (!opts.boundary) policy.current();
   const audit = AuditLog.open(opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl'));
   const handler = createHandler({
     store: opts.store,

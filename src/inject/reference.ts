@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { percentEncode } from '../lib/percent.js';
 import { assertItemName } from '../store/item-rules.js';
 
 // `entraclaw://SERVICE/ACCOUNT`: exactly two non-empty, percent-encoded parts. Only unreserved
@@ -82,15 +83,7 @@ export function findReferences(text: string, where?: string): ReferenceMatch[] {
 
 /** The canonical spelling of a reference, which `parseReference` reads back unchanged. */
 export function formatReference(ref: Reference): string {
-  return `${REFERENCE_SCHEME}${encodePart(ref.service)}/${encodePart(ref.account)}`;
-}
-
-function encodePart(part: string): string {
-  // encodeURIComponent leaves !'()* raw, which are outside our raw alphabet.
-  return encodeURIComponent(part).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
+  return `${REFERENCE_SCHEME}${percentEncode(ref.service)}/${percentEncode(ref.account)}`;
 }
 
 function decodePart(segment: string, field: 'service' | 'account', text: string, at: string): string {

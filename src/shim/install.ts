@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConflictError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { shellQuote } from '../lib/shell.js';
 
@@ -13,17 +14,53 @@ export const SHIMS = { security: 'security-main.js', 'secret-tool': 'secret-tool
  * parent. `--` keeps Node from reading its own options (e.g. --env-file) out of the caller's arguments.
  */
 export function shimWrapper(nodePath: string, script: string): string {
-  return `#!/bin/sh\n# entraclaw shim: talks to the entraclaw daemon, never to a store directly.\nexec ${shellQuote(nodePath)} -- ${shellQuote(script)} "$@"\n`;
+  return `#!/bin/sh\n${MARK}\nexec ${shellQuote(nodePath)} -- ${shellQuote(script)} "$@"\n`;
 }
 
-/** Writes the `security` and `secret-tool` shims into `dir` (mode 0755) and returns their paths. */
-export function installShims(dir: string, nodePath = process.execPath): string[] {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+/** The second line of every shim: how install tells its own files from anything else. */
+const MARK = '# entraclaw shim: talks to the entraclaw daemon, never to a store directly.';
+
+/**
+ * Writes the `security` and `secret-tool` shims into `dir` (mode 0755) and returns their paths. A file
+ * there that is not one of our shims (say the real /usr/bin/secret-tool) is kept, and nothing is written,
+ * unless `force`.
+ */
+export function installShims(dir: string, opts: { force?: boolean; nodePath?: string } = {}): string[] {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `cannot use ${dir} as the shim directory (${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : code})`,
+      'name a directory of your own, e.g. ~/.entraclaw/bin',
+    );
+  }
+  const paths = Object.keys(SHIMS).map((name) => join(dir, name));
+  const foreign = opts.force ? [] : paths.filter((path) => !ours(path));
+  if (foreign.length > 0) {
+    throw new ConflictError(
+      `${foreign.join(' and ')} ${foreign.length > 1 ? 'exist and are' : 'exists and is'} not an entraclaw shim; nothing was written`,
+      'install into a directory of your own (e.g. ~/.entraclaw/bin) and put it first in PATH, or pass --force to replace them',
+    );
+  }
   // Resolved via ../shim so it holds both in dist/shim and from the bundled CLI's chunks in dist/cli.
   const here = join(dirname(fileURLToPath(import.meta.url)), '..', 'shim');
-  return Object.entries(SHIMS).map(([name, script]) => {
-    const path = join(dir, name);
-    writeFileAtomic(path, Buffer.from(shimWrapper(nodePath, join(here, script))), 0o755);
-    return path;
+  return Object.entries(SHIMS).map(([name, script], i) => {
+    const wrapper = shimWrapper(opts.nodePath ?? process.execPath, join(here, script));
+    writeFileAtomic(paths[i]!, Buffer.from(wrapper), 0o755);
+    return paths[i]!;
   });
+}
+
+// Absent, or a file whose second line is our mark (an earlier install, perhaps for another node).
+function ours(path: string): boolean {
+  let text: string;
+  try {
+    const st = lstatSync(path);
+    if (!st.isFile()) return false;
+    text = readFileSync(path, 'latin1').slice(0, 512);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+  return text.split('\n')[1] === MARK;
 }

@@ -6,6 +6,7 @@ import { isatty } from 'node:tty';
 import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
+import { itemGrantSpec } from '../lib/percent.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /** Largest secret read from stdin (the daemon's own limit, store/types.ts MAX_VALUE_BYTES). */
@@ -187,13 +188,13 @@ export interface BrokerProblem {
 
 /**
  * Explains a daemon error for a human (and the tool calling us): `what` names the operation and item,
- * e.g. `read of "github.com/me"`, `item` is "SERVICE/ACCOUNT" when there is one. Throws anything that is
+ * e.g. `read of "github.com/me"`, `q` holds the service and account asked for, if any. Throws anything that is
  * not a BrokerError (a shim bug).
  */
 export function brokerProblem(
   err: unknown,
   what: string,
-  item: string | undefined,
+  q: { service?: string; account?: string },
   socket: string,
 ): BrokerProblem {
   if (!(err instanceof BrokerError)) throw err;
@@ -202,7 +203,7 @@ export function brokerProblem(
       // The daemon names the client and the missing operation ("no grant of client "x" allows read on s/a").
       const missing = /no grant of client "([^"]+)" allows (\w+)/.exec(err.message);
       const grant = missing
-        ? `if that is intended, the user can allow it with: entraclaw grant ${missing[1]} --grant ${item ?? 'SERVICE/ACCOUNT'} --ops ${missing[2]}`
+        ? `if that is intended, the user can allow it with: entraclaw grant ${missing[1]} --grant ${q.service !== undefined && q.account !== undefined ? itemGrantSpec(q.service, q.account) : 'SERVICE/ACCOUNT'} --ops ${missing[2]}`
         : 'see `entraclaw audit` and `entraclaw clients` for the decision and the approved programs';
       return { code: err.code, message: `entraclaw denied ${what}: ${err.message}`, hint: err.hint ?? grant };
     }

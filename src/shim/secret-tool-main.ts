@@ -28,8 +28,7 @@ const session = new Session();
  */
 function failure(err: unknown, what: string, q: SecretToolQuery): ShimOutput {
   if (err instanceof BrokerError && err.code === 'not_found') return formatNothing();
-  const item = q.service !== undefined && q.account !== undefined ? `${q.service}/${q.account}` : undefined;
-  const problem = brokerProblem(err, what, item, session.socket);
+  const problem = brokerProblem(err, what, q, session.socket);
   return shimOutput(
     SECRET_TOOL_STATUS.failure,
     '',

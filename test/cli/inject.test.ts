@@ -136,6 +136,28 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain('no-such.tmpl');
   });
+
+  it.each([
+    ['a missing directory', (d: string) => join(d, 'no-such-dir', 'x')],
+    ['a directory', (d: string) => d],
+  ])('-o naming %s is a usage error (exit 2) saying what -o needs, and writes nothing', (_what, target) => {
+    const out = freshDir();
+    const tmpl = join(dir, `t-${n++}.tmpl`);
+    writeFileSync(tmpl, 'token={{ entraclaw://inj/token }}\n');
+    const r = inject(['-i', tmpl, '-o', target(out)]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`cannot write ${target(out)}`);
+    expect(r.stderr).toContain('hint: -o names the file to write');
+    expect(r.stderr).not.toContain(CANARY);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('a template over 4 MiB is too large (exit 2), with a hint about templates', () => {
+    const r = inject(['-o', join(freshDir(), 'x')], Buffer.alloc(4 * 1024 * 1024 + 1, 0x61));
+    expect(r.status).toBe(EXIT_CODES.too_large);
+    expect(r.stderr).toContain('template on stdin is larger than 4194304 bytes');
+    expect(r.stderr).toContain('hint: split it into smaller templates');
+  });
 });
 
 describe('entraclaw inject: stdin and stdout', () => {

@@ -86,7 +86,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
   });
 
   function cli(args: string[], input = '', env = baseEnv()) {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env, input, timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--', CLI, ...args], { env, input, timeout: 30_000 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   }
 
@@ -189,9 +189,10 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       });
     }, 60_000);
 
-    it('the sandboxed command exits normally', () => {
+    it('the sandboxed command exits normally, and its stderr carries no broker chatter', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(Object.keys(r.outcomes)).toHaveLength(12);
+      expect(r.stderr).not.toMatch(/entraclaw-agent (info|debug)/);
     });
 
     it('the shims come first on PATH', () => {
@@ -415,6 +416,18 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       const r = cli(['sandbox', '--store', 'secret-service', '--project', inside, '--', 'true']);
       expect(r.status).toBe(2);
       expect(r.stderr).toContain('must hide');
+    });
+
+    it('a command that does not exist is a usage error naming it (exit 2, not a bare bwrap message)', () => {
+      for (const [cmd, why] of [
+        ['no-such-command-xyz', 'not found in PATH'],
+        [join(root, 'no-such-file'), 'not found or not executable'],
+      ] as const) {
+        const r = cli(['sandbox', '--store', 'secret-service', '--', cmd]);
+        expect(r.status).toBe(2);
+        expect(r.stderr).toContain(`entraclaw: cannot start ${cmd}: ${why}`);
+        expect(r.stderr).not.toContain('bwrap:');
+      }
     });
 
     it('a missing --project is a usage error', () => {

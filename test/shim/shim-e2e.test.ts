@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +151,7 @@ interface AuditLine {
   exe?: string;
   script?: string;
   pid?: number;
+  sha256?: string;
   via?: { pid: number; exe: string };
 }
 const audit = (): AuditLine[] => JSON.parse(cli(['audit', '--json', '--tail', '200']).stdout.toString());
@@ -617,6 +619,21 @@ describe.skipIf(!inTestSession)(
         expect(stOut.stderr.toString()).toContain(`secret-tool: entraclaw denied read of "${outside}/x"`);
       }, 30_000);
 
+      it('the suggested grant command works as printed, for names with / * % and spaces', async () => {
+        const service = `${randomName('odd')}/x *%`;
+        const account = 'p w';
+        const denied = await sec(['find-generic-password', '-s', service, '-a', account, '-w']);
+        expect(denied.status).toBe(51);
+        const hint = /can allow it with: entraclaw (grant \S+ --grant \S+ --ops \S+)/.exec(
+          denied.stderr.toString(),
+        );
+        expect(hint, denied.stderr.toString()).not.toBeNull();
+        // Every word of it is one shell word as printed: split on spaces, it is exactly what a shell passes.
+        cli(hint![1]!.split(' '));
+        const now = await sec(['find-generic-password', '-s', service, '-a', account, '-w']);
+        expect(now.status, now.stderr.toString()).toBe(44);
+      }, 30_000);
+
       it("the audit names the parent's interpreter and script, and the shim as `via`", async () => {
         const marker = `${SVC}-audit`;
         expect((await st(['store', '--label=a', 'service', marker, 'account', 'x'], 'audited')).status).toBe(
@@ -646,6 +663,24 @@ describe.skipIf(!inTestSession)(
         await real(['clear', 'service', marker]);
       }, 30_000);
     });
+
+    it('a refused parent (inline python -c) is audited as itself: its pid, exe and hash, no script; the shim only as `via`', async () => {
+      const marker = `${SVC}-refused`;
+      const code = `import os, subprocess; subprocess.run([os.environ["SHIM_DIR"] + "/security", "find-generic-password", "-s", "${marker}", "-a", "x", "-w"], capture_output=True); print(os.getpid())`;
+      const r = await run(PYTHON, ['-c', code], {
+        env: { ...env, ENTRACLAW_SOCKET: socket, SHIM_DIR: shimDir },
+        timeoutMs: 30_000,
+      });
+      const parentPid = Number(r.stdout.trim());
+      const line = audit()
+        .filter((l) => l.service === marker)
+        .at(-1);
+      expect(line).toMatchObject({ decision: 'denied', pid: parentPid, exe: PYTHON_REAL });
+      expect(line?.sha256).toBe(createHash('sha256').update(readFileSync(PYTHON_REAL)).digest('hex'));
+      expect(line).not.toHaveProperty('script');
+      expect(line?.via?.exe).toBe(`${NODE} ${SHIM_SCRIPTS.security}`);
+      expect(line?.via?.pid).not.toBe(parentPid);
+    }, 30_000);
 
     describe('daemon unreachable', () => {
       it('names the socket and `entraclaw agent`, exit 1', async () => {

@@ -1,0 +1,16 @@
+// Item names inside references (`entraclaw://S/A`) and grant specs (`S/A`) are percent-encoded, so a `/`,
+// `*` or `%` in a name cannot be read as syntax, and what we print is one shell word.
+
+/** `part` with everything but letters, digits and `-_.~` percent-encoded (UTF-8). */
+export function percentEncode(part: string): string {
+  // encodeURIComponent leaves !'()* raw: * is grant syntax and the others are special to the shell.
+  return encodeURIComponent(part).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** The `--grant` spec naming exactly one item, as `parseGrantSpec` reads it back. */
+export function itemGrantSpec(service: string, account: string): string {
+  return `${percentEncode(service)}/${percentEncode(account)}`;
+}
