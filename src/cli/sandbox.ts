@@ -65,10 +65,11 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     : { grants: [], allowPaths: [], readPaths: [], network: true };
   // Every path is checked before anything starts, so a typo is a usage error, not a half-built sandbox.
   const project = canonical(opts.project ?? process.cwd(), '--project');
-  const allowPaths = [...profile.allowPaths, ...(opts.allowPath ?? [])].map((p) =>
-    canonical(p, '--allow-path'),
-  );
-  const readPaths = profile.readPaths.map((p) => canonical(p, 'read_paths'));
+  const allowPaths = [
+    ...profile.allowPaths.map((p) => canonical(p, `allow_paths in ${opts.profile}`)),
+    ...(opts.allowPath ?? []).map((p) => canonical(p, '--allow-path')),
+  ];
+  const readPaths = profile.readPaths.map((p) => canonical(p, `read_paths in ${opts.profile}`));
   // Inside, the same files are at the same paths (only Entraclaw's own and the stores are hidden), so a
   // command that does not run here would fail there with a bare bwrap message and exit 1.
   if (!findCommand(command[0]!, process.env.PATH, project)) {
@@ -229,7 +230,7 @@ function canonical(path: string, what: string): string {
     return realpathSync(path);
   } catch (err) {
     throw new UsageError(
-      `${what} ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
+      `${what}: ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
       'create it first, or give another path',
     );
   }

@@ -430,6 +430,14 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       }
     });
 
+    it('a missing path in a profile is named as the profile key, not as a flag', () => {
+      const profile = join(root, 'missing-path.toml');
+      writeFileSync(profile, `[sandbox]\nallow_paths = ["${join(root, 'gone')}"]\n`);
+      const r = cli(['sandbox', '--store', 'secret-service', '--profile', profile, '--', 'true']);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`allow_paths in ${profile}: ${join(root, 'gone')} does not exist`);
+    });
+
     it('a missing --project is a usage error', () => {
       const r = cli(['sandbox', '--store', 'secret-service', '--project', join(root, 'nope'), '--', 'true']);
       expect(r.status).toBe(2);
