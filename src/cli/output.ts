@@ -19,6 +19,20 @@ export function note(message: string): void {
   process.stderr.write(`entraclaw: ${message}\n`);
 }
 
+/**
+ * The message of an unexpected error, minus the value Node's argument checks quote after "Received": an
+ * internal error is a bug, and the value it tripped on may be a secret.
+ */
+export function internalMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('ERR_')) {
+    const at = message.search(/\.?\s*Received\b/);
+    if (at >= 0) return `${message.slice(0, at)} (${code}; the value is not shown)`;
+  }
+  return message;
+}
+
 /** Reports an error on stderr (JSON when asked) and returns the exit status it maps to. */
 export function reportError(err: unknown, json: boolean): number {
   const e =
@@ -26,7 +40,7 @@ export function reportError(err: unknown, json: boolean): number {
       ? err
       : new EntraclawError(
           'internal',
-          `internal error: ${(err as Error)?.message ?? String(err)}`,
+          `internal error: ${internalMessage(err)}`,
           'please report this with `entraclaw doctor --json` output',
         );
   if (json) {
