@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   ftruncateSync,
+  lstatSync,
   openSync,
   readFileSync,
   realpathSync,
@@ -23,7 +24,7 @@ import { ConsentMemory } from './consent.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
-import { preparePrivateDir } from './socket-path.js';
+import { assertSocketOrAbsent, preparePrivateDir } from './socket-path.js';
 
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
@@ -89,9 +90,9 @@ function shimScripts(): Map<string, string> {
   return out;
 }
 
-// One daemon per socket: an flock'd pid file beside it. The kernel drops the lock if we die.
-function acquireLock(dir: string): number {
-  const path = join(dir, 'agent.lock');
+// One daemon per socket: an flock'd pid file beside it (SOCKET.lock). The kernel drops the lock if we die.
+function acquireLock(socket: string): number {
+  const path = `${socket}.lock`;
   const fd = openSync(path, 'a+', 0o600);
   if (!native().flock(fd, true, true)) {
     const pid = readFileSync(path, 'utf8').trim();
@@ -110,8 +111,12 @@ function acquireLock(dir: string): number {
 /** Starts the daemon: private dir, lock, 0600 socket, kernel-checked connections. */
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const uid = process.getuid?.() ?? 0;
-  const dir = preparePrivateDir(opts.socket, uid);
-  const lockFd = acquireLock(dir);
+  preparePrivateDir(opts.socket, {
+    uid,
+    createParents: opts.socket === join(opts.paths.runtime, 'agent.sock'),
+  });
+  assertSocketOrAbsent(opts.socket);
+  const lockFd = acquireLock(opts.socket);
   const limits: ConnectionLimits = {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
@@ -193,7 +198,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   });
   server.maxConnections = maxConnections + 64;
 
-  // Unlink a stale socket only while holding the lock, so we never steal a live daemon's socket.
+  // Unlink a stale socket only while holding the lock, so we never steal a live daemon's socket; checked
+  // again under the lock, as anything but a socket there is the user's.
+  assertSocketOrAbsent(opts.socket);
   try {
     unlinkSync(opts.socket);
   } catch {}
@@ -213,6 +220,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes before
   // we accept it carry the sender's credentials.
   native().passCred((server as unknown as { _handle: { fd: number } })._handle.fd);
+  const ours = lstatSync(opts.socket).ino;
   opts.log('info', 'listening', { socket: opts.socket, store: opts.store.name, pid: process.pid });
 
   return {
@@ -225,8 +233,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         server.close(() => resolve());
         for (const c of live) c.close('daemon stopping');
       });
+      // Only the socket we bound: whatever replaced it since is not ours to delete.
       try {
-        unlinkSync(opts.socket);
+        if (lstatSync(opts.socket).ino === ours) unlinkSync(opts.socket);
       } catch {}
       audit.close();
       await opts.store.close();

@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DeniedError, UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
@@ -13,9 +13,16 @@ const MAX_SOCKET_PATH = 107;
 
 /**
  * Creates (or checks) the private directory that holds the socket: a real directory, owned by us, 0700.
- * A symlink or a directory owned by someone else is refused: they could swap the socket under us.
+ * A symlink, a directory owned by someone else, or one that group or others can enter is refused (they
+ * could swap the socket under us); its mode is never changed for the user, since a `--socket` may point
+ * into a directory that is not ours to tighten (/tmp, a project). Missing parents are created only for
+ * the default location (`createParents`); for any other path only the last directory is.
  */
-export function preparePrivateDir(socket: string, uid = process.getuid?.() ?? 0): string {
+export function preparePrivateDir(
+  socket: string,
+  opts: { uid?: number; createParents?: boolean } = {},
+): string {
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
     throw new UsageError(
       `socket path is too long (${Buffer.byteLength(socket)} bytes, max ${MAX_SOCKET_PATH}): ${socket}`,
@@ -23,7 +30,18 @@ export function preparePrivateDir(socket: string, uid = process.getuid?.() ?? 0)
     );
   }
   const dir = dirname(socket);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: opts.createParents === true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new UsageError(
+        `the directory for the socket ${socket} cannot be created: ${dirname(dir)} does not exist`,
+        'create it first, or choose another --socket path',
+      );
+    }
+    if (code !== 'EEXIST') throw err;
+  }
   const st = lstatSync(dir);
   if (st.isSymbolicLink() || !st.isDirectory()) {
     throw new DeniedError(
@@ -37,6 +55,31 @@ export function preparePrivateDir(socket: string, uid = process.getuid?.() ?? 0)
       'use a directory you own (--socket)',
     );
   }
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  if ((st.mode & 0o077) !== 0) {
+    throw new DeniedError(
+      `socket directory ${dir} is open to group or others (mode ${(st.mode & 0o777).toString(8)})`,
+      `keep the socket in a private directory: chmod 700 ${dir}, or --socket DIR/agent.sock in a new one`,
+    );
+  }
   return dir;
+}
+
+/**
+ * Refuses a socket path that holds something other than a socket: the daemon replaces a stale socket
+ * there, and must never delete a user's file (a mistyped --socket).
+ */
+export function assertSocketOrAbsent(socket: string): void {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(socket);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) {
+    throw new UsageError(
+      `${socket} exists and is not a socket; refusing to replace it`,
+      'choose another --socket path (the daemon creates the socket itself)',
+    );
+  }
 }

@@ -1,0 +1,61 @@
+// `entraclaw agent --socket PATH` with paths a user might mistype: it must never delete a file, loosen
+// or tighten a directory it does not own the purpose of, or create directories all over the disk.
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { isolatedEnv, runCli } from '../support/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-socket-path-'));
+const pass = join(dir, 'pass');
+writeFileSync(pass, 'socket path test\n', { mode: 0o600 });
+const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
+const agent = (socket: string) => runCli(['agent', '--store', 'encrypted-file', '--socket', socket], env);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('entraclaw agent --socket PATH', () => {
+  it('refuses a path holding a regular file, and leaves the file as it was', () => {
+    const file = join(dir, 'precious.txt');
+    writeFileSync(file, 'data');
+    const r = agent(file);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`${file} exists and is not a socket; refusing to replace it`);
+    expect(readFileSync(file, 'utf8')).toBe('data');
+  });
+
+  it('refuses a path that is a directory (usage error, not internal)', () => {
+    const sub = join(dir, 'a-dir');
+    mkdirSync(sub);
+    const r = agent(sub);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('is not a socket');
+  });
+
+  it('refuses a directory open to others (like /tmp) and leaves its mode alone', () => {
+    const open = join(dir, 'public');
+    mkdirSync(open);
+    chmodSync(open, 0o1777);
+    const r = agent(join(open, 'a.sock'));
+    expect(r.status).toBe(EXIT_CODES.denied);
+    expect(r.stderr).toContain(`socket directory ${open} is open to group or others (mode 777)`);
+    expect(statSync(open).mode & 0o7777).toBe(0o1777);
+    expect(existsSync(join(open, 'a.sock'))).toBe(false);
+  });
+
+  it('creates only the last directory of a custom path, never its missing parents', () => {
+    const r = agent(join(dir, 'missing', 'deeper', 'a.sock'));
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`${join(dir, 'missing')} does not exist`);
+    expect(existsSync(join(dir, 'missing'))).toBe(false);
+  });
+});
