@@ -1,5 +1,5 @@
 import { NotFoundError, UsageError } from '../errors.js';
-import { addClient } from '../policy/edit.js';
+import { addClient, freeName } from '../policy/edit.js';
 import { listPending, takePending } from '../policy/pending.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } from './policy-files.js';
@@ -30,16 +30,20 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
       'see `entraclaw pending`',
     );
   }
-  const entry = await takePending(files.pending, id);
-  const client = {
-    name: opts.name ?? defaultName(entry.exe, entry.script),
-    exe: entry.exe,
-    sha256: entry.sha256,
-    ...(entry.script ? { script: entry.script, scriptSha256: entry.scriptSha256 } : {}),
-    added: new Date().toISOString(),
-    grants,
-  };
-  editPolicy(files.policy, (p) => ({ policy: addClient(p, client), result: undefined }));
+  // The entry leaves the queue only once the policy is saved: a taken name or a bad one loses nothing.
+  const { entry, client } = await takePending(files.pending, id, (entry) =>
+    editPolicy(files.policy, (p) => {
+      const client = {
+        name: opts.name ?? freeName(p, defaultName(entry.exe, entry.script)),
+        exe: entry.exe,
+        sha256: entry.sha256,
+        ...(entry.script ? { script: entry.script, scriptSha256: entry.scriptSha256 } : {}),
+        added: new Date().toISOString(),
+        grants,
+      };
+      return { policy: addClient(p, client), result: { entry, client } };
+    }),
+  );
   if (opts.json) printJson(client);
   else
     note(

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../errors.js';
 import { hashExecutable } from '../identity/hash.js';
@@ -34,6 +34,12 @@ export function pinFile(path: string, what: string): { path: string; sha256: str
     throw new UsageError(
       `${what} ${path} not found (${(err as NodeJS.ErrnoException).code})`,
       'give the path of an existing file',
+    );
+  }
+  if (!statSync(real).isFile()) {
+    throw new UsageError(
+      `${what} ${path} is not a regular file`,
+      'give the path of the program (or script) file',
     );
   }
   return { path: real, sha256: hashExecutable(real) };

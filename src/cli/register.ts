@@ -1,4 +1,4 @@
-import { addClient } from '../policy/edit.js';
+import { addClient, freeName } from '../policy/edit.js';
 import type { GrantOptions } from './approve.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './policy-files.js';
@@ -9,15 +9,17 @@ export async function register(path: string, opts: GrantOptions & { script?: str
   const grants = grantsFrom(opts);
   const exe = pinFile(path, 'program');
   const script = opts.script ? pinFile(opts.script, 'script') : undefined;
-  const client = {
-    name: opts.name ?? defaultName(exe.path, script?.path),
-    exe: exe.path,
-    sha256: exe.sha256,
-    ...(script ? { script: script.path, scriptSha256: script.sha256 } : {}),
-    added: new Date().toISOString(),
-    grants,
-  };
-  editPolicy(files.policy, (p) => ({ policy: addClient(p, client), result: undefined }));
+  const client = editPolicy(files.policy, (p) => {
+    const client = {
+      name: opts.name ?? freeName(p, defaultName(exe.path, script?.path)),
+      exe: exe.path,
+      sha256: exe.sha256,
+      ...(script ? { script: script.path, scriptSha256: script.sha256 } : {}),
+      added: new Date().toISOString(),
+      grants,
+    };
+    return { policy: addClient(p, client), result: client };
+  });
   if (opts.json) printJson(client);
   else
     note(

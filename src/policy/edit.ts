@@ -6,6 +6,7 @@ import { DURATION_FORMAT, parseDuration } from './duration.js';
 import { parsePolicy } from './load.js';
 import {
   ANY,
+  CLIENT_NAME,
   type Client,
   GRANT_OPERATIONS,
   type Grant,
@@ -18,8 +19,24 @@ import {
 
 // Pure edits return a new policy and never change their input, so a failed save leaves nothing half-done.
 
+/** `base`, or `base-2`, `base-3`... : the first name no client of `policy` has (for default names). */
+export function freeName(policy: Policy, base: string): string {
+  const taken = new Set(policy.clients.map((c) => c.name));
+  for (let n = 1; ; n++) {
+    const suffix = n === 1 ? '' : `-${n}`;
+    const name = `${base.slice(0, 64 - suffix.length)}${suffix}`;
+    if (!taken.has(name)) return name;
+  }
+}
+
 /** Adds a client; throws ConflictError when its name or its program (hash + script pin) is taken. */
 export function addClient(policy: Policy, client: Client): Policy {
+  if (!CLIENT_NAME.test(client.name)) {
+    throw new UsageError(
+      `"${client.name}" is not a valid client name`,
+      'use 1-64 letters, digits or _.@+- not starting with . @ + or - (--name)',
+    );
+  }
   const byName = policy.clients.find((c) => c.name === client.name);
   if (byName) {
     throw new ConflictError(

@@ -119,18 +119,27 @@ export function listPending(path: string, now = new Date()): PendingEntry[] {
   return load(path, now);
 }
 
-/** Removes and returns the entry `id` (for approval); throws NotFoundError when it is not pending. */
-export async function takePending(path: string, id: string, now = new Date()): Promise<PendingEntry> {
+/**
+ * Hands the entry `id` to `use` (the approval) and removes it once `use` has returned; if `use` throws,
+ * the entry stays pending. Throws NotFoundError when it is not pending.
+ */
+export async function takePending<T>(
+  path: string,
+  id: string,
+  use: (entry: PendingEntry) => T,
+  now = new Date(),
+): Promise<T> {
   return locked(path, () => {
     const entries = load(path, now);
     const entry = entries.find((e) => e.id === id);
     if (!entry)
       throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
+    const result = use(entry);
     save(
       path,
       entries.filter((e) => e !== entry),
     );
-    return entry;
+    return result;
   });
 }
 

@@ -59,7 +59,8 @@ export const MAX_CONFIRM_FOR_MS = 24 * 3600e3;
 
 const MAX_NAME_BYTES = 256;
 const SHA256 = /^[0-9a-fA-F]{64}$/;
-const CLIENT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$/;
+/** What a client name may be: short, and safe to print and to pass on a command line. */
+export const CLIENT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$/;
 
 /** Why `value` is not a usable service/account name (same rules as the stores), or undefined when it is. */
 export function nameProblem(value: string): string | undefined {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -103,6 +103,45 @@ describe('approval queue', () => {
     expect(value(await b.node(newcomer, ['get', SVC, 'alice']))).toBe(ALICE);
     expect(b.process.exitCode).toBeNull();
   }, 30_000);
+
+  it('a failed approve (name taken or invalid) keeps the entry pending; a taken default name gets a suffix', async () => {
+    // Two scripts with one file name in two folders: their default client names collide.
+    const twins = ['twin-a', 'twin-b'].map((d) => {
+      mkdirSync(join(b.dir, d), { recursive: true });
+      const path = join(b.dir, d, 'twin.mjs');
+      writeFileSync(path, nodeClientSource());
+      return path;
+    });
+    const ids: string[] = [];
+    for (const t of twins) {
+      const r = await b.node(t, ['get', SVC, 'alice']);
+      refused(r, 'pending');
+      ids.push(r.result.pendingId!);
+    }
+    const first = b.cli(['approve', ids[0]!, '--grant', `${SVC}/alice`, '--json']);
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout.toString()).name).toBe('twin.mjs');
+    for (const [name, code, message] of [
+      ['twin.mjs', 2, 'a client named "twin.mjs" already exists'],
+      ['.bad', 2, '".bad" is not a valid client name'],
+    ] as const) {
+      const failed = b.cli(['approve', ids[1]!, '--grant', `${SVC}/alice`, '--name', name]);
+      expect(failed.status).toBe(code);
+      expect(failed.stderr).toContain(message);
+      expect(failed.stderr).not.toContain('policy.toml:');
+      expect(pendingList().some((e) => e.id === ids[1])).toBe(true);
+    }
+    const second = b.cli(['approve', ids[1]!, '--grant', `${SVC}/alice`, '--json']);
+    expect(second.status, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout.toString()).name).toBe('twin.mjs-2');
+    expect(pendingList().some((e) => e.id === ids[1])).toBe(false);
+  }, 30_000);
+
+  it('register of a directory is a usage error, not an internal one', () => {
+    const r = b.cli(['register', b.dir, '--grant', SVC]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`program ${b.dir} is not a regular file`);
+  });
 
   it('deny drops a pending entry; the program stays unapproved', async () => {
     const stranger = script('stranger');

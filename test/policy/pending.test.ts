@@ -190,11 +190,11 @@ describe('takePending / removePending', () => {
   it('takes an entry out and returns it', async () => {
     const a = await recordPending(path, node, [], 1000, read('s'), T0);
     const b = await recordPending(path, bot, [], 1000, read('s'), T0);
-    expect(await takePending(path, a.id, T0)).toEqual(a);
+    expect(await takePending(path, a.id, (e) => e, T0)).toEqual(a);
     expect(listPending(path, T0)).toEqual([b]);
     let code = '';
     try {
-      await takePending(path, a.id, T0);
+      await takePending(path, a.id, (e) => e, T0);
     } catch (err) {
       code = (err as EntraclawError).code;
     }
@@ -203,7 +203,22 @@ describe('takePending / removePending', () => {
 
   it('does not take an expired entry', async () => {
     const a = await recordPending(path, node, [], 1000, read('s'), T0);
-    await expect(takePending(path, a.id, at(25 * HOUR))).rejects.toThrow(/no pending request/);
+    await expect(takePending(path, a.id, (e) => e, at(25 * HOUR))).rejects.toThrow(/no pending request/);
+  });
+
+  it('keeps the entry when the approval that uses it fails', async () => {
+    const a = await recordPending(path, node, [], 1000, read('s'), T0);
+    await expect(
+      takePending(
+        path,
+        a.id,
+        () => {
+          throw new Error('name taken');
+        },
+        T0,
+      ),
+    ).rejects.toThrow('name taken');
+    expect(listPending(path, T0)).toEqual([a]);
   });
 
   it('removes an entry and says whether there was one', async () => {
