@@ -67,10 +67,21 @@ export function addGrants(policy: Policy, name: string, grants: readonly Grant[]
 /** Removes every client whose name or sha256 is `nameOrSha256`; throws NotFoundError when none is. */
 export function revokeClient(policy: Policy, nameOrSha256: string): { policy: Policy; removed: Client[] } {
   const sha = nameOrSha256.toLowerCase();
-  const hit = (c: Client) => c.name === nameOrSha256 || c.sha256 === sha;
-  const removed = policy.clients.filter(hit);
+  // A hash names what a client is pinned to: its script when it has one, else its executable.
+  const pinned = (c: Client) => c.name === nameOrSha256 || (c.script ? c.scriptSha256 : c.sha256) === sha;
+  let removed = policy.clients.filter(pinned);
+  if (removed.length === 0) {
+    // The interpreter's hash names every script client it runs: one is taken, several are not guessed at.
+    removed = policy.clients.filter((c) => c.sha256 === sha);
+    if (removed.length > 1) {
+      throw new ConflictError(
+        `sha256:${sha} is the interpreter of ${removed.length} clients (${removed.map((c) => c.name).join(', ')}); nothing was revoked`,
+        "revoke them one by one by name, or by their script's sha256",
+      );
+    }
+  }
   if (removed.length === 0) throw noClient(nameOrSha256);
-  return { policy: { clients: policy.clients.filter((c) => !hit(c)) }, removed };
+  return { policy: { clients: policy.clients.filter((c) => !removed.includes(c)) }, removed };
 }
 
 /**

@@ -87,9 +87,14 @@ describe('revokeClient', () => {
     expect(revokeClient({ clients: [bot, ssh] }, C.toUpperCase()).removed).toEqual([ssh]);
   });
 
-  it('removes every client of a binary by its hash', () => {
-    const other = { ...bot, name: 'other', script: '/o.js' };
-    expect(revokeClient({ clients: [bot, other, ssh] }, A).policy.clients).toEqual([ssh]);
+  it("takes a script client by its script's hash, and by its interpreter's hash only when it is the only one", () => {
+    expect(revokeClient({ clients: [bot, ssh] }, B).removed).toEqual([bot]);
+    expect(revokeClient({ clients: [bot, ssh] }, A).removed).toEqual([bot]);
+  });
+
+  it("refuses an interpreter's hash shared by several script clients, revoking nothing", () => {
+    const other = { ...bot, name: 'other', script: '/o.js', scriptSha256: C };
+    expect(code(() => revokeClient({ clients: [bot, other, ssh] }, A))).toBe('conflict');
   });
 
   it('throws not_found when nothing matches', () => {
