@@ -1,14 +1,24 @@
 import { Command, CommanderError } from 'commander';
+import { UsageError } from '../errors.js';
 import { reportError } from './output.js';
 
 // The full command line (main.ts answers the plain forms of `secret get` without loading commander).
 // Command modules are imported inside their actions so that each command loads only what it uses:
 // start-up time is part of the product when a tool calls us on every request.
 
+const json = process.argv.includes('--json');
+
 const program = new Command('entraclaw')
   .description('Per-user credential broker for agents and command-line tools')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
+  // Commander's own complaints (unknown option, missing argument) in the same shape as every other error.
+  .configureOutput({
+    outputError: (text) =>
+      reportError(
+        new UsageError(text.replace(/^error: /, '').trim(), 'run the command with --help for its usage'),
+        json,
+      ),
+  })
   .enablePositionalOptions()
   .exitOverride();
 
@@ -205,7 +215,6 @@ serviceCmd
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./service.js')).service('status', o));
 
-const json = process.argv.includes('--json');
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -86,6 +86,30 @@ for (const store of stores) {
   });
 }
 
+describe('command-line mistakes caught by the parser', () => {
+  it.each([
+    [['clients', '--bogus'], "unknown option '--bogus'"],
+    [['secret', 'get', 'only-service'], "missing required argument 'account'"],
+    [['nosuch'], "unknown command 'nosuch'"],
+  ])('%j: exit 2 in the usual "entraclaw: ... / hint:" shape', (args, message) => {
+    const r = runCli(args, env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toBe(`entraclaw: ${message}\n  hint: run the command with --help for its usage\n`);
+  });
+
+  it('with --json the error is JSON too', () => {
+    const r = runCli(['clients', '--json', '--bogus'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(JSON.parse(r.stderr)).toEqual({
+      error: {
+        code: 'usage',
+        message: "unknown option '--bogus'",
+        hint: 'run the command with --help for its usage',
+      },
+    });
+  });
+});
+
 describe('entraclaw secret: bad input', () => {
   it('usage errors are exit 2 and never echo the value', () => {
     const bad = runCli(
