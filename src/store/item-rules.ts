@@ -24,11 +24,30 @@ export function parseKind(value: string | undefined): ItemKind | undefined {
 /** Parses an ISO-8601 timestamp with a timezone into canonical UTC form. */
 export function parseTimestamp(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
-  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(value);
-  const ms = Date.parse(value);
-  if (!ok || Number.isNaN(ms)) {
-    throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, 'use e.g. 2026-12-31T23:59:00Z');
+  const hint = 'use e.g. 2026-12-31T23:59:00Z';
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value)) {
+    // Read as local time it would mean another instant on another machine (the daemon's, a CI runner's).
+    throw new UsageError(`${flag} "${value}" has no timezone`, 'add Z (UTC) or an offset such as +02:00');
   }
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):?(\d{2})))?$/.exec(
+      value,
+    );
+  const ms = Date.parse(value);
+  if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, hint);
+  // Date.parse rolls 2030-02-30 over into March and takes 24:00; a date that does not exist is a typo.
+  const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = m;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  const real =
+    day.getUTCFullYear() === Number(y) &&
+    day.getUTCMonth() === Number(mo) - 1 &&
+    day.getUTCDate() === Number(d) &&
+    Number(h) < 24 &&
+    Number(mi) < 60 &&
+    Number(s) < 60 &&
+    Number(oh) < 24 &&
+    Number(om) < 60;
+  if (!real) throw new UsageError(`${flag} "${value}" is not a date and time that exists`, hint);
   return new Date(ms).toISOString();
 }
 

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { parseTimestamp } from '../../src/store/item-rules.js';
+import { usageError } from '../support/errors.js';
+
+describe('parseTimestamp (--expires-at, expires_at)', () => {
+  it.each([
+    ['2026-12-31T23:59:00Z', '2026-12-31T23:59:00.000Z'],
+    ['2026-12-31T23:59Z', '2026-12-31T23:59:00.000Z'],
+    ['2026-12-31T23:59:59.5Z', '2026-12-31T23:59:59.500Z'],
+    ['2027-01-01T01:00:00+02:00', '2026-12-31T23:00:00.000Z'],
+    ['2027-01-01T01:00:00+0200', '2026-12-31T23:00:00.000Z'],
+    ['2028-02-29T00:00:00Z', '2028-02-29T00:00:00.000Z'],
+    ['2026-12-31', '2026-12-31T00:00:00.000Z'],
+  ])('%s -> %s', (input, iso) => {
+    expect(parseTimestamp(input, '--expires-at')).toBe(iso);
+  });
+
+  it.each([
+    '2030-02-30T00:00:00Z',
+    '2027-02-29T00:00:00Z',
+    '2026-04-31',
+    '2026-13-01T00:00:00Z',
+    '2026-12-31T24:00:00Z',
+    '2026-12-31T23:60:00Z',
+    '2026-12-31T23:59:60Z',
+    '2026-12-31T23:00:00+24:00',
+  ])('%s does not exist: refused, not rolled over', (input) => {
+    // Date.parse itself refuses some (month 13, minute 60); the others it would roll over.
+    expect(usageError(() => parseTimestamp(input, '--expires-at')).message).toMatch(
+      /^--expires-at ".*" is not (a date and time that exists|an ISO-8601 time)$/,
+    );
+  });
+
+  it('a time without a timezone is refused for that reason', () => {
+    const e = usageError(() => parseTimestamp('2030-01-01T00:00:00', '--expires-at'));
+    expect(e.message).toBe('--expires-at "2030-01-01T00:00:00" has no timezone');
+    expect(e.hint).toMatch(/add Z/);
+  });
+
+  it.each(['tomorrow', '2026/12/31', '31-12-2026', ''])('"%s" is not ISO-8601', (input) => {
+    expect(usageError(() => parseTimestamp(input, '--expires-at')).message).toBe(
+      `--expires-at "${input}" is not an ISO-8601 time`,
+    );
+  });
+});
