@@ -180,13 +180,19 @@ function toMeta(service: string, account: string, m: StoredMeta): ItemMeta {
 }
 
 /**
- * Seconds for KEYCTL_SET_TIMEOUT so the key expires no earlier than `expiresAt`: the kernel adds the
- * timeout to the current whole second and expires the key when that second starts. 0 = no timeout: none
- * was asked for, or expiresAt is already past (the item is kept; its expiresAt says it is stale).
+ * How long the kernel keeps a key after its expiresAt. Within it the item reads as expired (exit 6, and
+ * `--allow-expired` still gets it, as on every other store); after it the kernel drops the key from RAM.
+ */
+export const EXPIRED_GRACE_SECONDS = 3600;
+
+/**
+ * Seconds for KEYCTL_SET_TIMEOUT so the key lives until EXPIRED_GRACE_SECONDS after `expiresAt`: the
+ * kernel adds the timeout to the current whole second and expires the key when that second starts. 0 = no
+ * timeout: none was asked for, or the grace is already over too (the item is kept; it reads as expired).
  */
 function timeoutSeconds(expiresAt: string | undefined, now: number): number {
   if (expiresAt === undefined) return 0;
-  const at = Date.parse(expiresAt);
+  const at = Date.parse(expiresAt) + EXPIRED_GRACE_SECONDS * 1000;
   if (at <= now) return 0;
   return Math.min(Math.ceil(at / 1000) - Math.floor(now / 1000), TIMEOUT_MAX_SECONDS);
 }

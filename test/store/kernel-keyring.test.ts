@@ -1,11 +1,13 @@
 // The kernel-keyring backend against the real kernel: every item goes into this user's @u keyring
 // under a random name and is removed again after each test.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EntraclawError, TooLargeError } from '../../src/errors.js';
 import { native } from '../../src/lib/native.js';
-import { backend, decodeError } from '../../src/store/kernel-keyring.js';
+import { isExpired } from '../../src/store/item-rules.js';
+import { backend, decodeError, EXPIRED_GRACE_SECONDS } from '../../src/store/kernel-keyring.js';
 import type { Store } from '../../src/store/types.js';
 import { randomName, tempContext } from '../support/context.js';
 
@@ -146,19 +148,22 @@ describe.runIf(linux)('kernel-keyring store', () => {
     expect((err as TooLargeError).hint).toMatch(/encrypted-file|secret-service/);
   });
 
-  it('lets the kernel remove an item when expiresAt passes', async () => {
+  it('keeps an expired item readable as expired, and lets the kernel drop it an hour after expiresAt', async () => {
     const [service, account] = names();
-    const expiresAt = new Date(Date.now() + 2000).toISOString();
+    const expiresAt = new Date(Date.now() + 1000).toISOString();
     await store.set({ service, account, value: Buffer.from('short-lived'), kind: 'token', expiresAt });
-    expect((await store.get(service, account))?.expiresAt).toBe(expiresAt);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(await store.get(service, account)).toBeDefined();
-    await new Promise((r) => setTimeout(r, 1600));
-    expect(await store.get(service, account)).toBeUndefined();
-    expect((await store.list({ service })).length).toBe(0);
-    // An expired key still occupies its description until the kernel's GC; set must still work.
-    await store.set({ service, account, value: Buffer.from('again') });
-    expect((await store.get(service, account))?.value.toString()).toBe('again');
+    // Past expiresAt: still there, marked expired (the CLI says exit 6; --allow-expired reads it).
+    const item = await store.get(service, account);
+    expect(item?.value.toString()).toBe('short-lived');
+    expect(isExpired(item!)).toBe(true);
+    expect((await store.list({ service })).map((i) => i.account)).toEqual([account]);
+    // The kernel's own timer (/proc/keys, "timeout" column) runs out about an hour after expiresAt.
+    const line = readFileSync('/proc/keys', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(`${encodeURIComponent(service)}/${encodeURIComponent(account)}`));
+    expect(line?.split(/\s+/)[3]).toMatch(/^(59m|60m|1h)$/);
+    expect(EXPIRED_GRACE_SECONDS).toBe(3600);
   });
 
   it('maps a real EDQUOT (non-root quota) to an actionable unavailable error', () => {
