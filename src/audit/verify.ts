@@ -80,6 +80,15 @@ export function verifyAudit(path: string, written?: WrittenLine): AuditVerificat
       return fail("this line is not the one the daemon wrote (its hash differs from the running daemon's)");
     }
   }
+  // Only rotation leaves a log that starts past seq 0, and it always leaves a rotated file behind.
+  if (anchor && anchor.seq > 0 && files.length === 1) {
+    return {
+      ok: false,
+      file: files[0]!,
+      line: 1,
+      reason: `the log starts at seq ${anchor.seq} and no rotated file holds the ${anchor.seq} line(s) before it: they were deleted`,
+    };
+  }
   if (written && (!last || last.seq < written.seq)) {
     const ends = last ? `ends at seq ${last.seq}` : 'is empty';
     return {

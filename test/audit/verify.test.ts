@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -136,12 +136,26 @@ describe('verifyAudit', () => {
     expect(verifyAudit(path)).toMatchObject({ ok: true, lines: 4 });
   });
 
-  it('reports a removed first line as a later anchor, as for a rotated-away file', () => {
+  it('finds the first lines removed: only rotation starts a log past seq 0, and it leaves a rotated file', () => {
     write(5);
-    const lines = read();
-    const second = JSON.parse(lines[1]!);
-    save(lines.slice(1));
-    expect(verifyAudit(path)).toMatchObject({ ok: true, lines: 4, anchor: { prev: second.prev, seq: 1 } });
+    save(read().slice(2));
+    expect(verifyAudit(path)).toEqual({
+      ok: false,
+      file: path,
+      line: 1,
+      reason: 'the log starts at seq 2 and no rotated file holds the 2 line(s) before it: they were deleted',
+    });
+  });
+
+  it('finds the whole log deleted under a running daemon, which then wrote on into a new file', () => {
+    const log = write(5);
+    unlinkSync(path);
+    log.append(entry(5));
+    expect(verifyAudit(path)).toMatchObject({
+      ok: false,
+      line: 1,
+      reason: /starts at seq 5 .* they were deleted/,
+    });
   });
 
   it('finds several deleted lines', () => {
