@@ -8,7 +8,8 @@ import { note, printJson, printTable } from './output.js';
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
 export async function audit(opts: { tail?: string; json?: boolean }): Promise<void> {
   const n = opts.tail === undefined ? 20 : Number(opts.tail);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--tail "${opts.tail}" is not a positive integer`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--tail "${opts.tail}" is not a positive integer`, 'e.g. --tail 20');
   const records = readAuditTail(auditPath(resolvePaths()), n);
   if (opts.json) return printJson(records);
   printTable([

@@ -45,7 +45,7 @@ export function installShims(dir: string, opts: { force?: boolean; nodePath?: st
   }
   // Resolved via ../shim so it holds both in dist/shim and from the bundled CLI's chunks in dist/cli.
   const here = join(dirname(fileURLToPath(import.meta.url)), '..', 'shim');
-  return Object.entries(SHIMS).map(([name, script], i) => {
+  return Object.values(SHIMS).map((script, i) => {
     const wrapper = shimWrapper(opts.nodePath ?? process.execPath, join(here, script));
     writeFileAtomic(paths[i]!, Buffer.from(wrapper), 0o755);
     return paths[i]!;

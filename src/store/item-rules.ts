@@ -6,10 +6,12 @@ const KINDS: readonly ItemKind[] = ['password', 'token', 'key'];
 
 /** Rejects service/account names no store can hold faithfully: empty, too long, or with NUL/newlines. */
 export function assertItemName(value: string, field: 'service' | 'account'): void {
-  if (value.length === 0) throw new UsageError(`${field} must not be empty`);
+  const hint = `give a ${field} name of 1-${MAX_NAME_BYTES} bytes on one line`;
+  if (value.length === 0) throw new UsageError(`${field} must not be empty`, hint);
   if (Buffer.byteLength(value) > MAX_NAME_BYTES)
-    throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`);
-  if (/[\0\n\r]/.test(value)) throw new UsageError(`${field} must not contain NUL or newline characters`);
+    throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`, hint);
+  if (/[\0\n\r]/.test(value))
+    throw new UsageError(`${field} must not contain NUL or newline characters`, hint);
 }
 
 /** Parses a --kind value. */

@@ -47,8 +47,19 @@ export async function probeAll(ctx: StoreContext): Promise<StoreProbe[]> {
  */
 export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreName): Promise<Selection> {
   if (requested !== 'auto') {
-    const store = await (await backendFor(requested)).open(ctx);
-    return { store, readFirst: [], reason: `store "${requested}" chosen explicitly`, skipped: [] };
+    try {
+      const store = await (await backendFor(requested)).open(ctx);
+      return { store, readFirst: [], reason: `store "${requested}" chosen explicitly`, skipped: [] };
+    } catch (err) {
+      if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
+        throw err;
+      // Name the store the user picked, whatever the backend said, and always say what to do next.
+      const message = err.message.includes(requested) ? err.message : `store ${requested}: ${err.message}`;
+      const hint =
+        err.hint ??
+        'run `entraclaw doctor` to see what each store needs, or choose another with --store (or store = "auto")';
+      throw new EntraclawError(err.code, message, hint, { cause: err });
+    }
   }
   const skipped: Selection['skipped'] = [];
   const readFirst: Store[] = [];

@@ -110,6 +110,15 @@ describe('command-line mistakes caught by the parser', () => {
   });
 });
 
+describe('a named store that cannot be used', () => {
+  it.each(['systemd-creds', 'macos-keychain'])('--store %s: exit 5, the store named, a hint', (store) => {
+    const r = runCli(['secret', 'get', 'svc', 'acct', '--store', store], env);
+    expect(r.status).toBe(EXIT_CODES.unavailable);
+    expect(r.stderr).toMatch(new RegExp(`^entraclaw: store "?${store}"?`));
+    expect(r.stderr).toContain('hint: run `entraclaw doctor`');
+  });
+});
+
 describe('entraclaw secret: bad input', () => {
   it('usage errors are exit 2 and never echo the value', () => {
     const bad = runCli(
