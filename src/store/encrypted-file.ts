@@ -8,7 +8,7 @@ import {
   readFileSync,
   statSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LockedError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
@@ -67,6 +67,7 @@ function readVaultFile(path: string): Buffer | undefined {
   }
   try {
     assertPrivate(path, fstatSync(fd));
+    assertDirClosed(dirname(path));
     return readFileSync(fd);
   } finally {
     closeSync(fd);
@@ -84,6 +85,7 @@ function vaultExists(path: string): boolean {
   }
   if (st.isSymbolicLink()) throw symlinkError(path);
   assertPrivate(path, st);
+  assertDirClosed(dirname(path));
   return true;
 }
 
@@ -114,6 +116,12 @@ function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): 
 /** Creates the vault directory 0700, refusing an existing one that others could write into. */
 function ensureDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  assertDirClosed(dir);
+}
+
+// Whoever can write the directory can swap the vault (rename over it) or plant a lock: refused for reads
+// as for writes, so a get never quietly trusts a file that someone else could have put there.
+function assertDirClosed(dir: string): void {
   const st = statSync(dir);
   if (st.mode & 0o022) {
     throw new UnavailableError(
@@ -333,14 +341,16 @@ export const backend: StoreBackend = {
   async probe(ctx): Promise<StoreProbe> {
     const { vault } = vaultPaths(ctx);
     let where: string;
+    let usable = supported();
     try {
       where = vaultExists(vault) ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
     } catch (err) {
       where = (err as Error).message;
+      usable = false;
     }
     return {
       name: 'encrypted-file',
-      available: supported(),
+      available: usable,
       reason: supported() ? `${where}; ${describeSource(ctx)}` : `not supported on ${process.platform}`,
       persistence: 'until-delete',
       readOnly: false,

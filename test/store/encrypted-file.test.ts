@@ -198,6 +198,22 @@ describe('encrypted-file store', () => {
     expect(tempFiles(ctx)).toEqual([]);
   });
 
+  it('refuses reads, not only writes, from a vault directory others can write; doctor says so', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    chmodSync(ctx.paths.data, 0o777);
+    try {
+      const err = await caught(s.get('s', 'a'));
+      expect(err.code).toBe('unavailable');
+      expect(err.message).toContain(`vault directory ${ctx.paths.data} is writable by group or others`);
+      expect(err.hint).toBe(`run: chmod 700 ${ctx.paths.data}`);
+      expect(await backend.probe(ctx)).toMatchObject({ available: false, reason: /writable by group/ });
+    } finally {
+      chmodSync(ctx.paths.data, 0o700);
+    }
+  });
+
   it('refuses a vault that group or others can read, and says which chmod to run', async () => {
     const ctx = context();
     const s = await open(ctx);
