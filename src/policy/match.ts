@@ -54,7 +54,13 @@ export function decide(
   const fits = (g: Grant) => allows(g, request.op) && covers(g, service, account);
   const grant = client.grants.find((g) => isLive(g, now) && fits(g));
   if (grant) return { result: 'granted', client, grant };
-  const lapsed = client.grants.find(fits);
+  // The one that ran out last is the one the user remembers giving.
+  const lapsed = client.grants
+    .filter(fits)
+    .reduce<Grant | undefined>(
+      (latest, g) => (!latest || Date.parse(g.expiresAt!) > Date.parse(latest.expiresAt!) ? g : latest),
+      undefined,
+    );
   if (lapsed) {
     return denied(
       client,

@@ -235,6 +235,16 @@ describe('decide: grants', () => {
     );
   });
 
+  it('of several expired grants that fit, names the one that ran out last', () => {
+    const grants = ['2026-01-01T00:00:00.000Z', '2026-06-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z'].map(
+      (expiresAt) => grant({ expiresAt }),
+    );
+    const d = decide(policy(client({ grants })), who(), ask('read', 'github.com', 'me'), NOW);
+    expect(d.result === 'denied' && d.reason).toBe(
+      'the grant of client "bot" for github.com/me expired at 2026-06-01T00:00:00.000Z',
+    );
+  });
+
   it('uses a live grant when an expired one also fits', () => {
     const expired = grant({ expiresAt: '2026-01-01T00:00:00.000Z', source: 'cli' });
     const live = grant({ source: 'user' });
