@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { socketPath } from '../daemon/socket-path.js';
+import { native } from '../lib/native.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
 import { storeContext } from './context.js';
@@ -46,7 +47,13 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   for (const r of rows) process.stdout.write(`  ${r.name}: ${r.boundary}\n`);
   process.stdout.write(`\nSelected: ${selected ?? 'none usable'} (config/flag: ${requested})\n`);
   process.stdout.write(
-    `\nDaemon: ${daemon.socketPresent ? 'socket present' : 'not running'} at ${daemon.socket}\n`,
+    `\nDaemon: ${
+      daemon.running
+        ? 'running'
+        : daemon.socketPresent
+          ? 'not running (a stale socket is left; `entraclaw agent` replaces it)'
+          : 'not running'
+    } at ${daemon.socket}\n`,
   );
   process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
   process.stdout.write(
@@ -72,6 +79,26 @@ export function daemonBoundary(selected: string | undefined, socket: string) {
   return {
     socket,
     socketPresent: existsSync(socket),
+    running: daemonRunning(socket),
     boundary: (selected && direct[selected]) ?? 'no usable store',
   };
+}
+
+// A running daemon holds an flock on SOCKET.lock for its whole life; if we can take it, none runs.
+function daemonRunning(socket: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(`${socket}.lock`, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const free = native().flock(fd, false, true);
+    if (free) native().funlock(fd);
+    return !free;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,5 +1,7 @@
 // `entraclaw agent --socket PATH` with paths a user might mistype: it must never delete a file, loosen
 // or tighten a directory it does not own the purpose of, or create directories all over the disk.
+
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -14,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
-import { isolatedEnv, runCli } from '../support/cli.js';
+import { waitFor } from '../support/broker.js';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-socket-path-'));
 const pass = join(dir, 'pass');
@@ -58,4 +61,29 @@ describe('entraclaw agent --socket PATH', () => {
     expect(r.stderr).toContain(`${join(dir, 'missing')} does not exist`);
     expect(existsSync(join(dir, 'missing'))).toBe(false);
   });
+});
+
+describe('a daemon killed with SIGKILL', () => {
+  it('leaves a stale socket that doctor calls stale and the next agent replaces', async () => {
+    const home = join(dir, 'stale');
+    mkdirSync(home, { mode: 0o700 });
+    const socket = join(home, 'agent.sock');
+    const e = { ...env, ENTRACLAW_SOCKET: socket };
+    const start = () =>
+      spawn(process.execPath, ['--', CLI, 'agent', '--store', 'encrypted-file'], { env: e, stdio: 'ignore' });
+    const daemonLine = () => /^Daemon: .*$/m.exec(runCli(['doctor'], e).stdout.toString())?.[0];
+    const first = start();
+    await waitFor(() => existsSync(socket), 'the first agent');
+    expect(daemonLine()).toBe(`Daemon: running at ${socket}`);
+    first.kill('SIGKILL');
+    await new Promise((r) => first.on('exit', r));
+    expect(existsSync(socket)).toBe(true);
+    expect(daemonLine()).toContain('not running (a stale socket is left');
+    const second = start();
+    await waitFor(() => daemonLine() === `Daemon: running at ${socket}`, 'the second agent');
+    second.kill('SIGTERM');
+    await new Promise((r) => second.on('exit', r));
+    expect(existsSync(socket)).toBe(false);
+    expect(daemonLine()).toBe(`Daemon: not running at ${socket}`);
+  }, 30_000);
 });
