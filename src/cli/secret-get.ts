@@ -28,7 +28,9 @@ export async function secretGet(service: string, account: string, opts: SecretGe
     if (!found) {
       throw new NotFoundError(
         `${service}/${account} not found in ${sel.store.name}`,
-        'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
+        sel.store.readOnly
+          ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
+          : 'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
       );
     }
     const { item, store } = found;
