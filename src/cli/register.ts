@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+import { interpreterName } from '../identity/interpreter.js';
 import { addClient, freeName } from '../policy/edit.js';
 import type { GrantOptions } from './approve.js';
 import { note, printJson } from './output.js';
@@ -20,6 +22,12 @@ export async function register(path: string, opts: GrantOptions & { script?: str
     };
     return { policy: addClient(p, client), result: client };
   });
+  const interpreter = script ? undefined : interpreterName(basename(exe.path));
+  if (interpreter) {
+    note(
+      `warning: ${exe.path} is the ${interpreter} interpreter, registered without --script: "${client.name}" is every script it runs`,
+    );
+  }
   if (opts.json) printJson(client);
   else
     note(

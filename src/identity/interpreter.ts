@@ -549,6 +549,11 @@ function injected(
   return Object.keys(env).find((k) => env[k] !== '' && prefixes.some((p) => k.startsWith(p)));
 }
 
+/** The name of the interpreter an executable's basename is (node, python...), or undefined for a binary. */
+export function interpreterName(exeBasename: string): string | undefined {
+  return INTERPRETERS.find((i) => i.match.test(exeBasename))?.name;
+}
+
 /**
  * Classifies a command from its real executable's basename, its argv (argv[0] included) and its
  * initial environment: a binary, an interpreter running `scriptArg` (unresolved, as written), or a

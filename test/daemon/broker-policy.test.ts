@@ -143,6 +143,13 @@ describe('approval queue', () => {
     expect(r.stderr).toContain(`program ${b.dir} is not a regular file`);
   });
 
+  it('register of an interpreter without --script warns that it covers every script', () => {
+    const r = b.cli(['register', NODE, '--grant', `${SVC}-bare/x`, '--name', 'bare-node']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`warning: ${NODE} is the node interpreter, registered without --script`);
+    expect(b.cli(['revoke', 'bare-node']).status).toBe(0);
+  });
+
   it('deny drops a pending entry; the program stays unapproved', async () => {
     const stranger = script('stranger');
     const first = await b.node(stranger, ['get', SVC, 'bob']);
