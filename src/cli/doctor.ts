@@ -1,5 +1,5 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { socketPath } from '../daemon/socket-path.js';
+import { socketLock, socketPath } from '../daemon/socket-path.js';
 import { native } from '../lib/native.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreProbe } from '../store/types.js';
@@ -84,11 +84,11 @@ export function daemonBoundary(selected: string | undefined, socket: string) {
   };
 }
 
-// A running daemon holds an flock on SOCKET.lock for its whole life; if we can take it, none runs.
+// If we can take the lock a running daemon holds, none runs.
 function daemonRunning(socket: string): boolean {
   let fd: number;
   try {
-    fd = openSync(`${socket}.lock`, 'r');
+    fd = openSync(socketLock(socket), 'r');
   } catch {
     return false;
   }

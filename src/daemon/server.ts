@@ -24,7 +24,7 @@ import { ConsentMemory } from './consent.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
-import { assertSocketOrAbsent, preparePrivateDir } from './socket-path.js';
+import { assertSocketOrAbsent, defaultSocket, preparePrivateDir, socketLock } from './socket-path.js';
 
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
@@ -92,7 +92,7 @@ function shimScripts(): Map<string, string> {
 
 // One daemon per socket: an flock'd pid file beside it (SOCKET.lock). The kernel drops the lock if we die.
 function acquireLock(socket: string): number {
-  const path = `${socket}.lock`;
+  const path = socketLock(socket);
   const fd = openSync(path, 'a+', 0o600);
   if (!native().flock(fd, true, true)) {
     const pid = readFileSync(path, 'utf8').trim();
@@ -113,7 +113,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const uid = process.getuid?.() ?? 0;
   preparePrivateDir(opts.socket, {
     uid,
-    createParents: opts.socket === join(opts.paths.runtime, 'agent.sock'),
+    createParents: opts.socket === defaultSocket(opts.paths),
   });
   assertSocketOrAbsent(opts.socket);
   const lockFd = acquireLock(opts.socket);

@@ -3,9 +3,19 @@ import { dirname, join } from 'node:path';
 import { DeniedError, UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 
+/** The socket in the runtime dir: where the daemon listens unless told otherwise. */
+export function defaultSocket(paths: Paths): string {
+  return join(paths.runtime, 'agent.sock');
+}
+
 /** The daemon socket path: --socket, then $ENTRACLAW_SOCKET, then the runtime dir. */
 export function socketPath(paths: Paths, explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit || env.ENTRACLAW_SOCKET || join(paths.runtime, 'agent.sock');
+  return explicit || env.ENTRACLAW_SOCKET || defaultSocket(paths);
+}
+
+/** The file a running daemon holds an flock on for its whole life: one daemon per socket. */
+export function socketLock(socket: string): string {
+  return `${socket}.lock`;
 }
 
 // A Unix socket path is limited to 108 bytes (sun_path); a longer one fails with an opaque EINVAL.
@@ -21,7 +31,7 @@ const MAX_SOCKET_PATH = 107;
 export function preparePrivateDir(
   socket: string,
   opts: { uid?: number; createParents?: boolean } = {},
-): string {
+): void {
   const uid = opts.uid ?? process.getuid?.() ?? 0;
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
     throw new UsageError(
@@ -61,7 +71,6 @@ export function preparePrivateDir(
       `keep the socket in a private directory: chmod 700 ${dir}, or --socket DIR/agent.sock in a new one`,
     );
   }
-  return dir;
 }
 
 /**
