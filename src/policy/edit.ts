@@ -12,7 +12,7 @@ import {
   type Grant,
   type GrantOperation,
   type GrantSource,
-  MAX_CONFIRM_FOR_MS,
+  isConfirmWindow,
   nameProblem,
   type Policy,
 } from './schema.js';
@@ -219,8 +219,7 @@ function expiryOf(ttl: string, now: Date): string {
 }
 
 function confirmWindow(text: string): string {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms > MAX_CONFIRM_FOR_MS) {
+  if (!isConfirmWindow(text)) {
     throw new UsageError(
       `"${text}" is not a confirmation window`,
       `use ${DURATION_FORMAT}, at most 24h; or --confirm to ask on every use`,

@@ -55,7 +55,12 @@ export interface Policy {
 }
 
 /** The longest a confirmation may be remembered: a yes must not outlive a working day unasked. */
-export const MAX_CONFIRM_FOR_MS = 24 * 3600e3;
+const MAX_CONFIRM_FOR_MS = 24 * 3600e3;
+
+/** Whether `text` is a confirm_for window: a duration of at most 24 hours. */
+export function isConfirmWindow(text: string): boolean {
+  return (parseDuration(text) ?? Infinity) <= MAX_CONFIRM_FOR_MS;
+}
 
 const MAX_NAME_BYTES = 256;
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -117,7 +122,7 @@ const grantSchema = z
     confirm: z.boolean({ message: 'must be true or false' }).optional(),
     confirm_for: z
       .string({ message: 'must be a duration string such as "10m"' })
-      .refine((s) => (parseDuration(s) ?? Infinity) <= MAX_CONFIRM_FOR_MS, {
+      .refine(isConfirmWindow, {
         message: `must be ${DURATION_FORMAT}, at most 24h`,
       })
       .optional(),
