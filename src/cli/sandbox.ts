@@ -11,7 +11,7 @@ import {
 import { constants, endianness } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, type Logger } from '../daemon/log.js';
+import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
 import { findCommand } from '../lib/which.js';
@@ -112,10 +112,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   let seccompFd: number | undefined;
   try {
     // The broker's stderr is the command's: only its warnings and errors belong there, unless -v.
-    const base = createLogger({ verbose: opts.verbose });
-    const log: Logger = (level, message, fields) => {
-      if (opts.verbose || level === 'error' || level === 'warn') base(level, message, fields);
-    };
+    const log = createLogger({ verbose: opts.verbose, quiet: true });
     const { startAgent } = await import('../daemon/server.js');
     const socket = join(scratch, 'run', 'agent.sock');
     broker = await startAgent({

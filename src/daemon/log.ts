@@ -8,11 +8,14 @@ const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 }
 /** A one-line-per-event logger on stderr. Callers pass fingerprints and names, never secret values. */
 export type Logger = (level: Level, message: string, fields?: Record<string, unknown>) => void;
 
-/** Creates the daemon logger; `debug` lines are dropped unless verbose. */
-export function createLogger(opts: { verbose?: boolean; journal?: boolean } = {}): Logger {
+/**
+ * Creates the daemon logger. Unless verbose, `debug` lines are dropped, and with `quiet` `info` lines too
+ * (a broker that shares its stderr with a command, as in the sandbox).
+ */
+export function createLogger(opts: { verbose?: boolean; journal?: boolean; quiet?: boolean } = {}): Logger {
   const journal = opts.journal ?? Boolean(process.env.JOURNAL_STREAM);
   return (level, message, fields) => {
-    if (level === 'debug' && !opts.verbose) return;
+    if (!opts.verbose && (level === 'debug' || (level === 'info' && opts.quiet))) return;
     const kv = fields
       ? Object.entries(fields)
           .filter(([, v]) => v !== undefined)
