@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { MASK_TEXT } from '../../src/inject/mask.js';
+import { shellQuote } from '../../src/lib/shell.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 import { randomName } from '../support/context.js';
@@ -166,7 +167,7 @@ describe('entraclaw run: the child is the command', () => {
     const ready = scratch('ready');
     const got = scratch('got');
     const child = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done`;
-    const cmd = [CLI, 'run', ...STORE, '--', 'sh', '-c', child].map((a) => `'${a.replace(/'/g, `'\\''`)}'`);
+    const cmd = [CLI, 'run', ...STORE, '--', 'sh', '-c', child].map(shellQuote);
     // exec: the shell `script` starts must not stay between the pty and entraclaw (it would die of the ^C).
     const pty = spawn('script', ['-qfec', `exec ${cmd.join(' ')}`, '/dev/null'], {
       env,

@@ -60,23 +60,15 @@ beforeAll(async () => {
       ENTRACLAW_ASKPASS: ASKPASS,
     },
   );
+  const ok = (args: string[]) => {
+    const r = b.cli(args);
+    expect(r.status, `entraclaw ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  };
   clientPy = b.file('client.py', CLIENT_PY);
-  const register = b.cli([
-    'register',
-    PYTHON,
-    '--script',
-    clientPy,
-    '--grant',
-    `${SVC}/asked`,
-    '--confirm',
-    '--name',
-    'careful',
-  ]);
-  expect(register.status, register.stderr).toBe(0);
-  const plain = b.cli(['grant', 'careful', '--grant', `${SVC}/plain`]);
-  expect(plain.status, plain.stderr).toBe(0);
+  ok(['register', PYTHON, '--script', clientPy, '--grant', `${SVC}/asked`, '--confirm', '--name', 'careful']);
+  ok(['grant', 'careful', '--grant', `${SVC}/plain`]);
   stepsPy = b.file('steps.py', STEPS_PY);
-  const steps = b.cli([
+  ok([
     'register',
     PYTHON,
     '--script',
@@ -88,9 +80,7 @@ beforeAll(async () => {
     '--name',
     'poller',
   ]);
-  expect(steps.status, steps.stderr).toBe(0);
-  const brief = b.cli(['grant', 'poller', '--grant', `${SVC}/brief`, '--confirm-for', '2s']);
-  expect(brief.status, brief.stderr).toBe(0);
+  ok(['grant', 'poller', '--grant', `${SVC}/brief`, '--confirm-for', '2s']);
 }, 60_000);
 afterAll(async () => {
   await b?.stop();
