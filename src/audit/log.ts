@@ -1,5 +1,16 @@
-import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import * as crypto from 'node:crypto';
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
@@ -26,7 +37,10 @@ export const DEFAULT_KEEP = 5;
 
 /** The hex SHA-256 that the next line records as `prev` for a line with these bytes (no newline). */
 export function lineHash(line: Buffer | string): string {
-  return createHash('sha256').update(line).digest('hex');
+  // crypto.hash (Node 20.12+) is the one-shot form, several times cheaper than a Hash object per line.
+  return crypto.hash
+    ? crypto.hash('sha256', line, 'hex')
+    : crypto.createHash('sha256').update(line).digest('hex');
 }
 
 /**
@@ -42,6 +56,9 @@ export class AuditLog {
   // After a failed write the file may end in a partial line; re-read its end before writing again.
   private stale = true;
   private closed = false;
+  // The live file, held open for appends, and the inode it was opened on.
+  private fd: number | undefined;
+  private id = '';
 
   private constructor(
     readonly path: string,
@@ -86,9 +103,10 @@ export class AuditLog {
     const bytes = Buffer.from(`${line}\n`, 'utf8');
     try {
       if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
-      appendFileSync(this.path, bytes, { mode: 0o600 });
+      writeSync(this.liveFd(), bytes);
     } catch (err) {
       this.stale = true;
+      this.release();
       throw new UnavailableError(
         `cannot write the audit log ${this.path}: ${(err as Error).message}`,
         undefined,
@@ -111,6 +129,25 @@ export class AuditLog {
   /** Stops the log; later appends throw. */
   close(): void {
     this.closed = true;
+    this.release();
+  }
+
+  // The fd of the file now at `path`: the held one while the path still names it; otherwise (moved away,
+  // deleted, rotated) the file there now, created if need be, so a line never goes to a file nobody sees.
+  private liveFd(): number {
+    const st = statSync(this.path, { throwIfNoEntry: false });
+    if (this.fd !== undefined && st && `${st.dev}:${st.ino}` === this.id) return this.fd;
+    this.release();
+    const fd = openSync(this.path, 'a', 0o600);
+    const opened = fstatSync(fd);
+    this.id = `${opened.dev}:${opened.ino}`;
+    this.fd = fd;
+    return fd;
+  }
+
+  private release(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 
   // Picks the chain up from the newest line on disk: the live file's, or after a rotation that had no
@@ -138,6 +175,7 @@ export class AuditLog {
   }
 
   private rotate(): void {
+    this.release();
     try {
       unlinkSync(rotatedFile(this.path, this.keep));
     } catch (err) {

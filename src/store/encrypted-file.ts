@@ -6,6 +6,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   statSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -66,9 +67,14 @@ function readVaultFile(path: string): Buffer | undefined {
     throw new UnavailableError(`cannot read vault ${path}: ${code}`, undefined, { cause: err });
   }
   try {
-    assertPrivate(path, fstatSync(fd));
+    const st = fstatSync(fd);
+    assertPrivate(path, st);
     assertDirClosed(dirname(path));
-    return readFileSync(fd);
+    // One read for the common case (the daemon reads the vault on every get); the spare byte shows
+    // whether the file grew since fstat, and then it is read whole again (pread left the offset at 0).
+    const head = Buffer.allocUnsafe(st.size + 1);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return n <= st.size ? head.subarray(0, n) : readFileSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -97,9 +103,12 @@ function symlinkError(path: string): UnavailableError {
   );
 }
 
+// Read once: a syscall on every vault read otherwise, and it cannot change under a running process of ours.
+const ownUid = process.getuid?.();
+
 function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): boolean }): void {
   if (!st.isFile()) throw new UnavailableError(`vault ${path} is not a regular file`);
-  const uid = process.getuid?.();
+  const uid = ownUid;
   if (uid !== undefined && st.uid !== uid) {
     throw new UnavailableError(
       `vault ${path} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to use it`,
@@ -144,6 +153,10 @@ class EncryptedFileStore implements Store {
   private closed = false;
   // Serialises passphrase and key work, so concurrent calls prompt once and run scrypt once.
   private keyQueue: Promise<unknown> = Promise.resolve();
+  // The vault bytes last decrypted and their items: a read whose file holds exactly these bytes skips the
+  // HMAC check, the decryption and the decoding (most of a daemon get). Holding the plaintext adds no
+  // exposure beyond the key this store already holds; close() wipes both.
+  private decrypted: { bytes: Buffer; items: Item[] } | undefined;
 
   constructor(
     private readonly ctx: StoreContext,
@@ -151,10 +164,11 @@ class EncryptedFileStore implements Store {
   ) {}
 
   async get(service: string, account: string): Promise<Item | undefined> {
-    const items = await this.load();
-    const found = items.find((i) => i.service === service && i.account === account);
-    wipeValues(items, found);
-    return found;
+    return this.read((items) => {
+      const found = items.find((i) => i.service === service && i.account === account);
+      // A copy: the caller wipes what it is given, and the cached item must survive that.
+      return found && { ...found, value: Buffer.from(found.value) };
+    });
   }
 
   async set(input: ItemInput): Promise<ItemMeta> {
@@ -195,9 +209,9 @@ class EncryptedFileStore implements Store {
   }
 
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
-    const items = await this.load();
-    wipeValues(items);
-    return items.filter((i) => filter?.service === undefined || i.service === filter.service).map(toMeta);
+    return this.read((items) =>
+      items.filter((i) => filter?.service === undefined || i.service === filter.service).map(toMeta),
+    );
   }
 
   async close(): Promise<void> {
@@ -206,16 +220,35 @@ class EncryptedFileStore implements Store {
     this.forget();
   }
 
-  /** Decrypts the current vault; an absent vault is empty and needs no passphrase. */
-  private async load(): Promise<Item[]> {
+  /**
+   * Runs `use` on the current vault's items, synchronously, before anything can replace (and wipe) them;
+   * an absent vault is empty and needs no passphrase. The file is read every time; only bytes equal to
+   * the last ones decrypted are served from the cache.
+   */
+  private async read<T>(use: (items: readonly Item[]) => T): Promise<T> {
     this.assertOpen();
-    const vault = this.readParsed();
-    return vault ? this.decrypt(vault, await this.keyFor(vault.params)) : [];
+    const bytes = readVaultFile(this.paths.vault);
+    if (!bytes) {
+      this.dropDecrypted();
+      return use([]);
+    }
+    if (!this.decrypted?.bytes.equals(bytes)) {
+      const vault = parseVault(bytes, this.paths.vault);
+      const items = this.decrypt(vault, await this.keyFor(vault.params));
+      this.dropDecrypted();
+      this.decrypted = { bytes, items };
+    }
+    return use(this.decrypted.items);
   }
 
   private readParsed(): ParsedVault | undefined {
     const bytes = readVaultFile(this.paths.vault);
     return bytes && parseVault(bytes, this.paths.vault);
+  }
+
+  private dropDecrypted(): void {
+    if (this.decrypted) wipeValues(this.decrypted.items);
+    this.decrypted = undefined;
   }
 
   private decrypt(vault: ParsedVault, key: VaultKey): Item[] {
@@ -251,6 +284,7 @@ class EncryptedFileStore implements Store {
       const items = vault ? this.decrypt(vault, key) : [];
       const { result, changed } = mutate(items);
       if (changed) {
+        this.dropDecrypted();
         const plaintext = encodeItems(items);
         try {
           writeFileAtomic(this.paths.vault, sealVault(plaintext, key));
@@ -303,6 +337,7 @@ class EncryptedFileStore implements Store {
   }
 
   private forget(): void {
+    this.dropDecrypted();
     wipeKey(this.key);
     this.passphrase?.fill(0);
     this.key = undefined;
@@ -314,9 +349,9 @@ class EncryptedFileStore implements Store {
   }
 }
 
-// Best-effort hygiene: decrypted values nobody asked for should not linger until garbage collection.
-function wipeValues(items: Item[], keep?: Item): void {
-  for (const i of items) if (i !== keep) i.value.fill(0);
+// Best-effort hygiene: decrypted values nobody holds any more should not linger until garbage collection.
+function wipeValues(items: readonly Item[]): void {
+  for (const i of items) i.value.fill(0);
 }
 
 function toMeta(item: Item): ItemMeta {

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -209,6 +210,27 @@ describe('AuditLog', () => {
       rmSync(join(dir, 'state'));
       mkdirSync(join(dir, 'state'));
       expect(log.append(entry(2))).toMatchObject({ seq: 0, prev: GENESIS });
+    });
+  });
+
+  describe('when the live file is moved or deleted under an open log', () => {
+    it('writes the next line to a new file at the path, not to the moved one', () => {
+      const log = AuditLog.open(path);
+      log.append(entry(0));
+      renameSync(path, `${path}.moved`);
+      log.append(entry(1));
+      expect(lines(`${path}.moved`)).toHaveLength(1);
+      expect(JSON.parse(lines()[0]!)).toMatchObject({ seq: 1, requestId: '1' });
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+    });
+
+    it('keeps the chain going in a file recreated after a delete, which verify then flags', () => {
+      const log = AuditLog.open(path);
+      log.append(entry(0));
+      rmSync(path);
+      log.append(entry(1));
+      expect(JSON.parse(lines()[0]!)).toMatchObject({ seq: 1 });
+      expect(verifyAudit(path).ok).toBe(false);
     });
   });
 

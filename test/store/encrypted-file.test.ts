@@ -312,6 +312,32 @@ describe('encrypted-file store', () => {
     expect((await reader.get('s', 'a'))?.value.toString()).toBe('two');
   });
 
+  it('serves an unchanged vault from its decrypted copy, yet sees every change to the bytes on disk', async () => {
+    const ctx = context();
+    const writer = await open(ctx);
+    await writer.set({ service: 's', account: 'a', value: Buffer.from('one') });
+    const reader = await open(ctx);
+    const first = await reader.get('s', 'a');
+    // The caller owns what it gets: wiping it must not reach the copy the next read is served from.
+    first?.value.fill(0);
+    expect((await reader.get('s', 'a'))?.value.toString()).toBe('one');
+
+    const backup = readFileSync(vaultPath(ctx));
+    await writer.set({ service: 's', account: 'a', value: Buffer.from('two') });
+    expect((await reader.get('s', 'a'))?.value.toString()).toBe('two');
+    // A backup restored in place: same size, same inode, different bytes.
+    writeFileSync(vaultPath(ctx), backup, { mode: 0o600 });
+    expect((await reader.get('s', 'a'))?.value.toString()).toBe('one');
+
+    const flipped = Buffer.from(backup);
+    flipped[flipped.length - 20] = (flipped[flipped.length - 20] as number) ^ 0x01;
+    writeFileSync(vaultPath(ctx), flipped, { mode: 0o600 });
+    await expect(reader.get('s', 'a')).rejects.toBeInstanceOf(CorruptError);
+    await expect(reader.list()).rejects.toBeInstanceOf(CorruptError);
+    unlinkSync(vaultPath(ctx));
+    expect(await reader.get('s', 'a')).toBeUndefined();
+  });
+
   it('a value over 1 MiB is refused with TooLargeError naming the item', async () => {
     const s = await open(context());
     const err = await caught(
