@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -9,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { constants, endianness } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
@@ -85,19 +86,19 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   const homeDir = canonicalIfExists(home);
   const bus = dbusAddressSockets(env.DBUS_SESSION_BUS_ADDRESS);
   // Wherever they live: Entraclaw's own files, the Secret Service keyrings, the passphrase, the bus socket.
-  const hideDirs = existing([
-    ctx.paths.config,
-    ctx.paths.data,
-    ctx.paths.state,
-    ctx.paths.runtime,
-    join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings'),
-    ...(runtimeDir ? [runtimeDir] : []),
-  ]);
-  const hideFiles = existing([
+  const keyrings = join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings');
+  const ours = [ctx.paths.config, ctx.paths.data, ctx.paths.state, keyrings];
+  // One that does not exist yet is created, empty and private, so that it exists to be masked: a command
+  // that may write its parent (`--project ~`) could otherwise create it and plant a policy.toml, an
+  // agent.toml or a keyring that the host's daemon and keyring would trust afterwards.
+  for (const dir of ours) createPrivate(dir);
+  const hideDirs = existing([...ours, ctx.paths.runtime, ...(runtimeDir ? [runtimeDir] : [])]);
+  const passphraseFiles = [
     ...(opts.passphraseFile ? [opts.passphraseFile] : []),
     ...(env.ENTRACLAW_PASSPHRASE_FILE ? [env.ENTRACLAW_PASSPHRASE_FILE] : []),
-    ...bus.paths,
-  ]);
+  ];
+  refuseMissingWritable(passphraseFiles, [project, ...allowPaths]);
+  const hideFiles = existing([...passphraseFiles, ...bus.paths]);
   if (profile.network && bus.needsNetns) {
     note(
       'the D-Bus session bus is an abstract or TCP socket, so the sandbox runs without network to cut it off',
@@ -230,6 +231,32 @@ function canonical(path: string, what: string): string {
       `${what}: ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
       'create it first, or give another path',
     );
+  }
+}
+
+function createPrivate(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new UnavailableError(
+      `cannot create ${dir}, which the sandbox must hide: ${(err as NodeJS.ErrnoException).code}`,
+      'create it (mode 700) or fix the permissions of its parent',
+    );
+  }
+}
+
+// A named passphrase file that does not exist cannot be masked (a mount needs something to cover); where
+// the command may write, it could create it and choose the passphrase of the user's next vault.
+function refuseMissingWritable(files: string[], writable: string[]): void {
+  for (const file of files) {
+    if (existsSync(file)) continue;
+    const where = join(canonicalIfExists(dirname(resolve(file))), basename(file));
+    if (writable.some((dir) => isUnder(where, dir))) {
+      throw new UsageError(
+        `the passphrase file ${file} does not exist, and the sandboxed command could create it`,
+        'create the passphrase file first, or unset ENTRACLAW_PASSPHRASE_FILE / --passphrase-file',
+      );
+    }
   }
 }
 

@@ -410,6 +410,43 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       }
     });
 
+    it('that do not exist yet cannot be planted by a command that may write their parent (--project ~)', () => {
+      const fresh = join(root, 'fresh-home');
+      mkdirSync(fresh);
+      const env = { ...baseEnv(), HOME: fresh };
+      const planted = {
+        policy: join(fresh, '.config', 'entraclaw', 'policy.toml'),
+        agent: join(fresh, '.config', 'entraclaw', 'agent.toml'),
+        data: join(fresh, '.local', 'share', 'entraclaw', 'vault.ecv'),
+        state: join(fresh, '.local', 'state', 'entraclaw', 'pending.json'),
+        keyring: join(fresh, '.local', 'share', 'keyrings', 'login.keyring'),
+      };
+      const plant = (file: string) => `mkdir -p ${sq(join(file, '..'))} && echo planted > ${sq(file)}`;
+      const r = sandboxed(
+        {
+          ...Object.fromEntries(Object.entries(planted).map(([k, f]) => [k, plant(f)])),
+          notes: `echo mine > ${sq(join(fresh, 'notes.txt'))}`,
+        },
+        { env, projectDir: fresh },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      for (const [what, file] of Object.entries(planted)) {
+        expect(existsSync(file), `${what}: ${file}`).toBe(false);
+      }
+      // The project itself is written through, so the masks are what stopped the plants.
+      expect(readFileSync(join(fresh, 'notes.txt'), 'utf8')).toBe('mine\n');
+
+      const missing = join(fresh, 'passphrase-to-be');
+      const refused = cli(
+        ['sandbox', '--store', 'secret-service', '--project', fresh, '--', 'true'],
+        '',
+        { ...env, ENTRACLAW_PASSPHRASE_FILE: missing },
+      );
+      expect(refused.status, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`the passphrase file ${missing} does not exist`);
+      expect(existsSync(missing)).toBe(false);
+    });
+
     it('a project inside a hidden directory is refused before anything runs', () => {
       const inside = join(home, '.config', 'entraclaw', 'project');
       mkdirSync(inside, { recursive: true });
