@@ -31,16 +31,23 @@ export const ENTRACLAW_PREFIX = 'ENTRACLAW_';
 /** Prefixes of loader/injection variables: dynamic linkers and exported bash functions. */
 export const INJECTION_PREFIXES: readonly string[] = ['LD_', 'DYLD_', 'BASH_FUNC_'];
 
-/** Exact names of variables that make an interpreter or shell load and run code of the value's choosing. */
+/**
+ * Exact names of variables that make an interpreter, shell or libc load and run code of the value's
+ * choosing, or (PATH) pick which program is run: the command itself and everything it starts.
+ */
 export const INJECTION_NAMES: readonly string[] = [
+  'PATH',
   'NODE_OPTIONS',
   'NODE_PATH',
   'PYTHONSTARTUP',
   'PYTHONPATH',
   'PYTHONHOME',
+  'PYTHONWARNINGS',
+  'PYTHONBREAKPOINT',
   'PERL5OPT',
   'PERL5LIB',
   'PERLLIB',
+  'PERL5DB',
   'RUBYOPT',
   'RUBYLIB',
   'JAVA_TOOL_OPTIONS',
@@ -53,6 +60,9 @@ export const INJECTION_NAMES: readonly string[] = [
   'SHELLOPTS',
   'BASHOPTS',
   'GCONV_PATH',
+  'GLIBC_TUNABLES',
+  'LOCPATH',
+  'NLSPATH',
 ];
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

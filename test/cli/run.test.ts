@@ -274,7 +274,8 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
 });
 
 describe('entraclaw run: environment sanitising', () => {
-  for (const name of ['LD_PRELOAD', 'NODE_OPTIONS', 'BASH_ENV', 'LD_LIBRARY_PATH']) {
+  // PATH: a repository's .env must not pick which program receives the secrets.
+  for (const name of ['LD_PRELOAD', 'NODE_OPTIONS', 'BASH_ENV', 'LD_LIBRARY_PATH', 'PATH', 'GLIBC_TUNABLES']) {
     it(`a .env file that sets ${name} is a usage error and the child never starts`, () => {
       const file = scratch('.env');
       writeFileSync(file, `OK=1\n${name}=${join(dir, 'evil.so')}\n`);
@@ -286,11 +287,14 @@ describe('entraclaw run: environment sanitising', () => {
     });
   }
 
-  it('--env LD_PRELOAD=... is refused the same way', () => {
-    const m = marker();
-    const r = run(['--env', 'LD_PRELOAD=/tmp/evil.so', ...m.cmd]);
-    expect(r.status).toBe(EXIT_CODES.usage);
-    expect(m.started()).toBe(false);
+  it('--env LD_PRELOAD=... and --env PATH=... are refused the same way', () => {
+    for (const flag of ['LD_PRELOAD=/tmp/evil.so', `PATH=${dir}`]) {
+      const m = marker();
+      const r = run(['--env', flag, ...m.cmd]);
+      expect(r.status).toBe(EXIT_CODES.usage);
+      expect(m.started()).toBe(false);
+      expect(r.stderr).toContain(`${flag.split('=')[0]} can change which code the command runs`);
+    }
   });
 
   it('a reference filling an injection variable from the environment is refused', () => {

@@ -175,7 +175,8 @@ describe('isInjectionVariable', () => {
     for (const name of INJECTION_NAMES) expect(isInjectionVariable(name)).toBe(true);
     expect(isInjectionVariable('LD_AUDIT')).toBe(true);
     expect(isInjectionVariable('DYLD_FRAMEWORK_PATH')).toBe(true);
-    expect(isInjectionVariable('PATH')).toBe(false);
+    expect(isInjectionVariable('PATH')).toBe(true);
+    expect(isInjectionVariable('MANPATH')).toBe(false);
     expect(isInjectionVariable('HOME')).toBe(false);
     expect(isInjectionVariable('OLD_PRELOAD')).toBe(false);
   });
