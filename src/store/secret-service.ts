@@ -8,7 +8,13 @@ import {
 } from '../errors.js';
 import { assertItemName } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
-import { defaultLabel, itemAttributes, itemMeta, preferredItem } from './secret-service/attributes.js';
+import {
+  defaultLabel,
+  itemAttributes,
+  itemMeta,
+  preferredItem,
+  USERNAME_ATTR,
+} from './secret-service/attributes.js';
 import { Bus, BusConnectionError, BusTimeoutError, DBusError } from './secret-service/bus.js';
 import { DecryptError, DH_ALGORITHM } from './secret-service/dh-session.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -138,9 +144,15 @@ class SecretServiceStore implements Store {
     }
   }
 
-  /** The unlocked item we address as service/account; props are fetched only when several compete. */
+  /**
+   * The unlocked item we address as service/account, else the one Python keyring stores as
+   * service/username; props are fetched only when several compete.
+   */
   private async find(service: string, account: string) {
-    const { unlocked, locked } = await this.api.searchItems({ service, account });
+    let { unlocked, locked } = await this.api.searchItems({ service, account });
+    if (unlocked.length === 0 && locked.length === 0) {
+      ({ unlocked, locked } = await this.api.searchItems({ service, [USERNAME_ATTR]: account }));
+    }
     const first = unlocked[0];
     if (first === undefined) {
       if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), `${service}/${account}`);
@@ -245,7 +257,21 @@ class SecretServiceStore implements Store {
     const item = `${service}/${account}`;
     return this.run({ action: 'delete', item }, async () => {
       this.paths.delete(pathKey(service, account));
-      const { unlocked, locked } = await this.api.searchItems({ service, account });
+      const found = await Promise.all([
+        this.api.searchItems({ service, account }),
+        this.api.searchItems({ service, [USERNAME_ATTR]: account }),
+      ]);
+      const locked = found.flatMap((f) => f.locked);
+      // A service/username item that also has another `account` is that account's, not this one's.
+      const byUsername = await Promise.all(
+        found[1].unlocked.map(async (path) => ({ path, meta: itemMeta(await this.api.itemProps(path)) })),
+      );
+      const unlocked = [
+        ...new Set([
+          ...found[0].unlocked,
+          ...byUsername.filter((c) => c.meta?.account === account).map((c) => c.path),
+        ]),
+      ];
       if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), item);
       // Every item under the pair goes, so a foreign duplicate cannot resurface in the next `get`.
       for (const path of unlocked) {

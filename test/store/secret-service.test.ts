@@ -237,6 +237,50 @@ describe('secret-service store (real gnome-keyring)', () => {
     expect(got).toMatchObject({ kind: 'password', label: 'made by secret-tool' });
   });
 
+  it("reads, lists, updates and deletes Python keyring's items (service + username, no account)", async () => {
+    const { service, account } = item('username');
+    const stored = secretTool(
+      [
+        'store',
+        '--label=Password for u on s',
+        'service',
+        service,
+        'username',
+        account,
+        'application',
+        'Python keyring library',
+      ],
+      'from-python',
+    );
+    expect(stored.status, stored.stderr.toString()).toBe(0);
+    expect((await store.get(service, account))?.value.toString()).toBe('from-python');
+    expect((await store.list({ service })).map((m) => m.account)).toEqual([account]);
+
+    // Updated in place: Python keyring still finds it under its own attributes, and there is one item.
+    await store.set({ service, account, value: Buffer.from('from-entraclaw') });
+    expect(secretTool(['lookup', 'service', service, 'username', account]).stdout.toString()).toBe(
+      'from-entraclaw',
+    );
+    expect(await store.list({ service })).toHaveLength(1);
+
+    expect(await store.delete(service, account)).toBe(true);
+    expect(secretTool(['lookup', 'service', service, 'username', account]).status).toBe(1);
+    expect(await store.get(service, account)).toBeUndefined();
+  });
+
+  it('an item whose username matches but whose own account differs is not that account', async () => {
+    const { service, account } = item('username-other');
+    const other = randomName('acct');
+    made.push([service, other]);
+    expect(
+      secretTool(['store', '--label=x', 'service', service, 'account', other, 'username', account], 'v')
+        .status,
+    ).toBe(0);
+    expect(await store.get(service, account)).toBeUndefined();
+    expect(await store.delete(service, account)).toBe(false);
+    expect((await store.get(service, other))?.value.toString()).toBe('v');
+  });
+
   it('a warm get notices an item that another tool deleted or replaced', async () => {
     const { service, account } = item('warm');
     await store.set({ service, account, value: Buffer.from('ours') });

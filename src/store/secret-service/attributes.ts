@@ -2,7 +2,8 @@ import type { ItemInput, ItemKind, ItemMeta } from '../types.js';
 import type { ItemProps } from './api.js';
 
 // `service` and `account` are the lookup pair, so `secret-tool lookup service S account A` finds our
-// items and items other tools store under that pair are ours to read. The rest is metadata that must
+// items and items other tools store under that pair are ours to read (and Python keyring's, under
+// `service` + `username`, when no item has the `account`). The rest is metadata that must
 // survive a round trip; the schema name lets people tell our items apart in Seahorse.
 /** The xdg:schema value on every item Entraclaw writes. */
 export const SCHEMA = 'io.entraclaw.Secret';
@@ -37,14 +38,21 @@ export function itemAttributes(
   return attrs;
 }
 
-/** An item's metadata, or undefined when it lacks the service/account pair (not an item we address). */
+/**
+ * The attribute that names the account on items Python keyring and keyring-rs store (`service` +
+ * `username`): such an item is addressed as service/username when it has no `account` of its own.
+ */
+export const USERNAME_ATTR = 'username';
+
+/** An item's metadata, or undefined when it lacks a service and an account (not an item we address). */
 export function itemMeta(props: ItemProps): ItemMeta | undefined {
   const a = props.attributes;
-  if (a.service === undefined || a.account === undefined) return undefined;
+  const account = a.account ?? a[USERNAME_ATTR];
+  if (a.service === undefined || account === undefined) return undefined;
   const kind = a[KIND_ATTR];
   return {
     service: a.service,
-    account: a.account,
+    account,
     kind: kind !== undefined && KINDS.includes(kind) ? (kind as ItemKind) : 'password',
     ...(props.label ? { label: props.label } : {}),
     createdAt: isoSeconds(props.created),
