@@ -91,7 +91,11 @@ function findClient(clients: readonly Client[], who: ClientIdentity): Client | u
   const matching = clients.filter(
     (c) =>
       c.sha256 === sha &&
-      (c.script === undefined || (c.script === who.script && c.scriptSha256 === scriptSha)),
+      (c.script === undefined
+        ? // The interpreter itself (every script it runs) only where it was approved: a copy of python
+          // under another name, approved as a plain program, must not approve python for every script.
+          who.script === undefined || c.exe === who.exe
+        : c.script === who.script && c.scriptSha256 === scriptSha),
   );
   return matching.find((c) => c.script !== undefined) ?? matching[0];
 }

@@ -238,6 +238,7 @@ beforeAll(async () => {
   b = await startBroker('entraclaw-identity', [
     [SVC, 'acct', SECRET],
     [SVC, 'copy', SECRET],
+    [SVC, 'renamed', SECRET],
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   holderPy = b.file('holder.py', HOLDER_PY);
@@ -319,6 +320,24 @@ describe('modified binary', () => {
     const up = b.cli(['upgrade', copy]);
     expect(up.status, up.stderr).toBe(0);
     served(await b.node(client, ['get', SVC, 'copy'], { exe: copy }));
+  }, 60_000);
+});
+
+describe('a copy of an interpreter under another name', () => {
+  it('approved as a plain program, it does not approve the real interpreter for every script', async () => {
+    mkdirSync(join(b.dir, 'tools'), { recursive: true });
+    const copy = join(b.dir, 'tools', 'mytool');
+    copyFileSync(NODE, copy);
+    chmodSync(copy, 0o755);
+    const reg = b.cli(['register', copy, '--grant', `${SVC}/renamed`, '--ops', 'read', '--name', 'mytool']);
+    expect(reg.status, reg.stderr).toBe(0);
+    const script = b.file('any-script.mjs', nodeClientSource());
+    // The same bytes, run as node with a script: not the client that was approved.
+    const real = await b.node(script, ['get', SVC, 'renamed']);
+    noSecret(real.result, 'node running any script');
+    expect(real.result).toMatchObject({ code: 'pending' });
+    // The approved program itself, at its own path, is the client.
+    served(await b.node(script, ['get', SVC, 'renamed'], { exe: copy }));
   }, 60_000);
 });
 

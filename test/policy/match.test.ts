@@ -49,6 +49,21 @@ describe('decide: identity', () => {
     expect(d.result).toBe('granted');
   });
 
+  it('an unpinned client matches scripts only when run by the interpreter it names', () => {
+    const script = { script: '/home/u/any.py', scriptSha256: BOT };
+    // A copy of the interpreter under another name, approved as a plain program (no script).
+    const copy = client({ exe: '/tmp/mytool', sha256: NODE });
+    expect(decide(policy(copy), who(script), ask('read', 'github.com', 'me'), NOW).result).toBe('unknown');
+    // The copy itself, run as a program, is the client that was approved.
+    expect(
+      decide(policy(copy), who({ exe: '/tmp/mytool' }), ask('read', 'github.com', 'me'), NOW).result,
+    ).toBe('granted');
+    // The interpreter registered deliberately at its own path still covers every script it runs.
+    expect(decide(policy(client()), who(script), ask('read', 'github.com', 'me'), NOW).result).toBe(
+      'granted',
+    );
+  });
+
   it('compares hashes case-insensitively', () => {
     expect(
       decide(policy(client()), who({ sha256: NODE.toUpperCase() }), ask('read', 'github.com', 'me'), NOW)
