@@ -3,6 +3,7 @@ import {
   closeSync,
   ftruncateSync,
   lstatSync,
+  mkdirSync,
   openSync,
   readFileSync,
   realpathSync,
@@ -90,22 +91,24 @@ function shimScripts(): Map<string, string> {
   return out;
 }
 
-// One daemon per socket: an flock'd pid file beside it (SOCKET.lock). The kernel drops the lock if we die.
-function acquireLock(socket: string): number {
-  const path = socketLock(socket);
+// One daemon per socket, and one writer per audit log: an flock'd pid file beside each (SOCKET.lock,
+// AUDIT.lock). Two daemons on one audit log would interleave two hash chains, which verify then reports
+// as tampering. The kernel drops the locks if we die.
+function acquireLock(path: string, held: (pid: string) => EntraclawError): number {
   const fd = openSync(path, 'a+', 0o600);
   if (!native().flock(fd, true, true)) {
-    const pid = readFileSync(path, 'utf8').trim();
+    const pid = readFileSync(path, 'utf8').trim() || 'unknown';
     closeSync(fd);
-    throw new EntraclawError(
-      'conflict',
-      `another entraclaw agent is already running on this socket (pid ${pid || 'unknown'})`,
-      'stop it first, or use --socket for a second instance',
-    );
+    throw held(pid);
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
   return fd;
+}
+
+function releaseLock(fd: number): void {
+  native().funlock(fd);
+  closeSync(fd);
 }
 
 /** Starts the daemon: private dir, lock, 0600 socket, kernel-checked connections. */
@@ -116,7 +119,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     createParents: opts.socket === defaultSocket(opts.paths),
   });
   assertSocketOrAbsent(opts.socket);
-  const lockFd = acquireLock(opts.socket);
+  const lockFd = acquireLock(
+    socketLock(opts.socket),
+    (pid) =>
+      new EntraclawError(
+        'conflict',
+        `another entraclaw agent is already running on this socket (pid ${pid})`,
+        'stop it first, or use --socket for a second instance',
+      ),
+  );
   const limits: ConnectionLimits = {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
@@ -140,7 +151,24 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log);
   // In a sandbox the profile's grants are the policy; policy.toml is never consulted.
   if (!opts.boundary) policy.current();
-  const audit = AuditLog.open(opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl'));
+  const auditFile = opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl');
+  mkdirSync(dirname(auditFile), { recursive: true, mode: 0o700 });
+  let auditLockFd: number;
+  try {
+    auditLockFd = acquireLock(
+      `${auditFile}.lock`,
+      (pid) =>
+        new EntraclawError(
+          'conflict',
+          `another entraclaw agent (pid ${pid}) already writes the audit log ${auditFile}`,
+          'one agent per state directory: stop the other, or give this one its own XDG_STATE_HOME',
+        ),
+    );
+  } catch (err) {
+    releaseLock(lockFd);
+    throw err;
+  }
+  const audit = AuditLog.open(auditFile);
   const handler = createHandler({
     store: opts.store,
     policy,
@@ -239,8 +267,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       } catch {}
       audit.close();
       await opts.store.close();
-      native().funlock(lockFd);
-      closeSync(lockFd);
+      releaseLock(auditLockFd);
+      releaseLock(lockFd);
     },
   };
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chownSync,
@@ -9,7 +10,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
 import {
@@ -447,6 +448,22 @@ describe('process hygiene', () => {
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/already running/);
     await servedNow();
+  }, 30_000);
+
+  it('a second agent on another socket but the same state directory fails: one writer per audit log', async () => {
+    const socket = join(dirname(b.socket), 'second.sock');
+    const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket], {
+      env: b.env,
+      timeoutMs: 15_000,
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`another entraclaw agent (pid ${b.pid}) already writes the audit log`);
+    expect(r.stderr).toContain('XDG_STATE_HOME');
+    // It left nothing behind, and the first agent's chain is whole.
+    expect(existsSync(socket)).toBe(false);
+    await servedNow();
+    const verify = spawnSync(process.execPath, [CLI, 'audit', 'verify'], { env: b.env });
+    expect(verify.status, verify.stderr.toString()).toBe(0);
   }, 30_000);
 
   it('SIGTERM unlinks the socket and exits 0; `agent -- CMD` gives CMD only stdio', async () => {
