@@ -62,8 +62,11 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       try {
         parseHello(frame.json);
       } catch (err) {
+        // The reason goes out before the hang-up: a client author learns which version or field was wrong.
+        const reply = fail(id, 'bad_request', (err as Error).message);
+        conn.reply(reply.json);
         conn.close('no hello');
-        return fail(id, 'bad_request', (err as Error).message);
+        return reply;
       }
       conn.greeted = true;
       watchSender(frame, conn, deps);

@@ -284,6 +284,38 @@ describe('bad input', () => {
     await servedNow();
   }, 90_000);
 
+  it('a bad hello gets one bad_request reply naming what was wrong, then the hang-up', async () => {
+    const frame = (json: object) => {
+      const body = Buffer.from(JSON.stringify(json));
+      const h = Buffer.alloc(8);
+      h.writeUInt32BE(4 + body.length, 0);
+      h.writeUInt32BE(body.length, 4);
+      return Buffer.concat([h, body]);
+    };
+    const exchange = async (json: object) => {
+      const s = netConnect(b.socket);
+      await new Promise((r) => s.once('connect', r));
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      const closed = new Promise((r) => s.once('close', r));
+      s.write(frame(json));
+      await closed;
+      const all = Buffer.concat(chunks);
+      expect(all.length, JSON.stringify(json)).toBe(4 + all.readUInt32BE(0));
+      return JSON.parse(all.subarray(8, 8 + all.readUInt32BE(4)).toString()) as {
+        id: unknown;
+        ok: boolean;
+        error: { code: string; message: string };
+      };
+    };
+    const v2 = await exchange({ v: 2, op: 'hello', id: 7 });
+    expect(v2).toMatchObject({ id: 7, ok: false, error: { code: 'bad_request' } });
+    expect(v2.error.message).toMatch(/version 2/);
+    const early = await exchange({ id: 3, op: 'get', service: 's', account: 'a' });
+    expect(early).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
+    await servedNow();
+  }, 30_000);
+
   it('a slowloris frame is cut off after the frame timeout, even when it keeps dripping bytes', async () => {
     const open = async (): Promise<Socket> => {
       const s = netConnect(b.socket);
