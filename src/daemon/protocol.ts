@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
-import { parseTimestamp } from '../store/item-rules.js';
+import { LONE_SURROGATE, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import { PROTOCOL_VERSION } from './frame.js';
 
@@ -49,17 +49,21 @@ const requestId = z.union([z.uint32(), z.string().min(1).max(MAX_ID_CHARS)], {
   error: `must be a uint32 or a string of 1-${MAX_ID_CHARS} characters`,
 });
 
+const LONE_SURROGATE_MESSAGE = 'must be valid Unicode (a \\u escape left half a surrogate pair)';
+
 // Same rules as the stores (item-rules.ts), so a request the stores would refuse never gets past parsing.
 const name = z
   .string()
   .min(1, 'must not be empty')
   .refine((s) => utf8Bytes(s) <= MAX_NAME_BYTES, `must be at most ${MAX_NAME_BYTES} bytes`)
-  .refine((s) => !/[\0\n\r]/.test(s), 'must not contain NUL or newline characters');
+  .refine((s) => !/[\0\n\r]/.test(s), 'must not contain NUL or newline characters')
+  .refine((s) => !LONE_SURROGATE.test(s), LONE_SURROGATE_MESSAGE);
 
 const text = z
   .string()
   .refine((s) => utf8Bytes(s) <= MAX_TEXT_BYTES, `must be at most ${MAX_TEXT_BYTES} bytes`)
-  .refine((s) => !s.includes('\0'), 'must not contain NUL');
+  .refine((s) => !s.includes('\0'), 'must not contain NUL')
+  .refine((s) => !LONE_SURROGATE.test(s), LONE_SURROGATE_MESSAGE);
 
 // The CLI's --expires-at rules, so the socket accepts exactly what `entraclaw secret set` does.
 const isoTime = z.string().transform((s, ctx) => {

@@ -12,7 +12,12 @@ export function assertItemName(value: string, field: 'service' | 'account'): voi
     throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`, hint);
   if (/[\0\n\r]/.test(value))
     throw new UsageError(`${field} must not contain NUL or newline characters`, hint);
+  // Half a surrogate pair has no UTF-8 form: a store would keep U+FFFD, another name than the one given.
+  if (LONE_SURROGATE.test(value)) throw new UsageError(`${field} is not valid Unicode`, hint);
 }
+
+/** Matches half a UTF-16 surrogate pair (with the u flag a whole pair is one code point, never matched). */
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Parses a --kind value. */
 export function parseKind(value: string | undefined): ItemKind | undefined {

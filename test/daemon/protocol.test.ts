@@ -122,6 +122,16 @@ describe('parseRequest', () => {
       /account: must not contain NUL/,
     ],
     ['a newline in service', { id: 1, op: 'delete', service: 's\n', account: 'a' }, /service/],
+    [
+      'half a surrogate pair in service',
+      { id: 1, op: 'get', service: 'ok\ud800', account: 'a' },
+      /service: must be valid Unicode/,
+    ],
+    [
+      'half a surrogate pair in a label',
+      { id: 1, op: 'set', service: 's', account: 'a', label: '\udc00x' },
+      /label: must be valid Unicode/,
+    ],
     ['a 257-byte service', { id: 1, op: 'get', service: 'x'.repeat(257), account: 'a' }, /at most 256 bytes/],
     [
       'a service over 256 bytes of UTF-8',

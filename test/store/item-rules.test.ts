@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTimestamp } from '../../src/store/item-rules.js';
+import { assertItemName, parseTimestamp } from '../../src/store/item-rules.js';
 import { usageError } from '../support/errors.js';
 
 describe('parseTimestamp (--expires-at, expires_at)', () => {
@@ -41,5 +41,24 @@ describe('parseTimestamp (--expires-at, expires_at)', () => {
     expect(usageError(() => parseTimestamp(input, '--expires-at')).message).toBe(
       `--expires-at "${input}" is not an ISO-8601 time`,
     );
+  });
+});
+
+describe('assertItemName', () => {
+  it('accepts any one-line Unicode name up to 256 bytes, astral characters included', () => {
+    for (const name of ['github.com', 'a/b c', 'é'.repeat(128), 'key 😀']) {
+      expect(() => assertItemName(name, 'service')).not.toThrow();
+    }
+  });
+
+  it.each([
+    ['', /service must not be empty/],
+    ['x'.repeat(257), /longer than 256 bytes/],
+    ['a\nb', /NUL or newline/],
+    ['a\0b', /NUL or newline/],
+    ['ok\ud800', /not valid Unicode/],
+    ['\udc00', /not valid Unicode/],
+  ])('refuses %j', (name, message) => {
+    expect(usageError(() => assertItemName(name, 'service')).message).toMatch(message);
   });
 });
