@@ -1,7 +1,10 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
+import { UsageError } from '../errors.js';
 import { interpreterName } from '../identity/interpreter.js';
 import { addClient, freeName } from '../policy/edit.js';
 import type { GrantOptions } from './approve.js';
+import { shellQuote } from '../lib/shell.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './policy-files.js';
 
@@ -10,6 +13,7 @@ export async function register(path: string, opts: GrantOptions & { script?: str
   const files = policyFiles();
   const grants = grantsFrom(opts);
   const exe = pinFile(path, 'program');
+  refuseScriptAsProgram(path, exe.path);
   const script = opts.script ? pinFile(opts.script, 'script') : undefined;
   const client = editPolicy(files.policy, (p) => {
     const client = {
@@ -33,4 +37,25 @@ export async function register(path: string, opts: GrantOptions & { script?: str
     note(
       `registered ${client.name}: ${exe.path} sha256:${exe.sha256.slice(0, 16)}…${script ? ` + ${script.path}` : ''}`,
     );
+}
+
+// A `#!` script never runs as itself: the kernel runs its interpreter, so the caller the daemon sees is
+// that interpreter with this script, and a client pinned to the script's bytes as a program never matches.
+function refuseScriptAsProgram(given: string, real: string): void {
+  const head = Buffer.alloc(256);
+  const fd = openSync(real, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const line = head.subarray(0, n).toString('latin1').split('\n')[0] ?? '';
+  if (!line.startsWith('#!')) return;
+  const [interp = '', arg] = line.slice(2).trim().split(/\s+/);
+  const program = basename(interp) === 'env' && arg ? `"$(command -v ${arg})"` : shellQuote(interp);
+  throw new UsageError(
+    `${given} is a script (${line.slice(0, 80)}): it runs as its interpreter, which is what the daemon sees`,
+    `register the interpreter with the script pinned: entraclaw register ${program} --script ${shellQuote(real)} --grant ...`,
+  );
 }

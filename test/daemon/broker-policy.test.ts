@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -141,6 +141,21 @@ describe('approval queue', () => {
     const r = b.cli(['register', b.dir, '--grant', SVC]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`program ${b.dir} is not a regular file`);
+  });
+
+  it('register of a #! script as the program is refused, naming the interpreter command to run', () => {
+    for (const [shebang, program] of [
+      ['#!/bin/sh', '/bin/sh'],
+      ['#!/usr/bin/env python3', '"$(command -v python3)"'],
+    ] as const) {
+      const path = b.file(`tool-${program.length}.sh`, `${shebang}\necho hi\n`);
+      chmodSync(path, 0o755);
+      const r = b.cli(['register', path, '--grant', SVC]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`${path} is a script (${shebang})`);
+      expect(r.stderr).toContain(`entraclaw register ${program} --script ${path} --grant`);
+    }
+    expect(b.cli(['clients', '--json']).stdout.toString()).not.toContain('tool-');
   });
 
   it('register of an interpreter without --script warns that it covers every script', () => {
