@@ -6,7 +6,7 @@ import { identifyByToken } from '../identity/darwin.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
-import { itemGrantSpec } from '../lib/percent.js';
+import { itemGrantSpec, percentEncode } from '../lib/percent.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
@@ -223,7 +223,12 @@ async function serve(
       { op, ...target },
       new Date(),
     );
-    const grantHint = request.op === 'list' ? 'SERVICE' : itemGrantSpec(request.service, request.account);
+    const grantHint =
+      request.op !== 'list'
+        ? itemGrantSpec(request.service, request.account)
+        : request.service !== undefined
+          ? percentEncode(request.service)
+          : 'SERVICE';
     return finish(
       fail(
         id,
@@ -244,7 +249,9 @@ async function serve(
       d.result === 'denied' ? d.reason : 'no grant for this program',
       deps.boundary
         ? 'the sandbox profile does not grant it; add it to [credential_access] (docs/sandbox.md)'
-        : undefined,
+        : d.result === 'denied'
+          ? d.hint
+          : undefined,
     );
   }
   audit.reason = `client ${d.client.name}`;

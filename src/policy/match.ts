@@ -1,3 +1,4 @@
+import { itemGrantSpec } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type Operation, type Policy } from './schema.js';
 
@@ -23,7 +24,7 @@ export interface AccessRequest {
  */
 export type Decision =
   | { result: 'granted'; client: Client; grant: Grant }
-  | { result: 'denied'; reason: string; client?: Client }
+  | { result: 'denied'; reason: string; client?: Client; hint?: string }
   | { result: 'unknown' };
 
 /**
@@ -45,7 +46,11 @@ export function decide(
     const grant = client.grants.find((g) => isLive(g, now) && allows(g, 'list'));
     return grant
       ? { result: 'granted', client, grant }
-      : denied(client, `client "${client.name}" has no grant that allows list`);
+      : denied(
+          client,
+          `client "${client.name}" has no grant that allows list`,
+          grantHint(client, 'SERVICE', 'list'),
+        );
   }
   const { service, account } = request;
   if (service === undefined || account === undefined) {
@@ -61,13 +66,19 @@ export function decide(
       (latest, g) => (!latest || Date.parse(g.expiresAt!) > Date.parse(latest.expiresAt!) ? g : latest),
       undefined,
     );
+  const spec = itemGrantSpec(service, account);
   if (lapsed) {
     return denied(
       client,
       `the grant of client "${client.name}" for ${service}/${account} expired at ${lapsed.expiresAt}`,
+      `${grantHint(client, spec, request.op)} --ttl 8h`,
     );
   }
-  return denied(client, `no grant of client "${client.name}" allows ${request.op} on ${service}/${account}`);
+  return denied(
+    client,
+    `no grant of client "${client.name}" allows ${request.op} on ${service}/${account}`,
+    grantHint(client, spec, request.op),
+  );
 }
 
 /** The items a client may see in a `list` reply: those some live grant allowing list covers. */
@@ -119,8 +130,13 @@ function changedProgram(clients: readonly Client[], who: ClientIdentity): Decisi
   );
 }
 
-function denied(client: Client, reason: string): Decision {
-  return { result: 'denied', reason, client };
+function denied(client: Client, reason: string, hint?: string): Decision {
+  return { result: 'denied', reason, client, ...(hint ? { hint } : {}) };
+}
+
+// Client names are limited to shell-safe characters (schema.ts), so the command needs no quoting.
+function grantHint(client: Client, spec: string, op: Operation): string {
+  return `if that is intended, the user can allow it with: entraclaw grant ${client.name} --grant ${spec} --ops ${op}`;
 }
 
 function isLive(grant: Grant, now: Date): boolean {

@@ -248,6 +248,9 @@ describe('decide: grants', () => {
     expect(d.result === 'denied' && d.reason).toBe(
       'the grant of client "bot" for github.com/me expired at 2026-01-01T00:00:00.000Z',
     );
+    expect(d.result === 'denied' && d.hint).toBe(
+      'if that is intended, the user can allow it with: entraclaw grant bot --grant github.com/me --ops read --ttl 8h',
+    );
   });
 
   it('of several expired grants that fit, names the one that ran out last', () => {
@@ -277,6 +280,15 @@ describe('decide: grants', () => {
     const b = grant({ services: ['github.com'], operations: ['read', 'write'] });
     const d = decide(policy(client({ grants: [a, b] })), who(), ask('update', 'github.com', 'me'), NOW);
     expect(d.result === 'granted' && d.grant).toBe(b);
+  });
+
+  it('a denial says which grant command would allow it, with the item percent-encoded', () => {
+    const d = decide(policy(client()), who(), ask('write', 'bot/x', 'me'), NOW);
+    expect(d.result === 'denied' && d.hint).toBe(
+      'if that is intended, the user can allow it with: entraclaw grant bot --grant bot%2Fx/me --ops write',
+    );
+    const l = decide(policy(client()), who(), ask('list'), NOW);
+    expect(l.result === 'denied' && l.hint).toMatch(/entraclaw grant bot --grant SERVICE --ops list$/);
   });
 
   it('denies a known client with no grants, naming it', () => {
