@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { TooLargeError, UsageError } from '../errors.js';
 import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
@@ -13,6 +13,15 @@ const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
 /** `entraclaw inject -i TEMPLATE [-o FILE]`: renders `{{ entraclaw://SERVICE/ACCOUNT }}` tags; FILE is written 0600, atomically. */
 export async function inject(opts: StoreOptions & { in?: string; out?: string }): Promise<void> {
   const source = opts.in ?? '-';
+  const target = opts.out === '-' ? undefined : opts.out;
+  if (target === '')
+    throw new UsageError('-o was given an empty file name', 'give -o a file to write, or - for stdout');
+  if (target !== undefined && source !== '-' && sameFile(source, target)) {
+    throw new UsageError(
+      `-o ${target} is the template itself: writing the secrets over it would lose the template`,
+      'write the rendered file somewhere else',
+    );
+  }
   let text: Buffer;
   let fd: number | undefined;
   try {
@@ -39,7 +48,7 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
       text,
       async (service, account) => {
         sel ??= openStore(opts);
-        return resolveReference(await sel, { service, account }, name);
+        return resolveReference(await sel, { service, account });
       },
       name,
     );
@@ -48,12 +57,21 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
     if (sel) await sel.then(closeSelection, () => undefined);
   }
   // Nothing is written unless every reference resolved: a half-rendered file would be worse than none.
-  if (opts.out) writeOutput(opts.out, out);
+  if (target !== undefined) writeOutput(target, out);
   else
     await new Promise<void>((resolve, reject) =>
       process.stdout.write(out, (e) => (e ? reject(e) : resolve())),
     );
   out.fill(0);
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 // A path that cannot take the file is the user's to fix (exit 2); a full disk or an I/O error is not.

@@ -10,7 +10,8 @@ import { formatReference, type Reference } from './reference.js';
  * store). Every error — not found, expired, locked, unavailable — names the reference and, via `where`,
  * the variable or template line that used it.
  */
-export async function resolveReference(sel: Selection, ref: Reference, where: string): Promise<Buffer> {
+export async function resolveReference(sel: Selection, ref: Reference, where?: string): Promise<Buffer> {
+  const at = where ? `${where}: ` : '';
   const refresh = `entraclaw secret set ${shellQuote(ref.service)} ${shellQuote(ref.account)}`;
   for (const store of [...sel.readFirst, sel.store]) {
     let item: Item | undefined;
@@ -22,14 +23,14 @@ export async function resolveReference(sel: Selection, ref: Reference, where: st
       if (!(err instanceof EntraclawError)) throw err;
       // run and inject have no --allow-expired: an expired token handed to a tool only turns into a 401.
       const hint = err.code === 'expired' ? `refresh it with: ${refresh}` : err.hint;
-      throw new EntraclawError(err.code, `${where}: ${formatReference(ref)}: ${err.message}`, hint, {
+      throw new EntraclawError(err.code, `${at}${formatReference(ref)}: ${err.message}`, hint, {
         cause: err,
       });
     }
     return item.value;
   }
   throw new NotFoundError(
-    `${where}: ${formatReference(ref)} not found in ${sel.store.name}`,
+    `${at}${formatReference(ref)} not found in ${sel.store.name}`,
     `store it with: ${refresh}`,
   );
 }

@@ -1,8 +1,8 @@
 import { EntraclawError, UsageError } from '../errors.js';
 import { formatReference, parseReference, REFERENCE_SCHEME } from './reference.js';
 
-// `{{ entraclaw://SERVICE/ACCOUNT }}` is replaced by the secret's bytes; spaces or tabs inside the braces
-// are optional. Any other `{{` (Go, Helm, Jinja, Mustache templates) is left exactly as written, so
+// `{{ entraclaw://SERVICE/ACCOUNT }}` is replaced by the secret's bytes; whitespace inside the braces
+// is optional. Any other `{{` (Go, Helm, Jinja, Mustache templates) is left exactly as written, so
 // Entraclaw can run over a file that another template engine will process later. A tag that starts
 // like ours but is malformed or unterminated is an error, never passed through: a silently surviving
 // reference would ship a config without its secret.
@@ -10,8 +10,9 @@ import { formatReference, parseReference, REFERENCE_SCHEME } from './reference.j
 /** Fetches a secret's bytes; throws (ideally an EntraclawError) when it cannot. */
 export type SecretResolver = (service: string, account: string) => Promise<Buffer>;
 
-const OPENING = new RegExp(`\\{\\{[ \\t]*(?=${REFERENCE_SCHEME})`, 'g');
-const TAG = /^\{\{[ \t]*(entraclaw:\/\/[^\s{}]*)[ \t]*\}\}/;
+// Whitespace inside the braces may include line breaks: a tag split over lines is still ours, never text.
+const OPENING = new RegExp(`\\{\\{\\s*(?=${REFERENCE_SCHEME})`, 'g');
+const TAG = /^\{\{\s*(entraclaw:\/\/[^\s{}]*)\s*\}\}/;
 
 /**
  * Renders a template: every reference tag replaced by its secret (each distinct item resolved once).
@@ -62,7 +63,9 @@ async function withContext(pending: Promise<Buffer>, where: string, key: string)
     const code = err instanceof EntraclawError ? err.code : 'internal';
     const hint = err instanceof EntraclawError ? err.hint : undefined;
     const message = err instanceof Error ? err.message : String(err);
-    throw new EntraclawError(code, `${where}: cannot resolve ${key}: ${message}`, hint, {
+    // A resolver that names the reference itself gets only the place added, so it is named once.
+    const what = message.includes(key) ? '' : `cannot resolve ${key}: `;
+    throw new EntraclawError(code, `${where}: ${what}${message}`, hint, {
       cause: err,
     });
   }

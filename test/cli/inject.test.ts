@@ -104,9 +104,32 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     expect(r.status).toBe(EXIT_CODES.not_found);
     expect(readdirSync(out)).toEqual([]);
     expect(r.stdout.length).toBe(0);
-    expect(r.stderr).toContain('entraclaw://inj/nobody');
-    expect(r.stderr).toContain(`${tpl}:3`);
+    // The place and the reference, each named once.
+    expect(r.stderr).toContain(`entraclaw: ${tpl}:3: entraclaw://inj/nobody not found in encrypted-file\n`);
     expect(r.stderr).not.toContain(CANARY);
+  });
+
+  it('-o - is stdout; an empty -o, or -o naming the template itself, is a usage error that writes nothing', () => {
+    const tpl = join(dir, 'self.tmpl');
+    const text = 'TOKEN={{ entraclaw://inj/token }}\n';
+    writeFileSync(tpl, text);
+    const dash = inject(['-i', tpl, '-o', '-']);
+    expect(dash.status, dash.stderr).toBe(0);
+    expect(dash.stdout.toString()).toBe(`TOKEN=${CANARY}\n`);
+    expect(existsSync(join(process.cwd(), '-'))).toBe(false);
+    const empty = inject(['-i', tpl, '-o', '']);
+    expect(empty.status).toBe(EXIT_CODES.usage);
+    expect(empty.stdout.length).toBe(0);
+    const self = inject(['-i', tpl, '-o', tpl]);
+    expect(self.status).toBe(EXIT_CODES.usage);
+    expect(self.stderr).toContain('is the template itself');
+    expect(readFileSync(tpl, 'utf8')).toBe(text);
+  });
+
+  it('a tag split over lines is resolved, not passed through as text', () => {
+    const r = inject([], 'A={{\n  entraclaw://inj/token\n}}\n');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(`A=${CANARY}\n`);
   });
 
   it('an unresolvable reference leaves an existing output file exactly as it was', () => {
