@@ -17,6 +17,12 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
   let id = target;
   if (target.startsWith('sha256:')) {
     const sha = target.slice(7).toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(sha)) {
+      throw new UsageError(
+        `"${target}" is not sha256: followed by 64 hex digits`,
+        'copy the hash from `entraclaw pending`, or use the pending id (p-xxxxxxxx)',
+      );
+    }
     const hit = listPending(files.pending).find((e) => e.sha256 === sha || e.scriptSha256 === sha);
     if (!hit)
       throw new NotFoundError(

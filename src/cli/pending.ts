@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.js';
+import { itemGrantSpec, percentEncode } from '../lib/percent.js';
 import { listPending, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
@@ -15,7 +16,14 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
       e.script ? `${e.exe} ${e.script}` : e.exe,
       e.sha256.slice(0, 16),
       e.lastSeen,
-      e.requests.map((r) => `${r.op} ${r.service ?? '*'}/${r.account ?? '*'}`).join(', '),
+      // Written as a --grant spec would be (percent-encoded), so a "/" inside a name is not ambiguous.
+      e.requests
+        .map((r) =>
+          r.service === undefined
+            ? r.op
+            : `${r.op} ${r.account === undefined ? percentEncode(r.service) : itemGrantSpec(r.service, r.account)}`,
+        )
+        .join(', '),
     ]),
   ]);
   process.stdout.write('\napprove with: entraclaw approve ID --grant SERVICE[/ACCOUNT] --ops read\n');

@@ -2,9 +2,9 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../errors.js';
 import { interpreterName } from '../identity/interpreter.js';
+import { shellQuote } from '../lib/shell.js';
 import { addClient, freeName } from '../policy/edit.js';
 import type { GrantOptions } from './approve.js';
-import { shellQuote } from '../lib/shell.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './policy-files.js';
 

@@ -137,6 +137,12 @@ describe('approval queue', () => {
     expect(pendingList().some((e) => e.id === ids[1])).toBe(false);
   }, 30_000);
 
+  it('approve of a malformed hash is a usage error, not "not found"', () => {
+    const r = b.cli(['approve', 'sha256:zz', '--grant', SVC]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('is not sha256: followed by 64 hex digits');
+  });
+
   it('register of a directory is a usage error, not an internal one', () => {
     const r = b.cli(['register', b.dir, '--grant', SVC]);
     expect(r.status).toBe(2);
