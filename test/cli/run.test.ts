@@ -275,7 +275,14 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
 
 describe('entraclaw run: environment sanitising', () => {
   // PATH: a repository's .env must not pick which program receives the secrets.
-  for (const name of ['LD_PRELOAD', 'NODE_OPTIONS', 'BASH_ENV', 'LD_LIBRARY_PATH', 'PATH', 'GLIBC_TUNABLES']) {
+  for (const name of [
+    'LD_PRELOAD',
+    'NODE_OPTIONS',
+    'BASH_ENV',
+    'LD_LIBRARY_PATH',
+    'PATH',
+    'GLIBC_TUNABLES',
+  ]) {
     it(`a .env file that sets ${name} is a usage error and the child never starts`, () => {
       const file = scratch('.env');
       writeFileSync(file, `OK=1\n${name}=${join(dir, 'evil.so')}\n`);

@@ -437,11 +437,10 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       expect(readFileSync(join(fresh, 'notes.txt'), 'utf8')).toBe('mine\n');
 
       const missing = join(fresh, 'passphrase-to-be');
-      const refused = cli(
-        ['sandbox', '--store', 'secret-service', '--project', fresh, '--', 'true'],
-        '',
-        { ...env, ENTRACLAW_PASSPHRASE_FILE: missing },
-      );
+      const refused = cli(['sandbox', '--store', 'secret-service', '--project', fresh, '--', 'true'], '', {
+        ...env,
+        ENTRACLAW_PASSPHRASE_FILE: missing,
+      });
       expect(refused.status, refused.stderr).toBe(2);
       expect(refused.stderr).toContain(`the passphrase file ${missing} does not exist`);
       expect(existsSync(missing)).toBe(false);
