@@ -283,9 +283,9 @@ describe('decide: grants', () => {
   });
 
   it('a denial says which grant command would allow it, with the item percent-encoded', () => {
-    const d = decide(policy(client()), who(), ask('write', 'bot/x', 'me'), NOW);
+    const d = decide(policy(client()), who(), ask('create', 'bot/x', 'me'), NOW);
     expect(d.result === 'denied' && d.hint).toBe(
-      'if that is intended, the user can allow it with: entraclaw grant bot --grant bot%2Fx/me --ops write',
+      'if that is intended, the user can allow it with: entraclaw grant bot --grant bot%2Fx/me --ops create',
     );
     const l = decide(policy(client()), who(), ask('list'), NOW);
     expect(l.result === 'denied' && l.hint).toMatch(/entraclaw grant bot --grant SERVICE --ops list$/);
