@@ -47,33 +47,3 @@ export function readValueFile(path: string, max: number, what: string): Buffer {
     closeSync(fd);
   }
 }
-
-/** Prompts on the terminal without echo and returns what was typed (without the newline). */
-export async function promptHidden(question: string): Promise<Buffer> {
-  const stdin = process.stdin;
-  process.stderr.write(question);
-  stdin.setRawMode(true);
-  stdin.resume();
-  const bytes: number[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        for (const b of chunk) {
-          if (b === 0x03) return reject(new UsageError('cancelled'));
-          if (b === 0x0d || b === 0x0a) return resolve();
-          if (b === 0x7f) bytes.pop();
-          else bytes.push(b);
-        }
-      };
-      stdin.on('data', onData);
-    });
-  } finally {
-    stdin.setRawMode(false);
-    stdin.pause();
-    stdin.removeAllListeners('data');
-    process.stderr.write('\n');
-  }
-  const out = Buffer.from(bytes);
-  bytes.fill(0);
-  return out;
-}

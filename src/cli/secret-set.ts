@@ -1,10 +1,11 @@
 import { TooLargeError, UsageError } from '../errors.js';
+import { promptHidden } from '../lib/passphrase.js';
 import { assertItemName, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
-import { promptHidden, readBounded, readValueFile } from './read-input.js';
+import { readBounded, readValueFile } from './read-input.js';
 
 /** Options of `entraclaw secret set`. */
 export interface SecretSetOptions extends StoreOptions {
@@ -16,6 +17,9 @@ export interface SecretSetOptions extends StoreOptions {
   json?: boolean;
 }
 
+// Enough for a pasted token, key or certificate; anything larger belongs in a file (--from-file).
+const MAX_TYPED_BYTES = 64 * 1024;
+
 /** `entraclaw secret set SERVICE ACCOUNT`: stores the value read from stdin, a file, or a hidden prompt. */
 export async function secretSet(service: string, account: string, opts: SecretSetOptions): Promise<void> {
   assertItemName(service, 'service');
@@ -26,7 +30,11 @@ export async function secretSet(service: string, account: string, opts: SecretSe
   const value = opts.fromFile
     ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
     : process.stdin.isTTY
-      ? await promptHidden(`Secret for ${service}/${account}: `)
+      ? await promptHidden(
+          `Secret for ${service}/${account}: `,
+          { input: process.stdin, output: process.stderr },
+          MAX_TYPED_BYTES,
+        )
       : readBounded(0, MAX_VALUE_BYTES, what);
   if (value.length === 0) {
     throw new UsageError(

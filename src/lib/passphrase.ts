@@ -115,12 +115,20 @@ const ENTER = [0x0d, 0x0a];
 const CANCEL = [0x03, 0x04];
 const ERASE = [0x7f, 0x08];
 
-/** Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread. */
-export async function promptHidden(question: string, io: PromptIo): Promise<Buffer> {
+/**
+ * Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread.
+ * Ctrl-C or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
+ */
+export async function promptHidden(
+  question: string,
+  io: PromptIo,
+  max: number = MAX_PASSPHRASE_BYTES,
+): Promise<Buffer> {
   const input = io.input as NodeJS.ReadStream;
   const raw = typeof input.setRawMode === 'function' && input.isTTY;
-  const buf = Buffer.alloc(MAX_PASSPHRASE_BYTES);
+  const buf = Buffer.alloc(max);
   let len = 0;
+  let over = false;
   io.output.write(question);
   if (raw) input.setRawMode(true);
   try {
@@ -147,6 +155,7 @@ export async function promptHidden(question: string, io: PromptIo): Promise<Buff
             }
             if (ERASE.includes(b)) len = Math.max(0, len - 1);
             else if (len < buf.length) buf[len++] = b;
+            else over = true;
           }
           chunk.fill(0);
         }
@@ -162,5 +171,12 @@ export async function promptHidden(question: string, io: PromptIo): Promise<Buff
   }
   const pass = Buffer.from(buf.subarray(0, len));
   buf.fill(0);
+  if (over) {
+    pass.fill(0);
+    throw new UsageError(
+      `what was typed is longer than ${max} bytes`,
+      'put a value that long in a file and pass it with --from-file (or pipe it on stdin)',
+    );
+  }
   return pass;
 }

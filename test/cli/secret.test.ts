@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
-import { isolatedEnv, runCli } from '../support/cli.js';
+import { isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
 import { inTestSession, randomName } from '../support/context.js';
 
 // The CLI as a user meets it: real processes, real stores, and a canary that must never leak.
@@ -201,5 +201,50 @@ describe('entraclaw secret: bad input', () => {
     const r = runCli(['secret', 'set', 'auto-svc', 'acct'], noBus, 'v');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/secret-service not used .*; using encrypted-file/);
+  });
+});
+
+describe('entraclaw secret set at a terminal (a real pty)', () => {
+  // A new vault: the value, the passphrase and its confirmation are all typed, none echoed.
+  const fresh = () => {
+    const home = mkdtempSync(join(dir, 'tty-'));
+    return isolatedEnv(home, { DBUS_SESSION_BUS_ADDRESS: '' });
+  };
+  const set = ['secret', 'set', 'tty-svc', 'me', '--store', 'encrypted-file'];
+
+  it('a first set on a new vault asks for the value and the passphrase twice, and stores it', () => {
+    const e = fresh();
+    const r = runCliInPty(set, e, [`${CANARY}\r`, 'tty pass\r', 'tty pass\r']);
+    expect(r.output).toContain('Repeat it to confirm: ');
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).toContain('stored tty-svc/me in encrypted-file');
+    expect(r.output).not.toContain(CANARY);
+    expect(r.output).not.toContain('tty pass');
+    const file = join(dir, `tty-pass-${randomName('p')}`);
+    writeFileSync(file, 'tty pass\n', { mode: 0o600 });
+    const get = runCli(['secret', 'get', 'tty-svc', 'me', '--store', 'encrypted-file'], {
+      ...e,
+      ENTRACLAW_PASSPHRASE_FILE: file,
+    });
+    expect(get.status, get.stderr).toBe(0);
+    expect(get.stdout.toString()).toBe(CANARY);
+  });
+
+  it('Ctrl-D or Ctrl-C at the value prompt cancels (exit 2) and stores nothing', () => {
+    for (const key of ['\x04', '\x03']) {
+      const e = fresh();
+      const r = runCliInPty(set, e, [key]);
+      expect(r.status, JSON.stringify(r.output)).toBe(EXIT_CODES.usage);
+      expect(r.output).toContain('cancelled');
+      expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+    }
+  });
+
+  it('a confirmation that differs creates no vault', () => {
+    const e = fresh();
+    const r = runCliInPty(set, e, ['v\r', 'one\r', 'two\r']);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.output).toContain('the passphrases did not match');
+    expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
   });
 });

@@ -33,3 +33,46 @@ export function isolatedEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.
   }
   return env;
 }
+
+// Runs a command on a real pty and types each answer once the next prompt (text ending in ": ") shows.
+const PTY_DRIVER = String.raw`
+import json, os, pty, select, sys, time
+argv, answers = json.loads(sys.argv[1]), [a.encode('latin1') for a in json.loads(sys.argv[2])]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out, typed, deadline = b'', 0, time.time() + 20
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if not r:
+        continue
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+    while typed < len(answers) and out.count(b': ') > typed:
+        time.sleep(0.05)
+        os.write(fd, answers[typed])
+        typed += 1
+else:
+    os.kill(pid, 9)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(json.dumps({'status': os.waitstatus_to_exitcode(status), 'output': out.decode('latin1')}))
+`;
+
+/** Runs the CLI with a pty as its terminal, typing `answers` at its prompts; a hang is killed after 20 s. */
+export function runCliInPty(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  answers: string[],
+): { status: number; output: string } {
+  const argv = [process.execPath, '--', CLI, ...args];
+  const r = spawnSync('python3', ['-c', PTY_DRIVER, JSON.stringify(argv), JSON.stringify(answers)], {
+    env,
+    timeout: 30_000,
+  });
+  return JSON.parse(r.stdout.toString()) as { status: number; output: string };
+}
