@@ -23,3 +23,6 @@ export function exitCodeFor(code: ErrorCode): number {
 
 /** Exit status when the reader of stdout went away (`| head`): what a tool killed by SIGPIPE reports. */
 export const EXIT_STDOUT_CLOSED = 141;
+
+/** Exit status when stdout cannot be written (a full disk, an I/O error): not the command's fault, but it failed. */
+export const EXIT_OUTPUT_FAILED = 1;

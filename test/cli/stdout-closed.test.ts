@@ -1,7 +1,7 @@
 // `entraclaw ... | head`: when the reader closes the pipe early, the CLI ends with 141 (as a tool killed by
 // SIGPIPE) and prints no stack trace; the value it was writing never shows up on stderr.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type StdioOptions, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -42,4 +42,39 @@ describe('stdout closed by the reader', () => {
       expect(r.stderr).not.toMatch(/EPIPE|at |canary-epipe/);
     }
   }, 60_000);
+});
+
+describe('stdout or stderr that cannot be written (/dev/full)', () => {
+  const toFull = (args: string[], which: 1 | 2, input = '') => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const stdio: StdioOptions = ['pipe', which === 1 ? full : 'pipe', which === 2 ? full : 'pipe'];
+      const r = spawnSync(process.execPath, [CLI, ...args], { env, stdio, input });
+      return { status: r.status, stderr: r.stderr?.toString() ?? '' };
+    } finally {
+      closeSync(full);
+    }
+  };
+
+  it('a full stdout is one clear error, exit 1, no stack trace and no value', () => {
+    runCli(['secret', 'set', 'full', 'acct', '--store', 'encrypted-file'], env, VALUE);
+    for (const args of [
+      ['secret', 'get', 'full', 'acct', '--store', 'encrypted-file'],
+      ['secret', 'ls', '--json', '--store', 'encrypted-file'],
+      ['doctor'],
+    ]) {
+      const r = toFull(args, 1);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toBe(
+        'entraclaw: cannot write the output: ENOSPC\n  hint: check where stdout goes (a full disk? a read-only file?)\n',
+      );
+    }
+  });
+
+  it('a full stderr does not turn a successful set into a failure', () => {
+    expect(toFull(['secret', 'set', 'full', 'other', '--store', 'encrypted-file'], 2, 'v').status).toBe(0);
+    expect(
+      runCli(['secret', 'get', 'full', 'other', '--store', 'encrypted-file'], env).stdout.toString(),
+    ).toBe('v');
+  });
 });
