@@ -60,14 +60,20 @@ export function parseTimestamp(value: string | undefined, flag: string): string 
 
 /** Whether an item's expires_at has passed at `now`. */
 export function isExpired(meta: Pick<ItemMeta, 'expiresAt'>, now = Date.now()): boolean {
-  return meta.expiresAt !== undefined && Date.parse(meta.expiresAt) <= now;
+  if (meta.expiresAt === undefined) return false;
+  const at = Date.parse(meta.expiresAt);
+  // An expiry nobody can read (another tool wrote the attribute) fails closed: the token is treated as expired.
+  return Number.isNaN(at) || at <= now;
 }
 
 /** Throws ExpiredError for an expired item unless the caller allows expired values. */
 export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean, now = Date.now()): void {
   if (!allowExpired && isExpired(meta, now)) {
+    const when = Number.isNaN(Date.parse(meta.expiresAt!))
+      ? `has an unreadable expiry (${JSON.stringify(meta.expiresAt)}), so it counts as expired`
+      : `expired at ${meta.expiresAt}`;
     throw new ExpiredError(
-      `${meta.service}/${meta.account} in ${store} expired at ${meta.expiresAt}`,
+      `${meta.service}/${meta.account} in ${store} ${when}`,
       'refresh it with `entraclaw secret set`, or pass --allow-expired to read it anyway',
     );
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertItemName, parseTimestamp } from '../../src/store/item-rules.js';
+import { assertFresh, assertItemName, isExpired, parseTimestamp } from '../../src/store/item-rules.js';
 import { usageError } from '../support/errors.js';
 
 describe('parseTimestamp (--expires-at, expires_at)', () => {
@@ -60,5 +60,31 @@ describe('assertItemName', () => {
     ['\udc00', /not valid Unicode/],
   ])('refuses %j', (name, message) => {
     expect(usageError(() => assertItemName(name, 'service')).message).toMatch(message);
+  });
+});
+
+describe('isExpired / assertFresh', () => {
+  const meta = (expiresAt?: string) => ({
+    service: 's',
+    account: 'a',
+    kind: 'token' as const,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  });
+  const now = Date.parse('2026-11-24T12:00:00Z');
+
+  it('no expiry never expires; a past one has, at the instant itself too', () => {
+    expect(isExpired(meta(), now)).toBe(false);
+    expect(isExpired(meta('2026-11-24T12:00:01Z'), now)).toBe(false);
+    expect(isExpired(meta('2026-11-24T12:00:00Z'), now)).toBe(true);
+  });
+
+  it('an expiry that cannot be read (written by another tool) fails closed, and says so', () => {
+    expect(isExpired(meta('notadate'), now)).toBe(true);
+    expect(() => assertFresh(meta('notadate'), 'secret-service', false, now)).toThrow(
+      's/a in secret-service has an unreadable expiry ("notadate"), so it counts as expired',
+    );
+    expect(() => assertFresh(meta('notadate'), 'secret-service', true, now)).not.toThrow();
   });
 });
