@@ -325,8 +325,19 @@ class KernelKeyringStore implements Store {
       if (fields[0] !== KEY_TYPE) continue;
       const names = parseDescription(fields.slice(4).join(';'));
       if (!names || (filter?.service !== undefined && names.service !== filter.service)) continue;
-      const found = this.read(serial, names.service, names.account);
-      if (found) items.push(toMeta(names.service, names.account, found.meta));
+      let found: { meta: StoredMeta; value: Buffer } | undefined;
+      try {
+        found = this.read(serial, names.service, names.account);
+      } catch (err) {
+        // Any process of the user can add a key under our prefix: one that is not ours to read must not
+        // hide every other item. A get of that very item still reports it as corrupt.
+        if (err instanceof CorruptError) continue;
+        throw err;
+      }
+      if (found) {
+        items.push(toMeta(names.service, names.account, found.meta));
+        found.value.fill(0);
+      }
     }
     return items.sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account));
   }

@@ -120,6 +120,21 @@ describe.runIf(linux)('kernel-keyring store', () => {
     }
   });
 
+  it('a key under our prefix that is not ours to read is skipped by list, and is corrupt to get', async () => {
+    const [service, account] = names();
+    await store.set({ service, account, value: Buffer.from('mine') });
+    const planted = randomName('planted');
+    const foreign = native().keyAdd('user', `entraclaw:${planted}/y`, Buffer.from('{"kind":"token"}'), -4);
+    try {
+      const all = await store.list();
+      expect(all.some((m) => m.service === service && m.account === account)).toBe(true);
+      expect(all.some((m) => m.service === planted)).toBe(false);
+      await expect(store.get(planted, 'y')).rejects.toMatchObject({ code: 'corrupt' });
+    } finally {
+      native().keyInvalidate(foreign);
+    }
+  });
+
   it('keeps names with "/" and "%" apart', async () => {
     const service = `${randomName('svc')}/a%2Fb`;
     const account = 'x/y';
