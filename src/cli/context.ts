@@ -1,6 +1,8 @@
 import { type AgentConfig, loadAgentConfig } from '../config/agent-config.js';
 import { resolvePaths } from '../lib/paths.js';
-import type { StoreContext, StoreName } from '../store/types.js';
+import { UsageError } from '../errors.js';
+import { isStoreName } from '../store/registry.js';
+import { STORE_NAMES, type StoreContext, type StoreName } from '../store/types.js';
 
 /** Options every store-touching command accepts. */
 export interface StoreOptions {
@@ -15,7 +17,18 @@ export async function storeContext(
   const env = process.env;
   const paths = resolvePaths(env);
   const config = await loadAgentConfig(paths.config);
-  const requested = (opts.store ?? env.ENTRACLAW_STORE ?? config.credentials.store) as 'auto' | StoreName;
+  // An empty ENTRACLAW_STORE= means unset, as for most variables.
+  const [requested, from] = opts.store
+    ? [opts.store, '--store']
+    : env.ENTRACLAW_STORE
+      ? [env.ENTRACLAW_STORE, 'ENTRACLAW_STORE']
+      : [config.credentials.store, 'agent.toml [credentials] store'];
+  if (requested !== 'auto' && !isStoreName(requested)) {
+    throw new UsageError(
+      `unknown store "${requested}" (from ${from})`,
+      `valid stores: auto, ${STORE_NAMES.join(', ')}`,
+    );
+  }
   const ctx: StoreContext = {
     env,
     paths,

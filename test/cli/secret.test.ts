@@ -110,6 +110,29 @@ describe('command-line mistakes caught by the parser', () => {
   });
 });
 
+describe('an unknown store name', () => {
+  it('is a usage error naming where it came from, for doctor as for secret', () => {
+    for (const args of [
+      ['doctor', '--store', 'bogus'],
+      ['secret', 'ls', '--store', 'bogus'],
+    ]) {
+      const r = runCli(args, env);
+      expect(r.status, args.join(' ')).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain('entraclaw: unknown store "bogus" (from --store)');
+      expect(r.stderr).toContain('hint: valid stores: auto, ');
+    }
+    const fromEnv = runCli(['doctor'], { ...env, ENTRACLAW_STORE: 'bogus' });
+    expect(fromEnv.status).toBe(EXIT_CODES.usage);
+    expect(fromEnv.stderr).toContain('(from ENTRACLAW_STORE)');
+  });
+
+  it('an empty ENTRACLAW_STORE means unset (auto)', () => {
+    const r = runCli(['doctor', '--json'], { ...env, ENTRACLAW_STORE: '' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString()).requested).toBe('auto');
+  });
+});
+
 describe('a named store that cannot be used', () => {
   it.each(['systemd-creds', 'macos-keychain'])('--store %s: exit 5, the store named, a hint', (store) => {
     const r = runCli(['secret', 'get', 'svc', 'acct', '--store', store], env);
