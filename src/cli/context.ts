@@ -1,6 +1,6 @@
 import { type AgentConfig, loadAgentConfig } from '../config/agent-config.js';
-import { resolvePaths } from '../lib/paths.js';
 import { UsageError } from '../errors.js';
+import { resolvePaths } from '../lib/paths.js';
 import { isStoreName } from '../store/registry.js';
 import { STORE_NAMES, type StoreContext, type StoreName } from '../store/types.js';
 

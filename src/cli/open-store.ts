@@ -14,3 +14,18 @@ export async function openStore(opts: StoreOptions): Promise<Selection> {
 export async function closeSelection(sel: Selection): Promise<void> {
   await Promise.all([sel.store.close(), ...sel.readFirst.map((s) => s.close())]);
 }
+
+/**
+ * After a write or delete in `sel.store`: says when a store read first (systemd-creds under
+ * $CREDENTIALS_DIRECTORY) holds the same item, since reads keep returning that one.
+ */
+export async function noteShadowed(sel: Selection, service: string, account: string): Promise<void> {
+  for (const first of sel.readFirst) {
+    const item = await first.get(service, account).catch(() => undefined);
+    if (!item) continue;
+    item.value.fill(0);
+    note(
+      `note: ${first.name} also has ${service}/${account} and is read first while $CREDENTIALS_DIRECTORY is set: reads return its value, not ${sel.store.name}'s`,
+    );
+  }
+}

@@ -30,7 +30,9 @@ export async function secretGet(service: string, account: string, opts: SecretGe
         `${service}/${account} not found in ${sel.store.name}`,
         sel.store.readOnly
           ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
-          : 'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
+          : sel.skipped.length > 0
+            ? `${sel.skipped.map((k) => `${k.name} was not searched (${k.reason})`).join('; ')}: it may be there; fix that or name the store with --store`
+            : 'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
       );
     }
     const { item, store } = found;

@@ -1,7 +1,7 @@
 import { NotFoundError } from '../errors.js';
 import { assertItemName } from '../store/item-rules.js';
 import type { StoreOptions } from './context.js';
-import { closeSelection, openStore } from './open-store.js';
+import { closeSelection, noteShadowed, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
 
 /** `entraclaw secret rm SERVICE ACCOUNT`: deletes the item; a missing item is exit 3. */
@@ -22,6 +22,7 @@ export async function secretRm(
     }
     if (opts.json) printJson({ service, account, store: sel.store.name, deleted: true });
     else note(`deleted ${service}/${account} from ${sel.store.name}`);
+    await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);
   }

@@ -3,7 +3,7 @@ import { promptHidden } from '../lib/passphrase.js';
 import { assertItemName, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import type { StoreOptions } from './context.js';
-import { closeSelection, openStore } from './open-store.js';
+import { closeSelection, noteShadowed, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
 import { readBounded, readValueFile } from './read-input.js';
 
@@ -63,6 +63,7 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     value.fill(0);
     if (opts.json) printJson({ ...meta, store: store.name });
     else note(`stored ${service}/${account} in ${store.name}`);
+    await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);
   }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -269,5 +269,39 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.output).toContain('the passphrases did not match');
     expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+  });
+});
+
+describe('auto: what reads will actually see', () => {
+  const home = mkdtempSync(join(dir, 'auto-'));
+  const creds = join(home, 'creds');
+  const e = isolatedEnv(home, {
+    DBUS_SESSION_BUS_ADDRESS: '',
+    ENTRACLAW_PASSPHRASE_FILE: pass,
+    CREDENTIALS_DIRECTORY: creds,
+  });
+
+  it('set and rm say when a systemd credential of the same name is read first', () => {
+    mkdirSync(creds);
+    writeFileSync(join(creds, 'shadow@me'), 'from-credential');
+    const set = runCli(['secret', 'set', 'shadow', 'me'], e, 'from-set');
+    expect(set.status, set.stderr).toBe(0);
+    expect(set.stderr).toContain('stored shadow/me in encrypted-file');
+    expect(set.stderr).toContain(
+      "note: systemd-creds also has shadow/me and is read first while $CREDENTIALS_DIRECTORY is set: reads return its value, not encrypted-file's",
+    );
+    expect(runCli(['secret', 'get', 'shadow', 'me'], e).stdout.toString()).toBe('from-credential');
+    const rm = runCli(['secret', 'rm', 'shadow', 'me'], e);
+    expect(rm.status, rm.stderr).toBe(0);
+    expect(rm.stderr).toContain('note: systemd-creds also has shadow/me');
+    // An item only in the writable store gets no note.
+    expect(runCli(['secret', 'set', 'alone', 'me'], e, 'v').stderr).not.toContain('note:');
+  });
+
+  it('not found names a store auto passed over, where the item may be', () => {
+    const r = runCli(['secret', 'get', 'nowhere', 'me'], e);
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    expect(r.stderr).toContain('hint: secret-service was not searched (');
+    expect(r.stderr).toContain('it may be there; fix that or name the store with --store');
   });
 });
