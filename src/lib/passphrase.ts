@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockedError, UsageError } from '../errors.js';
 import type { StoreContext } from '../store/types.js';
@@ -65,7 +65,8 @@ export async function readPassphrase(
 export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever; it is refused below.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(
@@ -75,7 +76,12 @@ export function readPassphraseFile(path: string, via = 'passphrase file'): Buffe
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new UsageError(`passphrase file ${path} is not a regular file`);
+    if (!st.isFile()) {
+      throw new UsageError(
+        `passphrase file ${path} (from ${via}) is not a regular file`,
+        'give a file holding the passphrase on its first line, mode 600',
+      );
+    }
     if (st.mode & 0o077) {
       throw new UsageError(
         `passphrase file ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)})`,

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -11,6 +12,7 @@ import {
 } from '../../src/lib/passphrase.js';
 import type { StoreContext } from '../../src/store/types.js';
 import { tempContext } from '../support/context.js';
+import { usageError } from '../support/errors.js';
 
 const VAULT = '/data/vault.ecv';
 const temps: { cleanup(): void }[] = [];
@@ -103,6 +105,17 @@ describe('passphrase sources', () => {
     expect(() => readPassphraseFile(file(dir, 'huge', Buffer.alloc(5000, 'a')))).toThrow(
       /larger than 4096 bytes/,
     );
+  });
+
+  it('a directory or a FIFO nobody writes to is refused at once, with a hint, never waited on', () => {
+    const { dir } = context();
+    const fifo = join(dir, 'fifo');
+    expect(spawnSync('mkfifo', ['-m', '600', fifo]).status).toBe(0);
+    for (const path of [dir, fifo]) {
+      const err = usageError(() => readPassphraseFile(path, '--passphrase-file'));
+      expect(err.message).toBe(`passphrase file ${path} (from --passphrase-file) is not a regular file`);
+      expect(err.hint).toContain('mode 600');
+    }
   });
 });
 
