@@ -60,7 +60,9 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
     const where = issue.path.join('.') || '(top level)';
     throw new UsageError(
       `config ${path}: ${where}: ${issue.message}`,
-      `valid stores: auto, ${STORE_NAMES.join(', ')}; see docs/configuration.md`,
+      issue.path[0] === 'credentials' && issue.path[1] === 'store'
+        ? `valid stores: auto, ${STORE_NAMES.join(', ')}; see docs/configuration.md`
+        : 'see docs/configuration.md for the keys and their values',
     );
   }
   return result.data as AgentConfig;

@@ -6,7 +6,7 @@ const KINDS: readonly ItemKind[] = ['password', 'token', 'key'];
 
 /** Rejects service/account names no store can hold faithfully: empty, too long, or with NUL/newlines. */
 export function assertItemName(value: string, field: 'service' | 'account'): void {
-  const hint = `give a ${field} name of 1-${MAX_NAME_BYTES} bytes on one line`;
+  const hint = `give ${field === 'account' ? 'an' : 'a'} ${field} name of 1-${MAX_NAME_BYTES} bytes on one line`;
   if (value.length === 0) throw new UsageError(`${field} must not be empty`, hint);
   if (Buffer.byteLength(value) > MAX_NAME_BYTES)
     throw new UsageError(`${field} is longer than ${MAX_NAME_BYTES} bytes`, hint);

@@ -3,6 +3,7 @@
 //
 // Key payload: 4-byte big-endian length of a JSON metadata object, the JSON, then the value bytes.
 // Service and account live only in the key description, so `list` needs no payload to filter.
+
 import { readFileSync } from 'node:fs';
 import {
   CorruptError,
@@ -13,6 +14,7 @@ import {
   UsageError,
 } from '../errors.js';
 import { type NativeAddon, native } from '../lib/native.js';
+import { shellQuote } from '../lib/shell.js';
 import type {
   Item,
   ItemInput,
@@ -150,7 +152,7 @@ function decodePayload(
   const bad = () =>
     new CorruptError(
       `kernel key for "${service}/${account}" is not in Entraclaw's format`,
-      `remove it with: keyctl purge user '${description(service, account)}'`,
+      `remove it with: keyctl purge user ${shellQuote(description(service, account))}`,
     );
   if (payload.length < 4) throw bad();
   const jsonLength = payload.readUInt32BE(0);

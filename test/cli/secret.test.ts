@@ -305,3 +305,25 @@ describe('auto: what reads will actually see', () => {
     expect(r.stderr).toContain('it may be there; fix that or name the store with --store');
   });
 });
+
+describe('agent.toml mistakes', () => {
+  const home = mkdtempSync(join(dir, 'config-'));
+  const e = isolatedEnv(home, { ENTRACLAW_PASSPHRASE_FILE: pass });
+  const write = (text: string) => {
+    mkdirSync(join(e.XDG_CONFIG_HOME!, 'entraclaw'), { recursive: true });
+    writeFileSync(join(e.XDG_CONFIG_HOME!, 'entraclaw', 'agent.toml'), text);
+  };
+
+  it('name the key; only a bad store name gets the list of stores as its hint', () => {
+    write('[credentials]\ntimeout_ms = "soon"\n');
+    const timeout = runCli(['doctor'], e);
+    expect(timeout.status).toBe(EXIT_CODES.usage);
+    expect(timeout.stderr).toContain('credentials.timeout_ms');
+    expect(timeout.stderr).toContain('hint: see docs/configuration.md for the keys and their values');
+    write('[credentials]\nstore = "vault"\n');
+    const store = runCli(['doctor'], e);
+    expect(store.status).toBe(EXIT_CODES.usage);
+    expect(store.stderr).toContain('credentials.store');
+    expect(store.stderr).toContain('hint: valid stores: auto, ');
+  });
+});

@@ -442,6 +442,14 @@ describe('secret-service store without a usable provider', () => {
     await expectUnavailable(context({}), /DBUS_SESSION_BUS_ADDRESS is not set/, 5000);
   });
 
+  it('an address that is not a D-Bus address -> UnavailableError saying so', async () => {
+    await expectUnavailable(
+      context({ DBUS_SESSION_BUS_ADDRESS: 'garbage' }),
+      /"garbage" is not a D-Bus address \(expected e\.g\. unix:path=/,
+      5000,
+    );
+  });
+
   it('a bus socket that does not exist -> UnavailableError within 5 s', async () => {
     const ctx = context({ DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(scratch, 'no-such-socket')}` });
     await expectUnavailable(ctx, /ENOENT/, 5000);

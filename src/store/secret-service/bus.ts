@@ -58,6 +58,12 @@ export class Bus {
 
   /** Connects to a D-Bus address; connection failures surface on the first call, as BusConnectionError. */
   static connect(address: string, timeoutMs: number): Bus {
+    // The library's own message for a malformed address is a TypeError about its parser's internals.
+    if (!/^[a-z]+:/i.test(address)) {
+      throw new BusConnectionError(
+        `DBUS_SESSION_BUS_ADDRESS "${address.slice(0, 100)}" is not a D-Bus address (expected e.g. unix:path=/run/user/1000/bus)`,
+      );
+    }
     try {
       return new Bus(createClient({ busAddress: address }), timeoutMs);
     } catch (err) {
