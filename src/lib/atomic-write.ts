@@ -106,7 +106,11 @@ function writeError(
   const text = typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
   return new UnavailableError(
     `cannot write ${path}: ${code}${text ? ` (${text})` : ''}; ${outcome}`,
-    code === 'ENOSPC' || code === 'EDQUOT' ? 'free some disk space and try again' : undefined,
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'free some disk space and try again'
+      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+        ? `make ${dirname(path)} writable by you (it should be yours, mode 700), or point XDG_DATA_HOME elsewhere`
+        : undefined,
     { cause: err },
   );
 }

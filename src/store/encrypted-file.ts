@@ -14,6 +14,7 @@ import { LockedError, TooLargeError, UnavailableError, UsageError } from '../err
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { PASSPHRASE_HINT, passphraseSource, readPassphrase } from '../lib/passphrase.js';
+import { shellQuote } from '../lib/shell.js';
 import { assertItemName } from './item-rules.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
@@ -64,7 +65,13 @@ function readVaultFile(path: string): Buffer | undefined {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     if (code === 'ELOOP') throw symlinkError(path);
-    throw new UnavailableError(`cannot read vault ${path}: ${code}`, undefined, { cause: err });
+    throw new UnavailableError(
+      `cannot read vault ${path}: ${code}`,
+      code === 'EACCES'
+        ? `the vault should be yours, mode 600: check with ls -l ${shellQuote(path)}`
+        : 'check the vault file and its directory',
+      { cause: err },
+    );
   }
   try {
     const st = fstatSync(fd);
@@ -117,7 +124,7 @@ function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): 
   if (st.mode & 0o077) {
     throw new UnavailableError(
       `vault ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`,
-      `run: chmod 600 ${path}`,
+      `run: chmod 600 ${shellQuote(path)}`,
     );
   }
 }
@@ -135,7 +142,7 @@ function assertDirClosed(dir: string): void {
   if (st.mode & 0o022) {
     throw new UnavailableError(
       `vault directory ${dir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`,
-      `run: chmod 700 ${dir}`,
+      `run: chmod 700 ${shellQuote(dir)}`,
     );
   }
 }

@@ -60,7 +60,10 @@ class SystemdCredsStore implements Store {
       return { ...this.meta(file, { service, account }), value };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new UnavailableError(`cannot read systemd credential ${file}: ${(err as Error).message}`);
+      throw new UnavailableError(
+        `cannot read systemd credential ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `a credential is a file in $CREDENTIALS_DIRECTORY (${this.dir}), set by the unit's LoadCredential= or SetCredential=`,
+      );
     }
   }
 
