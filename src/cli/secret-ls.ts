@@ -1,4 +1,4 @@
-import { isExpired } from '../store/item-rules.js';
+import { assertItemName, isExpired } from '../store/item-rules.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
 import { printJson, printTable } from './output.js';
@@ -7,7 +7,8 @@ import { printJson, printTable } from './output.js';
 export async function secretLs(opts: StoreOptions & { service?: string; json?: boolean }): Promise<void> {
   const sel = await openStore(opts);
   try {
-    const filter = opts.service ? { service: opts.service } : undefined;
+    if (opts.service !== undefined) assertItemName(opts.service, 'service');
+    const filter = opts.service !== undefined ? { service: opts.service } : undefined;
     const rows = [];
     for (const store of [...sel.readFirst, sel.store]) {
       for (const meta of await store.list(filter))

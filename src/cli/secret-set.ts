@@ -26,6 +26,9 @@ export async function secretSet(service: string, account: string, opts: SecretSe
   assertItemName(account, 'account');
   const kind = parseKind(opts.kind);
   const expiresAt = parseTimestamp(opts.expiresAt, '--expires-at');
+  if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
+    note(`warning: --expires-at ${expiresAt} has passed: the item is stored already expired (reads exit 6)`);
+  }
   const what = `the value for ${service}/${account}`;
   const value = opts.fromFile
     ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)

@@ -65,6 +65,7 @@ for (const store of stores) {
         CANARY,
       );
       expect(set.status, set.stderr).toBe(0);
+      expect(set.stderr).toContain('has passed: the item is stored already expired (reads exit 6)');
       const get = runCli(['secret', 'get', service, 'tok', ...s], env);
       expect(get.status).toBe(EXIT_CODES.expired);
       expect(get.stdout.length).toBe(0);
@@ -107,6 +108,14 @@ describe('command-line mistakes caught by the parser', () => {
         hint: 'run the command with --help for its usage',
       },
     });
+  });
+});
+
+describe('secret ls --service ""', () => {
+  it('is a usage error, not "every service"', () => {
+    const r = runCli(['secret', 'ls', '--service', '', '--store', 'encrypted-file'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('service must not be empty');
   });
 });
 
