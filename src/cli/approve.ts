@@ -1,4 +1,5 @@
 import { NotFoundError, UsageError } from '../errors.js';
+import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { addClient, freeName } from '../policy/edit.js';
 import { listPending, takePending } from '../policy/pending.js';
 import { note, printJson } from './output.js';
@@ -50,6 +51,8 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
       return { policy: addClient(p, client), result: { entry, client } };
     }),
   );
+  const twin = entry.script ? undefined : interpreterTwin(entry.exe, entry.sha256);
+  if (twin) note(twinWarning(entry.exe, twin));
   if (opts.json) printJson(client);
   else
     note(

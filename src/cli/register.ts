@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../errors.js';
 import { interpreterName } from '../identity/interpreter.js';
+import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { shellQuote } from '../lib/shell.js';
 import { addClient, freeName } from '../policy/edit.js';
 import type { GrantOptions } from './approve.js';
@@ -32,6 +33,8 @@ export async function register(path: string, opts: GrantOptions & { script?: str
       `warning: ${exe.path} is the ${interpreter} interpreter, registered without --script: "${client.name}" is every script it runs`,
     );
   }
+  const twin = script ? undefined : interpreterTwin(exe.path, exe.sha256);
+  if (twin) note(twinWarning(exe.path, twin));
   if (opts.json) printJson(client);
   else
     note(

@@ -331,6 +331,10 @@ describe('a copy of an interpreter under another name', () => {
     chmodSync(copy, 0o755);
     const reg = b.cli(['register', copy, '--grant', `${SVC}/renamed`, '--ops', 'read', '--name', 'mytool']);
     expect(reg.status, reg.stderr).toBe(0);
+    // The user is told what they approved: an interpreter under another name, and every script it runs.
+    expect(reg.stderr.toString()).toContain(
+      `warning: ${copy} has the same bytes as ${NODE} (the node interpreter)`,
+    );
     const script = b.file('any-script.mjs', nodeClientSource());
     // The same bytes, run as node with a script: not the client that was approved.
     const real = await b.node(script, ['get', SVC, 'renamed']);
