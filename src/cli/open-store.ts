@@ -2,11 +2,15 @@ import { type Selection, selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
 import { note } from './output.js';
 
-/** Opens the store a command should use and tells the user on stderr when `auto` passed one over. */
-export async function openStore(opts: StoreOptions): Promise<Selection> {
+/**
+ * Opens the store a command should use and tells the user on stderr when `auto` passed one over; with
+ * --json stderr carries only the JSON error, if any, so the note is left out there.
+ */
+export async function openStore(opts: StoreOptions & { json?: boolean }): Promise<Selection> {
   const { ctx, requested } = await storeContext(opts);
   const sel = await selectStore(ctx, requested);
-  for (const s of sel.skipped) note(`${s.name} not used (${s.reason}); using ${sel.store.name}`);
+  if (!opts.json)
+    for (const s of sel.skipped) note(`${s.name} not used (${s.reason}); using ${sel.store.name}`);
   return sel;
 }
 

@@ -233,6 +233,10 @@ describe('entraclaw secret: bad input', () => {
     const r = runCli(['secret', 'set', 'auto-svc', 'acct'], noBus, 'v');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/secret-service not used .*; using encrypted-file/);
+    // With --json, stderr holds nothing but the JSON error, so it parses.
+    const missing = runCli(['secret', 'get', 'auto-svc', 'nobody', '--json'], noBus);
+    expect(missing.status).toBe(EXIT_CODES.not_found);
+    expect(JSON.parse(missing.stderr).error.code).toBe('not_found');
   });
 });
 
