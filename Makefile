@@ -7,7 +7,7 @@ UNAME := $(shell uname -s)
 DEB_PKGS := dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps system-deps lint typecheck bench clean
+.PHONY: run test build deps system-deps lint typecheck bench clean install
 
 system-deps:
 ifeq ($(UNAME),Linux)
@@ -48,6 +48,14 @@ test: build lint typecheck
 
 run: build
 	scripts/demo.sh
+
+# `entraclaw` on your PATH: a link to this checkout's CLI (rebuilds show through it).
+BINDIR ?= $(HOME)/.local/bin
+install: build
+	@mkdir -p "$(BINDIR)"
+	@ln -sfn "$(CURDIR)/dist/cli/main.js" "$(BINDIR)/entraclaw"
+	@echo "installed $(BINDIR)/entraclaw -> $(CURDIR)/dist/cli/main.js"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "add it to PATH: export PATH=\"$(BINDIR):\$$PATH\"";; esac
 
 bench: system-deps build
 	scripts/with-keyring.sh sh -c 'node bench/stores.mjs && node bench/broker.mjs && node bench/shims.mjs'

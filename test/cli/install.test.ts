@@ -1,0 +1,27 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI } from '../support/cli.js';
+
+// `make install`: what the README tells a new user to run to get `entraclaw` on their PATH.
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-install-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('make install', () => {
+  it('links BINDIR/entraclaw to the built CLI, which then runs, and says how to put BINDIR on PATH', () => {
+    const bindir = join(dir, 'bin');
+    const make = spawnSync('make', ['-s', 'install', `BINDIR=${bindir}`], {
+      cwd: join(import.meta.dirname, '..', '..'),
+      env: process.env,
+      timeout: 120_000,
+    });
+    expect(make.status, make.stderr.toString()).toBe(0);
+    expect(make.stdout.toString()).toContain(`add it to PATH: export PATH="${bindir}:$PATH"`);
+    expect(readlinkSync(join(bindir, 'entraclaw'))).toBe(CLI);
+    const version = spawnSync(join(bindir, 'entraclaw'), ['--version']);
+    expect(version.status, version.stderr.toString()).toBe(0);
+    expect(version.stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  }, 150_000);
+});
