@@ -1,16 +1,27 @@
-import { percentEncode } from '../lib/percent.js';
+import { itemGrantSpec, percentEncode } from '../lib/percent.js';
 import { loadPolicy } from '../policy/load.js';
 import { ANY, type Grant } from '../policy/schema.js';
 import { printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
 
-/** Renders a grant on one line, e.g. `github.com/* read,list until 2026-12-01T00:00:00.000Z (confirm each use)`. */
+/**
+ * Renders a grant on one line in `--grant` spec syntax, so what is shown can be pasted back: e.g.
+ * `github.com aws/* ci/deploy read,list until 2026-12-01T00:00:00.000Z (confirm each use)`. A prefix or
+ * `*` limited to some accounts has no spec; it is shown with its accounts in parentheses.
+ */
 export function describeGrant(g: Grant, now = new Date()): string {
-  // Names percent-encoded as in a --grant spec, so a "/" or "," inside one reads unambiguously.
-  const name = (n: string) => (n === ANY ? n : percentEncode(n));
-  const services = [...g.services.map(name), ...g.servicePrefixes.map((p) => `${percentEncode(p)}*`)].join(
-    ',',
-  );
+  const everyAccount = g.accounts.includes(ANY);
+  const only = ` (accounts ${g.accounts.map(percentEncode).join(',')})`;
+  const specs: string[] = [];
+  for (const service of g.services) {
+    if (service === ANY) specs.push(everyAccount ? ANY : `${ANY}${only}`);
+    else if (everyAccount) specs.push(percentEncode(service));
+    else for (const account of g.accounts) specs.push(itemGrantSpec(service, account));
+  }
+  // A prefix is written with its slashes as they are (`aws/*`), as parseGrantSpec reads it.
+  for (const prefix of g.servicePrefixes) {
+    specs.push(`${percentEncode(prefix).replaceAll('%2F', '/')}*${everyAccount ? '' : only}`);
+  }
   const until = !g.expiresAt
     ? ''
     : Date.parse(g.expiresAt) > now.getTime()
@@ -21,7 +32,7 @@ export function describeGrant(g: Grant, now = new Date()): string {
     : g.confirm
       ? ' (confirm each use)'
       : '';
-  return `${services}/${g.accounts.map(name).join(',')} ${g.operations.join(',')}${until}${confirm}`;
+  return `${specs.join(' ')} ${g.operations.join(',')}${until}${confirm}`;
 }
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */
