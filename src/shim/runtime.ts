@@ -6,7 +6,7 @@ import { isatty } from 'node:tty';
 import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
-import { itemGrantSpec } from '../lib/percent.js';
+import { itemGrantSpec, percentEncode } from '../lib/percent.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /** Largest secret read from stdin (the daemon's own limit, store/types.ts MAX_VALUE_BYTES). */
@@ -177,6 +177,12 @@ export class Session {
   }
 }
 
+// The narrowest --grant spec covering a query: the item, the service, or a placeholder.
+function grantSpecOf(q: { service?: string; account?: string }): string {
+  if (q.service === undefined) return 'SERVICE';
+  return q.account === undefined ? percentEncode(q.service) : itemGrantSpec(q.service, q.account);
+}
+
 /** What went wrong talking to the daemon, in words for the tool's stderr. */
 export interface BrokerProblem {
   code: string;
@@ -196,6 +202,7 @@ export function brokerProblem(
   what: string,
   q: { service?: string; account?: string },
   socket: string,
+  ops?: string,
 ): BrokerProblem {
   if (!(err instanceof BrokerError)) throw err;
   switch (err.code) {
@@ -211,8 +218,12 @@ export function brokerProblem(
       return {
         code: err.code,
         message: `${what} is waiting for the user's approval: ${err.message}`,
+        // The daemon saw one request; the command needs all of `ops` (a lookup by one attribute lists,
+        // then reads), so one approval covers the whole command.
         hint:
-          err.hint ??
+          (ops && err.pendingId
+            ? `ask the user to run: entraclaw approve ${err.pendingId} --grant ${grantSpecOf(q)} --ops ${ops}`
+            : err.hint) ??
           `ask the user to run: entraclaw approve ${err.pendingId ?? '<id from `entraclaw pending`>'}`,
       };
     case 'unavailable':

@@ -26,14 +26,19 @@ const session = new Session();
  * secret-tool's failure for a daemon error: not_found is the real tool's "nothing matched" (status 1,
  * no output); anything else is reported the way it reports a D-Bus error, status 1.
  */
-function failure(err: unknown, what: string, q: SecretToolQuery): ShimOutput {
+function failure(err: unknown, what: string, q: SecretToolQuery, ops: string): ShimOutput {
   if (err instanceof BrokerError && err.code === 'not_found') return formatNothing();
-  const problem = brokerProblem(err, what, q, session.socket);
+  const problem = brokerProblem(err, what, q, session.socket, ops);
   return shimOutput(
     SECRET_TOOL_STATUS.failure,
     '',
     `secret-tool: ${problem.message}\nsecret-tool: ${problem.hint}\n`,
   );
+}
+
+// The operations a command on `q` needs: a query missing the service or the account lists first.
+function needs(q: SecretToolQuery, op: string): string {
+  return q.service !== undefined && q.account !== undefined ? op : `list,${op}`;
 }
 
 function describe(q: SecretToolQuery): string {
@@ -80,7 +85,7 @@ async function lookup(q: SecretToolQuery): Promise<ShimOutput> {
     }
     return formatNothing();
   } catch (err) {
-    return failure(err, `read of ${describe(q)}`, q);
+    return failure(err, `read of ${describe(q)}`, q, needs(q, 'read'));
   }
 }
 
@@ -98,7 +103,7 @@ async function clear(q: SecretToolQuery): Promise<ShimOutput> {
     }
     return deleted > 0 ? shimOutput(SECRET_TOOL_STATUS.ok) : formatNothing();
   } catch (err) {
-    return failure(err, `delete of ${describe(q)}`, q);
+    return failure(err, `delete of ${describe(q)}`, q, needs(q, 'delete'));
   }
 }
 
@@ -116,7 +121,7 @@ async function search(cmd: SecretToolSearch): Promise<ShimOutput> {
       items.map((i) => secretToolItem(i)),
     );
   } catch (err) {
-    return failure(err, `search of ${describe(cmd.query)}`, cmd.query);
+    return failure(err, `search of ${describe(cmd.query)}`, cmd.query, needs(cmd.query, 'read'));
   } finally {
     for (const i of items) i.value.fill(0);
   }
@@ -151,7 +156,7 @@ async function store(service: string, account: string, label: string): Promise<S
     await (await session.client()).set(service, account, secret, { label });
     return shimOutput(SECRET_TOOL_STATUS.ok);
   } catch (err) {
-    return failure(err, `store of "${service}/${account}"`, { service, account });
+    return failure(err, `store of "${service}/${account}"`, { service, account }, 'write');
   } finally {
     secret.fill(0);
   }

@@ -66,9 +66,14 @@ function refuseUnsupported(name: string, attributes: SecurityAttributes): ShimOu
 }
 
 /** security's failure output for a daemon error; not_found is the real tool's errSecItemNotFound. */
-function failure(err: unknown, what: string, q: { service?: string; account?: string }): ShimOutput {
+function failure(
+  err: unknown,
+  what: string,
+  q: { service?: string; account?: string },
+  ops: string,
+): ShimOutput {
   if (err instanceof BrokerError && err.code === 'not_found') return formatNotFound();
-  const problem = brokerProblem(err, what, q, session.socket);
+  const problem = brokerProblem(err, what, q, session.socket, ops);
   // A refusal is the keychain's "access denied" (errSecAuthFailed, exit 51); a request waiting for the
   // user, or a locked store, is "user interaction is not allowed" (exit 36), as over ssh on a Mac.
   // Neither is 44, so `find || add` scripts never mistake a refusal for a missing item.
@@ -129,7 +134,12 @@ async function find(cmd: SecurityFind, name: string): Promise<ShimOutput> {
   try {
     item = await select(await session.client(), q, withValue);
   } catch (err) {
-    return failure(err, `${itemOf(q) ? 'read' : 'search'} of ${describe(q)}`, q);
+    return failure(
+      err,
+      `${itemOf(q) ? 'read' : 'search'} of ${describe(q)}`,
+      q,
+      itemOf(q) ? 'read' : 'list,read',
+    );
   }
   if (!item) return formatNotFound();
   try {
@@ -150,7 +160,7 @@ async function remove(cmd: SecurityDelete, name: string): Promise<ShimOutput> {
     await client.delete(item.service, item.account);
     return formatDeleted(cmd.itemClass, item, { keychain });
   } catch (err) {
-    return failure(err, `delete of ${describe(q)}`, q);
+    return failure(err, `delete of ${describe(q)}`, q, itemOf(q) ? 'read,delete' : 'list,delete');
   }
 }
 
@@ -222,7 +232,8 @@ async function add(cmd: SecurityAdd, name: string): Promise<ShimOutput> {
     await client.set(service, account, password, { kind: 'password', label });
     return shimOutput(0);
   } catch (err) {
-    return failure(err, what, { service, account });
+    // Without -U the item is looked up first (the real tool refuses to replace it): read, then create.
+    return failure(err, what, { service, account }, cmd.update ? 'write' : 'read,create');
   } finally {
     password.fill(0);
   }

@@ -607,6 +607,27 @@ describe.skipIf(!inTestSession)(
         }>;
         expect(pending.find((p) => p.id === id)).toMatchObject({ exe: PYTHON_REAL, script: stranger });
         expect(pending.some((p) => p.exe === NODE)).toBe(false);
+
+        // The hint asks for everything the command needs, so one approval covers it: a lookup by service
+        // alone lists, then reads; an add without -U looks the item up, then creates it.
+        const partial = await drive('shim', ['secret-tool', 'lookup', 'service', SVC], '', { who: stranger });
+        expect(partial.stderr.toString()).toMatch(
+          new RegExp(`ask the user to run: entraclaw approve p-[0-9a-f]+ --grant ${SVC} --ops list,read\n`),
+        );
+        const add = await drive(
+          'shim',
+          ['security', 'add-generic-password', '-s', SVC, '-a', 'new', '-w', 'x'],
+          '',
+          {
+            who: stranger,
+          },
+        );
+        expect(add.status).toBe(36);
+        expect(add.stderr.toString()).toMatch(
+          new RegExp(
+            `ask the user to run: entraclaw approve p-[0-9a-f]+ --grant ${SVC}/new --ops read,create\n`,
+          ),
+        );
       }, 30_000);
 
       it('a registered client without a grant for the item is denied (51 / 1), naming the item', async () => {
