@@ -113,14 +113,23 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   }
   const credential = passphraseCredentialPath(paths);
   // A listed credential that is missing stops the unit from starting at all, so it is listed only if present.
-  const useCredential = storeName === 'encrypted-file' && existsSync(credential);
-  const warnings =
-    storeName === 'encrypted-file' && !useCredential
-      ? [
-          `no ${credential}: the vault stays locked under the service. A user manager cannot read the host key, so ` +
-            `make a TPM2-only credential: systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`,
-        ]
-      : [];
+  // Without --store the agent.toml store applies, by default `auto`, which falls back to the vault wherever
+  // Secret Service is not reachable: it needs the credential too.
+  const mayUseVault = storeName === 'encrypted-file' || storeName === undefined;
+  const useCredential = mayUseVault && existsSync(credential);
+  const makeIt =
+    'A user manager cannot read the host key, so make a TPM2-only credential: ' +
+    `systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`;
+  const warnings = useCredential
+    ? []
+    : storeName === 'encrypted-file'
+      ? [`no ${credential}: the vault stays locked under the service. ${makeIt}`]
+      : storeName === undefined
+        ? [
+            `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and the vault stays locked without ${credential}. ` +
+              `Pass --store secret-service if the service should use only Secret Service, or: ${makeIt}`,
+          ]
+        : [];
   const managerHome = homeAsManagerSeesIt(home);
   const unitDir = join(env.XDG_CONFIG_HOME || join(home, '.config'), 'systemd', 'user');
   return {

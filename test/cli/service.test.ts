@@ -72,6 +72,24 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('without --store (auto may fall back to the vault) it warns about the missing passphrase credential, and uses one that exists', () => {
+    const { env } = sandbox();
+    const cred = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'passphrase.cred');
+    const human = runCli(['service', 'install', '--dry-run'], env);
+    expect(human.stderr).toContain('no --store: with auto (the default) the service uses the vault');
+    expect(human.stderr).toContain(`stays locked without ${cred}`);
+    const plan = JSON.parse(runCli(['service', 'install', '--dry-run', '--json'], env).stdout.toString());
+    expect(plan.warnings.join('\n')).toContain(`stays locked without ${cred}`);
+    expect(plan.file.contents).not.toContain('LoadCredentialEncrypted');
+    mkdirSync(join(env.XDG_CONFIG_HOME!, 'entraclaw'), { recursive: true });
+    writeFileSync(cred, 'sealed');
+    const withCred = JSON.parse(runCli(['service', 'install', '--dry-run', '--json'], env).stdout.toString());
+    expect(withCred.warnings).toEqual([]);
+    expect(withCred.file.contents).toContain('LoadCredentialEncrypted=');
+    // A dry run writes no unit.
+    expect(existsSync(join(env.XDG_CONFIG_HOME!, 'systemd'))).toBe(false);
+  });
+
   it('install --dry-run without --json shows the same plan for a human', () => {
     const { dir, env, unitFile } = sandbox();
     const r = runCli(['service', 'install', '--dry-run'], env);
