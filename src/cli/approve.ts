@@ -18,19 +18,28 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
   let id = target;
   if (target.startsWith('sha256:')) {
     const sha = target.slice(7).toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(sha)) {
+    if (!/^[0-9a-f]{12,64}$/.test(sha)) {
       throw new UsageError(
-        `"${target}" is not sha256: followed by 64 hex digits`,
+        `"${target}" is not sha256: followed by 12 to 64 hex digits`,
         'copy the hash from `entraclaw pending`, or use the pending id (p-xxxxxxxx)',
       );
     }
-    const hit = listPending(files.pending).find((e) => e.sha256 === sha || e.scriptSha256 === sha);
-    if (!hit)
+    // A program is pinned by its script's hash when it has one: an interpreter's hash is shared by
+    // every script it runs, so it names no single pending program.
+    const hits = listPending(files.pending).filter((e) =>
+      (e.script ? (e.scriptSha256 ?? '') : e.sha256).startsWith(sha),
+    );
+    if (hits.length === 0)
       throw new NotFoundError(
         `no pending program has hash ${sha}`,
-        'see `entraclaw pending`, or pre-approve with `entraclaw register PATH`',
+        'see `entraclaw pending` (a script is named by its own hash), or pre-approve with `entraclaw register PATH`',
       );
-    id = hit.id;
+    if (hits.length > 1)
+      throw new UsageError(
+        `sha256:${sha} matches ${hits.length} pending programs (${hits.map((h) => h.id).join(', ')})`,
+        'give more digits of the hash, or the pending id',
+      );
+    id = hits[0]!.id;
   } else if (!/^p-[0-9a-f]{8}$/.test(target)) {
     throw new UsageError(
       `"${target}" is neither a pending id (p-xxxxxxxx) nor sha256:HEX`,

@@ -14,7 +14,8 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
     ...entries.map((e) => [
       e.id,
       e.script ? `${e.exe} ${e.script}` : e.exe,
-      e.sha256.slice(0, 16),
+      // What pins it, and what `approve sha256:` takes: the script's hash when it has one.
+      (e.script ? (e.scriptSha256 ?? '') : e.sha256).slice(0, 16),
       e.lastSeen,
       // Written as a --grant spec would be (percent-encoded), so a "/" inside a name is not ambiguous.
       e.requests

@@ -137,10 +137,28 @@ describe('approval queue', () => {
     expect(pendingList().some((e) => e.id === ids[1])).toBe(false);
   }, 30_000);
 
+  it("approve sha256: takes the 16 digits `pending` shows, which for a script are the script's hash", async () => {
+    const one = script('by-hash-one');
+    // Other bytes, so another hash (two copies of one script share theirs, and `approve` says so).
+    const two = b.file('by-hash-two.mjs', `${nodeClientSource()}\n// two\n`);
+    for (const s of [one, two]) refused(await b.node(s, ['get', SVC, 'alice']), 'pending');
+    const table = b.cli(['pending']).stdout.toString();
+    const shown = (path: string) => new RegExp(`${path}\\s+([0-9a-f]{16})\\s`).exec(table)?.[1];
+    expect(shown(one), table).toBe(sha256(one).slice(0, 16));
+    // node's own hash is shared by both scripts: it names neither.
+    const byNode = b.cli(['approve', `sha256:${NODE_SHA256.slice(0, 16)}`, '--grant', `${SVC}/alice`]);
+    expect(byNode.status).toBe(3);
+    expect(byNode.stderr).toContain('a script is named by its own hash');
+    const ok = b.cli(['approve', `sha256:${shown(one)}`, '--grant', `${SVC}/alice`, '--name', 'by-hash']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(value(await b.node(one, ['get', SVC, 'alice']))).toBe(ALICE);
+    refused(await b.node(two, ['get', SVC, 'alice']), 'pending');
+  }, 30_000);
+
   it('approve of a malformed hash is a usage error, not "not found"', () => {
     const r = b.cli(['approve', 'sha256:zz', '--grant', SVC]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('is not sha256: followed by 64 hex digits');
+    expect(r.stderr).toContain('is not sha256: followed by 12 to 64 hex digits');
   });
 
   it('register of a directory is a usage error, not an internal one', () => {
