@@ -53,6 +53,9 @@ interface Interpreter {
 // The dynamic loader honours these for every program, binaries included.
 const LOADER_ENV = ['LD_PRELOAD', 'LD_AUDIT', 'LD_LIBRARY_PATH'];
 const LOADER_ENV_PREFIXES = ['DYLD_'];
+// Libraries nearly every program links load code named by these: OpenSSL's config can load a provider
+// or engine (node honours it although --openssl-config is refused), glibc's iconv loads GCONV_PATH modules.
+const LIBRARY_ENV = ['OPENSSL_CONF', 'OPENSSL_MODULES', 'OPENSSL_ENGINES', 'GCONV_PATH'];
 
 const INLINE = 'runs inline code, not a script file; put the code in a script and approve that';
 const PRELOAD = 'loads extra code before the script; run the script without it';
@@ -527,12 +530,18 @@ const INTERPRETERS: readonly Interpreter[] = [
   {
     name: 'bash',
     match: /^r?bash$/,
-    // Exported functions (BASH_FUNC_name%%) replace commands the script calls.
-    env: ['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS'],
+    // Exported functions (BASH_FUNC_name%%) replace commands the script calls; PS4 is expanded (command
+    // substitution included) before every traced command once xtrace is on.
+    env: ['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4'],
     envPrefixes: ['BASH_FUNC_'],
     findScript: (args) => scan('bash', args, SHELL),
   },
-  { name: 'sh', match: /^(sh|dash|ash)$/, env: ['ENV'], findScript: (args) => scan('sh', args, SHELL) },
+  {
+    name: 'sh',
+    match: /^(sh|dash|ash)$/,
+    env: ['ENV', 'PS4'],
+    findScript: (args) => scan('sh', args, SHELL),
+  },
   { name: 'zsh', match: /^zsh[\d.]*$/, env: ['ZDOTDIR'], findScript: (args) => scan('zsh', args, ZSH) },
   { name: 'deno', match: /^deno$/, env: [], findScript: denoScript },
   { name: 'bun', match: /^bun$/, env: ['BUN_OPTIONS', 'NODE_OPTIONS'], findScript: bunScript },
@@ -567,6 +576,8 @@ export function analyzeCommand(
   const loader = injected(env, LOADER_ENV, LOADER_ENV_PREFIXES);
   if (loader)
     return refused(`${loader} is set, which makes the loader inject code into any program; unset it`);
+  const library = injected(env, LIBRARY_ENV);
+  if (library) return refused(`${library} is set, which lets a library load code into any program; unset it`);
   const interpreter = INTERPRETERS.find((i) => i.match.test(exeBasename));
   if (!interpreter) return { kind: 'binary' };
   const variable = injected(env, interpreter.env, interpreter.envPrefixes);

@@ -23,6 +23,16 @@ const cases: Case[] = [
   ['sleep', ['sleep', '1'], { refused: /DYLD_INSERT_LIBRARIES/ }, { DYLD_INSERT_LIBRARIES: '/x.dylib' }],
   ['sleep', ['sleep', '1'], { refused: /DYLD_LIBRARY_PATH/ }, { DYLD_LIBRARY_PATH: '/x' }],
   ['sleep', ['sleep', '1'], { refused: /DYLD_FRAMEWORK_PATH/ }, { DYLD_FRAMEWORK_PATH: '/x' }],
+  // A library every program links loads code from these: OpenSSL's config (a provider), iconv modules.
+  [
+    'curl',
+    ['curl', 'x'],
+    { refused: /OPENSSL_CONF is set, which lets a library load code/ },
+    { OPENSSL_CONF: '/tmp/o.cnf' },
+  ],
+  ['node', ['node', 'bot.mjs'], { refused: /OPENSSL_CONF/ }, { OPENSSL_CONF: '/tmp/o.cnf' }],
+  ['node', ['node', 'bot.mjs'], { refused: /OPENSSL_MODULES/ }, { OPENSSL_MODULES: '/tmp' }],
+  ['sleep', ['sleep', '1'], { refused: /GCONV_PATH/ }, { GCONV_PATH: '/tmp' }],
   ['sleep', ['sleep', '1'], 'binary', { LD_PRELOAD: '' }],
   ['sleep', ['sleep', '1'], 'binary', { NODE_OPTIONS: '--require x', PYTHONPATH: '/x' }],
 
@@ -154,6 +164,8 @@ const cases: Case[] = [
   ['bash', ['bash', 'script.sh'], { refused: /BASH_ENV/ }, { BASH_ENV: '/tmp/evil' }],
   ['bash', ['bash', 'script.sh'], { refused: /BASH_FUNC_ls%%/ }, { 'BASH_FUNC_ls%%': '() { evil; }' }],
   ['bash', ['bash', 'script.sh'], { refused: /SHELLOPTS/ }, { SHELLOPTS: 'xtrace' }],
+  ['bash', ['bash', '-x', 'script.sh'], { refused: /PS4/ }, { PS4: '$(evil)' }],
+  ['dash', ['sh', '-x', 'script.sh'], { refused: /PS4/ }, { PS4: '$(evil)' }],
   ['dash', ['sh', 'script.sh'], { script: 'script.sh' }],
   ['dash', ['/bin/sh', '-e', './script.sh'], { script: './script.sh' }],
   ['dash', ['sh', '-c', 'echo hi'], { refused: INLINE }],
