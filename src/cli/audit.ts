@@ -41,6 +41,13 @@ export async function auditVerify(opts: { json?: boolean }): Promise<void> {
     );
   if (!opts.json) {
     process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)\n`);
+    // Rotation drops the oldest file: what it held is gone and cannot be checked. Said, so a flood of
+    // requests that pushed older lines out is not mistaken for a complete history.
+    if (r.anchor && r.anchor.seq > 0) {
+      note(
+        `the kept chain starts at seq ${r.anchor.seq}: the ${r.anchor.seq} line(s) before it were rotated away; keep copies of rotated files (or ship the log elsewhere) to keep them`,
+      );
+    }
     if (written === undefined) {
       note(
         'no running daemon writes this log, so a cut-off end could not be checked (start the agent and run again)',
