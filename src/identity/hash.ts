@@ -7,6 +7,11 @@ import { EntraclawError } from '../errors.js';
 
 /** 1 MiB reads: ~2.6x faster than stream-sized chunks on a large binary. */
 const CHUNK_BYTES = 1024 * 1024;
+/**
+ * Largest file hashed. Hashing runs on the daemon's event loop: a huge (say sparse) "executable" would
+ * stall every client for as long as reading it takes, and a touch makes it new again.
+ */
+export const MAX_HASH_BYTES = 1024 * 1024 * 1024;
 /** Distinct executables remembered; the oldest entry goes first. */
 const CACHE_ENTRIES = 1024;
 /** Rehash attempts while the file changes under us, before giving up. */
@@ -58,6 +63,12 @@ function hashFd(fd: number, cache: HashCache): string {
   let st = fstatSync(fd, { bigint: true });
   const cached = cache.lookup(fileKey(st));
   if (cached !== undefined) return cached;
+  if (st.size > BigInt(MAX_HASH_BYTES)) {
+    throw new EntraclawError(
+      'too_large',
+      `the file is ${st.size} bytes; files over ${MAX_HASH_BYTES} bytes are not pinned (hashing one would stall the daemon)`,
+    );
+  }
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const hash = sha256(fd);
     const after = fstatSync(fd, { bigint: true });

@@ -18,7 +18,9 @@
 // - identifyParent(): an orphan is adopted by the nearest subreaper, so an approved subreaper is
 //   the parent of any orphaned shim below it.
 // - macOS goes through darwin.ts (audit token); identify() itself refuses there.
+
 import { basename } from 'node:path';
+import { EntraclawError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { analyzeCommand } from './interpreter.js';
 import {
@@ -184,6 +186,7 @@ function openScript(pid: number, arg: string, exe: HashedFile): HashedFile {
   try {
     script = hashOpened(path);
   } catch (err) {
+    if (err instanceof EntraclawError) throw new Refused(`script ${arg}: ${err.message}`, exe.path, exe.sha256);
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
@@ -200,6 +203,7 @@ function openScript(pid: number, arg: string, exe: HashedFile): HashedFile {
 
 /** A reason for an unexpected failure while reading /proc. */
 function explain(err: unknown): string {
+  if (err instanceof EntraclawError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ENOENT' || e.code === 'ESRCH') return EXITED;
   if (e.code === 'EACCES' || e.code === 'EPERM') {

@@ -6,13 +6,14 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HashCache, hashExecutable } from '../../src/identity/hash.js';
+import { HashCache, hashExecutable, MAX_HASH_BYTES } from '../../src/identity/hash.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-hash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,6 +21,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('hashExecutable', () => {
+  it('refuses a file over the cap (a sparse "binary" would stall the daemon while it is read)', () => {
+    const huge = join(dir, 'sparse');
+    writeFileSync(huge, '');
+    truncateSync(huge, MAX_HASH_BYTES + 1);
+    expect(() => hashExecutable(huge, new HashCache())).toThrow(
+      `files over ${MAX_HASH_BYTES} bytes are not pinned`,
+    );
+  });
+
   it('hashes files larger than one chunk, by path and by fd, without moving the fd offset', () => {
     const file = join(dir, 'big');
     const content = Buffer.alloc(3.5 * 1024 * 1024);
