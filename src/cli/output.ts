@@ -6,8 +6,18 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Prints aligned columns (first row is the header). */
-export function printTable(rows: string[][]): void {
+/**
+ * A cell as the terminal should show it: control characters (ESC, CR, ...) and other invisible code
+ * points escaped, so a path or name chosen by an unapproved program cannot redraw the table the user
+ * approves from.
+ */
+export function visible(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
+/** Prints aligned columns (first row is the header); every cell goes through visible(). */
+export function printTable(table: string[][]): void {
+  const rows = table.map((r) => r.map(visible));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const r of rows) {
     process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
@@ -16,7 +26,7 @@ export function printTable(rows: string[][]): void {
 
 /** A note for the user on stderr (never data). */
 export function note(message: string): void {
-  process.stderr.write(`entraclaw: ${message}\n`);
+  process.stderr.write(`entraclaw: ${visible(message)}\n`);
 }
 
 /**
@@ -48,7 +58,7 @@ export function reportError(err: unknown, json: boolean): number {
       `${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`,
     );
   } else {
-    process.stderr.write(`entraclaw: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+    process.stderr.write(`entraclaw: ${visible(e.message)}\n${e.hint ? `  hint: ${visible(e.hint)}\n` : ''}`);
   }
   if (e.code === 'internal' && process.env.ENTRACLAW_DEBUG && err instanceof Error)
     process.stderr.write(`${err.stack}\n`);

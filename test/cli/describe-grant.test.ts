@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeGrant } from '../../src/cli/clients.js';
+import { visible } from '../../src/cli/output.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
 import type { Grant } from '../../src/policy/schema.js';
 
@@ -59,5 +60,13 @@ describe('describeGrant (entraclaw clients)', () => {
     expect(describeGrant(grant({ expiresAt: '2026-11-01T00:00:00.000Z' }), NOW)).toBe(
       'github.com read EXPIRED at 2026-11-01T00:00:00.000Z',
     );
+  });
+});
+
+describe('visible (every table cell, note and error line)', () => {
+  it('escapes control and invisible characters, so a name cannot redraw the terminal', () => {
+    expect(visible('/tmp/e\x1b[2K\r/index.mjs')).toBe('/tmp/e\\u{1b}[2K\\u{d}/index.mjs');
+    expect(visible('abc\u202e')).toBe('abc\\u{202e}');
+    expect(visible('plain /path/é ok')).toBe('plain /path/é ok');
   });
 });

@@ -155,6 +155,14 @@ describe('approval queue', () => {
     refused(await b.node(two, ['get', SVC, 'alice']), 'pending');
   }, 30_000);
 
+  it('a program path with terminal control characters is shown escaped in `pending`, never raw', async () => {
+    const sneaky = b.file('sneaky\x1b[2K\r.mjs', nodeClientSource());
+    refused(await b.node(sneaky, ['get', SVC, 'alice']), 'pending');
+    const table = b.cli(['pending']).stdout.toString();
+    expect(table).toContain('sneaky\\u{1b}[2K\\u{d}.mjs');
+    expect(table).not.toMatch(/[\x1b\r]/);
+  }, 30_000);
+
   it('approve of a malformed hash is a usage error, not "not found"', () => {
     const r = b.cli(['approve', 'sha256:zz', '--grant', SVC]);
     expect(r.status).toBe(2);
