@@ -186,7 +186,8 @@ function openScript(pid: number, arg: string, exe: HashedFile): HashedFile {
   try {
     script = hashOpened(path);
   } catch (err) {
-    if (err instanceof EntraclawError) throw new Refused(`script ${arg}: ${err.message}`, exe.path, exe.sha256);
+    if (err instanceof EntraclawError)
+      throw new Refused(`script ${arg}: ${err.message}`, exe.path, exe.sha256);
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
