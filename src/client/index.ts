@@ -24,6 +24,8 @@ export interface WhoAmI {
   sha256: string;
   script?: string;
   scriptSha256?: string;
+  /** Set when the request came through a shim: the shim process; the fields above are its parent. */
+  via?: { pid: number; exe: string };
   client: string | null;
   grants: unknown[];
 }

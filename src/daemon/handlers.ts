@@ -381,6 +381,7 @@ function currentPolicy(cache: PolicyCache): Policy {
   if ('error' in loaded)
     throw new DeniedError(
       `policy file is invalid (${loaded.error}); every request is denied until it is fixed`,
+      loaded.hint ?? 'fix the file (docs/policy.md); `entraclaw clients` shows the error too',
     );
   return loaded.policy;
 }

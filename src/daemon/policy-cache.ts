@@ -13,17 +13,19 @@ export class PolicyCache {
   private stamp = '';
   private policy: Policy | undefined;
   private error: string | undefined;
+  private hint: string | undefined;
 
   constructor(
     private readonly path: string,
     private readonly log: Logger,
   ) {}
 
-  /** The current policy, or an error string when the file is invalid. */
-  current(): { policy: Policy } | { error: string } {
+  /** The current policy, or why the file is invalid and what to do about it. */
+  current(): { policy: Policy } | { error: string; hint?: string } {
     const stamp = this.fileStamp();
     if (stamp !== this.stamp) this.reload(stamp);
-    return this.policy ? { policy: this.policy } : { error: this.error ?? 'policy not loaded' };
+    if (this.policy) return { policy: this.policy };
+    return { error: this.error ?? 'policy not loaded', ...(this.hint ? { hint: this.hint } : {}) };
   }
 
   /** Forces a reload (SIGHUP). */
@@ -32,10 +34,12 @@ export class PolicyCache {
     try {
       this.policy = loadPolicy(this.path);
       this.error = undefined;
+      this.hint = undefined;
       this.log('info', 'policy loaded', { path: this.path, clients: this.policy.clients.length });
     } catch (err) {
       this.policy = undefined;
       this.error = err instanceof EntraclawError ? err.message : String(err);
+      this.hint = err instanceof EntraclawError ? err.hint : undefined;
       this.log('error', 'policy invalid: denying every request until it is fixed', {
         path: this.path,
         error: this.error,

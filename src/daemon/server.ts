@@ -7,6 +7,7 @@ import {
   openSync,
   readFileSync,
   realpathSync,
+  rmSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -268,6 +269,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       audit.close();
       await opts.store.close();
       releaseLock(auditLockFd);
+      // A sandbox's audit file is its own (one per run): its lock file would only pile up.
+      if (opts.boundary) rmSync(`${auditFile}.lock`, { force: true });
       releaseLock(lockFd);
     },
   };

@@ -251,6 +251,19 @@ describe('grants', () => {
     expect(value(await b.node(reader, ['get', SVC, 'written']))).toBe(WRITTEN);
   }, 30_000);
 
+  it('a policy file others can write denies every request, with the fix, until it is fixed; no restart', async () => {
+    const policy = join(b.dir, 'config', 'entraclaw', 'policy.toml');
+    chmodSync(policy, 0o664);
+    try {
+      const r = await b.node(reader, ['get', SVC, 'alice']);
+      refused(r, 'denied', /policy file is invalid .*writable by other users.*every request is denied/);
+      expect(r.result.hint).toBe(`chmod 600 ${policy}`);
+    } finally {
+      chmodSync(policy, 0o600);
+    }
+    expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
+  }, 30_000);
+
   it('revoke refuses the very next request', async () => {
     expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
     const r = b.cli(['revoke', 'reader']);

@@ -263,6 +263,8 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       // A refusal points at the profile, not at policy.toml's `entraclaw grant`.
       expect(r.stderr).toContain('sandbox profile does not grant it');
       const auditDir = join(home, '.local', 'state', 'entraclaw', 'sandbox-audit');
+      // One log per run, and nothing else left behind (its lock goes with the run).
+      expect(readdirSync(auditDir).every((f) => f.endsWith('.jsonl'))).toBe(true);
       const lines = readdirSync(auditDir).flatMap((f) =>
         readFileSync(join(auditDir, f), 'utf8')
           .split('\n')

@@ -35,6 +35,7 @@ export interface ClientResult {
   ok: boolean;
   code?: string;
   message?: string;
+  hint?: string;
   pendingId?: string;
   value_b64?: string;
   items?: string[];
@@ -109,7 +110,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
 
 /**
  * A node client on the TS SDK: `node client.mjs OP SERVICE ACCOUNT [VALUE_B64]` with OP get, set, delete,
- * list or whoami. It prints one JSON line: {ok, code?, message?, value_b64?, items?}.
+ * list or whoami. It prints one JSON line: {ok, code?, message?, hint?, value_b64?, items?}.
  */
 export function nodeClientSource(): string {
   return `import { connect } from ${JSON.stringify(SDK_URL)};
@@ -128,7 +129,7 @@ try {
     c.close();
   }
 } catch (e) {
-  out({ ok: false, code: e.code ?? 'client_error', message: e.message, pendingId: e.pendingId });
+  out({ ok: false, code: e.code ?? 'client_error', message: e.message, hint: e.hint, pendingId: e.pendingId });
 }
 `;
 }
