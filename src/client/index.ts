@@ -75,7 +75,17 @@ export class Client {
         w.resolve({ json, attachment: f.attachment });
       }
     });
-    sock.on('error', (err) => this.failAll(err));
+    // A dropped connection (the daemon at its connection limit, or stopping) is the daemon being
+    // unavailable, said as a BrokerError like every other failure, not a bare EPIPE/ECONNRESET.
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      this.failAll(
+        new BrokerError(
+          'unavailable',
+          `connection to the entraclaw daemon failed: ${err.code ?? err.message}`,
+          'retry; if it persists, see the daemon log (it may be at its connection limit)',
+        ),
+      ),
+    );
     sock.on('close', () =>
       this.failAll(new BrokerError('unavailable', 'connection to the entraclaw daemon closed')),
     );
