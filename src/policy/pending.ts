@@ -145,12 +145,20 @@ export async function takePending<T>(
 
 /** Removes the entry `id` (a refusal); returns false when it was not pending. */
 export async function removePending(path: string, id: string, now = new Date()): Promise<boolean> {
+  return (await dropPending(path, (e) => e.id === id, now)) > 0;
+}
+
+/** Removes every entry `match` selects (programs just approved another way); returns how many. */
+export async function dropPending(
+  path: string,
+  match: (entry: PendingEntry) => boolean,
+  now = new Date(),
+): Promise<number> {
   return locked(path, () => {
     const entries = load(path, now);
-    const kept = entries.filter((e) => e.id !== id);
-    if (kept.length === entries.length) return false;
-    save(path, kept);
-    return true;
+    const kept = entries.filter((e) => !match(e));
+    if (kept.length !== entries.length) save(path, kept);
+    return entries.length - kept.length;
   });
 }
 

@@ -163,6 +163,17 @@ describe('approval queue', () => {
     expect(table.includes('\x1b') || table.includes('\r')).toBe(false);
   }, 30_000);
 
+  it('register of a program that is pending takes it off the queue (it is approved now)', async () => {
+    const waiting = script('waiting');
+    const r = await b.node(waiting, ['get', SVC, 'alice']);
+    refused(r, 'pending');
+    expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(true);
+    const reg = b.cli(['register', NODE, '--script', waiting, '--grant', `${SVC}/alice`, '--name', 'waiting']);
+    expect(reg.status, reg.stderr).toBe(0);
+    expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(false);
+    expect(value(await b.node(waiting, ['get', SVC, 'alice']))).toBe(ALICE);
+  }, 30_000);
+
   it('approve of a malformed hash is a usage error, not "not found"', () => {
     const r = b.cli(['approve', 'sha256:zz', '--grant', SVC]);
     expect(r.status).toBe(2);
