@@ -168,7 +168,16 @@ describe('approval queue', () => {
     const r = await b.node(waiting, ['get', SVC, 'alice']);
     refused(r, 'pending');
     expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(true);
-    const reg = b.cli(['register', NODE, '--script', waiting, '--grant', `${SVC}/alice`, '--name', 'waiting']);
+    const reg = b.cli([
+      'register',
+      NODE,
+      '--script',
+      waiting,
+      '--grant',
+      `${SVC}/alice`,
+      '--name',
+      'waiting',
+    ]);
     expect(reg.status, reg.stderr).toBe(0);
     expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(false);
     expect(value(await b.node(waiting, ['get', SVC, 'alice']))).toBe(ALICE);
