@@ -1,5 +1,5 @@
 import { NotFoundError } from '../errors.js';
-import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { grantSpecFor } from '../lib/percent.js';
 import { listPending, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
@@ -19,11 +19,10 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
       e.lastSeen,
       // Written as a --grant spec would be (percent-encoded), so a "/" inside a name is not ambiguous.
       e.requests
-        .map((r) =>
-          r.service === undefined
-            ? r.op
-            : `${r.op} ${r.account === undefined ? percentEncode(r.service) : itemGrantSpec(r.service, r.account)}`,
-        )
+        .map((r) => {
+          const spec = grantSpecFor(r);
+          return spec === undefined ? r.op : `${r.op} ${spec}`;
+        })
         .join(', '),
     ]),
   ]);

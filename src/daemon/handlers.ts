@@ -6,7 +6,7 @@ import { identifyByToken } from '../identity/darwin.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
-import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { grantSpecFor } from '../lib/percent.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
@@ -223,12 +223,7 @@ async function serve(
       { op, ...target },
       new Date(),
     );
-    const grantHint =
-      request.op !== 'list'
-        ? itemGrantSpec(request.service, request.account)
-        : request.service !== undefined
-          ? percentEncode(request.service)
-          : 'SERVICE';
+    const grantHint = grantSpecFor(request) ?? 'SERVICE';
     return finish(
       fail(
         id,

@@ -14,3 +14,12 @@ export function percentEncode(part: string): string {
 export function itemGrantSpec(service: string, account: string): string {
   return `${percentEncode(service)}/${percentEncode(account)}`;
 }
+
+/**
+ * The narrowest `--grant` spec covering what was asked: the item, the service (every account), or
+ * undefined when no service was named (a list of everything).
+ */
+export function grantSpecFor(q: { service?: string; account?: string }): string | undefined {
+  if (q.service === undefined) return undefined;
+  return q.account === undefined ? percentEncode(q.service) : itemGrantSpec(q.service, q.account);
+}

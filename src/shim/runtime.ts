@@ -6,7 +6,7 @@ import { isatty } from 'node:tty';
 import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
-import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { grantSpecFor, itemGrantSpec } from '../lib/percent.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /** Largest secret read from stdin (the daemon's own limit, store/types.ts MAX_VALUE_BYTES). */
@@ -177,12 +177,6 @@ export class Session {
   }
 }
 
-// The narrowest --grant spec covering a query: the item, the service, or a placeholder.
-function grantSpecOf(q: { service?: string; account?: string }): string {
-  if (q.service === undefined) return 'SERVICE';
-  return q.account === undefined ? percentEncode(q.service) : itemGrantSpec(q.service, q.account);
-}
-
 /** What went wrong talking to the daemon, in words for the tool's stderr. */
 export interface BrokerProblem {
   code: string;
@@ -222,7 +216,7 @@ export function brokerProblem(
         // then reads), so one approval covers the whole command.
         hint:
           (ops && err.pendingId
-            ? `ask the user to run: entraclaw approve ${err.pendingId} --grant ${grantSpecOf(q)} --ops ${ops}`
+            ? `ask the user to run: entraclaw approve ${err.pendingId} --grant ${grantSpecFor(q) ?? 'SERVICE'} --ops ${ops}`
             : err.hint) ??
           `ask the user to run: entraclaw approve ${err.pendingId ?? '<id from `entraclaw pending`>'}`,
       };

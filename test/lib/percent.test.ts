@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { grantSpecFor, itemGrantSpec, percentEncode } from '../../src/lib/percent.js';
+import { parseGrantSpec } from '../../src/policy/edit.js';
+
+describe('grant specs for what was asked', () => {
+  it('percent-encodes everything but letters, digits and -_.~', () => {
+    expect(percentEncode("a/b *%'!()é")).toBe('a%2Fb%20%2A%25%27%21%28%29%C3%A9');
+  });
+
+  it('names the item, the service, or nothing (a list of everything)', () => {
+    expect(grantSpecFor({ service: 'bot/x', account: 'me' })).toBe(itemGrantSpec('bot/x', 'me'));
+    expect(grantSpecFor({ service: 'bot/x' })).toBe('bot%2Fx');
+    expect(grantSpecFor({})).toBeUndefined();
+  });
+
+  it('parses back to exactly the service and account asked for', () => {
+    const item = parseGrantSpec(grantSpecFor({ service: 'a/b*', account: 'c d' })!, { ops: 'read' });
+    expect([item.services, item.accounts]).toEqual([['a/b*'], ['c d']]);
+    const service = parseGrantSpec(grantSpecFor({ service: 'a/b*' })!, { ops: 'read' });
+    expect([service.services, service.servicePrefixes, service.accounts]).toEqual([['a/b*'], [], ['*']]);
+  });
+});
