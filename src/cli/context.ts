@@ -1,8 +1,7 @@
 import { type AgentConfig, loadAgentConfig } from '../config/agent-config.js';
-import { UsageError } from '../errors.js';
 import { resolvePaths } from '../lib/paths.js';
-import { isStoreName } from '../store/registry.js';
-import { STORE_NAMES, type StoreContext, type StoreName } from '../store/types.js';
+import { storeRequest } from '../store/registry.js';
+import type { StoreContext, StoreName } from '../store/types.js';
 
 /** Options every store-touching command accepts. */
 export interface StoreOptions {
@@ -18,17 +17,11 @@ export async function storeContext(
   const paths = resolvePaths(env);
   const config = await loadAgentConfig(paths.config);
   // An empty ENTRACLAW_STORE= means unset, as for most variables.
-  const [requested, from] = opts.store
-    ? [opts.store, '--store']
+  const requested = opts.store
+    ? storeRequest(opts.store, '--store')
     : env.ENTRACLAW_STORE
-      ? [env.ENTRACLAW_STORE, 'ENTRACLAW_STORE']
-      : [config.credentials.store, 'agent.toml [credentials] store'];
-  if (requested !== 'auto' && !isStoreName(requested)) {
-    throw new UsageError(
-      `unknown store "${requested}" (from ${from})`,
-      `valid stores: auto, ${STORE_NAMES.join(', ')}`,
-    );
-  }
+      ? storeRequest(env.ENTRACLAW_STORE, 'ENTRACLAW_STORE')
+      : storeRequest(config.credentials.store, 'agent.toml [credentials] store');
   const ctx: StoreContext = {
     env,
     paths,

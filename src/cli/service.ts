@@ -18,7 +18,8 @@ import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { shellQuote } from '../lib/shell.js';
-import { STORE_NAMES, type StoreName } from '../store/types.js';
+import { storeRequest } from '../store/registry.js';
+import type { StoreName } from '../store/types.js';
 import { note, printJson } from './output.js';
 
 // systemctl and launchctl normally answer at once; a hung bus must not hang the CLI with it.
@@ -173,11 +174,8 @@ function homeAsManagerSeesIt(home: string): string | undefined {
 }
 
 function checkStore(store: string | undefined): StoreName | undefined {
-  if (store === undefined || store === 'auto') return undefined;
-  if (!(STORE_NAMES as readonly string[]).includes(store)) {
-    throw new UsageError(`unknown store "${store}"`, `use one of: auto, ${STORE_NAMES.join(', ')}`);
-  }
-  return store as StoreName;
+  const requested = store === undefined ? 'auto' : storeRequest(store, '--store');
+  return requested === 'auto' ? undefined : requested;
 }
 
 function printPlan(action: 'install' | 'uninstall', t: Target, json?: boolean): void {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { VALID_STORES } from '../store/registry.js';
 import { STORE_NAMES, type StoreName } from '../store/types.js';
 
 /** The parsed `agent.toml`. */
@@ -61,7 +62,7 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
     throw new UsageError(
       `config ${path}: ${where}: ${issue.message}`,
       issue.path[0] === 'credentials' && issue.path[1] === 'store'
-        ? `valid stores: auto, ${STORE_NAMES.join(', ')}; see docs/configuration.md`
+        ? `${VALID_STORES}; see docs/configuration.md`
         : 'see docs/configuration.md for the keys and their values',
     );
   }
