@@ -16,7 +16,7 @@ import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
 import { findCommand } from '../lib/which.js';
-import { buildBwrapArgs, dbusAddressSockets, sandboxEnv } from '../sandbox/bwrap-args.js';
+import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
 import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
@@ -143,7 +143,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       shimDir,
       installRoot: realpathSync(installRoot),
       allowPaths,
-      readPaths: [...readPaths, ...(hiddenRoots.some((r) => isUnder(nodeRoot, r)) ? [nodeRoot] : [])],
+      readPaths: [...readPaths, ...(isUnderAny(nodeRoot, hiddenRoots) ? [nodeRoot] : [])],
       network: profile.network && !bus.needsNetns,
       hideDirs,
       hideFiles,
@@ -251,7 +251,7 @@ function refuseMissingWritable(files: string[], writable: string[]): void {
   for (const file of files) {
     if (existsSync(file)) continue;
     const where = join(canonicalIfExists(dirname(resolve(file))), basename(file));
-    if (writable.some((dir) => isUnder(where, dir))) {
+    if (isUnderAny(where, writable)) {
       throw new UsageError(
         `the passphrase file ${file} does not exist, and the sandboxed command could create it`,
         'create the passphrase file first, or unset ENTRACLAW_PASSPHRASE_FILE / --passphrase-file',
@@ -268,8 +268,4 @@ function existing(paths: string[]): string[] {
     out.add(realpathSync(p));
   }
   return [...out];
-}
-
-function isUnder(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
 }

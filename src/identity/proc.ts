@@ -2,6 +2,7 @@
 // peer.ts decides what a failure means. Files are read with one shared scratch buffer because
 // identify() runs for every request and readFileSync costs extra syscalls on size-0 /proc files.
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { statFields } from '../lib/proc-stat.js';
 import { fileKey, hashExecutable } from './hash.js';
 
 /** Largest argv or environment we read (the kernel's ARG_MAX for a default 8 MiB stack is 2 MiB). */
@@ -72,10 +73,7 @@ export function readStatus(pid: number): ProcStatus {
  * one process for as long as the machine runs, where a pid alone is reused.
  */
 export function readStartTime(pid: number): string {
-  const text = readProc(`/proc/${pid}/stat`).toString('latin1');
-  // The command name (field 2) may itself hold ") ", so count fields after the last one.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const start = fields[22 - 3];
+  const start = statFields(readProc(`/proc/${pid}/stat`).toString('latin1'))[22 - 3];
   if (!start || !/^\d+$/.test(start)) throw new Error(`/proc/${pid}/stat has no start time`);
   return start;
 }

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { statFields } from './proc-stat.js';
 
 /**
  * Whether this process is in the foreground process group of its controlling terminal. Then a key such
@@ -9,9 +10,8 @@ import { readFileSync } from 'node:fs';
 export function inForegroundOfTerminal(): boolean {
   try {
     if (process.platform === 'linux') {
-      // Fields after the command name: state ppid pgrp session tty_nr tpgid ...
-      const stat = readFileSync('/proc/self/stat', 'latin1');
-      const [, , pgrp, , , tpgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // state ppid pgrp session tty_nr tpgid ...
+      const [, , pgrp, , , tpgid] = statFields(readFileSync('/proc/self/stat', 'latin1'));
       return Number(tpgid) > 0 && tpgid === pgrp;
     }
     const r = spawnSync('ps', ['-o', 'pgid=,tpgid=', '-p', String(process.pid)], { encoding: 'utf8' });

@@ -153,7 +153,8 @@ function checkLayout(layout: SandboxLayout, hidden: string[]): void {
   }
 }
 
-function isUnderAny(path: string, dirs: readonly string[]): boolean {
+/** Whether `path` is one of `dirs` or inside one of them (plain path comparison, no resolving). */
+export function isUnderAny(path: string, dirs: readonly string[]): boolean {
   return dirs.some((d) => isUnder(path, d));
 }
 
