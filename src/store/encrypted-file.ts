@@ -115,10 +115,9 @@ const ownUid = process.getuid?.();
 
 function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): boolean }): void {
   if (!st.isFile()) throw new UnavailableError(`vault ${path} is not a regular file`);
-  const uid = ownUid;
-  if (uid !== undefined && st.uid !== uid) {
+  if (ownUid !== undefined && st.uid !== ownUid) {
     throw new UnavailableError(
-      `vault ${path} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to use it`,
+      `vault ${path} is owned by uid ${st.uid}, not by you (uid ${ownUid}); refusing to use it`,
     );
   }
   if (st.mode & 0o077) {
