@@ -779,6 +779,59 @@ static napi_value js_socket_inq(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
+// Copies a JS string into `out`. Input longer than `size` allows, or with a NUL byte (C would stop
+// there and act on a shorter name), is refused (EINVAL), never cut.
+static bool get_string(napi_env env, napi_value v, const char *name, char *out, size_t size) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    char text[96];
+    snprintf(text, sizeof text, "%s must be a string", name);
+    throw_type(env, text);
+    return false;
+  }
+  if (len >= size) {
+    throw_errno(env, EINVAL, name);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, out, size, &len);
+  if (strlen(out) != len) {
+    throw_errno(env, EINVAL, name);
+    return false;
+  }
+  return true;
+}
+
+// statKey(path): stat(2) as "dev:ino:size:mtimeNs:ctimeNs" (the key identity/hash.ts builds from a
+// bigint fstat), or null when the path does not exist. The daemon checks a few files on every request
+// (policy, audit log, pinned executables); one syscall here costs a fraction of Node's bigint Stats.
+static napi_value js_stat_key(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[4096];
+  if (!get_args(env, info, 1, argv) || !get_string(env, argv[0], "path", path, sizeof path)) return NULL;
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    if (errno == ENOENT) {
+      napi_value null_value;
+      napi_get_null(env, &null_value);
+      return null_value;
+    }
+    return throw_errno(env, errno, "stat");
+  }
+#ifdef __APPLE__
+  struct timespec mtime = st.st_mtimespec, ctime = st.st_ctimespec;
+#else
+  struct timespec mtime = st.st_mtim, ctime = st.st_ctim;
+#endif
+  char key[160];
+  snprintf(key, sizeof key, "%llu:%llu:%lld:%lld:%lld", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino, (long long)st.st_size,
+           (long long)mtime.tv_sec * 1000000000LL + mtime.tv_nsec,
+           (long long)ctime.tv_sec * 1000000000LL + ctime.tv_nsec);
+  napi_value out;
+  napi_create_string_utf8(env, key, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Process hardening and locks
 
@@ -860,23 +913,6 @@ static napi_value js_funlock(napi_env env, napi_callback_info info) {
 // Linux kernel keyring (raw syscalls)
 
 #ifdef __linux__
-// The kernel caps key types at 32 and descriptions at 4095 bytes; longer input is refused, not cut.
-static bool get_string(napi_env env, napi_value v, const char *name, char *out, size_t size) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    char text[96];
-    snprintf(text, sizeof text, "%s must be a string", name);
-    throw_type(env, text);
-    return false;
-  }
-  if (len >= size) {
-    throw_errno(env, EINVAL, name);
-    return false;
-  }
-  napi_get_value_string_utf8(env, v, out, size, &len);
-  return true;
-}
-
 static long keyctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
   return syscall(SYS_keyctl, op, a2, a3, a4, a5);
 }
@@ -1075,6 +1111,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"procLook", NULL, js_proc_look, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerToken", NULL, js_peer_token, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketInq", NULL, js_socket_inq, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"statKey", NULL, js_stat_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
+import { pathKey } from '../lib/file-key.js';
 import type { Paths } from '../lib/paths.js';
 import { type AuditEntry, type AuditRecord, auditEntrySchema, GENESIS } from './entry.js';
 import { readLastLines, rotatedFile } from './files.js';
@@ -56,7 +57,7 @@ export class AuditLog {
   // After a failed write the file may end in a partial line; re-read its end before writing again.
   private stale = true;
   private closed = false;
-  // The live file, held open for appends, and the inode it was opened on.
+  // The live file, held open for appends, and the inode it was opened on ("dev:ino:", how pathKey() starts).
   private fd: number | undefined;
   private id = '';
 
@@ -135,12 +136,11 @@ export class AuditLog {
   // The fd of the file now at `path`: the held one while the path still names it; otherwise (moved away,
   // deleted, rotated) the file there now, created if need be, so a line never goes to a file nobody sees.
   private liveFd(): number {
-    const st = statSync(this.path, { throwIfNoEntry: false });
-    if (this.fd !== undefined && st && `${st.dev}:${st.ino}` === this.id) return this.fd;
+    if (this.fd !== undefined && pathKey(this.path)?.startsWith(this.id)) return this.fd;
     this.release();
     const fd = openSync(this.path, 'a', 0o600);
-    const opened = fstatSync(fd);
-    this.id = `${opened.dev}:${opened.ino}`;
+    const opened = fstatSync(fd, { bigint: true });
+    this.id = `${opened.dev}:${opened.ino}:`;
     this.fd = fd;
     return fd;
   }

@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
 import { EntraclawError } from '../errors.js';
+import { pathKey } from '../lib/file-key.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import type { Logger } from './log.js';
@@ -49,8 +49,7 @@ export class PolicyCache {
 
   private fileStamp(): string {
     try {
-      const st = statSync(this.path, { bigint: true });
-      return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      return pathKey(this.path) ?? 'absent';
     } catch {
       return 'absent';
     }

@@ -2,8 +2,9 @@
 // by file identity: (dev, ino, size, mtime ns, ctime ns). ctime cannot be set from user space, so even a
 // same-size rewrite that restores the old mtime misses the cache.
 import { createHash } from 'node:crypto';
-import { type BigIntStats, closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { EntraclawError } from '../errors.js';
+import { fileKey } from '../lib/file-key.js';
 
 /** 1 MiB reads: ~2.6x faster than stream-sized chunks on a large binary. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -39,11 +40,6 @@ export class HashCache {
 }
 
 const shared = new HashCache();
-
-/** dev:ino:size:mtime:ctime (ns): "the same file, unchanged" for the cache and for identity/watch.ts. */
-export function fileKey(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-}
 
 /** Hashes the whole file with positional reads, leaving the fd's own offset untouched. */
 function sha256(fd: number): string {

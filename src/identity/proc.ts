@@ -2,8 +2,9 @@
 // peer.ts decides what a failure means. Files are read with one shared scratch buffer because
 // identify() runs for every request and readFileSync costs extra syscalls on size-0 /proc files.
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { fileKey } from '../lib/file-key.js';
 import { statFields } from '../lib/proc-stat.js';
-import { fileKey, hashExecutable } from './hash.js';
+import { hashExecutable } from './hash.js';
 
 /** Largest argv or environment we read (the kernel's ARG_MAX for a default 8 MiB stack is 2 MiB). */
 const MAX_PROC_BYTES = 4 * 1024 * 1024;

@@ -16,9 +16,9 @@
 // keeps our socket across that exec, and had been identified as an approved program before. Only an
 // approved program that hands its daemon connection to code it execs can get there; same-user code
 // able to do that can already write to the approved process's memory, which is out of scope.
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { pathKey } from '../lib/file-key.js';
 import { native, type ProcLook } from '../lib/native.js';
-import { fileKey } from './hash.js';
 import { type Identity, identify, type Refusal } from './peer.js';
 
 /** An identified process under watch; `unwatch()` it when done. */
@@ -108,9 +108,12 @@ function lookAt(
 // refuses the first and rehashes the second.
 function unchangedOnDisk(identity: Identity): boolean {
   try {
-    if (fileKey(statSync(identity.exe, { bigint: true })) !== identity.files?.exe) return false;
+    // A file that is gone has no key; it never matches, even a missing one.
+    const exe = pathKey(identity.exe);
+    if (exe === undefined || exe !== identity.files?.exe) return false;
     if (identity.script === undefined) return true;
-    return fileKey(statSync(identity.script, { bigint: true })) === identity.files.script;
+    const script = pathKey(identity.script);
+    return script !== undefined && script === identity.files.script;
   } catch {
     return false;
   }

@@ -58,6 +58,8 @@ export interface NativeAddon {
   peerToken(fd: number): { pid: number; uid: number; gid: number; pidversion: number; exe: string };
   /** Bytes waiting in a socket's receive queue (FIONREAD). */
   socketInq(fd: number): number;
+  /** stat(2) of path as "dev:ino:size:mtimeNs:ctimeNs"; null when it does not exist (ENOENT). */
+  statKey(path: string): string | null;
   /** close(2). */
   close(fd: number): void;
   /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: RLIMIT_CORE 0 only; PT_DENY_ATTACH would block debugging node). */

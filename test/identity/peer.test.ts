@@ -18,8 +18,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { fileKey } from '../../src/identity/hash.js';
 import { type Identity, identify, identifyParent, type Refusal } from '../../src/identity/peer.js';
+import { fileKey } from '../../src/lib/file-key.js';
 import { native } from '../../src/lib/native.js';
 import { waitFor } from '../support/broker.js';
 
