@@ -1,7 +1,8 @@
-import { realpathSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { mkdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { hashExecutable } from '../identity/hash.js';
+import { withFileLock } from '../lib/file-lock.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { parseGrantSpec, savePolicy } from '../policy/edit.js';
 import { loadPolicy, policyPath } from '../policy/load.js';
@@ -18,11 +19,34 @@ export function policyFiles(env: NodeJS.ProcessEnv = process.env): {
   return { paths, policy: policyPath(paths), pending: pendingPath(paths) };
 }
 
-/** Loads, edits and saves the policy in one step. */
-export function editPolicy<T>(path: string, edit: (p: Policy) => { policy: Policy; result: T }): T {
-  const { policy, result } = edit(loadPolicy(path));
-  savePolicy(path, policy);
-  return result;
+/**
+ * Loads, edits and saves the policy in one step, under a lock: two commands at once (a `grant` and a
+ * `revoke`, say) must not each write their own copy, losing the other's change while both report success.
+ * A symlinked policy.toml (dotfiles) is edited where it points, not replaced by a file.
+ */
+export async function editPolicy<T>(
+  path: string,
+  edit: (p: Policy) => { policy: Policy; result: T },
+): Promise<T> {
+  const real = linkTarget(path);
+  mkdirSync(dirname(real), { recursive: true, mode: 0o700 });
+  return withFileLock(`${real}.lock`, async () => {
+    const { policy, result } = edit(loadPolicy(real));
+    savePolicy(real, policy);
+    return result;
+  });
+}
+
+// Where writing `path` should go: the file a symlink names (even one not created yet), else path itself.
+// A loop stops after the kernel's own limit of hops, and loading then fails with ELOOP.
+function linkTarget(path: string, hops = 40): string {
+  let target: string;
+  try {
+    target = readlinkSync(path);
+  } catch {
+    return path;
+  }
+  return hops > 0 ? linkTarget(resolve(dirname(path), target), hops - 1) : path;
 }
 
 /** Canonical path and SHA-256 of a program file, as the daemon will see it through /proc/PID/exe. */

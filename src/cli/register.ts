@@ -17,7 +17,7 @@ export async function register(path: string, opts: GrantOptions & { script?: str
   const exe = pinFile(path, 'program');
   refuseScriptAsProgram(path, exe.path);
   const script = opts.script ? pinFile(opts.script, 'script') : undefined;
-  const client = editPolicy(files.policy, (p) => {
+  const client = await editPolicy(files.policy, (p) => {
     const client = {
       name: opts.name ?? freeName(p, defaultName(exe.path, script?.path)),
       exe: exe.path,

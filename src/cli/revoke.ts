@@ -4,7 +4,7 @@ import { editPolicy, policyFiles } from './policy-files.js';
 
 /** `entraclaw revoke NAME|SHA256`: removes clients; takes effect on their next request. */
 export async function revoke(target: string, opts: { json?: boolean }): Promise<void> {
-  const removed = editPolicy(policyFiles().policy, (p) => {
+  const removed = await editPolicy(policyFiles().policy, (p) => {
     const r = revokeClient(p, target.replace(/^sha256:/, ''));
     return { policy: r.policy, result: r.removed };
   });

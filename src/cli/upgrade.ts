@@ -6,7 +6,7 @@ import { editPolicy, pinFile, policyFiles } from './policy-files.js';
 export async function upgrade(path: string, opts: { json?: boolean }): Promise<void> {
   const files = policyFiles();
   const pinned = pinFile(path, 'program');
-  const upgraded = editPolicy(files.policy, (p) => {
+  const upgraded = await editPolicy(files.policy, (p) => {
     const r = upgradeClient(p, pinned.path, pinned.sha256);
     return { policy: r.policy, result: r.upgraded };
   });

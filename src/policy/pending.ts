@@ -126,15 +126,15 @@ export function listPending(path: string, now = new Date()): PendingEntry[] {
 export async function takePending<T>(
   path: string,
   id: string,
-  use: (entry: PendingEntry) => T,
+  use: (entry: PendingEntry) => T | Promise<T>,
   now = new Date(),
 ): Promise<T> {
-  return locked(path, () => {
+  return locked(path, async () => {
     const entries = load(path, now);
     const entry = entries.find((e) => e.id === id);
     if (!entry)
       throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
-    const result = use(entry);
+    const result = await use(entry);
     save(
       path,
       entries.filter((e) => e !== entry),
@@ -164,7 +164,7 @@ export async function dropPending(
 
 // The daemon records and the CLI approves or denies at the same time; each read-modify-write holds this
 // lock so neither loses the other's change. Readers need none: the file is replaced atomically.
-function locked<T>(path: string, fn: () => T): Promise<T> {
+function locked<T>(path: string, fn: () => T | Promise<T>): Promise<T> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   return withFileLock(`${path}.lock`, async () => fn());
 }

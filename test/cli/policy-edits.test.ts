@@ -1,0 +1,73 @@
+// Policy commands run at the same time (a script granting in a loop while the user revokes) must each
+// land: every edit is a locked read-modify-write of policy.toml, never a lost update reported as done.
+import { spawn } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-policy-edits-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cliAsync(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--', CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
+interface Listed {
+  name: string;
+  grants: Array<{ services: string[] }>;
+}
+function clients(env: NodeJS.ProcessEnv): Listed[] {
+  const r = runCli(['clients', '--json'], env);
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.toString()) as Listed[];
+}
+
+// Each client its own program: the policy refuses two clients that pin the same bytes.
+function register(env: NodeJS.ProcessEnv, name: string): void {
+  const program = join(dir, `program-${name}`);
+  writeFileSync(program, `\x7fELF not really, just ${name}`);
+  const r = runCli(['register', program, '--grant', 'base/x', '--name', name], env);
+  expect(r.status, r.stderr).toBe(0);
+}
+
+describe('concurrent policy edits', () => {
+  it('keeps every grant of commands run at once, and a revoke that reports success has happened', async () => {
+    const env = isolatedEnv(join(dir, 'concurrent'));
+    for (const name of ['keep', 'gone1', 'gone2', 'gone3']) register(env, name);
+    const runs = await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => cliAsync(['grant', 'keep', '--grant', `svc${i}/x`], env)),
+      ...['gone1', 'gone2', 'gone3'].map((name) => cliAsync(['revoke', name], env)),
+    ]);
+    for (const r of runs) expect(r.status, r.stderr).toBe(0);
+    const now = clients(env);
+    expect(now.map((c) => c.name)).toEqual(['keep']);
+    const services = now[0]!.grants.flatMap((g) => g.services).sort();
+    expect(services).toEqual(['base', ...Array.from({ length: 8 }, (_, i) => `svc${i}`)].sort());
+  }, 60_000);
+
+  it('edits a symlinked policy.toml where it points, leaving the link in place', () => {
+    const base = join(dir, 'linked');
+    const env = isolatedEnv(base);
+    const dotfiles = join(base, 'dotfiles');
+    mkdirSync(dotfiles, { recursive: true, mode: 0o700 });
+    mkdirSync(join(base, 'config', 'entraclaw'), { recursive: true, mode: 0o700 });
+    const link = join(base, 'config', 'entraclaw', 'policy.toml');
+    symlinkSync(join(dotfiles, 'policy.toml'), link);
+    register(env, 'linked');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dotfiles, 'policy.toml'), 'utf8')).toContain('name = "linked"');
+    expect(clients(env).map((c) => c.name)).toEqual(['linked']);
+  });
+});
