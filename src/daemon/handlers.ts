@@ -9,9 +9,9 @@ import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity
 import { grantSpecFor } from '../lib/percent.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
-import type { Grant, Policy } from '../policy/schema.js';
+import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
 import { isExpired } from '../store/item-rules.js';
-import type { Store } from '../store/types.js';
+import type { Item, Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
 import type { Connection, FrameHandler, SenderFrame } from './connection.js';
 import type { ConsentMemory, Question } from './consent.js';
@@ -207,12 +207,21 @@ async function serve(
       'granted',
     );
   }
-  // Whether a set creates or updates decides which grant it needs (nono's create/update split).
-  const existing = request.op === 'set' ? await deps.store.get(request.service, request.account) : undefined;
-  existing?.value.fill(0);
-  const op =
-    request.op === 'set' ? setOperation(existing !== undefined) : request.op === 'get' ? 'read' : request.op;
   const target = request.op === 'list' ? {} : { service: request.service, account: request.account };
+  // Whether a set creates or updates decides which grant it needs (nono's create/update split). The store
+  // is asked only for a caller that may do one of them: anyone else learns nothing, not even whether the
+  // item exists, and is refused (or queued) for `write`.
+  let existing: Item | undefined;
+  let op: GrantOperation = request.op === 'get' ? 'read' : request.op === 'set' ? 'write' : request.op;
+  if (request.op === 'set') {
+    const may = (o: 'create' | 'update') =>
+      decide(policy, subject, { op: o, ...target }, new Date()).result === 'granted';
+    if (may('create') || may('update')) {
+      existing = await deps.store.get(request.service, request.account);
+      existing?.value.fill(0);
+      op = setOperation(existing !== undefined);
+    }
+  }
   const d = decide(policy, subject, { op, ...target }, new Date());
   if (d.result === 'unknown' && !deps.boundary) {
     const entry = await recordPending(

@@ -1,6 +1,6 @@
 import { itemGrantSpec } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
-import { ANY, type Client, type Grant, type Operation, type Policy } from './schema.js';
+import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
 
 /** Who is asking, as the daemon established it from kernel credentials (never from the request). */
 export interface ClientIdentity {
@@ -11,9 +11,13 @@ export interface ClientIdentity {
   scriptSha256?: string;
 }
 
-/** What is being asked: an operation and, except for `list`, the item it touches. */
+/**
+ * What is being asked: an operation and, except for `list`, the item it touches. `write` is a set not
+ * yet known to create or update: it fits only a grant allowing both, and the daemon asks it only of a
+ * caller that may do neither, so that its answer never depends on whether the item exists.
+ */
 export interface AccessRequest {
-  op: Operation;
+  op: GrantOperation;
   service?: string;
   account?: string;
 }
@@ -135,7 +139,7 @@ function denied(client: Client, reason: string, hint?: string): Decision {
 }
 
 // Client names are limited to shell-safe characters (schema.ts), so the command needs no quoting.
-function grantHint(client: Client, spec: string, op: Operation): string {
+function grantHint(client: Client, spec: string, op: GrantOperation): string {
   return `if that is intended, the user can allow it with: entraclaw grant ${client.name} --grant ${spec} --ops ${op}`;
 }
 
@@ -143,9 +147,11 @@ function isLive(grant: Grant, now: Date): boolean {
   return grant.expiresAt === undefined || Date.parse(grant.expiresAt) > now.getTime();
 }
 
-function allows(grant: Grant, op: Operation): boolean {
-  if (grant.operations.includes(op)) return true;
-  return (op === 'create' || op === 'update') && grant.operations.includes('write');
+function allows(grant: Grant, op: GrantOperation): boolean {
+  const has = (o: GrantOperation) => grant.operations.includes(o);
+  if (has(op)) return true;
+  if (op === 'write') return has('create') && has('update');
+  return (op === 'create' || op === 'update') && has('write');
 }
 
 function covers(grant: Grant, service: string, account: string): boolean {

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
 import type { Paths } from '../lib/paths.js';
 import type { AccessRequest, ClientIdentity } from './match.js';
-import { OPERATIONS } from './schema.js';
+import { GRANT_OPERATIONS } from './schema.js';
 
 // Limits: the file is written on behalf of programs nobody approved yet, so each of them is bounded.
 /** An entry not seen for this long is dropped. */
@@ -25,7 +25,7 @@ export const MAX_ARG_CHARS = 256;
 const LAST_SEEN_RESOLUTION_MS = 60 * 1000;
 
 const requestSchema = z.strictObject({
-  op: z.enum(OPERATIONS),
+  op: z.enum(GRANT_OPERATIONS),
   service: z.string().optional(),
   account: z.string().optional(),
 });

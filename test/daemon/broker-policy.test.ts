@@ -243,7 +243,13 @@ describe('grants', () => {
     refused(await b.node(reader, ['get', SVC, 'bob']), 'denied', /no grant of client "reader" allows read/);
     refused(await b.node(reader, ['get', 'other.example', 'x']), 'denied');
     // Wrong operation on the granted item.
-    refused(await b.node(reader, ['set', SVC, 'alice', b64('overwritten')]), 'denied', /allows update/);
+    // Without a grant to create or update, a set learns nothing of the store: an item that exists and
+    // one that does not get the same refusal, for `write`.
+    const exists = await b.node(reader, ['set', SVC, 'alice', b64('overwritten')]);
+    const absent = await b.node(reader, ['set', SVC, 'nobody', b64('overwritten')]);
+    refused(exists, 'denied', /no grant of client "reader" allows write on/);
+    expect(exists.result.message!.replace('alice', 'X')).toBe(absent.result.message!.replace('nobody', 'X'));
+    expect(exists.result.hint).toMatch(/--ops write$/);
     refused(await b.node(reader, ['delete', SVC, 'alice']), 'denied', /allows delete/);
     refused(await b.node(reader, ['list', SVC]), 'denied', /no grant that allows list/);
     // Nothing changed.
@@ -266,6 +272,13 @@ describe('grants', () => {
     refused(await b.node(writer, ['get', SVC, 'written']), 'denied');
     refused(await b.node(writer, ['delete', SVC, 'written']), 'denied');
     refused(await b.node(writer, ['set', SVC, 'bob', b64('nope')]), 'denied');
+    // A caller unknown to the policy is queued for `write`, whether or not the item exists.
+    const unknownWriter = script('unknown-writer');
+    for (const account of ['alice', 'nobody']) {
+      refused(await b.node(unknownWriter, ['set', SVC, account, b64('nope')]), 'pending', /not approved yet/);
+    }
+    const queued = pendingList().find((e) => e.script === unknownWriter);
+    expect(queued?.requests.map((r) => r.op)).toEqual(['write', 'write']);
     const check = b.cli(['grant', 'reader', '--grant', `${SVC}/written`, '--ops', 'read']);
     expect(check.status, check.stderr).toBe(0);
     expect(value(await b.node(reader, ['get', SVC, 'written']))).toBe(WRITTEN);
