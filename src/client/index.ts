@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../daemon/frame.js';
+import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES, PROTOCOL_VERSION } from '../daemon/frame.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
 import type { ItemKind, ItemMeta } from '../store/types.js';
@@ -34,66 +34,80 @@ export interface WhoAmI {
 export interface ConnectOptions {
   /** Socket path; default $ENTRACLAW_SOCKET, then the runtime dir. */
   socket?: string;
-  /** Per-request timeout in milliseconds (default 10 s). */
+  /**
+   * Per-request timeout in milliseconds. The default (DEFAULT_TIMEOUT_MS) outlasts a grant with confirm,
+   * which waits for the user's answer; a tool that must not wait for a person should set less.
+   */
   timeoutMs?: number;
 }
+
+/**
+ * Default per-request timeout: the daemon asks the user about a grant with confirm for up to 60 s, and
+ * one question may be waiting behind another, so a shorter default would give up on an answered request.
+ */
+export const DEFAULT_TIMEOUT_MS = 130_000;
+/**
+ * Requests one connection has in flight at once; more wait here. The daemon hangs up on a client with
+ * more than MAX_QUEUED_FRAMES unread requests, and each request may add a confirm frame of its own.
+ */
+const MAX_IN_FLIGHT = MAX_QUEUED_FRAMES / 2;
 
 interface Waiter {
   resolve(v: { json: Record<string, unknown>; attachment: Buffer }): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** The connection the request went out on. */
+  sock: Socket;
 }
 
-/** A connection to the Entraclaw daemon. Requests may be issued concurrently; replies are matched by id. */
+/**
+ * A connection to the Entraclaw daemon. Requests may be issued concurrently; replies are matched by id.
+ * The daemon closes a connection idle for 60 s: the next request opens a new one (identity is checked per
+ * request anyway), so a long-lived client keeps working. Requests in flight when a connection drops fail
+ * with `unavailable`; they are not retried, since a set might then happen twice.
+ */
 export class Client {
   private nextId = 1;
   private readonly waiters = new Map<number, Waiter>();
-  private readonly decoder = new FrameDecoder();
+  private inFlight = 0;
+  private readonly queued: (() => void)[] = [];
+  private link: Promise<Socket> | undefined;
+  private closed = false;
 
   private constructor(
-    private readonly sock: Socket,
+    private readonly path: string,
     private readonly timeoutMs: number,
-  ) {
-    sock.on('data', (chunk: Buffer) => {
-      let frames: ReturnType<FrameDecoder['push']>;
-      try {
-        frames = this.decoder.push(chunk);
-      } catch (err) {
-        return this.failAll(err as Error);
-      }
-      for (const f of frames) {
-        const json = f.json as Record<string, unknown>;
-        const w = this.waiters.get(json.id as number);
-        if (!w) continue;
-        // The daemon asks us to confirm a granted request after it has identified us (docs/protocol.md).
-        if (typeof json.challenge === 'string') {
-          this.sock.write(encodeFrame({ id: json.id, op: 'confirm', nonce: json.challenge }));
-          continue;
-        }
-        this.waiters.delete(json.id as number);
-        clearTimeout(w.timer);
-        w.resolve({ json, attachment: f.attachment });
-      }
-    });
-    // A dropped connection (the daemon at its connection limit, or stopping) is the daemon being
-    // unavailable, said as a BrokerError like every other failure, not a bare EPIPE/ECONNRESET.
-    sock.on('error', (err: NodeJS.ErrnoException) =>
-      this.failAll(
-        new BrokerError(
-          'unavailable',
-          `connection to the entraclaw daemon failed: ${err.code ?? err.message}`,
-          'retry; if it persists, see the daemon log (it may be at its connection limit)',
-        ),
-      ),
-    );
-    sock.on('close', () =>
-      this.failAll(new BrokerError('unavailable', 'connection to the entraclaw daemon closed')),
-    );
-  }
+  ) {}
 
   /** Opens a connection and performs the hello exchange. */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
-    const path = opts.socket ?? socketPath(resolvePaths());
+    const client = new Client(
+      opts.socket ?? socketPath(resolvePaths()),
+      opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    );
+    await client.socket();
+    return client;
+  }
+
+  // The open connection, or a new one (with its hello) when there is none.
+  private socket(): Promise<Socket> {
+    if (this.closed) {
+      return Promise.reject(
+        new BrokerError('unavailable', 'this entraclaw client was closed', 'call connect() again'),
+      );
+    }
+    if (!this.link) {
+      const opening = this.open();
+      this.link = opening;
+      opening.catch(() => {
+        if (this.link === opening) this.link = undefined;
+      });
+    }
+    return this.link;
+  }
+
+  private async open(): Promise<Socket> {
+    const path = this.path;
     const sock = await new Promise<Socket>((resolve, reject) => {
       const s = netConnect(path);
       s.once('connect', () => resolve(s));
@@ -107,20 +121,86 @@ export class Client {
         ),
       );
     });
-    const client = new Client(sock, opts.timeoutMs ?? 10_000);
-    await client.call({ op: 'hello', v: PROTOCOL_VERSION, client: 'entraclaw-js' });
-    return client;
+    this.attach(sock);
+    try {
+      await this.exchange(sock, { op: 'hello', v: PROTOCOL_VERSION, client: 'entraclaw-js' });
+    } catch (err) {
+      sock.destroy();
+      throw err;
+    }
+    return sock;
   }
 
-  private failAll(err: Error): void {
+  private attach(sock: Socket): void {
+    const decoder = new FrameDecoder();
+    const opened = this.link;
+    // Whatever waits on this socket fails when it goes; the next request opens another.
+    const drop = (err: Error) => {
+      if (this.link === opened) this.link = undefined;
+      this.failAll(sock, err);
+    };
+    sock.on('data', (chunk: Buffer) => {
+      let frames: ReturnType<FrameDecoder['push']>;
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        sock.destroy();
+        return drop(err as Error);
+      }
+      for (const f of frames) {
+        const json = f.json as Record<string, unknown>;
+        const w = this.waiters.get(json.id as number);
+        if (!w) continue;
+        // The daemon asks us to confirm a granted request after it has identified us (docs/protocol.md).
+        if (typeof json.challenge === 'string') {
+          sock.write(encodeFrame({ id: json.id, op: 'confirm', nonce: json.challenge }));
+          continue;
+        }
+        this.waiters.delete(json.id as number);
+        clearTimeout(w.timer);
+        w.resolve({ json, attachment: f.attachment });
+      }
+    });
+    // A dropped connection (the daemon at its connection limit, or stopping) is the daemon being
+    // unavailable, said as a BrokerError like every other failure, not a bare EPIPE/ECONNRESET.
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      drop(
+        new BrokerError(
+          'unavailable',
+          `connection to the entraclaw daemon failed: ${err.code ?? err.message}`,
+          'retry; if it persists, see the daemon log (it may be at its connection limit)',
+        ),
+      ),
+    );
+    sock.on('close', () => drop(new BrokerError('unavailable', 'connection to the entraclaw daemon closed')));
+  }
+
+  private failAll(sock: Socket, err: Error): void {
     for (const [id, w] of this.waiters) {
+      if (w.sock !== sock) continue;
       clearTimeout(w.timer);
       w.reject(err);
       this.waiters.delete(id);
     }
   }
 
-  private call(
+  // One request, sent once a slot is free and a connection is open.
+  private async call(
+    req: Record<string, unknown>,
+    attachment?: Buffer,
+  ): Promise<{ json: Record<string, unknown>; attachment: Buffer }> {
+    if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((go) => this.queued.push(go));
+    this.inFlight++;
+    try {
+      return await this.exchange(await this.socket(), req, attachment);
+    } finally {
+      this.inFlight--;
+      this.queued.shift()?.();
+    }
+  }
+
+  private exchange(
+    sock: Socket,
     req: Record<string, unknown>,
     attachment?: Buffer,
   ): Promise<{ json: Record<string, unknown>; attachment: Buffer }> {
@@ -129,7 +209,11 @@ export class Client {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
         reject(
-          new BrokerError('unavailable', `no reply from the entraclaw daemon within ${this.timeoutMs} ms`),
+          new BrokerError(
+            'unavailable',
+            `no reply from the entraclaw daemon within ${this.timeoutMs} ms`,
+            'a grant with confirm waits for the user to answer; otherwise the daemon may be stuck: see its log',
+          ),
         );
       }, this.timeoutMs);
       this.waiters.set(id, {
@@ -145,8 +229,9 @@ export class Client {
         },
         reject,
         timer,
+        sock,
       });
-      this.sock.write(encodeFrame({ id, ...req }, attachment));
+      sock.write(encodeFrame({ id, ...req }, attachment));
     });
   }
 
@@ -207,10 +292,16 @@ export class Client {
     return { path: String(json.path), next: Number(json.next), prev: String(json.prev) };
   }
 
-  /** Closes the connection. */
+  /** Closes the connection; requests still in flight fail, and later ones are refused. */
   close(): void {
-    this.sock.end();
-    this.sock.destroy();
+    this.closed = true;
+    void this.link?.then(
+      (sock) => {
+        sock.end();
+        sock.destroy();
+      },
+      () => undefined,
+    );
   }
 }
 

@@ -89,9 +89,14 @@ export class Connection {
     this.armIdle();
   }
 
+  // A request still being answered (waiting for the user's confirmation, say) is not idleness: its
+  // reply must reach the client, so the clock starts again instead.
   private armIdle(): void {
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.close('idle timeout'), this.limits.idleTimeoutMs);
+    this.idleTimer = setTimeout(
+      () => (this.busy ? this.armIdle() : this.close('idle timeout')),
+      this.limits.idleTimeoutMs,
+    );
     this.idleTimer.unref();
   }
 

@@ -11,6 +11,8 @@ export const PROTOCOL_VERSION = 1;
  * for the JSON part, so a maximal `set` request or `get` reply always fits and nothing larger is buffered.
  */
 export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
+/** Requests a client may pipeline before it must read replies; the daemon hangs up on more. */
+export const MAX_QUEUED_FRAMES = 32;
 
 // Frame = u32 BE L | u32 BE J | J bytes of UTF-8 JSON | L-4-J bytes of attachment (docs/protocol.md).
 const LENGTH_BYTES = 4;

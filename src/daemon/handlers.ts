@@ -260,9 +260,18 @@ async function serve(
   }
   audit.reason = `client ${d.client.name}`;
   if (unconfirmed) return challenge(unconfirmed.conn, request, subject, unconfirmed.senderPid, audit, finish);
-  const granted = d.grant.confirm
-    ? await askUser(deps, { client: d.client.name, subject, op, ...target }, d.grant.confirmFor)
-    : `client ${d.client.name}`;
+  let granted = `client ${d.client.name}`;
+  if (d.grant.confirm) {
+    granted = await askUser(deps, { client: d.client.name, subject, op, ...target }, d.grant.confirmFor);
+    // The question may have been open for a minute: a revoke or an expiry meanwhile wins over the yes.
+    const policyNow = deps.boundary ? policy : currentPolicy(deps.policy);
+    const still = decide(policyNow, subject, { op, ...target }, new Date());
+    if (still.result !== 'granted' || still.client.name !== d.client.name) {
+      throw new DeniedError(
+        `client "${d.client.name}" lost this grant while the user was asked (revoked, changed or expired)`,
+      );
+    }
+  }
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);

@@ -23,6 +23,7 @@ import type { Store } from '../store/types.js';
 import { askpassConfirmer } from './confirm.js';
 import { Connection, type ConnectionLimits } from './connection.js';
 import { ConsentMemory } from './consent.js';
+import { MAX_QUEUED_FRAMES } from './frame.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
@@ -41,8 +42,6 @@ export const LISTEN_BACKLOG = 4096;
 export const IDLE_TIMEOUT_MS = 60_000;
 /** A frame that has started must be complete within this time (slowloris). */
 export const FRAME_TIMEOUT_MS = 10_000;
-/** Requests a client may pipeline before it must read replies. */
-export const MAX_QUEUED_FRAMES = 32;
 /**
  * Request bytes all connections may hold at once (half-read and queued frames). Without it 2048
  * connections x (one frame being read + 32 queued) of up to 1 MiB each could hold gigabytes; with it a

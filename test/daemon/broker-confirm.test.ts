@@ -14,6 +14,7 @@ import {
   startBroker,
   stateText,
 } from '../support/broker.js';
+import { CLI } from '../support/cli.js';
 
 const SVC = 'confirm.example';
 const SECRET = canary('confirm');
@@ -32,14 +33,22 @@ for step in sys.argv[3:]:
 emit({"results": out})
 `;
 
-// The askpass records what it was asked (and how), then answers with the exit status in ANSWER.
+// The askpass records what it was asked (and how), then answers with the exit status in ANSWER; an
+// ANSWER of `revoke:NAME` has the user revoke client NAME while the question is open, then say yes.
 const here = mkdtempSync(join(tmpdir(), 'entraclaw-askpass-'));
 const ASKED = join(here, 'asked.log');
 const ANSWER = join(here, 'answer');
 const ASKPASS = join(here, 'askpass.sh');
 writeFileSync(
   ASKPASS,
-  `#!/bin/sh\nprintf '%s|%s\\n' "$SSH_ASKPASS_PROMPT" "$1" >> '${ASKED}'\nexit "$(cat '${ANSWER}')"\n`,
+  `#!/bin/sh
+printf '%s|%s\\n' "$SSH_ASKPASS_PROMPT" "$1" >> '${ASKED}'
+answer="$(cat '${ANSWER}')"
+case "$answer" in
+  revoke:*) '${process.execPath}' '${CLI}' revoke "\${answer#revoke:}" >/dev/null 2>&1 || exit 3; exit 0 ;;
+esac
+exit "$answer"
+`,
 );
 chmodSync(ASKPASS, 0o755);
 const asked = () => (existsSync(ASKED) ? readFileSync(ASKED, 'utf8').trim().split('\n') : []);
@@ -116,6 +125,30 @@ describe('confirm on use', () => {
     expect(r.result).toMatchObject({ ok: false, code: 'denied' });
     expect(r.result.message).toMatch(/not confirmed: the user declined/);
     expect(r.result.value_b64).toBeUndefined();
+  }, 30_000);
+
+  it('is denied when the client is revoked while the user is being asked, even if the answer is yes', async () => {
+    const fickle = b.file('fickle.py', `${CLIENT_PY}# fickle\n`);
+    const r0 = b.cli([
+      'register',
+      PYTHON,
+      '--script',
+      fickle,
+      '--grant',
+      `${SVC}/asked`,
+      '--confirm',
+      '--name',
+      'fickle',
+    ]);
+    expect(r0.status, r0.stderr).toBe(0);
+    writeFileSync(ANSWER, 'revoke:fickle');
+    const r = await b.python(fickle, [SVC, 'asked']);
+    expect(r.result).toMatchObject({ ok: false, code: 'denied' });
+    expect(r.result.message).toMatch(/lost this grant while the user was asked/);
+    expect(r.result.value_b64).toBeUndefined();
+    expect(JSON.parse(b.cli(['clients', '--json']).stdout.toString())).not.toContainEqual(
+      expect.objectContaining({ name: 'fickle' }),
+    );
   }, 30_000);
 
   it('is not asked for a grant without confirm', async () => {
