@@ -1,4 +1,5 @@
 import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { pinOf } from '../policy/edit.js';
 import { loadPolicy } from '../policy/load.js';
 import { ANY, type Grant } from '../policy/schema.js';
 import { printJson, printTable } from './output.js';
@@ -28,7 +29,7 @@ export function describeGrant(g: Grant, now = new Date()): string {
       ? ` until ${g.expiresAt}`
       : ` EXPIRED at ${g.expiresAt}`;
   const confirm = g.confirmFor
-    ? ` (confirm; a yes lasts ${g.confirmFor} per process)`
+    ? ` (confirm, a yes lasts ${g.confirmFor} per process)`
     : g.confirm
       ? ' (confirm each use)'
       : '';
@@ -42,11 +43,12 @@ export async function clients(opts: { json?: boolean }): Promise<void> {
   if (policy.clients.length === 0)
     return void process.stdout.write('no clients approved yet (see `entraclaw pending`)\n');
   printTable([
+    // The hash a client is known by (its script's, for a script), as `revoke sha256:` takes it.
     ['NAME', 'PROGRAM', 'SHA256', 'GRANTS'],
     ...policy.clients.map((c) => [
       c.name,
       c.script ? `${c.exe} ${c.script}` : c.exe,
-      c.sha256.slice(0, 16),
+      pinOf(c).slice(0, 16),
       c.grants.map((g) => describeGrant(g)).join('; '),
     ]),
   ]);

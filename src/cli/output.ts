@@ -1,18 +1,10 @@
 import { EntraclawError } from '../errors.js';
+import { visible } from '../lib/visible.js';
 import { exitCodeFor } from './exit-codes.js';
 
 /** Writes a value as pretty JSON on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-/**
- * A cell as the terminal should show it: control characters (ESC, CR, ...) and other invisible code
- * points escaped, so a path or name chosen by an unapproved program cannot redraw the table the user
- * approves from.
- */
-export function visible(text: string): string {
-  return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
 /** Prints aligned columns (first row is the header); every cell goes through visible(). */

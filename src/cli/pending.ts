@@ -1,4 +1,4 @@
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, UsageError } from '../errors.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { listPending, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
@@ -31,6 +31,12 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
 
 /** `entraclaw deny ID`: drops a pending request. */
 export async function deny(id: string, opts: { json?: boolean }): Promise<void> {
+  if (!/^p-[0-9a-f]{8}$/.test(id)) {
+    throw new UsageError(
+      `"${id}" is not a pending id (p-xxxxxxxx)`,
+      'deny takes the id `entraclaw pending` shows',
+    );
+  }
   if (!(await removePending(policyFiles().pending, id))) {
     throw new NotFoundError(`no pending request ${id}`, 'see `entraclaw pending`');
   }

@@ -2,10 +2,10 @@ import { revokeClient } from '../policy/edit.js';
 import { note, printJson } from './output.js';
 import { editPolicy, policyFiles } from './policy-files.js';
 
-/** `entraclaw revoke NAME|SHA256`: removes clients; takes effect on their next request. */
+/** `entraclaw revoke NAME|sha256:HEX`: removes clients; takes effect on their next request. */
 export async function revoke(target: string, opts: { json?: boolean }): Promise<void> {
   const removed = await editPolicy(policyFiles().policy, (p) => {
-    const r = revokeClient(p, target.replace(/^sha256:/, ''));
+    const r = revokeClient(p, target);
     return { policy: r.policy, result: r.removed };
   });
   if (opts.json) printJson({ revoked: removed.map((c) => c.name) });

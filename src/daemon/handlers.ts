@@ -7,6 +7,7 @@ import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
 import { grantSpecFor } from '../lib/percent.js';
+import { visible } from '../lib/visible.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
@@ -346,8 +347,9 @@ async function askUser(deps: HandlerDeps, q: Question, remember: string | undefi
   const what = op === 'list' ? 'list items' : `${op} ${q.service}/${q.account}`;
   const program = `${subject.exe}${subject.script ? ` ${subject.script}` : ''}`;
   const lasts = remember ? ` (a yes holds for this process for ${remember})` : '';
+  // Item names and paths come from the caller: escaped, so they cannot restyle or reorder the question.
   const answer = await deps.confirmUse(
-    `Entraclaw: allow "${q.client}" (${program}, pid ${subject.pid}) to ${what}?${lasts}`,
+    visible(`Entraclaw: allow "${q.client}" (${program}, pid ${subject.pid}) to ${what}?${lasts}`),
   );
   if (!answer.yes) throw new DeniedError(`not confirmed: ${answer.why}`);
   if (remember) deps.consent?.remember(q);

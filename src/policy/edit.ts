@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { shellQuote } from '../lib/shell.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
 import { parsePolicy } from './load.js';
 import {
@@ -44,43 +45,87 @@ export function addClient(policy: Policy, client: Client): Policy {
       'choose another --name, or grant it more with `entraclaw grant`',
     );
   }
-  const same = policy.clients.find(
-    (c) => c.sha256 === client.sha256 && c.script === client.script && c.scriptSha256 === client.scriptSha256,
-  );
+  const same = policy.clients.find((c) => samePin(c, client));
   if (same) {
     throw new ConflictError(
       `this program is already approved as client "${same.name}"`,
       `add grants to it with \`entraclaw grant ${same.name}\``,
     );
   }
+  // The same program (path and script) pinned at another version: that is an upgrade, not a second client.
+  const older = policy.clients.find((c) => c.exe === client.exe && c.script === client.script);
+  if (older) {
+    throw new ConflictError(
+      `${client.script ?? client.exe} is already approved as client "${older.name}", pinned to another version`,
+      `if this version is the one to trust, re-pin it: entraclaw upgrade ${shellQuote(client.script ?? client.exe)}`,
+    );
+  }
   return { clients: [...policy.clients, client] };
 }
 
-/** Appends grants to the client named `name`; throws NotFoundError when there is none. */
+/**
+ * Appends grants to the client named `name`, skipping any it already has exactly (a command run twice
+ * adds nothing); throws NotFoundError when there is no such client.
+ */
 export function addGrants(policy: Policy, name: string, grants: readonly Grant[]): Policy {
-  if (!policy.clients.some((c) => c.name === name)) throw noClient(name);
+  if (!policy.clients.some((c) => c.name === name)) {
+    throw new NotFoundError(`no client is named "${name}"`, 'see the client names with `entraclaw clients`');
+  }
+  const key = (g: Grant) => JSON.stringify(g, Object.keys(g).sort());
   return {
-    clients: policy.clients.map((c) => (c.name === name ? { ...c, grants: [...c.grants, ...grants] } : c)),
+    clients: policy.clients.map((c) => {
+      if (c.name !== name) return c;
+      const have = new Set(c.grants.map(key));
+      const added: Grant[] = [];
+      for (const g of grants) {
+        if (have.has(key(g))) continue;
+        have.add(key(g));
+        added.push(g);
+      }
+      return { ...c, grants: [...c.grants, ...added] };
+    }),
   };
 }
 
-/** Removes every client whose name or sha256 is `nameOrSha256`; throws NotFoundError when none is. */
-export function revokeClient(policy: Policy, nameOrSha256: string): { policy: Policy; removed: Client[] } {
-  const sha = nameOrSha256.toLowerCase();
-  // A hash names what a client is pinned to: its script when it has one, else its executable.
-  const pinned = (c: Client) => c.name === nameOrSha256 || (c.script ? c.scriptSha256 : c.sha256) === sha;
-  let removed = policy.clients.filter(pinned);
-  if (removed.length === 0) {
-    // The interpreter's hash names every script client it runs: one is taken, several are not guessed at.
-    removed = policy.clients.filter((c) => c.sha256 === sha);
-    if (removed.length > 1) {
-      throw new ConflictError(
-        `sha256:${sha} is the interpreter of ${removed.length} clients (${removed.map((c) => c.name).join(', ')}); nothing was revoked`,
-        "revoke them one by one by name, or by their script's sha256",
+/**
+ * Removes the client named `target`, or those pinned to the hash `sha256:HEX` (12 to 64 hex digits, as
+ * `clients` shows 16; the `sha256:` may be left out); throws NotFoundError when none is, and
+ * ConflictError when a short hash is ambiguous.
+ */
+export function revokeClient(policy: Policy, target: string): { policy: Policy; removed: Client[] } {
+  const named = policy.clients.filter((c) => c.name === target);
+  if (named.length > 0) return without(policy, named);
+  const hex = target.replace(/^sha256:/i, '').toLowerCase();
+  if (!/^[0-9a-f]{12,64}$/.test(hex)) {
+    if (target.toLowerCase().startsWith('sha256:')) {
+      throw new UsageError(
+        `"${target}" is not sha256: followed by 12 to 64 hex digits`,
+        'copy the hash from `entraclaw clients`, or revoke by name',
       );
     }
+    throw noClient(target);
   }
-  if (removed.length === 0) throw noClient(nameOrSha256);
+  // A hash names what a client is pinned to: its script when it has one, else its executable.
+  const pinned = policy.clients.filter((c) => pinOf(c).startsWith(hex));
+  // The interpreter's hash names every script client it runs: one is taken, several are not guessed at.
+  const removed = pinned.length > 0 ? pinned : policy.clients.filter((c) => c.sha256.startsWith(hex));
+  if (removed.length === 0) throw noClient(target);
+  const ambiguous = pinned.length > 0 ? new Set(pinned.map(pinOf)).size > 1 : removed.length > 1;
+  if (ambiguous) {
+    throw new ConflictError(
+      `sha256:${hex} names ${removed.length} clients (${removed.map((c) => c.name).join(', ')}); nothing was revoked`,
+      "give more digits of the hash, revoke by the script's hash, or revoke them one by one by name",
+    );
+  }
+  return without(policy, removed);
+}
+
+/** The hash a client is known by: its script's when it has one, else its executable's. */
+export function pinOf(c: Client): string {
+  return (c.script ? c.scriptSha256 : undefined) ?? c.sha256;
+}
+
+function without(policy: Policy, removed: Client[]): { policy: Policy; removed: Client[] } {
   return { policy: { clients: policy.clients.filter((c) => !removed.includes(c)) }, removed };
 }
 
@@ -111,7 +156,23 @@ export function upgradeClient(
   if (upgraded.length === 0) {
     throw new NotFoundError(`no client runs ${path}`, 'give the canonical path shown by `entraclaw clients`');
   }
+  // Two clients of one program at two versions (an old one approved from a stale request) become the
+  // same program once re-pinned: say which, rather than failing later as an invalid policy.
+  for (const next of upgraded) {
+    const twin = clients.find((c) => c !== next && samePin(c, next));
+    if (twin) {
+      throw new ConflictError(
+        `re-pinning ${path} would make clients "${next.name}" and "${twin.name}" the same program; nothing was changed`,
+        `keep one: entraclaw revoke ${upgraded.includes(twin) ? next.name : twin.name}, then upgrade again (add its grants to the other with entraclaw grant)`,
+      );
+    }
+  }
   return { policy: { clients }, upgraded };
+}
+
+// Same bytes pinned: the executable, and the script when there is one.
+function samePin(a: Client, b: Client): boolean {
+  return a.sha256 === b.sha256 && a.script === b.script && a.scriptSha256 === b.scriptSha256;
 }
 
 function noClient(what: string): NotFoundError {
@@ -222,7 +283,7 @@ function confirmWindow(text: string): string {
   if (!isConfirmWindow(text)) {
     throw new UsageError(
       `"${text}" is not a confirmation window`,
-      `use ${DURATION_FORMAT}, at most 24h; or --confirm to ask on every use`,
+      'use a number and a unit (s, m, h) of at most 24h: 30s, 10m, 8h; or --confirm to ask on every use',
     );
   }
   return text.trim();

@@ -122,15 +122,12 @@ function changedProgram(clients: readonly Client[], who: ClientIdentity): Decisi
   );
   const client = samePath.find((c) => c.script !== undefined) ?? samePath[0];
   if (!client) return undefined;
-  if (client.sha256 !== who.sha256.toLowerCase()) {
-    return denied(
-      client,
-      `binary changed since approval (run \`entraclaw upgrade ${shellQuote(client.exe)}\`)`,
-    );
-  }
+  const [what, path] =
+    client.sha256 !== who.sha256.toLowerCase() ? ['binary', client.exe] : ['script', client.script!];
   return denied(
     client,
-    `script changed since approval (run \`entraclaw upgrade ${shellQuote(client.script!)}\`)`,
+    `${what} changed since approval (run \`entraclaw upgrade ${shellQuote(path)}\`)`,
+    `if the change is yours, re-pin it and keep the grants of "${client.name}": entraclaw upgrade ${shellQuote(path)}`,
   );
 }
 

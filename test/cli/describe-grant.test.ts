@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeGrant } from '../../src/cli/clients.js';
-import { visible } from '../../src/cli/output.js';
+import { visible } from '../../src/lib/visible.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
 import type { Grant } from '../../src/policy/schema.js';
 

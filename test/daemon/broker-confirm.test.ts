@@ -169,7 +169,7 @@ describe('confirm on use, with a yes remembered (confirm_for)', () => {
     const policy = readFileSync(join(b.dir, 'config', 'entraclaw', 'policy.toml'), 'utf8');
     expect(policy).toMatch(/confirm = true\n\s*confirm_for = "10m"/);
     expect(b.cli(['clients']).stdout.toString()).toContain(
-      'confirm.example/polled read (confirm; a yes lasts 10m per process)',
+      'confirm.example/polled read (confirm, a yes lasts 10m per process)',
     );
   });
 

@@ -66,6 +66,21 @@ describe('addClient', () => {
       addClient({ clients: [bot] }, { ...bot, name: 'other', script: '/other.js' }).clients,
     ).toHaveLength(2);
   });
+
+  it('refuses the same program at another version, pointing at upgrade', () => {
+    const err = (() => {
+      try {
+        addClient({ clients: [bot] }, { ...bot, name: 'newer', scriptSha256: C });
+      } catch (e) {
+        return e as EntraclawError;
+      }
+    })();
+    expect(err?.code).toBe('conflict');
+    expect(err?.hint).toBe(
+      'if this version is the one to trust, re-pin it: entraclaw upgrade /home/me/bot/index.js',
+    );
+    expect(code(() => addClient({ clients: [ssh] }, { ...ssh, name: 'ssh2', sha256: A }))).toBe('conflict');
+  });
 });
 
 describe('addGrants', () => {
@@ -75,6 +90,15 @@ describe('addGrants', () => {
     expect(p.clients[1]!.grants).toEqual([g]);
     expect(p.clients[0]).toBe(bot);
     expect(code(() => addGrants({ clients: [bot] }, 'nobody', [g]))).toBe('not_found');
+  });
+
+  it('adds nothing for a grant the client already has, whatever the key order', () => {
+    const g = parseGrantSpec('npm', { ops: 'read' });
+    const reordered = Object.fromEntries(Object.entries(g).reverse()) as typeof g;
+    const p = addGrants(addGrants({ clients: [ssh] }, 'ssh', [g]), 'ssh', [reordered, g]);
+    expect(p.clients[0]!.grants).toEqual([g]);
+    const other = parseGrantSpec('npm', { ops: 'read,list' });
+    expect(addGrants(p, 'ssh', [other]).clients[0]!.grants).toEqual([g, other]);
   });
 });
 
@@ -99,10 +123,26 @@ describe('revokeClient', () => {
 
   it('throws not_found when nothing matches', () => {
     expect(code(() => revokeClient({ clients: [bot] }, 'nobody'))).toBe('not_found');
+    expect(code(() => revokeClient({ clients: [bot] }, `sha256:${C.slice(0, 16)}`))).toBe('not_found');
+  });
+
+  it('takes the 16 digits `clients` shows (sha256: optional), refusing a prefix that names two programs', () => {
+    expect(revokeClient({ clients: [bot, ssh] }, `sha256:${B.slice(0, 16)}`).removed).toEqual([bot]);
+    expect(revokeClient({ clients: [bot, ssh] }, C.slice(0, 12)).removed).toEqual([ssh]);
+    const near = { ...ssh, name: 'near', exe: '/usr/bin/near', sha256: `${C.slice(0, 20)}${A.slice(20)}` };
+    expect(code(() => revokeClient({ clients: [ssh, near] }, `sha256:${C.slice(0, 16)}`))).toBe('conflict');
+    expect(revokeClient({ clients: [ssh, near] }, `sha256:${C.slice(0, 24)}`).removed).toEqual([ssh]);
+    expect(code(() => revokeClient({ clients: [ssh] }, 'sha256:abc'))).toBe('usage');
+    expect(code(() => revokeClient({ clients: [ssh] }, 'sha256:zz'))).toBe('usage');
   });
 });
 
 describe('upgradeClient', () => {
+  it('refuses a re-pin that would make two clients one program, changing nothing', () => {
+    const stale = { ...bot, name: 'stale', scriptSha256: C };
+    expect(code(() => upgradeClient({ clients: [bot, stale] }, '/home/me/bot/index.js', B))).toBe('conflict');
+  });
+
   it('records a new exe hash and keeps grants', () => {
     const { policy, upgraded } = upgradeClient({ clients: [bot, ssh] }, '/usr/bin/ssh', A.toUpperCase());
     expect(policy.clients[1]).toEqual({ ...ssh, sha256: A });
