@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
+import { statFields } from '../lib/proc-stat.js';
 import { findCommand } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
@@ -86,8 +87,15 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   const homeDir = canonicalIfExists(home);
   const bus = dbusAddressSockets(env.DBUS_SESSION_BUS_ADDRESS);
   // Wherever they live: Entraclaw's own files, the Secret Service keyrings, the passphrase, the bus socket.
-  const keyrings = join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings');
-  const ours = [ctx.paths.config, ctx.paths.data, ctx.paths.state, keyrings];
+  // The keyrings both where this shell's XDG_DATA_HOME says and at the default: a gnome-keyring started by
+  // PAM or systemd uses the default whatever this shell sets.
+  const keyrings = [
+    ...new Set([
+      join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings'),
+      join(home, '.local', 'share', 'keyrings'),
+    ]),
+  ];
+  const ours = [ctx.paths.config, ctx.paths.data, ctx.paths.state, ...keyrings];
   // One that does not exist yet is created, empty and private, so that it exists to be masked: a command
   // that may write its parent (`--project ~`) could otherwise create it and plant a policy.toml, an
   // agent.toml or a keyring that the host's daemon and keyring would trust afterwards.
@@ -161,7 +169,15 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     closeSync(seccompFd);
     seccompFd = undefined;
     const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream);
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => forward(s, init(), child));
+    let signalled = 0;
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(s, () => {
+        // A second signal ends the sandbox whatever its processes do (a command that stopped the
+        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever).
+        if (++signalled > 1) child.kill('SIGKILL');
+        else forward(s, init(), child);
+      });
+    }
     process.exitCode = await new Promise<number>((res) => {
       child.on('error', () => res(127));
       child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
@@ -196,7 +212,8 @@ function sandboxInit(info: NodeJS.ReadableStream): () => number | undefined {
 
 // bwrap does not pass signals on: killing it kills the command with SIGKILL (--die-with-parent), so a
 // Ctrl-C would never let an agent save its state. Instead the signal goes to the processes the sandbox's
-// init started (the command), and to bwrap only when they cannot be found.
+// init started (the command), and to bwrap when none of them is alive (a zombie takes a signal and does
+// nothing with it).
 function forward(signal: NodeJS.Signals, init: number | undefined, bwrap: ChildProcess): void {
   let sent = false;
   if (init !== undefined) {
@@ -214,11 +231,23 @@ function forward(signal: NodeJS.Signals, init: number | undefined, bwrap: ChildP
 
 function childrenOf(pid: number): number[] {
   try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
-    );
+    return readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) =>
+        readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
+      )
+      .filter(alive);
   } catch {
     return [];
+  }
+}
+
+// Not a zombie (nor gone): its state in /proc/PID/stat, the field after the command name.
+function alive(pid: number): boolean {
+  try {
+    const state = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0];
+    return state !== undefined && state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
 

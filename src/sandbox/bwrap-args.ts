@@ -53,6 +53,10 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
     '--unshare-pid',
     '--unshare-ipc',
     '--unshare-uts',
+    // Run by root, bwrap would leave the command every capability in its namespaces: enough to unmount
+    // the tmpfs masks (or the $HOME tmpfs) and see the keyrings, the vault and the host's socket below.
+    '--cap-drop',
+    'ALL',
   ];
   if (!layout.network) args.push('--unshare-net');
   args.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run');

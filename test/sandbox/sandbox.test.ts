@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { CLI } from '../support/cli.js';
 import { inTestSession, randomName } from '../support/context.js';
 
@@ -298,6 +298,10 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
         vault_cat: `cat ${sq(vault)}`,
         config_ls: `ls ${sq(config)}`,
         passphrase: `cat ${sq(pass)}`,
+        // Run by root (as CI is), the command must not keep capabilities that could lift the masks.
+        caps: 'grep ^CapEff: /proc/self/status',
+        umount_tmp: 'umount -l /tmp',
+        umount_home: 'umount -l "$HOME"',
         home_ls: 'ls -A "$HOME"',
         home_var: 'printf %s "$HOME"',
         project_write: `echo written-inside > ${sq(join(project, 'out.txt'))} && cat ${sq(join(project, 'out.txt'))}`,
@@ -330,6 +334,12 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       expect(r.outcomes.config_ls!.rc).not.toBe(0);
       expect(r.outcomes.passphrase!.rc).not.toBe(0);
       expect(r.outcomes.passphrase!.stdout).toBe('');
+    });
+
+    it('holds no capability, so the masks cannot be unmounted (even when entraclaw runs as root)', () => {
+      expect(r.outcomes.caps!.stdout).toBe('CapEff:\t0000000000000000\n');
+      expect(r.outcomes.umount_tmp!.rc).not.toBe(0);
+      expect(r.outcomes.umount_home!.rc).not.toBe(0);
     });
 
     it('$HOME is empty (and still named)', () => {
@@ -532,5 +542,56 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     it('Ctrl-C (SIGINT to the whole process group) reaches the command once, not as a SIGKILL', async () => {
       expect(await signalled('SIGINT', true)).toEqual({ status: 42, got: 'INT\n' });
     });
+
+    it("SIGTERM still ends entraclaw when the command stopped the sandbox's init with ptrace and exited", async () => {
+      const attached = join(project, 'attached');
+      // PTRACE_ATTACH (16) to pid 1, the sandbox's init: it stops, and never reaps the exiting command.
+      const py = `import ctypes; r = ctypes.CDLL(None).ptrace(16, 1, 0, 0); open(${JSON.stringify(attached)}, "w").write(str(r))`;
+      const proc = spawn(
+        process.execPath,
+        [CLI, 'sandbox', '--store', 'secret-service', '--project', project, '--', 'python3', '-c', py],
+        { env: baseEnv(), stdio: 'ignore' },
+      );
+      const closed = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+      // A failed run must not leave a stopped sandbox behind.
+      onTestFinished(() => void proc.kill('SIGKILL'));
+      await new Promise<void>((resolve) => {
+        const poll = setInterval(() => {
+          if (existsSync(attached) && readFileSync(attached, 'utf8') !== '') {
+            clearInterval(poll);
+            resolve();
+          }
+        }, 20);
+      });
+      expect(readFileSync(attached, 'utf8')).toBe('0');
+      // Once the command is a zombie under the stopped init, the signal must not be spent on it.
+      const stat = (pid: number | string) => {
+        try {
+          const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const [state, ppid] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+          return {
+            comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+            state,
+            ppid: Number(ppid),
+          };
+        } catch {
+          return undefined;
+        }
+      };
+      const below = (pid: number): boolean => {
+        for (let p = stat(pid)?.ppid; p && p > 1; p = stat(p)?.ppid) if (p === proc.pid) return true;
+        return false;
+      };
+      const commandAlive = () =>
+        readdirSync('/proc')
+          .filter((d) => /^\d+$/.test(d))
+          .some((d) => {
+            const s = stat(d);
+            return s?.comm === 'python3' && s.state !== 'Z' && below(Number(d));
+          });
+      while (commandAlive()) await new Promise((resolve) => setTimeout(resolve, 20));
+      proc.kill('SIGTERM');
+      expect(await closed).toBe(143);
+    }, 30_000);
   });
 });
