@@ -78,6 +78,12 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       skipped.push({ name, reason: err.message });
     }
   }
+  // A service that only has its LoadCredential= items (no keyring, no vault passphrase) can still read
+  // them: the credentials become the store, read-only, and a write says so.
+  const [creds] = readFirst;
+  if (creds) {
+    return { store: creds, readFirst: [], reason: `auto: only ${creds.name} is usable (read-only)`, skipped };
+  }
   throw new UnavailableError(
     `no usable store: ${skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}`,
     'run `entraclaw doctor` to see what each store needs',

@@ -311,6 +311,29 @@ describe('auto: what reads will actually see', () => {
     expect(runCli(['secret', 'set', 'alone', 'me'], e, 'v').stderr).not.toContain('note:');
   });
 
+  it('a service with only its credentials (no keyring, no vault passphrase) reads them, and a write says why not', () => {
+    const only = isolatedEnv(mkdtempSync(join(dir, 'creds-only-')), {
+      DBUS_SESSION_BUS_ADDRESS: '',
+      CREDENTIALS_DIRECTORY: creds,
+    });
+    // A vault exists, but this service was given no passphrase for it.
+    const made = runCli(['secret', 'set', 'in', 'vault'], { ...only, ENTRACLAW_PASSPHRASE_FILE: pass }, 'v');
+    expect(made.status, made.stderr).toBe(0);
+    mkdirSync(creds, { recursive: true });
+    writeFileSync(join(creds, 'svc@only'), 'credential-value');
+    const get = runCli(['secret', 'get', 'svc', 'only'], only);
+    expect(get.status, get.stderr).toBe(0);
+    expect(get.stdout.toString()).toBe('credential-value');
+    const ls = runCli(['secret', 'ls'], only);
+    expect(ls.status, ls.stderr).toBe(0);
+    expect(ls.stdout.toString()).toContain('svc');
+    const set = runCli(['secret', 'set', 'svc', 'new'], only, 'v');
+    expect(set.status).toBe(EXIT_CODES.usage);
+    expect(set.stderr).toContain('encrypted-file not used (vault ');
+    expect(set.stderr).toContain('is locked: no passphrase available); using systemd-creds');
+    expect(set.stderr).toContain('store "systemd-creds" is read-only');
+  });
+
   it('not found names a store auto passed over, where the item may be', () => {
     const r = runCli(['secret', 'get', 'nowhere', 'me'], e);
     expect(r.status).toBe(EXIT_CODES.not_found);
