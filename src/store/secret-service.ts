@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   CorruptError,
   EntraclawError,
@@ -6,6 +8,7 @@ import {
   TooLargeError,
   UnavailableError,
 } from '../errors.js';
+import { withFileLock } from '../lib/file-lock.js';
 import { assertItemName } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
 import {
@@ -134,6 +137,8 @@ class SecretServiceStore implements Store {
     private readonly api: SecretServiceApi,
     private readonly session: Session,
     private readonly collection: string,
+    /** flock()ed around each set: see set(). */
+    private readonly lockPath: string,
   ) {}
 
   private async run<T>(op: Op, fn: () => Promise<T>): Promise<T> {
@@ -215,6 +220,14 @@ class SecretServiceStore implements Store {
       );
     }
     const item = `${service}/${account}`;
+    // Find-then-create is not atomic on the bus: two of our writers at once would both create, leaving
+    // duplicates (and an old value readable after a rotation). Our writers take turns; others' are theirs.
+    mkdirSync(dirname(this.lockPath), { recursive: true, mode: 0o700 });
+    return withFileLock(this.lockPath, () => this.store(input, item));
+  }
+
+  private store(input: ItemInput, item: string): Promise<ItemMeta> {
+    const { service, account, value } = input;
     return this.run({ action: 'store', item }, async () => {
       const label = input.label ?? defaultLabel(service, account);
       const hit = await this.find(service, account);
@@ -377,7 +390,13 @@ export const backend: StoreBackend = {
       const api = new SecretServiceApi(bus);
       // Refusing a locked collection here, not at the first read, lets `auto` fall back to another store.
       const [session, collection] = await Promise.all([api.openSession(), usableCollection(api)]);
-      return new SecretServiceStore(bus, api, session, collection);
+      return new SecretServiceStore(
+        bus,
+        api,
+        session,
+        collection,
+        join(ctx.paths.runtime, 'secret-service.lock'),
+      );
     } catch (err) {
       bus?.close();
       throw decodeError(err, { action: 'open an encrypted session' });

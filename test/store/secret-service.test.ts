@@ -12,6 +12,7 @@ import { Bus } from '../../src/store/secret-service/bus.js';
 import { DH_ALGORITHM, encryptSecret } from '../../src/store/secret-service/dh-session.js';
 import { backend } from '../../src/store/secret-service.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
+import { CLI } from '../support/cli.js';
 import { randomName } from '../support/context.js';
 
 // Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
@@ -27,11 +28,15 @@ const BINARY = Buffer.concat([
   randomBytes(64),
 ]);
 
+// The store's only file: the lock its writers take turns on, in the runtime directory.
+const runtime = mkdtempSync(join(tmpdir(), 'entraclaw-ss-runtime-'));
+afterAll(() => rmSync(runtime, { recursive: true, force: true }));
+
 function context(env: NodeJS.ProcessEnv = process.env, timeoutMs = 3000): StoreContext {
   const none = '/nonexistent';
   return {
     env,
-    paths: { config: none, data: none, state: none, runtime: none },
+    paths: { config: none, data: none, state: none, runtime },
     interactive: false,
     timeoutMs,
   };
@@ -178,6 +183,37 @@ describe('secret-service store (real gnome-keyring)', () => {
     expect(got).not.toHaveProperty('expiresAt');
     expect(await countItems(service, account)).toBe(1);
   });
+
+  it('writers in several processes at once leave one item, holding one of their values', async () => {
+    const { service, account } = item('race');
+    const env = { ...process.env, XDG_RUNTIME_DIR: runtime };
+    const writers = Array.from(
+      { length: 8 },
+      (_, i) =>
+        new Promise<number | null>((resolve) => {
+          const child = spawn(
+            process.execPath,
+            [
+              CLI,
+              'secret',
+              'set',
+              service,
+              account,
+              '--store',
+              'secret-service',
+              '--expires-at',
+              `2030-01-0${i + 1}T00:00:00Z`,
+            ],
+            { env, stdio: ['pipe', 'ignore', 'ignore'] },
+          );
+          child.stdin.end(`value-${i}`);
+          child.on('close', resolve);
+        }),
+    );
+    expect(await Promise.all(writers)).toEqual(Array(8).fill(0));
+    expect(await countItems(service, account)).toBe(1);
+    expect((await store.get(service, account))?.value.toString()).toMatch(/^value-[0-7]$/);
+  }, 60_000);
 
   it('deletes, and says whether there was anything to delete', async () => {
     const { service, account } = item('del');
