@@ -130,7 +130,18 @@ function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): 
 
 /** Creates the vault directory 0700, refusing an existing one that others could write into. */
 function ensureDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UnavailableError(
+      `cannot create the vault directory ${dir}: ${code}`,
+      code === 'ENOENT'
+        ? 'a directory above it is missing or a dangling symlink: fix it, or set XDG_DATA_HOME to where the vault should live'
+        : 'it must be a directory you can write (mode 700): check its parents, or set XDG_DATA_HOME elsewhere',
+      { cause: err },
+    );
+  }
   assertDirClosed(dir);
 }
 

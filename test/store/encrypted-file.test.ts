@@ -8,6 +8,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -196,6 +197,18 @@ describe('encrypted-file store', () => {
     expect(statSync(vaultPath(ctx)).mode & 0o777).toBe(0o600);
     expect(statSync(join(ctx.paths.data, 'vault.lock')).mode & 0o777).toBe(0o600);
     expect(tempFiles(ctx)).toEqual([]);
+  });
+
+  it('a vault directory that cannot be created is "unavailable" naming it, not an internal error', async () => {
+    const ctx = context();
+    // The data directory's parent is a dangling symlink (a dotfiles link to an unmounted disk, say).
+    const dangling = join(ctx.dir, 'dangling');
+    symlinkSync(join(ctx.dir, 'nowhere', 'deeper'), dangling);
+    const s = await open({ ...ctx, paths: { ...ctx.paths, data: join(dangling, 'entraclaw') } });
+    const err = await caught(s.set({ service: 's', account: 'a', value: Buffer.from('v') }));
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toBe(`cannot create the vault directory ${join(dangling, 'entraclaw')}: ENOENT`);
+    expect(err.hint).toMatch(/missing or a dangling symlink/);
   });
 
   it('refuses reads, not only writes, from a vault directory others can write; doctor says so', async () => {
