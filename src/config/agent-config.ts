@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { tomlSyntaxError } from '../lib/toml-error.js';
 import { VALID_STORES } from '../store/registry.js';
 import { STORE_NAMES, type StoreName } from '../store/types.js';
 
@@ -50,10 +51,7 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   try {
     raw = parse(text);
   } catch (err) {
-    throw new UsageError(
-      `config ${path} is not valid TOML: ${(err as Error).message}`,
-      'fix the syntax and retry',
-    );
+    throw tomlSyntaxError('config ', path, err);
   }
   const result = (await schema()).safeParse(raw);
   if (!result.success) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
+import { tomlSyntaxError } from '../lib/toml-error.js';
 import type { Grant, GrantOperation } from '../policy/schema.js';
 
 // A sandbox profile. Its `[credential_access]` table mirrors the nono broker's profile section
@@ -78,7 +79,7 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
   try {
     raw = parse(text);
   } catch (err) {
-    throw new UsageError(`profile ${source} is not valid TOML: ${(err as Error).message}`);
+    throw tomlSyntaxError('profile ', source, err);
   }
   const r = schema.safeParse(raw);
   if (!r.success) {

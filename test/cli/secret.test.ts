@@ -362,4 +362,14 @@ describe('agent.toml mistakes', () => {
     expect(store.stderr).toContain('credentials.store');
     expect(store.stderr).toContain('hint: valid stores: auto, ');
   });
+
+  it('a syntax error names the line, on one line, with a hint', () => {
+    write('[credentials]\nstore = \n');
+    const r = runCli(['doctor'], e);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    const [message, hint] = r.stderr.trimEnd().split('\n');
+    expect(message).toMatch(/^entraclaw: config \S*agent\.toml:2 is not valid TOML: /);
+    expect(message).not.toContain('\\u{');
+    expect(hint).toMatch(/^ {2}hint: fix the syntax at line 2 of \S*agent\.toml$/);
+  });
 });

@@ -214,9 +214,10 @@ describe('parseProfile: what it refuses', () => {
     await usageError('[sandbox]\nnetwork = "yes"');
   });
 
-  it('invalid TOML names the file', async () => {
-    const err = await usageError('[credential_access\n');
-    expect(err.message).toMatch(/p\.toml is not valid TOML/);
+  it('invalid TOML names the file and line on one line, with a hint', async () => {
+    const err = await usageError('network = true\n[credential_access\n');
+    expect(err.message).toMatch(/^profile \S*p\.toml:2 is not valid TOML: [^\n]+$/);
+    expect(err.hint).toMatch(/^fix the syntax at line 2 of \S*p\.toml$/);
   });
 });
 
