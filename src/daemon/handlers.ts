@@ -208,7 +208,13 @@ async function serve(
       'granted',
     );
   }
-  const target = request.op === 'list' ? {} : { service: request.service, account: request.account };
+  // A list names at most a service filter: it is not what is decided on, only what the hints name.
+  const target =
+    request.op === 'list'
+      ? request.service
+        ? { service: request.service }
+        : {}
+      : { service: request.service, account: request.account };
   // Whether a set creates or updates decides which grant it needs (nono's create/update split). The store
   // is asked only for a caller that may do one of them: anyone else learns nothing, not even whether the
   // item exists, and is refused (or queued) for `write`.

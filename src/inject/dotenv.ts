@@ -66,7 +66,11 @@ export async function loadDotenvFiles(paths: readonly string[]): Promise<EnvPair
       bytes = await readFile(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new UsageError(`cannot read .env file ${path} (${code})`, undefined, { cause: err });
+      throw new UsageError(
+        `cannot read .env file ${path} (${code})`,
+        code === 'ENOENT' ? 'check the path given to --env-file' : 'it must be a file you can read',
+        { cause: err },
+      );
     }
     pairs.push(...parseDotenv(bytes, path));
   }
@@ -78,7 +82,7 @@ function normalise(text: string | Buffer, source: string): string {
   try {
     s = typeof text === 'string' ? text : utf8.decode(text);
   } catch {
-    throw new UsageError(`${source}: not UTF-8 text`);
+    throw new UsageError(`${source}: not UTF-8 text`, 'save it as UTF-8 (a .env file is text)');
   }
   // Same line-ending rule as dotenv, so our line numbers and its parse agree.
   return s.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');

@@ -1,4 +1,4 @@
-import { itemGrantSpec } from '../lib/percent.js';
+import { grantSpecFor, itemGrantSpec } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
 
@@ -53,7 +53,7 @@ export function decide(
       : denied(
           client,
           `client "${client.name}" has no grant that allows list`,
-          grantHint(client, 'SERVICE', 'list'),
+          grantHint(client, grantSpecFor(request) ?? 'SERVICE', 'list'),
         );
   }
   const { service, account } = request;

@@ -53,6 +53,8 @@ async function matching(
   client: Client,
   q: SecretToolQuery,
 ): Promise<Array<Pick<ItemMeta, 'service' | 'account'>>> {
+  // No item has an empty name (every store refuses one): nothing matches, as with the real tool.
+  if (q.service === '' || q.account === '') return [];
   if (q.service !== undefined && q.account !== undefined) return [{ service: q.service, account: q.account }];
   return (await client.list(q.service)).filter(
     (i) =>

@@ -319,6 +319,12 @@ describe('decide: grants', () => {
     expect(decide(policy(client()), who(), ask('list'), NOW)).toMatchObject({
       result: 'denied',
       reason: 'client "bot" has no grant that allows list',
+      hint: /--grant SERVICE --ops list$/,
+    });
+    // A list filtered by service: the hint names it (the filter does not change the decision).
+    expect(decide(policy(client()), who(), { op: 'list', service: 'a/b' }, NOW)).toMatchObject({
+      result: 'denied',
+      hint: /--grant a%2Fb --ops list$/,
     });
     const lapsed = client({ grants: [grant({ operations: ['list'], expiresAt: '2026-01-01T00:00:00Z' })] });
     expect(decide(policy(lapsed), who(), ask('list'), NOW).result).toBe('denied');

@@ -247,11 +247,17 @@ describe.skipIf(!inTestSession)(
       }, 30_000);
 
       it('lookup and clear of a missing item: status 1, no output, in both', async () => {
-        const missing = ['service', SVC, 'account', 'nobody'];
-        for (const op of ['lookup', 'clear']) {
-          const theirs = await real([op, ...missing]);
-          expect(text(theirs)).toEqual({ status: 1, stdout: '', stderr: '' });
-          expect(text(await st([op, ...missing]))).toEqual(text(theirs));
+        // An empty value names no item either: the real tool finds nothing, and so does the shim.
+        for (const missing of [
+          ['service', SVC, 'account', 'nobody'],
+          ['service', '', 'account', 'nobody'],
+          ['service', SVC, 'account', ''],
+        ]) {
+          for (const op of ['lookup', 'clear']) {
+            const theirs = await real([op, ...missing]);
+            expect(text(theirs)).toEqual({ status: 1, stdout: '', stderr: '' });
+            expect(text(await st([op, ...missing]))).toEqual(text(theirs));
+          }
         }
       }, 30_000);
 
