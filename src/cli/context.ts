@@ -16,12 +16,14 @@ export async function storeContext(
   const env = process.env;
   const paths = resolvePaths(env);
   const config = await loadAgentConfig(paths.config);
-  // An empty ENTRACLAW_STORE= means unset, as for most variables.
-  const requested = opts.store
-    ? storeRequest(opts.store, '--store')
-    : env.ENTRACLAW_STORE
-      ? storeRequest(env.ENTRACLAW_STORE, 'ENTRACLAW_STORE')
-      : storeRequest(config.credentials.store, 'agent.toml [credentials] store');
+  // `--store=` (empty) is a mistake to report, not a request for auto; an empty ENTRACLAW_STORE= means
+  // unset, as for most variables.
+  const requested =
+    opts.store !== undefined
+      ? storeRequest(opts.store, '--store')
+      : env.ENTRACLAW_STORE
+        ? storeRequest(env.ENTRACLAW_STORE, 'ENTRACLAW_STORE')
+        : storeRequest(config.credentials.store, 'agent.toml [credentials] store');
   const ctx: StoreContext = {
     env,
     paths,

@@ -112,7 +112,10 @@ async function promptTwiceIf(twice: boolean, question: string, io: PromptIo): Pr
   second.fill(0);
   if (!same) {
     first.fill(0);
-    throw new UsageError('the passphrases did not match; the vault was not created');
+    throw new UsageError(
+      'the passphrases did not match; the vault was not created',
+      'run the command again and type the same passphrase twice',
+    );
   }
   return first;
 }
@@ -157,7 +160,11 @@ export async function promptHidden(
             if (ENTER.includes(b) || CANCEL.includes(b)) {
               if (i + 1 < chunk.length) input.unshift(chunk.subarray(i + 1));
               chunk.fill(0, 0, i + 1);
-              return finish(ENTER.includes(b) ? undefined : new UsageError('passphrase prompt cancelled'));
+              return finish(
+                ENTER.includes(b)
+                  ? undefined
+                  : new UsageError('cancelled at the prompt; nothing was done', 'run the command again'),
+              );
             }
             if (ERASE.includes(b)) len = Math.max(0, len - 1);
             else if (len < buf.length) buf[len++] = b;

@@ -226,8 +226,12 @@ class EncryptedFileStore implements Store {
   }
 
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
+    // Sorted as the other stores list, not in the order items were first written.
     return this.read((items) =>
-      items.filter((i) => filter?.service === undefined || i.service === filter.service).map(toMeta),
+      items
+        .filter((i) => filter?.service === undefined || i.service === filter.service)
+        .map(toMeta)
+        .sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account)),
     );
   }
 

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { EntraclawError, UnavailableError } from '../errors.js';
+import { EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
 
@@ -55,16 +55,27 @@ class SystemdCredsStore implements Store {
 
   async get(service: string, account: string): Promise<Item | undefined> {
     const file = credentialName(service, account);
+    const path = join(this.dir, file);
+    let value: Buffer;
     try {
-      const value = readFileSync(join(this.dir, file));
-      return { ...this.meta(file, { service, account }), value };
+      // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
+      const { size } = statSync(path);
+      if (size > this.maxValueBytes) {
+        throw new TooLargeError(
+          `systemd credential ${file} is ${size} bytes; items hold at most ${this.maxValueBytes}`,
+          'keep large files elsewhere and only their key in a credential',
+        );
+      }
+      value = readFileSync(path);
     } catch (err) {
+      if (err instanceof TooLargeError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new UnavailableError(
         `cannot read systemd credential ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
         `a credential is a file in $CREDENTIALS_DIRECTORY (${this.dir}), set by the unit's LoadCredential= or SetCredential=`,
       );
     }
+    return { ...this.meta(file, { service, account }), value };
   }
 
   async set(): Promise<ItemMeta> {
@@ -77,7 +88,12 @@ class SystemdCredsStore implements Store {
 
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
     const out: ItemMeta[] = [];
-    for (const file of readdirSync(this.dir).sort()) {
+    for (const entry of readdirSync(this.dir, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    )) {
+      // A credential is a file; anything else in the directory is not an item.
+      if (!entry.isFile()) continue;
+      const file = entry.name;
       const ids = parseCredentialName(file);
       if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
       out.push(this.meta(file, ids));

@@ -334,6 +334,26 @@ describe('auto: what reads will actually see', () => {
     expect(set.stderr).toContain('store "systemd-creds" is read-only');
   });
 
+  it('a directory among the credentials is no item, and a credential over 1 MiB is refused, not loaded', () => {
+    mkdirSync(join(creds, 'dir@d'), { recursive: true });
+    writeFileSync(join(creds, 'big@one'), Buffer.alloc(1024 * 1024 + 1, 1));
+    const ls = runCli(['secret', 'ls', '--json', '--store', 'systemd-creds'], e);
+    expect(ls.status, ls.stderr).toBe(0);
+    const listed = (JSON.parse(ls.stdout.toString()) as Array<{ service: string }>).map((i) => i.service);
+    expect(listed).toContain('big');
+    expect(listed).not.toContain('dir');
+    const big = runCli(['secret', 'get', 'big', 'one', '--store', 'systemd-creds'], e);
+    expect(big.status).toBe(EXIT_CODES.usage);
+    expect(big.stderr).toContain('systemd credential big@one is 1048577 bytes; items hold at most 1048576');
+    expect(big.stdout.length).toBe(0);
+  });
+
+  it('an empty --store= is a usage error, not auto', () => {
+    const r = runCli(['secret', 'ls', '--store='], e);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('--store');
+  });
+
   it('not found names a store auto passed over, where the item may be', () => {
     const r = runCli(['secret', 'get', 'nowhere', 'me'], e);
     expect(r.status).toBe(EXIT_CODES.not_found);

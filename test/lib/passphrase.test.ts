@@ -149,7 +149,7 @@ describe('passphrase prompt', () => {
     const tty = terminal();
     const cancelled = readPassphrase({ ...ctx, interactive: true }, VAULT, false, tty);
     tty.typed.write('abc\x03');
-    await expect(cancelled).rejects.toThrow('passphrase prompt cancelled');
+    await expect(cancelled).rejects.toThrow('cancelled at the prompt; nothing was done');
     const tty2 = terminal();
     const empty = readPassphrase({ ...ctx, interactive: true }, VAULT, false, tty2);
     tty2.typed.write('\r');
