@@ -322,7 +322,11 @@ async function manage(argv: string[], t: Target): Promise<void> {
     t.manager === 'systemd' &&
     !r.error &&
     !r.timedOut &&
-    /Failed to connect to (the )?bus|\$DBUS_SESSION_BUS_ADDRESS/.test(r.stderr)
+    // No bus at all, or a session bus on which nothing provides systemd (a D-Bus session without a
+    // user manager: activating org.freedesktop.systemd1 fails).
+    /Failed to connect to (the )?bus|\$DBUS_SESSION_BUS_ADDRESS|org\.freedesktop\.systemd1 (exited|was not provided)/.test(
+      r.stderr,
+    )
   ) {
     throw new NoManagerError(
       `no systemd user manager: wrote ${t.file} but nothing can load it (${argv.join(' ')}: ${firstLine(r.stderr)})`,

@@ -126,6 +126,22 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     },
   );
 
+  // The test session's private bus (scripts/with-keyring.sh) has no systemd on it, as a desktop-less
+  // login with a D-Bus session but no user manager: systemctl fails activating org.freedesktop.systemd1.
+  it.runIf(hasSystemctl && process.env.ENTRACLAW_IN_TEST_SESSION === '1')(
+    'a session bus without systemd on it counts as no user manager: install exits 5, uninstall cleans up',
+    () => {
+      const { env, unitFile } = sandbox({ DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS });
+      const r = runCli(['service', 'install'], env);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.unavailable);
+      expect(r.stderr).toContain('no systemd user manager');
+      expect(existsSync(unitFile)).toBe(true);
+      const u = runCli(['service', 'uninstall'], env);
+      expect(u.status, u.stderr).toBe(0);
+      expect(existsSync(unitFile)).toBe(false);
+    },
+  );
+
   it('uninstall without a user manager still removes the unit and its enablement link', () => {
     const { dir, env: base, unitFile } = sandbox();
     const env = { ...base, ...fakeSystemctl(dir, true).env };
