@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { LockedError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
-import { PASSPHRASE_HINT, passphraseSource, readPassphrase } from '../lib/passphrase.js';
+import { PASSPHRASE_HINT, passphraseSource, readPassphrase, readPassphraseFile } from '../lib/passphrase.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertItemName } from './item-rules.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -399,7 +399,13 @@ export const backend: StoreBackend = {
     let where: string;
     let usable = supported();
     try {
-      where = vaultExists(vault) ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
+      // What every command would trip over first, checked without the key: the vault's own structure
+      // and the passphrase file's permissions (a wrong passphrase shows only at the first read).
+      const exists = vaultExists(vault);
+      if (exists) parseVault(readVaultFile(vault) ?? Buffer.alloc(0), vault);
+      const source = passphraseSource(ctx);
+      if (source?.kind === 'file') readPassphraseFile(source.path, source.via).fill(0);
+      where = exists ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
     } catch (err) {
       where = (err as Error).message;
       usable = false;

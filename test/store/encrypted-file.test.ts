@@ -538,4 +538,20 @@ describe('encrypted-file store', () => {
     expect(q.reason).toContain(`vault at ${vaultPath(ctx)}`);
     expect(q.reason).toContain('no passphrase source is configured');
   });
+
+  it('probe says "not available" for what every command would fail on: a shared passphrase file, a damaged vault', async () => {
+    const ctx = context();
+    await (await open(ctx)).set({ service: 's', account: 'a', value: Buffer.from('v') });
+    chmodSync(ctx.passphraseFile!, 0o644);
+    try {
+      expect(await backend.probe(ctx)).toMatchObject({
+        available: false,
+        reason: /accessible to group or others/,
+      });
+    } finally {
+      chmodSync(ctx.passphraseFile!, 0o600);
+    }
+    writeFileSync(vaultPath(ctx), 'garbage\n', { mode: 0o600 });
+    expect(await backend.probe(ctx)).toMatchObject({ available: false, reason: /not an Entraclaw vault/ });
+  });
 });
