@@ -65,7 +65,16 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     });
     value.fill(0);
     if (opts.json) printJson({ ...meta, store: store.name });
-    else note(`stored ${service}/${account} in ${store.name}`);
+    else {
+      note(`stored ${service}/${account} in ${store.name}`);
+      // A rotation written to the fallback while the usual store is away: `auto` reads that store again
+      // once it is back, and an older copy there would win.
+      for (const s of sel.skipped) {
+        note(
+          `note: if ${s.name} already holds ${service}/${account}, reads return that older copy whenever ${s.name} is usable again; store it there too, or remove it there, once it is back`,
+        );
+      }
+    }
     await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);

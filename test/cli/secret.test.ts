@@ -233,6 +233,10 @@ describe('entraclaw secret: bad input', () => {
     const r = runCli(['secret', 'set', 'auto-svc', 'acct'], noBus, 'v');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/secret-service not used .*; using encrypted-file/);
+    // A rotation stored in the fallback: an older copy in the usual store would win once it is back.
+    expect(r.stderr).toContain(
+      'note: if secret-service already holds auto-svc/acct, reads return that older copy whenever secret-service is usable again',
+    );
     // With --json, stderr holds nothing but the JSON error, so it parses.
     const missing = runCli(['secret', 'get', 'auto-svc', 'nobody', '--json'], noBus);
     expect(missing.status).toBe(EXIT_CODES.not_found);
