@@ -312,7 +312,7 @@ describe('auto: what reads will actually see', () => {
     expect(rm.status, rm.stderr).toBe(0);
     expect(rm.stderr).toContain('note: systemd-creds also has shadow/me');
     // An item only in the writable store gets no note.
-    expect(runCli(['secret', 'set', 'alone', 'me'], e, 'v').stderr).not.toContain('note:');
+    expect(runCli(['secret', 'set', 'alone', 'me'], e, 'v').stderr).not.toContain('note: systemd-creds');
   });
 
   it('a service with only its credentials (no keyring, no vault passphrase) reads them, and a write says why not', () => {
