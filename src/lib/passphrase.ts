@@ -8,6 +8,8 @@ import type { StoreContext } from '../store/types.js';
 const ENV_FILE = 'ENTRACLAW_PASSPHRASE_FILE';
 const SYSTEMD_CREDENTIAL = 'entraclaw.passphrase';
 const MAX_PASSPHRASE_BYTES = 4096;
+/** The shortest passphrase a new vault accepts. */
+export const MIN_NEW_PASSPHRASE_BYTES = 8;
 
 /** Where a passphrase will be read from: a file (and how it was named) or a terminal prompt. */
 export type PassphraseSource = { kind: 'file'; path: string; via: string } | { kind: 'prompt' };
@@ -56,6 +58,17 @@ export async function readPassphrase(
     throw new UsageError(
       `refusing an empty passphrase for vault ${vaultPath}`,
       source.kind === 'file' ? `put the passphrase in ${source.path}` : undefined,
+    );
+  }
+  // scrypt slows each guess down; it cannot make a four-letter word hard to guess. Existing vaults still
+  // open with whatever they were made with.
+  if (creating && pass.length < MIN_NEW_PASSPHRASE_BYTES) {
+    pass.fill(0);
+    throw new UsageError(
+      `a passphrase for a new vault needs at least ${MIN_NEW_PASSPHRASE_BYTES} bytes; the vault was not created`,
+      source.kind === 'file'
+        ? `put a longer passphrase in ${source.path} (a few words, or \`head -c 32 /dev/urandom | base64\`)`
+        : 'choose a longer passphrase (a few words)',
     );
   }
   return pass;

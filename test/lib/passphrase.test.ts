@@ -144,6 +144,27 @@ describe('passphrase prompt', () => {
     await expect(bad).rejects.toThrow('the passphrases did not match; the vault was not created');
   });
 
+  it('a new vault needs a passphrase of 8 bytes or more, typed or in a file; an existing one opens with any', async () => {
+    const { ctx, dir } = context();
+    const tty = terminal();
+    const typed = readPassphrase({ ...ctx, interactive: true }, VAULT, true, tty);
+    tty.typed.write('short\rshort\r');
+    await expect(typed).rejects.toThrow(
+      'a passphrase for a new vault needs at least 8 bytes; the vault was not created',
+    );
+    const short = file(dir, 'short', 'seven77\n');
+    const err = await readPassphrase({ ...ctx, passphraseFile: short }, VAULT, true).catch((e) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect(err.hint).toContain(`put a longer passphrase in ${short}`);
+    expect((await readPassphrase({ ...ctx, passphraseFile: short }, VAULT, false)).toString()).toBe(
+      'seven77',
+    );
+    const eight = file(dir, 'eight', 'eight888\n');
+    expect((await readPassphrase({ ...ctx, passphraseFile: eight }, VAULT, true)).toString()).toBe(
+      'eight888',
+    );
+  });
+
   it('Ctrl-C cancels, and an empty entry is refused', async () => {
     const { ctx } = context();
     const tty = terminal();
