@@ -19,7 +19,9 @@ import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 
 // `entraclaw service` as a user meets it. HOME, XDG dirs and the runtime dir point into a temp dir and no
 // bus address is passed on, so no run can reach (or enable anything in) the real user's service manager.
-const root = mkdtempSync(join(tmpdir(), 'entraclaw-service-'));
+// Under /var/tmp, not /tmp: the unit's PrivateTmp=yes hides /tmp from the service, which `install` warns
+// about (tested below), and the other cases are about a user whose files are where they normally are.
+const root = mkdtempSync('/var/tmp/entraclaw-service-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 let n = 0;
@@ -141,6 +143,23 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
       expect(existsSync(unitFile)).toBe(false);
     },
   );
+
+  it('warns when the config, data or state directory is under /tmp, which the service cannot see', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entraclaw-service-tmp-'));
+    try {
+      const plan = JSON.parse(
+        runCli(
+          ['service', 'install', '--dry-run', '--json', '--store', 'secret-service'],
+          isolatedEnv(dir, { DBUS_SESSION_BUS_ADDRESS: undefined }),
+        ).stdout.toString(),
+      );
+      expect(plan.warnings.join('\n')).toContain(
+        'which the service sees as an empty private /tmp (PrivateTmp=yes)',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('uninstall without a user manager still removes the unit and its enablement link', () => {
     const { dir, env: base, unitFile } = sandbox();
