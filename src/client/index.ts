@@ -189,13 +189,15 @@ export class Client {
     req: Record<string, unknown>,
     attachment?: Buffer,
   ): Promise<{ json: Record<string, unknown>; attachment: Buffer }> {
-    if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((go) => this.queued.push(go));
-    this.inFlight++;
+    // A finished request hands its slot straight to the next in line, so none is taken twice.
+    if (this.inFlight < MAX_IN_FLIGHT) this.inFlight++;
+    else await new Promise<void>((go) => this.queued.push(go));
     try {
       return await this.exchange(await this.socket(), req, attachment);
     } finally {
-      this.inFlight--;
-      this.queued.shift()?.();
+      const next = this.queued.shift();
+      if (next) next();
+      else this.inFlight--;
     }
   }
 
