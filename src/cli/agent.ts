@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
@@ -65,6 +66,10 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
       log('error', 'cannot start command', { command: command[0], error: err.message });
       void stop(127);
     });
-    child.on('exit', (code, signal) => void stop(code ?? (signal ? 128 : 1)));
+    // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.
+    child.on(
+      'exit',
+      (code, signal) => void stop(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)),
+    );
   }
 }

@@ -125,7 +125,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       new EntraclawError(
         'conflict',
         `another entraclaw agent is already running on this socket (pid ${pid})`,
-        'stop it first, or use --socket for a second instance',
+        'stop it first; a second instance needs its own --socket and its own XDG_STATE_HOME (one agent per audit log)',
       ),
   );
   const limits: ConnectionLimits = {

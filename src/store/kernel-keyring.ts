@@ -190,12 +190,13 @@ export const EXPIRED_GRACE_SECONDS = 3600;
 /**
  * Seconds for KEYCTL_SET_TIMEOUT so the key lives until EXPIRED_GRACE_SECONDS after `expiresAt`: the
  * kernel adds the timeout to the current whole second and expires the key when that second starts. 0 = no
- * timeout: none was asked for, or the grace is already over too (the item is kept; it reads as expired).
+ * timeout, only when no expiry was asked for. An item stored when its grace is already over gets the grace
+ * from now: every item with an expiry has a kernel timeout, yet one stored on purpose does not vanish at once.
  */
 function timeoutSeconds(expiresAt: string | undefined, now: number): number {
   if (expiresAt === undefined) return 0;
   const at = Date.parse(expiresAt) + EXPIRED_GRACE_SECONDS * 1000;
-  if (at <= now) return 0;
+  if (at <= now) return EXPIRED_GRACE_SECONDS;
   return Math.min(Math.ceil(at / 1000) - Math.floor(now / 1000), TIMEOUT_MAX_SECONDS);
 }
 

@@ -57,6 +57,20 @@ describe('concurrent policy edits', () => {
     expect(services).toEqual(['base', ...Array.from({ length: 8 }, (_, i) => `svc${i}`)].sort());
   }, 60_000);
 
+  it('a grant the client already has is not added again, and the command says so', () => {
+    const env = isolatedEnv(join(dir, 'again'));
+    register(env, 'again');
+    const first = runCli(['grant', 'again', '--grant', 'extra/x', '--ops', 'read,list', '--json'], env);
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout.toString()).added).toHaveLength(1);
+    const second = runCli(['grant', 'again', '--grant', 'extra/x', '--ops', 'read,list'], env);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toBe('entraclaw: again already has this grant; nothing added\n');
+    const json = runCli(['grant', 'again', '--grant', 'extra/x', '--ops', 'read,list', '--json'], env);
+    expect(JSON.parse(json.stdout.toString())).toEqual({ client: 'again', added: [] });
+    expect(clients(env)[0]!.grants).toHaveLength(2);
+  });
+
   it('edits a symlinked policy.toml where it points, leaving the link in place', () => {
     const base = join(dir, 'linked');
     const env = isolatedEnv(base);

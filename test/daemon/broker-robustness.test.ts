@@ -543,6 +543,19 @@ describe('process hygiene', () => {
       expect(targetList, r.stdout).not.toContain(`socket:[${listenInode}]`);
       expect(targetList).not.toMatch(/agent\.lock|vault/);
       expect(existsSync(other.socket)).toBe(false);
+
+      // CMD's status is passed on; a CMD killed by a signal gives 128 + its number, as from a shell.
+      for (const [script, status] of [
+        ['exit 7', 7],
+        ['kill -TERM $$', 143],
+      ] as const) {
+        const s = await run(
+          process.execPath,
+          [CLI, 'agent', '--store', 'encrypted-file', '--socket', other.socket, '--', 'sh', '-c', script],
+          { env: other.env, timeoutMs: 20_000 },
+        );
+        expect(s.status, s.stderr).toBe(status);
+      }
     } finally {
       await other.stop();
     }

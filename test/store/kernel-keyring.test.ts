@@ -181,6 +181,22 @@ describe.runIf(linux)('kernel-keyring store', () => {
     expect(EXPIRED_GRACE_SECONDS).toBe(3600);
   });
 
+  it('an item stored long after its expiry still gets a kernel timeout: the grace, from now', async () => {
+    const [service, account] = names();
+    await store.set({
+      service,
+      account,
+      value: Buffer.from('old'),
+      kind: 'token',
+      expiresAt: '2020-01-01T00:00:00Z',
+    });
+    expect(isExpired((await store.get(service, account))!)).toBe(true);
+    const line = readFileSync('/proc/keys', 'utf8')
+      .split('\n')
+      .find((l) => l.includes(`${encodeURIComponent(service)}/${encodeURIComponent(account)}`));
+    expect(line?.split(/\s+/)[3]).toMatch(/^(59m|60m|1h)$/);
+  });
+
   it('maps a real EDQUOT (non-root quota) to an actionable unavailable error', () => {
     // Quotas are per uid and root's is huge, so as root provoke it as `nobody` in a child process.
     const script = `

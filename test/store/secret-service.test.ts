@@ -486,6 +486,17 @@ describe('secret-service store without a usable provider', () => {
     );
   });
 
+  it('an address with only abstract sockets -> UnavailableError saying so; a path alternative is used', async () => {
+    await expectUnavailable(
+      context({ DBUS_SESSION_BUS_ADDRESS: 'unix:abstract=/tmp/dbus-x,guid=0' }),
+      /offers only abstract sockets \(unix:abstract=\.\.\.\), which entraclaw cannot use/,
+      5000,
+    );
+    const both = `unix:abstract=/tmp/dbus-x;${process.env.DBUS_SESSION_BUS_ADDRESS}`;
+    const s = await backend.open(context({ ...process.env, DBUS_SESSION_BUS_ADDRESS: both }));
+    await s.close();
+  });
+
   it('a bus socket that does not exist -> UnavailableError within 5 s', async () => {
     const ctx = context({ DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(scratch, 'no-such-socket')}` });
     await expectUnavailable(ctx, /ENOENT/, 5000);

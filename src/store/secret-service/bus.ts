@@ -64,8 +64,16 @@ export class Bus {
         `DBUS_SESSION_BUS_ADDRESS "${address.slice(0, 100)}" is not a D-Bus address (expected e.g. unix:path=/run/user/1000/bus)`,
       );
     }
+    // Abstract-namespace sockets need a native module the bundle leaves out (scripts/bundle.mjs): offer
+    // the library only the alternatives it can use, and say so plainly when none is left.
+    const usable = address.split(';').filter((a) => !/^unix:(.*,)?abstract=/.test(a));
+    if (usable.length === 0) {
+      throw new BusConnectionError(
+        `DBUS_SESSION_BUS_ADDRESS offers only abstract sockets (unix:abstract=...), which entraclaw cannot use; it connects to unix:path= addresses`,
+      );
+    }
     try {
-      return new Bus(createClient({ busAddress: address }), timeoutMs);
+      return new Bus(createClient({ busAddress: usable.join(';') }), timeoutMs);
     } catch (err) {
       throw new BusConnectionError(`cannot connect to ${address}: ${(err as Error).message}`, { cause: err });
     }
