@@ -54,6 +54,9 @@ export async function secretSet(service: string, account: string, opts: SecretSe
         'use --store encrypted-file or --store secret-service for large values',
       );
     }
+    // Metadata is what this command says, not carried over: say so when that drops any the item had.
+    const before = kind || expiresAt || opts.scope ? undefined : await store.get(service, account);
+    before?.value.fill(0);
     const meta = await store.set({
       service,
       account,
@@ -67,6 +70,16 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     if (opts.json) printJson({ ...meta, store: store.name });
     else {
       note(`stored ${service}/${account} in ${store.name}`);
+      const dropped = [
+        ...(before && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
+        ...(before?.expiresAt ? [`expiry ${before.expiresAt}`] : []),
+        ...(before?.scope ? [`scope ${before.scope}`] : []),
+      ];
+      if (dropped.length > 0) {
+        note(
+          `note: the value it replaced had ${dropped.join(', ')}; this one is a password with none of them (give --kind, --expires-at, --scope to set them)`,
+        );
+      }
       // A rotation written to the fallback while the usual store is away: `auto` reads that store again
       // once it is back, and an older copy there would win.
       for (const s of sel.skipped) {

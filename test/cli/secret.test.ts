@@ -75,6 +75,13 @@ for (const store of stores) {
       expect(runCli(['secret', 'get', service, 'tok', '--allow-expired', ...s], env).stdout.toString()).toBe(
         CANARY,
       );
+      // A plain set over it stores a plain password and says which metadata that dropped.
+      const plain = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(plain.stderr).toContain(`note: the value it replaced had kind token, expiry ${past}, scope repo;`);
+      expect(plain.stderr).not.toContain(CANARY);
+      const again = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
+      expect(again.stderr).not.toContain('the value it replaced');
     });
 
     it('missing items are exit 3 naming the item and the store', () => {
