@@ -78,7 +78,9 @@ for (const store of stores) {
       // A plain set over it stores a plain password and says which metadata that dropped.
       const plain = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
       expect(plain.status, plain.stderr).toBe(0);
-      expect(plain.stderr).toContain(`note: the value it replaced had kind token, expiry ${past}, scope repo;`);
+      expect(plain.stderr).toContain(
+        `note: the value it replaced had kind token, expiry ${past}, scope repo;`,
+      );
       expect(plain.stderr).not.toContain(CANARY);
       const again = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
       expect(again.stderr).not.toContain('the value it replaced');
