@@ -24,6 +24,19 @@ const MAX_TYPED_BYTES = 64 * 1024;
 export async function secretSet(service: string, account: string, opts: SecretSetOptions): Promise<void> {
   assertItemName(service, 'service');
   assertItemName(account, 'account');
+  // Node reads argv as UTF-8 and turns bytes that are not into U+FFFD, so `a\xff` and `a\xfe` would both
+  // become one item: refuse to create a name whose bytes were lost.
+  for (const [what, name] of [
+    ['service', service],
+    ['account', account],
+  ] as const) {
+    if (name.includes('\uFFFD')) {
+      throw new UsageError(
+        `the ${what} name contains U+FFFD, the mark of bytes that are not UTF-8: its bytes were lost on the command line`,
+        'use a UTF-8 name',
+      );
+    }
+  }
   const kind = parseKind(opts.kind);
   const expiresAt = parseTimestamp(opts.expiresAt, '--expires-at');
   if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {

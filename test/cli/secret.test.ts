@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
-import { isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
+import { CLI, isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
 import { inTestSession, randomName } from '../support/context.js';
 
 // The CLI as a user meets it: real processes, real stores, and a canary that must never leak.
@@ -372,6 +373,28 @@ describe('auto: what reads will actually see', () => {
     expect(r.status).toBe(EXIT_CODES.not_found);
     expect(r.stderr).toContain('hint: secret-service was not searched (');
     expect(r.stderr).toContain('it may be there; fix that or name the store with --store');
+  });
+});
+
+describe('names from the command line', () => {
+  it('set refuses a name whose bytes were not UTF-8 (node turns them into U+FFFD), storing nothing', () => {
+    const e = isolatedEnv(mkdtempSync(join(dir, 'names-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
+    // Raw bytes in argv need a shell: node's own spawn would send the UTF-8 of the string.
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `printf v | "$0" -- "$1" secret set "$(printf 'bad\\377')" acct --store encrypted-file`,
+        process.execPath,
+        CLI,
+      ],
+      { env: e },
+    );
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr.toString()).toContain(
+      'the service name contains U+FFFD, the mark of bytes that are not UTF-8',
+    );
+    expect(runCli(['secret', 'ls', '--store', 'encrypted-file'], e).stdout.toString()).not.toContain('bad');
   });
 });
 
