@@ -235,10 +235,17 @@ export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
 }
 
 function decode(part: string, spec: string): string {
-  if (/[*/]/.test(part)) {
+  // Name the character that is out of place, not both rules at once.
+  if (part.includes('/')) {
     throw new UsageError(
-      `grant "${spec}": "*" is only allowed at the end and "/" only once`,
-      'write %2A for a literal * and %2F for a / inside a name',
+      `grant "${spec}": "/" separates SERVICE from ACCOUNT and may appear only once`,
+      'write %2F for a / inside a name (e.g. aws%2Fprod/deploy)',
+    );
+  }
+  if (part.includes('*')) {
+    throw new UsageError(
+      `grant "${spec}": "*" is only allowed at the end (a service prefix) or alone (everything)`,
+      'write %2A for a literal *',
     );
   }
   try {

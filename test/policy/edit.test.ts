@@ -280,6 +280,15 @@ describe('parseGrantSpec', () => {
   ])('refuses %s with usage', (_name, spec, ops, ttl) => {
     expect(code(() => parseGrantSpec(spec, { ops, ...(ttl ? { ttl } : {}) }))).toBe('usage');
   });
+
+  it('names the one rule a spec breaks: a second "/" or a misplaced "*"', () => {
+    expect(() => parseGrantSpec('a/b/c', { ops: 'read' })).toThrow(
+      'grant "a/b/c": "/" separates SERVICE from ACCOUNT and may appear only once',
+    );
+    expect(() => parseGrantSpec('a*b', { ops: 'read' })).toThrow(
+      'grant "a*b": "*" is only allowed at the end (a service prefix) or alone (everything)',
+    );
+  });
 });
 
 describe('formatPolicy / savePolicy', () => {
