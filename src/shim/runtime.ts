@@ -6,7 +6,7 @@ import { isatty } from 'node:tty';
 import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
-import { grantSpecFor, itemGrantSpec } from '../lib/percent.js';
+import { grantSpecFor } from '../lib/percent.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /** Largest secret read from stdin (the daemon's own limit, store/types.ts MAX_VALUE_BYTES). */
@@ -200,14 +200,15 @@ export function brokerProblem(
 ): BrokerProblem {
   if (!(err instanceof BrokerError)) throw err;
   switch (err.code) {
-    case 'denied': {
-      // The daemon names the client and the missing operation ("no grant of client "x" allows read on s/a").
-      const missing = /no grant of client "([^"]+)" allows (\w+)/.exec(err.message);
-      const grant = missing
-        ? `if that is intended, the user can allow it with: entraclaw grant ${missing[1]} --grant ${q.service !== undefined && q.account !== undefined ? itemGrantSpec(q.service, q.account) : 'SERVICE/ACCOUNT'} --ops ${missing[2]}`
-        : 'see `entraclaw audit` and `entraclaw clients` for the decision and the approved programs';
-      return { code: err.code, message: `entraclaw denied ${what}: ${err.message}`, hint: err.hint ?? grant };
-    }
+    case 'denied':
+      // The daemon's hint says how to allow it (policy/match.ts grantHint), or where the profile grants it.
+      return {
+        code: err.code,
+        message: `entraclaw denied ${what}: ${err.message}`,
+        hint:
+          err.hint ??
+          'see `entraclaw audit` and `entraclaw clients` for the decision and the approved programs',
+      };
     case 'pending':
       return {
         code: err.code,
