@@ -1,6 +1,6 @@
 import { NotFoundError, UsageError } from '../errors.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
-import { addClient, freeName } from '../policy/edit.js';
+import { addClient, freeName, pinOf } from '../policy/edit.js';
 import { listPending, takePending } from '../policy/pending.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } from './policy-files.js';
@@ -24,11 +24,7 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
         'copy the hash from `entraclaw pending`, or use the pending id (p-xxxxxxxx)',
       );
     }
-    // A program is pinned by its script's hash when it has one: an interpreter's hash is shared by
-    // every script it runs, so it names no single pending program.
-    const hits = listPending(files.pending).filter((e) =>
-      (e.script ? (e.scriptSha256 ?? '') : e.sha256).startsWith(sha),
-    );
+    const hits = listPending(files.pending).filter((e) => pinOf(e).startsWith(sha));
     if (hits.length === 0)
       throw new NotFoundError(
         `no pending program has hash ${sha}`,

@@ -1,5 +1,6 @@
 import { NotFoundError, UsageError } from '../errors.js';
 import { grantSpecFor } from '../lib/percent.js';
+import { pinOf } from '../policy/edit.js';
 import { listPending, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
@@ -15,7 +16,7 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
       e.id,
       e.script ? `${e.exe} ${e.script}` : e.exe,
       // What pins it, and what `approve sha256:` takes: the script's hash when it has one.
-      (e.script ? (e.scriptSha256 ?? '') : e.sha256).slice(0, 16),
+      pinOf(e).slice(0, 16),
       e.lastSeen,
       // Written as a --grant spec would be (percent-encoded), so a "/" inside a name is not ambiguous.
       e.requests

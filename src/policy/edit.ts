@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../lib/atomic-write.js';
 import { shellQuote } from '../lib/shell.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
 import { parsePolicy } from './load.js';
+import type { ClientIdentity } from './match.js';
 import {
   ANY,
   CLIENT_NAME,
@@ -120,9 +121,12 @@ export function revokeClient(policy: Policy, target: string): { policy: Policy; 
   return without(policy, removed);
 }
 
-/** The hash a client is known by: its script's when it has one, else its executable's. */
-export function pinOf(c: Client): string {
-  return (c.script ? c.scriptSha256 : undefined) ?? c.sha256;
+/**
+ * The hash a program is known by (a client, or a pending entry): its script's when it has one, else its
+ * executable's. An interpreter's hash is shared by every script it runs, so it names no single program.
+ */
+export function pinOf(p: ClientIdentity): string {
+  return p.script ? (p.scriptSha256 ?? '') : p.sha256;
 }
 
 function without(policy: Policy, removed: Client[]): { policy: Policy; removed: Client[] } {
