@@ -15,7 +15,7 @@ import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { PASSPHRASE_HINT, passphraseSource, readPassphrase, readPassphraseFile } from '../lib/passphrase.js';
 import { shellQuote } from '../lib/shell.js';
-import { assertItemName } from './item-rules.js';
+import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
 import {
@@ -231,7 +231,7 @@ class EncryptedFileStore implements Store {
       items
         .filter((i) => filter?.service === undefined || i.service === filter.service)
         .map(toMeta)
-        .sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account)),
+        .sort(byServiceThenAccount),
     );
   }
 

@@ -58,6 +58,14 @@ export function parseTimestamp(value: string | undefined, flag: string): string 
   return new Date(ms).toISOString();
 }
 
+/** The order every store lists items in: by service, then account. */
+export function byServiceThenAccount(
+  a: Pick<ItemMeta, 'service' | 'account'>,
+  b: Pick<ItemMeta, 'service' | 'account'>,
+): number {
+  return a.service.localeCompare(b.service) || a.account.localeCompare(b.account);
+}
+
 /** Whether an item's expires_at has passed at `now`. */
 export function isExpired(meta: Pick<ItemMeta, 'expiresAt'>, now = Date.now()): boolean {
   if (meta.expiresAt === undefined) return false;

@@ -15,6 +15,7 @@ import {
 } from '../errors.js';
 import { type NativeAddon, native } from '../lib/native.js';
 import { shellQuote } from '../lib/shell.js';
+import { byServiceThenAccount } from './item-rules.js';
 import type {
   Item,
   ItemInput,
@@ -342,7 +343,7 @@ class KernelKeyringStore implements Store {
         found.value.fill(0);
       }
     }
-    return items.sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account));
+    return items.sort(byServiceThenAccount);
   }
 
   async close(): Promise<void> {}

@@ -9,7 +9,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { withFileLock } from '../lib/file-lock.js';
-import { assertItemName } from './item-rules.js';
+import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
 import {
   defaultLabel,
@@ -307,7 +307,7 @@ class SecretServiceStore implements Store {
       return props
         .map(itemMeta)
         .filter((m): m is ItemMeta => m !== undefined)
-        .sort((a, b) => a.service.localeCompare(b.service) || a.account.localeCompare(b.account));
+        .sort(byServiceThenAccount);
     });
   }
 

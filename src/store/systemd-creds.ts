@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -43,8 +43,7 @@ class SystemdCredsStore implements Store {
 
   constructor(private readonly dir: string) {}
 
-  private meta(file: string, ids: { service: string; account: string }): ItemMeta {
-    const st = statSync(join(this.dir, file));
+  private meta(st: Stats, ids: { service: string; account: string }): ItemMeta {
     return {
       ...ids,
       kind: 'password',
@@ -57,12 +56,13 @@ class SystemdCredsStore implements Store {
     const file = credentialName(service, account);
     const path = join(this.dir, file);
     let value: Buffer;
+    let st: Stats;
     try {
       // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
-      const { size } = statSync(path);
-      if (size > this.maxValueBytes) {
+      st = statSync(path);
+      if (st.size > this.maxValueBytes) {
         throw new TooLargeError(
-          `systemd credential ${file} is ${size} bytes; items hold at most ${this.maxValueBytes}`,
+          `systemd credential ${file} is ${st.size} bytes; items hold at most ${this.maxValueBytes}`,
           'keep large files elsewhere and only their key in a credential',
         );
       }
@@ -75,7 +75,7 @@ class SystemdCredsStore implements Store {
         `a credential is a file in $CREDENTIALS_DIRECTORY (${this.dir}), set by the unit's LoadCredential= or SetCredential=`,
       );
     }
-    return { ...this.meta(file, { service, account }), value };
+    return { ...this.meta(st, { service, account }), value };
   }
 
   async set(): Promise<ItemMeta> {
@@ -88,15 +88,12 @@ class SystemdCredsStore implements Store {
 
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
     const out: ItemMeta[] = [];
-    for (const entry of readdirSync(this.dir, { withFileTypes: true }).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    )) {
-      // A credential is a file; anything else in the directory is not an item.
-      if (!entry.isFile()) continue;
-      const file = entry.name;
+    // A credential is a file; anything else in the directory is not an item.
+    const files = readdirSync(this.dir, { withFileTypes: true }).filter((e) => e.isFile());
+    for (const file of files.map((e) => e.name).sort()) {
       const ids = parseCredentialName(file);
       if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
-      out.push(this.meta(file, ids));
+      out.push(this.meta(statSync(join(this.dir, file)), ids));
     }
     return out;
   }
