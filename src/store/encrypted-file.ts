@@ -60,7 +60,8 @@ function vaultPaths(ctx: StoreContext): Paths {
 function readVaultFile(path: string): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted at the path would otherwise hang the open; it is refused as not a file.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -401,11 +402,12 @@ export const backend: StoreBackend = {
     try {
       // What every command would trip over first, checked without the key: the vault's own structure
       // and the passphrase file's permissions (a wrong passphrase shows only at the first read).
-      const exists = vaultExists(vault);
-      if (exists) parseVault(readVaultFile(vault) ?? Buffer.alloc(0), vault);
+      // readVaultFile makes vaultExists' checks too (no symlink, private file, closed directory).
+      const bytes = readVaultFile(vault);
+      if (bytes) parseVault(bytes, vault);
       const source = passphraseSource(ctx);
       if (source?.kind === 'file') readPassphraseFile(source.path, source.via).fill(0);
-      where = exists ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
+      where = bytes ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
     } catch (err) {
       where = (err as Error).message;
       usable = false;

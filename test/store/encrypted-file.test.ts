@@ -230,6 +230,18 @@ describe('encrypted-file store', () => {
     }
   });
 
+  it('a FIFO planted at the vault path is refused as not a file, never waited on', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    unlinkSync(vaultPath(ctx));
+    expect(spawnSync('mkfifo', ['-m', '600', vaultPath(ctx)]).status).toBe(0);
+    const err = await caught(s.get('s', 'a'));
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toBe(`vault ${vaultPath(ctx)} is not a regular file`);
+    expect(await backend.probe(ctx)).toMatchObject({ available: false, reason: /is not a regular file/ });
+  });
+
   it('refuses a vault that group or others can read, and says which chmod to run', async () => {
     const ctx = context();
     const s = await open(ctx);
