@@ -152,11 +152,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // In a sandbox the profile's grants are the policy; policy.toml is never consulted.
   if (!opts.boundary) policy.current();
   const auditFile = opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl');
+  const auditLock = `${auditFile}.lock`;
   mkdirSync(dirname(auditFile), { recursive: true, mode: 0o700 });
   let auditLockFd: number;
   try {
     auditLockFd = acquireLock(
-      `${auditFile}.lock`,
+      auditLock,
       (pid) =>
         new EntraclawError(
           'conflict',
@@ -269,7 +270,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       await opts.store.close();
       releaseLock(auditLockFd);
       // A sandbox's audit file is its own (one per run): its lock file would only pile up.
-      if (opts.boundary) rmSync(`${auditFile}.lock`, { force: true });
+      if (opts.boundary) rmSync(auditLock, { force: true });
       releaseLock(lockFd);
     },
   };
