@@ -12,6 +12,7 @@ import {
 import { dirname, join } from 'node:path';
 import { LockedError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
+import { fileKey, pathKey } from '../lib/file-key.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { PASSPHRASE_HINT, passphraseSource, readPassphrase, readPassphraseFile } from '../lib/passphrase.js';
 import { shellQuote } from '../lib/shell.js';
@@ -56,8 +57,15 @@ function vaultPaths(ctx: StoreContext): Paths {
   };
 }
 
+/** The vault's bytes and the fileKey()s of the file they were read from and of its directory. */
+interface VaultRead {
+  bytes: Buffer;
+  fileKey: string;
+  dirKey: string;
+}
+
 /** Reads the vault file, refusing one that is not a private regular file of ours; undefined when absent. */
-function readVaultFile(path: string): Buffer | undefined {
+function readVaultFile(path: string): VaultRead | undefined {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO planted at the path would otherwise hang the open; it is refused as not a file.
@@ -75,14 +83,15 @@ function readVaultFile(path: string): Buffer | undefined {
     );
   }
   try {
-    const st = fstatSync(fd);
+    const st = fstatSync(fd, { bigint: true });
     assertPrivate(path, st);
-    assertDirClosed(dirname(path));
-    // One read for the common case (the daemon reads the vault on every get); the spare byte shows
-    // whether the file grew since fstat, and then it is read whole again (pread left the offset at 0).
-    const head = Buffer.allocUnsafe(st.size + 1);
+    const dirKey = assertDirClosed(dirname(path));
+    // One read for the common case; the spare byte shows whether the file grew since fstat, and then it
+    // is read whole again (pread left the offset at 0).
+    const size = Number(st.size);
+    const head = Buffer.allocUnsafe(size + 1);
     const n = readSync(fd, head, 0, head.length, 0);
-    return n <= st.size ? head.subarray(0, n) : readFileSync(fd);
+    return { bytes: n <= size ? head.subarray(0, n) : readFileSync(fd), fileKey: fileKey(st), dirKey };
   } finally {
     closeSync(fd);
   }
@@ -114,16 +123,20 @@ function symlinkError(path: string): UnavailableError {
 // Read once: a syscall on every vault read otherwise, and it cannot change under a running process of ours.
 const ownUid = process.getuid?.();
 
-function assertPrivate(path: string, st: { mode: number; uid: number; isFile(): boolean }): void {
+function assertPrivate(
+  path: string,
+  st: { mode: number | bigint; uid: number | bigint; isFile(): boolean },
+): void {
   if (!st.isFile()) throw new UnavailableError(`vault ${path} is not a regular file`);
-  if (ownUid !== undefined && st.uid !== ownUid) {
+  const mode = Number(st.mode);
+  if (ownUid !== undefined && Number(st.uid) !== ownUid) {
     throw new UnavailableError(
       `vault ${path} is owned by uid ${st.uid}, not by you (uid ${ownUid}); refusing to use it`,
     );
   }
-  if (st.mode & 0o077) {
+  if (mode & 0o077) {
     throw new UnavailableError(
-      `vault ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`,
+      `vault ${path} is accessible to group or others (mode ${(mode & 0o777).toString(8)}); refusing to use it`,
       `run: chmod 600 ${shellQuote(path)}`,
     );
   }
@@ -147,15 +160,18 @@ function ensureDir(dir: string): void {
 }
 
 // Whoever can write the directory can swap the vault (rename over it) or plant a lock: refused for reads
-// as for writes, so a get never quietly trusts a file that someone else could have put there.
-function assertDirClosed(dir: string): void {
-  const st = statSync(dir);
-  if (st.mode & 0o022) {
+// as for writes, so a get never quietly trusts a file that someone else could have put there. Returns
+// the directory's fileKey(): a chmod of it changes its ctime, so a cached read notices.
+function assertDirClosed(dir: string): string {
+  const st = statSync(dir, { bigint: true });
+  const mode = Number(st.mode);
+  if (mode & 0o022) {
     throw new UnavailableError(
-      `vault directory ${dir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`,
+      `vault directory ${dir} is writable by group or others (mode ${(mode & 0o777).toString(8)})`,
       `run: chmod 700 ${shellQuote(dir)}`,
     );
   }
+  return fileKey(st);
 }
 
 /** What an update does to the item list: the value to return, and whether the vault must be rewritten. */
@@ -171,10 +187,12 @@ class EncryptedFileStore implements Store {
   private closed = false;
   // Serialises passphrase and key work, so concurrent calls prompt once and run scrypt once.
   private keyQueue: Promise<unknown> = Promise.resolve();
-  // The vault bytes last decrypted and their items: a read whose file holds exactly these bytes skips the
-  // HMAC check, the decryption and the decoding (most of a daemon get). Holding the plaintext adds no
-  // exposure beyond the key this store already holds; close() wipes both.
-  private decrypted: { bytes: Buffer; items: Item[] } | undefined;
+  // The items of the vault last decrypted, with the fileKey()s of its file and directory then: while both
+  // stats still show those keys, a read is served from here without opening the file (the daemon reads
+  // on every get). Any write, chmod or rename changes a key (ctime cannot be set from user space), and
+  // then the file is read again; bytes equal to the last ones decrypted still skip the decryption.
+  // Holding the plaintext adds no exposure beyond the key this store already holds; close() wipes both.
+  private decrypted: (VaultRead & { items: Item[] }) | undefined;
 
   constructor(
     private readonly ctx: StoreContext,
@@ -244,28 +262,39 @@ class EncryptedFileStore implements Store {
 
   /**
    * Runs `use` on the current vault's items, synchronously, before anything can replace (and wipe) them;
-   * an absent vault is empty and needs no passphrase. The file is read every time; only bytes equal to
-   * the last ones decrypted are served from the cache.
+   * an absent vault is empty and needs no passphrase.
    */
   private async read<T>(use: (items: readonly Item[]) => T): Promise<T> {
     this.assertOpen();
-    const bytes = readVaultFile(this.paths.vault);
-    if (!bytes) {
+    if (this.decrypted && this.unchanged(this.decrypted)) return use(this.decrypted.items);
+    const read = readVaultFile(this.paths.vault);
+    if (!read) {
       this.dropDecrypted();
       return use([]);
     }
-    if (!this.decrypted?.bytes.equals(bytes)) {
-      const vault = parseVault(bytes, this.paths.vault);
+    if (this.decrypted?.bytes.equals(read.bytes)) {
+      this.decrypted = { ...read, items: this.decrypted.items };
+    } else {
+      const vault = parseVault(read.bytes, this.paths.vault);
       const items = this.decrypt(vault, await this.keyFor(vault.params));
       this.dropDecrypted();
-      this.decrypted = { bytes, items };
+      this.decrypted = { ...read, items };
     }
     return use(this.decrypted.items);
   }
 
+  // Two stats instead of open, fstat, stat, read and close; any stat error takes the full read's path.
+  private unchanged(last: VaultRead): boolean {
+    try {
+      return pathKey(this.paths.vault) === last.fileKey && pathKey(this.paths.dir) === last.dirKey;
+    } catch {
+      return false;
+    }
+  }
+
   private readParsed(): ParsedVault | undefined {
-    const bytes = readVaultFile(this.paths.vault);
-    return bytes && parseVault(bytes, this.paths.vault);
+    const read = readVaultFile(this.paths.vault);
+    return read && parseVault(read.bytes, this.paths.vault);
   }
 
   private dropDecrypted(): void {
@@ -403,11 +432,11 @@ export const backend: StoreBackend = {
       // What every command would trip over first, checked without the key: the vault's own structure
       // and the passphrase file's permissions (a wrong passphrase shows only at the first read).
       // readVaultFile makes vaultExists' checks too (no symlink, private file, closed directory).
-      const bytes = readVaultFile(vault);
-      if (bytes) parseVault(bytes, vault);
+      const read = readVaultFile(vault);
+      if (read) parseVault(read.bytes, vault);
       const source = passphraseSource(ctx);
       if (source?.kind === 'file') readPassphraseFile(source.path, source.via).fill(0);
-      where = bytes ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
+      where = read ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
     } catch (err) {
       where = (err as Error).message;
       usable = false;

@@ -218,6 +218,8 @@ describe('encrypted-file store', () => {
     const ctx = context();
     const s = await open(ctx);
     await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    // Read once first: a store that served the last read from memory must still see the chmod.
+    expect((await s.get('s', 'a'))?.value.toString()).toBe('v');
     chmodSync(ctx.paths.data, 0o777);
     try {
       const err = await caught(s.get('s', 'a'));
@@ -246,6 +248,7 @@ describe('encrypted-file store', () => {
     const ctx = context();
     const s = await open(ctx);
     await s.set({ service: 's', account: 'a', value: Buffer.from('v') });
+    expect((await s.get('s', 'a'))?.value.toString()).toBe('v');
     chmodSync(vaultPath(ctx), 0o640);
     const err = await caught(backend.open(ctx));
     expect(err.code).toBe('unavailable');
@@ -353,8 +356,16 @@ describe('encrypted-file store', () => {
     const backup = readFileSync(vaultPath(ctx));
     await writer.set({ service: 's', account: 'a', value: Buffer.from('two') });
     expect((await reader.get('s', 'a'))?.value.toString()).toBe('two');
-    // A backup restored in place: same size, same inode, different bytes.
+    // A backup restored in place with the old mtime put back: same size, inode and mtime, other bytes.
+    // Only the ctime, which no one can set, tells the reader to look again.
+    const before = statSync(vaultPath(ctx), { bigint: true });
     writeFileSync(vaultPath(ctx), backup, { mode: 0o600 });
+    // touch, not utimes(): the mtime goes back to the nanosecond.
+    const ns = before.mtimeNs;
+    const at = `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+    expect(spawnSync('touch', ['-m', '-d', at, vaultPath(ctx)]).status).toBe(0);
+    const after = statSync(vaultPath(ctx), { bigint: true });
+    expect([after.ino, after.size, after.mtimeNs]).toEqual([before.ino, before.size, before.mtimeNs]);
     expect((await reader.get('s', 'a'))?.value.toString()).toBe('one');
 
     const flipped = Buffer.from(backup);
