@@ -13,6 +13,7 @@ import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
+import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
 import { statFields } from '../lib/proc-stat.js';
@@ -80,7 +81,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       'check the command name and PATH (the sandbox sees the same PATH)',
     );
   }
-  const { ctx } = await import('./context.js').then((m) => m.storeContext(opts));
+  const { ctx, config } = await import('./context.js').then((m) => m.storeContext(opts));
   const env = process.env;
   const home = env.HOME ?? '/root';
   const runtimeDir = env.XDG_RUNTIME_DIR ? canonicalIfExists(env.XDG_RUNTIME_DIR) : undefined;
@@ -106,7 +107,10 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     ...(env.ENTRACLAW_PASSPHRASE_FILE ? [env.ENTRACLAW_PASSPHRASE_FILE] : []),
   ];
   refuseMissingWritable(passphraseFiles, [project, ...allowPaths]);
-  const hideFiles = existing([...passphraseFiles, ...bus.paths]);
+  // The user's daemon wherever this shell would find it. It refuses callers from the sandbox's user
+  // namespace anyway (identity/namespace.ts); hiding its socket also keeps them from trying.
+  const daemonSockets = [socketPath(ctx.paths, config.agent.socket), socketPath(ctx.paths)];
+  const hideFiles = existing([...passphraseFiles, ...bus.paths, ...daemonSockets]);
   if (profile.network && bus.needsNetns) {
     note(
       'the D-Bus session bus is an abstract or TCP socket, so the sandbox runs without network to cut it off',
@@ -155,6 +159,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       network: profile.network && !bus.needsNetns,
       hideDirs,
       hideFiles,
+      procMasks: ['/proc/keys', '/proc/key-users'].filter((f) => existsSync(f)),
       seccompFd: SECCOMP_FD,
       infoFd: INFO_FD,
     });

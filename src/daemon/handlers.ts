@@ -3,6 +3,7 @@ import type { AuditEntry } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
 import { identifyByToken } from '../identity/darwin.js';
+import { userNamespaceOf } from '../identity/namespace.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
@@ -40,6 +41,8 @@ export interface HandlerDeps {
   version: string;
   /** Sandbox mode: grants for whoever calls (see AgentOptions.boundary); no approval queue. */
   boundary?: Grant[];
+  /** The user namespaces callers must be in (identity/namespace.ts); unset: any. */
+  namespaces?: Set<string>;
   /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
   confirmUse?: Confirmer;
   /** The user's recent yeses, for grants with confirm_for. */
@@ -143,6 +146,8 @@ function whoIsAsking(
   audit.pid = sender.pid;
   audit.uid = sender.uid;
   if (sender.uid !== deps.uid) throw new DeniedError(`request sent by uid ${sender.uid}`);
+  // Read before look(): its final pidfd check shows that the namespace read was the sender's.
+  assertSessionNamespace(sender.pid, deps);
   const who = look(sender.pid, sender.pidfd);
   if ('refused' in who) {
     auditRefused(audit, who);
@@ -161,6 +166,16 @@ function whoIsAsking(
   }
   auditAs(audit, parent);
   return parent;
+}
+
+function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
+  if (!deps.namespaces) return;
+  const ns = userNamespaceOf(pid);
+  if (ns !== undefined && deps.namespaces.has(ns)) return;
+  throw new DeniedError(
+    `request from another user namespace (${ns ?? 'unreadable'}): a sandbox or container, not this session`,
+    'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
+  );
 }
 
 // A refused caller is audited with what is known of it, and nothing of the process it was reached through.
@@ -539,6 +554,8 @@ function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): v
   const sender = frame.sender;
   if (!sender || sender.uid !== deps.uid || process.platform !== 'linux') return;
   if (watchesOf(conn).has(sender.pid)) return;
+  // Never watched, so each request of it meets whoIsAsking's namespace check.
+  if (deps.namespaces && !deps.namespaces.has(userNamespaceOf(sender.pid) ?? '')) return;
   const { watch } = identifyAndWatch(sender.pid, sender.pidfd);
   if (watch) keepWatch(conn, watch, deps);
 }

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../audit/log.js';
 import { EntraclawError } from '../errors.js';
+import { sessionNamespaces } from '../identity/namespace.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
 import type { Grant } from '../policy/schema.js';
@@ -180,6 +181,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     shims: shimScripts(),
     version: opts.version,
     ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
+    // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
+    ...(!opts.boundary && process.platform === 'linux' ? { namespaces: sessionNamespaces() } : {}),
     ...(opts.askpass
       ? { confirmUse: askpassConfirmer(opts.askpass, opts.log), consent: new ConsentMemory() }
       : {}),

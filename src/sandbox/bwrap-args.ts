@@ -10,6 +10,7 @@ import { UsageError } from '../errors.js';
 //   one (say `--project ~`) would otherwise bind it straight back in. These masks go last, over every bind;
 // - the kernel keyring: a new user namespace gives the sandbox its own user keyring, and a seccomp filter
 //   (seccomp.ts) stops keyctl altogether, because the inherited session keyring may link the real one;
+//   /proc/keys, which lists the names (service/account) of the keys the user can view, is masked;
 // - only the broker socket, the shims, the project directory and the profile's paths are bound back in.
 
 /** Inputs of buildBwrapArgs, all absolute, canonical paths. */
@@ -30,6 +31,8 @@ export interface SandboxLayout {
   hideDirs?: string[];
   /** Existing files that must never be visible (the vault passphrase file, a D-Bus socket). */
   hideFiles?: string[];
+  /** Files of the sandbox's own /proc to mask: /proc/keys names every kernel key the user can view. */
+  procMasks?: string[];
   /** File descriptor (in bwrap) from which bwrap reads the seccomp program. */
   seccompFd?: number;
   /** File descriptor (in bwrap) on which bwrap writes `{"child-pid": N}`: the sandbox's init, for signals. */
@@ -60,6 +63,7 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
   ];
   if (!layout.network) args.push('--unshare-net');
   args.push('--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run');
+  for (const f of layout.procMasks ?? []) args.push('--ro-bind', '/dev/null', f);
   const hiddenRoots = ['/tmp', '/run', layout.home];
   args.push('--tmpfs', layout.home);
   if (layout.runtimeDir && !isUnderAny(layout.runtimeDir, hiddenRoots)) {

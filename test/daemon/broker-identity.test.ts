@@ -67,6 +67,12 @@ elif mode == "exec-unapproved":
     os.set_inheritable(s.fileno(), True)
     emit({"role": "approved", "control": control["ok"]})
     os.execv(sys.executable, [sys.executable, HOLDER, "use-fd", str(s.fileno()), SVC, ACCT])
+elif mode == "unshared-get":
+    # Enters a user namespace of its own, as a sandbox or a rootless container does, then asks.
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+    emit(get(connect_hello(SOCK), SVC, ACCT))
 elif mode == "first-reply":
     # Hello answered, then one get: a watched sender is served without a challenge.
     s = connect_hello(SOCK)
@@ -450,6 +456,16 @@ describe('another uid', () => {
       Record<string, unknown>
     >;
     expect(audit).toContainEqual(expect.objectContaining({ op: 'connect', decision: 'denied', uid: 65534 }));
+  }, 30_000);
+});
+
+describe('another user namespace', () => {
+  it('an approved program that entered a user namespace of its own (a sandbox, a container) is refused', async () => {
+    served(await b.python(approvedPy, ['get', SVC, 'acct']));
+    const r = await b.python(approvedPy, ['unshared-get', SVC, 'acct']);
+    noSecret(r.result, 'in another user namespace');
+    expect(r.result, r.stderr).toMatchObject({ code: 'denied', message: /another user namespace/ });
+    expect(r.result.hint).toContain('entraclaw sandbox');
   }, 30_000);
 });
 

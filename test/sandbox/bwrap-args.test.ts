@@ -91,6 +91,13 @@ describe('buildBwrapArgs: what is hidden', () => {
     }
   });
 
+  it("/proc/keys (the names of the user's kernel keys) is masked in the sandbox's own /proc", () => {
+    const masked = buildBwrapArgs(layout({ procMasks: ['/proc/keys', '/proc/key-users'] }));
+    expect(seen(masked, '/proc/keys')).toBe('null');
+    expect(seen(masked, '/proc/key-users')).toBe('null');
+    expect(seen(masked, '/proc/self/status')).toBe('proc');
+  });
+
   it('the rest of the system is read-only', () => {
     expect(seen(args, '/usr/bin/secret-tool')).toBe('ro:/usr/bin/secret-tool');
     expect(seen(args, '/etc/passwd')).toBe('ro:/etc/passwd');

@@ -277,6 +277,25 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     });
   });
 
+  it("the user's daemon socket is masked wherever ENTRACLAW_SOCKET puts it; /proc/keys names no key", () => {
+    // Outside the hidden directories, as `entraclaw agent --socket /var/tmp/...` would put it. The daemon
+    // also refuses callers from the sandbox's user namespace (test/daemon/broker-identity.test.ts).
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(elsewhere, { recursive: true, mode: 0o700 });
+    const socket = join(elsewhere, 'agent.sock');
+    writeFileSync(socket, 'not masked');
+    const r = sandboxed(
+      { main_socket: `cat ${sq(socket)}`, proc_keys: 'cat /proc/keys' },
+      { env: { ...baseEnv(), ENTRACLAW_SOCKET: socket } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    // /dev/null bound over them, on a nodev mount: nothing to read, let alone connect to.
+    expect(r.outcomes.main_socket!.stdout).toBe('');
+    expect(r.outcomes.main_socket!.rc).not.toBe(0);
+    expect(r.outcomes.proc_keys!.stdout).toBe('');
+    expect(readFileSync('/proc/keys', 'utf8')).toContain(`entraclaw:${S}/${A}`);
+  }, 60_000);
+
   describe('everything else is out of reach', () => {
     let r: ReturnType<typeof sandboxed>;
     const vault = join(home, '.local', 'share', 'entraclaw', 'vault.ecv');

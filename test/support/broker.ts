@@ -172,7 +172,7 @@ def result(reply, att):
     if reply.get("ok"):
         return {"ok": True, "value_b64": base64.b64encode(att).decode()}
     e = reply.get("error") or {}
-    return {"ok": False, "code": e.get("code"), "message": e.get("message")}
+    return {"ok": False, "code": e.get("code"), "message": e.get("message"), **({"hint": e["hint"]} if "hint" in e else {})}
 
 def get(s, service, account, rid=7):
     try:
