@@ -212,8 +212,10 @@ export function splitSecurityScript(input: string): { lines: string[]; untermina
 }
 
 /**
- * The Entraclaw lookup a find/delete stands for. With both -s and -a the real tool matches on them
- * alone (its primary key); otherwise -l narrows the search too.
+ * The Entraclaw lookup a find/delete stands for, as keychain_find.c searches: a generic password's -s
+ * and -a are its primary key, and with both the real tool searches on them alone (-l is ignored). An
+ * internet password's primary key also needs -d -r -t -P -p, which the shim refuses, so there -l always
+ * narrows the search.
  */
 export function entraclawQuery(command: SecurityFind | SecurityDelete): {
   service?: string;
@@ -221,7 +223,9 @@ export function entraclawQuery(command: SecurityFind | SecurityDelete): {
   label?: string;
 } {
   const { service, account, label } = command.attributes;
-  if (service !== undefined && account !== undefined) return { service, account };
+  if (command.itemClass === 'generic' && service !== undefined && account !== undefined) {
+    return { service, account };
+  }
   return {
     ...(service !== undefined && { service }),
     ...(account !== undefined && { account }),

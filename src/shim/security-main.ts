@@ -99,8 +99,8 @@ function describe(q: { service?: string; account?: string; label?: string }): st
 
 /**
  * The item a find/delete selects, with its value when `withValue`. With -s and -a it is read directly
- * (read access); any other search lists first (list access) and takes the first match, as the real
- * tool takes the first item its search returns.
+ * (read access), and a -l in the query that names another label means no match; any other search lists
+ * first (list access) and takes the first match, as the real tool takes the first item its search returns.
  */
 async function select(
   client: Client,
@@ -114,12 +114,18 @@ async function select(
     const { value: _value, ...meta } = item;
     return meta;
   };
-  if (q.service !== undefined && q.account !== undefined) return read(q.service, q.account);
+  const labelled = (i: ItemMeta) => q.label === undefined || (i.label ?? i.service) === q.label;
+  if (q.service !== undefined && q.account !== undefined) {
+    const item = await read(q.service, q.account);
+    if (labelled(item)) return item;
+    item.value?.fill(0);
+    return undefined;
+  }
   const hit = (await client.list(q.service)).find(
     (i: ItemMeta) =>
       (q.service === undefined || i.service === q.service) &&
       (q.account === undefined || i.account === q.account) &&
-      (q.label === undefined || (i.label ?? i.service) === q.label),
+      labelled(i),
   );
   if (!hit) return undefined;
   return withValue ? read(hit.service, hit.account) : hit;

@@ -443,6 +443,11 @@ describe('entraclawQuery', () => {
     });
   });
 
+  it('an internet password has no primary key the shim can name: -l always narrows', () => {
+    const internet = command('find-internet-password', '-s', 's', '-a', 'a', '-l', 'L') as SecurityFind;
+    expect(entraclawQuery(internet)).toEqual({ service: 's', account: 'a', label: 'L' });
+  });
+
   it('narrows by label otherwise', () => {
     expect(entraclawQuery(find('-l', 'BeaconStore'))).toEqual({ label: 'BeaconStore' });
     expect(entraclawQuery(find('-s', 's', '-l', 'L'))).toEqual({ service: 's', label: 'L' });

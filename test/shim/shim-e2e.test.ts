@@ -467,6 +467,21 @@ describe.skipIf(!inTestSession)(
         ).toBe(
           'security: SecKeychainAddInternetPassword <NULL>: The specified item already exists in the keychain.\n',
         );
+        // -l is part of an internet password's search (its primary key would need -d -r -t -P -p) and of a
+        // generic one's only without -s and -a, as in keychain_find.c: a wrong label finds and deletes nothing.
+        const wrongLabel = ['-s', host, '-a', 'me', '-l', 'not-its-label'];
+        expect(text(await sec(['find-internet-password', ...wrongLabel, '-w']))).toEqual({
+          status: 44,
+          stdout: '',
+          stderr: NOT_FOUND,
+        });
+        expect((await sec(['delete-internet-password', ...wrongLabel])).status).toBe(44);
+        expect((await sec(['find-internet-password', '-s', host, '-a', 'me', '-l', host, '-w'])).status).toBe(
+          0,
+        );
+        expect((await sec(['find-generic-password', ...wrongLabel, '-w'])).stdout.toString()).toBe(
+          'net-pw\n',
+        );
         const del = await sec(['delete-internet-password', '-s', host, '-a', 'me']);
         expect(del.status).toBe(0);
         expect(del.stderr.toString()).toBe('password has been deleted.\n');
