@@ -28,20 +28,41 @@ import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } fro
 /** Prefix of Entraclaw's own variables, which children do not inherit by default. */
 export const ENTRACLAW_PREFIX = 'ENTRACLAW_';
 
-/** Prefixes of loader/injection variables: dynamic linkers and exported bash functions. */
-export const INJECTION_PREFIXES: readonly string[] = ['LD_', 'DYLD_', 'BASH_FUNC_'];
+/**
+ * Prefixes of loader/injection variables: dynamic linkers, exported bash functions, git's config from
+ * the environment (GIT_CONFIG_KEY_0=core.sshCommand ...), Lua's start-up code and module paths (also
+ * their _5_4-style versions), and npm's config (npm_config_node_options, npm_config_script_shell).
+ */
+export const INJECTION_PREFIXES: readonly string[] = [
+  'LD_',
+  'DYLD_',
+  'BASH_FUNC_',
+  'GIT_CONFIG',
+  'LUA_INIT',
+  'LUA_PATH',
+  'LUA_CPATH',
+  'npm_config_',
+  'NPM_CONFIG_',
+];
 
 /**
- * Exact names of variables that make an interpreter, shell or libc load and run code of the value's
- * choosing, or (PATH) pick which program is run: the command itself and everything it starts.
+ * Exact names of variables that make an interpreter, shell, libc or common tool load and run code of
+ * the value's choosing, pick which program is run (PATH, editors, pagers, askpass, git's ssh), redirect
+ * where code or config is loaded from (HOME, XDG_CONFIG_HOME), or whom TLS trusts with the secrets.
  */
 export const INJECTION_NAMES: readonly string[] = [
   'PATH',
+  'HOME',
+  'XDG_CONFIG_HOME',
   'NODE_OPTIONS',
   'NODE_PATH',
+  'NODE_REPL_EXTERNAL_MODULE',
   'PYTHONSTARTUP',
   'PYTHONPATH',
   'PYTHONHOME',
+  'PYTHONUSERBASE',
+  'PYTHONPYCACHEPREFIX',
+  'PYTHONINSPECT',
   'PYTHONWARNINGS',
   'PYTHONBREAKPOINT',
   'PERL5OPT',
@@ -50,9 +71,44 @@ export const INJECTION_NAMES: readonly string[] = [
   'PERL5DB',
   'RUBYOPT',
   'RUBYLIB',
+  'GEM_HOME',
+  'GEM_PATH',
   'JAVA_TOOL_OPTIONS',
   '_JAVA_OPTIONS',
   'JDK_JAVA_OPTIONS',
+  'CLASSPATH',
+  'GIT_SSH',
+  'GIT_SSH_COMMAND',
+  'GIT_EXEC_PATH',
+  'GIT_EXTERNAL_DIFF',
+  'GIT_PROXY_COMMAND',
+  'GIT_TEMPLATE_DIR',
+  'GIT_ASKPASS',
+  'GIT_EDITOR',
+  'GIT_PAGER',
+  'GIT_SSL_NO_VERIFY',
+  'GIT_SSL_CAINFO',
+  'SSH_ASKPASS',
+  'SUDO_ASKPASS',
+  'EDITOR',
+  'VISUAL',
+  'PAGER',
+  'MANPAGER',
+  'BROWSER',
+  'ZDOTDIR',
+  'GIO_MODULE_DIR',
+  'GIO_EXTRA_MODULES',
+  'GTK_PATH',
+  'GTK_MODULES',
+  'GTK_EXE_PREFIX',
+  'QT_PLUGIN_PATH',
+  'QT_QPA_PLATFORM_PLUGIN_PATH',
+  'NODE_TLS_REJECT_UNAUTHORIZED',
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'REQUESTS_CA_BUNDLE',
+  'CURL_CA_BUNDLE',
   'BASH_ENV',
   'ENV',
   'PROMPT_COMMAND',

@@ -171,13 +171,33 @@ describe('envReferences', () => {
 });
 
 describe('isInjectionVariable', () => {
-  it('covers every listed name and the LD_/DYLD_/BASH_FUNC_ prefixes, and nothing ordinary', () => {
+  it('covers every listed name and prefix, and nothing ordinary', () => {
     for (const name of INJECTION_NAMES) expect(isInjectionVariable(name)).toBe(true);
-    expect(isInjectionVariable('LD_AUDIT')).toBe(true);
-    expect(isInjectionVariable('DYLD_FRAMEWORK_PATH')).toBe(true);
-    expect(isInjectionVariable('PATH')).toBe(true);
-    expect(isInjectionVariable('MANPATH')).toBe(false);
-    expect(isInjectionVariable('HOME')).toBe(false);
-    expect(isInjectionVariable('OLD_PRELOAD')).toBe(false);
+    for (const name of [
+      'LD_AUDIT',
+      'DYLD_FRAMEWORK_PATH',
+      'PATH',
+      'HOME',
+      'PYTHONUSERBASE',
+      'GIT_SSH_COMMAND',
+      'GIT_CONFIG_KEY_0',
+      'GIT_CONFIG_PARAMETERS',
+      'LUA_INIT_5_4',
+      'LUA_PATH',
+      'npm_config_script_shell',
+      'NODE_EXTRA_CA_CERTS',
+    ]) {
+      expect(isInjectionVariable(name), name).toBe(true);
+    }
+    for (const name of [
+      'MANPATH',
+      'OLD_PRELOAD',
+      'DATABASE_URL',
+      'GITHUB_TOKEN',
+      'GIT_AUTHOR_NAME',
+      'LANG',
+    ]) {
+      expect(isInjectionVariable(name), name).toBe(false);
+    }
   });
 });
