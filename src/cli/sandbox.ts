@@ -174,13 +174,18 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     closeSync(seccompFd);
     seccompFd = undefined;
     const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream);
-    let signalled = 0;
+    let stopping = false;
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(s, () => {
-        // A second signal ends the sandbox whatever its processes do (a command that stopped the
-        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever).
-        if (++signalled > 1) child.kill('SIGKILL');
-        else forward(s, init(), child);
+        // A second SIGINT/SIGTERM ends the sandbox whatever its processes do (a command that stopped the
+        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever). SIGHUP asks a
+        // command to reload, not to stop: it is passed on every time and never escalates.
+        if (s !== 'SIGHUP' && stopping) {
+          child.kill('SIGKILL');
+          return;
+        }
+        if (s !== 'SIGHUP') stopping = true;
+        forward(s, init(), child);
       });
     }
     process.exitCode = await new Promise<number>((res) => {

@@ -26,6 +26,11 @@ const haveBwrap = spawnSync('bwrap', ['--version']).status === 0;
 const haveKeyctl = spawnSync('keyctl', ['--version']).status === 0;
 const run = inTestSession && haveBwrap && haveKeyctl && process.platform === 'linux';
 
+/** Polls `check` every 20 ms until it holds (the test's own timeout bounds the wait). */
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 /** What one command inside the sandbox did. */
 interface Outcome {
   rc: number;
@@ -561,6 +566,25 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     it('Ctrl-C (SIGINT to the whole process group) reaches the command once, not as a SIGKILL', async () => {
       expect(await signalled('SIGINT', true)).toEqual({ status: 42, got: 'INT\n' });
     });
+
+    it('SIGHUP (a reload) is passed on and does not turn a later SIGTERM into a SIGKILL', async () => {
+      const ready = join(project, 'ready-hup');
+      const log = join(project, 'got-hup');
+      const script = `trap 'echo HUP >> ${sq(log)}' HUP; trap 'echo TERM >> ${sq(log)}; exit 42' TERM; touch ${sq(ready)}; while :; do sleep 0.05; done`;
+      const proc = spawn(
+        process.execPath,
+        [CLI, 'sandbox', '--store', 'secret-service', '--project', project, '--', 'sh', '-c', script],
+        { env: baseEnv(), stdio: 'ignore' },
+      );
+      onTestFinished(() => void proc.kill('SIGKILL'));
+      const closed = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+      await waitUntil(() => existsSync(ready));
+      proc.kill('SIGHUP');
+      await waitUntil(() => existsSync(log) && readFileSync(log, 'utf8') === 'HUP\n');
+      proc.kill('SIGTERM');
+      expect(await closed).toBe(42);
+      expect(readFileSync(log, 'utf8')).toBe('HUP\nTERM\n');
+    }, 30_000);
 
     it("SIGTERM still ends entraclaw when the command stopped the sandbox's init with ptrace and exited", async () => {
       const attached = join(project, 'attached');
