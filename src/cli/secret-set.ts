@@ -1,6 +1,6 @@
 import { TooLargeError, UsageError } from '../errors.js';
 import { promptHidden } from '../lib/passphrase.js';
-import { assertItemName, parseKind, parseTimestamp } from '../store/item-rules.js';
+import { assertItemName, assertItemText, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, noteShadowed, openStore } from './open-store.js';
@@ -37,6 +37,8 @@ export async function secretSet(service: string, account: string, opts: SecretSe
       );
     }
   }
+  assertItemText(opts.label, 'label');
+  assertItemText(opts.scope, 'scope');
   const kind = parseKind(opts.kind);
   const expiresAt = parseTimestamp(opts.expiresAt, '--expires-at');
   if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {

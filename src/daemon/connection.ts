@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TooLargeError } from '../errors.js';
 import { native, type PeerCred } from '../lib/native.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
 
@@ -245,10 +246,29 @@ export class Connection {
     else this.closers.push(fn);
   }
 
-  /** Writes one reply frame. */
+  /**
+   * Writes one reply frame. A reply over the frame cap (a list of many items, an item another tool gave a
+   * huge label) goes out as a `too_large` error for the same request instead: the client learns why, and
+   * the daemon, which would otherwise die of the throw, stays up for everyone else.
+   */
   reply(json: object, attachment?: Buffer): void {
     if (this.closed || this.socket.destroyed) return;
-    this.socket.write(encodeFrame(json, attachment));
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(json, attachment);
+    } catch (err) {
+      if (!(err instanceof TooLargeError)) throw err;
+      frame = encodeFrame({
+        id: (json as { id?: unknown }).id ?? null,
+        ok: false,
+        error: {
+          code: 'too_large',
+          message: `the reply does not fit in one frame (${err.message})`,
+          hint: 'list one service at a time; an item whose label or scope another tool made huge needs it shortened there',
+        },
+      });
+    }
+    this.socket.write(frame);
   }
 
   /** Stops reading, closes the socket and releases every pidfd still held. */

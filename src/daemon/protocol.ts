@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
-import { LONE_SURROGATE, parseTimestamp } from '../store/item-rules.js';
+import { LONE_SURROGATE, MAX_TEXT_BYTES, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import { PROTOCOL_VERSION } from './frame.js';
 
@@ -12,8 +12,8 @@ export { MAX_FRAME, PROTOCOL_VERSION } from './frame.js';
 export const MAX_NAME_BYTES = 256;
 /** Largest string request id; numeric ids are uint32. */
 export const MAX_ID_CHARS = 64;
-/** Largest label, scope and hello client string, in UTF-8 bytes. */
-export const MAX_TEXT_BYTES = 1024;
+// Largest label, scope and hello client string, in UTF-8 bytes: the stores' own limit on labels and scopes.
+export { MAX_TEXT_BYTES };
 
 /** Operations a client may request after the hello. */
 export const OPS = ['get', 'set', 'delete', 'list', 'whoami', 'audit_head'] as const;

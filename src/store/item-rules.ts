@@ -16,6 +16,19 @@ export function assertItemName(value: string, field: 'service' | 'account'): voi
   if (LONE_SURROGATE.test(value)) throw new UsageError(`${field} is not valid Unicode`, hint);
 }
 
+/** Largest label or scope, in UTF-8 bytes: what the daemon's protocol accepts (MAX_TEXT_BYTES). */
+export const MAX_TEXT_BYTES = 1024;
+
+/** Rejects a label or scope over MAX_TEXT_BYTES: the daemon could not take or hand out such an item. */
+export function assertItemText(value: string | undefined, field: 'label' | 'scope'): void {
+  if (value !== undefined && Buffer.byteLength(value) > MAX_TEXT_BYTES) {
+    throw new UsageError(
+      `${field} is longer than ${MAX_TEXT_BYTES} bytes`,
+      `give a ${field} of at most ${MAX_TEXT_BYTES} bytes`,
+    );
+  }
+}
+
 /** Matches half a UTF-16 surrogate pair (with the u flag a whole pair is one code point, never matched). */
 export const LONE_SURROGATE = /\p{Cs}/u;
 

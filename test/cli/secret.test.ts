@@ -179,6 +179,21 @@ describe('entraclaw secret: bad input', () => {
     ).toBe(2);
   });
 
+  it('a label or scope over 1024 bytes is refused (the daemon could not hand the item out); nothing is stored', () => {
+    for (const flag of ['--label', '--scope']) {
+      const r = runCli(
+        ['secret', 'set', 'svc', 'long', '--store', 'encrypted-file', flag, 'L'.repeat(1025)],
+        env,
+        CANARY,
+      );
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(`${flag.slice(2)} is longer than 1024 bytes`);
+    }
+    expect(runCli(['secret', 'get', 'svc', 'long', '--store', 'encrypted-file'], env).status).toBe(
+      EXIT_CODES.not_found,
+    );
+  });
+
   it('an empty value is refused and a value over 1 MiB is too large; nothing is stored', () => {
     expect(runCli(['secret', 'set', 'svc', 'empty', '--store', 'encrypted-file'], env, '').status).toBe(2);
     const big = runCli(

@@ -354,6 +354,45 @@ describe('bad input', () => {
   }, 30_000);
 });
 
+describe('replies over the frame cap', () => {
+  it('a list too big for one frame is a too_large error for that request; the daemon stays up', async () => {
+    // Within every request limit: names of 256 bytes, label and scope of 1024, a 1-byte value. 450 such
+    // items list to more than MAX_FRAME.
+    const FILL = `import { connect } from ${JSON.stringify(SDK_URL)};
+const c = await connect();
+const pad = (s, n) => s + 'x'.repeat(n - Buffer.byteLength(s));
+for (let i = 0; i < 450; i++) {
+  await c.set(pad('bigl-' + i + '-', 256), pad('a', 256), Buffer.from('v'), { label: pad('l', 1024), scope: pad('s', 1024) });
+}
+let listed;
+try { listed = { ok: true, items: (await c.list()).length }; } catch (e) { listed = { ok: false, code: e.code, message: e.message }; }
+const small = (await c.list(pad('bigl-0-', 256))).length;
+c.close();
+process.stdout.write(JSON.stringify({ listed, small }) + '\\n');
+`;
+    const fill = b.file('fill.mjs', FILL);
+    const reg = b.cli([
+      'register',
+      NODE,
+      '--script',
+      fill,
+      '--grant',
+      '*',
+      '--ops',
+      'list,write',
+      '--name',
+      'fill',
+    ]);
+    expect(reg.status, reg.stderr).toBe(0);
+    const r = await b.node(fill, [], { timeoutMs: 120_000 });
+    expect(r.result, r.stderr).toMatchObject({
+      listed: { ok: false, code: 'too_large', message: /does not fit in one frame/ },
+      small: 1,
+    });
+    await servedNow();
+  }, 180_000);
+});
+
 describe('memory under large frames', () => {
   it('100 connections each holding a ~1 MB half-sent frame: the byte budget (64 MiB) closes the excess', async () => {
     const rssBefore = b.rssKiB();
