@@ -83,6 +83,7 @@ export class Connection {
     private readonly limits: ConnectionLimits,
     private readonly handle: FrameHandler,
     private readonly onClose: (conn: Connection, reason: string) => void,
+    private readonly onError: (err: unknown) => void,
   ) {
     socket.on('error', () => this.close('socket error'));
     socket.on('close', () => this.close('peer closed'));
@@ -203,7 +204,7 @@ export class Connection {
       for (let frame = this.queue.shift(); frame && !this.closed; frame = this.queue.shift()) {
         this.inHand = frame.bytes;
         try {
-          const r = await this.handle(frame, this);
+          const r = await this.handle(frame, this).catch((err: unknown) => this.failed(frame, err));
           this.reply(r.json, r.attachment);
         } finally {
           frame.release();
@@ -214,6 +215,19 @@ export class Connection {
     } finally {
       this.busy = false;
     }
+  }
+
+  // The handler answers every request itself; a throw that still escapes it is a bug of ours, and one
+  // request's bug must not take the daemon (every other client's connection) down with it.
+  private failed(frame: SenderFrame, err: unknown): { json: object; attachment?: Buffer } {
+    this.onError(err);
+    return {
+      json: {
+        id: (frame.json as { id?: unknown } | null)?.id ?? null,
+        ok: false,
+        error: { code: 'internal', message: 'internal error in the daemon (its log has the details)' },
+      },
+    };
   }
 
   // Brings this connection's share of the budget up to date (zero once closed).

@@ -188,6 +188,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       : {}),
   });
   const live = new Set<Connection>();
+  const onError = (err: unknown) =>
+    opts.log('error', 'request failed inside the daemon', {
+      error: err instanceof Error ? err.message : String(err),
+    });
   const onClose = (c: Connection, reason: string) => {
     live.delete(c);
     opts.log('debug', 'connection closed', { reason });
@@ -226,7 +230,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       socket.destroy();
       return;
     }
-    live.add(new Connection(socket, fd, limits, handler, onClose));
+    live.add(new Connection(socket, fd, limits, handler, onClose, onError));
   });
   server.maxConnections = maxConnections + 64;
 
