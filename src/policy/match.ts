@@ -47,7 +47,7 @@ export function decide(
   const client = findClient(policy.clients, identity);
   if (!client) return changedProgram(policy.clients, identity) ?? { result: 'unknown' };
   if (request.op === 'list') {
-    const grant = client.grants.find((g) => isLive(g, now) && allows(g, 'list'));
+    const grant = strictest(client.grants.filter((g) => isLive(g, now) && allows(g, 'list')));
     return grant
       ? { result: 'granted', client, grant }
       : denied(
@@ -61,7 +61,7 @@ export function decide(
     return denied(client, `a ${request.op} request must name a service and an account`);
   }
   const fits = (g: Grant) => allows(g, request.op) && covers(g, service, account);
-  const grant = client.grants.find((g) => isLive(g, now) && fits(g));
+  const grant = strictest(client.grants.filter((g) => isLive(g, now) && fits(g)));
   if (grant) return { result: 'granted', client, grant };
   // The one that ran out last is the one the user remembers giving.
   const lapsed = client.grants
@@ -83,6 +83,13 @@ export function decide(
     `no grant of client "${client.name}" allows ${request.op} on ${service}/${account}`,
     grantHint(client, spec, request.op),
   );
+}
+
+// Of several grants that fit, the one that asks the user wins: a confirm grant added for one item must
+// not be bypassed by a broader grant that does not ask (and asking every time beats a remembered yes).
+function strictest(grants: readonly Grant[]): Grant | undefined {
+  const rank = (g: Grant) => (g.confirm ? (g.confirmFor ? 1 : 2) : 0);
+  return grants.reduce<Grant | undefined>((best, g) => (!best || rank(g) > rank(best) ? g : best), undefined);
 }
 
 /** The items a client may see in a `list` reply: those some live grant allowing list covers. */

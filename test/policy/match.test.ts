@@ -369,3 +369,42 @@ describe('setOperation', () => {
     expect(setOperation(true)).toBe('update');
   });
 });
+
+describe('decide: several grants fit', () => {
+  const broad = grant({ services: [], servicePrefixes: [''], operations: ['read', 'list'] });
+  const remembered = grant({
+    services: ['signing'],
+    confirm: true,
+    confirmFor: '10m',
+    operations: ['read', 'list'],
+  });
+  const always = grant({ services: ['signing'], accounts: ['release'], confirm: true, operations: ['read'] });
+
+  it('the grant that asks wins over a broader one that does not, in either order', () => {
+    for (const grants of [
+      [broad, always],
+      [always, broad],
+    ]) {
+      const d = decide(policy(client({ grants })), who(), ask('read', 'signing', 'release'), NOW);
+      expect(d).toMatchObject({ result: 'granted', grant: always });
+    }
+    const other = decide(
+      policy(client({ grants: [broad, always] })),
+      who(),
+      ask('read', 'github.com', 'me'),
+      NOW,
+    );
+    expect(other).toMatchObject({ result: 'granted', grant: broad });
+  });
+
+  it('asking every time wins over a remembered yes; list takes the asking grant too', () => {
+    const grants = [broad, remembered, always];
+    expect(decide(policy(client({ grants })), who(), ask('read', 'signing', 'release'), NOW)).toMatchObject({
+      grant: always,
+    });
+    expect(decide(policy(client({ grants })), who(), ask('read', 'signing', 'other'), NOW)).toMatchObject({
+      grant: remembered,
+    });
+    expect(decide(policy(client({ grants })), who(), ask('list'), NOW)).toMatchObject({ grant: remembered });
+  });
+});
