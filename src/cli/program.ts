@@ -81,7 +81,7 @@ storeOptions(program.command('agent'))
     '--socket <path>',
     'socket path (default $XDG_RUNTIME_DIR/entraclaw/agent.sock or $ENTRACLAW_SOCKET)',
   )
-  .option('-v, --verbose', 'log every connection')
+  .option('-v, --verbose', 'log every connection and every decision (what the audit log records)')
   .argument('[command...]', 'command to run with ENTRACLAW_SOCKET set')
   .passThroughOptions()
   .action(async (command: string[], o) => (await import('./agent.js')).agent(o, command));

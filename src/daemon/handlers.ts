@@ -96,13 +96,16 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
     if ('service' in request && request.service) audit.service = request.service;
     if ('account' in request && request.account) audit.account = request.account;
     const finish = (reply: Reply, decision: AuditEntry['decision'], reason?: string): Reply => {
-      deps.audit.append({
+      const line = deps.audit.append({
         time: new Date().toISOString(),
         ...audit,
         decision,
         ...(reason ? { reason } : {}),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       } as AuditEntry);
+      // `agent -v`: the audit line, as the log line it would otherwise take `entraclaw audit` to see.
+      const { time: _time, prev: _prev, decision: _decision, ...said } = line;
+      deps.log('debug', decision, said);
       return reply;
     };
     try {

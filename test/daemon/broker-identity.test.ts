@@ -277,6 +277,11 @@ const served = (r: RunResult) => {
 describe('the approved python client', () => {
   it('is served, and the daemon sees it as the kernel does', async () => {
     served(await b.python(approvedPy, ['get', SVC, 'acct']));
+    // The daemon runs with -v: each decision is a log line too (the canary test below checks them all).
+    const line = new RegExp(
+      `entraclaw-agent debug: granted .*script=${approvedPy} op=get service=vault\\.example account=acct `,
+    );
+    await waitFor(() => line.test(b.stderr()), 'the decision in the daemon log');
     const who = (await b.python(approvedPy, ['whoami', SVC, 'acct'])).result.reply as Record<string, unknown>;
     expect(who).toMatchObject({
       ok: true,
