@@ -12,7 +12,9 @@ import { formatReference, type Reference } from './reference.js';
  */
 export async function resolveReference(sel: Selection, ref: Reference, where?: string): Promise<Buffer> {
   const at = where ? `${where}: ` : '';
-  const refresh = `entraclaw secret set ${shellQuote(ref.service)} ${shellQuote(ref.account)}`;
+  const names = [ref.service, ref.account];
+  // A name that starts with "-" would be read as an option: `--` first, so the hint works as pasted.
+  const refresh = `entraclaw secret set ${names.some((n) => n.startsWith('-')) ? '-- ' : ''}${names.map(shellQuote).join(' ')}`;
   for (const store of [...sel.readFirst, sel.store]) {
     let item: Item | undefined;
     try {

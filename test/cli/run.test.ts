@@ -223,6 +223,16 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
     expect(r.stderr).not.toContain(CANARY);
   });
 
+  it('the hint stores the missing item as printed, even for a name that starts with "-"', () => {
+    const r = run(['--env', `DASHED=entraclaw://-dash-${SVC}/me`, '--', 'true']);
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    const hint = /store it with: (entraclaw secret set .*)/.exec(r.stderr)?.[1];
+    expect(hint).toBe(`entraclaw secret set -- -dash-${SVC} me`);
+    const [, secret, set, ...rest] = hint!.split(' ');
+    expect(runCli([secret!, set!, ...STORE, ...rest], env, 'stored').status).toBe(0);
+    expect(run(['--env', `DASHED=entraclaw://-dash-${SVC}/me`, '--', 'true']).status).toBe(0);
+  });
+
   it('names the variable from a .env file and from the environment, however the reference is spelled', () => {
     const file = scratch('.env');
     writeFileSync(file, `FROM_FILE=entraclaw://${SVC}/n%6Fbody\n`);
