@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
+import { reportError } from './output.js';
 
 /** Options of `entraclaw agent`. */
 export interface AgentCliOptions extends StoreOptions {
@@ -62,8 +63,15 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
       stdio: 'inherit',
       env: { ...process.env, ENTRACLAW_SOCKET: socket },
     });
-    child.on('error', (err) => {
-      log('error', 'cannot start command', { command: command[0], error: err.message });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // Reported as every CLI error is (message, hint); the status stays 127, as a shell's.
+      reportError(
+        new UsageError(
+          `cannot start ${command[0]}: ${err.code ?? err.message}`,
+          'check the command name and PATH',
+        ),
+        false,
+      );
       void stop(127);
     });
     // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.

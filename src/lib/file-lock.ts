@@ -1,6 +1,8 @@
 import { closeSync, constants, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { EntraclawError, UnavailableError } from '../errors.js';
 import { native } from './native.js';
+import { shellQuote } from './shell.js';
 
 /** How long `withFileLock` waits for another holder before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000;
@@ -79,5 +81,13 @@ function tryLock(fd: number, path: string): boolean {
 
 function lockError(path: string, err: unknown): UnavailableError {
   const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new UnavailableError(`cannot lock ${path}: ${code}`, undefined, { cause: err });
+  const hint =
+    code === 'EROFS'
+      ? `its directory is on a read-only file system: make ${shellQuote(dirname(path))} writable, or point the XDG_* directory that holds it elsewhere`
+      : code === 'EACCES' || code === 'EPERM'
+        ? `its directory must be yours and writable: check ls -ld ${shellQuote(dirname(path))}`
+        : code === 'ENOSPC' || code === 'EDQUOT'
+          ? 'the disk is full: free some space and retry'
+          : `check that ${dirname(path)} exists and is a writable directory of yours`;
+  return new UnavailableError(`cannot lock ${path}: ${code}`, hint, { cause: err });
 }

@@ -4,6 +4,7 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -510,6 +511,28 @@ describe('process hygiene', () => {
     const limits = readFileSync(`/proc/${b.pid}/limits`, 'utf8');
     expect(limits).toMatch(/^Max core file size\s+0\s+0\s+bytes/m);
   });
+
+  it('`agent -- CMD` with a CMD that cannot start: 127, reported as a CLI error with a hint', async () => {
+    const state = mkdtempSync(join(b.dir, 'nocmd-'));
+    const r = await run(
+      process.execPath,
+      [
+        CLI,
+        'agent',
+        '--store',
+        'encrypted-file',
+        '--socket',
+        join(dirname(b.socket), 'nocmd.sock'),
+        '--',
+        '/nonexistent/cmd',
+      ],
+      { env: { ...b.env, XDG_STATE_HOME: state }, timeoutMs: 15_000 },
+    );
+    expect(r.status, r.stderr).toBe(127);
+    expect(r.stderr).toContain(
+      'entraclaw: cannot start /nonexistent/cmd: ENOENT\n  hint: check the command name and PATH\n',
+    );
+  }, 30_000);
 
   it('a second agent on the same socket fails with exit 2', async () => {
     const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', b.socket], {

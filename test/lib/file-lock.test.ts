@@ -63,3 +63,14 @@ describe('withFileLock', () => {
     expect(await withFileLock(lock, async () => 'free', 100)).toBe('free');
   });
 });
+
+describe('a lock that cannot be taken', () => {
+  it('names the lock file and the errno, and says what to check', async () => {
+    const lock = join(lockPath(), '..', 'missing-dir', 'test.lock');
+    await expect(withFileLock(lock, async () => 'ran')).rejects.toMatchObject({
+      code: 'unavailable',
+      message: `cannot lock ${lock}: ENOENT`,
+      hint: expect.stringMatching(/missing-dir exists and is a writable directory of yours/),
+    });
+  });
+});
