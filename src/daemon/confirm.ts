@@ -3,7 +3,7 @@
 // that asks on a terminal). The program gets the question as its only argument and
 // SSH_ASKPASS_PROMPT=confirm; exit status 0 is yes, anything else (or no answer in time) is no. The
 // question names the program and the item, never a value.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from './log.js';
 
 /** How long the user has to answer before the request is denied. */
@@ -17,11 +17,24 @@ export type Answer = { yes: true } | { yes: false; why: string };
 /** Asks the user one question; resolves when they answer, the program fails or the time runs out. */
 export type Confirmer = (question: string) => Promise<Answer>;
 
+/** A Confirmer that runs `askpass`, with `close()` for the daemon's shutdown. */
+export type AskpassConfirmer = Confirmer & {
+  /** Takes down an open dialog (its question can no longer be answered) and refuses later questions. */
+  close(): void;
+};
+
 /** A Confirmer that runs `askpass`, one question at a time (two dialogs at once would be ambiguous). */
-export function askpassConfirmer(askpass: string, log: Logger, timeoutMs = CONFIRM_TIMEOUT_MS): Confirmer {
+export function askpassConfirmer(
+  askpass: string,
+  log: Logger,
+  timeoutMs = CONFIRM_TIMEOUT_MS,
+): AskpassConfirmer {
   let tail: Promise<unknown> = Promise.resolve();
   let waiting = 0;
-  return (question) => {
+  let closed = false;
+  const open = new Set<ChildProcess>();
+  const confirmer = (question: string): Promise<Answer> => {
+    if (closed) return Promise.resolve({ yes: false, why: 'the daemon is stopping' });
     if (waiting >= MAX_WAITING_CONFIRMATIONS) {
       return Promise.resolve({
         yes: false,
@@ -29,15 +42,31 @@ export function askpassConfirmer(askpass: string, log: Logger, timeoutMs = CONFI
       });
     }
     waiting++;
-    const asked = tail.then(() => ask(askpass, question, timeoutMs, log));
+    const asked = tail.then(() =>
+      closed
+        ? { yes: false as const, why: 'the daemon is stopping' }
+        : ask(askpass, question, timeoutMs, log, open),
+    );
     tail = asked.catch(() => undefined);
     return asked.finally(() => {
       waiting--;
     });
   };
+  return Object.assign(confirmer, {
+    close() {
+      closed = true;
+      for (const child of open) child.kill('SIGTERM');
+    },
+  });
 }
 
-function ask(askpass: string, question: string, timeoutMs: number, log: Logger): Promise<Answer> {
+function ask(
+  askpass: string,
+  question: string,
+  timeoutMs: number,
+  log: Logger,
+  open: Set<ChildProcess>,
+): Promise<Answer> {
   return new Promise((resolve) => {
     let done = false;
     const answer = (a: Answer) => {
@@ -50,6 +79,8 @@ function ask(askpass: string, question: string, timeoutMs: number, log: Logger):
       stdio: 'ignore',
       env: { ...process.env, SSH_ASKPASS_PROMPT: 'confirm' },
     });
+    open.add(child);
+    child.on('close', () => open.delete(child));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       answer({ yes: false, why: `no answer within ${Math.round(timeoutMs / 1000)} s` });

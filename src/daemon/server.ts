@@ -171,6 +171,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     throw err;
   }
   const audit = AuditLog.open(auditFile);
+  const askpass = opts.askpass ? askpassConfirmer(opts.askpass, opts.log) : undefined;
   const handler = createHandler({
     store: opts.store,
     policy,
@@ -183,9 +184,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
     // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
     ...(!opts.boundary && process.platform === 'linux' ? { namespaces: sessionNamespaces() } : {}),
-    ...(opts.askpass
-      ? { confirmUse: askpassConfirmer(opts.askpass, opts.log), consent: new ConsentMemory() }
-      : {}),
+    ...(askpass ? { confirmUse: askpass, consent: new ConsentMemory() } : {}),
   });
   const live = new Set<Connection>();
   const onError = (err: unknown) =>
@@ -265,6 +264,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     connections: () => live.size,
     reloadPolicy: () => policy.reload(),
     async close() {
+      // An open dialog would outlive the daemon, its question no longer answerable.
+      askpass?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const c of live) c.close('daemon stopping');

@@ -13,6 +13,7 @@ import {
   PYTHON,
   startBroker,
   stateText,
+  waitFor,
 } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
 
@@ -249,5 +250,39 @@ describe('confirm on use without an askpass program', () => {
     } finally {
       await bare.stop();
     }
+  }, 60_000);
+});
+
+describe('a question still open when the daemon stops', () => {
+  it('its askpass dialog is taken down with the daemon, not left on screen', async () => {
+    const pidFile = join(here, 'slow-askpass.pid');
+    const slow = join(here, 'slow-askpass.sh');
+    writeFileSync(slow, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`);
+    chmodSync(slow, 0o755);
+    const d = await startBroker('entraclaw-confirm-stop', [[SVC, 'asked', SECRET]], {
+      ENTRACLAW_ASKPASS: slow,
+    });
+    const script = d.file('client.py', CLIENT_PY);
+    const reg = d.cli(['register', PYTHON, '--script', script, '--grant', `${SVC}/asked`, '--confirm']);
+    expect(reg.status, reg.stderr).toBe(0);
+    const client = d.python(script, [SVC, 'asked']);
+    await waitFor(
+      () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '',
+      'the askpass dialog',
+    );
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    await d.stop();
+    await waitFor(() => !alive(), 'the askpass dialog to be gone', 5_000);
+    const r = await client;
+    expect(r.result.ok).not.toBe(true);
   }, 60_000);
 });
