@@ -1,8 +1,11 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { socketLock, socketPath } from '../daemon/socket-path.js';
+import { EntraclawError } from '../errors.js';
 import { native } from '../lib/native.js';
+import { passphraseSource } from '../lib/passphrase.js';
+import { backendFor } from '../store/registry.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
-import type { StoreProbe } from '../store/types.js';
+import type { StoreContext, StoreProbe } from '../store/types.js';
 import { storeContext } from './context.js';
 import { printJson, printTable } from './output.js';
 
@@ -12,10 +15,27 @@ const PERSISTENCE: Record<StoreProbe['persistence'], string> = {
   'process-only': 'for the life of the service',
 };
 
+// The probe every command runs checks the vault's file, not its passphrase (that costs the KDF, ~0.4 s).
+// doctor pays it once, when the passphrase comes from a file: a vault it does not open is not usable.
+async function vaultOpens(ctx: StoreContext, probe: StoreProbe): Promise<StoreProbe> {
+  if (probe.name !== 'encrypted-file' || !probe.available || passphraseSource(ctx)?.kind !== 'file')
+    return probe;
+  const store = await (await backendFor('encrypted-file')).open(ctx);
+  try {
+    await store.list();
+    return probe;
+  } catch (err) {
+    if (!(err instanceof EntraclawError)) throw err;
+    return { ...probe, available: false, reason: err.message };
+  } finally {
+    await store.close();
+  }
+}
+
 /** `entraclaw doctor`: every store, whether it is usable and why, how long it keeps data, its boundary, and which is selected. */
 export async function doctor(opts: { store?: string; json?: boolean }): Promise<void> {
   const { ctx, requested, config } = await storeContext(opts);
-  const probes = await probeAll(ctx);
+  const probes = await Promise.all((await probeAll(ctx)).map((p) => vaultOpens(ctx, p)));
   const selected =
     requested !== 'auto'
       ? requested

@@ -243,6 +243,19 @@ describe('entraclaw secret: bad input', () => {
     expect(j.daemon.askpass).toBeNull();
   });
 
+  it('doctor tries the vault with the passphrase file: a wrong one is "available: no", naming why', () => {
+    runCli(['secret', 'set', 'doctor-svc', 'acct', '--store', 'encrypted-file'], env, CANARY);
+    const wrong = join(dir, 'wrong-pass');
+    writeFileSync(wrong, 'not the vault passphrase\n', { mode: 0o600 });
+    const j = JSON.parse(
+      runCli(['doctor', '--json'], { ...env, ENTRACLAW_PASSPHRASE_FILE: wrong }).stdout.toString(),
+    );
+    const vault = j.stores.find((s: { name: string }) => s.name === 'encrypted-file');
+    expect(vault).toMatchObject({ available: false, reason: expect.stringMatching(/passphrase/) });
+    const right = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
+    expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);
+  });
+
   it('doctor says which askpass answers confirm-on-use grants, and when it is missing', () => {
     const missing = join(dir, 'no-such-askpass');
     const d = runCli(['doctor'], { ...env, ENTRACLAW_ASKPASS: missing });
