@@ -108,7 +108,7 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   }
   if (storeName === 'kernel-keyring') {
     throw new UsageError(
-      'the kernel-keyring store cannot back the service: its sandbox runs in a user namespace, where the user keyring is a different, empty one',
+      'the kernel-keyring store cannot back the service: its session keyring is private (KeyringMode=private) and does not link your user keyring, so it could not read the keys your shell stored',
       'use --store secret-service or --store encrypted-file, or run `entraclaw agent` directly',
     );
   }

@@ -41,8 +41,8 @@ export interface HandlerDeps {
   version: string;
   /** Sandbox mode: grants for whoever calls (see AgentOptions.boundary); no approval queue. */
   boundary?: Grant[];
-  /** The user namespaces callers must be in (identity/namespace.ts); unset: any. */
-  namespaces?: Set<string>;
+  /** The user namespace callers must be in, the daemon's own (identity/namespace.ts); unset: any. */
+  namespace?: string;
   /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
   confirmUse?: Confirmer;
   /** The user's recent yeses, for grants with confirm_for. */
@@ -172,9 +172,9 @@ function whoIsAsking(
 }
 
 function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
-  if (!deps.namespaces) return;
+  if (deps.namespace === undefined) return;
   const ns = userNamespaceOf(pid);
-  if (ns !== undefined && deps.namespaces.has(ns)) return;
+  if (ns === deps.namespace) return;
   throw new DeniedError(
     `request from another user namespace (${ns ?? 'unreadable'}): a sandbox or container, not this session`,
     'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
@@ -558,7 +558,7 @@ function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): v
   if (!sender || sender.uid !== deps.uid || process.platform !== 'linux') return;
   if (watchesOf(conn).has(sender.pid)) return;
   // Never watched, so each request of it meets whoIsAsking's namespace check.
-  if (deps.namespaces && !deps.namespaces.has(userNamespaceOf(sender.pid) ?? '')) return;
+  if (deps.namespace !== undefined && userNamespaceOf(sender.pid) !== deps.namespace) return;
   const { watch } = identifyAndWatch(sender.pid, sender.pidfd);
   if (watch) keepWatch(conn, watch, deps);
 }

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../audit/log.js';
 import { EntraclawError } from '../errors.js';
-import { sessionNamespaces } from '../identity/namespace.js';
+import { userNamespaceOf } from '../identity/namespace.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
 import type { Grant } from '../policy/schema.js';
@@ -172,6 +172,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   }
   const audit = AuditLog.open(auditFile);
   const askpass = opts.askpass ? askpassConfirmer(opts.askpass, opts.log) : undefined;
+  // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
+  const namespace = !opts.boundary && process.platform === 'linux' ? userNamespaceOf('self') : undefined;
   const handler = createHandler({
     store: opts.store,
     policy,
@@ -182,8 +184,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     shims: shimScripts(),
     version: opts.version,
     ...(opts.boundary ? { boundary: opts.boundary.grants } : {}),
-    // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
-    ...(!opts.boundary && process.platform === 'linux' ? { namespaces: sessionNamespaces() } : {}),
+    ...(namespace ? { namespace } : {}),
     ...(askpass ? { confirmUse: askpass, consent: new ConsentMemory() } : {}),
   });
   const live = new Set<Connection>();

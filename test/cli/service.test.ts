@@ -65,7 +65,7 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     expect(plan.file.contents).toContain(
       `ExecStart="${process.execPath}" --max-semi-space-size=1 "${CLI}" agent\n`,
     );
-    expect(plan.file.contents).toContain('ProtectSystem=strict');
+    expect(plan.file.contents).toContain('NoNewPrivileges=yes');
     expect(plan.commands.map((c: { argv: string[] }) => c.argv.join(' '))).toEqual([
       'systemctl --user daemon-reload',
       'systemctl --user enable entraclaw.service',
@@ -230,7 +230,7 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     const { env } = sandbox();
     const kk = runCli(['service', 'install', '--store', 'kernel-keyring', '--dry-run'], env);
     expect(kk.status).toBe(EXIT_CODES.usage);
-    expect(kk.stderr).toContain('user namespace');
+    expect(kk.stderr).toContain('KeyringMode=private');
     const bad = runCli(['service', 'install', '--store', 'nope', '--dry-run'], env);
     expect(bad.status).toBe(EXIT_CODES.usage);
     expect(bad.stderr).toContain('encrypted-file');

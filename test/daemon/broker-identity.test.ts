@@ -6,6 +6,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -472,6 +473,37 @@ describe('another user namespace', () => {
     expect(r.result, r.stderr).toMatchObject({ code: 'denied', message: /another user namespace/ });
     expect(r.result.hint).toContain('entraclaw sandbox');
   }, 30_000);
+
+  it('a daemon in a user namespace of its own can identify no caller of the session, and serves none', async () => {
+    // What systemd's PrivateUsers= (or ProtectSystem= in a user manager) would do to the service: the
+    // kernel lets a process read /proc/PID/exe only within one user namespace. The unit avoids it
+    // (service-unit.test.ts); a daemon started that way anyway fails closed.
+    const own = await startBroker('entraclaw-userns', [[SVC, 'acct', SECRET]], {}, [
+      'unshare',
+      '--user',
+      '--map-root-user',
+    ]);
+    try {
+      const script = own.file('approved.py', APPROVED_PY);
+      const reg = own.cli([
+        'register',
+        PYTHON,
+        '--script',
+        script,
+        '--grant',
+        `${SVC}/acct`,
+        '--ops',
+        'read',
+      ]);
+      expect(reg.status, reg.stderr).toBe(0);
+      expect(readlinkSync(`/proc/${own.pid}/ns/user`)).not.toBe(readlinkSync('/proc/self/ns/user'));
+      const r = await own.python(script, ['get', SVC, 'acct']);
+      noSecret(r.result, 'a caller the daemon cannot see');
+      expect(r.result).toMatchObject({ code: 'denied', message: /another user namespace/ });
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
 });
 
 describe('connections that change hands', () => {

@@ -44,22 +44,15 @@ function verify(unit: string): { status: number | null; complaints: string[]; st
 }
 
 const HARDENING = [
-  'PrivateUsers=yes',
   'NoNewPrivileges=yes',
-  'ProtectSystem=strict',
-  'ProtectHome=read-only',
-  'PrivateTmp=yes',
-  'PrivateDevices=yes',
-  'ProtectKernelTunables=yes',
-  'ProtectKernelModules=yes',
-  'ProtectControlGroups=yes',
   'RestrictAddressFamilies=AF_UNIX',
   'RestrictNamespaces=yes',
   'RestrictRealtime=yes',
   'LockPersonality=yes',
   'MemoryDenyWriteExecute=no',
   'SystemCallArchitectures=native',
-  'CapabilityBoundingSet=',
+  'RestrictSUIDSGID=yes',
+  'KeyringMode=private',
   'UMask=0077',
   'LimitCORE=0',
   'MemoryMax=256M',
@@ -87,9 +80,6 @@ describe('systemdUnit', () => {
     const lines = unit.split('\n');
     expect(lines).toContain(`ExecStart="${process.execPath}" --max-semi-space-size=1 "${cliPath}" agent`);
     for (const l of HARDENING) expect(lines).toContain(l);
-    expect(lines).toContain('ReadWritePaths="-%h/.config/entraclaw"');
-    expect(lines).toContain('ReadWritePaths="-%h/.local/share/entraclaw"');
-    expect(lines).toContain('ReadWritePaths="-%h/.local/state/entraclaw"');
     expect(lines).toContain('Environment="XDG_STATE_HOME=%h/.local/state"');
     expect(lines).toContain('Environment=DBUS_SESSION_BUS_ADDRESS=unix:path=%t/bus');
     expect(unit).not.toContain('LoadCredentialEncrypted');
@@ -148,7 +138,35 @@ describe('systemdUnit', () => {
 
   it('writes paths outside home literally', () => {
     const unit = systemdUnit({ nodePath: process.execPath, cliPath, paths: pathsUnder('/srv/x'), home });
-    expect(unit).toContain('ReadWritePaths="-/srv/x/.config/entraclaw"');
+    expect(unit).toContain('Environment="XDG_CONFIG_HOME=/srv/x/.config"');
+  });
+
+  it("keeps the broker in the session's user namespace: no PrivateUsers= nor an option that implies it", () => {
+    // A broker in a namespace of its own cannot read its callers' /proc/PID/exe (broker-identity.test.ts).
+    const directives = unit.split('\n').filter((l) => !l.startsWith('#'));
+    for (const implied of [
+      'PrivateUsers=',
+      'ProtectSystem=',
+      'ProtectHome=',
+      'PrivateTmp=',
+      'PrivateDevices=',
+      'ProtectKernelTunables=',
+      'ProtectKernelModules=',
+      'ProtectKernelLogs=',
+      'ProtectControlGroups=',
+      'ProtectClock=',
+      'ProtectHostname=',
+      'ReadWritePaths=',
+      'ReadOnlyPaths=',
+      'InaccessiblePaths=',
+      'TemporaryFileSystem=',
+      'BindPaths=',
+    ]) {
+      expect(
+        directives.filter((l) => l.startsWith(implied)),
+        implied,
+      ).toEqual([]);
+    }
   });
 });
 
