@@ -31,7 +31,7 @@ export const ENTRACLAW_PREFIX = 'ENTRACLAW_';
 /**
  * Prefixes of loader/injection variables: dynamic linkers, exported bash functions, git's config from
  * the environment (GIT_CONFIG_KEY_0=core.sshCommand ...), Lua's start-up code and module paths (also
- * their _5_4-style versions), and npm's config (npm_config_node_options, npm_config_script_shell).
+ * their _5_4-style versions), npm's config (npm_config_script_shell) and pip's (PIP_INDEX_URL).
  */
 export const INJECTION_PREFIXES: readonly string[] = [
   'LD_',
@@ -41,14 +41,15 @@ export const INJECTION_PREFIXES: readonly string[] = [
   'LUA_INIT',
   'LUA_PATH',
   'LUA_CPATH',
-  'npm_config_',
   'NPM_CONFIG_',
+  'PIP_',
 ];
 
 /**
- * Exact names of variables that make an interpreter, shell, libc or common tool load and run code of
- * the value's choosing, pick which program is run (PATH, editors, pagers, askpass, git's ssh), redirect
- * where code or config is loaded from (HOME, XDG_CONFIG_HOME), or whom TLS trusts with the secrets.
+ * Exact names (upper case) of variables that make an interpreter, shell, libc or common tool load and
+ * run code of the value's choosing, pick which program is run (PATH, editors, pagers, askpass, git's
+ * ssh, compilers), redirect where code or config is loaded from (HOME, XDG_CONFIG_HOME, GIT_DIR,
+ * KUBECONFIG, ...), or who may read the secrets in transit (TLS trust, key logs, proxies).
  */
 export const INJECTION_NAMES: readonly string[] = [
   'PATH',
@@ -103,6 +104,43 @@ export const INJECTION_NAMES: readonly string[] = [
   'GTK_EXE_PREFIX',
   'QT_PLUGIN_PATH',
   'QT_QPA_PLATFORM_PLUGIN_PATH',
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_COMMON_DIR',
+  'GIT_SSL_CAPATH',
+  'MAKEFILES',
+  'MAKEFLAGS',
+  'MFLAGS',
+  'KUBECONFIG',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_CA_BUNDLE',
+  'LESSOPEN',
+  'LESSCLOSE',
+  'WGETRC',
+  'CURL_HOME',
+  'CC',
+  'CXX',
+  'RUSTC',
+  'RUSTC_WRAPPER',
+  'CARGO_HOME',
+  'GOFLAGS',
+  'DOTNET_STARTUP_HOOKS',
+  'CORECLR_ENABLE_PROFILING',
+  'CORECLR_PROFILER',
+  'CORECLR_PROFILER_PATH',
+  'PHPRC',
+  'PHP_INI_SCAN_DIR',
+  'GRADLE_OPTS',
+  'GRADLE_USER_HOME',
+  'MAVEN_OPTS',
+  'OPENSSL_CONF',
+  'OPENSSL_MODULES',
+  'OPENSSL_ENGINES',
+  'SSLKEYLOGFILE',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'ALL_PROXY',
   'NODE_TLS_REJECT_UNAUTHORIZED',
   'NODE_EXTRA_CA_CERTS',
   'SSL_CERT_FILE',
@@ -141,7 +179,10 @@ type MergeOptions = Pick<ChildEnvOptions, 'overlay' | 'dropEntraclaw' | 'keep'>;
 
 /** Whether `name` is a loader or code-injection variable (see INJECTION_PREFIXES and INJECTION_NAMES). */
 export function isInjectionVariable(name: string): boolean {
-  return INJECTION_NAMES.includes(name) || INJECTION_PREFIXES.some((p) => name.startsWith(p));
+  // Matched whatever the case: npm reads Npm_Config_*, curl reads https_proxy, and Windows-born tools
+  // fold case; refusing a harmless lower-case twin costs nothing.
+  const upper = name.toUpperCase();
+  return INJECTION_NAMES.includes(upper) || INJECTION_PREFIXES.some((p) => upper.startsWith(p));
 }
 
 /** The distinct references a child environment needs resolved, in first-seen order. */

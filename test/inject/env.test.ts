@@ -185,7 +185,16 @@ describe('isInjectionVariable', () => {
       'LUA_INIT_5_4',
       'LUA_PATH',
       'npm_config_script_shell',
+      'Npm_Config_Script_Shell',
       'NODE_EXTRA_CA_CERTS',
+      'OPENSSL_CONF',
+      'GIT_DIR',
+      'MAKEFLAGS',
+      'KUBECONFIG',
+      'SSLKEYLOGFILE',
+      'https_proxy',
+      'ld_preload',
+      'PIP_INDEX_URL',
     ]) {
       expect(isInjectionVariable(name), name).toBe(true);
     }
