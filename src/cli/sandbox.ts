@@ -16,7 +16,7 @@ import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { canonicalIfExists } from '../lib/paths.js';
-import { statFields } from '../lib/proc-stat.js';
+import { childrenOf } from '../lib/proc-tree.js';
 import { findCommand } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
@@ -237,28 +237,6 @@ function forward(signal: NodeJS.Signals, init: number | undefined, bwrap: ChildP
     }
   }
   if (!sent) bwrap.kill(signal);
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`)
-      .flatMap((tid) =>
-        readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
-      )
-      .filter(alive);
-  } catch {
-    return [];
-  }
-}
-
-// Not a zombie (nor gone): its state in /proc/PID/stat, the field after the command name.
-function alive(pid: number): boolean {
-  try {
-    const state = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0];
-    return state !== undefined && state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** The canonical path of an existing directory given by the user; a UsageError naming `what` otherwise. */

@@ -4,6 +4,7 @@
 // SSH_ASKPASS_PROMPT=confirm; exit status 0 is yes, anything else (or no answer in time) is no. The
 // question names the program and the item, never a value.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { descendantsOf } from '../lib/proc-tree.js';
 import type { Logger } from './log.js';
 
 /** How long the user has to answer before the request is denied. */
@@ -55,7 +56,7 @@ export function askpassConfirmer(
   return Object.assign(confirmer, {
     close() {
       closed = true;
-      for (const child of open) child.kill('SIGTERM');
+      for (const child of open) takeDown(child, 'SIGTERM');
     },
   });
 }
@@ -82,7 +83,7 @@ function ask(
     open.add(child);
     child.on('close', () => open.delete(child));
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      takeDown(child, 'SIGKILL');
       answer({ yes: false, why: `no answer within ${Math.round(timeoutMs / 1000)} s` });
     }, timeoutMs);
     child.on('error', (err) => {
@@ -97,4 +98,18 @@ function ask(
       ),
     );
   });
+}
+
+// An askpass is often a wrapper script around the dialog (zenity, kdialog): the dialog goes too. Not a
+// process group: a terminal askpass must stay in the terminal's session to read from it.
+function takeDown(child: ChildProcess, signal: NodeJS.Signals): void {
+  const tree = child.pid === undefined ? [] : descendantsOf(child.pid);
+  child.kill(signal);
+  for (const pid of tree) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
 }

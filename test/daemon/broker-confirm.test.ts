@@ -257,7 +257,8 @@ describe('a question still open when the daemon stops', () => {
   it('its askpass dialog is taken down with the daemon, not left on screen', async () => {
     const pidFile = join(here, 'slow-askpass.pid');
     const slow = join(here, 'slow-askpass.sh');
-    writeFileSync(slow, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`);
+    // A wrapper, as around zenity: the dialog is the wrapper's child, and it is the one to take down.
+    writeFileSync(slow, `#!/bin/sh\nsleep 30 &\necho $! > '${pidFile}'\nwait\n`);
     chmodSync(slow, 0o755);
     const d = await startBroker('entraclaw-confirm-stop', [[SVC, 'asked', SECRET]], {
       ENTRACLAW_ASKPASS: slow,

@@ -1,0 +1,42 @@
+// Who a process started, from /proc (Linux; elsewhere nobody): the sandbox forwards signals to its
+// command's processes, and the daemon takes down an askpass wrapper together with the dialog it runs.
+import { readdirSync, readFileSync } from 'node:fs';
+import { statFields } from './proc-stat.js';
+
+/** The live (not zombie) children of `pid`, from every thread's /proc children list. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) =>
+        readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number),
+      )
+      .filter(alive);
+  } catch {
+    return [];
+  }
+}
+
+/** `pid`'s live descendants, parents before their children. */
+export function descendantsOf(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const child of childrenOf(next)) {
+      // A recycled pid could come round again: each process once.
+      if (out.includes(child)) continue;
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+// Not a zombie (nor gone): its state in /proc/PID/stat, the field after the command name.
+function alive(pid: number): boolean {
+  try {
+    const state = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0];
+    return state !== undefined && state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
