@@ -168,6 +168,8 @@ function whoIsAsking(
     throw new DeniedError(`shim caller refused: ${parent.reason}`);
   }
   auditAs(audit, parent);
+  // The program the request is decided for must be of this session too, not only the shim it ran.
+  assertSessionNamespace(parent.pid, deps);
   return parent;
 }
 
@@ -593,7 +595,10 @@ function watchedSender(
   const map = sender && watches.get(conn);
   const watch = map?.get(sender!.pid);
   if (!sender || !map || !watch) return undefined;
-  if (sender.uid !== deps.uid || !stillWatched(watch)) {
+  // A watched program that has since entered a user namespace of its own (unshare) is no longer of
+  // this session: the long way refuses it.
+  const outside = deps.namespace !== undefined && userNamespaceOf(sender.pid) !== deps.namespace;
+  if (sender.uid !== deps.uid || outside || !stillWatched(watch)) {
     map.delete(sender.pid);
     unwatch(watch);
     return undefined;

@@ -74,6 +74,14 @@ elif mode == "unshared-get":
     if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
     emit(get(connect_hello(SOCK), SVC, ACCT))
+elif mode == "unshare-between":
+    # Served on a watched connection, then it enters a user namespace of its own and asks again.
+    import ctypes
+    s = connect_hello(SOCK)
+    first = get(s, SVC, ACCT, 1)
+    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+    emit({"first": first["ok"], "second": get(s, SVC, ACCT, 2)})
 elif mode == "first-reply":
     # Hello answered, then one get: a watched sender is served without a challenge.
     s = connect_hello(SOCK)
@@ -472,6 +480,17 @@ describe('another user namespace', () => {
     noSecret(r.result, 'in another user namespace');
     expect(r.result, r.stderr).toMatchObject({ code: 'denied', message: /another user namespace/ });
     expect(r.result.hint).toContain('entraclaw sandbox');
+  }, 30_000);
+
+  it('a watched client that enters a user namespace of its own is refused from then on', async () => {
+    const r = await b.python(approvedPy, ['unshare-between', SVC, 'acct']);
+    expect(r.result.first, r.stderr).toBe(true);
+    const second = r.result.second as { ok: boolean; code?: string; message?: string };
+    noSecret(second, 'after unshare');
+    expect(second).toMatchObject({
+      code: 'denied',
+      message: expect.stringMatching(/another user namespace/),
+    });
   }, 30_000);
 
   it('a daemon in a user namespace of its own can identify no caller of the session, and serves none', async () => {

@@ -72,6 +72,13 @@ elif mode.endswith("-prompt"):
         extra["terminal"] = base64.b64encode(os.read(master, 65536)).decode()
     except OSError:
         extra["terminal"] = ""
+elif mode.endswith("-unshared"):
+    # The parent enters a user namespace of its own once the shim is started, before it asks.
+    import ctypes
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+    out, err = p.communicate(data)
 else:
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = p.communicate(data)
@@ -599,6 +606,15 @@ describe.skipIf(!inTestSession)(
     });
 
     describe('the request is decided for the program that ran the shim', () => {
+      it('a parent in another user namespace than the daemon is refused, though the shim is in the session', async () => {
+        const control = await drive('shim', ['secret-tool', 'lookup', 'service', SVC, 'account', 'a1']);
+        expect(control.status, control.stderr.toString()).toBe(0);
+        const r = await drive('shim-unshared', ['secret-tool', 'lookup', 'service', SVC, 'account', 'a1']);
+        expect(r.status).toBe(1);
+        expect(r.stdout.length).toBe(0);
+        expect(r.stderr.toString()).toContain('another user namespace');
+      }, 30_000);
+
       it('an unregistered parent is refused although the shim is ours, and is queued under its own name', async () => {
         const stOut = await drive('shim', ['secret-tool', 'lookup', 'service', SVC, 'account', 'a1'], '', {
           who: stranger,
