@@ -131,14 +131,6 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
               `Pass --store secret-service if the service should use only Secret Service, or: ${makeIt}`,
           ]
         : [];
-  // PrivateTmp=yes gives the service an empty /tmp of its own: files the CLI keeps under /tmp (an
-  // XDG_*_HOME pointed there) are not the ones the service would see.
-  const inTmp = [paths.config, paths.data, paths.state].filter((d) => d === '/tmp' || d.startsWith('/tmp/'));
-  if (inTmp.length > 0) {
-    warnings.push(
-      `${inTmp.join(', ')} ${inTmp.length > 1 ? 'are' : 'is'} under /tmp, which the service sees as an empty private /tmp (PrivateTmp=yes): it would not see this policy, vault or audit. Point XDG_CONFIG_HOME/XDG_DATA_HOME/XDG_STATE_HOME elsewhere`,
-    );
-  }
   const managerHome = homeAsManagerSeesIt(home);
   const unitDir = join(env.XDG_CONFIG_HOME || join(home, '.config'), 'systemd', 'user');
   return {
