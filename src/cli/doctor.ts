@@ -65,7 +65,11 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   ]);
   process.stdout.write('\nBoundaries:\n');
   for (const r of rows) process.stdout.write(`  ${r.name}: ${r.boundary}\n`);
-  process.stdout.write(`\nSelected: ${selected ?? 'none usable'} (config/flag: ${requested})\n`);
+  // A store named by config or flag is selected whether or not it works: say so, every command will fail.
+  const unusable = rows.find((r) => r.selected && !r.available);
+  process.stdout.write(
+    `\nSelected: ${selected ?? 'none usable'} (config/flag: ${requested})${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
+  );
   process.stdout.write(
     `\nDaemon: ${
       daemon.running

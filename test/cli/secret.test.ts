@@ -252,6 +252,13 @@ describe('entraclaw secret: bad input', () => {
     );
     const vault = j.stores.find((s: { name: string }) => s.name === 'encrypted-file');
     expect(vault).toMatchObject({ available: false, reason: expect.stringMatching(/passphrase/) });
+    const named = runCli(['doctor', '--store', 'encrypted-file'], {
+      ...env,
+      ENTRACLAW_PASSPHRASE_FILE: wrong,
+    });
+    expect(named.stdout.toString()).toMatch(
+      /Selected: encrypted-file \(config\/flag: encrypted-file\) — NOT USABLE: .*passphrase/,
+    );
     const right = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
     expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);
   });
