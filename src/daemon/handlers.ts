@@ -12,7 +12,7 @@ import { visible } from '../lib/visible.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
-import { isExpired } from '../store/item-rules.js';
+import { isExpired, MAX_TEXT_BYTES } from '../store/item-rules.js';
 import type { Item, Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
 import type { Connection, FrameHandler, SenderFrame } from './connection.js';
@@ -317,7 +317,7 @@ async function serve(
         );
       }
       const { value, ...meta } = item;
-      return finish({ json: { id, ok: true, item: meta }, attachment: value }, 'granted', granted);
+      return finish({ json: { id, ok: true, item: onWire(meta) }, attachment: value }, 'granted', granted);
     }
     case 'set': {
       const meta = await deps.store.set({
@@ -351,10 +351,36 @@ async function serve(
         d.client.grants,
         await deps.store.list(request.service ? { service: request.service } : undefined),
         new Date(),
-      );
+      ).map(onWire);
       return finish({ json: { id, ok: true, items } }, 'granted', granted);
     }
   }
+}
+
+// Another tool (a Secret Service client) may have given an item a label or scope of any size: cut to what
+// the protocol itself accepts, so one such item cannot make every get or list of it too large to send.
+function onWire<T extends { label?: string; scope?: string }>(meta: T): T {
+  const cut = (text: string | undefined) =>
+    text === undefined || Buffer.byteLength(text) <= MAX_TEXT_BYTES
+      ? text
+      : truncateUtf8(text, MAX_TEXT_BYTES);
+  const label = cut(meta.label);
+  const scope = cut(meta.scope);
+  if (label === meta.label && scope === meta.scope) return meta;
+  return { ...meta, ...(label !== undefined ? { label } : {}), ...(scope !== undefined ? { scope } : {}) };
+}
+
+// The longest prefix of `text` within `max` UTF-8 bytes, ending in "…" (3 bytes), never halving a character.
+function truncateUtf8(text: string, max: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > max - 3) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return `${text.slice(0, end)}…`;
 }
 
 // A grant with confirm = true: the user answers through the askpass program before anything is done.

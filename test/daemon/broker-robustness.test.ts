@@ -14,6 +14,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
+import { resolvePaths } from '../../src/lib/paths.js';
+import { backend } from '../../src/store/encrypted-file.js';
 import {
   type Broker,
   b64,
@@ -392,6 +394,58 @@ process.stdout.write(JSON.stringify({ listed, small }) + '\\n');
     });
     await servedNow();
   }, 180_000);
+});
+
+describe('an item another tool wrote with a huge label', () => {
+  it('is served with its label cut to the protocol limit, in get and in list', async () => {
+    // Written through the store, as a Secret Service client could: the CLI itself refuses such a label.
+    const store = await backend.open({
+      env: b.env,
+      paths: resolvePaths(b.env),
+      interactive: false,
+      timeoutMs: 5_000,
+    });
+    try {
+      await store.set({
+        service: SVC,
+        account: 'huge-label',
+        value: Buffer.from(SECRET),
+        label: 'L'.repeat(2_000_000),
+      });
+    } finally {
+      await store.close();
+    }
+    const SRC = `import { connect } from ${JSON.stringify(SDK_URL)};
+const c = await connect();
+const item = await c.getItem(${JSON.stringify(SVC)}, 'huge-label');
+const listed = (await c.list(${JSON.stringify(SVC)})).find((i) => i.account === 'huge-label');
+c.close();
+process.stdout.write(JSON.stringify({ ok: true, value_b64: item.value.toString('base64'), get: Buffer.byteLength(item.label), list: Buffer.byteLength(listed.label), tail: item.label.slice(-2) }) + '\\n');
+`;
+    const script = b.file('huge-label.mjs', SRC);
+    const reg = b.cli([
+      'register',
+      NODE,
+      '--script',
+      script,
+      '--grant',
+      `${SVC}/huge-label`,
+      '--ops',
+      'read,list',
+      '--name',
+      'huge',
+    ]);
+    expect(reg.status, reg.stderr).toBe(0);
+    const r = await b.node(script, []);
+    expect(r.result, r.stderr).toEqual({
+      ok: true,
+      value_b64: b64(SECRET),
+      get: 1024,
+      list: 1024,
+      tail: 'L…',
+    });
+    await servedNow();
+  }, 60_000);
 });
 
 describe('memory under large frames', () => {
