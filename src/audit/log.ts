@@ -4,7 +4,6 @@ import {
   chmodSync,
   closeSync,
   fstatSync,
-  mkdirSync,
   openSync,
   renameSync,
   statSync,
@@ -14,6 +13,7 @@ import {
 import { dirname, join } from 'node:path';
 import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
 import { pathKey } from '../lib/file-key.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import type { Paths } from '../lib/paths.js';
 import { type AuditEntry, type AuditRecord, auditEntrySchema, GENESIS } from './entry.js';
 import { readLastLines, rotatedFile } from './files.js';
@@ -77,7 +77,7 @@ export class AuditLog {
         'use maxBytes > 0 and keep >= 1',
       );
     }
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    makeOwnDir(dirname(path), 'XDG_STATE_HOME');
     const log = new AuditLog(path, maxBytes, keep);
     log.resume();
     return log;

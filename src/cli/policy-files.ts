@@ -1,8 +1,9 @@
-import { mkdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { hashExecutable } from '../identity/hash.js';
 import { withFileLock } from '../lib/file-lock.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { parseGrantSpec, savePolicy } from '../policy/edit.js';
 import { loadPolicy, policyPath } from '../policy/load.js';
@@ -29,7 +30,7 @@ export async function editPolicy<T>(
   edit: (p: Policy) => { policy: Policy; result: T },
 ): Promise<T> {
   const real = linkTarget(path);
-  mkdirSync(dirname(real), { recursive: true, mode: 0o700 });
+  makeOwnDir(dirname(real), 'XDG_CONFIG_HOME');
   return withFileLock(`${real}.lock`, async () => {
     const { policy, result } = edit(loadPolicy(real));
     savePolicy(real, policy);

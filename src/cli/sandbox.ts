@@ -1,20 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, openSync, realpathSync, writeFileSync } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
+import { makeDirs } from '../lib/make-dir.js';
 import { canonicalIfExists } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { findCommand } from '../lib/which.js';
@@ -253,7 +245,7 @@ function canonical(path: string, what: string): string {
 
 function createPrivate(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
   } catch (err) {
     throw new UnavailableError(
       `cannot create ${dir}, which the sandbox must hide: ${(err as NodeJS.ErrnoException).code}`,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -16,6 +16,7 @@ import {
 import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { makeDirs } from '../lib/make-dir.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { shellQuote } from '../lib/shell.js';
 import { storeRequest } from '../store/registry.js';
@@ -208,8 +209,8 @@ function printPlan(action: 'install' | 'uninstall', t: Target, json?: boolean): 
 
 async function install(t: Target, paths: Paths, opts: ServiceCliOptions): Promise<void> {
   for (const w of t.warnings) note(w);
-  for (const d of t.dirs) mkdirSync(d, { recursive: true, mode: 0o700 });
-  mkdirSync(dirname(t.file), { recursive: true });
+  for (const d of t.dirs) makeDirs(d, 0o700);
+  makeDirs(dirname(t.file), 0o755);
   writeFileAtomic(t.file, Buffer.from(t.contents), 0o644);
   note(`wrote ${t.file}`);
   const ran: string[][] = [];

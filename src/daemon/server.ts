@@ -3,7 +3,6 @@ import {
   closeSync,
   ftruncateSync,
   lstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   realpathSync,
@@ -17,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../audit/log.js';
 import { EntraclawError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
 import type { Grant } from '../policy/schema.js';
@@ -154,7 +154,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   if (!opts.boundary) policy.current();
   const auditFile = opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl');
   const auditLock = `${auditFile}.lock`;
-  mkdirSync(dirname(auditFile), { recursive: true, mode: 0o700 });
+  makeOwnDir(dirname(auditFile), 'XDG_STATE_HOME');
   let auditLockFd: number;
   try {
     auditLockFd = acquireLock(

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import { shellQuote } from '../lib/shell.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
 import { parsePolicy } from './load.js';
@@ -342,7 +342,7 @@ export function formatPolicy(policy: Policy): string {
 export function savePolicy(path: string, policy: Policy): void {
   const text = formatPolicy(policy);
   parsePolicy(text, path);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makeOwnDir(dirname(path), 'XDG_CONFIG_HOME');
   writeFileAtomic(path, Buffer.from(text, 'utf8'), 0o600);
 }
 

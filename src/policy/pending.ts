@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as z from 'zod';
 import { CorruptError, NotFoundError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import type { Paths } from '../lib/paths.js';
 import type { AccessRequest, ClientIdentity } from './match.js';
 import { GRANT_OPERATIONS } from './schema.js';
@@ -165,7 +166,7 @@ export async function dropPending(
 // The daemon records and the CLI approves or denies at the same time; each read-modify-write holds this
 // lock so neither loses the other's change. Readers need none: the file is replaced atomically.
 function locked<T>(path: string, fn: () => T | Promise<T>): Promise<T> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makeOwnDir(dirname(path), 'XDG_STATE_HOME');
   return withFileLock(`${path}.lock`, async () => fn());
 }
 
@@ -193,7 +194,7 @@ function load(path: string, now: Date): PendingEntry[] {
 }
 
 function save(path: string, entries: PendingEntry[]): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makeOwnDir(dirname(path), 'XDG_STATE_HOME');
   writeFileAtomic(path, Buffer.from(`${JSON.stringify({ v: 1, entries }, null, 2)}\n`, 'utf8'), 0o600);
 }
 

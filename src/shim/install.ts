@@ -1,8 +1,9 @@
-import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { makeDirs } from '../lib/make-dir.js';
 import { shellQuote } from '../lib/shell.js';
 
 /** The shim commands and the entry script each runs. */
@@ -27,7 +28,7 @@ const MARK = '# entraclaw shim: talks to the entraclaw daemon, never to a store 
  */
 export function installShims(dir: string, opts: { force?: boolean; nodePath?: string } = {}): string[] {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    makeDirs(dir, 0o755);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(

@@ -3,7 +3,6 @@ import {
   constants,
   fstatSync,
   lstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -14,6 +13,7 @@ import { LockedError, TooLargeError, UnavailableError, UsageError } from '../err
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { fileKey, pathKey } from '../lib/file-key.js';
 import { withFileLock } from '../lib/file-lock.js';
+import { makeDirs } from '../lib/make-dir.js';
 import { PASSPHRASE_HINT, passphraseSource, readPassphrase, readPassphraseFile } from '../lib/passphrase.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
@@ -145,7 +145,7 @@ function assertPrivate(
 /** Creates the vault directory 0700, refusing an existing one that others could write into. */
 function ensureDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UnavailableError(

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   CorruptError,
@@ -9,6 +8,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { withFileLock } from '../lib/file-lock.js';
+import { makeOwnDir } from '../lib/make-dir.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
 import {
@@ -222,7 +222,7 @@ class SecretServiceStore implements Store {
     const item = `${service}/${account}`;
     // Find-then-create is not atomic on the bus: two of our writers at once would both create, leaving
     // duplicates (and an old value readable after a rotation). Our writers take turns; others' are theirs.
-    mkdirSync(dirname(this.lockPath), { recursive: true, mode: 0o700 });
+    makeOwnDir(dirname(this.lockPath), 'XDG_RUNTIME_DIR');
     return withFileLock(this.lockPath, () => this.store(input, item));
   }
 

@@ -85,3 +85,24 @@ describe('concurrent policy edits', () => {
     expect(clients(env).map((c) => c.name)).toEqual(['linked']);
   });
 });
+
+describe('a config or state directory that cannot be made', () => {
+  it('a dangling XDG_CONFIG_HOME or XDG_STATE_HOME is "unavailable" naming the variable, not an internal error', () => {
+    const home = mkdtempSync(join(tmpdir(), 'entraclaw-dangling-'));
+    try {
+      const dangling = join(home, 'dangling');
+      symlinkSync(join(home, 'nowhere', 'target'), dangling);
+      const config = runCli(['register', '/usr/bin/true', '--grant', 'x'], {
+        ...isolatedEnv(home),
+        XDG_CONFIG_HOME: dangling,
+      });
+      expect(config.status, config.stderr).toBe(5);
+      expect(config.stderr).toContain(`cannot create the directory ${join(dangling, 'entraclaw')}: ENOENT`);
+      expect(config.stderr).toContain('set XDG_CONFIG_HOME to a directory of yours');
+      const state = runCli(['pending'], { ...isolatedEnv(home), XDG_STATE_HOME: dangling });
+      expect(state.stderr).not.toContain('internal');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});

@@ -66,4 +66,10 @@ describe('entraclaw shim install', () => {
     expect(r.stderr).not.toContain('internal');
     expect(readFileSync(file, 'utf8')).toBe('x');
   });
+
+  it('a directory that cannot be made (under /proc) is a usage error at once, not a spinning mkdir', () => {
+    const r = runCli(['shim', 'install', '/proc/entraclaw-no-such/bin'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('cannot use /proc/entraclaw-no-such/bin as the shim directory (ENOENT)');
+  });
 });
