@@ -196,8 +196,16 @@ export function launchdPlist(input: LaunchdPlistInput): string {
 function absolute(p: string, what: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
   if (/[\u0000-\u001f\u007f]/.test(p))
-    throw new UsageError(`${what} contains a control character: ${JSON.stringify(p)}`);
-  if (!p.startsWith('/')) throw new UsageError(`${what} must be absolute: ${p}`);
+    throw new UsageError(
+      `${what} contains a control character: ${JSON.stringify(p)}`,
+      'a unit file is line-based: use a path without control characters',
+    );
+  if (!p.startsWith('/')) {
+    throw new UsageError(
+      `${what} must be absolute: ${p}`,
+      'the service starts elsewhere than this shell: give the full path, e.g. $PWD/' + p,
+    );
+  }
   return p;
 }
 

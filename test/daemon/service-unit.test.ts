@@ -132,6 +132,8 @@ describe('systemdUnit', () => {
         systemdUnit(bad);
       } catch (err) {
         expect((err as EntraclawError).code).toBe('usage');
+        // Every CLI error says what to do (docs/exit-codes.md).
+        expect((err as EntraclawError).hint).toBeTruthy();
       }
     }
   });
