@@ -68,7 +68,7 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   // A store named by config or flag is selected whether or not it works: say so, every command will fail.
   const unusable = rows.find((r) => r.selected && !r.available);
   process.stdout.write(
-    `\nSelected: ${selected ?? 'none usable'} (config/flag: ${requested})${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
+    `\nSelected: ${selected ?? 'none usable'} (asked for: ${requested}, by --store, ENTRACLAW_STORE or agent.toml)${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
   );
   process.stdout.write(
     `\nDaemon: ${

@@ -75,7 +75,7 @@ export async function service(action: ServiceAction, opts: ServiceCliOptions): P
 }
 
 function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.ProcessEnv): Target {
-  const storeName = checkStore(opts.store);
+  const storeName = checkStore(opts.store, env.ENTRACLAW_STORE);
   const home = env.HOME || homedir();
   const common = {
     nodePath: process.execPath,
@@ -120,16 +120,16 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   const mayUseVault = storeName === 'encrypted-file' || storeName === undefined;
   const useCredential = mayUseVault && existsSync(credential);
   const makeIt =
-    'A user manager cannot read the host key, so make a TPM2-only credential: ' +
+    'a user manager cannot read the host key, so make a TPM2-only credential: ' +
     `systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`;
   const warnings = useCredential
     ? []
     : storeName === 'encrypted-file'
-      ? [`no ${credential}: the vault stays locked under the service. ${makeIt}`]
+      ? [`no ${credential}: the vault stays locked under the service. To unlock it, ${makeIt}`]
       : storeName === undefined
         ? [
             `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and the vault stays locked without ${credential}. ` +
-              `Pass --store secret-service if the service should use only Secret Service, or: ${makeIt}`,
+              `Pass --store secret-service if the service should use only Secret Service; otherwise ${makeIt}`,
           ]
         : [];
   const managerHome = homeAsManagerSeesIt(home);
@@ -174,8 +174,15 @@ function homeAsManagerSeesIt(home: string): string | undefined {
   }
 }
 
-function checkStore(store: string | undefined): StoreName | undefined {
-  const requested = store === undefined ? 'auto' : storeRequest(store, '--store');
+// As for every other command, --store, then $ENTRACLAW_STORE: the unit runs the agent on the store this
+// shell would use, not on whatever the service manager's environment says.
+function checkStore(flag: string | undefined, fromEnv: string | undefined): StoreName | undefined {
+  const requested =
+    flag !== undefined
+      ? storeRequest(flag, '--store')
+      : fromEnv
+        ? storeRequest(fromEnv, 'ENTRACLAW_STORE')
+        : 'auto';
   return requested === 'auto' ? undefined : requested;
 }
 

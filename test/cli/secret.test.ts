@@ -257,7 +257,7 @@ describe('entraclaw secret: bad input', () => {
       ENTRACLAW_PASSPHRASE_FILE: wrong,
     });
     expect(named.stdout.toString()).toMatch(
-      /Selected: encrypted-file \(config\/flag: encrypted-file\) — NOT USABLE: .*passphrase/,
+      /Selected: encrypted-file \(asked for: encrypted-file, by --store, ENTRACLAW_STORE or agent\.toml\) — NOT USABLE: .*passphrase/,
     );
     const right = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
     expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);

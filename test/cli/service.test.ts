@@ -143,6 +143,25 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     },
   );
 
+  it('ENTRACLAW_STORE picks the store as --store does; --store wins', () => {
+    const { env } = sandbox();
+    const plan = (extra: string[], store?: string) =>
+      JSON.parse(
+        runCli(['service', 'install', '--dry-run', '--json', ...extra], {
+          ...env,
+          ...(store ? { ENTRACLAW_STORE: store } : {}),
+        }).stdout.toString(),
+      ).file.contents as string;
+    expect(plan([], 'encrypted-file')).toContain(' agent --store "encrypted-file"');
+    expect(plan(['--store', 'secret-service'], 'encrypted-file')).toContain(
+      ' agent --store "secret-service"',
+    );
+    expect(plan([])).toMatch(/ agent\n/);
+    const bad = runCli(['service', 'install', '--dry-run'], { ...env, ENTRACLAW_STORE: 'nope' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('ENTRACLAW_STORE');
+  });
+
   it('directories under /tmp get no warning: the unit has no private /tmp (no PrivateTmp=)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'entraclaw-service-tmp-'));
     try {
