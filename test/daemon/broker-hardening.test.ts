@@ -16,8 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/broker.js';
-import { CLI } from '../support/cli.js';
+import { agentArgs, waitFor } from '../support/broker.js';
 
 const linux = process.platform === 'linux';
 const root = linux && process.getuid!() === 0;
@@ -94,7 +93,7 @@ beforeAll(async () => {
   writeFileSync(env.ENTRACLAW_PASSPHRASE_FILE, 'hardening test passphrase\n', { mode: 0o600 });
   if (root) chownSync(env.ENTRACLAW_PASSPHRASE_FILE, NOBODY, NOBODY);
   const socket = join(dir, 'run', 'entraclaw', 'agent.sock');
-  daemon = startAs([CLI, 'agent', '--store', 'encrypted-file', '--socket', socket], daemonCwd);
+  daemon = startAs(agentArgs(socket), daemonCwd);
   control = startAs(['-e', 'setInterval(() => {}, 1000)'], controlCwd);
   await until('the daemon socket', () => existsSync(socket) || daemon.exitCode !== null);
   expect(daemon.exitCode).toBeNull();

@@ -17,6 +17,7 @@ import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
 import { resolvePaths } from '../../src/lib/paths.js';
 import { backend } from '../../src/store/encrypted-file.js';
 import {
+  agentArgs,
   type Broker,
   b64,
   canary,
@@ -570,16 +571,7 @@ describe('process hygiene', () => {
     const state = mkdtempSync(join(b.dir, 'nocmd-'));
     const r = await run(
       process.execPath,
-      [
-        CLI,
-        'agent',
-        '--store',
-        'encrypted-file',
-        '--socket',
-        join(dirname(b.socket), 'nocmd.sock'),
-        '--',
-        '/nonexistent/cmd',
-      ],
+      agentArgs(join(dirname(b.socket), 'nocmd.sock'), '--', '/nonexistent/cmd'),
       { env: { ...b.env, XDG_STATE_HOME: state }, timeoutMs: 15_000 },
     );
     expect(r.status, r.stderr).toBe(127);
@@ -589,7 +581,7 @@ describe('process hygiene', () => {
   }, 30_000);
 
   it('a second agent on the same socket fails with exit 2', async () => {
-    const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', b.socket], {
+    const r = await run(process.execPath, agentArgs(b.socket), {
       env: b.env,
       timeoutMs: 15_000,
     });
@@ -600,7 +592,7 @@ describe('process hygiene', () => {
 
   it('a second agent on another socket but the same state directory fails: one writer per audit log', async () => {
     const socket = join(dirname(b.socket), 'second.sock');
-    const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket], {
+    const r = await run(process.execPath, agentArgs(socket), {
       env: b.env,
       timeoutMs: 15_000,
     });
@@ -626,13 +618,7 @@ describe('process hygiene', () => {
       const r = await run(
         process.execPath,
         [
-          CLI,
-          'agent',
-          '--store',
-          'encrypted-file',
-          '--socket',
-          other.socket,
-          '--',
+          ...agentArgs(other.socket, '--'),
           'sh',
           '-c',
           'echo "socket=$ENTRACLAW_SOCKET"; grep -F " $ENTRACLAW_SOCKET" /proc/net/unix; echo fds:; ls /proc/$$/fd; echo targets:; for f in /proc/$$/fd/*; do readlink "$f"; done; true',
@@ -665,11 +651,10 @@ describe('process hygiene', () => {
         ['exit 7', 7],
         ['kill -TERM $$', 143],
       ] as const) {
-        const s = await run(
-          process.execPath,
-          [CLI, 'agent', '--store', 'encrypted-file', '--socket', other.socket, '--', 'sh', '-c', script],
-          { env: other.env, timeoutMs: 20_000 },
-        );
+        const s = await run(process.execPath, agentArgs(other.socket, '--', 'sh', '-c', script), {
+          env: other.env,
+          timeoutMs: 20_000,
+        });
         expect(s.status, s.stderr).toBe(status);
       }
     } finally {
@@ -689,7 +674,7 @@ describe('process hygiene', () => {
       [foreign, /owned by uid 65534/],
     ] as const) {
       const sock = join(dir, 'agent.sock');
-      const r = await run(process.execPath, [CLI, 'agent', '--store', 'encrypted-file', '--socket', sock], {
+      const r = await run(process.execPath, agentArgs(sock), {
         env: b.env,
         timeoutMs: 15_000,
       });

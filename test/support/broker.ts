@@ -251,6 +251,11 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = 15
   }
 }
 
+/** Node's arguments for `entraclaw agent --store encrypted-file --socket SOCKET ...rest`, the daemon the tests run. */
+export function agentArgs(socket: string, ...rest: string[]): string[] {
+  return [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket, ...rest];
+}
+
 /** Starts `entraclaw agent --store encrypted-file --socket <dir>/run/entraclaw/agent.sock -v`. */
 export async function startBroker(
   prefix: string,
@@ -278,17 +283,7 @@ export async function startBroker(
   };
   for (const [s, a, v] of seed) seedOne(s, a, v);
 
-  const [command, ...args] = [
-    ...wrap,
-    process.execPath,
-    CLI,
-    'agent',
-    '--store',
-    'encrypted-file',
-    '--socket',
-    socket,
-    '-v',
-  ];
+  const [command, ...args] = [...wrap, process.execPath, ...agentArgs(socket, '-v')];
   const child = spawn(command!, args, {
     env: { ...env, ...daemonEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
