@@ -173,12 +173,15 @@ function whoIsAsking(
   return parent;
 }
 
+// Whether `pid` is in the daemon's user namespace (always, where the daemon checks none).
+function inSession(pid: number, deps: HandlerDeps): boolean {
+  return deps.namespace === undefined || userNamespaceOf(pid) === deps.namespace;
+}
+
 function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
-  if (deps.namespace === undefined) return;
-  const ns = userNamespaceOf(pid);
-  if (ns === deps.namespace) return;
+  if (inSession(pid, deps)) return;
   throw new DeniedError(
-    `request from another user namespace (${ns ?? 'unreadable'}): a sandbox or container, not this session`,
+    `request from another user namespace (${userNamespaceOf(pid) ?? 'unreadable'}): a sandbox or container, not this session`,
     'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
   );
 }
@@ -586,7 +589,7 @@ function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): v
   if (!sender || sender.uid !== deps.uid || process.platform !== 'linux') return;
   if (watchesOf(conn).has(sender.pid)) return;
   // Never watched, so each request of it meets whoIsAsking's namespace check.
-  if (deps.namespace !== undefined && userNamespaceOf(sender.pid) !== deps.namespace) return;
+  if (!inSession(sender.pid, deps)) return;
   const { watch } = identifyAndWatch(sender.pid, sender.pidfd);
   if (watch) keepWatch(conn, watch, deps);
 }
@@ -623,8 +626,7 @@ function watchedSender(
   if (!sender || !map || !watch) return undefined;
   // A watched program that has since entered a user namespace of its own (unshare) is no longer of
   // this session: the long way refuses it.
-  const outside = deps.namespace !== undefined && userNamespaceOf(sender.pid) !== deps.namespace;
-  if (sender.uid !== deps.uid || outside || !stillWatched(watch)) {
+  if (sender.uid !== deps.uid || !inSession(sender.pid, deps) || !stillWatched(watch)) {
     map.delete(sender.pid);
     unwatch(watch);
     return undefined;
