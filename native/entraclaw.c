@@ -347,7 +347,9 @@ static void close_passed_fds(struct cmsghdr *c) {
   }
 }
 
-// One recvmsg: 1 = delivered bytes, 0 = EOF (reader stopped), -1 = would block, -2 = error (stopped).
+// One recvmsg: 1 = delivered a full buffer (more may wait), 2 = delivered less (the socket had no more
+// then; the level-triggered poll reports whatever comes later), 0 = EOF (reader stopped), -1 = would
+// block, -2 = error (stopped).
 static int reader_read_one(reader_t *r) {
   napi_env env = r->env;
   struct iovec iov = {.iov_base = r->buf, .iov_len = READ_BUFFER_BYTES};
@@ -428,7 +430,7 @@ static int reader_read_one(reader_t *r) {
   memset(r->buf, 0, (size_t)n);
   napi_value argv[3] = {nul, data, make_cred(env, pid, uid, gid, pidfd)};
   reader_emit(r, 3, argv);
-  return 1;
+  return (size_t)n == READ_BUFFER_BYTES ? 1 : 2;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { TooLargeError } from '../errors.js';
+import { forgetStats } from '../lib/file-key.js';
 import { native, type PeerCred } from '../lib/native.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
 
@@ -103,6 +104,8 @@ export class Connection {
   }
 
   private onChunk(err: Error | null, data: Buffer | null, cred: PeerCred | null): void {
+    // A new request may be in these bytes: stats taken before them are too old for it.
+    forgetStats();
     const ref = new PidfdRef(cred?.pidfd ?? -1);
     try {
       if (this.closed) return;
@@ -155,7 +158,7 @@ export class Connection {
       this.armFrameTimer(!midFrame || frames.length > 0);
       // Idle means no complete request: bytes that complete nothing (a slow drip) do not count.
       if (frames.length > 0) this.armIdle();
-      void this.drain();
+      if (frames.length > 0) drainSoon(this);
     } finally {
       ref.release();
     }
@@ -197,7 +200,8 @@ export class Connection {
     this.frameTimer.unref();
   }
 
-  private async drain(): Promise<void> {
+  /** Handles the queued frames one after another (drainSoon's batch calls it). */
+  async drain(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
@@ -301,4 +305,20 @@ export class Connection {
     for (const fn of this.closers.splice(0)) fn();
     this.onClose(this, reason);
   }
+}
+
+// Requests are handled after every readable socket of this turn has been read, all in one batch: the
+// stats every request needs (lib/file-key.ts) are then taken once, after the last of those reads, and
+// shared by the whole batch instead of taken again for each request.
+const ready = new Set<Connection>();
+
+function drainSoon(conn: Connection): void {
+  if (ready.size === 0) setImmediate(drainReady);
+  ready.add(conn);
+}
+
+function drainReady(): void {
+  const batch = [...ready];
+  ready.clear();
+  for (const conn of batch) void conn.drain();
 }

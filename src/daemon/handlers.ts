@@ -7,6 +7,7 @@ import { userNamespaceOf } from '../identity/namespace.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
+import { forgetStats } from '../lib/file-key.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { visible } from '../lib/visible.js';
 import { decide, filterVisible, setOperation } from '../policy/match.js';
@@ -294,6 +295,7 @@ async function serve(
   if (d.grant.confirm) {
     granted = await askUser(deps, { client: d.client.name, subject, op, ...target }, d.grant.confirmFor);
     // The question may have been open for a minute: a revoke or an expiry meanwhile wins over the yes.
+    forgetStats();
     const policyNow = deps.boundary ? policy : currentPolicy(deps.policy);
     const still = decide(policyNow, subject, { op, ...target }, new Date());
     if (still.result !== 'granted' || still.client.name !== d.client.name) {
@@ -333,6 +335,8 @@ async function serve(
         ...(request.scope ? { scope: request.scope } : {}),
       });
       request.value.fill(0);
+      // Our own write: a stat shared from before it must not describe the store after it.
+      forgetStats();
       return finish(
         { json: { id, ok: true, item: meta, created: existing === undefined } },
         'granted',
@@ -341,6 +345,7 @@ async function serve(
     }
     case 'delete': {
       const deleted = await deps.store.delete(request.service, request.account);
+      forgetStats();
       if (!deleted)
         return finish(
           fail(id, 'not_found', `${request.service}/${request.account} not found in ${deps.store.name}`),

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../audit/log.js';
 import { EntraclawError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
+import { shareStats } from '../lib/file-key.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
@@ -257,6 +258,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // we accept it carry the sender's credentials.
   native().passCred((server as unknown as { _handle: { fd: number } })._handle.fd);
   const ours = lstatSync(opts.socket).ino;
+  // Requests batched in one turn share the stats of files every request checks (lib/file-key.ts).
+  const stopSharing = shareStats();
   opts.log('info', 'listening', { socket: opts.socket, store: opts.store.name, pid: process.pid });
 
   return {
@@ -276,6 +279,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         if (lstatSync(opts.socket).ino === ours) unlinkSync(opts.socket);
       } catch {}
       audit.close();
+      stopSharing();
       await opts.store.close();
       releaseLock(auditLockFd);
       // A sandbox's audit file is its own (one per run): its lock file would only pile up.

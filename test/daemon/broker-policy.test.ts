@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +11,10 @@ import {
   NODE,
   nodeClientSource,
   type RunResult,
+  SDK_URL,
   secretFreePlaces,
   startBroker,
+  waitFor,
 } from '../support/broker.js';
 
 // Approval, grants and audit against the real daemon: each client is its own node process on the TS SDK,
@@ -303,6 +306,59 @@ describe('grants', () => {
     expect(r.status, r.stderr).toBe(0);
     // Revoked means unknown again: queued for approval, never served.
     refused(await b.node(reader, ['get', SVC, 'alice']), 'pending');
+  }, 30_000);
+
+  it('revoke refuses the next request of every connection, even with requests batched in flight', async () => {
+    // Eight connections keep the daemon busy, so requests reach it in batches that share their stats
+    // (lib/file-key.ts). Each connection's first request written after `revoke` returned must be refused.
+    const busy = b.file(
+      'busy.mjs',
+      `import { connect } from ${JSON.stringify(SDK_URL)};
+const [service, account] = process.argv.slice(2);
+const conns = await Promise.all(Array.from({ length: 8 }, () => connect({ socket: process.env.ENTRACLAW_SOCKET })));
+let revoked = false;
+process.stdin.on('data', () => { revoked = true; });
+let served = 0;
+const after = await Promise.all(conns.map(async (c) => {
+  for (;;) {
+    const sentAfter = revoked;
+    try {
+      await c.get(service, account);
+      served++;
+      if (served === 8) process.stdout.write('serving\\n');
+      if (sentAfter) return 'served';
+    } catch (e) {
+      // Refused: by the revoke (possibly before this process read the line saying it happened).
+      return e.code;
+    }
+  }
+}));
+process.stdout.write(JSON.stringify({ ok: true, served, after }) + '\\n');
+for (const c of conns) c.close();
+`,
+    );
+    register(busy, 'busy', `${SVC}/alice`, 'read');
+    const child = spawn(NODE, [busy, SVC, 'alice'], { env: b.clientEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    await waitFor(() => stdout.includes('serving') || child.exitCode !== null, 'the busy client serving');
+    const r = b.cli(['revoke', 'busy']);
+    expect(r.status, r.stderr).toBe(0);
+    child.stdin.end('revoked\n');
+    await closed;
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+      served: number;
+      after: string[];
+    };
+    expect(result.served, stderr).toBeGreaterThanOrEqual(8);
+    expect(result.after).toEqual(Array(8).fill('pending'));
   }, 30_000);
 
   it('a grant with --ttl is refused once it expires', async () => {

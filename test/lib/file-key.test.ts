@@ -4,7 +4,7 @@ import { mkdtempSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileKey, pathKey } from '../../src/lib/file-key.js';
+import { fileKey, forgetStats, pathKey, shareStats } from '../../src/lib/file-key.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-file-key-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,5 +40,28 @@ describe('pathKey', () => {
     expect(pathKey(join(dir, 'missing'))).toBeUndefined();
     expect(() => pathKey(`${target}\0suffix`)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => pathKey(join(target, 'below'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+  });
+
+  it('shares a stat until forgetStats() or the next turn, and only while shareStats() is on', async () => {
+    const file = join(dir, 's');
+    writeFileSync(file, 'one');
+    const stop = shareStats();
+    try {
+      const first = pathKey(file);
+      writeFileSync(file, 'three');
+      // Same turn, no forget: the shared stat (taken after every request then in hand) answers.
+      expect(pathKey(file)).toBe(first);
+      forgetStats();
+      const second = pathKey(file);
+      expect(second).not.toBe(first);
+      writeFileSync(file, 'four!');
+      await new Promise((r) => setImmediate(r));
+      expect(pathKey(file)).not.toBe(second);
+    } finally {
+      stop();
+    }
+    const off = pathKey(file);
+    writeFileSync(file, 'five!!');
+    expect(pathKey(file)).not.toBe(off);
   });
 });
