@@ -568,13 +568,17 @@ static ssize_t read_small(const char *path, char *buf, size_t size) {
 // Reads a /proc file through an fd held open since earlier (pread from 0 regenerates it), or -errno.
 // An fd of /proc/<pid>/stat or status stays bound to the process it was opened for: once that process
 // has exited, reads fail (ESRCH) even if its pid number was given to another one.
+// A /proc file of one record (stat, status) is generated whole on the first read, so a read that
+// returns less than asked for has returned all of it: no second read just to see the end.
 static ssize_t read_held(int fd, char *buf, size_t size) {
   size_t len = 0;
   for (;;) {
-    ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t)len);
+    size_t want = size - 1 - len;
+    ssize_t n = pread(fd, buf + len, want, (off_t)len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
-    if (n == 0 || (len += (size_t)n) == size - 1) break;
+    len += (size_t)n;
+    if ((size_t)n < want || len == size - 1) break;
   }
   buf[len] = '\0';
   return (ssize_t)len;
@@ -674,12 +678,13 @@ static napi_value js_peer_token(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------
 // Watching an identified process (identity/watch.ts): one call, no allocation in JS per file read.
 
-// procLook(pid, pidfd, envFd, statFd, statusFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive }.
+// procLook(pid, pidfd, envFd, statFd, statusFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive, userns }.
 // statFd/statusFd: held fds of /proc/<pid>/stat and status (-1: open them by path now).
 // layout is /proc/<pid>/stat's start time and memory layout (code, stack, data, brk, argv and environ
 // addresses), which exec replaces; envAlive says whether the mm behind envFd (an open /proc/<pid>/environ,
 // which pins the mm it was opened on) still has users: exec and exit drop them. exe is the dev:ino of the
-// running image.
+// running image; userns the process's user namespace as /proc names it ("user:[4026531837]"), or ""
+// when unreadable.
 static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int32_t pid, pidfd, env_fd, stat_fd, status_fd;
@@ -746,6 +751,10 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
     } while (n < 0 && errno == EINTR);
     env_alive = n == 1;
   }
+  char userns[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  n = readlink(path, userns, sizeof userns - 1);
+  userns[n > 0 ? n : 0] = '\0';
   char state_text[2] = {state, '\0'};
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -760,6 +769,8 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, exe, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "exe", v);
   napi_set_named_property(env, obj, "envAlive", make_bool(env, env_alive));
+  napi_create_string_utf8(env, userns, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "userns", v);
   return obj;
 #else
   (void)pid;

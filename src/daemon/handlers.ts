@@ -174,15 +174,13 @@ function whoIsAsking(
   return parent;
 }
 
-// Whether `pid` is in the daemon's user namespace (always, where the daemon checks none).
-function inSession(pid: number, deps: HandlerDeps): boolean {
-  return deps.namespace === undefined || userNamespaceOf(pid) === deps.namespace;
-}
-
+// Refuses `pid` unless it is in the daemon's user namespace (where the daemon checks one).
 function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
-  if (inSession(pid, deps)) return;
+  if (deps.namespace === undefined) return;
+  const namespace = userNamespaceOf(pid);
+  if (namespace === deps.namespace) return;
   throw new DeniedError(
-    `request from another user namespace (${userNamespaceOf(pid) ?? 'unreadable'}): a sandbox or container, not this session`,
+    `request from another user namespace (${namespace ?? 'unreadable'}): a sandbox or container, not this session`,
     'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
   );
 }
@@ -593,8 +591,6 @@ function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): v
   const sender = frame.sender;
   if (!sender || sender.uid !== deps.uid || process.platform !== 'linux') return;
   if (watchesOf(conn).has(sender.pid)) return;
-  // Never watched, so each request of it meets whoIsAsking's namespace check.
-  if (!inSession(sender.pid, deps)) return;
   const { watch } = identifyAndWatch(sender.pid, sender.pidfd);
   if (watch) keepWatch(conn, watch, deps);
 }
@@ -610,7 +606,10 @@ function keepWatch(conn: Connection, watch: Watch, deps: HandlerDeps): void {
     quiet = conn.quiet();
   } catch {}
   const old = map.get(watch.pid);
-  if (shim || !quiet || (!old && map.size >= MAX_WATCHES_PER_CONNECTION)) {
+  // Only a process of this session is watched; stillWatched() then refuses it once it enters another
+  // user namespace, and every request of one never watched meets whoIsAsking's namespace check.
+  const foreign = deps.namespace !== undefined && watch.userns !== deps.namespace;
+  if (shim || foreign || !quiet || (!old && map.size >= MAX_WATCHES_PER_CONNECTION)) {
     unwatch(watch);
     return;
   }
@@ -629,9 +628,9 @@ function watchedSender(
   const map = sender && watches.get(conn);
   const watch = map?.get(sender!.pid);
   if (!sender || !map || !watch) return undefined;
-  // A watched program that has since entered a user namespace of its own (unshare) is no longer of
-  // this session: the long way refuses it.
-  if (sender.uid !== deps.uid || !inSession(sender.pid, deps) || !stillWatched(watch)) {
+  // A watched program that has since entered a user namespace of its own (unshare) fails stillWatched:
+  // the long way refuses it.
+  if (sender.uid !== deps.uid || !stillWatched(watch)) {
     map.delete(sender.pid);
     unwatch(watch);
     return undefined;

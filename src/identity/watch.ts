@@ -7,7 +7,7 @@
 // them readable comes from the watched process (it has held the pid since before the request was sent).
 // Each later request costs one procLook() over the held fds: the pinned mm is alive, the exec-replaced
 // fields of /proc/<pid>/stat (start time, code/stack/data/argv/environ addresses) and the running image's
-// inode are unchanged, no tracer, same uids; and a stat of the hashed executable and script shows them
+// inode are unchanged, no tracer, same uids, same user namespace; and a stat of the hashed executable and script shows them
 // unchanged on disk. Any difference, or any error, means "not the watched process": the caller is
 // identified from scratch again.
 //
@@ -34,6 +34,8 @@ export interface Watch {
   readonly layout: string;
   readonly uids: string;
   readonly exe: string;
+  /** The user namespace the process was identified in (identity/namespace.ts's form). */
+  readonly userns: string;
 }
 
 /**
@@ -63,7 +65,17 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
   const identity = who as Identity;
   return {
     who,
-    watch: { pid, identity, envFd, statFd, statusFd, layout: look.layout, uids: look.uids, exe: look.exe },
+    watch: {
+      pid,
+      identity,
+      envFd,
+      statFd,
+      statusFd,
+      layout: look.layout,
+      uids: look.uids,
+      exe: look.exe,
+      userns: look.userns,
+    },
   };
 }
 
@@ -81,6 +93,7 @@ export function stillWatched(watch: Watch): boolean {
     look.layout === watch.layout &&
     look.uids === watch.uids &&
     look.exe === watch.exe &&
+    look.userns === watch.userns &&
     unchangedOnDisk(watch.identity)
   );
 }

@@ -19,6 +19,8 @@ export interface ProcLook {
   layout: string;
   exe: string;
   envAlive: boolean;
+  /** The user namespace, as readlink of /proc/PID/ns/user gives it; "" when unreadable. */
+  userns: string;
 }
 
 /** Signature of the callback the per-message reader calls for each recvmsg(). */

@@ -113,6 +113,14 @@ describe.skipIf(!linux)('watch', () => {
     expect(stillWatched(w)).toBe(false);
   });
 
+  it("records the process's user namespace, as /proc names it, to compare on each request", async () => {
+    const { pid, pidfd } = await start(['sh', execOnInput('sleep 30')], SH);
+    const w = watched(pid, pidfd);
+    expect(w.userns).toMatch(/^user:\[\d+\]$/);
+    expect(w.userns).toBe(readlinkSync(`/proc/${pid}/ns/user`));
+    expect(native().procLook(pid, -1, w.envFd, w.statFd, w.statusFd).userns).toBe(w.userns);
+  });
+
   it('lets go when the process exits', async () => {
     const a = await start(['sh', execOnInput('sleep 30')], SH);
     const w = watched(a.pid, a.pidfd);
