@@ -53,12 +53,13 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
   }
   const [envFd, statFd, statusFd] = fds as [number, number, number];
   const who = identify(pid, pidfd);
-  // The pidfd ties the held fds to the sender: they were opened for whatever had this pid, and the
-  // pidfd shows that this was the sender, still alive after they were opened.
+  // The pidfd ties the held fds to the sender: they were opened for whatever had this pid, and
+  // identify() succeeds only when the pidfd shows, after its reads, that this was the sender, still
+  // alive. So the look needs no pidfd of its own.
   const look =
-    'refused' in who || !who.files || pidfd < 0 ? undefined : lookAt(pid, pidfd, envFd, statFd, statusFd);
+    'refused' in who || !who.files || pidfd < 0 ? undefined : lookAt(pid, -1, envFd, statFd, statusFd);
   // An all-zero layout is what /proc shows a reader without ptrace-read access: nothing to compare.
-  if (!look?.envAlive || look.pidfdPid !== pid || look.tracerPid !== 0 || /^0( 0)*$/.test(look.layout)) {
+  if (!look?.envAlive || look.tracerPid !== 0 || /^0( 0)*$/.test(look.layout)) {
     for (const fd of fds) closeSync(fd);
     return { who };
   }
