@@ -2,7 +2,7 @@
 // by file identity: (dev, ino, size, mtime ns, ctime ns). ctime cannot be set from user space, so even a
 // same-size rewrite that restores the old mtime misses the cache.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { type BigIntStats, closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { EntraclawError } from '../errors.js';
 import { fileKey } from '../lib/file-key.js';
 
@@ -55,8 +55,8 @@ function sha256(fd: number): string {
   return hash.digest('hex');
 }
 
-function hashFd(fd: number, cache: HashCache): string {
-  let st = fstatSync(fd, { bigint: true });
+function hashFd(fd: number, cache: HashCache, stat?: BigIntStats): string {
+  let st = stat ?? fstatSync(fd, { bigint: true });
   const cached = cache.lookup(fileKey(st));
   if (cached !== undefined) return cached;
   if (st.size > BigInt(MAX_HASH_BYTES)) {
@@ -91,4 +91,9 @@ export function hashExecutable(target: number | string, cache: HashCache = share
   } finally {
     closeSync(fd);
   }
+}
+
+/** hashExecutable() of an open fd whose bigint fstat the caller already took (one fstat fewer). */
+export function hashStatted(fd: number, st: BigIntStats): string {
+  return hashFd(fd, shared, st);
 }

@@ -67,6 +67,8 @@ export interface IdentifyOptions {
   uid?: number;
   /** Accept pidfd -1 (kernels before 6.5) and skip the liveness check. Never in production. */
   allowNoPidfd?: boolean;
+  /** Open fds of the process's /proc stat and status (a watch's), read instead of opening both again. */
+  held?: { stat: number; status: number };
 }
 
 /** Arguments kept in Identity.argv. */
@@ -105,7 +107,7 @@ export function identify(pid: number, pidfd: number, opts: IdentifyOptions = {})
   }
   let result: Identity | Refused;
   try {
-    result = inspect(pid, opts.uid ?? process.geteuid!());
+    result = inspect(pid, opts.uid ?? process.geteuid!(), opts.held);
   } catch (err) {
     result = err instanceof Refused ? err : new Refused(explain(err));
   }
@@ -135,8 +137,8 @@ function stillThere(pid: number, pidfd: number): boolean {
 }
 
 /** Reads and checks everything /proc says about pid; throws Refused or an fs error. */
-function inspect(pid: number, uid: number): Identity {
-  const status = readStatus(pid);
+function inspect(pid: number, uid: number, held?: IdentifyOptions['held']): Identity {
+  const status = readStatus(pid, held?.status);
   if (status.state === 'Z' || status.state === 'X') throw new Refused(EXITED);
   if (status.uids.some((u) => u !== uid)) {
     throw new Refused(`caller runs as uid ${status.uids.join('/')} (real/effective/saved/fs), not ${uid}`);
@@ -164,7 +166,7 @@ function inspect(pid: number, uid: number): Identity {
     exe: exe.path,
     sha256: exe.sha256,
     argv: argv.slice(0, ARGV_MAX).map((a) => a.slice(0, ARG_CHARS_MAX)),
-    started: readStartTime(pid),
+    started: readStartTime(pid, held?.stat),
     files: { exe: exe.key },
   };
   if (what.kind === 'script') {

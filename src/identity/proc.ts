@@ -4,7 +4,7 @@
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { fileKey } from '../lib/file-key.js';
 import { statFields } from '../lib/proc-stat.js';
-import { hashExecutable } from './hash.js';
+import { hashStatted } from './hash.js';
 
 /** Largest argv or environment we read (the kernel's ARG_MAX for a default 8 MiB stack is 2 MiB). */
 const MAX_PROC_BYTES = 4 * 1024 * 1024;
@@ -16,13 +16,14 @@ let scratch = Buffer.allocUnsafe(64 * 1024);
  * The files read here (status, cmdline, environ, fdinfo) fill the buffer in one read() when they
  * can, so a short read is the end: skipping the read that would return 0 saves a costly syscall.
  */
-function readProc(path: string): Buffer {
-  const fd = openSync(path, 'r');
+function readProc(path: string, held?: number): Buffer {
+  const fd = held ?? openSync(path, 'r');
   try {
     let length = 0;
     for (;;) {
       const room = scratch.length - length;
-      const n = readSync(fd, scratch, length, room, null);
+      // A held fd is read from the start each time; one opened here reads on from where it is.
+      const n = readSync(fd, scratch, length, room, held === undefined ? null : length);
       length += n;
       if (n < room) return scratch.subarray(0, length);
       if (length >= MAX_PROC_BYTES) throw new Error(`${path} is larger than ${MAX_PROC_BYTES} bytes`);
@@ -31,7 +32,7 @@ function readProc(path: string): Buffer {
       scratch = bigger;
     }
   } finally {
-    closeSync(fd);
+    if (held === undefined) closeSync(fd);
   }
 }
 
@@ -53,9 +54,9 @@ export interface ProcStatus {
   uids: number[];
 }
 
-/** Parses /proc/<pid>/status. */
-export function readStatus(pid: number): ProcStatus {
-  const text = readProc(`/proc/${pid}/status`).toString('latin1');
+/** Parses /proc/<pid>/status (read through `held`, an open fd of that file, when given). */
+export function readStatus(pid: number, held?: number): ProcStatus {
+  const text = readProc(`/proc/${pid}/status`, held).toString('latin1');
   const field = (name: string): string => {
     const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
     if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
@@ -73,8 +74,8 @@ export function readStatus(pid: number): ProcStatus {
  * When the process started, in clock ticks since boot (/proc/<pid>/stat field 22): with the pid, it names
  * one process for as long as the machine runs, where a pid alone is reused.
  */
-export function readStartTime(pid: number): string {
-  const start = statFields(readProc(`/proc/${pid}/stat`).toString('latin1'))[22 - 3];
+export function readStartTime(pid: number, held?: number): string {
+  const start = statFields(readProc(`/proc/${pid}/stat`, held).toString('latin1'))[22 - 3];
   if (!start || !/^\d+$/.test(start)) throw new Error(`/proc/${pid}/stat has no start time`);
   return start;
 }
@@ -132,7 +133,7 @@ export function hashOpened(path: string): HashedFile {
   try {
     const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'ENOTREG' });
-    const sha256 = hashExecutable(fd);
+    const sha256 = hashStatted(fd, st);
     const deleted = st.nlink === 0n;
     let real = readlinkSync(`/proc/self/fd/${fd}`);
     if (deleted && real.endsWith(DELETED)) real = real.slice(0, -DELETED.length);

@@ -52,7 +52,9 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
     return { who: identify(pid, pidfd) };
   }
   const [envFd, statFd, statusFd] = fds as [number, number, number];
-  const who = identify(pid, pidfd);
+  // stat and status stay bound to the task they were opened for, so reading them through the held fds
+  // is reading them afresh; environ is read by path, since the held one shows the mm as of its opening.
+  const who = identify(pid, pidfd, { held: { stat: statFd, status: statusFd } });
   // The pidfd ties the held fds to the sender: they were opened for whatever had this pid, and
   // identify() succeeds only when the pidfd shows, after its reads, that this was the sender, still
   // alive. So the look needs no pidfd of its own.

@@ -5,8 +5,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   realpathSync,
   renameSync,
@@ -136,6 +138,21 @@ describe.skipIf(!linux)('identify', () => {
       started: startTime(pid),
       files: { exe: fileKey(statSync(realpathSync('/usr/bin/sleep'), { bigint: true })) },
     });
+  });
+
+  it("reads status and stat through held fds (a watch's) exactly as by path, and afresh each time", async () => {
+    const { pid, pidfd } = await start(['sleep', '30']);
+    const stat = openSync(`/proc/${pid}/stat`, 'r');
+    const status = openSync(`/proc/${pid}/status`, 'r');
+    try {
+      const held = identified(identify(pid, pidfd, { held: { stat, status } }));
+      expect(held).toEqual(identified(identify(pid, pidfd)));
+      // Read again through the same fds: from the start, not from where the last read ended.
+      expect(identified(identify(pid, pidfd, { held: { stat, status } }))).toEqual(held);
+    } finally {
+      closeSync(stat);
+      closeSync(status);
+    }
   });
 
   it('reads the start time past a command name that holds ") " (pid + start time name one process)', async () => {
