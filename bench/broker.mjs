@@ -177,13 +177,13 @@ function client(script, args, exe = NODE) {
 }
 
 /**
- * Runs `procs` load clients with `conns` connections each: waits until all are connected and warm, then
- * lets them run together for `seconds`. Returns the total gets, the daemon's CPU time in that window and
- * the daemon's peak RSS (sampled every 50 ms).
+ * Runs `procs` load clients (node with `argv`, speaking the load client's ready/go protocol): waits until
+ * all are connected and warm, then lets them run together for `seconds`. Returns the total gets (round
+ * trips), the server's CPU time in that window and its peak RSS (sampled every 50 ms).
  */
-async function load(script, procs, conns, seconds) {
+async function load(argv, procs, seconds, server = daemon.pid) {
   const children = Array.from({ length: procs }, () => {
-    const child = spawn(NODE, [script, 'load', SERVICE, ACCOUNT, String(conns)], {
+    const child = spawn(NODE, argv, {
       env: clientEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -214,19 +214,19 @@ async function load(script, procs, conns, seconds) {
     return { child, ready, done };
   });
   await Promise.all(children.map((c) => c.ready));
-  let peak = rssMiB(daemon.pid);
+  let peak = rssMiB(server);
   const timer = setInterval(() => {
-    peak = Math.max(peak, rssMiB(daemon.pid));
+    peak = Math.max(peak, rssMiB(server));
   }, 50);
-  const cpu0 = cpuMs(daemon.pid);
+  const cpu0 = cpuMs(server);
   const end = Date.now() + seconds * 1000;
   for (const c of children) c.child.stdin.end(`go ${end}\n`);
   try {
     const results = await Promise.all(children.map((c) => c.done));
     return {
       gets: results.reduce((s, r) => s + r.gets, 0),
-      cpu: cpuMs(daemon.pid) - cpu0,
-      peak: Math.max(peak, rssMiB(daemon.pid)),
+      cpu: cpuMs(server) - cpu0,
+      peak: Math.max(peak, rssMiB(server)),
     };
   } finally {
     clearInterval(timer);
@@ -236,34 +236,35 @@ async function load(script, procs, conns, seconds) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The floor for the throughput rows: a node server that only echoes 60-byte messages, driven like the
-// load client (one process, CLIENTS connections, one message in flight each), for SECONDS.
+// load clients (the same ready/go start, one message in flight per connection), for SECONDS.
 const ECHO_SOURCE = `import net from 'node:net';
-const [mode, path, conns, seconds] = process.argv.slice(2);
+const [mode, path, conns] = process.argv.slice(2);
 if (mode === 'server') {
   net.createServer((s) => s.on('data', (d) => s.write(d))).listen(path, () => process.stdout.write('ready\\n'));
 } else {
   const socks = await Promise.all(Array.from({ length: Number(conns) }, () => new Promise((r) => { const s = net.connect(path, () => r(s)); })));
-  let n = 0;
-  const end = Date.now() + Number(seconds) * 1000;
+  process.stdout.write('ready\\n');
+  const end = await new Promise((resolve) => process.stdin.on('data', (d) => resolve(Number(/^go (\\d+)/.exec(String(d))[1]))));
+  let gets = 0;
   const msg = Buffer.alloc(60, 1);
   await Promise.all(socks.map((s) => new Promise((resolve) => {
-    s.on('data', () => { n++; if (Date.now() < end) s.write(msg); else { s.destroy(); resolve(); } });
+    s.on('data', () => { gets++; if (Date.now() < end) s.write(msg); else { s.destroy(); resolve(); } });
     s.write(msg);
   })));
-  process.stdout.write(JSON.stringify({ roundTrips: n }) + '\\n');
+  process.stdout.write(JSON.stringify({ gets }) + '\\n');
 }
 `;
 
-/** Round trips/s of a bare node echo server under the same load shape as `load(script, 1, CLIENTS)`. */
-async function echoFloor() {
+/** Round trips/s of a bare node echo server driven by `procs` client processes of `conns` connections each. */
+async function echoFloor(procs, conns) {
   const file = join(box.dirs.root, 'echo.mjs');
-  const path = join(box.dirs.runtime, 'echo.sock');
+  const path = join(box.dirs.runtime, `echo-${procs}x${conns}.sock`);
   writeFileSync(file, ECHO_SOURCE);
   const server = spawn(NODE, [file, 'server', path], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise((resolve) => server.stdout.once('data', resolve));
-    const { roundTrips } = await client(file, ['client', path, String(CLIENTS), String(SECONDS)]);
-    return roundTrips / SECONDS;
+    const { gets } = await load([file, 'client', path, String(conns)], procs, SECONDS, server.pid);
+    return gets / SECONDS;
   } finally {
     server.kill();
   }
@@ -344,9 +345,11 @@ try {
     (await client(script, ['connect', SERVICE, ACCOUNT, String(Math.min(N, 1000))])).ms,
   );
 
-  const inOne = await load(script, 1, CLIENTS, SECONDS);
-  const floor = await echoFloor();
-  const procs = await load(script, CLIENTS, 1, SECONDS);
+  const loadArgv = (conns) => [script, 'load', SERVICE, ACCOUNT, String(conns)];
+  const inOne = await load(loadArgv(CLIENTS), 1, SECONDS);
+  const floor = await echoFloor(1, CLIENTS);
+  const procs = await load(loadArgv(1), CLIENTS, SECONDS);
+  const procsFloor = await echoFloor(CLIENTS, 1);
   await sleep(2000);
   const rssSoonAfter = rssMiB(daemon.pid);
   await sleep(SETTLE_MS - 2000);
@@ -413,6 +416,13 @@ try {
     `daemon ${fmt(procs.cpu / procs.gets)} CPU/get`,
     `>= 20,000/s on 2 cores`,
     yes(procs.gets / SECONDS >= 20_000),
+  ]);
+  rows.push([
+    `node echo server, ${CLIENTS} client processes x 1 connection`,
+    `${Math.round(procsFloor).toLocaleString('en-US')}/s`,
+    'round trips of 60 bytes, no work',
+    'floor',
+    '',
   ]);
   rows.push([
     "daemon's first get after start (scrypt + hashing node)",
