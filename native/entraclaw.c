@@ -678,7 +678,7 @@ static napi_value js_peer_token(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------
 // Watching an identified process (identity/watch.ts): one call, no allocation in JS per file read.
 
-// procLook(pid, pidfd, envFd, statFd, statusFd) -> { pidfdPid, state, tracerPid, uids, layout, exe, envAlive, userns }.
+// procLook(pid, envFd, statFd, statusFd) -> { state, tracerPid, uids, layout, exe, envAlive, userns }.
 // statFd/statusFd: held fds of /proc/<pid>/stat and status (-1: open them by path now).
 // layout is /proc/<pid>/stat's start time and memory layout (code, stack, data, brk, argv and environ
 // addresses), which exec replaces; envAlive says whether the mm behind envFd (an open /proc/<pid>/environ,
@@ -686,21 +686,16 @@ static napi_value js_peer_token(napi_env env, napi_callback_info info) {
 // running image; userns the process's user namespace as /proc names it ("user:[4026531837]"), or ""
 // when unreadable.
 static napi_value js_proc_look(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  int32_t pid, pidfd, env_fd, stat_fd, status_fd;
-  if (!get_args(env, info, 5, argv) || !get_int(env, argv[0], "pid", &pid) ||
-      !get_int(env, argv[1], "pidfd", &pidfd) || !get_int(env, argv[2], "envFd", &env_fd) ||
-      !get_int(env, argv[3], "statFd", &stat_fd) || !get_int(env, argv[4], "statusFd", &status_fd)) {
+  napi_value argv[4];
+  int32_t pid, env_fd, stat_fd, status_fd;
+  if (!get_args(env, info, 4, argv) || !get_int(env, argv[0], "pid", &pid) ||
+      !get_int(env, argv[1], "envFd", &env_fd) || !get_int(env, argv[2], "statFd", &stat_fd) ||
+      !get_int(env, argv[3], "statusFd", &status_fd)) {
     return NULL;
   }
 #ifdef __linux__
   char path[64], text[4096];
   ssize_t n;
-  long pidfd_now = -2;
-  if (pidfd >= 0) {
-    int rc = pidfd_pid(pidfd, &pidfd_now);
-    if (rc < 0) return throw_errno(env, -rc, rc == -EINVAL ? "procLook(pidfd)" : "read(fdinfo)");
-  }
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   n = stat_fd >= 0 ? read_held(stat_fd, text, sizeof text) : read_small(path, text, sizeof text);
   if (n < 0) return throw_errno(env, (int)-n, "read(stat)");
@@ -758,7 +753,6 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   char state_text[2] = {state, '\0'};
   napi_value obj, v;
   napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "pidfdPid", make_int(env, pidfd_now));
   napi_create_string_utf8(env, state_text, 1, &v);
   napi_set_named_property(env, obj, "state", v);
   napi_set_named_property(env, obj, "tracerPid", make_int(env, tracer_pid));
@@ -774,7 +768,6 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
   return obj;
 #else
   (void)pid;
-  (void)pidfd;
   (void)env_fd;
   (void)stat_fd;
   (void)status_fd;

@@ -6,8 +6,9 @@ import type { Logger } from './log.js';
 
 /**
  * The policy as of the last change on disk. Each request stats the file (cheap; one stat per batch of
- * requests, lib/file-key.ts) and reloads when it changed, so approvals take effect on the next request without fs.watch's missed events; SIGHUP forces
- * a reload. An invalid file denies everything until fixed: fail secure, loudly.
+ * requests, lib/file-key.ts) and reloads when it changed, so approvals take effect on the next request
+ * without fs.watch's missed events; SIGHUP forces a reload. An invalid file denies everything until
+ * fixed: fail secure, loudly.
  */
 export class PolicyCache {
   private stamp = '';

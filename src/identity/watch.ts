@@ -58,8 +58,7 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
   // The pidfd ties the held fds to the sender: they were opened for whatever had this pid, and
   // identify() succeeds only when the pidfd shows, after its reads, that this was the sender, still
   // alive. So the look needs no pidfd of its own.
-  const look =
-    'refused' in who || !who.files || pidfd < 0 ? undefined : lookAt(pid, -1, envFd, statFd, statusFd);
+  const look = 'refused' in who || !who.files || pidfd < 0 ? undefined : lookAt(pid, envFd, statFd, statusFd);
   // An all-zero layout is what /proc shows a reader without ptrace-read access: nothing to compare.
   if (!look?.envAlive || look.tracerPid !== 0 || /^0( 0)*$/.test(look.layout)) {
     for (const fd of fds) closeSync(fd);
@@ -87,7 +86,7 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
  * kernel-reported sender has the watched pid, and for which this holds, was sent by the watched process.
  */
 export function stillWatched(watch: Watch): boolean {
-  const look = lookAt(watch.pid, -1, watch.envFd, watch.statFd, watch.statusFd);
+  const look = lookAt(watch.pid, watch.envFd, watch.statFd, watch.statusFd);
   return (
     look?.envAlive === true &&
     look.state !== 'Z' &&
@@ -106,15 +105,9 @@ export function unwatch(watch: Watch): void {
   for (const fd of [watch.envFd, watch.statFd, watch.statusFd]) closeSync(fd);
 }
 
-function lookAt(
-  pid: number,
-  pidfd: number,
-  envFd: number,
-  statFd: number,
-  statusFd: number,
-): ProcLook | undefined {
+function lookAt(pid: number, envFd: number, statFd: number, statusFd: number): ProcLook | undefined {
   try {
-    return native().procLook(pid, pidfd, envFd, statFd, statusFd);
+    return native().procLook(pid, envFd, statFd, statusFd);
   } catch {
     return undefined;
   }

@@ -12,7 +12,6 @@ export interface PeerCred {
 
 /** What procLook() sees of a process. */
 export interface ProcLook {
-  pidfdPid: number;
   state: string;
   tracerPid: number;
   uids: string;
@@ -52,7 +51,7 @@ export interface NativeAddon {
    * and whether the mm pinned by envFd (an open /proc/<pid>/environ) still has users. stat and status
    * are read through statFd/statusFd when given (held fds), else opened by path.
    */
-  procLook(pid: number, pidfd: number, envFd: number, statFd: number, statusFd: number): ProcLook;
+  procLook(pid: number, envFd: number, statFd: number, statusFd: number): ProcLook;
   /**
    * macOS: the peer's audit token (LOCAL_PEERTOKEN) as pid, euid, egid, pidversion and the executable path
    * from proc_pidpath_audittoken (fails once the pid was reused). Elsewhere throws ENOSYS.

@@ -104,11 +104,11 @@ describe.skipIf(!linux)('watch', () => {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PWD: process.cwd() };
     const { child, pid, pidfd } = await start(['setarch', arch, '-R', 'sh', script], SH, env);
     const w = watched(pid, pidfd);
-    const before = native().procLook(pid, pidfd, w.envFd, w.statFd, w.statusFd);
+    const before = native().procLook(pid, w.envFd, w.statFd, w.statusFd);
     child.stdin!.write('go\n');
     // The new image reads stdin again: wait until the old one's mm is gone.
-    await until('the exec', () => !native().procLook(pid, pidfd, w.envFd, w.statFd, w.statusFd).envAlive);
-    const after = native().procLook(pid, pidfd, -1, -1, -1);
+    await until('the exec', () => !native().procLook(pid, w.envFd, w.statFd, w.statusFd).envAlive);
+    const after = native().procLook(pid, -1, -1, -1);
     expect(after.layout).toBe(before.layout);
     expect(stillWatched(w)).toBe(false);
   });
@@ -118,7 +118,7 @@ describe.skipIf(!linux)('watch', () => {
     const w = watched(pid, pidfd);
     expect(w.userns).toMatch(/^user:\[\d+\]$/);
     expect(w.userns).toBe(readlinkSync(`/proc/${pid}/ns/user`));
-    expect(native().procLook(pid, -1, w.envFd, w.statFd, w.statusFd).userns).toBe(w.userns);
+    expect(native().procLook(pid, w.envFd, w.statFd, w.statusFd).userns).toBe(w.userns);
   });
 
   it('lets go when the process exits', async () => {
@@ -152,8 +152,8 @@ describe.skipIf(!linux)('watch', () => {
         if (b.pid !== a.pid) continue;
         await until('the new process to run sh', () => exeOf(b.pid!) === SH);
         // The path /proc/<pid>/stat now names the new process; the held fds still name the dead one.
-        expect(native().procLook(a.pid, -1, -1, -1, -1).state).not.toBe('X');
-        expect(() => native().procLook(a.pid, -1, -1, w.statFd, w.statusFd)).toThrow(
+        expect(native().procLook(a.pid, -1, -1, -1).state).not.toBe('X');
+        expect(() => native().procLook(a.pid, -1, w.statFd, w.statusFd)).toThrow(
           expect.objectContaining({ code: 'ESRCH' }),
         );
         expect(stillWatched(w)).toBe(false);
