@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EntraclawError, UnavailableError, UsageError } from '../errors.js';
-import { pathKey } from '../lib/file-key.js';
+import { forgetStats, pathKey } from '../lib/file-key.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import type { Paths } from '../lib/paths.js';
 import { type AuditEntry, type AuditRecord, auditEntrySchema, GENESIS } from './entry.js';
@@ -189,6 +189,8 @@ export class AuditLog {
       }
     }
     renameSync(this.path, rotatedFile(this.path, 1));
+    // Our own rename: a stat shared from before it (lib/file-key.ts) names the rotated file, not the new one.
+    forgetStats();
     this.size = 0;
   }
 }
