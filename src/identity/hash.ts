@@ -1,6 +1,10 @@
 // SHA-256 of the executable behind a request. Hashing node (~94 MiB) costs ~64 ms, so results are cached
 // by file identity: (dev, ino, size, mtime ns, ctime ns). ctime cannot be set from user space, so even a
-// same-size rewrite that restores the old mtime misses the cache.
+// same-size rewrite that restores the old mtime misses the cache — unless it lands in the same timestamp
+// tick as the change before it: Linux stamps files from a clock that advances once per jiffy (1-10 ms;
+// before 6.13, or on filesystems without multigrain timestamps), so two same-size writes that close
+// together leave the same key. As git does with its "racily clean" index entries, a hash taken while the
+// file's last change is that recent is not cached: the next identification hashes the file again.
 import { createHash } from 'node:crypto';
 import { type BigIntStats, closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { EntraclawError } from '../errors.js';
@@ -17,12 +21,20 @@ export const MAX_HASH_BYTES = 1024 * 1024 * 1024;
 const CACHE_ENTRIES = 1024;
 /** Rehash attempts while the file changes under us, before giving up. */
 const MAX_ATTEMPTS = 3;
+/**
+ * How long after a file's last change (its ctime) a hash of it is not cached: well past a jiffy, and past
+ * the 1-2 s timestamp granularity of filesystems such as FAT or some network mounts.
+ */
+export const RACY_NS = 2_000_000_000n;
 
 /** A bounded map from file identity to SHA-256, with hit/miss counts for diagnostics. */
 export class HashCache {
   hits = 0;
   misses = 0;
   private readonly entries = new Map<string, string>();
+
+  /** `racyNs`: how recent a change keeps a hash out of the cache (RACY_NS; tests of the cache pass 0). */
+  constructor(readonly racyNs: bigint = RACY_NS) {}
 
   /** The cached hash for this identity, counting the hit or miss. */
   lookup(key: string): string | undefined {
@@ -70,12 +82,18 @@ function hashFd(fd: number, cache: HashCache, stat?: BigIntStats): string {
     const after = fstatSync(fd, { bigint: true });
     // A hash of a file that changed mid-read describes no version of it.
     if (fileKey(after) === fileKey(st)) {
-      cache.store(fileKey(st), hash);
+      if (!changedWithin(st, cache.racyNs)) cache.store(fileKey(st), hash);
       return hash;
     }
     st = after;
   }
   throw new EntraclawError('conflict', `file kept changing while it was hashed (fd ${fd})`);
+}
+
+// Whether the file's last change is so recent that another could still land in the same timestamp tick.
+// A clock that went backwards counts as recent (not cached): the safe side.
+function changedWithin(st: BigIntStats, ns: bigint): boolean {
+  return BigInt(Date.now()) * 1_000_000n - st.ctimeNs < ns;
 }
 
 /**

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HashCache, hashExecutable, MAX_HASH_BYTES } from '../../src/identity/hash.js';
+import { HashCache, hashExecutable, MAX_HASH_BYTES, RACY_NS } from '../../src/identity/hash.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-hash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,7 +50,8 @@ describe('hashExecutable', () => {
   it('hits the cache while the file is unchanged', () => {
     const file = join(dir, 'same');
     writeFileSync(file, 'v1');
-    const cache = new HashCache();
+    // No racy window here: this is about the key; the window has its own tests below.
+    const cache = new HashCache(0n);
     const first = hashExecutable(file, cache);
     expect(hashExecutable(file, cache)).toBe(first);
     expect(hashExecutable(file, cache)).toBe(first);
@@ -61,7 +62,7 @@ describe('hashExecutable', () => {
     const file = join(dir, 'rewritten');
     writeFileSync(file, 'AAAA');
     const { atime, mtime } = statSync(file);
-    const cache = new HashCache();
+    const cache = new HashCache(0n);
     expect(hashExecutable(file, cache)).toBe(sha256(Buffer.from('AAAA')));
     await new Promise((r) => setTimeout(r, 10));
     writeFileSync(file, 'BBBB');
@@ -73,7 +74,7 @@ describe('hashExecutable', () => {
   it('misses after a touch, then hits again', async () => {
     const file = join(dir, 'touched');
     writeFileSync(file, 'same bytes');
-    const cache = new HashCache();
+    const cache = new HashCache(0n);
     const hash = hashExecutable(file, cache);
     await new Promise((r) => setTimeout(r, 10));
     const now = new Date();
@@ -81,5 +82,26 @@ describe('hashExecutable', () => {
     expect(hashExecutable(file, cache)).toBe(hash);
     expect(hashExecutable(file, cache)).toBe(hash);
     expect(cache).toMatchObject({ hits: 1, misses: 2 });
+  });
+
+  it('does not cache the hash of a file changed within the racy window (a same-tick rewrite keeps its key)', () => {
+    const file = join(dir, 'racy');
+    writeFileSync(file, 'just written');
+    const cache = new HashCache();
+    expect(cache.racyNs).toBe(RACY_NS);
+    const hash = hashExecutable(file, cache);
+    expect(hashExecutable(file, cache)).toBe(hash);
+    // Hashed afresh each time: a rewrite in the same timestamp tick could not hide behind a cached hash.
+    expect(cache).toMatchObject({ hits: 0, misses: 2 });
+  });
+
+  it('caches it once the last change is older than the window', async () => {
+    const file = join(dir, 'settled');
+    writeFileSync(file, 'written a moment ago');
+    const cache = new HashCache(5_000_000n);
+    await new Promise((r) => setTimeout(r, 50));
+    const hash = hashExecutable(file, cache);
+    expect(hashExecutable(file, cache)).toBe(hash);
+    expect(cache).toMatchObject({ hits: 1, misses: 1 });
   });
 });
