@@ -331,10 +331,14 @@ describe('parsePolicy', () => {
 });
 
 describe('loadPolicy', () => {
-  let dir = '';
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  // Every directory a test made (one test makes two), all removed after it.
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
   const setup = () => {
-    dir = mkdtempSync(join(tmpdir(), 'entraclaw-policy-'));
+    const dir = mkdtempSync(join(tmpdir(), 'entraclaw-policy-'));
+    dirs.push(dir);
     return join(dir, 'policy.toml');
   };
 
