@@ -203,7 +203,7 @@ function absolute(p: string, what: string): string {
   if (!p.startsWith('/')) {
     throw new UsageError(
       `${what} must be absolute: ${p}`,
-      'the service starts elsewhere than this shell: give the full path, e.g. $PWD/' + p,
+      `the service starts elsewhere than this shell: give the full path, e.g. $PWD/${p}`,
     );
   }
   return p;

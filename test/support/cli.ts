@@ -35,7 +35,7 @@ export function isolatedEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.
 }
 
 // Runs a command on a real pty and types each answer once the next prompt (text ending in ": ") shows.
-const PTY_DRIVER = String.raw`
+const PTY_DRIVER = `
 import json, os, pty, select, sys, time
 argv, answers = json.loads(sys.argv[1]), [a.encode('latin1') for a in json.loads(sys.argv[2])]
 pid, fd = pty.fork()
