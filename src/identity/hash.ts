@@ -33,7 +33,7 @@ export class HashCache {
   misses = 0;
   private readonly entries = new Map<string, string>();
 
-  /** `racyNs`: how recent a change keeps a hash out of the cache (RACY_NS; tests of the cache pass 0). */
+  /** `racyNs`: how recent a change keeps a hash out of the cache (RACY_NS; 0: none, for tests of the key). */
   constructor(readonly racyNs: bigint = RACY_NS) {}
 
   /** The cached hash for this identity, counting the hit or miss. */
@@ -91,9 +91,9 @@ function hashFd(fd: number, cache: HashCache, stat?: BigIntStats): string {
 }
 
 // Whether the file's last change is so recent that another could still land in the same timestamp tick.
-// A clock that went backwards counts as recent (not cached): the safe side.
+// A clock that went backwards counts as recent (not cached): the safe side. A window of 0 turns it off.
 function changedWithin(st: BigIntStats, ns: bigint): boolean {
-  return BigInt(Date.now()) * 1_000_000n - st.ctimeNs < ns;
+  return ns > 0n && BigInt(Date.now()) * 1_000_000n - st.ctimeNs < ns;
 }
 
 /**
