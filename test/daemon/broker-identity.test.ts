@@ -257,19 +257,7 @@ beforeAll(async () => {
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   holderPy = b.file('holder.py', HOLDER_PY);
-  const r = b.cli([
-    'register',
-    PYTHON,
-    '--script',
-    approvedPy,
-    '--grant',
-    `${SVC}/acct`,
-    '--ops',
-    'read',
-    '--name',
-    'approved-py',
-  ]);
-  expect(r.status, r.stderr).toBe(0);
+  b.register({ exe: PYTHON, script: approvedPy, grant: `${SVC}/acct`, ops: 'read', name: 'approved-py' });
 }, 60_000);
 afterAll(async () => {
   await b?.stop();
@@ -316,19 +304,7 @@ describe('modified binary', () => {
     copyFileSync(NODE, copy);
     chmodSync(copy, 0o755);
     const client = b.file('copy-client.mjs', nodeClientSource());
-    const reg = b.cli([
-      'register',
-      copy,
-      '--script',
-      client,
-      '--grant',
-      `${SVC}/copy`,
-      '--ops',
-      'read',
-      '--name',
-      'copied',
-    ]);
-    expect(reg.status, reg.stderr).toBe(0);
+    b.register({ exe: copy, script: client, grant: `${SVC}/copy`, ops: 'read', name: 'copied' });
     served(await b.node(client, ['get', SVC, 'copy'], { exe: copy }));
 
     appendFileSync(copy, Buffer.from([0]));
@@ -370,19 +346,7 @@ describe('script approvals', () => {
   let inject: { cjs: string; mjs: string; lib: string };
   beforeAll(() => {
     pinned = b.file('pinned.mjs', nodeClientSource());
-    const r = b.cli([
-      'register',
-      NODE,
-      '--script',
-      pinned,
-      '--grant',
-      `${SVC}/acct`,
-      '--ops',
-      'read',
-      '--name',
-      'pinned',
-    ]);
-    expect(r.status, r.stderr).toBe(0);
+    b.register({ exe: NODE, script: pinned, grant: `${SVC}/acct`, ops: 'read', name: 'pinned' });
     // Code an attacker would load into the approved interpreter: it could read the value on the way out.
     inject = {
       cjs: b.file('inject.cjs', 'globalThis.injected = true;\n'),
@@ -504,17 +468,7 @@ describe('another user namespace', () => {
     ]);
     try {
       const script = own.file('approved.py', APPROVED_PY);
-      const reg = own.cli([
-        'register',
-        PYTHON,
-        '--script',
-        script,
-        '--grant',
-        `${SVC}/acct`,
-        '--ops',
-        'read',
-      ]);
-      expect(reg.status, reg.stderr).toBe(0);
+      own.register({ exe: PYTHON, script, grant: `${SVC}/acct`, ops: 'read' });
       expect(readlinkSync(`/proc/${own.pid}/ns/user`)).not.toBe(readlinkSync('/proc/self/ns/user'));
       const r = await own.python(script, ['get', SVC, 'acct']);
       noSecret(r.result, 'a caller the daemon cannot see');

@@ -41,21 +41,8 @@ afterAll(async () => {
 });
 
 const script = (name: string) => b.file(`${name}.mjs`, nodeClientSource());
-function register(path: string, name: string, grant: string, ops: string, extra: string[] = []): void {
-  const r = b.cli([
-    'register',
-    NODE,
-    '--script',
-    path,
-    '--grant',
-    grant,
-    '--ops',
-    ops,
-    '--name',
-    name,
-    ...extra,
-  ]);
-  expect(r.status, r.stderr).toBe(0);
+function register(script: string, name: string, grant: string, ops: string, ttl?: string): void {
+  b.register({ exe: NODE, script, grant, ops, name, ...(ttl ? { ttl } : {}) });
 }
 function refused(r: RunResult, code: string, message?: RegExp): void {
   expect(r.result, r.stderr).toMatchObject({ ok: false, code });
@@ -171,17 +158,7 @@ describe('approval queue', () => {
     const r = await b.node(waiting, ['get', SVC, 'alice']);
     refused(r, 'pending');
     expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(true);
-    const reg = b.cli([
-      'register',
-      NODE,
-      '--script',
-      waiting,
-      '--grant',
-      `${SVC}/alice`,
-      '--name',
-      'waiting',
-    ]);
-    expect(reg.status, reg.stderr).toBe(0);
+    b.register({ exe: NODE, script: waiting, grant: `${SVC}/alice`, name: 'waiting' });
     expect(pendingList().some((e) => e.id === r.result.pendingId)).toBe(false);
     expect(value(await b.node(waiting, ['get', SVC, 'alice']))).toBe(ALICE);
   }, 30_000);
@@ -363,7 +340,7 @@ for (const c of conns) c.close();
 
   it('a grant with --ttl is refused once it expires', async () => {
     const brief = script('brief');
-    register(brief, 'brief', `${SVC}/alice`, 'read', ['--ttl', '3s']);
+    register(brief, 'brief', `${SVC}/alice`, 'read', '3s');
     const clients = JSON.parse(b.cli(['clients', '--json']).stdout.toString()) as Array<{
       name: string;
       grants: Array<{ expiresAt?: string }>;

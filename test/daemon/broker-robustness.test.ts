@@ -179,19 +179,7 @@ beforeAll(async () => {
     [client, 'client'],
     [many, 'many'],
   ] as const) {
-    const r = b.cli([
-      'register',
-      NODE,
-      '--script',
-      script,
-      '--grant',
-      `${SVC}/acct`,
-      '--ops',
-      'read',
-      '--name',
-      name,
-    ]);
-    expect(r.status, r.stderr).toBe(0);
+    b.register({ exe: NODE, script, grant: `${SVC}/acct`, ops: 'read', name });
   }
 }, 60_000);
 afterAll(async () => {
@@ -375,19 +363,7 @@ c.close();
 process.stdout.write(JSON.stringify({ listed, small }) + '\\n');
 `;
     const fill = b.file('fill.mjs', FILL);
-    const reg = b.cli([
-      'register',
-      NODE,
-      '--script',
-      fill,
-      '--grant',
-      '*',
-      '--ops',
-      'list,write',
-      '--name',
-      'fill',
-    ]);
-    expect(reg.status, reg.stderr).toBe(0);
+    b.register({ exe: NODE, script: fill, grant: '*', ops: 'list,write', name: 'fill' });
     const r = await b.node(fill, [], { timeoutMs: 120_000 });
     expect(r.result, r.stderr).toMatchObject({
       listed: { ok: false, code: 'too_large', message: /does not fit in one frame/ },
@@ -424,19 +400,7 @@ c.close();
 process.stdout.write(JSON.stringify({ ok: true, value_b64: item.value.toString('base64'), get: Buffer.byteLength(item.label), list: Buffer.byteLength(listed.label), tail: item.label.slice(-2) }) + '\\n');
 `;
     const script = b.file('huge-label.mjs', SRC);
-    const reg = b.cli([
-      'register',
-      NODE,
-      '--script',
-      script,
-      '--grant',
-      `${SVC}/huge-label`,
-      '--ops',
-      'read,list',
-      '--name',
-      'huge',
-    ]);
-    expect(reg.status, reg.stderr).toBe(0);
+    b.register({ exe: NODE, script, grant: `${SVC}/huge-label`, ops: 'read,list', name: 'huge' });
     const r = await b.node(script, []);
     expect(r.result, r.stderr).toEqual({
       ok: true,
@@ -518,10 +482,8 @@ describe('a low open-file limit', () => {
     try {
       const script = low.file('many.mjs', MANY_MJS);
       const probe = low.file('client.mjs', nodeClientSource());
-      for (const s of [script, probe]) {
-        const r = low.cli(['register', NODE, '--script', s, '--grant', `${SVC}/acct`, '--ops', 'read']);
-        expect(r.status, r.stderr).toBe(0);
-      }
+      for (const s of [script, probe])
+        low.register({ exe: NODE, script: s, grant: `${SVC}/acct`, ops: 'read' });
       expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=21/);
       const r = await low.node(script, [SVC, 'acct', '200'], {
         env: { ...low.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },

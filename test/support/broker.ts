@@ -200,6 +200,16 @@ def emit(obj, path=None):
 SOCK = os.environ["ENTRACLAW_SOCKET"]
 `;
 
+/** A client to pre-approve: program, optional script, one grant, and the register options used with it. */
+export interface RegisterClient {
+  exe: string;
+  script?: string;
+  grant: string;
+  ops?: string;
+  name?: string;
+  ttl?: string;
+}
+
 /** A running daemon in its own temp dir, with everything a test needs to talk to it and to audit it. */
 export interface Broker {
   dir: string;
@@ -218,6 +228,8 @@ export interface Broker {
   cli(args: string[], input?: string | Buffer): CliResult;
   /** Stores an item with the CLI (encrypted-file store). */
   seed(service: string, account: string, value: string): void;
+  /** Pre-approves a client with `entraclaw register` and expects it to succeed. */
+  register(client: RegisterClient): void;
   /** Writes a file into the temp dir (world-readable, so a test may run it as another uid). */
   file(name: string, text: string): string;
   /** Runs a node client fixture; output joins the transcripts. */
@@ -323,6 +335,19 @@ export async function startBroker(
     transcripts,
     cli,
     seed: seedOne,
+    register: ({ exe, script, grant, ops, name, ttl }) => {
+      const r = cli([
+        'register',
+        exe,
+        ...(script ? ['--script', script] : []),
+        '--grant',
+        grant,
+        ...(ops ? ['--ops', ops] : []),
+        ...(name ? ['--name', name] : []),
+        ...(ttl ? ['--ttl', ttl] : []),
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+    },
     file,
     node: async (script, args, opts = {}) =>
       collect(
