@@ -29,6 +29,8 @@ export interface AuditLogOptions {
   maxBytes?: number;
   /** Rotated files kept (`.1` ... `.keep`); older ones are deleted. */
   keep?: number;
+  /** Told when the log is found damaged on disk (a cut last line, lines written by someone else). */
+  onDamage?: (what: string) => void;
 }
 
 /** Default size at which the live file is rotated. */
@@ -65,6 +67,7 @@ export class AuditLog {
     readonly path: string,
     private readonly maxBytes: number,
     private readonly keep: number,
+    private readonly onDamage: (what: string) => void,
   ) {}
 
   /** Opens (creating if needed) the log at `path` and continues its chain from the last line written. */
@@ -78,7 +81,7 @@ export class AuditLog {
       );
     }
     makeOwnDir(dirname(path), 'XDG_STATE_HOME');
-    const log = new AuditLog(path, maxBytes, keep);
+    const log = new AuditLog(path, maxBytes, keep, opts.onDamage ?? (() => undefined));
     log.resume();
     return log;
   }
@@ -97,12 +100,21 @@ export class AuditLog {
         .join('; ');
       throw new UsageError(`audit entry refused: ${why}`);
     }
-    if (this.stale) this.resume();
-    // seq and prev are ours, so the validated entry needs no second pass through the record schema.
-    const record: AuditRecord = { ...parsed.data, seq: this.seq, prev: this.prev };
-    const line = JSON.stringify(record);
-    const bytes = Buffer.from(`${line}\n`, 'utf8');
+    let record: AuditRecord;
+    let line: string;
+    let bytes: Buffer;
     try {
+      if (this.stale) this.resume();
+      else if (this.changedBehindUs()) {
+        this.onDamage(
+          `${this.path} changed size behind the daemon's back (cut or written by another program)`,
+        );
+        this.resume();
+      }
+      // seq and prev are ours, so the validated entry needs no second pass through the record schema.
+      record = { ...parsed.data, seq: this.seq, prev: this.prev };
+      line = JSON.stringify(record);
+      bytes = Buffer.from(`${line}\n`, 'utf8');
       if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
       writeSync(this.liveFd(), bytes);
     } catch (err) {
@@ -145,6 +157,14 @@ export class AuditLog {
     return fd;
   }
 
+  // Whether the live file is no longer the size our own appends left it at: cut (a torn last line
+  // would swallow our next one) or written by someone else. Either way the chain resumes from what is
+  // on disk now, on a fresh line.
+  private changedBehindUs(): boolean {
+    if (this.fd === undefined || !pathKey(this.path)?.startsWith(this.id)) return false;
+    return fstatSync(this.fd).size !== this.size;
+  }
+
   private release(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
@@ -164,7 +184,11 @@ export class AuditLog {
     } else {
       // A torn last line (a crash mid-write) is sealed with a newline and chained to as it is, so the
       // evidence stays and verifyAudit reports that one line rather than everything after it.
-      if (!tail.terminated) appendFileSync(tail === live ? this.path : rotatedFile(this.path, 1), '\n');
+      if (!tail.terminated) {
+        const file = tail === live ? this.path : rotatedFile(this.path, 1);
+        appendFileSync(file, '\n');
+        this.onDamage(`${file} ended in a cut line; sealed it with a newline, new lines follow it`);
+      }
       if (tail === live && !tail.terminated) this.size++;
       const lastSeq = seqOf(last);
       const beforeSeq = before ? seqOf(before) : undefined;

@@ -11,18 +11,30 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`--tail "${opts.tail}" is not a positive integer`, 'e.g. --tail 20');
   const records = readAuditTail(auditPath(resolvePaths()), n);
-  if (opts.json) return printJson(records);
-  printTable([
-    ['TIME', 'DECISION', 'OP', 'ITEM', 'PROGRAM', 'REASON'],
-    ...records.map((r) => [
-      r.time,
-      r.decision,
-      r.op,
-      r.service ? `${r.service}/${r.account ?? '*'}` : '-',
-      `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
-      r.reason ?? '',
-    ]),
-  ]);
+  if (opts.json) printJson(records);
+  else
+    printTable([
+      ['TIME', 'DECISION', 'OP', 'ITEM', 'PROGRAM', 'REASON'],
+      ...records.map((r) =>
+        'damaged' in r
+          ? ['?', 'DAMAGED', '-', '-', '-', 'not an audit record (entraclaw audit verify)']
+          : [
+              r.time,
+              r.decision,
+              r.op,
+              r.service ? `${r.service}/${r.account ?? '*'}` : '-',
+              `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
+              r.reason ?? '',
+            ],
+      ),
+    ]);
+  // The lines around a damaged one are shown, but the exit status says the log is not intact.
+  const damaged = records.find((r) => 'damaged' in r);
+  if (damaged)
+    throw new CorruptError(
+      `a line near the end of ${damaged.file} is not an audit record`,
+      'run `entraclaw audit verify` to see which and why; lines from there on cannot be trusted',
+    );
 }
 
 /**

@@ -171,7 +171,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     releaseLock(lockFd);
     throw err;
   }
-  const audit = AuditLog.open(auditFile);
+  const audit = AuditLog.open(auditFile, {
+    onDamage: (what) =>
+      opts.log('warn', 'audit log damaged', { what, hint: 'run `entraclaw audit verify` to see where' }),
+  });
   const askpass = opts.askpass ? askpassConfirmer(opts.askpass, opts.log) : undefined;
   // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
   const namespace = !opts.boundary && process.platform === 'linux' ? userNamespaceOf('self') : undefined;

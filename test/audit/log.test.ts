@@ -8,6 +8,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -195,10 +196,41 @@ describe('AuditLog', () => {
       log.append(entry(1));
       appendFileSync(path, '{"time":"2026-11-24T10:00:02.000Z","reque');
       expect(verifyAudit(path)).toMatchObject({ ok: false, line: 3, reason: /truncated last line/ });
-      const next = AuditLog.open(path).append(entry(3));
+      const damage: string[] = [];
+      const next = AuditLog.open(path, { onDamage: (what) => damage.push(what) }).append(entry(3));
+      expect(damage).toEqual([`${path} ended in a cut line; sealed it with a newline, new lines follow it`]);
       expect(next.seq).toBe(3);
       expect(next.prev).toBe(lineHash('{"time":"2026-11-24T10:00:02.000Z","reque'));
       expect(verifyAudit(path)).toMatchObject({ ok: false, line: 3, reason: /not valid JSON/ });
+    });
+
+    it('starts a fresh line when the file is cut under an open log, losing none of its own lines', () => {
+      const damage: string[] = [];
+      const log = AuditLog.open(path, { onDamage: (what) => damage.push(what) });
+      for (let i = 0; i < 3; i++) log.append(entry(i));
+      truncateSync(path, statSync(path).size - 20);
+      const next = log.append(entry(3));
+      const kept = readFileSync(path, 'utf8').split('\n');
+      // The cut line stays as evidence, sealed; the new line is whole and chained to it.
+      expect(kept).toHaveLength(5);
+      expect(JSON.parse(kept[3]!)).toMatchObject({ requestId: '3', seq: 3, prev: lineHash(kept[2]!) });
+      expect(next.prev).toBe(lineHash(kept[2]!));
+      expect(damage).toEqual([
+        expect.stringMatching(/changed size behind the daemon's back/),
+        expect.stringMatching(/ended in a cut line; sealed it/),
+      ]);
+      expect(verifyAudit(path)).toMatchObject({ ok: false, line: 3, reason: /not valid JSON/ });
+      log.append(entry(4));
+      expect(verifyAudit(path)).toMatchObject({ ok: false, line: 3 });
+      expect(JSON.parse(lines().at(-1)!)).toMatchObject({ seq: 4, prev: lineHash(lines()[3]!) });
+    });
+
+    it('chains to lines another writer appended under an open log', () => {
+      const log = AuditLog.open(path);
+      log.append(entry(0));
+      appendFileSync(path, 'junk\n');
+      expect(log.append(entry(1))).toMatchObject({ prev: lineHash('junk') });
+      expect(verifyAudit(path)).toMatchObject({ ok: false, line: 2 });
     });
 
     it('recovers after a failed write', () => {

@@ -15,30 +15,31 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+// The seq of each line read back (undefined for a damaged one).
+const seqs = (n: number) => readAuditTail(path, n).map((r) => ('seq' in r ? r.seq : undefined));
+
 const line = Buffer.byteLength(`${JSON.stringify({ ...entry(10), seq: 10, prev: GENESIS })}\n`);
 
 describe('readAuditTail', () => {
   it('returns the last n records, oldest first', () => {
     const log = AuditLog.open(path);
     for (let i = 0; i < 10; i++) log.append(entry(i));
-    expect(readAuditTail(path, 3).map((r) => r.seq)).toEqual([7, 8, 9]);
+    expect(seqs(3)).toEqual([7, 8, 9]);
     expect(readAuditTail(path, 3)[2]).toMatchObject({ requestId: '9', decision: 'granted' });
-    expect(readAuditTail(path, 50).map((r) => r.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(seqs(50)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
   it('reaches back into rotated files', () => {
     const log = AuditLog.open(path, { maxBytes: line * 2, keep: 5 });
     for (let i = 0; i < 7; i++) log.append(entry(i));
-    expect(readAuditTail(path, 4).map((r) => r.seq)).toEqual([3, 4, 5, 6]);
+    expect(seqs(4)).toEqual([3, 4, 5, 6]);
     expect(readAuditTail(path, 100)).toHaveLength(7);
   });
 
   it('reads lines spread over many 64 KiB chunks', () => {
     const log = AuditLog.open(path);
     for (let i = 0; i < 600; i++) log.append(entry(i % 60, { reason: 'x'.repeat(200) }));
-    expect(readAuditTail(path, 400).map((r) => r.seq)).toEqual(
-      Array.from({ length: 400 }, (_, i) => 200 + i),
-    );
+    expect(seqs(400)).toEqual(Array.from({ length: 400 }, (_, i) => 200 + i));
   });
 
   it('returns nothing for a missing or empty log', () => {
@@ -47,9 +48,16 @@ describe('readAuditTail', () => {
     expect(readAuditTail(path, 5)).toEqual([]);
   });
 
-  it('refuses a damaged line with corrupt', () => {
-    AuditLog.open(path).append(entry());
+  it('marks a damaged line in its place and still returns the lines around it', () => {
+    const log = AuditLog.open(path);
+    log.append(entry(0));
     appendFileSync(path, 'garbage\n');
-    expect(() => readAuditTail(path, 5)).toThrow(expect.objectContaining({ code: 'corrupt' }));
+    log.append(entry(2));
+    expect(readAuditTail(path, 5)).toEqual([
+      expect.objectContaining({ requestId: '0' }),
+      { damaged: true, file: path },
+      expect.objectContaining({ requestId: '2' }),
+    ]);
+    expect(readAuditTail(path, 1)).toEqual([expect.objectContaining({ requestId: '2' })]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,8 @@ import { AuditLog } from '../../src/audit/log.js';
 import { isolatedEnv, runCli } from '../support/cli.js';
 import { entry } from './fixtures.js';
 
-// `entraclaw audit verify` as the user reads it, on a log whose oldest file rotation has dropped.
+// `entraclaw audit` and `audit verify` as the user reads them: a log whose oldest file rotation has
+// dropped, and one with a damaged line.
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-verify-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = isolatedEnv(dir);
@@ -23,5 +24,29 @@ describe('entraclaw audit verify', () => {
     expect(r.stderr).toMatch(
       /the kept chain starts at seq [1-9]\d*: the \d+ line\(s\) before it were rotated away/,
     );
+  });
+});
+
+describe('entraclaw audit --tail over a damaged line', () => {
+  it('shows the lines around it, marks it, and exits 5 pointing at audit verify', () => {
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    const log = AuditLog.open(path);
+    log.append(entry(0));
+    appendFileSync(path, '{"cut": \n');
+    log.append(entry(2));
+    log.close();
+    const r = runCli(['audit', '--tail', '5'], env);
+    expect(r.status).toBe(5);
+    const rows = r.stdout.toString().trim().split('\n');
+    expect(rows).toHaveLength(4);
+    expect(rows[2]).toMatch(/DAMAGED .*entraclaw audit verify/);
+    expect(r.stderr).toMatch(/is not an audit record[\s\S]*entraclaw audit verify/);
+    const json = runCli(['audit', '--tail', '5', '--json'], env);
+    expect(json.status).toBe(5);
+    expect(JSON.parse(json.stdout.toString())).toEqual([
+      expect.objectContaining({ seq: 0 }),
+      { damaged: true, file: path },
+      expect.objectContaining({ seq: 2 }),
+    ]);
   });
 });
