@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { TooLargeError, UsageError } from '../errors.js';
+import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 
 /** Reads at most `max` bytes from a file descriptor; one byte more is a TooLargeError naming `what`. */
 export function readBounded(fd: number, max: number, what: string): Buffer {
@@ -30,19 +30,27 @@ export function readBounded(fd: number, max: number, what: string): Buffer {
 
 /** Reads a secret value from a named file (not stdin), bounded by `max`. */
 export function readValueFile(path: string, max: number, what: string): Buffer {
+  if (path === '')
+    throw new UsageError('--from-file was given an empty path', 'check the path given to --from-file');
+  const unreadable = (err: unknown) =>
+    new UsageError(
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'check the path given to --from-file',
+    );
   let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    throw new UsageError(
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`,
-      'check the path given to --from-file',
-    );
+    throw unreadable(err);
   }
   try {
     if (fstatSync(fd).isDirectory())
       throw new UsageError(`${path} is a directory`, 'give --from-file a regular file');
     return readBounded(fd, max, what);
+  } catch (err) {
+    // An open file can still fail to read (EIO from /proc/self/mem, a device): the file, not us.
+    if (err instanceof EntraclawError) throw err;
+    throw unreadable(err);
   } finally {
     closeSync(fd);
   }

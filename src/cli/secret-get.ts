@@ -1,5 +1,6 @@
 import { NotFoundError } from '../errors.js';
 import { assertFresh, assertItemName } from '../store/item-rules.js';
+import { elsewhereHint } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -30,9 +31,8 @@ export async function secretGet(service: string, account: string, opts: SecretGe
         `${service}/${account} not found in ${sel.store.name}`,
         sel.store.readOnly
           ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
-          : sel.skipped.length > 0
-            ? `${sel.skipped.map((k) => `${k.name} was not searched (${k.reason})`).join('; ')}: it may be there; fix that or name the store with --store`
-            : 'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`',
+          : (elsewhereHint(sel) ??
+              'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`'),
       );
     }
     const { item, store } = found;

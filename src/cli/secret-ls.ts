@@ -1,7 +1,7 @@
 import { assertItemName, isExpired } from '../store/item-rules.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
-import { printJson, printTable } from './output.js';
+import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw secret ls [--service S]`: item metadata only, never values. */
 export async function secretLs(opts: StoreOptions & { service?: string; json?: boolean }): Promise<void> {
@@ -26,6 +26,10 @@ export async function secretLs(opts: StoreOptions & { service?: string; json?: b
         r.store,
       ]),
     ]);
+    for (const u of sel.unsearched)
+      note(
+        `note: ${u.name} (${u.where}) also has items; auto does not read it while ${sel.store.name} is usable: entraclaw secret ls --store ${u.name}`,
+      );
   } finally {
     await closeSelection(sel);
   }

@@ -1,4 +1,4 @@
-import { TooLargeError, UsageError } from '../errors.js';
+import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 import { promptHidden } from '../lib/passphrase.js';
 import { assertItemName, assertItemText, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
@@ -45,15 +45,16 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     note(`warning: --expires-at ${expiresAt} has passed: the item is stored already expired (reads exit 6)`);
   }
   const what = `the value for ${service}/${account}`;
-  const value = opts.fromFile
-    ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
-    : process.stdin.isTTY
-      ? await promptHidden(
-          `Secret for ${service}/${account}: `,
-          { input: process.stdin, output: process.stderr },
-          MAX_TYPED_BYTES,
-        )
-      : readBounded(0, MAX_VALUE_BYTES, what);
+  const value =
+    opts.fromFile !== undefined
+      ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
+      : process.stdin.isTTY
+        ? await promptHidden(
+            `Secret for ${service}/${account}: `,
+            { input: process.stdin, output: process.stderr },
+            MAX_TYPED_BYTES,
+          )
+        : readStdin(what);
   if (value.length === 0) {
     throw new UsageError(
       `refusing to store an empty value for ${service}/${account}`,
@@ -99,12 +100,25 @@ export async function secretSet(service: string, account: string, opts: SecretSe
       // once it is back, and an older copy there would win.
       for (const s of sel.skipped) {
         note(
-          `note: if ${s.name} already holds ${service}/${account}, reads return that older copy whenever ${s.name} is usable again; store it there too, or remove it there, once it is back`,
+          `note: auto reads ${s.name} instead of ${sel.store.name} whenever ${s.name} is usable again: this copy is then read only with --store ${sel.store.name}, and an older copy in ${s.name} wins; store it there too once it is back`,
         );
       }
     }
     await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);
+  }
+}
+
+// A read error on stdin (a closed or broken pipe, EIO from a hung-up terminal) is the input's, not ours.
+function readStdin(what: string): Buffer {
+  try {
+    return readBounded(0, MAX_VALUE_BYTES, what);
+  } catch (err) {
+    if (err instanceof EntraclawError) throw err;
+    throw new UsageError(
+      `cannot read ${what} from stdin: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'pipe the value on stdin or use --from-file',
+    );
   }
 }

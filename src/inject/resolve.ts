@@ -1,7 +1,7 @@
 import { EntraclawError, NotFoundError } from '../errors.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertFresh } from '../store/item-rules.js';
-import type { Selection } from '../store/select.js';
+import { elsewhereHint, type Selection } from '../store/select.js';
 import type { Item } from '../store/types.js';
 import { formatReference, type Reference } from './reference.js';
 
@@ -33,6 +33,6 @@ export async function resolveReference(sel: Selection, ref: Reference, where?: s
   }
   throw new NotFoundError(
     `${at}${formatReference(ref)} not found in ${sel.store.name}`,
-    `store it with: ${refresh}`,
+    elsewhereHint(sel) ?? `store it with: ${refresh}`,
   );
 }

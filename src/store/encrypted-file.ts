@@ -19,6 +19,7 @@ import { shellQuote } from '../lib/shell.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
+import { vaultFile } from './vault-file.js';
 import {
   decodeItems,
   deriveKey,
@@ -38,7 +39,6 @@ import {
 // so concurrent writers lose nothing and a crash leaves the old or the new vault. Readers take no lock:
 // rename() swaps the file in one step. scrypt and prompts happen before the lock is taken, so the lock is
 // held only for a read, an encrypt and a write.
-const VAULT_FILE = 'vault.ecv';
 const LOCK_FILE = 'vault.lock';
 const BOUNDARY =
   'Sealed vault: AES-256-GCM under a scrypt-derived key; readable only with the passphrase — the daemon holding it is the only door';
@@ -52,7 +52,7 @@ interface Paths {
 function vaultPaths(ctx: StoreContext): Paths {
   return {
     dir: ctx.paths.data,
-    vault: join(ctx.paths.data, VAULT_FILE),
+    vault: vaultFile(ctx.paths.data),
     lock: join(ctx.paths.data, LOCK_FILE),
   };
 }

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { EntraclawError, UnavailableError } from '../errors.js';
 import { backendFor } from './registry.js';
 import { STORE_NAMES, type Store, type StoreContext, type StoreName, type StoreProbe } from './types.js';
+import { vaultFile } from './vault-file.js';
 
 /** The store a command will use, why it was chosen, and any stores `auto` passed over (with reasons). */
 export interface Selection {
@@ -9,6 +11,11 @@ export interface Selection {
   readFirst: Store[];
   reason: string;
   skipped: { name: StoreName; reason: string }[];
+  /**
+   * Stores later in `auto`'s order that hold data but are not read while `store` is usable: the vault,
+   * written while Secret Service was away, say. Empty for a store named explicitly.
+   */
+  unsearched: { name: StoreName; where: string }[];
 }
 
 /** The `auto` order for the primary (writable) store: Secret Service when usable, else the sealed vault. */
@@ -49,7 +56,13 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
   if (requested !== 'auto') {
     try {
       const store = await (await backendFor(requested)).open(ctx);
-      return { store, readFirst: [], reason: `store "${requested}" chosen explicitly`, skipped: [] };
+      return {
+        store,
+        readFirst: [],
+        reason: `store "${requested}" chosen explicitly`,
+        skipped: [],
+        unsearched: [],
+      };
     } catch (err) {
       if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
         throw err;
@@ -71,7 +84,7 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       const store = await (await backendFor(name)).open(ctx);
       const reason =
         skipped.length === 0 ? `auto: ${name} is the first usable store` : `auto: fell back to ${name}`;
-      return { store, readFirst, reason, skipped };
+      return { store, readFirst, reason, skipped, unsearched: unsearchedAfter(ctx, name) };
     } catch (err) {
       if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
         throw err;
@@ -82,10 +95,38 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
   // them: the credentials become the store, read-only, and a write says so.
   const [creds] = readFirst;
   if (creds) {
-    return { store: creds, readFirst: [], reason: `auto: only ${creds.name} is usable (read-only)`, skipped };
+    return {
+      store: creds,
+      readFirst: [],
+      reason: `auto: only ${creds.name} is usable (read-only)`,
+      skipped,
+      unsearched: [],
+    };
   }
   throw new UnavailableError(
     `no usable store: ${skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}`,
     'run `entraclaw doctor` to see what each store needs',
   );
+}
+
+// The only later store whose having data is known without opening it: the vault, by its file.
+function unsearchedAfter(ctx: StoreContext, chosen: StoreName): Selection['unsearched'] {
+  if (chosen === 'encrypted-file') return [];
+  const vault = vaultFile(ctx.paths.data);
+  return existsSync(vault) ? [{ name: 'encrypted-file', where: vault }] : [];
+}
+
+/**
+ * Where else an item not found in `sel.store` may be: stores `auto` passed over, and stores it does not
+ * read while this one is usable. Undefined when there is nowhere else.
+ */
+export function elsewhereHint(sel: Selection): string | undefined {
+  const places = [
+    ...sel.skipped.map((k) => `${k.name} was not searched (${k.reason})`),
+    ...sel.unsearched.map((u) => `${u.name} (${u.where}) is not read while auto uses ${sel.store.name}`),
+  ];
+  if (places.length === 0) return undefined;
+  const only = sel.skipped.length === 0 && sel.unsearched.length === 1 ? ` ${sel.unsearched[0]!.name}` : '';
+  const fix = sel.skipped.length > 0 ? 'fix that or name the store' : 'name the store';
+  return `${places.join('; ')}: it may be there; ${fix} with --store${only}`;
 }

@@ -208,6 +208,28 @@ describe('entraclaw secret: bad input', () => {
     );
   });
 
+  it('a --from-file that is empty, missing or fails to read is exit 2 naming it; stdin is not read instead', () => {
+    const cases: [string, RegExp][] = [
+      ['', /--from-file was given an empty path/],
+      [join(dir, 'no-such-file'), /cannot read .*no-such-file: ENOENT/],
+      // Opens fine, then every read fails (EIO): the file's fault, not an internal error.
+      ['/proc/self/mem', /cannot read \/proc\/self\/mem: EIO/],
+    ];
+    for (const [file, message] of cases) {
+      const r = runCli(
+        ['secret', 'set', 'svc', 'ff', '--store', 'encrypted-file', '--from-file', file],
+        env,
+        CANARY,
+      );
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain('hint: check the path given to --from-file');
+    }
+    expect(runCli(['secret', 'get', 'svc', 'ff', '--store', 'encrypted-file'], env).status).toBe(
+      EXIT_CODES.not_found,
+    );
+  });
+
   it('a named store that is unavailable is exit 5 with the reason; no silent fallback', () => {
     const r = runCli(['secret', 'get', 'svc', 'acct', '--store', 'systemd-creds'], env);
     expect(r.status).toBe(EXIT_CODES.unavailable);
@@ -280,13 +302,39 @@ describe('entraclaw secret: bad input', () => {
     expect(r.stderr).toMatch(/secret-service not used .*; using encrypted-file/);
     // A rotation stored in the fallback: an older copy in the usual store would win once it is back.
     expect(r.stderr).toContain(
-      'note: if secret-service already holds auto-svc/acct, reads return that older copy whenever secret-service is usable again',
+      'note: auto reads secret-service instead of encrypted-file whenever secret-service is usable again: this copy is then read only with --store encrypted-file',
     );
     // With --json, stderr holds nothing but the JSON error, so it parses.
     const missing = runCli(['secret', 'get', 'auto-svc', 'nobody', '--json'], noBus);
     expect(missing.status).toBe(EXIT_CODES.not_found);
     expect(JSON.parse(missing.stderr).error.code).toBe('not_found');
   });
+
+  it.runIf(inTestSession)(
+    'once Secret Service is back, a miss there points at the vault that holds the item',
+    () => {
+      const noBus = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` };
+      const service = randomName('vault-only');
+      expect(runCli(['secret', 'set', service, 'acct'], noBus, 'v').status).toBe(0);
+      const vault = join(dir, 'data', 'entraclaw', 'vault.ecv');
+      const r = runCli(['secret', 'get', service, 'acct'], env);
+      expect(r.status).toBe(EXIT_CODES.not_found);
+      expect(r.stderr).toContain(`not found in secret-service`);
+      expect(r.stderr).toContain(
+        `hint: encrypted-file (${vault}) is not read while auto uses secret-service: it may be there; name the store with --store encrypted-file`,
+      );
+      const ls = runCli(['secret', 'ls', '--service', service], env);
+      expect(ls.status).toBe(0);
+      expect(ls.stderr).toContain(
+        `note: encrypted-file (${vault}) also has items; auto does not read it while secret-service is usable: entraclaw secret ls --store encrypted-file`,
+      );
+      const run = runCli(['run', '--env', `T=entraclaw://${service}/acct`, '--', 'true'], env);
+      expect(run.status).toBe(EXIT_CODES.not_found);
+      expect(run.stderr).toContain('name the store with --store encrypted-file');
+      const named = runCli(['secret', 'get', service, 'acct', '--store', 'encrypted-file'], env);
+      expect(named.stdout.toString()).toBe('v');
+    },
+  );
 });
 
 describe('entraclaw secret set at a terminal (a real pty)', () => {
