@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../errors.js';
 import { interpreterName } from '../identity/interpreter.js';
@@ -16,7 +16,14 @@ export async function register(path: string, opts: GrantOptions & { script?: str
   const grants = grantsFrom(opts);
   const exe = pinFile(path, 'program');
   refuseScriptAsProgram(path, exe.path);
-  const script = opts.script ? pinFile(opts.script, 'script') : undefined;
+  refuseUnrunnable(path, exe.path);
+  if (opts.script !== undefined && !interpreterName(basename(exe.path))) {
+    throw new UsageError(
+      `${path} is not an interpreter entraclaw knows (node, python, ruby, perl, bash, sh, zsh, deno, bun): the daemon never looks for a script behind it, so --script would never match`,
+      `register the program without --script, or the interpreter that runs the script: entraclaw register "$(command -v node)" --script ${shellQuote(opts.script)} --grant ...`,
+    );
+  }
+  const script = opts.script !== undefined ? pinFile(opts.script, 'script') : undefined;
   const client = await editPolicy(files.policy, (p) => {
     const client = {
       name: opts.name ?? freeName(p, defaultName(exe.path, script?.path)),
@@ -49,6 +56,19 @@ export async function register(path: string, opts: GrantOptions & { script?: str
     note(
       `registered ${client.name}: ${exe.path} sha256:${exe.sha256.slice(0, 16)}…${script ? ` + ${script.path}` : ''}`,
     );
+}
+
+// A file nobody may execute is never the program on the other end of the socket: pinning it would
+// grant nothing, silently.
+function refuseUnrunnable(given: string, real: string): void {
+  try {
+    accessSync(real, constants.X_OK);
+  } catch {
+    throw new UsageError(
+      `${given} is not executable: no program connecting to the daemon can be it`,
+      'give the path of the program that asks for secrets (`command -v NAME` finds it)',
+    );
+  }
 }
 
 // A `#!` script never runs as itself: the kernel runs its interpreter, so the caller the daemon sees is

@@ -37,7 +37,7 @@ function clients(env: NodeJS.ProcessEnv): Listed[] {
 // Each client its own program: the policy refuses two clients that pin the same bytes.
 function register(env: NodeJS.ProcessEnv, name: string): void {
   const program = join(dir, `program-${name}`);
-  writeFileSync(program, `\x7fELF not really, just ${name}`);
+  writeFileSync(program, `\x7fELF not really, just ${name}`, { mode: 0o755 });
   const r = runCli(['register', program, '--grant', 'base/x', '--name', name], env);
   expect(r.status, r.stderr).toBe(0);
 }

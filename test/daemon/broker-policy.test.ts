@@ -190,6 +190,23 @@ describe('approval queue', () => {
     expect(b.cli(['clients', '--json']).stdout.toString()).not.toContain('tool-');
   });
 
+  it('register of a file nobody may execute, or of --script behind a non-interpreter, is refused', () => {
+    const data = b.file('not-a-program.txt', 'just data\n');
+    const r = b.cli(['register', data, '--grant', SVC]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${data} is not executable: no program connecting to the daemon can be it`);
+    const script = b.file('helper.mjs', 'console.log(1)\n');
+    const ls = b.cli(['register', '/bin/ls', '--script', script, '--grant', SVC]);
+    expect(ls.status).toBe(2);
+    expect(ls.stderr).toContain('/bin/ls is not an interpreter entraclaw knows');
+    expect(ls.stderr).toContain(
+      `hint: register the program without --script, or the interpreter that runs the script`,
+    );
+    const clients = b.cli(['clients', '--json']).stdout.toString();
+    expect(clients).not.toContain('not-a-program');
+    expect(clients).not.toContain('helper.mjs');
+  });
+
   it('register of an interpreter without --script warns that it covers every script', () => {
     const r = b.cli(['register', NODE, '--grant', `${SVC}-bare/x`, '--name', 'bare-node']);
     expect(r.status, r.stderr).toBe(0);
