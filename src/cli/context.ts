@@ -1,4 +1,5 @@
-import { type AgentConfig, loadAgentConfig } from '../config/agent-config.js';
+import { type AgentConfig, defaultAgentConfig, loadAgentConfig } from '../config/agent-config.js';
+import { EntraclawError } from '../errors.js';
 import { resolvePaths } from '../lib/paths.js';
 import { storeRequest } from '../store/registry.js';
 import type { StoreContext, StoreName } from '../store/types.js';
@@ -9,13 +10,31 @@ export interface StoreOptions {
   passphraseFile?: string;
 }
 
-/** Builds the store context and the requested store name from flags, config and environment; returns the config read. */
+/**
+ * Builds the store context and the requested store name from flags, config and environment; returns the
+ * config read. An invalid agent.toml throws, unless `tolerant` (doctor, which must still diagnose): then
+ * the defaults stand in and the error comes back as `configError`.
+ */
 export async function storeContext(
   opts: StoreOptions,
-): Promise<{ ctx: StoreContext; requested: 'auto' | StoreName; config: AgentConfig }> {
+  tolerant = false,
+): Promise<{
+  ctx: StoreContext;
+  requested: 'auto' | StoreName;
+  config: AgentConfig;
+  configError?: EntraclawError;
+}> {
   const env = process.env;
   const paths = resolvePaths(env);
-  const config = await loadAgentConfig(paths.config);
+  let config: AgentConfig;
+  let configError: EntraclawError | undefined;
+  try {
+    config = await loadAgentConfig(paths.config);
+  } catch (err) {
+    if (!tolerant || !(err instanceof EntraclawError)) throw err;
+    configError = err;
+    config = defaultAgentConfig();
+  }
   // `--store=` (empty) is a mistake to report, not a request for auto; an empty ENTRACLAW_STORE= means
   // unset, as for most variables.
   const requested =
@@ -31,5 +50,5 @@ export async function storeContext(
     timeoutMs: config.credentials.timeout_ms,
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   };
-  return { ctx, requested, config };
+  return { ctx, requested, config, ...(configError ? { configError } : {}) };
 }

@@ -34,7 +34,7 @@ async function vaultOpens(ctx: StoreContext, probe: StoreProbe): Promise<StorePr
 
 /** `entraclaw doctor`: every store, whether it is usable and why, how long it keeps data, its boundary, and which is selected. */
 export async function doctor(opts: { store?: string; json?: boolean }): Promise<void> {
-  const { ctx, requested, config } = await storeContext(opts);
+  const { ctx, requested, config, configError } = await storeContext(opts, true);
   const probes = await Promise.all((await probeAll(ctx)).map((p) => vaultOpens(ctx, p)));
   const selected =
     requested !== 'auto'
@@ -52,7 +52,23 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     ...daemonBoundary(selected, socketPath(ctx.paths, config.agent.socket)),
     askpass: askpass ?? null,
   };
-  if (opts.json) return printJson({ requested, selected: selected ?? null, stores: rows, daemon });
+  if (opts.json) {
+    printJson({
+      requested,
+      selected: selected ?? null,
+      stores: rows,
+      daemon,
+      config: { error: configError?.message ?? null },
+    });
+    // The report stands; the exit status and the error still say that every other command refuses to run.
+    if (configError) throw configError;
+    return;
+  }
+  if (configError) {
+    process.stdout.write(
+      `Config: INVALID, so every other command refuses to run until it is fixed; this report uses the defaults\n  ${configError.message}\n\n`,
+    );
+  }
   printTable([
     ['STORE', 'AVAILABLE', 'SELECTED', 'PERSISTENCE', 'REASON'],
     ...rows.map((r) => [
@@ -82,9 +98,10 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
   process.stdout.write(
     askpass
-      ? `Confirm on use: grants with confirm = true ask you through ${askpass}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
-      : 'Confirm on use: no askpass program configured, so grants with confirm = true are denied ([agent] askpass in agent.toml)\n',
+      ? `Confirm on use (for an agent started from this environment): grants with confirm = true ask you through ${askpass}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
+      : 'Confirm on use (for an agent started from this environment): no askpass program configured, so grants with confirm = true are denied ([agent] askpass in agent.toml)\n',
   );
+  if (configError) throw configError;
 }
 
 /** What actually stands between a program of this user and the secrets, given the selected store. */

@@ -33,6 +33,11 @@ async function schema() {
   });
 }
 
+/** The configuration that applies when there is no agent.toml. */
+export function defaultAgentConfig(): AgentConfig {
+  return structuredClone(DEFAULTS);
+}
+
 /** Loads `<configDir>/agent.toml`; a missing file gives the defaults, an invalid one a UsageError naming the problem. */
 export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   const path = join(configDir, 'agent.toml');
@@ -40,7 +45,7 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(DEFAULTS);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return defaultAgentConfig();
     throw new UsageError(
       `cannot read config ${path}: ${(err as Error).message}`,
       'check the file permissions',
@@ -56,9 +61,9 @@ export async function loadAgentConfig(configDir: string): Promise<AgentConfig> {
   const result = (await schema()).safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const where = issue.path.join('.') || '(top level)';
+    const { issueAt } = await import('../policy/toml-lines.js');
     throw new UsageError(
-      `config ${path}: ${where}: ${issue.message}`,
+      `config ${issueAt(path, text, issue)}`,
       issue.path[0] === 'credentials' && issue.path[1] === 'store'
         ? `${VALID_STORES}; see docs/configuration.md`
         : 'see docs/configuration.md for the keys and their values',

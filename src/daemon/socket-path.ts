@@ -1,5 +1,5 @@
 import { lstatSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DeniedError, UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 
@@ -8,9 +8,13 @@ export function defaultSocket(paths: Paths): string {
   return join(paths.runtime, 'agent.sock');
 }
 
-/** The daemon socket path: --socket, then $ENTRACLAW_SOCKET, then the runtime dir. */
+/**
+ * The daemon socket path: --socket, then $ENTRACLAW_SOCKET, then the runtime dir. A relative one is made
+ * absolute here, since the daemon hands it to programs that may run from another directory.
+ */
 export function socketPath(paths: Paths, explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit || env.ENTRACLAW_SOCKET || defaultSocket(paths);
+  const given = explicit || env.ENTRACLAW_SOCKET;
+  return given ? resolve(given) : defaultSocket(paths);
 }
 
 /** The file a running daemon holds an flock on for its whole life: one daemon per socket. */

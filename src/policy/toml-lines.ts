@@ -134,3 +134,22 @@ function scanValue(text: string, start: ValueState): ValueState {
   }
   return { depth, multiline };
 }
+
+/**
+ * `FILE:LINE: what` for a schema issue about a parsed TOML document, naming the unknown key itself (or the
+ * table it is missing from) so the user can go straight to the line.
+ */
+export function issueAt(
+  file: string,
+  source: string,
+  issue: { code: string; path: readonly PropertyKey[]; message: string; keys?: readonly string[] },
+): string {
+  const path = issue.path.map(String);
+  const table = path.filter((p) => !/^\d+$/.test(p)).join('.');
+  const unknown = issue.code === 'unrecognized_keys' ? (issue.keys ?? []) : [];
+  const line = lineOf(tomlKeyLines(source), unknown.length ? [...path, unknown[0]!] : path);
+  const what = unknown.length
+    ? `unknown key ${unknown.map((k) => `"${k}"`).join(', ')}${table ? ` in [${table}]` : ''}`
+    : `${path.join('.') || '(top level)'}: ${issue.message}`;
+  return `${file}${line ? `:${line}` : ''}: ${what}`;
+}

@@ -83,10 +83,9 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const i = deepestIssue(r.error.issues);
-    const what = i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message;
+    const { issueAt } = await import('../policy/toml-lines.js');
     throw new UsageError(
-      `profile ${source}: ${i.path.join('.') || '(top level)'}: ${what}`,
+      `profile ${issueAt(source, text, deepestIssue(r.error.issues))}`,
       'see docs/sandbox.md for the profile format',
     );
   }

@@ -261,7 +261,9 @@ describe('entraclaw secret: bad input', () => {
     expect(j.stores).toHaveLength(5);
     expect(j.stores.filter((s: { selected: boolean }) => s.selected)).toHaveLength(1);
     expect(`${d.stdout}${d.stderr}${JSON.stringify(j)}`).not.toContain(CANARY);
-    expect(d.stdout.toString()).toMatch(/Confirm on use: no askpass program configured/);
+    expect(d.stdout.toString()).toMatch(
+      /Confirm on use \(for an agent started from this environment\): no askpass program configured/,
+    );
     expect(j.daemon.askpass).toBeNull();
   });
 
@@ -489,17 +491,37 @@ describe('agent.toml mistakes', () => {
     writeFileSync(join(e.XDG_CONFIG_HOME!, 'entraclaw', 'agent.toml'), text);
   };
 
-  it('name the key; only a bad store name gets the list of stores as its hint', () => {
+  it('name the key and its line; only a bad store name gets the list of stores as its hint', () => {
+    write('# mine\n[agent]\nfoo = 1\n');
+    const unknown = runCli(['secret', 'ls', '--store', 'encrypted-file'], e);
+    expect(unknown.status).toBe(EXIT_CODES.usage);
+    expect(unknown.stderr).toMatch(/config \S*agent\.toml:3: unknown key "foo" in \[agent\]\n/);
     write('[credentials]\ntimeout_ms = "soon"\n');
     const timeout = runCli(['doctor'], e);
     expect(timeout.status).toBe(EXIT_CODES.usage);
-    expect(timeout.stderr).toContain('credentials.timeout_ms');
+    expect(timeout.stderr).toMatch(/agent\.toml:2: credentials\.timeout_ms: /);
     expect(timeout.stderr).toContain('hint: see docs/configuration.md for the keys and their values');
     write('[credentials]\nstore = "vault"\n');
     const store = runCli(['doctor'], e);
     expect(store.status).toBe(EXIT_CODES.usage);
     expect(store.stderr).toContain('credentials.store');
     expect(store.stderr).toContain('hint: valid stores: auto, ');
+  });
+
+  it('doctor still reports every store, says the config is invalid, and exits 2 with its error', () => {
+    write('[agent]\nfoo = 1\n');
+    const r = runCli(['doctor'], e);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toMatch(/^Config: INVALID, so every other command refuses to run/);
+    expect(r.stdout.toString()).toContain('encrypted-file');
+    expect(r.stdout.toString()).toContain('Selected: ');
+    expect(r.stderr).toContain('unknown key "foo" in [agent]');
+    const j = runCli(['doctor', '--json'], e);
+    expect(j.status).toBe(EXIT_CODES.usage);
+    const report = JSON.parse(j.stdout.toString()) as { config: { error: string }; stores: unknown[] };
+    expect(report.config.error).toMatch(/agent\.toml:2: unknown key "foo"/);
+    expect(report.stores.length).toBeGreaterThan(3);
+    expect(JSON.parse(j.stderr).error.code).toBe('usage');
   });
 
   it('a syntax error names the line, on one line, with a hint', () => {

@@ -1,7 +1,7 @@
 // `entraclaw agent --socket PATH` with paths a user might mistype: it must never delete a file, loosen
 // or tighten a directory it does not own the purpose of, or create directories all over the disk.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -53,6 +53,28 @@ describe('entraclaw agent --socket PATH', () => {
     expect(r.stderr).toContain(`socket directory ${open} is open to group or others (mode 777)`);
     expect(statSync(open).mode & 0o7777).toBe(0o1777);
     expect(existsSync(join(open, 'a.sock'))).toBe(false);
+  });
+
+  it('makes a relative path absolute, so a command it runs from another directory still finds it', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--',
+        CLI,
+        'agent',
+        '--store',
+        'encrypted-file',
+        '--socket',
+        'rel/a.sock',
+        '--',
+        'sh',
+        '-c',
+        'cd / && printf %s "$ENTRACLAW_SOCKET"',
+      ],
+      { env, cwd: dir, timeout: 30_000 },
+    );
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(r.stdout.toString()).toBe(join(dir, 'rel', 'a.sock'));
   });
 
   it('creates only the last directory of a custom path, never its missing parents', () => {
