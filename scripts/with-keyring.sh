@@ -14,5 +14,9 @@ export XDG_DATA_HOME="$scratch/data" XDG_RUNTIME_DIR="$scratch/runtime"
 # --unlock reads the login password from stdin and creates/unlocks the login collection.
 eval "$(printf 'entraclaw-test' | gnome-keyring-daemon --unlock --components=secrets)"
 export GNOME_KEYRING_CONTROL
-GKR_PID=$(pgrep -n -f 'gnome-keyring-daemon' || true)
+# Ours is the one whose runtime dir is this scratch dir: never another session's keyring.
+GKR_PID=
+for pid in $(pgrep -f gnome-keyring-daemon || true); do
+  if { tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -qxF "XDG_RUNTIME_DIR=$scratch/runtime"; then GKR_PID=$pid; fi
+done
 "$@"
