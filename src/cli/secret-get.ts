@@ -29,9 +29,12 @@ export async function secretGet(service: string, account: string, opts: SecretGe
     if (!found) {
       throw new NotFoundError(
         `${service}/${account} not found in ${sel.store.name}`,
-        sel.store.readOnly
-          ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
-          : (elsewhereHint(sel) ??
+        // Node turns argv bytes that are not UTF-8 into U+FFFD: the name asked for is not the one typed.
+        `${service}${account}`.includes('\uFFFD')
+          ? 'the name contains U+FFFD, the mark of bytes that are not UTF-8, lost on the command line: items are named in UTF-8'
+          : sel.store.readOnly
+            ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
+            : (elsewhereHint(sel) ??
               'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`'),
       );
     }

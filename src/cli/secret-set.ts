@@ -1,5 +1,6 @@
 import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 import { promptHidden } from '../lib/passphrase.js';
+import { visible } from '../lib/visible.js';
 import { assertItemName, assertItemText, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import type { StoreOptions } from './context.js';
@@ -90,10 +91,13 @@ export async function secretSet(service: string, account: string, opts: SecretSe
         ...(before && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
         ...(before?.expiresAt ? [`expiry ${before.expiresAt}`] : []),
         ...(before?.scope ? [`scope ${before.scope}`] : []),
+        ...(before?.label && !opts.label && before.label !== meta.label
+          ? [`label "${visible(before.label)}"`]
+          : []),
       ];
       if (dropped.length > 0) {
         note(
-          `note: the value it replaced had ${dropped.join(', ')}; this one is a password with none of them (give --kind, --expires-at, --scope to set them)`,
+          `note: the value it replaced had ${dropped.join(', ')}; this one is a password with none of them (give --kind, --expires-at, --scope, --label to set them)`,
         );
       }
       // A rotation written to the fallback while the usual store is away: `auto` reads that store again

@@ -189,7 +189,7 @@ export function isInjectionVariable(name: string): boolean {
 export function envReferences(base: NodeJS.ProcessEnv, options: MergeOptions = {}): Reference[] {
   const seen = new Map<string, Reference>();
   for (const [name, value] of mergedEntries(base, options)) {
-    if (!value.startsWith(REFERENCE_SCHEME)) continue;
+    if (!isReference(name, value)) continue;
     const ref = parseReference(value, name);
     seen.set(formatReference(ref), ref);
   }
@@ -200,7 +200,7 @@ export function envReferences(base: NodeJS.ProcessEnv, options: MergeOptions = {
 export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions): Record<string, string> {
   const env: Record<string, string> = Object.create(null);
   for (const [name, value] of mergedEntries(base, options)) {
-    if (!value.startsWith(REFERENCE_SCHEME)) {
+    if (!isReference(name, value)) {
       env[name] = value;
       continue;
     }
@@ -209,6 +209,17 @@ export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions)
     env[name] = secretText(name, parseReference(value, name), options.resolved);
   }
   return env;
+}
+
+// A reference in another case (ENTRACLAW://...) is a typo that would hand the child the literal text:
+// refused, naming the variable but not echoing the value.
+function isReference(name: string, value: string): boolean {
+  if (value.startsWith(REFERENCE_SCHEME)) return true;
+  if (value.slice(0, REFERENCE_SCHEME.length).toLowerCase() !== REFERENCE_SCHEME) return false;
+  throw new UsageError(
+    `${name}: a reference's scheme is written in lower case`,
+    `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT`,
+  );
 }
 
 /** Base then overlay, ENTRACLAW_* filtered; the overlay is checked here so no caller can skip it. */

@@ -99,7 +99,10 @@ function decodePart(segment: string, field: 'service' | 'account', text: string,
   try {
     assertItemName(decoded, field);
   } catch (err) {
-    throw new UsageError(`${at}${text}: ${(err as Error).message}`);
+    throw new UsageError(
+      `${at}${text}: ${(err as Error).message}`,
+      (err as { hint?: string }).hint ?? 'name the item as `entraclaw secret ls` shows it, percent-encoded',
+    );
   }
   return decoded;
 }

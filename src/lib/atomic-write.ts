@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
+  existsSync,
   fchmodSync,
   fsyncSync,
   openSync,
@@ -99,7 +100,7 @@ function tempPrefix(path: string): string {
 function writeError(
   path: string,
   err: unknown,
-  outcome = 'the previous contents are unchanged',
+  outcome = existsSync(path) ? 'the previous contents are unchanged' : 'nothing was written',
 ): UnavailableError {
   const e = err as NodeJS.ErrnoException;
   const code = e.code ?? 'EIO';
@@ -110,7 +111,9 @@ function writeError(
       ? 'free some disk space and try again'
       : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
         ? `make ${dirname(path)} writable by you (it should be yours, mode 700), or point XDG_DATA_HOME elsewhere`
-        : undefined,
+        : code === 'ENOENT' || code === 'ENOTDIR'
+          ? `${dirname(path)} is not an existing directory: create it first, or write elsewhere`
+          : undefined,
     { cause: err },
   );
 }

@@ -57,6 +57,15 @@ describe('concurrent policy edits', () => {
     expect(services).toEqual(['base', ...Array.from({ length: 8 }, (_, i) => `svc${i}`)].sort());
   }, 60_000);
 
+  it('revoke of an empty name is a usage error, and revokes nothing', () => {
+    const env = isolatedEnv(join(dir, 'empty-revoke'));
+    register(env, 'stays');
+    const r = runCli(['revoke', ''], env);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('revoke needs a client name or sha256:HEX');
+    expect(clients(env).map((c) => c.name)).toEqual(['stays']);
+  });
+
   it('a grant the client already has is not added again, and the command says so', () => {
     const env = isolatedEnv(join(dir, 'again'));
     register(env, 'again');

@@ -61,7 +61,21 @@ for (const store of stores) {
     it('an expired token is exit 6 unless --allow-expired', () => {
       const past = new Date(Date.now() - 60_000).toISOString();
       const set = runCli(
-        ['secret', 'set', service, 'tok', '--kind', 'token', '--expires-at', past, '--scope', 'repo', ...s],
+        [
+          'secret',
+          'set',
+          service,
+          'tok',
+          '--kind',
+          'token',
+          '--expires-at',
+          past,
+          '--scope',
+          'repo',
+          '--label',
+          'CI token',
+          ...s,
+        ],
         env,
         CANARY,
       );
@@ -80,7 +94,7 @@ for (const store of stores) {
       const plain = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
       expect(plain.status, plain.stderr).toBe(0);
       expect(plain.stderr).toContain(
-        `note: the value it replaced had kind token, expiry ${past}, scope repo;`,
+        `note: the value it replaced had kind token, expiry ${past}, scope repo, label "CI token";`,
       );
       expect(plain.stderr).not.toContain(CANARY);
       const again = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
@@ -480,6 +494,20 @@ describe('names from the command line', () => {
       'the service name contains U+FFFD, the mark of bytes that are not UTF-8',
     );
     expect(runCli(['secret', 'ls', '--store', 'encrypted-file'], e).stdout.toString()).not.toContain('bad');
+    const get = spawnSync(
+      'sh',
+      [
+        '-c',
+        `"$0" -- "$1" secret get "$(printf 'bad\\377')" acct --store encrypted-file`,
+        process.execPath,
+        CLI,
+      ],
+      { env: e },
+    );
+    expect(get.status).toBe(EXIT_CODES.not_found);
+    expect(get.stderr.toString()).toContain(
+      'hint: the name contains U+FFFD, the mark of bytes that are not UTF-8',
+    );
   });
 });
 

@@ -155,6 +155,24 @@ describe('buildChildEnv', () => {
       usageError(() => buildChildEnv({ TOKEN: 'entraclaw://only-one' }, { resolved: new Map() })).message,
     ).toMatch(/^TOKEN: /);
   });
+
+  it('refuses a reference whose scheme is not lower case, naming the variable, never the value', () => {
+    for (const value of ['ENTRACLAW://svc/acct', 'Entraclaw://svc/acct']) {
+      const err = usageError(() => envReferences({ TOKEN: value }));
+      expect(err.message).toBe("TOKEN: a reference's scheme is written in lower case");
+      expect(err.hint).toBe('write entraclaw://SERVICE/ACCOUNT');
+      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
+        /^TOKEN: /,
+      );
+    }
+    expect(envReferences({ A: 'ENTRACLAW:/', B: 'see entraclaw://x/y', C: 'https://x' })).toEqual([]);
+  });
+
+  it('gives a name the stores refuse (a NUL) a hint, like every other error', () => {
+    const err = usageError(() => envReferences({ T: 'entraclaw://%00/x' }));
+    expect(err.message).toMatch(/^T: entraclaw:\/\/%00\/x: /);
+    expect(err.hint).toBeTruthy();
+  });
 });
 
 describe('envReferences', () => {

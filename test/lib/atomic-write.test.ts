@@ -32,8 +32,19 @@ describe('writeFileAtomic', () => {
   it('a failed write names the path and errno and leaves the old contents and no temp file', () => {
     const dir = tempDir();
     const missing = join(dir, 'no-such-dir', 'f');
-    expect(() => writeFileAtomic(missing, Buffer.from('new'))).toThrow(
-      `cannot write ${missing}: ENOENT (no such file or directory); the previous contents are unchanged`,
+    // Nothing was there before: the message says nothing was written, and how to fix it.
+    const err = (() => {
+      try {
+        writeFileAtomic(missing, Buffer.from('new'));
+      } catch (e) {
+        return e as { message: string; hint?: string };
+      }
+    })();
+    expect(err?.message).toBe(
+      `cannot write ${missing}: ENOENT (no such file or directory); nothing was written`,
+    );
+    expect(err?.hint).toBe(
+      `${join(dir, 'no-such-dir')} is not an existing directory: create it first, or write elsewhere`,
     );
     // A directory in the way makes rename() fail after the temp file was written and fsynced.
     const blocked = join(dir, 'blocked');
