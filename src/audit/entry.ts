@@ -1,12 +1,15 @@
 import * as z from 'zod';
 import { OPS } from '../daemon/protocol.js';
 
-/** What the daemon did with a request. */
-export const DECISIONS = ['granted', 'denied', 'pending', 'error'] as const;
+/** What the daemon did with a request; `changed` marks a policy reload (op `policy`), not a request. */
+export const DECISIONS = ['granted', 'denied', 'pending', 'error', 'changed'] as const;
 /** One audited decision. */
 export type AuditDecision = (typeof DECISIONS)[number];
-/** Operations an audit line records: the protocol's, plus `connect` for connections refused before a request. */
-export const AUDIT_OPS = [...OPS, 'connect'] as const;
+/**
+ * Operations an audit line records: the protocol's, `connect` for connections refused before a request,
+ * and `policy` for a change of policy.toml the daemon loaded (who was approved, revoked, re-pinned).
+ */
+export const AUDIT_OPS = [...OPS, 'connect', 'policy'] as const;
 /** The `prev` of the very first line of a log. */
 export const GENESIS = '0'.repeat(64);
 

@@ -23,7 +23,9 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
               r.decision,
               r.op,
               r.service ? `${r.service}/${r.account ?? '*'}` : '-',
-              `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
+              r.op === 'policy'
+                ? '-'
+                : `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
               r.reason ?? '',
             ],
       ),

@@ -1,40 +1,8 @@
-import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { describeGrant } from '../policy/describe.js';
 import { pinOf } from '../policy/edit.js';
 import { loadPolicy } from '../policy/load.js';
-import { ANY, type Grant } from '../policy/schema.js';
 import { printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
-
-/**
- * Renders a grant on one line in `--grant` spec syntax, so what is shown can be pasted back: e.g.
- * `github.com aws/* ci/deploy read,list until 2026-12-01T00:00:00.000Z (confirm each use)`. A prefix or
- * `*` limited to some accounts has no spec; it is shown with its accounts in parentheses.
- */
-export function describeGrant(g: Grant, now = new Date()): string {
-  const everyAccount = g.accounts.includes(ANY);
-  const only = ` (accounts ${g.accounts.map(percentEncode).join(',')})`;
-  const specs: string[] = [];
-  for (const service of g.services) {
-    if (service === ANY) specs.push(everyAccount ? ANY : `${ANY}${only}`);
-    else if (everyAccount) specs.push(percentEncode(service));
-    else for (const account of g.accounts) specs.push(itemGrantSpec(service, account));
-  }
-  // A prefix is written with its slashes as they are (`aws/*`), as parseGrantSpec reads it.
-  for (const prefix of g.servicePrefixes) {
-    specs.push(`${percentEncode(prefix).replaceAll('%2F', '/')}*${everyAccount ? '' : only}`);
-  }
-  const until = !g.expiresAt
-    ? ''
-    : Date.parse(g.expiresAt) > now.getTime()
-      ? ` until ${g.expiresAt}`
-      : ` EXPIRED at ${g.expiresAt}`;
-  const confirm = g.confirmFor
-    ? ` (confirm, a yes lasts ${g.confirmFor} per process)`
-    : g.confirm
-      ? ' (confirm each use)'
-      : '';
-  return `${specs.join(' ')} ${g.operations.join(',')}${until}${confirm}`;
-}
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */
 export async function clients(opts: { json?: boolean }): Promise<void> {

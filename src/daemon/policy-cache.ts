@@ -1,5 +1,6 @@
 import { EntraclawError } from '../errors.js';
 import { pathKey } from '../lib/file-key.js';
+import { describePolicyChange } from '../policy/describe.js';
 import { loadPolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import type { Logger } from './log.js';
@@ -19,6 +20,8 @@ export class PolicyCache {
   constructor(
     private readonly path: string,
     private readonly log: Logger,
+    /** Told, as one line (policy/describe.ts), what each reload changed: the audit log records it. */
+    private readonly onChange: (what: string) => void = () => undefined,
   ) {}
 
   /** The current policy, or why the file is invalid and what to do about it. */
@@ -32,6 +35,7 @@ export class PolicyCache {
   /** Forces a reload (SIGHUP). */
   reload(stamp = this.fileStamp()): void {
     this.stamp = stamp;
+    const before = this.policy;
     try {
       this.policy = loadPolicy(this.path);
       this.error = undefined;
@@ -46,6 +50,8 @@ export class PolicyCache {
         error: this.error,
       });
     }
+    const change = describePolicyChange(before, this.policy, this.error);
+    if (change) this.onChange(change);
   }
 
   private fileStamp(): string {

@@ -150,9 +150,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       hint: 'raise LimitNOFILE (systemd) or `ulimit -Hn`',
     });
   }
-  const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log);
-  // In a sandbox the profile's grants are the policy; policy.toml is never consulted.
-  if (!opts.boundary) policy.current();
   const auditFile = opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl');
   const auditLock = `${auditFile}.lock`;
   makeOwnDir(dirname(auditFile), 'XDG_STATE_HOME');
@@ -175,6 +172,24 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     onDamage: (what) =>
       opts.log('warn', 'audit log damaged', { what, hint: 'run `entraclaw audit verify` to see where' }),
   });
+  // Every load of policy.toml that changes what is approved is a line in the audit chain, so an approval,
+  // a revoke or a hand edit shows up beside the requests it decided.
+  const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log, (what) => {
+    try {
+      audit.append({
+        time: new Date().toISOString(),
+        requestId: '-',
+        op: 'policy',
+        decision: 'changed',
+        reason: what,
+        durationMs: 0,
+      });
+    } catch (err) {
+      opts.log('error', 'cannot audit a policy change', { error: (err as Error).message });
+    }
+  });
+  // In a sandbox the profile's grants are the policy; policy.toml is never consulted.
+  if (!opts.boundary) policy.current();
   const askpass = opts.askpass ? askpassConfirmer(opts.askpass, opts.log) : undefined;
   // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
   const namespace = !opts.boundary && process.platform === 'linux' ? userNamespaceOf('self') : undefined;

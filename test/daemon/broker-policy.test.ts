@@ -379,6 +379,7 @@ describe('audit', () => {
     script?: string;
     service?: string;
     account?: string;
+    reason?: string;
   }
 
   it('records every decision with who asked; verify passes', () => {
@@ -387,13 +388,23 @@ describe('audit', () => {
     expect(verify.stdout.toString()).toMatch(/audit log intact: \d+ lines/);
     const records = JSON.parse(b.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as Record[];
     expect(records.length).toBeGreaterThan(10);
-    for (const r of records) {
+    // Every policy.toml change the daemon loaded is in the chain too: approvals, revokes, hand edits.
+    const changes = records.filter((r) => r.op === 'policy');
+    for (const c of changes) {
+      expect(c.decision).toBe('changed');
+      expect(c.reason).toMatch(/^policy (loaded|changed|invalid)/);
+      expect(c.exe).toBeUndefined();
+    }
+    const reasons = changes.map((c) => c.reason).join('\n');
+    expect(reasons).toMatch(/^policy changed: .*added reader /m);
+    expect(reasons).toMatch(/^policy changed: .*removed reader/m);
+    for (const r of records.filter((r) => r.op !== 'policy')) {
       expect(r.op).toMatch(/^(get|set|delete|list|whoami|connect)$/);
       expect(r.decision).toMatch(/^(granted|denied|pending|error)$/);
       expect(r.exe).toBe(NODE);
       expect(r.sha256).toBe(NODE_SHA256);
     }
-    const decisions = new Set(records.map((r) => r.decision));
+    const decisions = new Set(records.filter((r) => r.op !== 'policy').map((r) => r.decision));
     expect([...decisions].sort()).toEqual(['denied', 'granted', 'pending']);
     expect(records).toContainEqual(
       expect.objectContaining({

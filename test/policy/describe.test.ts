@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { describeGrant } from '../../src/cli/clients.js';
 import { visible } from '../../src/lib/visible.js';
+import { describeGrant, describePolicyChange } from '../../src/policy/describe.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
-import type { Grant } from '../../src/policy/schema.js';
+import type { Client, Grant } from '../../src/policy/schema.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const grant = (over: Partial<Grant> = {}): Grant => ({
@@ -68,5 +68,62 @@ describe('visible (every table cell, note and error line)', () => {
     expect(visible('/tmp/e\x1b[2K\r/index.mjs')).toBe('/tmp/e\\u{1b}[2K\\u{d}/index.mjs');
     expect(visible('abc\u202e')).toBe('abc\\u{202e}');
     expect(visible('plain /path/é ok')).toBe('plain /path/é ok');
+  });
+});
+
+describe('describePolicyChange (the audit line of a policy reload)', () => {
+  const client = (name: string, over: Partial<Client> = {}): Client => ({
+    name,
+    exe: '/usr/bin/tool',
+    sha256: 'a'.repeat(64),
+    grants: [grant()],
+    ...over,
+  });
+
+  it('names every client of a first load, and says when the file is invalid', () => {
+    expect(describePolicyChange(undefined, { clients: [] })).toBe('policy loaded: 0 client(s)');
+    expect(describePolicyChange(undefined, { clients: [client('a'), client('b')] })).toBe(
+      'policy loaded: 2 client(s): a, b',
+    );
+    const many = Array.from({ length: 25 }, (_, i) => client(`c${i}`));
+    expect(describePolicyChange(undefined, { clients: many })).toMatch(/: c0, .*, c19 and 5 more$/);
+    expect(describePolicyChange({ clients: [] }, undefined, 'policy.toml:3: unknown key "x"')).toBe(
+      'policy invalid, every request denied: policy.toml:3: unknown key "x"',
+    );
+  });
+
+  it('says who was added (pin and grants), removed, re-pinned or granted otherwise; nothing when equal', () => {
+    const before = { clients: [client('keep'), client('gone'), client('moved'), client('more')] };
+    const after = {
+      clients: [
+        client('keep'),
+        client('moved', { sha256: 'b'.repeat(64) }),
+        client('more', { grants: [grant(), grant({ services: ['npm'], operations: ['read', 'list'] })] }),
+        client('new', { exe: '/usr/bin/node', script: '/bot/index.js', scriptSha256: 'c'.repeat(64) }),
+      ],
+    };
+    expect(describePolicyChange(before, after)).toBe(
+      'policy changed: ' +
+        `re-pinned moved (/usr/bin/tool sha256:${'a'.repeat(16)}) -> (/usr/bin/tool sha256:${'b'.repeat(16)}); ` +
+        'grants of more now github.com read; npm read,list; ' +
+        `added new (/usr/bin/node /bot/index.js sha256:${'c'.repeat(16)}) granted github.com read; ` +
+        'removed gone',
+    );
+    expect(describePolicyChange(before, structuredClone(before))).toBeUndefined();
+  });
+});
+
+describe('describePolicyChange on a big rewrite', () => {
+  it('stays one bounded line, counting what it left out', () => {
+    const many = (n: number, tag: string): Client[] =>
+      Array.from({ length: n }, (_, i) => ({
+        name: `${tag}${i}`,
+        exe: `/opt/${tag}/${i}`,
+        sha256: 'd'.repeat(64),
+        grants: [],
+      }));
+    const line = describePolicyChange({ clients: many(300, 'old') }, { clients: many(300, 'new') })!;
+    expect(line.length).toBeLessThan(4100);
+    expect(line).toMatch(/^policy changed: added new0 .* \.\.\. and \d+ more change\(s\)$/);
   });
 });
