@@ -1,7 +1,8 @@
-import { NotFoundError, UsageError } from '../errors.js';
+import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
-import { addClient, freeName, pinOf } from '../policy/edit.js';
-import { listPending, takePending } from '../policy/pending.js';
+import { addClient, freeName, pinOf, samePin } from '../policy/edit.js';
+import { listPending, type PendingEntry, takePending } from '../policy/pending.js';
+import type { Client, Policy } from '../policy/schema.js';
 import { note, printJson } from './output.js';
 import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } from './policy-files.js';
 
@@ -9,6 +10,13 @@ import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } fro
 export interface GrantOptions extends GrantFlags {
   name?: string;
   json?: boolean;
+}
+
+// What approving one pending entry did: the client it became, or the client that already pinned it.
+interface Approval {
+  entry: PendingEntry;
+  client: Client;
+  already: Client | undefined;
 }
 
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
@@ -43,8 +51,12 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
     );
   }
   // The entry leaves the queue only once the policy is saved: a taken name or a bad one loses nothing.
-  const { entry, client } = await takePending(files.pending, id, (entry) =>
-    editPolicy(files.policy, (p) => {
+  const { entry, client, already } = await takePending(files.pending, id, (entry) =>
+    editPolicy(files.policy, (p): { policy: Policy; result: Approval } => {
+      // A request that arrived while this program was being approved queues it again: that entry is
+      // stale, and taking it (with the policy unchanged) is how it goes.
+      const already = p.clients.find((c) => samePin(c, entry));
+      if (already) return { policy: p, result: { entry, client: already, already } };
       const client = {
         name: opts.name ?? freeName(p, defaultName(entry.exe, entry.script)),
         exe: entry.exe,
@@ -53,9 +65,15 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
         added: new Date().toISOString(),
         grants,
       };
-      return { policy: addClient(p, client), result: { entry, client } };
+      return { policy: addClient(p, client), result: { entry, client, already: undefined } };
     }),
   );
+  if (already) {
+    throw new ConflictError(
+      `${id} is already approved as client "${already.name}" (a request of it came while it was being approved); the pending entry is dropped`,
+      `add grants to it with \`entraclaw grant ${already.name}\``,
+    );
+  }
   const twin = entry.script ? undefined : interpreterTwin(entry.exe, entry.sha256);
   if (twin) note(twinWarning(entry.exe, twin));
   if (opts.json) printJson(client);

@@ -175,7 +175,8 @@ export function upgradeClient(
 }
 
 // Same bytes pinned: the executable, and the script when there is one.
-function samePin(a: Client, b: Client): boolean {
+/** Whether two programs are pinned to the same bytes (executable, and script when there is one). */
+export function samePin(a: ClientIdentity, b: ClientIdentity): boolean {
   return a.sha256 === b.sha256 && a.script === b.script && a.scriptSha256 === b.scriptSha256;
 }
 

@@ -214,6 +214,26 @@ describe('approval queue', () => {
     expect(b.cli(['revoke', 'bare-node']).status).toBe(0);
   });
 
+  it('approving an entry queued again while its program was being approved drops it, with the client named', async () => {
+    const racer = script('racer');
+    const first = await b.node(racer, ['get', SVC, 'alice']);
+    refused(first, 'pending');
+    const id = first.result.pendingId!;
+    const pendingFile = join(b.stateDir, 'pending.json');
+    // The race: a request decided on the old policy is queued just after the approval took its entry.
+    const queued = readFileSync(pendingFile);
+    expect(b.cli(['approve', id, '--grant', `${SVC}/alice`, '--name', 'racer']).status).toBe(0);
+    writeFileSync(pendingFile, queued);
+    expect(pendingList().some((e) => e.id === id)).toBe(true);
+    const again = b.cli(['approve', id, '--grant', `${SVC}/alice`]);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain(`${id} is already approved as client "racer"`);
+    expect(again.stderr).toContain('the pending entry is dropped');
+    expect(pendingList().some((e) => e.id === id)).toBe(false);
+    expect(value(await b.node(racer, ['get', SVC, 'alice']))).toBe(ALICE);
+    expect(b.cli(['revoke', 'racer']).status).toBe(0);
+  }, 30_000);
+
   it('deny drops a pending entry; the program stays unapproved', async () => {
     const stranger = script('stranger');
     const first = await b.node(stranger, ['get', SVC, 'bob']);
