@@ -1,3 +1,4 @@
+import { itemName } from '../lib/percent.js';
 import { type Selection, selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
 import { note } from './output.js';
@@ -29,7 +30,7 @@ export async function noteShadowed(sel: Selection, service: string, account: str
     if (!item) continue;
     item.value.fill(0);
     note(
-      `note: ${first.name} also has ${service}/${account} and is read first while $CREDENTIALS_DIRECTORY is set: reads return its value, not ${sel.store.name}'s`,
+      `note: ${first.name} also has ${itemName(service, account)} and is read first while $CREDENTIALS_DIRECTORY is set: reads return its value, not ${sel.store.name}'s`,
     );
   }
 }

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.js';
+import { itemName } from '../lib/percent.js';
 import { assertFresh, assertItemName } from '../store/item-rules.js';
 import { elsewhereHint } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
@@ -28,7 +29,7 @@ export async function secretGet(service: string, account: string, opts: SecretGe
     }
     if (!found) {
       throw new NotFoundError(
-        `${service}/${account} not found in ${sel.store.name}`,
+        `${itemName(service, account)} not found in ${sel.store.name}`,
         // Node turns argv bytes that are not UTF-8 into U+FFFD: the name asked for is not the one typed.
         `${service}${account}`.includes('\uFFFD')
           ? 'the name contains U+FFFD, the mark of bytes that are not UTF-8, lost on the command line: items are named in UTF-8'

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.js';
+import { itemName } from '../lib/percent.js';
 import { assertItemName } from '../store/item-rules.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, noteShadowed, openStore } from './open-store.js';
@@ -16,12 +17,12 @@ export async function secretRm(
   try {
     if (!(await sel.store.delete(service, account))) {
       throw new NotFoundError(
-        `${service}/${account} not found in ${sel.store.name}`,
+        `${itemName(service, account)} not found in ${sel.store.name}`,
         'nothing was deleted; list items with `entraclaw secret ls`',
       );
     }
     if (opts.json) printJson({ service, account, store: sel.store.name, deleted: true });
-    else note(`deleted ${service}/${account} from ${sel.store.name}`);
+    else note(`deleted ${itemName(service, account)} from ${sel.store.name}`);
     await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);

@@ -1,5 +1,6 @@
 import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 import { promptHidden } from '../lib/passphrase.js';
+import { itemName } from '../lib/percent.js';
 import { visible } from '../lib/visible.js';
 import { assertItemName, assertItemText, parseKind, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
@@ -45,20 +46,20 @@ export async function secretSet(service: string, account: string, opts: SecretSe
   if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
     note(`warning: --expires-at ${expiresAt} has passed: the item is stored already expired (reads exit 6)`);
   }
-  const what = `the value for ${service}/${account}`;
+  const what = `the value for ${itemName(service, account)}`;
   const value =
     opts.fromFile !== undefined
       ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
       : process.stdin.isTTY
         ? await promptHidden(
-            `Secret for ${service}/${account}: `,
+            `Secret for ${itemName(service, account)}: `,
             { input: process.stdin, output: process.stderr },
             MAX_TYPED_BYTES,
           )
         : readStdin(what);
   if (value.length === 0) {
     throw new UsageError(
-      `refusing to store an empty value for ${service}/${account}`,
+      `refusing to store an empty value for ${itemName(service, account)}`,
       'pipe the value on stdin or use --from-file',
     );
   }
@@ -67,7 +68,7 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     const store = sel.store;
     if (value.length > store.maxValueBytes) {
       throw new TooLargeError(
-        `the value for ${service}/${account} is ${value.length} bytes; ${store.name} holds at most ${store.maxValueBytes}`,
+        `the value for ${itemName(service, account)} is ${value.length} bytes; ${store.name} holds at most ${store.maxValueBytes}`,
         'use --store encrypted-file or --store secret-service for large values',
       );
     }
@@ -86,7 +87,7 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     value.fill(0);
     if (opts.json) printJson({ ...meta, store: store.name });
     else {
-      note(`stored ${service}/${account} in ${store.name}`);
+      note(`stored ${itemName(service, account)} in ${store.name}`);
       const dropped = [
         ...(before && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
         ...(before?.expiresAt ? [`expiry ${before.expiresAt}`] : []),

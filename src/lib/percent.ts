@@ -23,3 +23,12 @@ export function grantSpecFor(q: { service?: string; account?: string }): string 
   if (q.service === undefined) return undefined;
   return q.account === undefined ? percentEncode(q.service) : itemGrantSpec(q.service, q.account);
 }
+
+/**
+ * An item as messages name it: `SERVICE/ACCOUNT` with only `%` and `/` inside a name encoded, so the one
+ * `/` between them is unambiguous while ordinary names read as typed.
+ */
+export function itemName(service: string, account: string): string {
+  const part = (s: string) => s.replaceAll('%', '%25').replaceAll('/', '%2F');
+  return `${part(service)}/${part(account)}`;
+}

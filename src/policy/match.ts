@@ -1,4 +1,4 @@
-import { grantSpecFor, itemGrantSpec } from '../lib/percent.js';
+import { grantSpecFor, itemGrantSpec, itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
 
@@ -74,13 +74,13 @@ export function decide(
   if (lapsed) {
     return denied(
       client,
-      `the grant of client "${client.name}" for ${service}/${account} expired at ${lapsed.expiresAt}`,
+      `the grant of client "${client.name}" for ${itemName(service, account)} expired at ${lapsed.expiresAt}`,
       `${grantHint(client, spec, request.op)} --ttl 8h`,
     );
   }
   return denied(
     client,
-    `no grant of client "${client.name}" allows ${request.op} on ${service}/${account}`,
+    `no grant of client "${client.name}" allows ${request.op} on ${itemName(service, account)}`,
     grantHint(client, spec, request.op),
   );
 }

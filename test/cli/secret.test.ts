@@ -476,6 +476,18 @@ describe('auto: what reads will actually see', () => {
 });
 
 describe('names from the command line', () => {
+  it('a / inside a name is encoded where messages name the item, so the separator is unambiguous', () => {
+    const e = isolatedEnv(mkdtempSync(join(dir, 'slash-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
+    const set = runCli(['secret', 'set', 'my/svc', 'a/b', '--store', 'encrypted-file'], e, 'v');
+    expect(set.status, set.stderr).toBe(0);
+    expect(set.stderr).toContain('stored my%2Fsvc/a%2Fb in encrypted-file');
+    const missing = runCli(['secret', 'get', 'my/svc/a', 'b', '--store', 'encrypted-file'], e);
+    expect(missing.stderr).toContain('my%2Fsvc%2Fa/b not found in encrypted-file');
+    expect(runCli(['secret', 'get', 'my/svc', 'a/b', '--store', 'encrypted-file'], e).stdout.toString()).toBe(
+      'v',
+    );
+  });
+
   it('set refuses a name whose bytes were not UTF-8 (node turns them into U+FFFD), storing nothing', () => {
     const e = isolatedEnv(mkdtempSync(join(dir, 'names-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
     // Raw bytes in argv need a shell: node's own spawn would send the UTF-8 of the string.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { grantSpecFor, itemGrantSpec, percentEncode } from '../../src/lib/percent.js';
+import { grantSpecFor, itemGrantSpec, itemName, percentEncode } from '../../src/lib/percent.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
 
 describe('grant specs for what was asked', () => {
@@ -18,5 +18,14 @@ describe('grant specs for what was asked', () => {
     expect([item.services, item.accounts]).toEqual([['a/b*'], ['c d']]);
     const service = parseGrantSpec(grantSpecFor({ service: 'a/b*' })!, { ops: 'read' });
     expect([service.services, service.servicePrefixes, service.accounts]).toEqual([['a/b*'], [], ['*']]);
+  });
+});
+
+describe('itemName (how messages name an item)', () => {
+  it('keeps ordinary names as typed and encodes only the % and / inside a name', () => {
+    expect(itemName('github.com', 'me')).toBe('github.com/me');
+    expect(itemName('Ünïcode svc', 'a b')).toBe('Ünïcode svc/a b');
+    expect(itemName('my/svc', 'a/b')).toBe('my%2Fsvc/a%2Fb');
+    expect(itemName('100%', '%2F')).toBe('100%25/%252F');
   });
 });
