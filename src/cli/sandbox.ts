@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, realpathSync, writeFileSync } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { makeDirs } from '../lib/make-dir.js';
+import { native } from '../lib/native.js';
 import { canonicalIfExists } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { findCommand } from '../lib/which.js';
@@ -65,6 +66,22 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     ...(opts.allowPath ?? []).map((p) => canonical(p, '--allow-path')),
   ];
   const readPaths = profile.readPaths.map((p) => canonical(p, `read_paths in ${opts.profile}`));
+  // What a command may write in one run it may have arranged for the next: a symlink planted in the
+  // project that an allowed path goes through would widen what the next run may write.
+  refusePlantedLinks(
+    [
+      ['--project', opts.project ?? process.cwd()],
+      ...profile.allowPaths.map((p) => [`allow_paths in ${opts.profile}`, p] as const),
+      ...(opts.allowPath ?? []).map((p) => ['--allow-path', p] as const),
+      ...profile.readPaths.map((p) => [`read_paths in ${opts.profile}`, p] as const),
+    ],
+    [project, ...allowPaths],
+  );
+  if (opts.profile && isUnderAny(canonical(opts.profile, '--profile'), [project, ...allowPaths])) {
+    note(
+      `warning: the profile ${opts.profile} is inside a path the command may write, so it can change its own grants for the next run; keep profiles elsewhere (~/.config/entraclaw is hidden from it)`,
+    );
+  }
   // Inside, the same files are at the same paths (only Entraclaw's own and the stores are hidden), so a
   // command that does not run here would fail there with a bare bwrap message and exit 1.
   if (!findCommand(command[0]!, process.env.PATH, project)) {
@@ -158,6 +175,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // bwrap gets its own session too (the command already does, --new-session): a Ctrl-C at the terminal
     // goes to our process group, and bwrap would die of it and take the command down with SIGKILL. So
     // the terminal's signals reach only us, and forward() hands them to the command.
+    // Only what is mapped below reaches bwrap: an fd we inherited open (a vault or a config directory
+    // opened by the shell that ran us) would otherwise be a way out of every mask.
+    native().cloexecFrom(3);
     const child = spawn(BWRAP, [...args, '--', ...command], {
       stdio: ['inherit', 'inherit', 'inherit', seccompFd, 'pipe'],
       env: sandboxEnv(env, home),
@@ -240,6 +260,33 @@ function canonical(path: string, what: string): string {
       `${what}: ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
       'create it first, or give another path',
     );
+  }
+}
+
+// Refuses a path that goes through a symlink lying inside a writable root of this run (other than the
+// path itself): an earlier run with the same roots could have put it there. The resolved path, given as
+// such, is taken: then the user named it.
+function refusePlantedLinks(paths: (readonly [string, string])[], writableRoots: string[]): void {
+  for (const [what, given] of paths) {
+    const parts = resolve(given).split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const at = `/${parts.slice(0, i).join('/')}`;
+      let link = false;
+      try {
+        link = lstatSync(at).isSymbolicLink();
+      } catch {
+        break;
+      }
+      if (!link) continue;
+      const where = canonicalIfExists(dirname(at));
+      const root = writableRoots.find((r) => r !== canonicalIfExists(given) && isUnderAny(where, [r]));
+      if (root) {
+        throw new UsageError(
+          `${what} ${given} goes through the symlink ${at}, inside ${root}, which the sandboxed command may write: an earlier run could have planted it`,
+          `if ${canonicalIfExists(given)} is meant, give that path itself`,
+        );
+      }
+    }
   }
 }
 

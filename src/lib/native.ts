@@ -69,6 +69,8 @@ export interface NativeAddon {
   raiseNofile(want: number): number;
   /** Whether this process is currently dumpable (for tests). */
   isDumpable(): boolean;
+  /** Marks every open fd >= lowest close-on-exec (close_range, or each fd /proc/self/fd lists). */
+  cloexecFrom(lowest: number): number;
   /** flock(fd, LOCK_EX|LOCK_NB when nonblocking) — returns false when nonblocking and held elsewhere. */
   flock(fd: number, exclusive: boolean, nonblocking: boolean): boolean;
   /** flock(fd, LOCK_UN). */

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
 
 // Pure construction of the bubblewrap command line. What the sandbox hides, and why:
@@ -80,8 +81,17 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
   // Masks last, so no bind above can re-expose them; only where needed, so an empty $HOME stays empty.
   const rebound = [layout.installRoot, ...layout.readPaths, layout.project, ...layout.allowPaths];
   const needed = (p: string) => !isUnderAny(p, hiddenRoots) || isUnderAny(p, rebound);
-  for (const d of hideDirs.filter(needed)) args.push('--tmpfs', d);
-  for (const f of hideFiles.filter(needed)) args.push('--ro-bind', '/dev/null', f);
+  const masks = { dirs: hideDirs.filter(needed), files: hideFiles.filter(needed) };
+  // A mask is a mount on its path, and a mount moves with a parent directory that is renamed: a command
+  // that may write an ancestor of a hidden directory (`--project ~` holds ~/.local/share/entraclaw) could
+  // `mv ~/.local ~/x`, and the real directory would sit unmasked at ~/x/share/entraclaw for the next run.
+  // Each directory between a writable root and a mask becomes a mount point of its own (a bind onto
+  // itself, as writable as before), which rename(2) refuses with EBUSY.
+  for (const a of ancestorsToPin([...masks.dirs, ...masks.files], [layout.project, ...layout.allowPaths])) {
+    args.push('--bind', a, a);
+  }
+  for (const d of masks.dirs) args.push('--tmpfs', d);
+  for (const f of masks.files) args.push('--ro-bind', '/dev/null', f);
   if (layout.seccompFd !== undefined) args.push('--seccomp', String(layout.seccompFd));
   if (layout.infoFd !== undefined) args.push('--info-fd', String(layout.infoFd));
   args.push('--chdir', layout.project);
@@ -159,6 +169,21 @@ function checkLayout(layout: SandboxLayout, hidden: string[]): void {
       );
     }
   }
+}
+
+/**
+ * The directories strictly between a writable root and a path under it, for every such pair, parents
+ * first: the ones a command could rename to carry a mask away.
+ */
+export function ancestorsToPin(paths: readonly string[], writableRoots: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const p of paths) {
+    for (const root of writableRoots) {
+      if (p === root || !isUnder(p, root)) continue;
+      for (let a = dirname(p); a !== root && isUnder(a, root); a = dirname(a)) found.add(a);
+    }
+  }
+  return [...found].sort((x, y) => x.split('/').length - y.split('/').length || x.localeCompare(y));
 }
 
 /** Whether `path` is one of `dirs` or inside one of them (plain path comparison, no resolving). */

@@ -318,4 +318,25 @@ s.close()
     expect(out.core).toMatch(/^Max core file size\s+0\s+0\s/);
     expect(native().isDumpable()).toBe(true);
   });
+
+  it('cloexecFrom marks every fd from the given one close-on-exec, and none below it', () => {
+    // In a child whose fds 200-202 a shell opened (node marks low ones itself) without close-on-exec; this process keeps its own as they were.
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `exec 200</dev/null 201</dev/null 202</dev/null; exec "$0" -e "$1"`,
+        process.execPath,
+        `const a = require(${JSON.stringify(addonPath)});
+         const fs = require('node:fs');
+         const cloexec = (fd) => (parseInt(/flags:\\s*([0-7]+)/.exec(fs.readFileSync('/proc/self/fdinfo/' + fd, 'utf8'))[1], 8) & 0o2000000) !== 0;
+         const before = [200, 201, 202].map(cloexec);
+         a.cloexecFrom(201);
+         console.log(JSON.stringify({ before, after: [200, 201, 202].map(cloexec) }));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ before: [false, false, false], after: [false, true, true] });
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import {
+  ancestorsToPin,
   buildBwrapArgs,
   dbusAddressSockets,
   SANDBOX_BIN,
@@ -207,6 +208,40 @@ describe("buildBwrapArgs: Entraclaw's and the keyring's files are hidden whereve
     expect(seen(a, '/data/u/xdg-data/entraclaw/vault.ecv')).toBe('hidden');
     expect(seen(a, '/home/u/.config/entraclaw/policy.toml')).toBe('hidden');
     expect(seen(a, '/home/u/.config/git/config')).toBe('ro:/home/u/.config/git/config');
+  });
+
+  it('pins every directory between a writable root and a mask, so renaming it cannot carry the mask away', () => {
+    const a = buildBwrapArgs(layout({ ...hide, project: HOME, allowPaths: ['/data/u'] }));
+    const all = mounts(a);
+    const roots = [HOME, '/data/u'];
+    const pins = all.filter((m) => m.op === 'rw' && m.src === m.dest && !roots.includes(m.dest));
+    expect(pins.map((m) => m.dest).sort()).toEqual(
+      ['/data/u/xdg-data', '/home/u/.config', '/home/u/.local', '/home/u/.local/share'].sort(),
+    );
+    // Each pin comes before every mask below it: a pin after a mask would bind the real directory over it.
+    for (const pin of pins) {
+      const masksBelow = all.filter(
+        (m) => (m.op === 'tmpfs' || m.src === '/dev/null') && under(m.dest, pin.dest),
+      );
+      expect(masksBelow.length, pin.dest).toBeGreaterThan(0);
+      for (const m of masksBelow)
+        expect(all.indexOf(pin), `${pin.dest} before ${m.dest}`).toBeLessThan(all.indexOf(m));
+    }
+    expect(seen(a, '/home/u/.local/share/keyrings/login.keyring')).toBe('hidden');
+    expect(seen(a, '/home/u/.local/bin/tool')).toBe('rw:/home/u/.local/bin/tool');
+    expect(seen(a, '/data/u/xdg-data/entraclaw/vault.ecv')).toBe('hidden');
+  });
+
+  it('ancestorsToPin lists the directories strictly between a root and each path, parents first', () => {
+    expect(ancestorsToPin(['/h/.local/share/entraclaw', '/h/.config/entraclaw'], ['/h'])).toEqual([
+      '/h/.config',
+      '/h/.local',
+      '/h/.local/share',
+    ]);
+    expect(ancestorsToPin(['/h/entraclaw'], ['/h'])).toEqual([]);
+    expect(ancestorsToPin(['/h'], ['/h'])).toEqual([]);
+    expect(ancestorsToPin(['/elsewhere/x/y'], ['/h'])).toEqual([]);
+    expect(ancestorsToPin(['/h/a/b/c'], ['/h', '/h/a'])).toEqual(['/h/a', '/h/a/b']);
   });
 
   it('refuses a project, allowed or read path inside a hidden one, and a project of /', () => {

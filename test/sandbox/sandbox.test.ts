@@ -6,6 +6,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -480,6 +481,133 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       expect(refused.status, refused.stderr).toBe(2);
       expect(refused.stderr).toContain(`the passphrase file ${missing} does not exist`);
       expect(existsSync(missing)).toBe(false);
+    });
+
+    it('cannot be carried off by renaming a directory above them, for this run or the next', () => {
+      const fresh = join(root, 'rename-home');
+      mkdirSync(fresh);
+      const env = { ...baseEnv(), HOME: fresh };
+      set('encrypted-file', S, A, VAULT, env);
+      mkdirSync(join(fresh, '.local', 'bin'), { recursive: true });
+      const moves = {
+        local: `mv ${sq(join(fresh, '.local'))} ${sq(join(fresh, 'moved-local'))}`,
+        share: `mv ${sq(join(fresh, '.local', 'share'))} ${sq(join(fresh, 'moved-share'))}`,
+        config: `mv ${sq(join(fresh, '.config'))} ${sq(join(fresh, 'moved-config'))}`,
+        // Beside the masks, the directories stay as writable as the project.
+        bin: `touch ${sq(join(fresh, '.local', 'bin', 'tool'))}`,
+      };
+      const r = sandboxed(moves, { env, projectDir: fresh });
+      expect(r.status, r.stderr).toBe(0);
+      for (const what of ['local', 'share', 'config'] as const) {
+        expect(r.outcomes[what]!.rc, what).not.toBe(0);
+        expect(r.outcomes[what]!.stderr, what).toMatch(/busy/i);
+      }
+      expect(r.outcomes.bin!.rc).toBe(0);
+      expect(existsSync(join(fresh, '.local', 'share', 'entraclaw', 'vault.ecv'))).toBe(true);
+      expect(existsSync(join(fresh, 'moved-local'))).toBe(false);
+      // And so the next run still hides the vault.
+      const next = sandboxed(
+        { vault: `cat ${sq(join(fresh, '.local', 'share', 'entraclaw', 'vault.ecv'))}` },
+        { env, projectDir: fresh },
+      );
+      expect(next.outcomes.vault!.rc).not.toBe(0);
+    });
+
+    it('an fd left open by whatever started entraclaw does not reach the command', () => {
+      const vault = join(home, '.local', 'share', 'entraclaw', 'vault.ecv');
+      const config = join(home, '.config');
+      mkdirSync(config, { recursive: true });
+      const script = join(project, `fds-${randomName('s')}.sh`);
+      writeFileSync(
+        script,
+        checkScript({ file: 'head -c 8 /proc/self/fd/201', dir: 'ls /proc/self/fd/200/' }),
+      );
+      try {
+        // As a shell leaves them: `exec 201<file` has no close-on-exec (bash: dash stops at fd 9).
+        const r = spawnSync(
+          'bash',
+          [
+            '-c',
+            'exec 201<"$1" 200<"$2"; shift 2; exec "$@"',
+            'bash',
+            vault,
+            config,
+            process.execPath,
+            CLI,
+            'sandbox',
+            '--store',
+            'secret-service',
+            '--profile',
+            profile,
+            '--project',
+            project,
+            '--',
+            'sh',
+            script,
+          ],
+          { env: baseEnv(), timeout: 60_000 },
+        );
+        expect(r.status, r.stderr.toString()).toBe(0);
+        const o = parseOutcomes(r.stdout.toString());
+        expect(o.file!.rc).not.toBe(0);
+        expect(o.file!.stdout).toBe('');
+        expect(o.dir!.rc).not.toBe(0);
+        expect(o.dir!.stdout).toBe('');
+      } finally {
+        rmSync(script, { force: true });
+      }
+    });
+
+    it('an allowed path through a symlink in the project (planted by an earlier run?) is refused', () => {
+      const proj = mkdtempSync(join(root, 'planted-'));
+      const target = mkdtempSync(join(root, 'target-'));
+      mkdirSync(join(proj, 'a'));
+      symlinkSync(target, join(proj, 'a', 'b'));
+      const r = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--project',
+        proj,
+        '--allow-path',
+        join(proj, 'a', 'b'),
+        '--',
+        'true',
+      ]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`goes through the symlink ${join(proj, 'a', 'b')}, inside ${proj}`);
+      // Named as what it resolves to, it is the user's choice.
+      const ok = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--project',
+        proj,
+        '--allow-path',
+        target,
+        '--',
+        'true',
+      ]);
+      expect(ok.status, ok.stderr).toBe(0);
+    });
+
+    it('a profile the command may write is used, with a warning that it can change its own grants', () => {
+      const inProject = join(project, `profile-${randomName('p')}.toml`);
+      writeFileSync(inProject, readFileSync(profile));
+      const r = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--profile',
+        inProject,
+        '--project',
+        project,
+        '--',
+        'true',
+      ]);
+      rmSync(inProject, { force: true });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`warning: the profile ${inProject} is inside a path the command may write`);
     });
 
     it('a project inside a hidden directory is refused before anything runs', () => {
