@@ -15,8 +15,16 @@ export async function register(path: string, opts: GrantOptions & { script?: str
   const files = policyFiles();
   const grants = grantsFrom(opts);
   const exe = pinFile(path, 'program');
-  refuseScriptAsProgram(path, exe.path);
+  const head = fileHead(exe.path);
+  refuseScriptAsProgram(path, exe.path, head);
   refuseUnrunnable(path, exe.path);
+  // Not a script, and no binary format the kernel runs natively: unless binfmt_misc runs it, nothing
+  // connecting to the daemon will ever be this program.
+  if (!NATIVE_MAGIC.some((m) => head.subarray(0, m.length).equals(m))) {
+    note(
+      `warning: ${path} is neither a #! script nor an executable binary (ELF, Mach-O): unless a binfmt_misc handler runs it, no program will ever match this client`,
+    );
+  }
   if (opts.script !== undefined && !interpreterName(basename(exe.path))) {
     throw new UsageError(
       `${path} is not an interpreter entraclaw knows (node, python, ruby, perl, bash, sh, zsh, deno, bun): the daemon never looks for a script behind it, so --script would never match`,
@@ -58,6 +66,22 @@ export async function register(path: string, opts: GrantOptions & { script?: str
     );
 }
 
+// ELF, and Mach-O in its thin (32/64-bit, either byte order) and universal forms.
+const NATIVE_MAGIC = ['7f454c46', 'feedface', 'feedfacf', 'cefaedfe', 'cffaedfe', 'cafebabe'].map((h) =>
+  Buffer.from(h, 'hex'),
+);
+
+// The first bytes of a file: enough for a #! line or a binary's magic number.
+function fileHead(path: string): Buffer {
+  const head = Buffer.alloc(256);
+  const fd = openSync(path, 'r');
+  try {
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 // A file nobody may execute is never the program on the other end of the socket: pinning it would
 // grant nothing, silently.
 function refuseUnrunnable(given: string, real: string): void {
@@ -73,16 +97,8 @@ function refuseUnrunnable(given: string, real: string): void {
 
 // A `#!` script never runs as itself: the kernel runs its interpreter, so the caller the daemon sees is
 // that interpreter with this script, and a client pinned to the script's bytes as a program never matches.
-function refuseScriptAsProgram(given: string, real: string): void {
-  const head = Buffer.alloc(256);
-  const fd = openSync(real, 'r');
-  let n: number;
-  try {
-    n = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
-  }
-  const line = head.subarray(0, n).toString('latin1').split('\n')[0] ?? '';
+function refuseScriptAsProgram(given: string, real: string, head: Buffer): void {
+  const line = head.toString('latin1').split('\n')[0] ?? '';
   if (!line.startsWith('#!')) return;
   const [interp = '', arg] = line.slice(2).trim().split(/\s+/);
   const program = basename(interp) === 'env' && arg ? `"$(command -v ${arg})"` : shellQuote(interp);

@@ -33,8 +33,6 @@ export function describeGrant(g: Grant, now = new Date()): string {
   return `${specs.join(' ')} ${g.operations.join(',')}${until}${confirm}`;
 }
 
-// Enough names to recognise a policy by; the file itself has the rest.
-const MAX_NAMED = 20;
 // The longest policy-change line written to the audit log.
 const MAX_LINE = 4000;
 
@@ -50,10 +48,13 @@ export function describePolicyChange(
 ): string | undefined {
   if (!after) return `policy invalid, every request denied: ${error ?? 'unknown error'}`;
   if (!before) {
-    const names = after.clients.map((c) => c.name);
-    const shown = names.slice(0, MAX_NAMED).join(', ');
-    const more = names.length > MAX_NAMED ? ` and ${names.length - MAX_NAMED} more` : '';
-    return `policy loaded: ${names.length} client(s)${names.length ? `: ${shown}${more}` : ''}`;
+    // In full (pins and grants), so a change made while no daemon watched shows against the last load.
+    const head = `policy loaded: ${after.clients.length} client(s)`;
+    return bounded(
+      head,
+      after.clients.map((c) => `${c.name} ${program(c)} granted ${grants(c)}`),
+      ':',
+    );
   }
   const old = new Map(before.clients.map((c) => [c.name, c]));
   const now = new Map(after.clients.map((c) => [c.name, c]));
@@ -69,11 +70,15 @@ export function describePolicyChange(
     }
   }
   for (const c of before.clients) if (!now.has(c.name)) parts.push(`removed ${c.name}`);
-  if (parts.length === 0) return undefined;
-  // One audit line, not a file's worth: a rewrite of a big policy is summarised past MAX_LINE.
-  let line = 'policy changed:';
+  return parts.length ? bounded('policy changed', parts, ':') : undefined;
+}
+
+// One audit line, not a file's worth: past MAX_LINE the rest is counted, not written.
+function bounded(head: string, parts: string[], sep: string): string {
+  if (parts.length === 0) return head;
+  let line = `${head}${sep}`;
   for (const [i, part] of parts.entries()) {
-    if (line.length + part.length > MAX_LINE) return `${line} ... and ${parts.length - i} more change(s)`;
+    if (line.length + part.length > MAX_LINE) return `${line} ... and ${parts.length - i} more`;
     line += `${i ? ';' : ''} ${part}`;
   }
   return line;

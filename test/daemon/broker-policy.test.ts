@@ -202,6 +202,16 @@ describe('approval queue', () => {
     expect(ls.stderr).toContain(
       `hint: register the program without --script, or the interpreter that runs the script`,
     );
+    // Executable but no format the kernel runs: registered, with a warning that it can never match.
+    const odd = b.file('odd-program', 'plain text with the x bit\n');
+    chmodSync(odd, 0o755);
+    const warned = b.cli(['register', odd, '--grant', SVC, '--name', 'odd']);
+    expect(warned.status, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(`warning: ${odd} is neither a #! script nor an executable binary`);
+    expect(b.cli(['revoke', 'odd']).status).toBe(0);
+    const elf = b.cli(['register', '/bin/ls', '--grant', SVC, '--name', 'ls-elf']);
+    expect(elf.stderr).not.toContain('warning');
+    expect(b.cli(['revoke', 'ls-elf']).status).toBe(0);
     const clients = b.cli(['clients', '--json']).stdout.toString();
     expect(clients).not.toContain('not-a-program');
     expect(clients).not.toContain('helper.mjs');
