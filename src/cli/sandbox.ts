@@ -1,11 +1,21 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, openSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  constants as fsConstants,
+  lstatSync,
+  openSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
+import type { Agent } from '../daemon/server.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
+import { userNamespaceOf } from '../identity/namespace.js';
 import { makeDirs } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import { canonicalIfExists } from '../lib/paths.js';
@@ -33,6 +43,10 @@ const BWRAP = 'bwrap';
 const SECCOMP_FD = 3;
 /** The fd bwrap reports the sandbox's init pid on. */
 const INFO_FD = 4;
+/** The fd the sandbox waits on before it starts the command. */
+const BLOCK_FD = 5;
+/** The first fd of the bound paths (pathFds). */
+const FIRST_PATH_FD = 6;
 
 /**
  * `entraclaw sandbox [--profile P] [--allow-path D]... -- CMD`: runs CMD under bubblewrap with the user's
@@ -50,17 +64,22 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       'it runs on x64 and arm64',
     );
   }
-  if (spawnSync(BWRAP, ['--version']).status !== 0) {
+  const help = spawnSync(BWRAP, ['--help']);
+  if (help.status !== 0) {
     throw new UnavailableError(
       'bubblewrap (bwrap) is not installed',
       'install it: sudo apt-get install bubblewrap',
     );
   }
+  const bindsByFd = help.stdout.toString().includes('--bind-fd');
   const profile: SandboxProfile = opts.profile
     ? await loadProfile(opts.profile)
     : { grants: [], allowPaths: [], readPaths: [], network: true };
   // Every path is checked before anything starts, so a typo is a usage error, not a half-built sandbox.
-  const project = canonical(opts.project ?? process.cwd(), '--project');
+  // The project as the user reached it: the shell's PWD when it is the cwd, so a symlink on the way
+  // (which process.cwd() has already resolved) is still seen by the planted-link check below.
+  const projectGiven = opts.project ?? logicalCwd();
+  const project = canonical(projectGiven, '--project');
   const allowPaths = [
     ...profile.allowPaths.map((p) => canonical(p, `allow_paths in ${opts.profile}`)),
     ...(opts.allowPath ?? []).map((p) => canonical(p, '--allow-path')),
@@ -68,16 +87,18 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   const readPaths = profile.readPaths.map((p) => canonical(p, `read_paths in ${opts.profile}`));
   // What a command may write in one run it may have arranged for the next: a symlink planted in the
   // project that an allowed path goes through would widen what the next run may write.
+  const writable = [project, ...allowPaths];
   refusePlantedLinks(
     [
-      ['--project', opts.project ?? process.cwd()],
+      ['--project', projectGiven],
       ...profile.allowPaths.map((p) => [`allow_paths in ${opts.profile}`, p] as const),
       ...(opts.allowPath ?? []).map((p) => ['--allow-path', p] as const),
       ...profile.readPaths.map((p) => [`read_paths in ${opts.profile}`, p] as const),
+      ...(opts.profile ? [['--profile', opts.profile] as const] : []),
     ],
-    [project, ...allowPaths],
+    writable,
   );
-  if (opts.profile && isUnderAny(canonical(opts.profile, '--profile'), [project, ...allowPaths])) {
+  if (opts.profile && isUnderAny(canonicalIfExists(dirname(resolve(opts.profile))), writable)) {
     note(
       `warning: the profile ${opts.profile} is inside a path the command may write, so it can change its own grants for the next run; keep profiles elsewhere (~/.config/entraclaw is hidden from it)`,
     );
@@ -115,11 +136,23 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     ...(opts.passphraseFile ? [opts.passphraseFile] : []),
     ...(env.ENTRACLAW_PASSPHRASE_FILE ? [env.ENTRACLAW_PASSPHRASE_FILE] : []),
   ];
-  refuseMissingWritable(passphraseFiles, [project, ...allowPaths]);
+  refuseMissingWritable(passphraseFiles, writable);
   // The user's daemon wherever this shell would find it. It refuses callers from the sandbox's user
   // namespace anyway (identity/namespace.ts); hiding its socket also keeps them from trying.
   const daemonSockets = [socketPath(ctx.paths, config.agent.socket), socketPath(ctx.paths)];
   const hideFiles = existing([...passphraseFiles, ...bus.paths, ...daemonSockets]);
+  // A mask covers the real file or directory, but a symlink on the way to it cannot be masked or pinned:
+  // inside a writable path the command could replace `~/.config -> dotfiles/config` with a directory of
+  // its own, and the host would read a policy.toml (or passphrase file) planted there from then on.
+  refusePlantedLinks(
+    [
+      ...ours.map((d) => ['a directory the sandbox hides', d] as const),
+      ...passphraseFiles.map((f) => ['the passphrase file', f] as const),
+      ...daemonSockets.map((f) => ["the daemon's socket", f] as const),
+    ],
+    writable,
+    'give the sandbox a project (and allowed paths) that does not contain that symlink',
+  );
   if (profile.network && bus.needsNetns) {
     note(
       'the D-Bus session bus is an abstract or TCP socket, so the sandbox runs without network to cut it off',
@@ -130,8 +163,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   sweepStaleScratch();
   const scratchDir = createScratch();
   const scratch = scratchDir.dir;
-  let broker: { close(): Promise<void> } | undefined;
+  let broker: Agent | undefined;
   let seccompFd: number | undefined;
+  let pathFds: [string, number][] = [];
   try {
     // The broker's stderr is the command's: only its warnings and errors belong there, unless -v.
     const log = createLogger({ verbose: opts.verbose, quiet: true });
@@ -156,6 +190,12 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     const installRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
     const nodeRoot = resolve(dirname(realpathSync(process.execPath)), '..');
     const hiddenRoots = [homeDir, '/tmp', '/run', ...(runtimeDir ? [runtimeDir] : [])];
+    if (!bindsByFd) {
+      note(
+        'warning: this bwrap has no --bind-fd (bubblewrap < 0.8): paths are bound by name, so a sandbox running at the same time could swap one for a symlink between the check and the bind',
+      );
+    }
+    pathFds = bindsByFd ? openChecked([project, ...allowPaths, ...readPaths]) : [];
     const args = buildBwrapArgs({
       home: homeDir,
       ...(runtimeDir ? { runtimeDir } : {}),
@@ -171,6 +211,8 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       procMasks: ['/proc/keys', '/proc/key-users'].filter((f) => existsSync(f)),
       seccompFd: SECCOMP_FD,
       infoFd: INFO_FD,
+      blockFd: BLOCK_FD,
+      pathFds: new Map(pathFds.map(([p], i) => [p, FIRST_PATH_FD + i])),
     });
     // bwrap gets its own session too (the command already does, --new-session): a Ctrl-C at the terminal
     // goes to our process group, and bwrap would die of it and take the command down with SIGKILL. So
@@ -179,13 +221,28 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // opened by the shell that ran us) would otherwise be a way out of every mask.
     native().cloexecFrom(3);
     const child = spawn(BWRAP, [...args, '--', ...command], {
-      stdio: ['inherit', 'inherit', 'inherit', seccompFd, 'pipe'],
+      stdio: ['inherit', 'inherit', 'inherit', seccompFd, 'pipe', 'pipe', ...pathFds.map(([, fd]) => fd)],
       env: sandboxEnv(env, home),
       detached: true,
     });
     closeSync(seccompFd);
     seccompFd = undefined;
-    const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream);
+    for (const [, fd] of pathFds.splice(0)) closeSync(fd);
+    // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
+    // other: a command of another sandbox that finds this socket under /tmp is refused.
+    const start = (child.stdio as unknown as NodeJS.WritableStream[])[BLOCK_FD]!;
+    // bwrap reads one byte and closes its end: a reset on ours is the expected end of it.
+    start.on('error', () => undefined);
+    const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream, (pid) => {
+      const ns = userNamespaceOf(pid);
+      if (ns === undefined) {
+        note('the sandbox did not start: its user namespace could not be read');
+        child.kill('SIGKILL');
+        return;
+      }
+      broker?.serveNamespace(ns);
+      start.end('1');
+    });
     let stopping = false;
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(s, () => {
@@ -206,6 +263,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     });
   } finally {
     if (seccompFd !== undefined) closeSync(seccompFd);
+    for (const [, fd] of pathFds) closeSync(fd);
     if (broker) await broker.close();
     else await sel.store.close();
     await Promise.all(sel.readFirst.map((s) => s.close()));
@@ -214,18 +272,21 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
 }
 
 /** The pid (as seen from here) of the sandbox's init, once bwrap has reported it on its info fd. */
-function sandboxInit(info: NodeJS.ReadableStream): () => number | undefined {
+function sandboxInit(info: NodeJS.ReadableStream, onPid: (pid: number) => void): () => number | undefined {
   let text = '';
   let pid: number | undefined;
   info.on('data', (d: Buffer) => {
     text += d.toString();
-  });
-  info.on('end', () => {
+    // bwrap writes one JSON object and keeps the fd open while the sandbox runs: parse once it is whole.
+    if (pid !== undefined) return;
     try {
       const n = (JSON.parse(text) as { 'child-pid'?: unknown })['child-pid'];
-      if (typeof n === 'number' && Number.isInteger(n) && n > 1) pid = n;
+      if (typeof n === 'number' && Number.isInteger(n) && n > 1) {
+        pid = n;
+        onPid(n);
+      }
     } catch {
-      // No report: signals go to bwrap itself (see forward).
+      // Not whole yet; without a report the command never starts (it waits on BLOCK_FD).
     }
   });
   info.on('error', () => undefined);
@@ -263,10 +324,45 @@ function canonical(path: string, what: string): string {
   }
 }
 
+// Opens each path and checks that the fd is the path that was checked: bwrap binds the fd (--bind-fd),
+// so a path swapped for a symlink after this point changes nothing.
+function openChecked(paths: string[]): [string, number][] {
+  const out: [string, number][] = [];
+  try {
+    for (const p of [...new Set(paths)]) {
+      // O_NOFOLLOW: a last component swapped for a symlink fails here; an earlier one, the check below.
+      const fd = openSync(p, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      out.push([p, fd]);
+      if (realpathSync(`/proc/self/fd/${fd}`) !== p) {
+        throw new UsageError(`${p} changed while it was being checked`, 'run the command again');
+      }
+    }
+    return out;
+  } catch (err) {
+    for (const [, fd] of out) closeSync(fd);
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(
+      `cannot open ${(err as NodeJS.ErrnoException).path ?? 'a sandbox path'}: ${(err as NodeJS.ErrnoException).code}`,
+      'check the project, allowed and read paths',
+    );
+  }
+}
+
+// The current directory as the shell names it ($PWD), when that is where we are; else the resolved one.
+function logicalCwd(): string {
+  const cwd = process.cwd();
+  const pwd = process.env.PWD;
+  return pwd?.startsWith('/') && canonicalIfExists(pwd) === cwd ? pwd : cwd;
+}
+
 // Refuses a path that goes through a symlink lying inside a writable root of this run (other than the
-// path itself): an earlier run with the same roots could have put it there. The resolved path, given as
-// such, is taken: then the user named it.
-function refusePlantedLinks(paths: (readonly [string, string])[], writableRoots: string[]): void {
+// path itself): an earlier run with the same roots could have put it there, or could replace it. The
+// resolved path, given as such, is taken: then the user named it.
+function refusePlantedLinks(
+  paths: (readonly [string, string])[],
+  writableRoots: string[],
+  hint?: string,
+): void {
   for (const [what, given] of paths) {
     const parts = resolve(given).split('/').filter(Boolean);
     for (let i = 1; i <= parts.length; i++) {
@@ -283,7 +379,7 @@ function refusePlantedLinks(paths: (readonly [string, string])[], writableRoots:
       if (root) {
         throw new UsageError(
           `${what} ${given} goes through the symlink ${at}, inside ${root}, which the sandboxed command may write: an earlier run could have planted it`,
-          `if ${canonicalIfExists(given)} is meant, give that path itself`,
+          hint ?? `if ${canonicalIfExists(given)} is meant, give that path itself`,
         );
       }
     }

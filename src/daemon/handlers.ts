@@ -42,8 +42,11 @@ export interface HandlerDeps {
   version: string;
   /** Sandbox mode: grants for whoever calls (see AgentOptions.boundary); no approval queue. */
   boundary?: Grant[];
-  /** The user namespace callers must be in, the daemon's own (identity/namespace.ts); unset: any. */
-  namespace?: string;
+  /**
+   * The user namespace callers must be in (identity/namespace.ts): the daemon's own, or for a sandbox's
+   * broker the sandbox's, asked at each request since it exists only once bwrap runs; unset: any.
+   */
+  namespace?: () => string;
   /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
   confirmUse?: Confirmer;
   /** The user's recent yeses, for grants with confirm_for. */
@@ -178,7 +181,13 @@ function whoIsAsking(
 function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
   if (deps.namespace === undefined) return;
   const namespace = userNamespaceOf(pid);
-  if (namespace === deps.namespace) return;
+  if (namespace === deps.namespace()) return;
+  if (deps.boundary) {
+    throw new DeniedError(
+      `request from outside this sandbox (user namespace ${namespace ?? 'unreadable'}): another sandbox or the host`,
+      "each sandbox's broker serves only the command it runs; give that program its own `entraclaw sandbox`",
+    );
+  }
   throw new DeniedError(
     `request from another user namespace (${namespace ?? 'unreadable'}): a sandbox or container, not this session`,
     'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
@@ -608,7 +617,7 @@ function keepWatch(conn: Connection, watch: Watch, deps: HandlerDeps): void {
   const old = map.get(watch.pid);
   // Only a process of this session is watched; stillWatched() then refuses it once it enters another
   // user namespace, and every request of one never watched meets whoIsAsking's namespace check.
-  const foreign = deps.namespace !== undefined && watch.userns !== deps.namespace;
+  const foreign = deps.namespace !== undefined && watch.userns !== deps.namespace();
   if (shim || foreign || !quiet || (!old && map.size >= MAX_WATCHES_PER_CONNECTION)) {
     unwatch(watch);
     return;

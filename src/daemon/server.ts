@@ -60,8 +60,9 @@ export interface AgentOptions {
   version: string;
   limits?: Partial<ConnectionLimits & { maxConnections: number }>;
   /**
-   * Sandbox mode: every same-uid caller on this socket gets these grants (the sandbox is the boundary,
-   * as in nono), nothing is queued for approval, and the audit goes to `auditFile`.
+   * Sandbox mode: every same-uid caller in the sandbox's user namespace (serveNamespace) gets these
+   * grants (the sandbox is the boundary, as in nono), nothing is queued for approval, and the audit goes
+   * to `auditFile`.
    */
   boundary?: { grants: Grant[]; auditFile: string };
   /** Absolute path of the program that asks the user about grants with confirm = true (confirm.ts). */
@@ -74,6 +75,8 @@ export interface Agent {
   socket: string;
   connections(): number;
   reloadPolicy(): void;
+  /** Sandbox mode: the user namespace of the sandbox, the only one served from now on. */
+  serveNamespace(ns: string): void;
   close(): Promise<void>;
 }
 
@@ -192,7 +195,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   if (!opts.boundary) policy.current();
   const askpass = opts.askpass ? askpassConfirmer(opts.askpass, opts.log) : undefined;
   // A sandbox's broker serves its own namespace by design; the user's daemon serves the session's.
-  const namespace = !opts.boundary && process.platform === 'linux' ? userNamespaceOf('self') : undefined;
+  const own = process.platform === 'linux' ? userNamespaceOf('self') : undefined;
+  // A sandbox's broker serves the sandbox's namespace only, known once bwrap has made it (serveNamespace):
+  // until then nobody, so a command of another sandbox that finds this socket (through /tmp) gets nothing.
+  let sandboxNamespace: string | undefined;
+  const namespace = opts.boundary
+    ? () => sandboxNamespace ?? '(the sandbox has not started)'
+    : own
+      ? () => own
+      : undefined;
   const handler = createHandler({
     store: opts.store,
     policy,
@@ -285,6 +296,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     socket: opts.socket,
     connections: () => live.size,
     reloadPolicy: () => policy.reload(),
+    serveNamespace: (ns: string) => {
+      sandboxNamespace = ns;
+    },
     async close() {
       // An open dialog would outlive the daemon, its question no longer answerable.
       askpass?.close();

@@ -38,6 +38,13 @@ export interface SandboxLayout {
   seccompFd?: number;
   /** File descriptor (in bwrap) on which bwrap writes `{"child-pid": N}`: the sandbox's init, for signals. */
   infoFd?: number;
+  /** File descriptor (in bwrap) the command waits on: it starts once the broker serves its namespace. */
+  blockFd?: number;
+  /**
+   * Open fds (in bwrap) of the project, allowed and read paths, by canonical path: bound by fd, so what is
+   * bound is what was checked, even if a concurrent run swaps a path for a symlink in between.
+   */
+  pathFds?: ReadonlyMap<string, number>;
 }
 
 /** Where the broker socket appears inside the sandbox. */
@@ -74,9 +81,13 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
   if (isUnderAny(layout.installRoot, hiddenRoots)) {
     args.push('--ro-bind', layout.installRoot, layout.installRoot);
   }
-  for (const p of layout.readPaths) args.push('--ro-bind', p, p);
-  args.push('--bind', layout.project, layout.project);
-  for (const p of layout.allowPaths) args.push('--bind', p, p);
+  const bind = (how: '--bind' | '--ro-bind', p: string) => {
+    const fd = layout.pathFds?.get(p);
+    args.push(...(fd === undefined ? [how, p, p] : [`${how}-fd`, String(fd), p]));
+  };
+  for (const p of layout.readPaths) bind('--ro-bind', p);
+  bind('--bind', layout.project);
+  for (const p of layout.allowPaths) bind('--bind', p);
   args.push('--ro-bind', layout.shimDir, SANDBOX_BIN, '--bind', layout.socket, SANDBOX_SOCKET);
   // Masks last, so no bind above can re-expose them; only where needed, so an empty $HOME stays empty.
   const rebound = [layout.installRoot, ...layout.readPaths, layout.project, ...layout.allowPaths];
@@ -94,6 +105,7 @@ export function buildBwrapArgs(layout: SandboxLayout): string[] {
   for (const f of masks.files) args.push('--ro-bind', '/dev/null', f);
   if (layout.seccompFd !== undefined) args.push('--seccomp', String(layout.seccompFd));
   if (layout.infoFd !== undefined) args.push('--info-fd', String(layout.infoFd));
+  if (layout.blockFd !== undefined) args.push('--block-fd', String(layout.blockFd));
   args.push('--chdir', layout.project);
   return args;
 }

@@ -147,6 +147,28 @@ describe('buildBwrapArgs: what is hidden', () => {
     expect(buildBwrapArgs(layout({ network: false }))).toContain('--unshare-net');
   });
 
+  it('binds the project, allowed and read paths by their checked fds, and waits on the block fd', () => {
+    const a = buildBwrapArgs(
+      layout({
+        allowPaths: ['/srv/cache'],
+        readPaths: ['/etc/gitconfig'],
+        blockFd: 5,
+        pathFds: new Map([
+          ['/home/u/src/app', 6],
+          ['/srv/cache', 7],
+          ['/etc/gitconfig', 8],
+        ]),
+      }),
+    );
+    const at = (flag: string, fd: string) => a.findIndex((x, i) => x === flag && a[i + 1] === fd);
+    expect(a[at('--bind-fd', '6') + 2]).toBe('/home/u/src/app');
+    expect(a[at('--bind-fd', '7') + 2]).toBe('/srv/cache');
+    expect(a[at('--ro-bind-fd', '8') + 2]).toBe('/etc/gitconfig');
+    // Never also by name: a name could lead somewhere else by the time bwrap binds it.
+    expect(at('--bind', '/srv/cache')).toBe(-1);
+    expect(a[a.indexOf('--block-fd') + 1]).toBe('5');
+  });
+
   it('passes the seccomp and info fds to bwrap', () => {
     const a = buildBwrapArgs(layout({ seccompFd: 3, infoFd: 4 }));
     expect(a[a.indexOf('--seccomp') + 1]).toBe('3');

@@ -591,6 +591,115 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       expect(ok.status, ok.stderr).toBe(0);
     });
 
+    it('a symlink on the way to a hidden directory, inside the project, is refused (it could be replaced)', () => {
+      const dotted = mkdtempSync(join(root, 'dotfiles-home-'));
+      mkdirSync(join(dotted, 'dotfiles', 'config', 'entraclaw'), { recursive: true });
+      symlinkSync(join(dotted, 'dotfiles', 'config'), join(dotted, '.config'));
+      const env = { ...baseEnv(), HOME: dotted };
+      const r = cli(['sandbox', '--store', 'secret-service', '--project', dotted, '--', 'true'], '', env);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`goes through the symlink ${join(dotted, '.config')}, inside ${dotted}`);
+      // With a project that does not hold the link, the same home is fine.
+      const ok = cli(['sandbox', '--store', 'secret-service', '--project', project, '--', 'true'], '', env);
+      expect(ok.status, ok.stderr).toBe(0);
+    });
+
+    it('a project reached through a symlink planted in an allowed path is refused, even as the cwd', () => {
+      const proj = mkdtempSync(join(root, 'cwd-planted-'));
+      const outside = mkdtempSync(join(root, 'cwd-target-'));
+      symlinkSync(outside, join(proj, 'b'));
+      const via = join(proj, 'b');
+      const r = spawnSync(
+        process.execPath,
+        ['--', CLI, 'sandbox', '--store', 'secret-service', '--allow-path', proj, '--', 'true'],
+        { env: { ...baseEnv(), PWD: via }, cwd: via, timeout: 30_000 },
+      );
+      expect(r.status, r.stderr.toString()).toBe(2);
+      expect(r.stderr.toString()).toContain(
+        `--project ${via} goes through the symlink ${via}, inside ${proj}`,
+      );
+    });
+
+    it('a profile that is a symlink inside the project is refused (the command could re-point it)', () => {
+      const link = join(project, `linked-${randomName('p')}.toml`);
+      symlinkSync(profile, link);
+      const r = cli([
+        'sandbox',
+        '--store',
+        'secret-service',
+        '--profile',
+        link,
+        '--project',
+        project,
+        '--',
+        'true',
+      ]);
+      rmSync(link, { force: true });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--profile ${link} goes through the symlink ${link}, inside ${project}`);
+    });
+
+    it("one sandbox's command cannot use another sandbox's broker, even with its socket in reach", async () => {
+      const first = spawn(
+        process.execPath,
+        [
+          '--',
+          CLI,
+          'sandbox',
+          '--store',
+          'secret-service',
+          '--profile',
+          profile,
+          '--project',
+          project,
+          '--',
+          'sleep',
+          '20',
+        ],
+        { env: baseEnv(), stdio: 'ignore' },
+      );
+      onTestFinished(() => {
+        first.kill('SIGTERM');
+      });
+      // Its broker socket appears in its scratch directory under /tmp once it runs.
+      const sockets = () =>
+        readdirSync('/tmp')
+          .filter((d) => d.startsWith('entraclaw-sandbox-'))
+          .map((d) => join('/tmp', d, 'run', 'agent.sock'))
+          .filter((f) => existsSync(f));
+      await waitUntil(() => sockets().length > 0);
+      const script = join(project, `other-${randomName('s')}.sh`);
+      writeFileSync(
+        script,
+        checkScript({
+          other: `(for s in /tmp/entraclaw-sandbox-*/run/agent.sock; do ENTRACLAW_SOCKET=$s secret-tool lookup service ${sq(S)} account ${A} && exit 0; done; exit 1)`,
+        }),
+      );
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--',
+          CLI,
+          'sandbox',
+          '--store',
+          'secret-service',
+          '--allow-path',
+          '/tmp',
+          '--project',
+          project,
+          '--',
+          'sh',
+          script,
+        ],
+        { env: baseEnv(), timeout: 60_000 },
+      );
+      rmSync(script, { force: true });
+      expect(r.status, r.stderr.toString()).toBe(0);
+      const o = parseOutcomes(r.stdout.toString());
+      expect(o.other!.rc).not.toBe(0);
+      expect(o.other!.stdout).not.toContain(GRANTED);
+    }, 60_000);
+
     it('a profile the command may write is used, with a warning that it can change its own grants', () => {
       const inProject = join(project, `profile-${randomName('p')}.toml`);
       writeFileSync(inProject, readFileSync(profile));
