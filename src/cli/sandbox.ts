@@ -130,7 +130,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // One that does not exist yet is created, empty and private, so that it exists to be masked: a command
   // that may write its parent (`--project ~`) could otherwise create it and plant a policy.toml, an
   // agent.toml or a keyring that the host's daemon and keyring would trust afterwards.
-  for (const dir of ours) createPrivate(dir);
+  for (const dir of [...ours, ctx.paths.runtime]) createPrivate(dir);
   const hideDirs = existing([...ours, ctx.paths.runtime, ...(runtimeDir ? [runtimeDir] : [])]);
   const passphraseFiles = [
     ...(opts.passphraseFile ? [opts.passphraseFile] : []),
@@ -146,7 +146,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // its own, and the host would read a policy.toml (or passphrase file) planted there from then on.
   refusePlantedLinks(
     [
-      ...ours.map((d) => ['a directory the sandbox hides', d] as const),
+      ...[...ours, ctx.paths.runtime].map((d) => ['a directory the sandbox hides', d] as const),
       ...passphraseFiles.map((f) => ['the passphrase file', f] as const),
       ...daemonSockets.map((f) => ["the daemon's socket", f] as const),
     ],
@@ -160,11 +160,14 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   }
 
   const sel = await openStore(opts);
-  sweepStaleScratch();
-  const scratchDir = createScratch();
+  // Where no sandbox can reach: Entraclaw's runtime directory is masked (and its parents pinned) in every
+  // sandbox, so another run allowed to write /tmp cannot swap this run's shims or socket.
+  const scratchRoot = join(ctx.paths.runtime, 'sandbox');
+  createPrivate(scratchRoot);
+  sweepStaleScratch(scratchRoot);
+  const scratchDir = createScratch(scratchRoot);
   const scratch = scratchDir.dir;
   let broker: Agent | undefined;
-  let seccompFd: number | undefined;
   let pathFds: [string, number][] = [];
   try {
     // The broker's stderr is the command's: only its warnings and errors belong there, unless -v.
@@ -184,9 +187,6 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     });
     const shimDir = join(scratch, 'bin');
     installShims(shimDir);
-    const seccompFile = join(scratch, 'seccomp.bpf');
-    writeFileSync(seccompFile, keyringFilterBytes(process.arch, endianness() === 'LE'), { mode: 0o600 });
-    seccompFd = openSync(seccompFile, 'r');
     const installRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
     const nodeRoot = resolve(dirname(realpathSync(process.execPath)), '..');
     const hiddenRoots = [homeDir, '/tmp', '/run', ...(runtimeDir ? [runtimeDir] : [])];
@@ -221,12 +221,14 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // opened by the shell that ran us) would otherwise be a way out of every mask.
     native().cloexecFrom(3);
     const child = spawn(BWRAP, [...args, '--', ...command], {
-      stdio: ['inherit', 'inherit', 'inherit', seccompFd, 'pipe', 'pipe', ...pathFds.map(([, fd]) => fd)],
-      env: sandboxEnv(env, home),
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', ...pathFds.map(([, fd]) => fd)],
+      env: sandboxEnv(env, homeDir),
       detached: true,
     });
-    closeSync(seccompFd);
-    seccompFd = undefined;
+    // The filter goes through a pipe: no file for anyone to rewrite between its writing and bwrap's read.
+    const filter = (child.stdio as unknown as NodeJS.WritableStream[])[SECCOMP_FD]!;
+    filter.on('error', () => undefined);
+    filter.end(keyringFilterBytes(process.arch, endianness() === 'LE'));
     for (const [, fd] of pathFds.splice(0)) closeSync(fd);
     // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
     // other: a command of another sandbox that finds this socket under /tmp is refused.
@@ -262,7 +264,6 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
     });
   } finally {
-    if (seccompFd !== undefined) closeSync(seccompFd);
     for (const [, fd] of pathFds) closeSync(fd);
     if (broker) await broker.close();
     else await sel.store.close();

@@ -53,7 +53,14 @@ export const SANDBOX_SOCKET = '/run/entraclaw/agent.sock';
 export const SANDBOX_BIN = '/run/entraclaw/bin';
 
 /** The bwrap arguments (without the command) for a layout. Throws a UsageError for an unsafe layout. */
-export function buildBwrapArgs(layout: SandboxLayout): string[] {
+export function buildBwrapArgs(given: SandboxLayout): string[] {
+  // A path named twice (an allowed path that is the project, a read path also allowed) is bound once, the
+  // most open way: bwrap takes each bound fd once, and a second bind would add nothing.
+  const allowPaths = [...new Set(given.allowPaths)].filter((p) => p !== given.project);
+  const readPaths = [...new Set(given.readPaths)].filter(
+    (p) => p !== given.project && !allowPaths.includes(p),
+  );
+  const layout = { ...given, allowPaths, readPaths };
   const hideDirs = layout.hideDirs ?? [];
   const hideFiles = layout.hideFiles ?? [];
   checkLayout(layout, [...hideDirs, ...hideFiles]);
@@ -173,6 +180,11 @@ function checkLayout(layout: SandboxLayout, hidden: string[]): void {
   ] as const;
   for (const [what, p] of writable) {
     if (p === '/') throw new UsageError(`${what} cannot be /`, 'give the sandbox a project directory');
+    // The sandbox has a /proc of its own; the host's would show every process (argv, environment names)
+    // and /proc/keys over the masks.
+    if (isUnder(p, '/proc')) {
+      throw new UsageError(`${what} ${p} is the host's /proc`, 'the sandbox has its own /proc; remove it');
+    }
     const inside = hidden.find((h) => isUnder(p, h));
     if (inside) {
       throw new UsageError(

@@ -169,6 +169,28 @@ describe('buildBwrapArgs: what is hidden', () => {
     expect(a[a.indexOf('--block-fd') + 1]).toBe('5');
   });
 
+  it('binds a path named twice once, the most open way (bwrap takes each fd once)', () => {
+    const a = buildBwrapArgs(
+      layout({
+        allowPaths: ['/home/u/src/app', '/srv/x', '/srv/x'],
+        readPaths: ['/srv/x', '/etc/y', '/etc/y'],
+        pathFds: new Map([
+          ['/home/u/src/app', 6],
+          ['/srv/x', 7],
+          ['/etc/y', 8],
+        ]),
+      }),
+    );
+    for (const fd of ['6', '7', '8']) expect(a.filter((x) => x === fd)).toHaveLength(1);
+    expect(a[a.indexOf('7') - 1]).toBe('--bind-fd');
+  });
+
+  it("refuses the host's /proc as a read or allowed path", () => {
+    for (const over of [{ readPaths: ['/proc'] }, { allowPaths: ['/proc/self'] }]) {
+      expect(() => buildBwrapArgs(layout(over)), JSON.stringify(over)).toThrow(/is the host's \/proc/);
+    }
+  });
+
   it('passes the seccomp and info fds to bwrap', () => {
     const a = buildBwrapArgs(layout({ seccompFd: 3, infoFd: 4 }));
     expect(a[a.indexOf('--seccomp') + 1]).toBe('3');
