@@ -1,6 +1,8 @@
-// The sandbox's scratch directory (private broker socket, shims, seccomp filter) lives in the temp dir for
-// the run. A run killed with SIGKILL cannot remove it, so each run holds a lock in its directory and the
-// next run removes the directories whose lock nobody holds. Nothing secret is ever written there.
+// The sandbox's scratch directory (private broker socket, shims) for the run, under a root the caller
+// picks: `entraclaw sandbox` uses Entraclaw's runtime directory, which every sandbox hides, so no other
+// run can rewrite what this one binds. A run killed with SIGKILL cannot remove it, so each run holds a
+// lock in its directory and the next run removes the directories whose lock nobody holds. Nothing
+// secret is ever written there.
 import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
