@@ -5,6 +5,7 @@ import {
   constants as fsConstants,
   lstatSync,
   openSync,
+  readFileSync,
   realpathSync,
   writeFileSync,
 } from 'node:fs';
@@ -174,6 +175,12 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     const log = createLogger({ verbose: opts.verbose, quiet: true });
     const { startAgent } = await import('../daemon/server.js');
     const socket = join(scratch, 'run', 'agent.sock');
+    if (Buffer.byteLength(socket) > 107) {
+      throw new UsageError(
+        `the sandbox's broker socket would be ${Buffer.byteLength(socket)} bytes long (a Unix socket path holds 107): ${socket}`,
+        'use a shorter XDG_RUNTIME_DIR (the usual /run/user/UID is fine)',
+      );
+    }
     broker = await startAgent({
       socket,
       paths: ctx.paths,
@@ -186,7 +193,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       },
     });
     const shimDir = join(scratch, 'bin');
-    installShims(shimDir);
+    const shims = installShims(shimDir).map((p) => [basename(p), readFileSync(p)] as const);
     const installRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
     const nodeRoot = resolve(dirname(realpathSync(process.execPath)), '..');
     const hiddenRoots = [homeDir, '/tmp', '/run', ...(runtimeDir ? [runtimeDir] : [])];
@@ -196,6 +203,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       );
     }
     pathFds = bindsByFd ? openChecked([project, ...allowPaths, ...readPaths]) : [];
+    const pathFdCount = pathFds.length;
     const args = buildBwrapArgs({
       home: homeDir,
       ...(runtimeDir ? { runtimeDir } : {}),
@@ -213,6 +221,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       infoFd: INFO_FD,
       blockFd: BLOCK_FD,
       pathFds: new Map(pathFds.map(([p], i) => [p, FIRST_PATH_FD + i])),
+      shimFds: new Map(shims.map(([name], i) => [name, FIRST_PATH_FD + pathFds.length + i])),
     });
     // bwrap gets its own session too (the command already does, --new-session): a Ctrl-C at the terminal
     // goes to our process group, and bwrap would die of it and take the command down with SIGKILL. So
@@ -221,7 +230,16 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // opened by the shell that ran us) would otherwise be a way out of every mask.
     native().cloexecFrom(3);
     const child = spawn(BWRAP, [...args, '--', ...command], {
-      stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe', ...pathFds.map(([, fd]) => fd)],
+      stdio: [
+        'inherit',
+        'inherit',
+        'inherit',
+        'pipe',
+        'pipe',
+        'pipe',
+        ...pathFds.map(([, fd]) => fd),
+        ...shims.map(() => 'pipe' as const),
+      ],
       env: sandboxEnv(env, homeDir),
       detached: true,
     });
@@ -229,6 +247,12 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     const filter = (child.stdio as unknown as NodeJS.WritableStream[])[SECCOMP_FD]!;
     filter.on('error', () => undefined);
     filter.end(keyringFilterBytes(process.arch, endianness() === 'LE'));
+    // The shims go in as copies of the bytes read here, never as files another run could rewrite.
+    shims.forEach(([, bytes], i) => {
+      const out = (child.stdio as unknown as NodeJS.WritableStream[])[FIRST_PATH_FD + pathFdCount + i]!;
+      out.on('error', () => undefined);
+      out.end(bytes);
+    });
     for (const [, fd] of pathFds.splice(0)) closeSync(fd);
     // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
     // other: a command of another sandbox that finds this socket under /tmp is refused.

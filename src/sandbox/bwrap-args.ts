@@ -45,6 +45,11 @@ export interface SandboxLayout {
    * bound is what was checked, even if a concurrent run swaps a path for a symlink in between.
    */
   pathFds?: ReadonlyMap<string, number>;
+  /**
+   * Fds (in bwrap) carrying each shim's bytes, by command name: copied into the sandbox (--ro-bind-data),
+   * so another run that can write this run's scratch directory still cannot change what runs here.
+   */
+  shimFds?: ReadonlyMap<string, number>;
 }
 
 /** Where the broker socket appears inside the sandbox. */
@@ -95,7 +100,14 @@ export function buildBwrapArgs(given: SandboxLayout): string[] {
   for (const p of layout.readPaths) bind('--ro-bind', p);
   bind('--bind', layout.project);
   for (const p of layout.allowPaths) bind('--bind', p);
-  args.push('--ro-bind', layout.shimDir, SANDBOX_BIN, '--bind', layout.socket, SANDBOX_SOCKET);
+  if (layout.shimFds?.size) {
+    for (const [name, fd] of layout.shimFds) {
+      args.push('--perms', '0555', '--ro-bind-data', String(fd), `${SANDBOX_BIN}/${name}`);
+    }
+  } else {
+    args.push('--ro-bind', layout.shimDir, SANDBOX_BIN);
+  }
+  args.push('--bind', layout.socket, SANDBOX_SOCKET);
   // Masks last, so no bind above can re-expose them; only where needed, so an empty $HOME stays empty.
   const rebound = [layout.installRoot, ...layout.readPaths, layout.project, ...layout.allowPaths];
   const needed = (p: string) => !isUnderAny(p, hiddenRoots) || isUnderAny(p, rebound);

@@ -185,6 +185,27 @@ describe('buildBwrapArgs: what is hidden', () => {
     expect(a[a.indexOf('7') - 1]).toBe('--bind-fd');
   });
 
+  it('copies the shims in from their fds, read-only and executable, instead of binding a directory', () => {
+    const a = buildBwrapArgs(
+      layout({
+        shimFds: new Map([
+          ['security', 9],
+          ['secret-tool', 10],
+        ]),
+      }),
+    );
+    const i = a.indexOf('--ro-bind-data');
+    expect(a.slice(i - 2, i + 3)).toEqual([
+      '--perms',
+      '0555',
+      '--ro-bind-data',
+      '9',
+      `${SANDBOX_BIN}/security`,
+    ]);
+    expect(a).toContain(`${SANDBOX_BIN}/secret-tool`);
+    expect(a).not.toContain(SANDBOX_BIN);
+  });
+
   it("refuses the host's /proc as a read or allowed path", () => {
     for (const over of [{ readPaths: ['/proc'] }, { allowPaths: ['/proc/self'] }]) {
       expect(() => buildBwrapArgs(layout(over)), JSON.stringify(over)).toThrow(/is the host's \/proc/);

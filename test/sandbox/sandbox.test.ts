@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SDK_URL } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
@@ -641,6 +641,12 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     });
 
     it("no other sandbox can reach a run's broker, shims or socket; its broker serves only its own sandbox", async () => {
+      const go = join(project, `go-${randomName('g')}`);
+      const out = join(project, `out-${randomName('o')}`);
+      onTestFinished(() => {
+        rmSync(go, { force: true });
+        rmSync(out, { force: true });
+      });
       const first = spawn(
         process.execPath,
         [
@@ -654,8 +660,9 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
           '--project',
           project,
           '--',
-          'sleep',
-          '20',
+          'sh',
+          '-c',
+          `while [ ! -e ${sq(go)} ]; do sleep 0.1; done; secret-tool lookup service ${sq(S)} account ${A} > ${sq(out)}`,
         ],
         { env: baseEnv(), stdio: 'ignore' },
       );
@@ -693,6 +700,13 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
         timeout: 30_000,
       });
       expect(host.stdout.toString()).toMatch(/^denied: request from outside this sandbox/);
+      // Rewriting its scratch shims on the host (what a run with another XDG_RUNTIME_DIR could reach)
+      // changes nothing inside: the shims were copied in.
+      const shim = join(dirname(dirname(socket!)), 'bin', 'secret-tool');
+      writeFileSync(shim, '#!/bin/sh\necho HIJACKED\n');
+      writeFileSync(go, '');
+      await waitUntil(() => existsSync(out) && readFileSync(out, 'utf8').length > 0);
+      expect(readFileSync(out, 'utf8')).toBe(GRANTED);
     }, 60_000);
 
     it('a profile the command may write is used, with a warning that it can change its own grants', () => {
