@@ -7,14 +7,13 @@ import {
   openSync,
   readFileSync,
   realpathSync,
-  writeFileSync,
 } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import type { Agent } from '../daemon/server.js';
-import { socketPath } from '../daemon/socket-path.js';
+import { MAX_SOCKET_PATH, socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
 import { makeDirs } from '../lib/make-dir.js';
@@ -175,9 +174,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     const log = createLogger({ verbose: opts.verbose, quiet: true });
     const { startAgent } = await import('../daemon/server.js');
     const socket = join(scratch, 'run', 'agent.sock');
-    if (Buffer.byteLength(socket) > 107) {
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
       throw new UsageError(
-        `the sandbox's broker socket would be ${Buffer.byteLength(socket)} bytes long (a Unix socket path holds 107): ${socket}`,
+        `the sandbox's broker socket would be ${Buffer.byteLength(socket)} bytes long (a Unix socket path holds ${MAX_SOCKET_PATH}): ${socket}`,
         'use a shorter XDG_RUNTIME_DIR (the usual /run/user/UID is fine)',
       );
     }
@@ -203,7 +202,6 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       );
     }
     pathFds = bindsByFd ? openChecked([project, ...allowPaths, ...readPaths]) : [];
-    const pathFdCount = pathFds.length;
     const args = buildBwrapArgs({
       home: homeDir,
       ...(runtimeDir ? { runtimeDir } : {}),
@@ -243,22 +241,18 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       env: sandboxEnv(env, homeDir),
       detached: true,
     });
+    const pipes = child.stdio as unknown as (NodeJS.WritableStream | null)[];
+    // bwrap may close its end of a pipe early (it reads one byte of BLOCK_FD, and exits on a bad setup):
+    // a reset on ours is the expected end of it, not a crash of ours.
+    for (const pipe of pipes.slice(SECCOMP_FD)) pipe?.on('error', () => undefined);
+    const feed = (fd: number, data: string | Buffer) => pipes[fd]!.end(data);
     // The filter goes through a pipe: no file for anyone to rewrite between its writing and bwrap's read.
-    const filter = (child.stdio as unknown as NodeJS.WritableStream[])[SECCOMP_FD]!;
-    filter.on('error', () => undefined);
-    filter.end(keyringFilterBytes(process.arch, endianness() === 'LE'));
+    feed(SECCOMP_FD, keyringFilterBytes(process.arch, endianness() === 'LE'));
     // The shims go in as copies of the bytes read here, never as files another run could rewrite.
-    shims.forEach(([, bytes], i) => {
-      const out = (child.stdio as unknown as NodeJS.WritableStream[])[FIRST_PATH_FD + pathFdCount + i]!;
-      out.on('error', () => undefined);
-      out.end(bytes);
-    });
+    for (const [i, [, bytes]] of shims.entries()) feed(FIRST_PATH_FD + pathFds.length + i, bytes);
     for (const [, fd] of pathFds.splice(0)) closeSync(fd);
     // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
-    // other: a command of another sandbox that finds this socket under /tmp is refused.
-    const start = (child.stdio as unknown as NodeJS.WritableStream[])[BLOCK_FD]!;
-    // bwrap reads one byte and closes its end: a reset on ours is the expected end of it.
-    start.on('error', () => undefined);
+    // other: anything else that reaches its socket is refused.
     const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream, (pid) => {
       const ns = userNamespaceOf(pid);
       if (ns === undefined) {
@@ -267,7 +261,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
         return;
       }
       broker?.serveNamespace(ns);
-      start.end('1');
+      feed(BLOCK_FD, '1');
     });
     let stopping = false;
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

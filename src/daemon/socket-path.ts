@@ -23,7 +23,8 @@ export function socketLock(socket: string): string {
 }
 
 // A Unix socket path is limited to 108 bytes (sun_path); a longer one fails with an opaque EINVAL.
-const MAX_SOCKET_PATH = 107;
+/** The longest socket path bind(2) takes (sun_path's 108 bytes, less the NUL). */
+export const MAX_SOCKET_PATH = 107;
 
 /**
  * Creates (or checks) the private directory that holds the socket: a real directory, owned by us, 0700.
