@@ -491,31 +491,17 @@ describe('names from the command line', () => {
   it('set refuses a name whose bytes were not UTF-8 (node turns them into U+FFFD), storing nothing', () => {
     const e = isolatedEnv(mkdtempSync(join(dir, 'names-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
     // Raw bytes in argv need a shell: node's own spawn would send the UTF-8 of the string.
-    const r = spawnSync(
-      'sh',
-      [
-        '-c',
-        `printf v | "$0" -- "$1" secret set "$(printf 'bad\\377')" acct --store encrypted-file`,
-        process.execPath,
-        CLI,
-      ],
-      { env: e },
-    );
+    const withBadName = (line: string) =>
+      spawnSync('sh', ['-c', line.replace('BAD', `"$(printf 'bad\\377')"`), process.execPath, CLI], {
+        env: e,
+      });
+    const r = withBadName('printf v | "$0" -- "$1" secret set BAD acct --store encrypted-file');
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr.toString()).toContain(
       'the service name contains U+FFFD, the mark of bytes that are not UTF-8',
     );
     expect(runCli(['secret', 'ls', '--store', 'encrypted-file'], e).stdout.toString()).not.toContain('bad');
-    const get = spawnSync(
-      'sh',
-      [
-        '-c',
-        `"$0" -- "$1" secret get "$(printf 'bad\\377')" acct --store encrypted-file`,
-        process.execPath,
-        CLI,
-      ],
-      { env: e },
-    );
+    const get = withBadName('"$0" -- "$1" secret get BAD acct --store encrypted-file');
     expect(get.status).toBe(EXIT_CODES.not_found);
     expect(get.stderr.toString()).toContain(
       'hint: the name contains U+FFFD, the mark of bytes that are not UTF-8',

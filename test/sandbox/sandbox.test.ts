@@ -102,6 +102,20 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     expect(r.status, r.stderr).toBe(0);
   }
 
+  /** The CLI's argv for `sandbox` on the Secret Service with the test profile, in `dir`, running `command`. */
+  const sandboxArgv = (command: string[], dir = project) => [
+    CLI,
+    'sandbox',
+    '--store',
+    'secret-service',
+    '--profile',
+    profile,
+    '--project',
+    dir,
+    '--',
+    ...command,
+  ];
+
   /**
    * Runs the checks inside `entraclaw sandbox`. `loginSession` runs it the way a desktop login does:
    * in a session keyring that links the user keyring (pam_keyinit), which the sandbox inherits.
@@ -113,19 +127,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     const dir = opts.projectDir ?? project;
     const script = join(dir, `check-${randomName('s')}.sh`);
     writeFileSync(script, checkScript(checks));
-    const argv = [
-      CLI,
-      'sandbox',
-      '--store',
-      'secret-service',
-      '--profile',
-      profile,
-      '--project',
-      dir,
-      '--',
-      'sh',
-      script,
-    ];
+    const argv = sandboxArgv(['sh', script], dir);
     const r = opts.loginSession
       ? spawnSync(
           'keyctl',
@@ -534,17 +536,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
             vault,
             config,
             process.execPath,
-            CLI,
-            'sandbox',
-            '--store',
-            'secret-service',
-            '--profile',
-            profile,
-            '--project',
-            project,
-            '--',
-            'sh',
-            script,
+            ...sandboxArgv(['sh', script]),
           ],
           { env: baseEnv(), timeout: 60_000 },
         );
@@ -651,18 +643,11 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
         process.execPath,
         [
           '--',
-          CLI,
-          'sandbox',
-          '--store',
-          'secret-service',
-          '--profile',
-          profile,
-          '--project',
-          project,
-          '--',
-          'sh',
-          '-c',
-          `while [ ! -e ${sq(go)} ]; do sleep 0.1; done; secret-tool lookup service ${sq(S)} account ${A} > ${sq(out)}`,
+          ...sandboxArgv([
+            'sh',
+            '-c',
+            `while [ ! -e ${sq(go)} ]; do sleep 0.1; done; secret-tool lookup service ${sq(S)} account ${A} > ${sq(out)}`,
+          ]),
         ],
         { env: baseEnv(), stdio: 'ignore' },
       );
