@@ -101,8 +101,17 @@ describe('a daemon killed with SIGKILL', () => {
     await new Promise((r) => first.on('exit', r));
     expect(existsSync(socket)).toBe(true);
     expect(daemonLine()).toContain('not running (a stale socket is left');
+    const stale = statSync(socket, { bigint: true }).ctimeNs;
     const second = start();
-    await waitFor(() => daemonLine() === `Daemon: running at ${socket}`, 'the second agent');
+    // Running (its lock taken) and listening (the stale socket replaced, so a new ctime; its inode number
+    // may be reused): a SIGTERM between the two would
+    // stop a daemon that never bound a socket, and the stale one would rightly stay.
+    await waitFor(
+      () =>
+        daemonLine() === `Daemon: running at ${socket}` &&
+        statSync(socket, { bigint: true, throwIfNoEntry: false })?.ctimeNs !== stale,
+      'the second agent',
+    );
     second.kill('SIGTERM');
     await new Promise((r) => second.on('exit', r));
     expect(existsSync(socket)).toBe(false);
