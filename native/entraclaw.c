@@ -220,6 +220,28 @@ static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
 #endif
 }
 
+// peerUid(fd): the uid of the process that created the other end of a connected Unix socket, as the
+// kernel recorded it (Linux SO_PEERCRED, macOS getpeereid). The client asks it of the daemon's socket
+// before sending a byte: a socket path another user could have planted leads to their server, not ours.
+static napi_value js_peer_uid(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
+#ifdef __linux__
+  struct ucred uc;
+  socklen_t len = sizeof uc;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  return make_int(env, (int64_t)uc.uid);
+#elif defined(__APPLE__)
+  uid_t uid;
+  gid_t gid;
+  if (getpeereid(fd, &uid, &gid) < 0) return throw_errno(env, errno, "getpeereid");
+  return make_int(env, (int64_t)uid);
+#else
+  return throw_errno(env, ENOSYS, "peerUid");
+#endif
+}
+
 #ifdef __linux__
 // SO_PASSCRED (+ SO_PASSPIDFD where the kernel has it). The kernel (seen on 6.18) attaches credentials to
 // bytes only if the receiver had asked for them when they were sent: set on a listening socket, the
@@ -1152,6 +1174,7 @@ static napi_value js_keyring_list(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerUid", NULL, js_peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"passCred", NULL, js_pass_cred, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startReader", NULL, js_start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopReader", NULL, js_stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},

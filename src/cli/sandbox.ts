@@ -13,12 +13,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
 import type { Agent } from '../daemon/server.js';
-import { MAX_SOCKET_PATH, socketPath } from '../daemon/socket-path.js';
+import { MAX_SOCKET_PATH, makePrivateDir, socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
 import { makeDirs } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
-import { canonicalIfExists } from '../lib/paths.js';
+import { canonicalIfExists, xdgDir } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { findCommand } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
@@ -114,7 +114,8 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   const { ctx, config } = await import('./context.js').then((m) => m.storeContext(opts));
   const env = process.env;
   const home = env.HOME ?? '/root';
-  const runtimeDir = env.XDG_RUNTIME_DIR ? canonicalIfExists(env.XDG_RUNTIME_DIR) : undefined;
+  const xdgRuntime = xdgDir(env.XDG_RUNTIME_DIR);
+  const runtimeDir = xdgRuntime ? canonicalIfExists(xdgRuntime) : undefined;
   const homeDir = canonicalIfExists(home);
   const bus = dbusAddressSockets(env.DBUS_SESSION_BUS_ADDRESS);
   // Wherever they live: Entraclaw's own files, the Secret Service keyrings, the passphrase, the bus socket.
@@ -122,7 +123,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // PAM or systemd uses the default whatever this shell sets.
   const keyrings = [
     ...new Set([
-      join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'keyrings'),
+      join(xdgDir(env.XDG_DATA_HOME) ?? join(home, '.local', 'share'), 'keyrings'),
       join(home, '.local', 'share', 'keyrings'),
     ]),
   ];
@@ -163,6 +164,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // Where no sandbox can reach: Entraclaw's runtime directory is masked (and its parents pinned) in every
   // sandbox, so another run allowed to write /tmp cannot swap this run's shims or socket.
   const scratchRoot = join(ctx.paths.runtime, 'sandbox');
+  // The broker's socket and the shims live under it: a runtime directory another user could reach would
+  // let them swap what the sandbox binds.
+  makePrivateDir(ctx.paths.runtime, process.getuid!(), true);
   createPrivate(scratchRoot);
   sweepStaleScratch(scratchRoot);
   const scratchDir = createScratch(scratchRoot);

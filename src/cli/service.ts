@@ -17,7 +17,7 @@ import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { makeDirs } from '../lib/make-dir.js';
-import { type Paths, resolvePaths } from '../lib/paths.js';
+import { type Paths, resolvePaths, xdgDir } from '../lib/paths.js';
 import { shellQuote } from '../lib/shell.js';
 import { storeRequest } from '../store/registry.js';
 import type { StoreName } from '../store/types.js';
@@ -133,7 +133,7 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
           ]
         : [];
   const managerHome = homeAsManagerSeesIt(home);
-  const unitDir = join(env.XDG_CONFIG_HOME || join(home, '.config'), 'systemd', 'user');
+  const unitDir = join(xdgDir(env.XDG_CONFIG_HOME) ?? join(home, '.config'), 'systemd', 'user');
   return {
     manager: 'systemd',
     file: join(unitDir, SYSTEMD_UNIT_NAME),

@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES, PROTOCOL_VERSION } from '../daemon/frame.js';
 import { socketPath } from '../daemon/socket-path.js';
+import { native } from '../lib/native.js';
 import { resolvePaths } from '../lib/paths.js';
 import type { ItemKind, ItemMeta } from '../store/types.js';
 
@@ -121,6 +122,12 @@ export class Client {
         ),
       );
     });
+    try {
+      assertOwnServer(sock, path);
+    } catch (err) {
+      sock.destroy();
+      throw err;
+    }
     this.attach(sock);
     try {
       await this.exchange(sock, { op: 'hello', v: PROTOCOL_VERSION, client: 'entraclaw-js' });
@@ -310,4 +317,26 @@ export class Client {
 /** Connects to the daemon (see `Client.connect`). */
 export function connect(opts?: ConnectOptions): Promise<Client> {
   return Client.connect(opts);
+}
+
+/**
+ * Refuses a socket served by another user before a byte goes out: whoever can write to a directory on the
+ * socket's path (a /tmp fallback another user created first, a shared --socket) could listen there, take
+ * a set's value and answer gets with values of their choosing. The kernel names the server's uid.
+ */
+function assertOwnServer(sock: Socket, path: string): void {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const me = process.getuid?.();
+  if (me === undefined) return;
+  if (fd === undefined || fd < 0) {
+    throw new BrokerError('unavailable', `cannot tell who serves the socket ${path}; nothing was sent to it`);
+  }
+  const uid = native().peerUid(fd);
+  if (uid !== me) {
+    throw new BrokerError(
+      'denied',
+      `the socket ${path} is served by uid ${uid}, not by you (uid ${me}); nothing was sent to it`,
+      'another user controls that path: start your own daemon on a socket in a private directory (XDG_RUNTIME_DIR, or --socket / ENTRACLAW_SOCKET)',
+    );
+  }
 }

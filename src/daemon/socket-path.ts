@@ -27,11 +27,9 @@ export function socketLock(socket: string): string {
 export const MAX_SOCKET_PATH = 107;
 
 /**
- * Creates (or checks) the private directory that holds the socket: a real directory, owned by us, 0700.
- * A symlink, a directory owned by someone else, or one that group or others can enter is refused (they
- * could swap the socket under us); its mode is never changed for the user, since a `--socket` may point
- * into a directory that is not ours to tighten (/tmp, a project). Missing parents are created only for
- * the default location (`createParents`); for any other path only the last directory is.
+ * Checks the socket's length and makes its private directory (makePrivateDir). A directory that group or
+ * others can enter is refused, never tightened: a `--socket` may point into a directory that is not ours
+ * to change (/tmp, a project). Missing parents are created only for the default location.
  */
 export function preparePrivateDir(
   socket: string,
@@ -44,14 +42,28 @@ export function preparePrivateDir(
       'choose a shorter --socket path',
     );
   }
-  const dir = dirname(socket);
+  makePrivateDir(dirname(socket), uid, opts.createParents === true);
+}
+
+/**
+ * Creates (or checks) a private directory: a real directory, owned by uid, 0700. With `createParents`
+ * (Entraclaw's own runtime directory) missing parents are made too, and the parent must be one no other
+ * user can change: when XDG_RUNTIME_DIR is unset it is /tmp/entraclaw-UID, which anyone could have made
+ * first to rename our directory away and put their own socket in its place.
+ */
+export function makePrivateDir(dir: string, uid: number, createParents: boolean): void {
   try {
-    mkdirSync(dir, { recursive: opts.createParents === true, mode: 0o700 });
+    // The parent is checked before anything is made in it.
+    if (createParents) {
+      mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+      assertUnshared(dirname(dir), uid);
+    }
+    mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new UsageError(
-        `the directory for the socket ${socket} cannot be created: ${dirname(dir)} does not exist`,
+        `the directory for the socket ${dir} cannot be created: ${dirname(dir)} does not exist`,
         'create it first, or choose another --socket path',
       );
     }
@@ -74,6 +86,28 @@ export function preparePrivateDir(
     throw new DeniedError(
       `socket directory ${dir} is open to group or others (mode ${(st.mode & 0o777).toString(8)})`,
       `keep the socket in a private directory: chmod 700 ${dir}, or --socket DIR/agent.sock in a new one`,
+    );
+  }
+}
+
+// The runtime base (XDG_RUNTIME_DIR, or the /tmp fallback) must be ours and writable by us alone.
+function assertUnshared(dir: string, uid: number): void {
+  const st = lstatSync(dir);
+  const hint =
+    'point XDG_RUNTIME_DIR at a directory only you own (mode 700), or --socket / ENTRACLAW_SOCKET at a socket in one';
+  if (st.isSymbolicLink() || !st.isDirectory()) {
+    throw new DeniedError(`the runtime directory ${dir} is a symlink or not a directory`, hint);
+  }
+  if (st.uid !== uid) {
+    throw new DeniedError(
+      `the runtime directory ${dir} is owned by uid ${st.uid}, not ${uid}: its owner could put their own socket where clients look for the daemon`,
+      hint,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new DeniedError(
+      `the runtime directory ${dir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)})`,
+      `chmod 700 ${dir}, or ${hint}`,
     );
   }
 }

@@ -29,6 +29,8 @@ export type ReaderCallback = (err: Error | null, data: Buffer | null, cred: Peer
 export interface NativeAddon {
   /** SO_PEERCRED (+ SO_PEERPIDFD where available) of a connected Unix socket; macOS: LOCAL_PEERPID + euid. */
   peerCred(fd: number): PeerCred;
+  /** The uid behind the other end of a connected Unix socket (SO_PEERCRED; macOS getpeereid). */
+  peerUid(fd: number): number;
   /**
    * Sets SO_PASSCRED (+ SO_PASSPIDFD) on a socket. Call it on the listening socket: connections inherit it
    * at connect(); bytes sent before the receiver asked for credentials carry none (seen on Linux 6.18).

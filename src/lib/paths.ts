@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /** Per-user directories (XDG on Linux, ~/Library on macOS), resolved from the given environment. */
 export interface Paths {
@@ -13,12 +13,11 @@ export interface Paths {
 /** Resolves Entraclaw's config, data, state and runtime directories for the given environment. */
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = process.platform): Paths {
   const home = env.HOME || homedir();
+  const xdg = (name: string) => xdgDir(env[name]);
   if (platform === 'darwin') {
     const support = join(home, 'Library', 'Application Support', 'entraclaw');
     return {
-      config: env.XDG_CONFIG_HOME
-        ? join(env.XDG_CONFIG_HOME, 'entraclaw')
-        : join(home, '.config', 'entraclaw'),
+      config: join(xdg('XDG_CONFIG_HOME') ?? join(home, '.config'), 'entraclaw'),
       data: support,
       state: support,
       runtime: support,
@@ -26,11 +25,19 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = pr
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   return {
-    config: join(env.XDG_CONFIG_HOME || join(home, '.config'), 'entraclaw'),
-    data: join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'entraclaw'),
-    state: join(env.XDG_STATE_HOME || join(home, '.local', 'state'), 'entraclaw'),
-    runtime: join(env.XDG_RUNTIME_DIR || join('/tmp', `entraclaw-${uid}`), 'entraclaw'),
+    config: join(xdg('XDG_CONFIG_HOME') ?? join(home, '.config'), 'entraclaw'),
+    data: join(xdg('XDG_DATA_HOME') ?? join(home, '.local', 'share'), 'entraclaw'),
+    state: join(xdg('XDG_STATE_HOME') ?? join(home, '.local', 'state'), 'entraclaw'),
+    runtime: join(xdg('XDG_RUNTIME_DIR') ?? join('/tmp', `entraclaw-${uid}`), 'entraclaw'),
   };
+}
+
+/**
+ * An XDG base directory variable's value, or undefined when unset or relative: the spec says a relative
+ * path is invalid and ignored (taken as given, it would put a vault wherever a command happens to run).
+ */
+export function xdgDir(value: string | undefined): string | undefined {
+  return value && isAbsolute(value) ? value : undefined;
 }
 
 /** The canonical form of `path` when it exists (symlinks resolved), else just the absolute path. */

@@ -4,9 +4,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -82,6 +84,36 @@ describe('entraclaw agent --socket PATH', () => {
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain(`${join(dir, 'missing')} does not exist`);
     expect(existsSync(join(dir, 'missing'))).toBe(false);
+  });
+});
+
+describe('entraclaw agent on its default socket', () => {
+  const run = (runtime: string) =>
+    runCli(['agent', '--store', 'encrypted-file'], { ...env, XDG_RUNTIME_DIR: runtime });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses a runtime directory another user owns (they could swap the socket clients look for)',
+    () => {
+      const foreign = join(dir, 'foreign-run');
+      mkdirSync(foreign, { mode: 0o755 });
+      chownSync(foreign, 65534, 65534);
+      const r = run(foreign);
+      expect(r.status).toBe(EXIT_CODES.denied);
+      expect(r.stderr).toContain(`the runtime directory ${foreign} is owned by uid 65534, not 0`);
+      expect(r.stderr).toContain('XDG_RUNTIME_DIR');
+      expect(readdirSync(foreign)).toEqual([]);
+    },
+  );
+
+  it('refuses a runtime directory others can write, and leaves its mode alone', () => {
+    const open = join(dir, 'open-run');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const r = run(open);
+    expect(r.status).toBe(EXIT_CODES.denied);
+    expect(r.stderr).toContain(`the runtime directory ${open} is writable by group or others (mode 777)`);
+    expect(statSync(open).mode & 0o777).toBe(0o777);
+    expect(readdirSync(open)).toEqual([]);
   });
 });
 
