@@ -140,6 +140,16 @@ export class Connection {
       // Bytes left over belong to the next frame; if none are left, nobody owns the next frame yet.
       if (this.decoder.buffered === 0) this.releasePartial();
       if (this.queue.length > this.limits.maxQueuedFrames) {
+        // The client learns why, as it does for the byte budget.
+        this.reply({
+          id: null,
+          ok: false,
+          error: {
+            code: 'unavailable',
+            message: `more than ${this.limits.maxQueuedFrames} requests in flight on one connection; those not yet answered were dropped, undone`,
+            hint: `keep at most ${this.limits.maxQueuedFrames} requests in flight per connection`,
+          },
+        });
         this.close('too many queued requests');
         return;
       }

@@ -10,7 +10,7 @@ import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity
 import { forgetStats } from '../lib/file-key.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { visible } from '../lib/visible.js';
-import { decide, filterVisible, setOperation } from '../policy/match.js';
+import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
 import { isExpired, MAX_TEXT_BYTES } from '../store/item-rules.js';
@@ -220,8 +220,8 @@ async function serve(
   const id = request.id;
   const policy = deps.boundary ? boundaryPolicy(subject, deps.boundary) : currentPolicy(deps.policy);
   if (request.op === 'whoami') {
-    const d = decide(policy, subject, { op: 'list' }, new Date());
-    const client = 'client' in d && d.client ? d.client : undefined;
+    // Only the client whose pins the caller matches now: a program changed since approval is no client.
+    const client = findClient(policy.clients, subject);
     return finish(
       {
         json: {
@@ -518,18 +518,23 @@ function sameProgram(a: Identity, b: Identity): boolean {
 async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps): Promise<Reply> {
   const json = frame.json as { id?: unknown; nonce?: unknown };
   const keys = Object.keys(json).sort().join(',');
+  // Only named back as far as it helps: the keys are the client's, of any number and size.
+  const shown = Buffer.byteLength(keys) > 120 ? truncateUtf8(keys, 120) : keys;
   const id = typeof json.id === 'number' || typeof json.id === 'string' ? json.id : null;
   const entry = id === null ? undefined : unconfirmed.get(conn)?.get(String(id));
-  if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string' || !entry) {
-    return fail(
-      id,
-      'bad_request',
-      'confirm needs {id, op:"confirm", nonce} for a request awaiting confirmation',
-    );
+  // Every request gets exactly one reply: a confirm naming no waiting request is answered with id null
+  // (that id was answered already, or never sent), and a malformed one ends the request it names.
+  if (!entry) {
+    return fail(null, 'bad_request', `no request with id ${JSON.stringify(id)} awaits confirmation`);
   }
   unconfirmed.get(conn)!.delete(String(id));
-  const given = Buffer.from(json.nonce, 'hex');
   const { finish, request } = entry;
+  if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string') {
+    if (request.op === 'set') request.value.fill(0);
+    const reason = `malformed confirm (fields: ${shown}); it needs exactly {id, op:"confirm", nonce} with the challenge's hex nonce`;
+    return finish(fail(request.id, 'bad_request', reason), 'error', reason);
+  }
+  const given = Buffer.from(json.nonce, 'hex');
   const deny = (reason: string) => finish(fail(request.id, 'denied', reason), 'denied', reason);
   try {
     if (given.length !== entry.nonce.length || !timingSafeEqual(given, entry.nonce))

@@ -155,6 +155,9 @@ export function parseHello(json: unknown): Hello {
  */
 export function parseRequest(json: unknown, attachment: Buffer): Request {
   const obj = asObject(json);
+  if (obj.op === 'hello') {
+    throw new BadRequestError('hello was already exchanged on this connection', 'send it once, first');
+  }
   if (!(OPS as readonly unknown[]).includes(obj.op)) {
     throw new BadRequestError(
       `unknown op ${JSON.stringify(obj.op) ?? '(none)'}`,

@@ -107,7 +107,8 @@ export function setOperation(itemExists: boolean): 'create' | 'update' {
   return itemExists ? 'update' : 'create';
 }
 
-function findClient(clients: readonly Client[], who: ClientIdentity): Client | undefined {
+/** The client whose pins (hash, and script + its hash) the identity matches now, if any. */
+export function findClient(clients: readonly Client[], who: ClientIdentity): Client | undefined {
   const sha = who.sha256.toLowerCase();
   const scriptSha = who.scriptSha256?.toLowerCase();
   const matching = clients.filter(

@@ -100,6 +100,21 @@ elif mode == "pipelined":
         confirm(s, reply)
         reply, att = recv_frame(s)
     emit({"challenged": challenged, "result": result(reply, att)})
+elif mode == "bad-confirm":
+    # A challenged get, a malformed confirm for it, then the right one, then a whoami: every reply in order.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}) + frame({"id": 5, "op": "get", "service": SVC, "account": ACCT}))
+    recv_frame(s)
+    challenge, _ = recv_frame(s)
+    s.sendall(frame({"id": 5, "op": "confirm", "nonce": challenge["challenge"], "x": 1}))
+    s.sendall(frame({"id": 5, "op": "confirm", "nonce": challenge["challenge"]}))
+    s.sendall(frame({"id": 6, "op": "whoami"}))
+    replies = []
+    while not replies or replies[-1].get("id") != 6:
+        reply, att = recv_frame(s)
+        replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "code": (reply.get("error") or {}).get("code"), "message": (reply.get("error") or {}).get("message"), "value": len(att) > 0})
+    emit({"challenged": "challenge" in challenge, "replies": replies})
 elif mode == "edit-between":
     # Served, then its own script changes on disk: the next request on the same connection is refused.
     s = connect_hello(SOCK)
@@ -406,6 +421,9 @@ describe('script approvals', () => {
     noSecret(r.result, 'edited script');
     expect(r.result).toMatchObject({ code: 'denied' });
     expect(r.result.message).toMatch(/script changed since approval/);
+    // whoami: no client and no grants for the program as it is now.
+    const who = await b.node(pinned, ['whoami']);
+    expect(who.result).toMatchObject({ ok: true, client: null, grants: [] });
     expect(b.cli(['upgrade', pinned]).status).toBe(0);
     served(await b.node(pinned, ['get', SVC, 'acct']));
   }, 30_000);
@@ -582,6 +600,26 @@ describe('watched senders', () => {
       challenged: true,
       result: { ok: true, value_b64: b64(SECRET) },
     });
+  }, 30_000);
+
+  it('a malformed confirm ends the request it names: one reply per id, and a late confirm finds nothing', async () => {
+    const r = await b.python(approvedPy, ['bad-confirm', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({ challenged: true });
+    const replies = r.result.replies as {
+      id: unknown;
+      ok: boolean;
+      code: string;
+      message: string;
+      value: boolean;
+    }[];
+    expect(replies.map((x) => [x.id, x.code ?? 'ok'])).toEqual([
+      [5, 'bad_request'],
+      [null, 'bad_request'],
+      [6, 'ok'],
+    ]);
+    expect(replies[0]!.message).toContain('malformed confirm (fields: id,nonce,op,x)');
+    expect(replies[1]!.message).toBe('no request with id 5 awaits confirmation');
+    expect(replies.some((x) => x.value)).toBe(false);
   }, 30_000);
 
   it('an approved script edited on disk mid-connection is refused on its next request', async () => {

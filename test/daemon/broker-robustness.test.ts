@@ -13,6 +13,7 @@ import {
 import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFrame, type Frame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
 import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
 import { resolvePaths } from '../../src/lib/paths.js';
 import { backend } from '../../src/store/encrypted-file.js';
@@ -305,6 +306,53 @@ describe('bad input', () => {
     expect(v2.error.message).toMatch(/version 2/);
     const early = await exchange({ id: 3, op: 'get', service: 's', account: 'a' });
     expect(early).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
+    await servedNow();
+  }, 30_000);
+
+  it('a second hello is named as such; more requests in flight than the cap get one reason, then the hang-up', async () => {
+    // Writes `frames` in one go and collects the replies until `until` says enough, or the hang-up.
+    const talk = async (frames: object[], until: (replies: Frame[]) => boolean) => {
+      const s = netConnect(b.socket);
+      await new Promise((r) => s.once('connect', r));
+      const decoder = new FrameDecoder();
+      const replies: Frame[] = [];
+      const done = new Promise<void>((resolve) => {
+        s.on('data', (d: Buffer) => {
+          replies.push(...decoder.push(d));
+          if (until(replies)) resolve();
+        });
+        s.once('close', () => resolve());
+      });
+      s.write(Buffer.concat(frames.map((f) => encodeFrame(f))));
+      await done;
+      const closed = s.destroyed || s.readableEnded;
+      s.destroy();
+      return { replies: replies.map((r) => r.json), closed };
+    };
+    const hello = { v: 1, op: 'hello', id: 0 };
+    const again = await talk([hello, { ...hello, id: 1 }, { id: 2, op: 'whoami' }], (r) => r.length === 3);
+    expect(again.replies[1]).toMatchObject({
+      id: 1,
+      ok: false,
+      error: { code: 'bad_request', message: 'hello was already exchanged on this connection' },
+    });
+    // Still open: the next request is answered (this test process itself is refused as a caller).
+    expect(again.replies[2]).toMatchObject({ id: 2 });
+    const whoamis = Array.from({ length: MAX_QUEUED_FRAMES + 8 }, (_, i) => ({ id: i + 1, op: 'whoami' }));
+    const flood = await talk([hello, ...whoamis], () => false);
+    expect(flood.closed).toBe(true);
+    expect(flood.replies).toEqual([
+      expect.objectContaining({
+        id: null,
+        ok: false,
+        error: expect.objectContaining({
+          code: 'unavailable',
+          message: expect.stringContaining(
+            `more than ${MAX_QUEUED_FRAMES} requests in flight on one connection`,
+          ),
+        }),
+      }),
+    ]);
     await servedNow();
   }, 30_000);
 
