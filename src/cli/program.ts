@@ -14,13 +14,23 @@ const program = new Command('entraclaw')
   // Commander's own complaints (unknown option, missing argument) in the same shape as every other error.
   .configureOutput({
     outputError: (text) =>
-      reportError(
-        new UsageError(text.replace(/^error: /, '').trim(), 'run the command with --help for its usage'),
-        json,
-      ),
+      reportError(new UsageError(commanderMessage(text), 'run the command with --help for its usage'), json),
   })
   .enablePositionalOptions()
   .exitOverride();
+
+/**
+ * Commander's complaint as one line. `--value=TOKEN` is a likely slip (secrets never go in argv here):
+ * the value is left out of the message, so it does not travel on into a terminal log or CI output.
+ */
+function commanderMessage(text: string): string {
+  return text
+    .replace(/^error: /, '')
+    .replace(/(unknown option '[^'=]*)=[^']*'/, "$1=…' (its value is not shown)")
+    .trim()
+    .split('\n')
+    .join(' ');
+}
 
 function storeOptions(cmd: Command): Command {
   return cmd

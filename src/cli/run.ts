@@ -49,11 +49,12 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     k,
     v,
   ]);
-  for (const pair of opts.env ?? []) {
+  for (const [i, pair] of (opts.env ?? []).entries()) {
     const eq = pair.indexOf('=');
+    // Not echoed: what was typed where NAME=REFERENCE belongs may be the secret itself.
     if (eq <= 0)
       throw new UsageError(
-        `--env "${pair}" is not NAME=VALUE`,
+        `--env number ${i + 1} is not NAME=VALUE (${eq < 0 ? 'it has no "="' : 'the name before "=" is empty'}; its text is not shown)`,
         'e.g. --env GITHUB_TOKEN=entraclaw://github.com/me',
       );
     overlay.push([pair.slice(0, eq), pair.slice(eq + 1)]);

@@ -43,24 +43,27 @@ export async function secretSet(service: string, account: string, opts: SecretSe
   assertItemText(opts.scope, 'scope');
   const kind = parseKind(opts.kind);
   const expiresAt = parseTimestamp(opts.expiresAt, '--expires-at');
-  if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
-    note(`warning: --expires-at ${expiresAt} has passed: the item is stored already expired (reads exit 6)`);
-  }
   const what = `the value for ${itemName(service, account)}`;
+  // `-` is stdin, as for `inject -i -`.
+  const fromFile = opts.fromFile === '-' ? undefined : opts.fromFile;
+  const typed = fromFile === undefined && process.stdin.isTTY === true;
   const value =
-    opts.fromFile !== undefined
-      ? readValueFile(opts.fromFile, MAX_VALUE_BYTES, what)
-      : process.stdin.isTTY
+    fromFile !== undefined
+      ? readValueFile(fromFile, MAX_VALUE_BYTES, what)
+      : typed
         ? await promptHidden(
             `Secret for ${itemName(service, account)}: `,
             { input: process.stdin, output: process.stderr },
             MAX_TYPED_BYTES,
           )
         : readStdin(what);
+  const endsInNewline = !typed && value.at(-1) === 0x0a;
   if (value.length === 0) {
     throw new UsageError(
-      `refusing to store an empty value for ${itemName(service, account)}`,
-      'pipe the value on stdin or use --from-file',
+      `refusing to store an empty value for ${itemName(service, account)}${fromFile !== undefined ? `: ${fromFile} is empty` : ''}`,
+      fromFile !== undefined
+        ? 'put the value in the file, or pipe it on stdin'
+        : 'pipe the value on stdin or use --from-file',
     );
   }
   const sel = await openStore(opts);
@@ -88,6 +91,18 @@ export async function secretSet(service: string, account: string, opts: SecretSe
     if (opts.json) printJson({ ...meta, store: store.name });
     else {
       note(`stored ${itemName(service, account)} in ${store.name}`);
+      if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
+        note(
+          `warning: --expires-at ${expiresAt} has passed: the item is stored already expired (reads exit 6)`,
+        );
+      }
+      // `echo TOKEN |` and files saved by editors end in a newline that is rarely part of the secret, and
+      // in an environment variable or an HTTP header it breaks the secret. Values are bytes, kept as given.
+      if (endsInNewline) {
+        note(
+          'note: the value ends with a newline (as `echo` and most editors add) and was stored with it; if the newline is not part of the secret, store it again with `printf %s "$VALUE" |` or a file without one',
+        );
+      }
       const dropped = [
         ...(before && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
         ...(before?.expiresAt ? [`expiry ${before.expiresAt}`] : []),

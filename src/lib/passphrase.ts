@@ -8,6 +8,10 @@ import type { StoreContext } from '../store/types.js';
 const ENV_FILE = 'ENTRACLAW_PASSPHRASE_FILE';
 const SYSTEMD_CREDENTIAL = 'entraclaw.passphrase';
 const MAX_PASSPHRASE_BYTES = 4096;
+/** How long a passphrase pipe may stay silent: its writer may be asking the user to unlock something. */
+const PIPE_WAIT_MS = 120_000;
+// Something to Atomics.wait on: a synchronous pause between polls of a pipe opened non-blocking.
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 /** The shortest passphrase a new vault accepts. */
 export const MIN_NEW_PASSPHRASE_BYTES = 8;
 
@@ -78,7 +82,7 @@ export async function readPassphrase(
 export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
   let fd: number;
   try {
-    // O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever; it is refused below.
+    // O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -89,10 +93,11 @@ export function readPassphraseFile(path: string, via = 'passphrase file'): Buffe
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) {
+    // A pipe is how a password manager hands it over: --passphrase-file <(pass show vault).
+    if (!st.isFile() && !st.isFIFO()) {
       throw new UsageError(
-        `passphrase file ${path} (from ${via}) is not a regular file`,
-        'give a file holding the passphrase on its first line, mode 600',
+        `passphrase file ${path} (from ${via}) is not a regular file or a pipe`,
+        'give a file (mode 600) or a pipe holding the passphrase; one trailing newline is ignored',
       );
     }
     if (st.mode & 0o077) {
@@ -103,7 +108,27 @@ export function readPassphraseFile(path: string, via = 'passphrase file'): Buffe
     }
     const buf = Buffer.alloc(MAX_PASSPHRASE_BYTES + 1);
     let len = 0;
-    for (let n = 1; n > 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    const deadline = Date.now() + PIPE_WAIT_MS;
+    while (len < buf.length) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, len, buf.length - len, null);
+      } catch (err) {
+        // The pipe's writer (a password manager waiting on its own unlock) has not written yet.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        if (Date.now() > deadline) {
+          buf.fill(0);
+          throw new UsageError(
+            `nothing came through the passphrase pipe ${path} within ${PIPE_WAIT_MS / 1000} s`,
+            'check the command that writes the passphrase',
+          );
+        }
+        Atomics.wait(PAUSE, 0, 0, 20);
+        continue;
+      }
+      if (n === 0) break;
+      len += n;
+    }
     if (len > MAX_PASSPHRASE_BYTES) {
       buf.fill(0);
       throw new UsageError(`passphrase file ${path} is larger than ${MAX_PASSPHRASE_BYTES} bytes`);

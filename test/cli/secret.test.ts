@@ -116,10 +116,23 @@ describe('command-line mistakes caught by the parser', () => {
     [['clients', '--bogus'], "unknown option '--bogus'"],
     [['secret', 'get', 'only-service'], "missing required argument 'account'"],
     [['nosuch'], "unknown command 'nosuch'"],
+    // A suggestion stays on the line (no escaped newline); a value typed after `=` is not repeated.
+    [['secrets', 'ls'], "unknown command 'secrets' (Did you mean secret?)"],
+    [
+      ['secret', 'set', 'svc', 'acct', `--value=${CANARY}`],
+      "unknown option '--value=…' (its value is not shown)",
+    ],
   ])('%j: exit 2 in the usual "entraclaw: ... / hint:" shape', (args, message) => {
     const r = runCli(args, env);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toBe(`entraclaw: ${message}\n  hint: run the command with --help for its usage\n`);
+  });
+
+  it('run --env without NAME= names which one, and not its text (it may be the secret itself)', () => {
+    const r = runCli(['run', '--env', 'A=b', '--env', CANARY, '--', 'true'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('--env number 2 is not NAME=VALUE (it has no "="; its text is not shown)');
+    expect(r.stderr).not.toContain(CANARY);
   });
 
   it('with --json the error is JSON too', () => {
@@ -242,6 +255,73 @@ describe('entraclaw secret: bad input', () => {
     expect(runCli(['secret', 'get', 'svc', 'ff', '--store', 'encrypted-file'], env).status).toBe(
       EXIT_CODES.not_found,
     );
+  });
+
+  it('a value ending in a newline (echo, an editor) is stored as given, with a note saying so', () => {
+    const file = join(dir, 'with-newline');
+    writeFileSync(file, `${CANARY}\n`);
+    const set = (args: string[], input?: string) =>
+      runCli(['secret', 'set', 'svc', 'nl', '--store', 'encrypted-file', ...args], env, input);
+    for (const r of [
+      set([], `${CANARY}\n`),
+      set(['--from-file', file]),
+      set(['--from-file', '-'], `${CANARY}\n`),
+    ]) {
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain('note: the value ends with a newline');
+      expect(r.stderr).not.toContain(CANARY);
+      expect(runCli(['secret', 'get', 'svc', 'nl', '--store', 'encrypted-file'], env).stdout.toString()).toBe(
+        `${CANARY}\n`,
+      );
+    }
+    const plain = set([], CANARY);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(plain.stderr).not.toContain('newline');
+    const empty = join(dir, 'empty-value');
+    writeFileSync(empty, '');
+    const r = set(['--from-file', empty]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`refusing to store an empty value for svc/nl: ${empty} is empty`);
+    expect(r.stderr).toContain('hint: put the value in the file, or pipe it on stdin');
+  });
+
+  it('--passphrase-file takes a pipe, as from a password manager, even one slow to write', () => {
+    const { ENTRACLAW_PASSPHRASE_FILE: _p, ...noPass } = env;
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `printf %s "$VALUE" | "$NODE" -- "$CLI" secret set svc piped --store encrypted-file --passphrase-file <(sleep 0.3; printf 'cli test passphrase\\n')`,
+      ],
+      { env: { ...noPass, NODE: process.execPath, CLI, VALUE: CANARY }, timeout: 30_000 },
+    );
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(
+      runCli(['secret', 'get', 'svc', 'piped', '--store', 'encrypted-file'], env).stdout.toString(),
+    ).toBe(CANARY);
+  });
+
+  it('the past --expires-at warning comes only once the item is stored', () => {
+    const { ENTRACLAW_PASSPHRASE_FILE: _p, ...noPass } = env;
+    const past = '2020-01-01T00:00:00Z';
+    const args = [
+      'secret',
+      'set',
+      'svc',
+      'old',
+      '--store',
+      'encrypted-file',
+      '--kind',
+      'token',
+      '--expires-at',
+      past,
+    ];
+    const failed = runCli(args, noPass, CANARY);
+    expect(failed.status).toBe(EXIT_CODES.locked);
+    expect(failed.stderr).not.toContain('stored already expired');
+    const stored = runCli(args, env, CANARY);
+    expect(stored.status, stored.stderr).toBe(0);
+    expect(stored.stderr).toContain('stored already expired');
   });
 
   it('a named store that is unavailable is exit 5 with the reason; no silent fallback', () => {

@@ -107,15 +107,16 @@ describe('passphrase sources', () => {
     );
   });
 
-  it('a directory or a FIFO nobody writes to is refused at once, with a hint, never waited on', () => {
+  it('a directory is refused with a hint; a FIFO nobody writes to reads as empty at once, never waited on', () => {
     const { dir } = context();
+    const err = usageError(() => readPassphraseFile(dir, '--passphrase-file'));
+    expect(err.message).toBe(
+      `passphrase file ${dir} (from --passphrase-file) is not a regular file or a pipe`,
+    );
+    expect(err.hint).toContain('mode 600');
     const fifo = join(dir, 'fifo');
     expect(spawnSync('mkfifo', ['-m', '600', fifo]).status).toBe(0);
-    for (const path of [dir, fifo]) {
-      const err = usageError(() => readPassphraseFile(path, '--passphrase-file'));
-      expect(err.message).toBe(`passphrase file ${path} (from --passphrase-file) is not a regular file`);
-      expect(err.hint).toContain('mode 600');
-    }
+    expect(readPassphraseFile(fifo, '--passphrase-file').length).toBe(0);
   });
 });
 
