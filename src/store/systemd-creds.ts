@@ -6,7 +6,8 @@ import { MAX_VALUE_BYTES } from './types.js';
 
 // systemd decrypts `LoadCredential=`/`LoadCredentialEncrypted=`/`SetCredential=` into a private, read-only
 // directory for the service; we only read it. A credential named `SERVICE@ACCOUNT` (both parts
-// percent-encoded, as encodeURIComponent does) maps to one item; other credentials are not ours.
+// percent-encoded, as encodeURIComponent does; the account's `@` may stay raw) maps to one item; other
+// credentials are not ours.
 const SEPARATOR = '@';
 const BOUNDARY =
   'systemd credentials: decrypted by systemd into a directory only this service can read; read-only here — set them with `systemd-creds encrypt` and LoadCredentialEncrypted=';
@@ -16,15 +17,28 @@ export function credentialName(service: string, account: string): string {
   return `${encodeURIComponent(service)}${SEPARATOR}${encodeURIComponent(account)}`;
 }
 
-/** The item a credential file name stands for, or undefined for credentials that are not ours. */
+/**
+ * The item a credential file name stands for, or undefined for credentials that are not ours. The name
+ * splits at its first `@`, so an account that is an e-mail address may keep its `@` raw
+ * (`github.com@me@example.com`), as people write it.
+ */
 export function parseCredentialName(name: string): { service: string; account: string } | undefined {
-  const parts = name.split(SEPARATOR);
-  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  const at = name.indexOf(SEPARATOR);
+  const service = name.slice(0, at);
+  const account = name.slice(at + 1);
+  if (at <= 0 || !account) return undefined;
   try {
-    return { service: decodeURIComponent(parts[0]), account: decodeURIComponent(parts[1]) };
+    return { service: decodeURIComponent(service), account: decodeURIComponent(account) };
   } catch {
     return undefined;
   }
+}
+
+// The names an item may have: the canonical one, then the one with the account's `@` left raw.
+function namesOf(service: string, account: string): string[] {
+  const canonical = credentialName(service, account);
+  const raw = `${encodeURIComponent(service)}${SEPARATOR}${encodeURIComponent(account).replaceAll('%40', '@')}`;
+  return raw === canonical ? [canonical] : [canonical, raw];
 }
 
 function readOnlyError(): EntraclawError {
@@ -53,13 +67,22 @@ class SystemdCredsStore implements Store {
   }
 
   async get(service: string, account: string): Promise<Item | undefined> {
-    const file = credentialName(service, account);
+    for (const file of namesOf(service, account)) {
+      const item = await this.read(file, { service, account });
+      if (item) return item;
+    }
+    return undefined;
+  }
+
+  // One credential file, or undefined when there is none by that name (a directory is not a credential).
+  private async read(file: string, ids: { service: string; account: string }): Promise<Item | undefined> {
     const path = join(this.dir, file);
     let value: Buffer;
     let st: Stats;
     try {
       // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
       st = statSync(path);
+      if (!st.isFile()) return undefined;
       if (st.size > this.maxValueBytes) {
         throw new TooLargeError(
           `systemd credential ${file} is ${st.size} bytes; items hold at most ${this.maxValueBytes}`,
@@ -75,7 +98,7 @@ class SystemdCredsStore implements Store {
         `a credential is a file in $CREDENTIALS_DIRECTORY (${this.dir}), set by the unit's LoadCredential= or SetCredential=`,
       );
     }
-    return { ...this.meta(st, { service, account }), value };
+    return { ...this.meta(st, ids), value };
   }
 
   async set(): Promise<ItemMeta> {
@@ -90,9 +113,14 @@ class SystemdCredsStore implements Store {
     const out: ItemMeta[] = [];
     // A credential is a file; anything else in the directory is not an item.
     const files = readdirSync(this.dir, { withFileTypes: true }).filter((e) => e.isFile());
+    // An item under both its names is listed once (get reads the canonical one, which sorts first).
+    const seen = new Set<string>();
     for (const file of files.map((e) => e.name).sort()) {
       const ids = parseCredentialName(file);
       if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
+      const key = credentialName(ids.service, ids.account);
+      if (seen.has(key)) continue;
+      seen.add(key);
       out.push(this.meta(statSync(join(this.dir, file)), ids));
     }
     return out;

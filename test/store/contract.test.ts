@@ -168,4 +168,24 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     await expect(store.delete('github.com', 'bot/1')).rejects.toMatchObject({ code: 'usage' });
     t.cleanup();
   });
+
+  it('an e-mail account may keep its @ raw in the name; a directory is no credential; each item is listed once', async () => {
+    const t = tempContext();
+    const dir = join(t.dir, 'credentials');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'github.com@me@example.com'), 'raw', { mode: 0o400 });
+    writeFileSync(join(dir, 'gitlab.com@me%40example.com'), 'canonical', { mode: 0o400 });
+    writeFileSync(join(dir, 'gitlab.com@me@example.com'), 'shadowed', { mode: 0o400 });
+    mkdirSync(join(dir, 'dir@x'));
+    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
+    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    expect((await store.get('github.com', 'me@example.com'))?.value.toString()).toBe('raw');
+    expect((await store.get('gitlab.com', 'me@example.com'))?.value.toString()).toBe('canonical');
+    expect(await store.get('dir', 'x')).toBeUndefined();
+    expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual([
+      'github.com|me@example.com',
+      'gitlab.com|me@example.com',
+    ]);
+    t.cleanup();
+  });
 });
