@@ -147,7 +147,7 @@ describe('parseRequest', () => {
     ['an unknown kind', { id: 1, op: 'set', service: 's', account: 'a', kind: 'cookie' }, /kind/],
     ['a bad expiresAt', { id: 1, op: 'set', service: 's', account: 'a', expiresAt: 'tomorrow' }, /expiresAt/],
     ['a NUL in label', { id: 1, op: 'set', service: 's', account: 'a', label: 'a\0' }, /label/],
-    ['the hello again', { v: 1, op: 'hello', id: 1 }, /unknown op "hello"/],
+    ['the hello again', { v: 1, op: 'hello', id: 1 }, /hello was already exchanged on this connection/],
   ])('refuses %s with bad_request', (_name, json, message) => {
     const f = failure(() =>
       parseRequest(json, (json as { op?: string }).op === 'set' ? Buffer.from('v') : none),
