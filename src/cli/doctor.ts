@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync } from 'node:fs';
 import { socketLock, socketPath } from '../daemon/socket-path.js';
 import { EntraclawError } from '../errors.js';
 import { native } from '../lib/native.js';
@@ -88,11 +88,13 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   );
   process.stdout.write(
     `\nDaemon: ${
-      daemon.running
-        ? 'running'
-        : daemon.socketPresent
-          ? 'not running (a stale socket is left; `entraclaw agent` replaces it)'
-          : 'not running'
+      daemon.socketOwner !== undefined && daemon.socketOwner !== process.getuid?.()
+        ? `NOT YOURS: the socket is owned by uid ${daemon.socketOwner}, another user; clients refuse it (set XDG_RUNTIME_DIR or ENTRACLAW_SOCKET to a private place)`
+        : daemon.running
+          ? 'running'
+          : daemon.socketPresent
+            ? 'not running (a stale socket is left; `entraclaw agent` replaces it)'
+            : 'not running'
     } at ${daemon.socket}\n`,
   );
   process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
@@ -117,9 +119,12 @@ export function daemonBoundary(selected: string | undefined, socket: string) {
     'encrypted-file':
       'the daemon is the only door: the vault is sealed with a passphrase programs do not have (same-user ptrace of an approved client remains out of scope)',
   };
+  const owner = lstatSync(socket, { throwIfNoEntry: false })?.uid;
   return {
     socket,
-    socketPresent: existsSync(socket),
+    socketPresent: owner !== undefined,
+    // Another user's socket where ours belongs: they made the path first (clients/index.ts refuses it).
+    ...(owner !== undefined ? { socketOwner: owner } : {}),
     running: daemonRunning(socket),
     boundary: (selected && direct[selected]) ?? 'no usable store',
   };

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BrokerError, connect } from '../../src/client/index.js';
+import { isolatedEnv, runCli } from '../support/cli.js';
 
 // Another user who can write where the SDK looks for the daemon (a /tmp fallback they made first, a shared
 // --socket directory) can listen there. The SDK asks the kernel who serves the socket and sends nothing
@@ -56,6 +57,11 @@ describe('connect() to a socket another user serves', () => {
       expect((err as BrokerError).message).toContain(`the socket ${path} is served by uid 65534, not by you`);
       await saw('closed after');
       expect(out).toContain('closed after 0 bytes');
+      // doctor says whose socket it is, not "stale".
+      const doctor = runCli(['doctor'], isolatedEnv(dir, { ENTRACLAW_SOCKET: path }));
+      expect(doctor.stdout.toString()).toContain(
+        `Daemon: NOT YOURS: the socket is owned by uid 65534, another user; clients refuse it`,
+      );
     } finally {
       server.kill();
     }
