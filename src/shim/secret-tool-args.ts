@@ -14,7 +14,7 @@
 // the real tool does with a partial match (lookup: first match; clear: every match). --collection is
 // recorded and has no effect: there is one Entraclaw store.
 import { ShimUsageError } from './output.js';
-import { formatSecretToolError, formatSecretToolUsage } from './secret-tool-format.js';
+import { formatSecretToolError, formatSecretToolUsage, INVALID_BYTE_SEQUENCE } from './secret-tool-format.js';
 
 /** The subcommands secret-tool has. */
 export type SecretToolSubcommand = 'store' | 'lookup' | 'clear' | 'search' | 'lock';
@@ -108,12 +108,19 @@ const OPTIONS: Record<SecretToolSubcommand, OptionSpec[]> = {
 const SUBCOMMANDS = Object.keys(OPTIONS) as SecretToolSubcommand[];
 const ENTRACLAW_ATTRIBUTES = ['service', 'account', 'username', 'xdg:schema'];
 
-/** Parses secret-tool's argv (without the program name); throws ShimUsageError with the real output. */
-export function parseSecretToolArgs(argv: readonly string[]): SecretToolCommand {
+/**
+ * Parses secret-tool's argv (without the program name); throws ShimUsageError with the real output.
+ * `invalid` holds the positions in argv of words that are not valid UTF-8 (raw-argv.ts): GOption
+ * fails on the first one it reaches, so one after --help still shows the help.
+ */
+export function parseSecretToolArgs(
+  argv: readonly string[],
+  invalid: readonly number[] = [],
+): SecretToolCommand {
   const [word, ...args] = argv;
   const subcommand = SUBCOMMANDS.find((s) => s === word);
   if (!subcommand) throw new ShimUsageError(formatSecretToolUsage());
-  const parsed = parseOptions(subcommand, args);
+  const parsed = parseOptions(subcommand, args, new Set(invalid.map((i) => i - 1)));
   if (parsed === 'help') return { op: 'help', subcommand };
   const { values, positional } = parsed;
   if (subcommand === 'lock') {
@@ -159,6 +166,7 @@ export function parseSecretToolArgs(argv: readonly string[]): SecretToolCommand 
 function parseOptions(
   subcommand: SecretToolSubcommand,
   args: readonly string[],
+  invalid: ReadonlySet<number>,
 ): 'help' | { values: Record<string, string>; positional: string[] } {
   const specs = OPTIONS[subcommand];
   const values: Record<string, string> = {};
@@ -167,9 +175,17 @@ function parseOptions(
   const fail = (message: string) => {
     if (subcommand !== 'lock') throw new ShimUsageError(formatSecretToolUsage(message));
   };
+  // Even for lock: a lossy word is never used (the real lock crashes on one).
+  const checkBytes = (from: number, to = from + 1) => {
+    for (let i = from; i < to; i++) {
+      if (invalid.has(i)) throw new ShimUsageError(formatSecretToolUsage(INVALID_BYTE_SEQUENCE));
+    }
+  };
   for (let i = 0; i < args.length; i++) {
+    checkBytes(i);
     const arg = args[i] as string;
     if (arg === '--') {
+      checkBytes(i + 1, args.length);
       positional.push(...args.slice(i + 1));
       break;
     }
@@ -185,6 +201,7 @@ function parseOptions(
       } else if (eq !== -1) {
         values[spec.long] = arg.slice(eq + 1);
       } else if (i + 1 < args.length) {
+        checkBytes(i + 1);
         values[spec.long] = args[++i] as string;
       } else {
         fail(`Missing argument for --${name}`);
@@ -201,6 +218,7 @@ function parseOptions(
         if (!spec.takesValue) values[spec.long] = '';
         else if (tookNext) fail(`Error parsing option -${ch}`);
         else if (i + 1 < args.length) {
+          checkBytes(i + 1);
           values[spec.long] = args[i + 1] as string;
           tookNext = true;
         } else fail(`Missing argument for -${ch}`);

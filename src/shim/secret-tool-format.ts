@@ -12,6 +12,12 @@ export const SECRET_TOOL_STATUS = { ok: 0, failure: 1, usage: 2 } as const;
 /** The prompt secret-tool store shows (getpass(3) on the terminal) when stdin is a TTY. */
 export const SECRET_TOOL_PROMPT = 'Password: ';
 
+/**
+ * GLib's message (G_CONVERT_ERROR_ILLEGAL_SEQUENCE) when GOption meets an argument that is not UTF-8;
+ * secret-tool prints it before the usage, status 2.
+ */
+export const INVALID_BYTE_SEQUENCE = 'Invalid byte sequence in conversion input';
+
 /** secret-tool.c usage(), printed to stderr after every usage error. */
 export const SECRET_TOOL_USAGE =
   "usage: secret-tool store --label='label' attribute value ...\n" +

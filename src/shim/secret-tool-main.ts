@@ -7,6 +7,7 @@ import { isatty } from 'node:tty';
 import { BrokerError, type Client } from '../client/index.js';
 import type { Item, ItemMeta } from '../store/types.js';
 import { type ShimOutput, shimOutput } from './output.js';
+import { shimArguments } from './raw-argv.js';
 import { brokerProblem, emit, isOutput, MAX_STDIN_SECRET, main, parsed, Session, Stdin } from './runtime.js';
 import { parseSecretToolArgs, type SecretToolQuery, type SecretToolSearch } from './secret-tool-args.js';
 import {
@@ -166,7 +167,8 @@ async function store(service: string, account: string, label: string): Promise<S
 
 await main('secret-tool', async () => {
   try {
-    const cmd = parsed(() => parseSecretToolArgs(process.argv.slice(2)));
+    const { args, invalid } = shimArguments();
+    const cmd = parsed(() => parseSecretToolArgs(args, invalid));
     if (isOutput(cmd)) return emit(cmd);
     switch (cmd.op) {
       case 'help':

@@ -133,6 +133,28 @@ export function formatInteractiveResult(word: string, status: number): string {
   return `${word}: returned ${status}\n`;
 }
 
+// Refused rather than passed on lossily (raw-argv.ts). The messages name a position, never the bytes:
+// the word may be a password.
+const UTF8_ONLY = 'Entraclaw takes names and passwords as UTF-8 text; for a binary password use -X HEX';
+
+/** An argument (1-based) that is not valid UTF-8: a usage error, and nothing was done. */
+export function formatArgumentNotUtf8(position: number): ShimOutput {
+  return shimOutput(
+    SECURITY_CODES.usage.status,
+    '',
+    `security: argument ${position} is not valid UTF-8; nothing was done (${UTF8_ONLY})\n`,
+  );
+}
+
+/** A `-i` input line (1-based) that is not valid UTF-8: a usage error for that line, which is not run. */
+export function formatLineNotUtf8(line: number): ShimOutput {
+  return shimOutput(
+    SECURITY_CODES.usage.status,
+    '',
+    `security: input line ${line} is not valid UTF-8 and was not run (${UTF8_ONLY})\n`,
+  );
+}
+
 /** A command's usage on stderr, status 2: what security.c execute_command prints when a command returns 2. */
 export function formatCommandUsage(name: string, diagnostic = ''): ShimOutput {
   const entry = SECURITY_USAGE[name];

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { BrokerError, type Client } from '../client/index.js';
 import type { ItemMeta } from '../store/types.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
+import { decodeUtf8, shimArguments } from './raw-argv.js';
 import { brokerProblem, emit, isOutput, main, parsed, Session, Stdin, writeAll } from './runtime.js';
 import {
   entraclawQuery,
@@ -22,11 +23,13 @@ import {
 import {
   ADD_PASSWORD_PROMPTS,
   defaultKeychainPath,
+  formatArgumentNotUtf8,
   formatDeleted,
   formatDuplicate,
   formatFind,
   formatHelp,
   formatInteractiveResult,
+  formatLineNotUtf8,
   formatNotFound,
   formatShowKeychainInfo,
   SECURITY_CODES,
@@ -269,7 +272,7 @@ const commandName = (cmd: SecurityCommand) =>
 /** security.c main's interactive loop: one command per line, "<word>: returned <status>" after a failure. */
 async function interactive(prompt: string, quiet: boolean): Promise<number> {
   let status = 0;
-  for (;;) {
+  for (let number = 1; ; number++) {
     if (stdin.isTTY) writeAll(2, prompt);
     const line = stdin.readLine();
     if (!Buffer.isBuffer(line)) {
@@ -281,8 +284,16 @@ async function interactive(prompt: string, quiet: boolean): Promise<number> {
       }
       return status;
     }
-    const text = line.toString();
+    // The real tool parses the line as a C string, which ends at the first NUL.
+    const nul = line.indexOf(0);
+    const text = decodeUtf8(nul === -1 ? line : line.subarray(0, nul));
     line.fill(0);
+    if (text === undefined) {
+      const out = formatLineNotUtf8(number);
+      status = out.status;
+      emit(out);
+      continue;
+    }
     const words = parsed(() => tokenizeSecurityLine(text));
     if (isOutput(words)) {
       status = words.status;
@@ -304,7 +315,9 @@ async function interactive(prompt: string, quiet: boolean): Promise<number> {
 
 await main('security', async () => {
   try {
-    const invocation = parseSecurityArgs(process.argv.slice(2));
+    const { args, invalid } = shimArguments();
+    if (invalid[0] !== undefined) return emit(formatArgumentNotUtf8(invalid[0] + 1));
+    const invocation = parseSecurityArgs(args);
     if (invocation.mode === 'interactive') {
       return exitCodeOf(await interactive(invocation.prompt, invocation.quiet));
     }

@@ -25,6 +25,8 @@ interface Out {
 // pseudo-terminal, or prompt for stdin on one (each line of INPUT is typed after a prompt appears).
 const DRIVER = `import base64, json, os, subprocess, sys, time
 mode, data, cmd = sys.argv[1], base64.b64decode(sys.argv[2]), sys.argv[3:]
+# An argument "b64:..." is passed as its raw bytes (node cannot spawn with bytes that are not UTF-8).
+cmd = [base64.b64decode(a[4:]) if a.startswith("b64:") else a for a in cmd]
 env = dict(os.environ)
 if mode.startswith("shim"):
     env["PATH"] = os.environ["SHIM_DIR"] + ":" + env["PATH"]
@@ -89,6 +91,9 @@ print(json.dumps({"status": p.returncode, "out": base64.b64encode(out).decode(),
 const PREFIX = randomName('shim-e2e');
 const SVC = `${PREFIX}-svc`;
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+/** An argument the driver passes as these exact bytes, valid UTF-8 or not. */
+const raw = (...parts: Array<string | number[]>) =>
+  `b64:${b64(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Uint8Array.from(p)))))}`;
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -360,6 +365,30 @@ describe.skipIf(!inTestSession)(
         expect(empty.stderr.toString()).toContain('does not store an empty secret');
         expect((await real(['lookup', 'service', SVC, 'account', 'empty'])).status).toBe(1);
       }, 30_000);
+
+      it('an argument that is not UTF-8 is refused as the real tool refuses it, and nothing is stored', async () => {
+        const ff = raw(SVC, [0xff]);
+        for (const argv of [
+          ['lookup', 'service', ff],
+          ['lookup', ff, '--help'],
+          ['lookup', '--help', ff],
+          ['lookup', '--bogus', ff],
+          ['search', '--all', 'service', raw([0xe2, 0x82])],
+          ['store', '--label=x', 'service', SVC, 'account', raw('nb', [0xfe])],
+          ['store', '-l', raw([0xc3]), 'service', SVC, 'account', 'nb'],
+          ['clear', '--', 'service', ff],
+          [raw([0xff])],
+        ]) {
+          expect(text(await st(argv, 'pw')), argv.join(' ')).toEqual(text(await real(argv, 'pw')));
+        }
+        expect((await real(['lookup', 'service', SVC, 'account', 'nb\uFFFD'])).status).toBe(1);
+        expect((await real(['lookup', 'service', SVC, 'account', 'nb'])).status).toBe(1);
+        // A real U+FFFD is UTF-8: used as given.
+        expect((await st(['store', '--label=r', 'service', SVC, 'account', 'r\uFFFD'], 'kept')).status).toBe(
+          0,
+        );
+        expect((await real(['lookup', 'service', SVC, 'account', 'r\uFFFD'])).stdout.toString()).toBe('kept');
+      }, 30_000);
     });
 
     describe('security', () => {
@@ -602,6 +631,62 @@ describe.skipIf(!inTestSession)(
         const add = await sec(['add-internet-password', '-s', S, '-a', 'u9', '-r', 'htps', '-w', 'x']);
         expect(add.status).toBe(1);
         expect((await real(['lookup', 'service', S, 'account', 'u9'])).status).toBe(1);
+      }, 30_000);
+
+      it('an argument that is not UTF-8 is a usage error (2), never used lossily', async () => {
+        const NOT_UTF8 = (n: number) =>
+          `security: argument ${n} is not valid UTF-8; nothing was done (Entraclaw takes names and passwords as UTF-8 text; for a binary password use -X HEX)\n`;
+        const add = await sec([
+          'add-generic-password',
+          '-U',
+          '-s',
+          S,
+          '-a',
+          'bin',
+          '-w',
+          raw([0xff, 0xfe], 'pw'),
+        ]);
+        expect(text(add)).toEqual({ status: 2, stdout: '', stderr: NOT_UTF8(8) });
+        expect((await real(['lookup', 'service', S, 'account', 'bin'])).status).toBe(1);
+        // Names that differ only in a byte that is not UTF-8 are never taken for one item.
+        const named = await sec(['add-generic-password', '-s', raw(S, [0xff]), '-a', 'bin', '-w', 'x']);
+        expect(text(named)).toEqual({ status: 2, stdout: '', stderr: NOT_UTF8(3) });
+        expect((await sec(['find-generic-password', '-s', raw(S, [0xfe]), '-a', 'bin', '-w'])).status).toBe(
+          2,
+        );
+        expect((await real(['lookup', 'service', `${S}\uFFFD`, 'account', 'bin'])).status).toBe(1);
+        // What the message suggests stores exactly those bytes.
+        expect(
+          (await sec(['add-generic-password', '-U', '-s', S, '-a', 'bin', '-X', 'fffe7077'])).status,
+        ).toBe(0);
+        expect((await real(['lookup', 'service', S, 'account', 'bin'])).stdout).toEqual(
+          Buffer.from([0xff, 0xfe, 0x70, 0x77]),
+        );
+      }, 30_000);
+
+      it('-i: a line that is not UTF-8 is not run (status 2); a line ends at its first NUL', async () => {
+        const I = `${PREFIX}-i`;
+        const script = Buffer.concat([
+          Buffer.from(`add-generic-password -U -s ${I} -a nul -w first\n`),
+          Buffer.from(`add-generic-password -U -s ${I} -a nul -w `),
+          Buffer.from([0xff, 0xfe, 0x0a]),
+          Buffer.from(`find-generic-password -s ${I} -a nul -w`),
+          Buffer.from([0x00]),
+          Buffer.from(' -j not-parsed\n'),
+        ]);
+        expect(text(await sec(['-i'], script))).toEqual({
+          status: 0,
+          stdout: 'first\n',
+          stderr:
+            'security: input line 2 is not valid UTF-8 and was not run (Entraclaw takes names and passwords as UTF-8 text; for a binary password use -X HEX)\n',
+        });
+        expect((await real(['lookup', 'service', I, 'account', 'nul'])).stdout.toString()).toBe('first');
+        const last = await sec(
+          ['-i'],
+          Buffer.from([...Buffer.from(`find-generic-password -s ${I} -a `), 0xc3, 0x0a]),
+        );
+        expect(last.status).toBe(2);
+        expect(last.stdout.length).toBe(0);
       }, 30_000);
     });
 
