@@ -49,7 +49,11 @@ function describe(q: SecretToolQuery): string {
     : `the items of account "${q.account}"`;
 }
 
-/** Every item the query matches. A full (service, account) pair is one item and needs no listing. */
+/**
+ * Every (service, account) the query matches, each once. A full pair is one item and needs no listing.
+ * Another tool may have stored several keyring items under one pair (differing in other attributes): the
+ * daemon addresses them all as that pair and reads its preferred one, so the pair is listed once.
+ */
 async function matching(
   client: Client,
   q: SecretToolQuery,
@@ -57,11 +61,16 @@ async function matching(
   // No item has an empty name (every store refuses one): nothing matches, as with the real tool.
   if (q.service === '' || q.account === '') return [];
   if (q.service !== undefined && q.account !== undefined) return [{ service: q.service, account: q.account }];
-  return (await client.list(q.service)).filter(
-    (i) =>
+  const seen = new Set<string>();
+  return (await client.list(q.service)).filter((i) => {
+    const key = JSON.stringify([i.service, i.account]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return (
       (q.service === undefined || i.service === q.service) &&
-      (q.account === undefined || i.account === q.account),
-  );
+      (q.account === undefined || i.account === q.account)
+    );
+  });
 }
 
 /** Reads an item; undefined when it does not exist. */

@@ -323,6 +323,34 @@ describe.skipIf(!inTestSession)(
         }
       }, 30_000);
 
+      it('search --all shows one item per service/account when another tool stored several under it', async () => {
+        const service = `${SVC}-dup`;
+        // The real tool keeps items whose attributes differ apart: two under d1, one under d2.
+        for (const [account, host] of [
+          ['d1', 'h1'],
+          ['d1', 'h2'],
+          ['d2', 'h1'],
+        ] as const) {
+          const stored = await real(
+            ['store', `--label=${account}-${host}`, 'service', service, 'account', account, 'host', host],
+            `v-${account}-${host}`,
+          );
+          expect(stored.status).toBe(0);
+        }
+        try {
+          const blocks = withoutPath((await st(['search', '--all', 'service', service])).stdout)
+            .split('[PATH]\n')
+            .filter(Boolean);
+          const secrets = blocks.map((b) => /^secret = (.*)$/m.exec(b)?.[1]).sort();
+          const d1 = (await st(['lookup', 'service', service, 'account', 'd1'])).stdout.toString();
+          expect(['v-d1-h1', 'v-d1-h2']).toContain(d1);
+          // d1 once, as lookup returns it, and d2 too.
+          expect(secrets).toEqual([d1, 'v-d2-h1']);
+        } finally {
+          await real(['clear', 'service', service]);
+        }
+      }, 30_000);
+
       it('clear through the shim deletes the gnome-keyring item', async () => {
         expect((await real(['store', '--label=c', 'service', SVC, 'account', 'c1'], 'to-clear')).status).toBe(
           0,
