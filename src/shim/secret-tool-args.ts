@@ -7,7 +7,8 @@
 //
 // Mapping to Entraclaw, chosen for what scripts actually pass: the attribute `service` is the item's
 // service, `account` its account, and `username` is accepted for `account` (Python keyring and
-// keyring-rs name it so). `xdg:schema` is accepted and ignored (libraries add it as a type tag). Any
+// keyring-rs name it so). `xdg:schema` is accepted and ignored (libraries add it as a type tag), except by
+// clear, which refuses it: ignoring it there would delete items the real tool keeps. Any
 // other attribute (host, user, protocol, ...) is refused with status 1 and a message naming it:
 // Entraclaw items carry no other attributes, and silently ignoring one could return the wrong secret.
 // `store` needs both service and account; lookup/clear/search need at least one, and then behave as
@@ -157,6 +158,15 @@ export function parseSecretToolArgs(
         attributes,
         query,
       };
+    case 'clear':
+      if (attributes['xdg:schema'] !== undefined) {
+        throw new ShimUsageError(
+          formatSecretToolError(
+            'clear with an "xdg:schema" attribute is refused: Entraclaw items are not matched on their schema, so it could delete items the real secret-tool would keep; nothing was deleted (name the items by "service" and "account" only)',
+          ),
+        );
+      }
+      return { op: subcommand, attributes, query };
     default:
       return { op: subcommand, attributes, query };
   }

@@ -370,6 +370,33 @@ describe.skipIf(!inTestSession)(
         );
       }, 30_000);
 
+      it('clear with an xdg:schema attribute is refused and deletes nothing; lookup ignores it', async () => {
+        const service = `${SVC}-schema`;
+        const item = ['service', service, 'account', 'k'];
+        expect(
+          (await real(['store', '--label=s', ...item, 'xdg:schema', 'org.example.Other'], 'keep')).status,
+        ).toBe(0);
+        try {
+          const mine = ['xdg:schema', 'org.example.Mine'];
+          // The real tool keeps the item: its schema is another one.
+          expect(text(await real(['clear', 'service', service, ...mine]))).toEqual({
+            status: 1,
+            stdout: '',
+            stderr: '',
+          });
+          const r = await st(['clear', 'service', service, ...mine]);
+          expect(r.status).toBe(1);
+          expect(r.stdout.length).toBe(0);
+          expect(r.stderr.toString()).toMatch(
+            /^secret-tool: clear with an "xdg:schema" attribute is refused: .*; nothing was deleted/,
+          );
+          expect((await real(['lookup', ...item])).stdout.toString()).toBe('keep');
+          expect((await st(['lookup', 'service', service, ...mine])).stdout.toString()).toBe('keep');
+        } finally {
+          await real(['clear', 'service', service]);
+        }
+      }, 30_000);
+
       it('usage errors are the real ones, byte for byte', async () => {
         for (const argv of [
           [],
