@@ -139,18 +139,24 @@ async function search(cmd: SecretToolSearch): Promise<ShimOutput> {
   }
 }
 
-/** The secret for `store`: one line typed without echo on a terminal, else all of stdin, byte for byte. */
+const emptySecret = (why: string) =>
+  formatSecretToolError(`Entraclaw does not store an empty secret (${why}); nothing was stored`);
+
+/**
+ * The secret for `store`: one line typed without echo on a terminal, else all of stdin, byte for byte.
+ * An empty one is refused here, where it is known whether it was typed or piped.
+ */
 function secretFromStdin(): Buffer | ShimOutput {
   const stdin = new Stdin();
   if (stdin.isTTY) {
     const line = stdin.readSecretLine(SECRET_TOOL_PROMPT);
-    if (Buffer.isBuffer(line)) return line;
+    if (Buffer.isBuffer(line)) return line.length > 0 ? line : emptySecret('the secret typed was empty');
     return formatSecretToolError(
       line === 'canceled' ? 'canceled; nothing was stored' : 'no secret entered; nothing was stored',
     );
   }
   const all = stdin.readAll(MAX_STDIN_SECRET);
-  if (all) return all;
+  if (all) return all.length > 0 ? all : emptySecret('stdin was empty');
   return formatSecretToolError(
     `the secret on stdin is larger than ${MAX_STDIN_SECRET} bytes; nothing was stored`,
   );
@@ -160,11 +166,6 @@ async function store(service: string, account: string, label: string): Promise<S
   const secret = secretFromStdin();
   if (isOutput(secret)) return secret;
   try {
-    if (secret.length === 0) {
-      return formatSecretToolError(
-        'Entraclaw does not store an empty secret (stdin was empty); nothing was stored',
-      );
-    }
     await (await session.client()).set(service, account, secret, { label });
     return shimOutput(SECRET_TOOL_STATUS.ok);
   } catch (err) {

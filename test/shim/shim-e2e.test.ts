@@ -417,8 +417,22 @@ describe.skipIf(!inTestSession)(
         expect(other.stderr.toString()).toContain('attribute "host" is not supported');
         const empty = await st(['store', '--label=e', 'service', SVC, 'account', 'empty'], '');
         expect(empty.status).toBe(1);
-        expect(empty.stderr.toString()).toContain('does not store an empty secret');
+        expect(empty.stderr.toString()).toBe(
+          'secret-tool: Entraclaw does not store an empty secret (stdin was empty); nothing was stored\n',
+        );
         expect((await real(['lookup', 'service', SVC, 'account', 'empty'])).status).toBe(1);
+      }, 30_000);
+
+      it('store of an empty line typed at the prompt says it was typed, not piped', async () => {
+        const argv = ['secret-tool', 'store', '--label=e', 'service', SVC, 'account', 'typed-empty'];
+        const r = await drive('shim-prompt', argv, '\n');
+        expect(text(r)).toEqual({
+          status: 1,
+          stdout: '',
+          stderr:
+            'Password: \nsecret-tool: Entraclaw does not store an empty secret (the secret typed was empty); nothing was stored\n',
+        });
+        expect((await real(['lookup', 'service', SVC, 'account', 'typed-empty'])).status).toBe(1);
       }, 30_000);
 
       it('an argument that is not UTF-8 is refused as the real tool refuses it, and nothing is stored', async () => {
