@@ -186,6 +186,22 @@ export interface BrokerProblem {
   hint: string;
 }
 
+// The `--grant SPEC --ops OP` of the daemon's grant hint (policy/match.ts grantHint).
+const GRANT_OPTIONS = /( --grant )(\S+)( --ops )\S+/;
+
+/**
+ * The daemon's grant hint made to allow every op the command needs: the daemon names only the request it
+ * refused, and an add without -U reads before it creates, so following the hint as printed would only
+ * lead to the next denial. Hints of another kind (upgrade, the sandbox profile) are returned unchanged.
+ */
+function grantingAll(hint: string, q: { service?: string; account?: string }, ops: string): string {
+  return hint.replace(
+    GRANT_OPTIONS,
+    (_all, grant: string, spec: string, opsFlag: string) =>
+      `${grant}${grantSpecFor(q) ?? spec}${opsFlag}${ops}`,
+  );
+}
+
 /**
  * Explains a daemon error for a human (and the tool calling us): `what` names the operation and item,
  * e.g. `read of "github.com/me"`, `q` holds the service and account asked for, if any. Throws anything that is
@@ -206,7 +222,7 @@ export function brokerProblem(
         code: err.code,
         message: `entraclaw denied ${what}: ${err.message}`,
         hint:
-          err.hint ??
+          (err.hint && ops ? grantingAll(err.hint, q, ops) : err.hint) ??
           'see `entraclaw audit` and `entraclaw clients` for the decision and the approved programs',
       };
     case 'pending':

@@ -846,6 +846,31 @@ describe.skipIf(!inTestSession)(
         expect(now.status, now.stderr.toString()).toBe(44);
       }, 30_000);
 
+      it('a denial hints a grant of every op the command needs; followed as printed, the command runs', async () => {
+        const service = randomName('hint');
+        const grantIn = (o: Out) =>
+          /can allow it with: entraclaw (grant \S+ --grant \S+ --ops \S+)\n/.exec(o.stderr.toString())?.[1];
+        const add = ['add-generic-password', '-s', service, '-a', 'a9', '-w', 'pw'];
+        const del = ['delete-generic-password', '-s', service, '-a', 'a9'];
+        try {
+          // add without -U looks the item up first, then creates it.
+          const addDenied = await sec(add);
+          expect(addDenied.status).toBe(51);
+          expect(grantIn(addDenied)).toBe(`grant shim-driver --grant ${service}/a9 --ops read,create`);
+          cli(grantIn(addDenied)!.split(' '));
+          expect(text(await sec(add))).toEqual({ status: 0, stdout: '', stderr: '' });
+          // delete reads the item (to print it), then deletes it; the daemon refused only the delete.
+          const delDenied = await sec(del);
+          expect(delDenied.status).toBe(51);
+          expect(delDenied.stderr.toString()).toContain('allows delete on');
+          expect(grantIn(delDenied)).toBe(`grant shim-driver --grant ${service}/a9 --ops read,delete`);
+          cli(grantIn(delDenied)!.split(' '));
+          expect((await sec(del)).status).toBe(0);
+        } finally {
+          await real(['clear', 'service', service]);
+        }
+      }, 30_000);
+
       it("the audit names the parent's interpreter and script, and the shim as `via`", async () => {
         const marker = `${SVC}-audit`;
         expect((await st(['store', '--label=a', 'service', marker, 'account', 'x'], 'audited')).status).toBe(
