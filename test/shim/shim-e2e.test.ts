@@ -423,6 +423,25 @@ describe.skipIf(!inTestSession)(
         expect((await real(['lookup', 'service', SVC, 'account', 'empty'])).status).toBe(1);
       }, 30_000);
 
+      it('documented differences: an empty label becomes the default; a service-only item is not seen', async () => {
+        const service = `${SVC}-diff`;
+        try {
+          expect((await st(['store', '--label=', 'service', service, 'account', 'l'], 'v')).status).toBe(0);
+          expect((await real(['search', 'service', service, 'account', 'l'])).stdout.toString()).toContain(
+            `label = entraclaw: ${service}/l\n`,
+          );
+          expect((await real(['store', '--label=only', 'service', `${service}-only`], 'v')).status).toBe(0);
+          expect(text(await st(['lookup', 'service', `${service}-only`]))).toEqual({
+            status: 1,
+            stdout: '',
+            stderr: '',
+          });
+        } finally {
+          await real(['clear', 'service', service]);
+          await real(['clear', 'service', `${service}-only`]);
+        }
+      }, 30_000);
+
       it('store of an empty line typed at the prompt says it was typed, not piped', async () => {
         const argv = ['secret-tool', 'store', '--label=e', 'service', SVC, 'account', 'typed-empty'];
         const r = await drive('shim-prompt', argv, '\n');
