@@ -3,6 +3,7 @@ import { TooLargeError } from '../errors.js';
 import { forgetStats } from '../lib/file-key.js';
 import { native, type PeerCred } from '../lib/native.js';
 import { encodeFrame, FrameDecoder } from './frame.js';
+import { replyId } from './protocol.js';
 
 /** Per-connection limits (named and explained in server.ts). */
 export interface ConnectionLimits {
@@ -237,7 +238,7 @@ export class Connection {
     this.onError(err);
     return {
       json: {
-        id: (frame.json as { id?: unknown } | null)?.id ?? null,
+        id: replyId(frame.json),
         ok: false,
         error: { code: 'internal', message: 'internal error in the daemon (its log has the details)' },
       },

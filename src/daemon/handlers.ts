@@ -26,6 +26,7 @@ import {
   parseHello,
   parseRequest,
   type Request,
+  replyId,
   wireError,
 } from './protocol.js';
 
@@ -65,7 +66,7 @@ function fail(id: unknown, code: string, message: string, extra: Record<string, 
 export function createHandler(deps: HandlerDeps): FrameHandler {
   return async (frame, conn) => {
     const started = performance.now();
-    const id = (frame.json as { id?: unknown } | null)?.id ?? null;
+    const id = replyId(frame.json);
     if (!conn.greeted) {
       try {
         parseHello(frame.json);
@@ -520,7 +521,7 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
   const keys = Object.keys(json).sort().join(',');
   // Only named back as far as it helps: the keys are the client's, of any number and size.
   const shown = Buffer.byteLength(keys) > 120 ? truncateUtf8(keys, 120) : keys;
-  const id = typeof json.id === 'number' || typeof json.id === 'string' ? json.id : null;
+  const id = replyId(json);
   const entry = id === null ? undefined : unconfirmed.get(conn)?.get(String(id));
   // Every request gets exactly one reply: a confirm naming no waiting request is answered with id null
   // (that id was answered already, or never sent), and a malformed one ends the request it names.

@@ -134,6 +134,16 @@ function asObject(json: unknown): Record<string, unknown> {
   return json as Record<string, unknown>;
 }
 
+/**
+ * The id a reply to `json` carries: its id when that is a valid request id, else null. An id that is
+ * missing or malformed names no request the client could be waiting on, and echoing it would send back
+ * whatever the client put there.
+ */
+export function replyId(json: unknown): RequestId | null {
+  const parsed = requestId.safeParse((json as { id?: unknown } | null)?.id);
+  return parsed.success ? parsed.data : null;
+}
+
 /** Validates the opening hello; throws BadRequestError for anything else or another protocol version. */
 export function parseHello(json: unknown): Hello {
   const obj = asObject(json);

@@ -356,6 +356,42 @@ describe('bad input', () => {
     await servedNow();
   }, 30_000);
 
+  it('a request with a missing or invalid id is answered with id null; a value over 1 MiB is too_large for its request; the connection stays open', async () => {
+    const s = netConnect(b.socket);
+    await new Promise((r) => s.once('connect', r));
+    const decoder = new FrameDecoder();
+    const replies: Frame[] = [];
+    // Six replies, or the hang-up that would cut them short.
+    const done = new Promise<void>((resolve) => {
+      s.on('data', (d: Buffer) => {
+        replies.push(...decoder.push(d));
+        if (replies.length >= 6) resolve();
+      });
+      s.once('close', () => resolve());
+    });
+    s.write(
+      Buffer.concat([
+        encodeFrame({ v: 1, op: 'hello', id: 0 }),
+        encodeFrame({ op: 'whoami' }),
+        encodeFrame({ id: -1, op: 'whoami' }),
+        encodeFrame({ id: { pick: 'me' }, op: 'whoami' }),
+        encodeFrame({ id: 4, op: 'set', service: 's', account: 'a' }, Buffer.alloc(1024 * 1024 + 1, 1)),
+        encodeFrame({ id: 5, op: 'whoami' }),
+      ]),
+    );
+    await done;
+    s.destroy();
+    expect(replies.slice(1, 4).map((r) => [r.json.id, (r.json.error as { code: string }).code])).toEqual([
+      [null, 'bad_request'],
+      [null, 'bad_request'],
+      [null, 'bad_request'],
+    ]);
+    expect(replies[4]?.json).toMatchObject({ id: 4, ok: false, error: { code: 'too_large' } });
+    // Answered at all: the connection outlived every error above.
+    expect(replies[5]?.json).toMatchObject({ id: 5 });
+    await servedNow();
+  }, 30_000);
+
   it('a slowloris frame is cut off after the frame timeout, even when it keeps dripping bytes', async () => {
     const open = async (): Promise<Socket> => {
       const s = netConnect(b.socket);

@@ -4,6 +4,7 @@ import {
   PROTOCOL_VERSION,
   parseHello,
   parseRequest,
+  replyId,
   WIRE_ERROR_CODES,
   wireError,
 } from '../../src/daemon/protocol.js';
@@ -185,6 +186,18 @@ describe('parseRequest', () => {
   it('refuses a non-object', () => {
     expect(failure(() => parseRequest(null, none)).code).toBe('bad_request');
     expect(failure(() => parseRequest('get', none)).code).toBe('bad_request');
+  });
+});
+
+describe('replyId', () => {
+  it('echoes a valid id and gives null for a missing or malformed one', () => {
+    expect(replyId({ id: 0 })).toBe(0);
+    expect(replyId({ id: 'req-1' })).toBe('req-1');
+    expect(replyId({ op: 'whoami' })).toBeNull();
+    expect(replyId({ id: -1 })).toBeNull();
+    expect(replyId({ id: 1.5 })).toBeNull();
+    expect(replyId({ id: 'x'.repeat(65) })).toBeNull();
+    expect(replyId({ id: { pick: 'me' } })).toBeNull();
   });
 });
 
