@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder } from '../../src/daemon/frame.js';
+import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
+import { MAX_UNCONFIRMED } from '../../src/daemon/handlers.js';
 import { MAX_FRAME, parseHello, parseRequest, wireError } from '../../src/daemon/protocol.js';
 
 // docs/protocol.md promises a client can be written from it alone: check its hex dump and run its
@@ -24,6 +25,13 @@ describe('docs/protocol.md', () => {
 
   it('states the frame limit the code uses', () => {
     expect(doc).toContain(`MAX_FRAME = ${MAX_FRAME.toLocaleString('en-US')}`);
+  });
+
+  it('states the per-connection caps the code uses', () => {
+    // Prose wraps anywhere: compare with every run of whitespace as one space.
+    const flat = doc.replace(/\s+/g, ' ');
+    expect(flat).toContain(`up to ${MAX_QUEUED_FRAMES} may wait behind the one being handled`);
+    expect(flat).toContain(`At most ${MAX_UNCONFIRMED} requests may await confirmation per connection`);
   });
 
   describe.skipIf(!python)('its Python client', () => {
