@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { addClient, freeName, pinOf, samePin } from '../policy/edit.js';
+import { loadPolicy } from '../policy/load.js';
 import { listPending, type PendingEntry, takePending } from '../policy/pending.js';
 import type { Client, Policy } from '../policy/schema.js';
 import { note, printJson } from './output.js';
@@ -19,6 +20,22 @@ interface Approval {
   already: Client | undefined;
 }
 
+// No pending program has this hash: say so, and when an approved client already does, name it (approving
+// twice, say), since that is what the user is after.
+function notPending(sha: string, policy: Policy): NotFoundError {
+  const approved = policy.clients.filter((c) => pinOf(c).startsWith(sha)).map((c) => c.name);
+  if (approved.length > 0) {
+    return new NotFoundError(
+      `no pending program has hash ${sha}: it is already approved as client ${approved.map((n) => `"${n}"`).join(', ')}`,
+      `add grants with \`entraclaw grant ${approved[0]} --grant ...\``,
+    );
+  }
+  return new NotFoundError(
+    `no pending program has hash ${sha}`,
+    'see `entraclaw pending` (a script is named by its own hash), or pre-approve with `entraclaw register PATH`',
+  );
+}
+
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
 export async function approve(target: string, opts: GrantOptions): Promise<void> {
   const files = policyFiles();
@@ -33,16 +50,18 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
       );
     }
     const hits = listPending(files.pending).filter((e) => pinOf(e).startsWith(sha));
-    if (hits.length === 0)
-      throw new NotFoundError(
-        `no pending program has hash ${sha}`,
-        'see `entraclaw pending` (a script is named by its own hash), or pre-approve with `entraclaw register PATH`',
-      );
-    if (hits.length > 1)
+    if (hits.length === 0) throw notPending(sha, loadPolicy(files.policy));
+    if (hits.length > 1) {
+      // More digits tell entries apart only when their hashes differ: the same script at two paths has
+      // one hash at all 64 digits.
+      const ids = hits.map((h) => h.id);
       throw new UsageError(
-        `sha256:${sha} matches ${hits.length} pending programs (${hits.map((h) => h.id).join(', ')})`,
-        'give more digits of the hash, or the pending id',
+        `sha256:${sha} matches ${hits.length} pending programs (${ids.join(', ')})`,
+        new Set(hits.map(pinOf)).size > 1
+          ? 'give more digits of the hash, or the pending id'
+          : `they have the same content (one hash); approve one by its pending id: entraclaw approve ${ids[0]} --grant ...`,
       );
+    }
     id = hits[0]!.id;
   } else if (!/^p-[0-9a-f]{8}$/.test(target)) {
     throw new UsageError(

@@ -113,9 +113,15 @@ export function revokeClient(policy: Policy, target: string): { policy: Policy; 
   if (removed.length === 0) throw noClient(target);
   const ambiguous = pinned.length > 0 ? new Set(pinned.map(pinOf)).size > 1 : removed.length > 1;
   if (ambiguous) {
+    // More digits tell clients apart only when their hashes differ; an interpreter's hash shared by its
+    // script clients stays shared at all 64 of them.
+    const hashes = new Set(pinned.length > 0 ? pinned.map(pinOf) : removed.map((c) => c.sha256));
+    const names = removed.map((c) => c.name);
     throw new ConflictError(
-      `sha256:${hex} names ${removed.length} clients (${removed.map((c) => c.name).join(', ')}); nothing was revoked`,
-      "give more digits of the hash, revoke by the script's hash, or revoke them one by one by name",
+      `sha256:${hex} names ${removed.length} clients (${names.join(', ')}); nothing was revoked`,
+      hashes.size > 1
+        ? "give more digits of the hash, revoke by the script's hash, or revoke them one by one by name"
+        : `it is the hash of the interpreter they all run: revoke each by name (entraclaw revoke ${names[0]}) or by its script's hash (\`entraclaw clients\` shows it)`,
     );
   }
   return without(policy, removed);

@@ -134,7 +134,10 @@ export async function takePending<T>(
     const entries = load(path, now);
     const entry = entries.find((e) => e.id === id);
     if (!entry)
-      throw new NotFoundError(`no pending request ${id}`, 'see what is pending with `entraclaw pending`');
+      throw new NotFoundError(
+        `no pending request ${id} (approved or denied already, dropped after 24 h unseen, or never queued)`,
+        '`entraclaw pending` lists what waits; `entraclaw clients` lists the approved programs',
+      );
     const result = await use(entry);
     save(
       path,

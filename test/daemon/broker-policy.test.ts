@@ -244,6 +244,42 @@ describe('approval queue', () => {
     expect(b.cli(['revoke', 'racer']).status).toBe(0);
   }, 30_000);
 
+  it('a full hash that names two programs points to the pending id or client name, and a second approve names the client', async () => {
+    // One script content at two paths: one hash at all 64 digits, two pending entries.
+    const source = `${nodeClientSource()}\n// dup\n`;
+    const dups = ['dup-a', 'dup-b'].map((d) => {
+      mkdirSync(join(b.dir, d), { recursive: true });
+      const path = join(b.dir, d, 'dup.mjs');
+      writeFileSync(path, source);
+      return path;
+    });
+    const ids: string[] = [];
+    for (const d of dups) {
+      const r = await b.node(d, ['get', SVC, 'alice']);
+      refused(r, 'pending');
+      ids.push(r.result.pendingId!);
+    }
+    const full = sha256(dups[0]!);
+    const both = b.cli(['approve', `sha256:${full}`, '--grant', `${SVC}/alice`]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain(`approve one by its pending id: entraclaw approve ${ids[0]}`);
+    expect(both.stderr).not.toContain('more digits');
+    for (const [i, id] of ids.entries())
+      expect(b.cli(['approve', id, '--grant', `${SVC}/alice`, '--name', `dup-${i}`]).status).toBe(0);
+    const byId = b.cli(['approve', ids[0]!, '--grant', `${SVC}/alice`]);
+    expect(byId.status).toBe(3);
+    expect(byId.stderr).toContain(`no pending request ${ids[0]} (approved or denied already`);
+    const byHash = b.cli(['approve', `sha256:${full.slice(0, 16)}`, '--grant', `${SVC}/alice`]);
+    expect(byHash.status).toBe(3);
+    expect(byHash.stderr).toContain('it is already approved as client "dup-0", "dup-1"');
+    // node's own hash: shared by every script client here, so more digits cannot help.
+    const shared = b.cli(['revoke', `sha256:${NODE_SHA256}`]);
+    expect(shared.status).toBe(2);
+    expect(shared.stderr).toContain('it is the hash of the interpreter they all run: revoke each by name');
+    expect(shared.stderr).not.toContain('more digits');
+    expect(b.cli(['revoke', `sha256:${full}`]).status).toBe(0);
+  }, 30_000);
+
   it('deny drops a pending entry; the program stays unapproved', async () => {
     const stranger = script('stranger');
     const first = await b.node(stranger, ['get', SVC, 'bob']);

@@ -121,6 +121,26 @@ describe('revokeClient', () => {
     expect(code(() => revokeClient({ clients: [bot, other, ssh] }, A))).toBe('conflict');
   });
 
+  it('asks for more digits only when they would tell the clients apart', () => {
+    const hint = (policy: Policy, target: string) => {
+      try {
+        revokeClient(policy, target);
+      } catch (err) {
+        return (err as EntraclawError).hint;
+      }
+      return undefined;
+    };
+    const other = { ...bot, name: 'other', script: '/o.js', scriptSha256: C };
+    // All 64 digits of the interpreter both clients run, and 16 of them: the same answer.
+    for (const target of [A, `sha256:${A.slice(0, 16)}`]) {
+      expect(hint({ clients: [bot, other] }, target)).toMatch(
+        /revoke each by name \(entraclaw revoke deploy-bot\)/,
+      );
+    }
+    const near = { ...ssh, name: 'near', exe: '/usr/bin/near', sha256: `${C.slice(0, 20)}${A.slice(20)}` };
+    expect(hint({ clients: [ssh, near] }, C.slice(0, 16))).toMatch(/give more digits/);
+  });
+
   it('throws not_found when nothing matches', () => {
     expect(code(() => revokeClient({ clients: [bot] }, 'nobody'))).toBe('not_found');
     expect(code(() => revokeClient({ clients: [bot] }, `sha256:${C.slice(0, 16)}`))).toBe('not_found');
