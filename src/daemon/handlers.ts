@@ -403,8 +403,12 @@ function truncateUtf8(text: string, max: number): string {
 // With confirm_for, a recent yes to the same question from the same process answers it instead.
 async function askUser(deps: HandlerDeps, q: Question, remember: string | undefined): Promise<string> {
   if (!deps.confirmUse) {
+    // confirm_for asks once per window, not on every use: the reason says which the grant wants.
+    const needs = remember
+      ? `needs your confirmation (a yes lasts ${remember} per process)`
+      : 'needs confirmation on every use';
     throw new DeniedError(
-      `the grant of client "${q.client}" needs confirmation on every use, and no askpass program is configured`,
+      `the grant of client "${q.client}" ${needs}, and no askpass program is configured`,
       'set [agent] askpass = "/usr/bin/ssh-askpass" in agent.toml (or ENTRACLAW_ASKPASS) and restart the agent',
     );
   }

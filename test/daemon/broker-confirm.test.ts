@@ -246,7 +246,17 @@ describe('confirm on use without an askpass program', () => {
       expect(reg.status, reg.stderr).toBe(0);
       const r = await bare.python(script, [SVC, 'asked']);
       expect(r.result).toMatchObject({ ok: false, code: 'denied' });
-      expect(r.result.message).toMatch(/no askpass program is configured/);
+      expect(r.result.message).toMatch(
+        /needs confirmation on every use, and no askpass program is configured/,
+      );
+      // A confirm_for grant asks once per window: its refusal says so, not "every use".
+      const window = bare.cli(['grant', 'client.py', '--grant', `${SVC}/polled`, '--confirm-for', '10m']);
+      expect(window.status, window.stderr).toBe(0);
+      const polled = await bare.python(script, [SVC, 'polled']);
+      expect(polled.result).toMatchObject({ ok: false, code: 'denied' });
+      expect(polled.result.message).toMatch(
+        /needs your confirmation \(a yes lasts 10m per process\), and no askpass program is configured/,
+      );
     } finally {
       await bare.stop();
     }
