@@ -3,12 +3,19 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 /** The file `command` names, as execvp() would find it (PATH for a bare name); undefined when none runs. */
 export function findCommand(command: string, path: string | undefined, cwd: string): string | undefined {
-  const candidates = command.includes('/')
-    ? [isAbsolute(command) ? command : resolve(cwd, command)]
-    : (path ?? '/usr/local/bin:/usr/bin:/bin')
-        .split(delimiter)
-        .map((dir) => join(resolve(cwd, dir || '.'), command));
-  return candidates.find(runnable);
+  return candidates(command, path, cwd).find(runnable);
+}
+
+/** Every runnable file `command` names along PATH, in PATH order (execvp() runs the first). */
+export function findCommands(command: string, path: string | undefined, cwd: string): string[] {
+  return candidates(command, path, cwd).filter(runnable);
+}
+
+function candidates(command: string, path: string | undefined, cwd: string): string[] {
+  if (command.includes('/')) return [isAbsolute(command) ? command : resolve(cwd, command)];
+  return (path ?? '/usr/local/bin:/usr/bin:/bin')
+    .split(delimiter)
+    .map((dir) => join(resolve(cwd, dir || '.'), command));
 }
 
 function runnable(file: string): boolean {
