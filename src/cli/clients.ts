@@ -1,12 +1,13 @@
 import { describeGrant } from '../policy/describe.js';
 import { pinOf } from '../policy/edit.js';
-import { loadPolicy } from '../policy/load.js';
-import { printJson, printTable } from './output.js';
+import { loadPolicyWithWarnings } from '../policy/load.js';
+import { note, printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */
 export async function clients(opts: { json?: boolean }): Promise<void> {
-  const policy = loadPolicy(policyFiles().policy);
+  const { policy, warnings } = loadPolicyWithWarnings(policyFiles().policy);
+  for (const warning of warnings) note(`warning: ${warning}`);
   if (opts.json) return printJson(policy.clients);
   if (policy.clients.length === 0)
     return void process.stdout.write('no clients approved yet (see `entraclaw pending`)\n');

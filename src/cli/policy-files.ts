@@ -9,6 +9,7 @@ import { parseGrantSpec, savePolicy } from '../policy/edit.js';
 import { loadPolicy, policyPath } from '../policy/load.js';
 import { pendingPath } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
+import { note } from './output.js';
 
 /** Paths and file locations the approval commands share. */
 export function policyFiles(env: NodeJS.ProcessEnv = process.env): {
@@ -79,7 +80,10 @@ export interface GrantFlags {
   confirmFor?: string;
 }
 
-/** Parses every --grant spec with the shared --ops, --ttl, --confirm and --confirm-for. */
+/**
+ * Parses every --grant spec with the shared --ops, --ttl, --confirm and --confirm-for, and notes on stderr
+ * what a spec with a `/` and a trailing `*` grants.
+ */
 export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: GrantFlags): Grant[] {
   if (!specs || specs.length === 0) {
     throw new UsageError(
@@ -87,7 +91,7 @@ export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: Gran
       'e.g. --grant github.com/me --ops read',
     );
   }
-  return specs.map((s) =>
+  const grants = specs.map((s) =>
     parseGrantSpec(s, {
       ops: ops ?? 'read',
       ...(ttl ? { ttl } : {}),
@@ -96,6 +100,14 @@ export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: Gran
       ...(confirmFor !== undefined ? { confirmFor } : {}),
     }),
   );
+  // `svc/me*` reads like "the accounts of svc starting with me", but a trailing * makes the whole spec a
+  // service prefix, for every account: say what was granted.
+  specs.forEach((spec, i) => {
+    const prefix = grants[i]!.servicePrefixes[0];
+    if (prefix !== undefined && spec.includes('/'))
+      note(`note: --grant ${spec} grants services starting with ${JSON.stringify(prefix)}, any account`);
+  });
+  return grants;
 }
 
 /** A default client name from a program and its script. */

@@ -1,7 +1,7 @@
 import { EntraclawError } from '../errors.js';
 import { pathKey } from '../lib/file-key.js';
 import { describePolicyChange } from '../policy/describe.js';
-import { loadPolicy } from '../policy/load.js';
+import { loadPolicyWithWarnings } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import type { Logger } from './log.js';
 
@@ -37,10 +37,12 @@ export class PolicyCache {
     this.stamp = stamp;
     const before = this.policy;
     try {
-      this.policy = loadPolicy(this.path);
+      const loaded = loadPolicyWithWarnings(this.path);
+      this.policy = loaded.policy;
       this.error = undefined;
       this.hint = undefined;
       this.log('info', 'policy loaded', { path: this.path, clients: this.policy.clients.length });
+      for (const warning of loaded.warnings) this.log('warn', 'policy entry is literal', { warning });
     } catch (err) {
       this.policy = undefined;
       this.error = err instanceof EntraclawError ? err.message : String(err);

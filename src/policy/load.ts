@@ -4,7 +4,7 @@ import { parse, TomlError } from 'smol-toml';
 import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
-import { fromFile, type Policy, policyFileSchema } from './schema.js';
+import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
 import { lineOf, tomlKeyLines } from './toml-lines.js';
 
 /** Where the policy lives: `<config>/policy.toml`. */
@@ -21,15 +21,66 @@ const MAX_REPORTED = 5;
  * act on a policy it cannot fully trust or understand.
  */
 export function loadPolicy(path: string, uid = process.getuid?.()): Policy {
+  return loadPolicyWithWarnings(path, uid).policy;
+}
+
+/** loadPolicy, and the policyWarnings of the file it loaded. */
+export function loadPolicyWithWarnings(
+  path: string,
+  uid = process.getuid?.(),
+): { policy: Policy; warnings: string[] } {
   let source: string;
   try {
     source = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { clients: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
     throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
   }
   assertPrivate(path, uid);
-  return parsePolicy(source, path);
+  const policy = parsePolicy(source, path);
+  return { policy, warnings: policyWarnings(source, policy, path) };
+}
+
+/**
+ * Entries of a valid policy that likely do not say what was meant, as `FILE:LINE: what`. In the file a
+ * `*` is special only as a whole `services` or `accounts` entry; anywhere else it is a literal character
+ * (a name may hold one), so `services = ["pre*"]` grants the one service named `pre*`. Not an error: such
+ * a name is legal, and `--grant 'pre%2A'` writes one on purpose.
+ */
+export function policyWarnings(source: string, policy: Policy, path = 'policy.toml'): string[] {
+  const lines = tomlKeyLines(source);
+  const warnings: string[] = [];
+  policy.clients.forEach((client, i) => {
+    client.grants.forEach((grant, j) => {
+      const check = (key: string, names: string[], advice: (name: string) => string) => {
+        names.forEach((name, k) => {
+          if (name === ANY || !name.includes('*')) return;
+          const line = lineOf(lines, ['client', i, 'grant', j, key, k]);
+          warnings.push(
+            `${path}${line ? `:${line}` : ''}: ${key} entry ${JSON.stringify(name)} ${advice(name)}`,
+          );
+        });
+      };
+      const stem = (name: string) => JSON.stringify(name.replace(/\*+$/, ''));
+      check('services', grant.services, (name) =>
+        name.endsWith('*')
+          ? `matches only the service of that exact name: * is special only as a whole entry; for every service starting with ${stem(name)}, write service_prefixes = [${stem(name)}]`
+          : 'matches only the service of that exact name: * is special only as a whole entry',
+      );
+      check('service_prefixes', grant.servicePrefixes, (name) =>
+        name.endsWith('*')
+          ? `matches services starting with that * itself: a prefix needs no *, write ${stem(name)}`
+          : 'matches services starting with that * itself: * in a prefix is a literal character',
+      );
+      check(
+        'accounts',
+        grant.accounts,
+        () =>
+          'matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
+      );
+    });
+  });
+  return warnings;
 }
 
 // Whoever can write the policy decides who gets secrets, so it must be ours and not group/world-writable.

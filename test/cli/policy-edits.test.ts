@@ -115,3 +115,22 @@ describe('a config or state directory that cannot be made', () => {
     }
   });
 });
+
+describe('a * that is only a literal character', () => {
+  it('`grant` says what a SERVICE/PREFIX* spec grants; `clients` warns, by line, about a hand-edited one', () => {
+    const env = isolatedEnv(join(dir, 'literal-star'));
+    register(env, 'star');
+    const granted = runCli(['grant', 'star', '--grant', 'svc/me*'], env);
+    expect(granted.status, granted.stderr).toBe(0);
+    expect(granted.stderr).toContain(
+      'note: --grant svc/me* grants services starting with "svc/me", any account',
+    );
+    const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('accounts = ["x"]', 'accounts = ["me*"]'));
+    const listed = runCli(['clients'], env);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stderr).toMatch(
+      /warning: .*policy\.toml:\d+: accounts entry "me\*" matches only the account of that exact name/,
+    );
+  });
+});

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadPolicy, parsePolicy, policyPath } from '../../src/policy/load.js';
+import { loadPolicy, parsePolicy, policyPath, policyWarnings } from '../../src/policy/load.js';
 import { usageError } from '../support/errors.js';
 
 const A = 'a'.repeat(64);
@@ -371,5 +371,36 @@ describe('loadPolicy', () => {
 
   it('lives in the config directory', () => {
     expect(policyPath({ config: '/c', data: '/d', state: '/s', runtime: '/r' })).toBe('/c/policy.toml');
+  });
+});
+
+describe('policyWarnings', () => {
+  const LITERAL = `
+[[client]]
+name = "bot"
+exe = "/usr/bin/tool"
+sha256 = "${A}"
+  [[client.grant]]
+  services = ["github.com", "pre*"]
+  accounts = ["*"]
+  operations = ["read"]
+
+  [[client.grant]]
+  services = ["*"]
+  service_prefixes = ["aws/*"]
+  accounts = ["ops", "me*"]
+  operations = ["read"]
+`;
+
+  it('names, by line, each * that is only a literal character, and what was likely meant', () => {
+    expect(policyWarnings(LITERAL, parsePolicy(LITERAL), 'p.toml')).toEqual([
+      'p.toml:7: services entry "pre*" matches only the service of that exact name: * is special only as a whole entry; for every service starting with "pre", write service_prefixes = ["pre"]',
+      'p.toml:13: service_prefixes entry "aws/*" matches services starting with that * itself: a prefix needs no *, write "aws/"',
+      'p.toml:14: accounts entry "me*" matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
+    ]);
+  });
+
+  it('has nothing to say about * as a whole entry', () => {
+    expect(policyWarnings(EXAMPLE, parsePolicy(EXAMPLE))).toEqual([]);
   });
 });
