@@ -1,30 +1,71 @@
 import { type AuditRecord, auditRecordSchema } from './entry.js';
 import { auditFiles, readLastLines } from './files.js';
+import { lineHash } from './log.js';
 
-/** A line of the log that is not an audit record (cut, edited, written by someone else). */
+/**
+ * A line the log cannot vouch for: not an audit record at all (cut, written by someone else), or a valid
+ * record where the hash chain breaks (hand-edited, or lines removed or inserted beside it). `record` is
+ * what such a line says, when it parses; `reason` says which.
+ */
 export interface DamagedLine {
   damaged: true;
   file: string;
+  reason: string;
+  record?: AuditRecord;
 }
 
 /**
  * The last `n` lines of the log at `path`, oldest first, reaching back into rotated files when the live one
- * is short. Reads only the ends of files. A line that is not an audit record comes back as a DamagedLine
- * in its place, so the lines around it can still be read; `verifyAudit` says what is wrong with it.
+ * is short. Reads only the ends of files. A line that is not an audit record, or whose link in the hash
+ * chain to a neighbour within the lines read is broken, comes back as a DamagedLine in its place, so the
+ * lines around it can still be read; `verifyAudit` checks the whole chain and says what is wrong.
  */
 export function readAuditTail(path: string, n: number): (AuditRecord | DamagedLine)[] {
-  const out: (AuditRecord | DamagedLine)[] = [];
-  const files = auditFiles(path).reverse();
-  for (const file of files) {
-    if (out.length >= n) break;
-    const tail = readLastLines(file, n - out.length);
-    const records = (tail?.lines ?? []).map((line): AuditRecord | DamagedLine => {
-      const parsed = auditRecordSchema.safeParse(safeJson(line));
-      return parsed.success ? parsed.data : { damaged: true, file };
-    });
-    out.unshift(...records);
+  // One line more than shown: the first shown line is checked against the one before it.
+  const lines: { file: string; bytes: Buffer; record: AuditRecord | undefined }[] = [];
+  for (const file of auditFiles(path).reverse()) {
+    if (lines.length > n) break;
+    const tail = readLastLines(file, n + 1 - lines.length);
+    lines.unshift(
+      ...(tail?.lines ?? []).map((bytes) => {
+        const parsed = auditRecordSchema.safeParse(safeJson(bytes));
+        return { file, bytes, record: parsed.success ? parsed.data : undefined };
+      }),
+    );
   }
-  return out;
+  const first = Math.max(0, lines.length - n);
+  return lines.slice(first).map(({ file, bytes, record }, k): AuditRecord | DamagedLine => {
+    const i = first + k;
+    if (!record) return { damaged: true, file, reason: 'not an audit record' };
+    // The chain vouches for a line through the next line's `prev`: a mismatch names the earlier line (as
+    // `audit verify` does for an edit). The newest line has no next line here; `audit verify` asks the
+    // running daemon about it.
+    const next = lines[i + 1]?.record;
+    if (next && !chains(bytes, record, next)) {
+      return {
+        damaged: true,
+        file,
+        reason:
+          'the next line does not chain to it (this line edited, or lines removed or inserted after it)',
+        record,
+      };
+    }
+    const before = lines[i - 1];
+    if (k === 0 && before?.record && !chains(before.bytes, before.record, record)) {
+      return {
+        damaged: true,
+        file,
+        reason: 'it does not chain to the line before it (that line edited, or lines removed or inserted)',
+        record,
+      };
+    }
+    return record;
+  });
+}
+
+// Whether `next` follows the line `bytes` (whose record is `record`) in the hash chain.
+function chains(bytes: Buffer, record: AuditRecord, next: AuditRecord): boolean {
+  return next.seq === record.seq + 1 && next.prev === lineHash(bytes);
 }
 
 function safeJson(line: Buffer): unknown {

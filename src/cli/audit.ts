@@ -1,3 +1,4 @@
+import type { AuditRecord } from '../audit/entry.js';
 import { auditPath } from '../audit/log.js';
 import { readAuditTail } from '../audit/tail.js';
 import { verifyAudit, type WrittenLine } from '../audit/verify.js';
@@ -15,28 +16,35 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   else
     printTable([
       ['TIME', 'DECISION', 'OP', 'ITEM', 'PROGRAM', 'REASON'],
-      ...records.map((r) =>
-        'damaged' in r
-          ? ['?', 'DAMAGED', '-', '-', '-', 'not an audit record (entraclaw audit verify)']
-          : [
-              r.time,
-              r.decision,
-              r.op,
-              r.service ? `${r.service}/${r.account ?? '*'}` : '-',
-              r.op === 'policy'
-                ? '-'
-                : `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
-              r.reason ?? '',
-            ],
-      ),
+      ...records.map((r) => {
+        if (!('damaged' in r)) return row(r, r.decision, r.reason ?? '');
+        const why = `${r.reason} (entraclaw audit verify)`;
+        // What a line the chain does not vouch for says is still shown: it is evidence, marked as such.
+        return r.record ? row(r.record, 'DAMAGED', why) : ['?', 'DAMAGED', '-', '-', '-', why];
+      }),
     ]);
   // The lines around a damaged one are shown, but the exit status says the log is not intact.
   const damaged = records.find((r) => 'damaged' in r);
   if (damaged)
     throw new CorruptError(
-      `a line near the end of ${damaged.file} is not an audit record`,
+      damaged.record
+        ? `the hash chain near the end of ${damaged.file} is broken: ${damaged.reason}`
+        : `a line near the end of ${damaged.file} is not an audit record`,
       'run `entraclaw audit verify` to see which and why; lines from there on cannot be trusted',
     );
+}
+
+function row(r: AuditRecord, decision: string, reason: string): string[] {
+  return [
+    r.time,
+    decision,
+    r.op,
+    r.service ? `${r.service}/${r.account ?? '*'}` : '-',
+    r.op === 'policy'
+      ? '-'
+      : `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
+    reason,
+  ];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -55,9 +55,40 @@ describe('readAuditTail', () => {
     log.append(entry(2));
     expect(readAuditTail(path, 5)).toEqual([
       expect.objectContaining({ requestId: '0' }),
-      { damaged: true, file: path },
+      { damaged: true, file: path, reason: 'not an audit record' },
       expect.objectContaining({ requestId: '2' }),
     ]);
     expect(readAuditTail(path, 1)).toEqual([expect.objectContaining({ requestId: '2' })]);
+  });
+
+  it('marks a valid line where the hash chain breaks, keeping what it says', () => {
+    const log = AuditLog.open(path);
+    for (let i = 0; i < 5; i++) log.append(entry(i));
+    log.close();
+    // A hand edit that leaves a valid record: a refusal turned into a grant.
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[2] = lines[2]!.replace('"decision":"granted"', '"decision":"denied"');
+    expect(lines[2]).toContain('"decision":"denied"');
+    writeFileSync(path, lines.join('\n'));
+    const shown = readAuditTail(path, 5);
+    expect(shown.map((r) => ('damaged' in r ? r.reason : r.seq))).toEqual([
+      0,
+      1,
+      expect.stringMatching(/^the next line does not chain to it/),
+      3,
+      4,
+    ]);
+    expect(shown[2]).toMatchObject({ damaged: true, file: path, record: { seq: 2, decision: 'denied' } });
+    // Out of the window, the edited line still tells on the first line shown.
+    expect(readAuditTail(path, 2).map((r) => ('damaged' in r ? r.reason : r.seq))).toEqual([
+      expect.stringMatching(/^it does not chain to the line before it/),
+      4,
+    ]);
+  });
+
+  it('checks links across a rotated file', () => {
+    const log = AuditLog.open(path, { maxBytes: line * 2, keep: 5 });
+    for (let i = 0; i < 7; i++) log.append(entry(i));
+    expect(readAuditTail(path, 7).every((r) => !('damaged' in r))).toBe(true);
   });
 });

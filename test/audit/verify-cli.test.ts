@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,24 @@ describe('entraclaw audit verify', () => {
   });
 });
 
+describe('entraclaw audit --tail over a hand-edited line', () => {
+  it('shows it as DAMAGED with what it says, and exits 5 pointing at audit verify', () => {
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    const log = AuditLog.open(path);
+    for (let i = 0; i < 3; i++) log.append(entry(i));
+    log.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[1] = lines[1]!.replace('"decision":"granted"', '"decision":"denied"');
+    writeFileSync(path, lines.join('\n'));
+    const r = runCli(['audit', '--tail', '5'], env);
+    expect(r.status).toBe(5);
+    const rows = r.stdout.toString().trim().split('\n');
+    expect(rows).toHaveLength(4);
+    expect(rows[2]).toMatch(/ DAMAGED .*the next line does not chain to it.*\(entraclaw audit verify\)/);
+    expect(r.stderr).toMatch(/the hash chain near the end of .* is broken[\s\S]*entraclaw audit verify/);
+  });
+});
+
 describe('entraclaw audit --tail over a damaged line', () => {
   it('shows the lines around it, marks it, and exits 5 pointing at audit verify', () => {
     rmSync(join(dir, 'state'), { recursive: true, force: true });
@@ -45,7 +63,7 @@ describe('entraclaw audit --tail over a damaged line', () => {
     expect(json.status).toBe(5);
     expect(JSON.parse(json.stdout.toString())).toEqual([
       expect.objectContaining({ seq: 0 }),
-      { damaged: true, file: path },
+      { damaged: true, file: path, reason: 'not an audit record' },
       expect.objectContaining({ seq: 2 }),
     ]);
   });
