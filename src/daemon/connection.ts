@@ -147,7 +147,7 @@ export class Connection {
           ok: false,
           error: {
             code: 'unavailable',
-            message: `more than ${this.limits.maxQueuedFrames} requests in flight on one connection; those not yet answered were dropped, undone`,
+            message: `more than ${this.limits.maxQueuedFrames} requests in flight on one connection; it is closed, and requests still queued were not done`,
             hint: `keep at most ${this.limits.maxQueuedFrames} requests in flight per connection`,
           },
         });
