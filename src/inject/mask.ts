@@ -23,18 +23,33 @@ export function isMaskable(secret: Buffer): boolean {
   return secret.length >= MIN_MASKED_BYTES;
 }
 
+/** A mask stream: a Transform that can also be ended before its input is known to be complete. */
+export interface MaskStream extends Transform {
+  /**
+   * Ends the stream without waiting for more input: the held-back tail is written, except for a
+   * trailing part that could begin a secret, which is dropped.
+   */
+  cut(): void;
+}
+
 /** A Transform that replaces every occurrence of any maskable secret with MASK_TEXT. */
-export function createMaskStream(secrets: readonly Buffer[]): Transform {
+export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
   const unique = new Map<string, Buffer>();
   for (const s of secrets) if (isMaskable(s)) unique.set(s.toString('hex'), Buffer.from(s));
   const needles = [...unique.values()];
   const hold = needles.reduce((max, s) => Math.max(max, s.length), 0) - 1;
   let tail = Buffer.alloc(0);
   let covered = 0; // bytes at the start of `tail` already represented by an emitted marker
+  let cutting = false;
 
-  // Emits everything no future byte can change: all but the last `hold` bytes (all of them at the end).
-  const emit = (data: Buffer, final: boolean): Buffer => {
-    const cut = final ? data.length : Math.max(0, data.length - hold);
+  // Emits everything no future byte can change: all but the last `hold` bytes; at the end all of them,
+  // or, when more input may have followed (a cut), all but a trailing start of a secret, because what
+  // would have completed it will never be seen.
+  const emit = (data: Buffer, until: 'more' | 'end' | 'cut'): Buffer => {
+    const cut =
+      until === 'more'
+        ? Math.max(0, data.length - hold)
+        : data.length - (until === 'cut' ? longestSecretStart(data, needles) : 0);
     const out: Buffer[] = [];
     let pos = 0;
     for (const [start, end] of mergedOccurrences(data, needles, covered)) {
@@ -53,15 +68,31 @@ export function createMaskStream(secrets: readonly Buffer[]): Transform {
     return Buffer.concat(out);
   };
 
-  return new Transform({
+  const stream = new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
       if (needles.length === 0) return done(null, chunk);
-      done(null, emit(Buffer.concat([tail, chunk]), false));
+      done(null, emit(Buffer.concat([tail, chunk]), 'more'));
     },
     flush(done: TransformCallback) {
-      done(null, needles.length === 0 ? undefined : emit(tail, true));
+      done(null, needles.length === 0 ? undefined : emit(tail, cutting ? 'cut' : 'end'));
     },
   });
+  return Object.assign(stream, {
+    cut() {
+      cutting = true;
+      stream.end();
+    },
+  });
+}
+
+// The length of the longest end of `data` that is the start of a needle (shorter than the needle: a
+// whole one is an occurrence, masked anyway).
+function longestSecretStart(data: Buffer, needles: readonly Buffer[]): number {
+  for (let len = data.length; len > 0; len--) {
+    const end = data.subarray(data.length - len);
+    if (needles.some((n) => n.length > len && n.subarray(0, len).equals(end))) return len;
+  }
+  return 0;
 }
 
 /**

@@ -68,6 +68,25 @@ describe('createMaskStream', () => {
     expect((await maskChunks([CANARY], [Buffer.from('end: '), partial])).toString()).toBe(`end: ${partial}`);
   });
 
+  it('cut() drops a trailing start of a secret that end() would have shown, and keeps everything else', async () => {
+    const cutAfter = async (secrets: Buffer[], chunks: string[]) => {
+      const stream = createMaskStream(secrets);
+      const out: Buffer[] = [];
+      stream.on('data', (c: Buffer) => out.push(c));
+      const ended = new Promise((r) => stream.on('end', r));
+      for (const chunk of chunks) stream.write(Buffer.from(chunk));
+      stream.cut();
+      await ended;
+      return Buffer.concat(out).toString();
+    };
+    const start = CANARY.subarray(0, 9).toString();
+    expect(await cutAfter([CANARY], [`x ${CANARY} y `, start])).toBe(`x ${MASK_TEXT} y `);
+    expect(await cutAfter([CANARY], ['end: ', start, 'no'])).toBe(`end: ${start}no`);
+    // "efgh" may begin the second secret; "ef" is already inside the first one's marker.
+    const two = [Buffer.from('abcdef'), Buffer.from('efghij')];
+    expect(await cutAfter(two, ['>abcdef', 'gh'])).toBe(`>${MASK_TEXT}`);
+  });
+
   it('matches the longest secret first: a shorter secret inside a longer one does not split it', async () => {
     const out = await maskChunks(
       [Buffer.from('pass'), Buffer.from('password123')],
