@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
 import { buildChildEnv, envReferences } from '../inject/env.js';
-import { createMaskStream, isMaskable } from '../inject/mask.js';
+import { isMaskable } from '../inject/mask.js';
+import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
@@ -79,15 +79,25 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     env,
     stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
   });
-  if (mask) {
-    pipeMasked(child.stdout!, process.stdout, secrets);
-    pipeMasked(child.stderr!, process.stderr, secrets);
-  }
+  const pipes = mask
+    ? [pipeMasked(child.stdout!, process.stdout, secrets), pipeMasked(child.stderr!, process.stderr, secrets)]
+    : [];
+  let exitStatus: number | undefined;
   for (const s of FORWARDED) {
     process.on(s, () => {
-      if (!(FROM_TERMINAL.has(s) && inForegroundOfTerminal())) child.kill(s);
+      if (exitStatus === undefined) {
+        if (!(FROM_TERMINAL.has(s) && inForegroundOfTerminal())) child.kill(s);
+      } else if (s !== 'SIGWINCH') {
+        // CMD is gone, so this is meant for us: what CMD's processes left behind may hold its output open
+        // and our own output may be full, so hand on what was read and end now rather than wait for either.
+        for (const p of pipes) p.stop();
+        const code = exitStatus;
+        setImmediate(() => process.exit(code));
+      }
     });
   }
+  // 'exit', not 'close': 'close' waits for CMD's output pipes to close, which processes CMD started in the
+  // background (`server &`) hold open long after CMD itself has returned.
   const status = await new Promise<number>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -97,10 +107,15 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
         ),
       ),
     );
-    child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+    child.on('exit', (code, signal) => {
+      exitStatus = code ?? 128 + (signal ? signalNumber(signal) : 0);
+      for (const p of pipes) p.commandExited();
+      resolve(exitStatus);
+    });
   });
   for (const v of secrets) v.fill(0);
   process.exitCode = status;
+  await Promise.all(pipes.map((p) => p.done));
 }
 
 // The variable name to blame when a reference fails: the overlay entry that wins (the last one), else the
@@ -120,17 +135,6 @@ function referencingVariable(overlay: [string, string][], ref: Reference): strin
     [...overlay].reverse().find(same) ??
     Object.entries(process.env).find((e) => !overlaid.has(e[0]) && same(e));
   return hit ? hit[0] : text;
-}
-
-// Like the direct pipe the command has without --mask: when our side is closed (`| head -1`), the
-// command's pipe is closed too, so its next write gets SIGPIPE/EPIPE — instead of an unhandled EPIPE here.
-function pipeMasked(from: Readable, to: Writable, secrets: readonly Buffer[]): void {
-  const masker = createMaskStream(secrets);
-  from.pipe(masker).pipe(to);
-  to.on('error', () => {
-    masker.unpipe(to);
-    from.destroy();
-  });
 }
 
 function signalNumber(signal: NodeJS.Signals): number {

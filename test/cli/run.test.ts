@@ -455,11 +455,171 @@ describe('entraclaw run --mask', () => {
     }
   });
 
+  it('returns with the command: a process it left in the background does not keep run waiting', () => {
+    const g = scratch('grandchild');
+    const r = run([
+      '--mask',
+      '--env',
+      `T=entraclaw://${SVC}/me`,
+      '--',
+      'sh',
+      '-c',
+      `sleep 60 & echo $! > '${g}'; echo "started $T"; echo "err $T" >&2; exit 3`,
+    ]);
+    const grandchild = Number(readFileSync(g, 'utf8'));
+    try {
+      expect({ status: r.status, grandchildRunning: running(grandchild) }).toEqual({
+        status: 3,
+        grandchildRunning: true,
+      });
+      expect(r.stdout.toString()).toBe(`started ${MASK_TEXT}\n`);
+      expect(r.stderr).toBe(`err ${MASK_TEXT}\n`);
+    } finally {
+      killIfRunning(grandchild);
+    }
+  });
+
+  it('still passes on, masked, all a command wrote just before it exited, though the pipe stays open', async () => {
+    // 1 MiB in blocking writes, the last secret split across the last two, then exit at once.
+    const g = scratch('grandchild');
+    const script = `
+      const fs = require('fs');
+      const put = (text) => {
+        const b = Buffer.from(text);
+        for (let at = 0; at < b.length; ) {
+          try { at += fs.writeSync(1, b, at); } catch (e) { if (e.code !== 'EAGAIN') throw e; }
+        }
+      };
+      const t = process.env.T;
+      let out = '';
+      for (let i = 0; out.length < 1 << 20; i++) out += 'x'.repeat(i % 5000) + t + '\\n';
+      put(out + t.slice(0, 5));
+      put(t.slice(5) + '.');
+      process.exit(4);`;
+    const proc = spawn(
+      NODE,
+      [
+        CLI,
+        'run',
+        ...STORE,
+        '--mask',
+        '--env',
+        `T=entraclaw://${SVC}/me`,
+        '--',
+        'sh',
+        '-c',
+        `sleep 60 & echo $! > '${g}'; exec "$0" -e "$1"`,
+        NODE,
+        script,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const status = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    const chunks: Buffer[] = [];
+    proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    try {
+      const ended = await Promise.race([status, sleep(30_000).then(() => 'still running')]);
+      let written = '';
+      for (let i = 0; written.length < 1 << 20; i++) written += `${'x'.repeat(i % 5000)}${CANARY}\n`;
+      const expected = `${written}${CANARY}.`.replaceAll(CANARY, MASK_TEXT);
+      const out = Buffer.concat(chunks).toString();
+      expect({ ended, length: out.length, same: out === expected, leaked: out.includes(CANARY) }).toEqual({
+        ended: 4,
+        length: expected.length,
+        same: true,
+        leaked: false,
+      });
+      expect(running(Number(readFileSync(g, 'utf8')))).toBe(true);
+    } finally {
+      proc.kill('SIGKILL');
+      if (existsSync(g)) killIfRunning(Number(readFileSync(g, 'utf8')));
+    }
+  });
+
+  it('does not show the start of a secret left last in a pipe that stays open', () => {
+    // Run cannot know whether the rest would have followed, so those bytes are withheld.
+    const g = scratch('grandchild');
+    const r = run([
+      '--mask',
+      '--env',
+      `T=entraclaw://${SVC}/me`,
+      '--',
+      'sh',
+      '-c',
+      `sleep 60 & echo $! > '${g}'; printf 'out:%.12s' "$T"; exit 3`,
+    ]);
+    const grandchild = Number(readFileSync(g, 'utf8'));
+    try {
+      expect({ status: r.status, stdout: r.stdout.toString() }).toEqual({ status: 3, stdout: 'out:' });
+    } finally {
+      killIfRunning(grandchild);
+    }
+  });
+
+  it("a signal after the command exited ends run at once with the command's status", async () => {
+    // The command leaves `yes` flooding its stdout, and nobody reads run's stdout: run can neither finish
+    // passing the output on nor find the pipe quiet, so only the signal can end it.
+    const g = scratch('grandchild');
+    const c = scratch('child');
+    const proc = spawn(
+      NODE,
+      [
+        CLI,
+        'run',
+        ...STORE,
+        '--mask',
+        '--env',
+        `T=entraclaw://${SVC}/me`,
+        '--',
+        'sh',
+        '-c',
+        `yes "tick $T" & echo $! > '${g}'; echo $$ > '${c}.tmp' && mv '${c}.tmp' '${c}'; exit 3`,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const status = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => existsSync(c), 'the command');
+      const child = Number(readFileSync(c, 'utf8'));
+      // Reaped means run has seen the exit: the signal comes after it.
+      await waitFor(() => !existsSync(`/proc/${child}`), 'run to reap the command');
+      proc.kill('SIGTERM');
+      const ended = await Promise.race([status, sleep(30_000).then(() => 'still running')]);
+      expect(ended, stderr).toBe(3);
+      expect(stderr).toBe('');
+    } finally {
+      proc.kill('SIGKILL');
+      if (existsSync(g)) killIfRunning(Number(readFileSync(g, 'utf8')));
+    }
+  });
+
   it('without --mask the child writes the secret as it likes', () => {
     const r = run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'printf %s "$T"']);
     expect(r.stdout.toString()).toBe(CANARY);
   });
 });
+
+/** Whether process `pid` exists and is not a zombie. */
+function running(pid: number): boolean {
+  try {
+    // The state follows the command name, which is in parentheses and may itself hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Ends a process the test left behind, if it is still there. */
+function killIfRunning(pid: number): void {
+  if (running(pid)) process.kill(pid, 'SIGKILL');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `entraclaw run ARGS`, waits for the child to create `ready`, then sends `signal` to entraclaw. */
 function runAsync(
