@@ -798,6 +798,49 @@ static napi_value js_proc_look(napi_env env, napi_callback_info info) {
 #endif
 }
 
+// userNamespaceChain(pid, maxDepth) -> [inode of pid's user namespace, of its parent, ...], at most
+// maxDepth entries, ending where the kernel shows no parent (the initial namespace, or one above ours).
+// A sandbox's broker serves the namespace bwrap made and those nested in it: unprivileged bwrap runs the
+// command one namespace further down when it had to map root to mount /dev/pts.
+static napi_value js_user_namespace_chain(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t pid, max_depth;
+  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], "pid", &pid) ||
+      !get_int(env, argv[1], "maxDepth", &max_depth)) {
+    return NULL;
+  }
+#ifdef __linux__
+#ifndef NS_GET_PARENT
+#define NS_GET_PARENT _IO(0xb7, 0x2)
+#endif
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open(ns/user)");
+  napi_value out;
+  napi_create_array(env, &out);
+  for (int depth = 0; depth < max_depth; depth++) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "fstat(ns/user)");
+    }
+    napi_set_element(env, out, (uint32_t)depth, make_int(env, (int64_t)st.st_ino));
+    int parent = ioctl(fd, NS_GET_PARENT);
+    close(fd);
+    if (parent < 0) return out;
+    fd = parent;
+  }
+  close(fd);
+  return out;
+#else
+  (void)pid;
+  (void)max_depth;
+  return throw_errno(env, ENOSYS, "userNamespaceChain");
+#endif
+}
+
 // Bytes waiting in a socket's receive queue (FIONREAD), to know that nothing was sent before a moment.
 static napi_value js_socket_inq(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -1182,6 +1225,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pidfdOpen", NULL, js_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"procLook", NULL, js_proc_look, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerToken", NULL, js_peer_token, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"userNamespaceChain", NULL, js_user_namespace_chain, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketInq", NULL, js_socket_inq, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statKey", NULL, js_stat_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},

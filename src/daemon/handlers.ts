@@ -3,7 +3,7 @@ import type { AuditEntry } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
 import { identifyByToken } from '../identity/darwin.js';
-import { userNamespaceOf } from '../identity/namespace.js';
+import { userNamespaceOf, withinNamespace } from '../identity/namespace.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
@@ -45,7 +45,8 @@ export interface HandlerDeps {
   boundary?: Grant[];
   /**
    * The user namespace callers must be in (identity/namespace.ts): the daemon's own, or for a sandbox's
-   * broker the sandbox's, asked at each request since it exists only once bwrap runs; unset: any.
+   * broker the sandbox's (or one nested in it), asked at each request since it exists only once bwrap
+   * runs; unset: any.
    */
   namespace?: () => string;
   /** Asks the user about a grant with confirm = true; none configured means such grants are refused. */
@@ -182,7 +183,7 @@ function whoIsAsking(
 function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
   if (deps.namespace === undefined) return;
   const namespace = userNamespaceOf(pid);
-  if (namespace === deps.namespace()) return;
+  if (servedNamespace(pid, namespace, deps)) return;
   if (deps.boundary) {
     throw new DeniedError(
       `request from outside this sandbox (user namespace ${namespace ?? 'unreadable'}): another sandbox or the host`,
@@ -193,6 +194,12 @@ function assertSessionNamespace(pid: number, deps: HandlerDeps): void {
     `request from another user namespace (${namespace ?? 'unreadable'}): a sandbox or container, not this session`,
     'a sandboxed program gets secrets through `entraclaw sandbox`, its own broker and profile (docs/sandbox.md)',
   );
+}
+
+// The user's daemon serves its own namespace only; a sandbox's broker the sandbox's and those nested in it.
+function servedNamespace(pid: number, namespace: string | undefined, deps: HandlerDeps): boolean {
+  const want = deps.namespace!();
+  return deps.boundary ? withinNamespace(pid, namespace, want) : namespace === want;
 }
 
 // A refused caller is audited with what is known of it, and nothing of the process it was reached through.
@@ -627,7 +634,7 @@ function keepWatch(conn: Connection, watch: Watch, deps: HandlerDeps): void {
   const old = map.get(watch.pid);
   // Only a process of this session is watched; stillWatched() then refuses it once it enters another
   // user namespace, and every request of one never watched meets whoIsAsking's namespace check.
-  const foreign = deps.namespace !== undefined && watch.userns !== deps.namespace();
+  const foreign = deps.namespace !== undefined && !servedNamespace(watch.pid, watch.userns, deps);
   if (shim || foreign || !quiet || (!old && map.size >= MAX_WATCHES_PER_CONNECTION)) {
     unwatch(watch);
     return;

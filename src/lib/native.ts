@@ -59,6 +59,11 @@ export interface NativeAddon {
    * from proc_pidpath_audittoken (fails once the pid was reused). Elsewhere throws ENOSYS.
    */
   peerToken(fd: number): { pid: number; uid: number; gid: number; pidversion: number; exe: string };
+  /**
+   * Inode numbers of pid's user namespace and its ancestors (NS_GET_PARENT), nearest first, at most
+   * maxDepth; the chain ends at the initial namespace or the first one above the caller's.
+   */
+  userNamespaceChain(pid: number, maxDepth: number): number[];
   /** Bytes waiting in a socket's receive queue (FIONREAD). */
   socketInq(fd: number): number;
   /** stat(2) of path as "dev:ino:size:mtimeNs:ctimeNs"; null when it does not exist (ENOENT). */

@@ -869,3 +869,72 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
     }, 30_000);
   });
 });
+
+// Unprivileged bwrap runs the command one user namespace below the one it reports (it maps root first,
+// to mount /dev/pts): the broker must serve that nested namespace too. Root's bwrap makes only one, so
+// this runs the sandbox as another, unprivileged uid.
+describe.skipIf(!(haveBwrap && process.platform === 'linux' && process.getuid?.() === 0))(
+  'entraclaw sandbox run by an unprivileged user',
+  () => {
+    const USER = 65534;
+    const dir = mkdtempSync('/var/tmp/entraclaw-sandbox-user-');
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('serves its command the granted item through both shims, and nothing else', () => {
+      const env = {
+        PATH: process.env.PATH,
+        HOME: join(dir, 'home'),
+        XDG_CONFIG_HOME: join(dir, 'config'),
+        XDG_DATA_HOME: join(dir, 'data'),
+        XDG_STATE_HOME: join(dir, 'state'),
+        XDG_RUNTIME_DIR: join(dir, 'run'),
+        ENTRACLAW_PASSPHRASE_FILE: join(dir, 'pass'),
+      };
+      for (const d of ['home', 'run', 'project']) mkdirSync(join(dir, d), { mode: 0o700 });
+      writeFileSync(join(dir, 'pass'), 'unprivileged sandbox passphrase\n', { mode: 0o600 });
+      const profile = join(dir, 'profile.toml');
+      writeFileSync(
+        profile,
+        '[credential_access]\nservices = ["svc"]\naccounts = ["*"]\noperations = ["read"]\n',
+      );
+      spawnSync('chown', ['-R', `${USER}:${USER}`, dir]);
+      const as = (args: string[], input = '') => {
+        const r = spawnSync(process.execPath, ['--', CLI, ...args], {
+          env,
+          input,
+          cwd: join(dir, 'project'),
+          uid: USER,
+          gid: USER,
+          timeout: 60_000,
+        });
+        return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+      };
+      const SECRET = `unprivileged-${randomName('v')}`;
+      for (const [service, value] of [
+        ['svc', SECRET],
+        ['other', 'not-granted'],
+      ]) {
+        const r = as(['secret', 'set', service!, 'me', '--store', 'encrypted-file'], value);
+        expect(r.status, r.stderr).toBe(0);
+      }
+      const r = as([
+        'sandbox',
+        '--store',
+        'encrypted-file',
+        '--profile',
+        profile,
+        '--',
+        'sh',
+        '-c',
+        'security find-generic-password -s svc -a me -w; secret-tool lookup service svc account me; echo; secret-tool lookup service other account me; echo "other=$?"; cat /proc/self/uid_map',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      const lines = r.stdout.split('\n');
+      expect(lines.slice(0, 3)).toEqual([SECRET, SECRET, 'other=1']);
+      // The command really ran in the nested namespace this is about (uid 0 of the first one mapped).
+      expect(lines[3]!.trim().split(/\s+/)).toEqual([String(USER), '0', '1']);
+      expect(r.stderr).toContain('no grant of client "sandbox" allows read on other/me');
+      expect(r.stdout + r.stderr).not.toContain('not-granted');
+    }, 90_000);
+  },
+);
