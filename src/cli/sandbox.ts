@@ -7,6 +7,7 @@ import {
   openSync,
   readFileSync,
   realpathSync,
+  statSync,
 } from 'node:fs';
 import { constants, endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -25,7 +26,7 @@ import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../s
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
 import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
-import { installShims } from '../shim/install.js';
+import { installShims, SHIMS } from '../shim/install.js';
 import type { StoreOptions } from './context.js';
 import { openStore } from './open-store.js';
 import { note } from './output.js';
@@ -104,8 +105,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     );
   }
   // Inside, the same files are at the same paths (only Entraclaw's own and the stores are hidden), so a
-  // command that does not run here would fail there with a bare bwrap message and exit 1.
-  if (!findCommand(command[0]!, process.env.PATH, project)) {
+  // command that does not run here would fail there with a bare bwrap message and exit 1. The shims are
+  // the exception: first on PATH inside, whether or not the host has such a command.
+  if (!Object.hasOwn(SHIMS, command[0]!) && !findCommand(command[0]!, process.env.PATH, project)) {
     throw new UsageError(
       `cannot start ${command[0]}: not found${command[0]!.includes('/') ? ' or not executable' : ' in PATH'}`,
       'check the command name and PATH (the sandbox sees the same PATH)',
@@ -138,17 +140,20 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     ...(env.ENTRACLAW_PASSPHRASE_FILE ? [env.ENTRACLAW_PASSPHRASE_FILE] : []),
   ];
   refuseMissingWritable(passphraseFiles, writable);
+  // A pipe (`<(pass show ...)`) is nothing the command can open: /proc inside is the sandbox's own, and
+  // every fd of ours beyond stdio is closed before bwrap starts. Files are masked.
+  const passphrasePaths = passphraseFiles.filter((f) => !statSync(f, { throwIfNoEntry: false })?.isFIFO());
   // The user's daemon wherever this shell would find it. It refuses callers from the sandbox's user
   // namespace anyway (identity/namespace.ts); hiding its socket also keeps them from trying.
   const daemonSockets = [socketPath(ctx.paths, config.agent.socket), socketPath(ctx.paths)];
-  const hideFiles = existing([...passphraseFiles, ...bus.paths, ...daemonSockets]);
+  const hideFiles = existing([...passphrasePaths, ...bus.paths, ...daemonSockets]);
   // A mask covers the real file or directory, but a symlink on the way to it cannot be masked or pinned:
   // inside a writable path the command could replace `~/.config -> dotfiles/config` with a directory of
   // its own, and the host would read a policy.toml (or passphrase file) planted there from then on.
   refusePlantedLinks(
     [
       ...[...ours, ctx.paths.runtime].map((d) => ['a directory the sandbox hides', d] as const),
-      ...passphraseFiles.map((f) => ['the passphrase file', f] as const),
+      ...passphrasePaths.map((f) => ['the passphrase file', f] as const),
       ...daemonSockets.map((f) => ["the daemon's socket", f] as const),
     ],
     writable,

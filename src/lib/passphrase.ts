@@ -10,6 +10,8 @@ const SYSTEMD_CREDENTIAL = 'entraclaw.passphrase';
 const MAX_PASSPHRASE_BYTES = 4096;
 /** How long a passphrase pipe may stay silent: its writer may be asking the user to unlock something. */
 const PIPE_WAIT_MS = 120_000;
+// Passphrases read from pipes, by path, for this process's later reads of the same path.
+const fromPipes = new Map<string, Buffer>();
 // Something to Atomics.wait on: a synchronous pause between polls of a pipe opened non-blocking.
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 /** The shortest passphrase a new vault accepts. */
@@ -80,6 +82,9 @@ export async function readPassphrase(
 
 /** Reads a passphrase file: private (no group/other bits), bounded, one trailing newline stripped. */
 export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
+  // A pipe gives its bytes once: the probe that checks it (doctor) and the open that uses it share them.
+  const piped = fromPipes.get(path);
+  if (piped) return Buffer.from(piped);
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO nobody writes to would otherwise wait forever.
@@ -133,9 +138,16 @@ export function readPassphraseFile(path: string, via = 'passphrase file'): Buffe
       buf.fill(0);
       throw new UsageError(`passphrase file ${path} is larger than ${MAX_PASSPHRASE_BYTES} bytes`);
     }
+    if (len === 0 && st.isFIFO()) {
+      throw new UsageError(
+        `the passphrase pipe ${path} (from ${via}) gave nothing: no program had it open for writing, or it wrote nothing`,
+        'start the program that writes the passphrase first (or use <(command)), or give a regular file',
+      );
+    }
     if (buf[len - 1] === 0x0a) len -= buf[len - 2] === 0x0d ? 2 : 1;
     const pass = Buffer.from(buf.subarray(0, len));
     buf.fill(0);
+    if (st.isFIFO()) fromPipes.set(path, Buffer.from(pass));
     return pass;
   } finally {
     closeSync(fd);

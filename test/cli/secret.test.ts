@@ -299,6 +299,14 @@ describe('entraclaw secret: bad input', () => {
     expect(
       runCli(['secret', 'get', 'svc', 'piped', '--store', 'encrypted-file'], env).stdout.toString(),
     ).toBe(CANARY);
+    // doctor checks the passphrase and then opens the vault with it: one pipe serves both.
+    const doctor = spawnSync(
+      'bash',
+      ['-c', `ENTRACLAW_PASSPHRASE_FILE=<(printf 'cli test passphrase\\n') "$NODE" -- "$CLI" doctor --json`],
+      { env: { ...noPass, NODE: process.execPath, CLI }, timeout: 30_000 },
+    );
+    const stores = JSON.parse(doctor.stdout.toString()).stores as { name: string; available: boolean }[];
+    expect(stores.find((x) => x.name === 'encrypted-file')).toMatchObject({ available: true });
   });
 
   it('the past --expires-at warning comes only once the item is stored', () => {

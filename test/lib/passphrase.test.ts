@@ -107,7 +107,7 @@ describe('passphrase sources', () => {
     );
   });
 
-  it('a directory is refused with a hint; a FIFO nobody writes to reads as empty at once, never waited on', () => {
+  it('a directory is refused with a hint; a FIFO nobody writes to is refused at once, never waited on', () => {
     const { dir } = context();
     const err = usageError(() => readPassphraseFile(dir, '--passphrase-file'));
     expect(err.message).toBe(
@@ -116,7 +116,11 @@ describe('passphrase sources', () => {
     expect(err.hint).toContain('mode 600');
     const fifo = join(dir, 'fifo');
     expect(spawnSync('mkfifo', ['-m', '600', fifo]).status).toBe(0);
-    expect(readPassphraseFile(fifo, '--passphrase-file').length).toBe(0);
+    const empty = usageError(() => readPassphraseFile(fifo, '--passphrase-file'));
+    expect(empty.message).toBe(
+      `the passphrase pipe ${fifo} (from --passphrase-file) gave nothing: no program had it open for writing, or it wrote nothing`,
+    );
+    expect(empty.hint).toContain('start the program that writes the passphrase first');
   });
 });
 

@@ -935,6 +935,24 @@ describe.skipIf(!(haveBwrap && process.platform === 'linux' && process.getuid?.(
       expect(lines[3]!.trim().split(/\s+/)).toEqual([String(USER), '0', '1']);
       expect(r.stderr).toContain('no grant of client "sandbox" allows read on other/me');
       expect(r.stdout + r.stderr).not.toContain('not-granted');
+      // The passphrase through a pipe, as a password manager gives it: nothing to mask, and it works.
+      const { ENTRACLAW_PASSPHRASE_FILE: passFile, ...noPass } = env;
+      const piped = spawnSync(
+        'bash',
+        [
+          '-c',
+          `cd project && "$NODE" -- "$CLI" sandbox --store encrypted-file --profile "$PROFILE" --passphrase-file <(cat "$PASS") -- security find-generic-password -s svc -a me -w`,
+        ],
+        {
+          cwd: dir,
+          env: { ...noPass, NODE: process.execPath, CLI, PROFILE: profile, PASS: passFile },
+          uid: USER,
+          gid: USER,
+          timeout: 60_000,
+        },
+      );
+      expect(piped.status, piped.stderr.toString()).toBe(0);
+      expect(piped.stdout.toString()).toBe(`${SECRET}\n`);
     }, 90_000);
   },
 );
