@@ -512,9 +512,21 @@ function challenge(
   if (waiting.size >= MAX_UNCONFIRMED) {
     return fail(request.id, 'bad_request', `more than ${MAX_UNCONFIRMED} requests await confirmation`);
   }
+  const key = waitingKey(request.id);
+  // Its reply could not be told from the waiting one's: answered (and audited) under id null instead.
+  if (waiting.has(key)) {
+    if (request.op === 'set') request.value.fill(0);
+    const reason = `a request with id ${JSON.stringify(request.id)} already awaits confirmation on this connection; ids must be unique among requests in flight`;
+    return finish(fail(null, 'bad_request', reason), 'error', reason);
+  }
   const nonce = randomBytes(16);
-  waiting.set(String(request.id), { nonce, senderPid, subject, request, audit, finish });
+  waiting.set(key, { nonce, senderPid, subject, request, audit, finish });
   return { json: { id: request.id, challenge: nonce.toString('hex') } };
+}
+
+// 1 and "1" are two ids (docs/protocol.md): the key keeps their types apart.
+function waitingKey(id: number | string): string {
+  return `${typeof id}:${id}`;
 }
 
 function sameProgram(a: Identity, b: Identity): boolean {
@@ -533,13 +545,13 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
   // Only named back as far as it helps: the keys are the client's, of any number and size.
   const shown = Buffer.byteLength(keys) > 120 ? truncateUtf8(keys, 120) : keys;
   const id = replyId(json);
-  const entry = id === null ? undefined : unconfirmed.get(conn)?.get(String(id));
+  const entry = id === null ? undefined : unconfirmed.get(conn)?.get(waitingKey(id));
   // Every request gets exactly one reply: a confirm naming no waiting request is answered with id null
   // (that id was answered already, or never sent), and a malformed one ends the request it names.
   if (!entry) {
     return fail(null, 'bad_request', `no request with id ${JSON.stringify(id)} awaits confirmation`);
   }
-  unconfirmed.get(conn)!.delete(String(id));
+  unconfirmed.get(conn)!.delete(waitingKey(id!));
   const { finish, request } = entry;
   if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string') {
     if (request.op === 'set') request.value.fill(0);

@@ -115,6 +115,24 @@ elif mode == "bad-confirm":
         reply, att = recv_frame(s)
         replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "code": (reply.get("error") or {}).get("code"), "message": (reply.get("error") or {}).get("message"), "value": len(att) > 0})
     emit({"challenged": "challenge" in challenge, "replies": replies})
+elif mode == "id-types":
+    # Ids 1 and "1" are two requests; a second request with id 7 while 7 awaits confirmation is refused.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    get_ = lambda i: frame({"id": i, "op": "get", "service": SVC, "account": ACCT})
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}) + get_(1) + get_("1") + get_(7) + get_(7))
+    recv_frame(s)
+    replies = []
+    finals = 0
+    while finals < 4:
+        reply, att = recv_frame(s)
+        if "challenge" in reply:
+            confirm(s, reply)
+            continue
+        finals += 1
+        error = {"message": reply["error"]["message"]} if reply.get("error") else {}
+        replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "value": len(att) > 0, **error})
+    emit({"replies": replies})
 elif mode == "edit-between":
     # Served, then its own script changes on disk: the next request on the same connection is refused.
     s = connect_hello(SOCK)
@@ -620,6 +638,24 @@ describe('watched senders', () => {
     expect(replies[0]!.message).toContain('malformed confirm (fields: id,nonce,op,x)');
     expect(replies[1]!.message).toBe('no request with id 5 awaits confirmation');
     expect(replies.some((x) => x.value)).toBe(false);
+  }, 30_000);
+
+  it('ids 1 and "1" are two requests, each answered once; a reused id in flight is refused under id null', async () => {
+    const r = await b.python(approvedPy, ['id-types', SVC, 'acct']);
+    const replies = r.result.replies as { id: unknown; ok: boolean; value: boolean; message?: string }[];
+    expect(replies, r.stdout + r.stderr).toHaveLength(4);
+    const byId = (id: unknown) => replies.filter((x) => x.id === id);
+    for (const id of [1, '1', 7])
+      expect(byId(id), JSON.stringify(id)).toEqual([{ id, ok: true, value: true }]);
+    expect(byId(null)).toEqual([
+      {
+        id: null,
+        ok: false,
+        value: false,
+        message:
+          'a request with id 7 already awaits confirmation on this connection; ids must be unique among requests in flight',
+      },
+    ]);
   }, 30_000);
 
   it('an approved script edited on disk mid-connection is refused on its next request', async () => {
