@@ -23,11 +23,17 @@ export interface DamagedLine {
 export function readAuditTail(path: string, n: number): (AuditRecord | DamagedLine)[] {
   // One line more than shown: the first shown line is checked against the one before it.
   const lines: { file: string; bytes: Buffer; record: AuditRecord | undefined }[] = [];
-  for (const file of auditFiles(path).reverse()) {
+  for (const [age, file] of auditFiles(path).reverse().entries()) {
     if (lines.length > n) break;
-    const tail = readLastLines(file, n + 1 - lines.length);
+    const want = n + 1 - lines.length;
+    // The live file's last line without its newline is one the daemon is writing right now (`audit
+    // verify` tells that from a cut-off end): left out rather than shown as damaged, one more read in
+    // its place so that the lines shown follow one another.
+    const tail = readLastLines(file, age === 0 ? want + 1 : want);
+    const complete = age === 0 && tail && !tail.terminated ? tail.lines.slice(0, -1) : (tail?.lines ?? []);
+    const shown = complete.slice(-want);
     lines.unshift(
-      ...(tail?.lines ?? []).map((bytes) => {
+      ...shown.map((bytes) => {
         const parsed = auditRecordSchema.safeParse(safeJson(bytes));
         return { file, bytes, record: parsed.success ? parsed.data : undefined };
       }),

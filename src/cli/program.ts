@@ -20,16 +20,21 @@ const program = new Command('entraclaw')
   .exitOverride();
 
 /**
- * Commander's complaint as one line. `--value=TOKEN` is a likely slip (secrets never go in argv here):
- * the value is left out of the message, so it does not travel on into a terminal log or CI output.
+ * Commander's complaint as one line. `--value=TOKEN` or `-wTOKEN` is a likely slip (secrets never go in
+ * argv here): the value is left out of the message, so it does not travel on into a terminal log or CI
+ * output.
  */
 function commanderMessage(text: string): string {
-  return text
-    .replace(/^error: /, '')
-    .replace(/(unknown option '[^'=]*)=[^']*'/, "$1=…' (its value is not shown)")
-    .trim()
-    .split('\n')
-    .join(' ');
+  return (
+    text
+      .replace(/^error: /, '')
+      .replace(/(unknown option '[^'=]*)=[^']*'/, "$1=…' (its value is not shown)")
+      // `-wVALUE`: a short option with its value attached (no option of ours is a cluster of letters).
+      .replace(/unknown option '(-[^-'])[^']+'/, "unknown option '$1…' (the rest is not shown)")
+      .trim()
+      .split('\n')
+      .join(' ')
+  );
 }
 
 function storeOptions(cmd: Command): Command {

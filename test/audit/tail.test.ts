@@ -29,6 +29,18 @@ describe('readAuditTail', () => {
     expect(seqs(50)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it('leaves out a newest line still being written (no newline yet), and shows the n whole ones before it', () => {
+    const log = AuditLog.open(path, { maxBytes: line * 4, keep: 5 });
+    for (let i = 0; i < 6; i++) log.append(entry(i));
+    // What a reader sees in the middle of the daemon's write of the next line.
+    appendFileSync(path, readFileSync(path, 'utf8').split('\n')[0]!.slice(0, 40));
+    for (const n of [1, 2, 3]) {
+      const tail = readAuditTail(path, n);
+      expect(tail.filter((r) => 'damaged' in r)).toEqual([]);
+      expect(seqs(n)).toEqual([3, 4, 5].slice(-n));
+    }
+  });
+
   it('reaches back into rotated files', () => {
     const log = AuditLog.open(path, { maxBytes: line * 2, keep: 5 });
     for (let i = 0; i < 7; i++) log.append(entry(i));

@@ -122,6 +122,7 @@ describe('command-line mistakes caught by the parser', () => {
       ['secret', 'set', 'svc', 'acct', `--value=${CANARY}`],
       "unknown option '--value=…' (its value is not shown)",
     ],
+    [['secret', 'set', 'svc', 'acct', `-w${CANARY}`], "unknown option '-w…' (the rest is not shown)"],
   ])('%j: exit 2 in the usual "entraclaw: ... / hint:" shape', (args, message) => {
     const r = runCli(args, env);
     expect(r.status).toBe(EXIT_CODES.usage);
