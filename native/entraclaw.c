@@ -191,55 +191,76 @@ static napi_value make_cred(napi_env env, int64_t pid, int64_t uid, int64_t gid,
   return obj;
 }
 
+// The kernel's record of the other end of a connected Unix socket (Linux SO_PEERCRED; macOS getpeereid
+// and LOCAL_PEERPID). Returns 0, or -1 with errno set and *failed naming the call.
+static int read_peer(int fd, pid_t *pid, uid_t *uid, gid_t *gid, const char **failed) {
+#ifdef __linux__
+  struct ucred uc;
+  socklen_t len = sizeof uc;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
+    *failed = "getsockopt";
+    return -1;
+  }
+  *pid = uc.pid;
+  *uid = uc.uid;
+  *gid = uc.gid;
+  return 0;
+#elif defined(__APPLE__)
+  socklen_t len = sizeof *pid;
+  if (getpeereid(fd, uid, gid) < 0) {
+    *failed = "getpeereid";
+    return -1;
+  }
+  if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, pid, &len) < 0) {
+    *failed = "getsockopt";
+    return -1;
+  }
+  return 0;
+#else
+  (void)fd;
+  (void)pid;
+  (void)uid;
+  (void)gid;
+  *failed = "peer credentials";
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
-#ifdef __linux__
-  struct ucred uc;
-  socklen_t len = sizeof uc;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+  const char *failed;
+  if (read_peer(fd, &pid, &uid, &gid, &failed) < 0) return throw_errno(env, errno, failed);
   int pidfd = -1;
-  len = sizeof pidfd;
+#ifdef __linux__
+  socklen_t len = sizeof pidfd;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) {
     // Kernels before 6.5 lack the option; any other failure (peer gone) must not pass as "no pidfd".
     if (errno != ENOPROTOOPT) return throw_errno(env, errno, "getsockopt(SO_PEERPIDFD)");
     pidfd = -1;
   }
-  return make_cred(env, uc.pid, uc.uid, uc.gid, pidfd);
-#elif defined(__APPLE__)
-  uid_t uid;
-  gid_t gid;
-  pid_t pid;
-  socklen_t len = sizeof pid;
-  if (getpeereid(fd, &uid, &gid) < 0) return throw_errno(env, errno, "getpeereid");
-  if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &len) < 0) return throw_errno(env, errno, "getsockopt");
-  return make_cred(env, pid, uid, gid, -1);
-#else
-  return throw_errno(env, ENOSYS, "peerCred");
 #endif
+  return make_cred(env, pid, uid, gid, pidfd);
 }
 
 // peerUid(fd): the uid of the process that created the other end of a connected Unix socket, as the
-// kernel recorded it (Linux SO_PEERCRED, macOS getpeereid). The client asks it of the daemon's socket
+// kernel recorded it, without the pidfd peerCred opens. The client asks it of the daemon's socket
 // before sending a byte: a socket path another user could have planted leads to their server, not ours.
 static napi_value js_peer_uid(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], "fd", &fd)) return NULL;
-#ifdef __linux__
-  struct ucred uc;
-  socklen_t len = sizeof uc;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) return throw_errno(env, errno, "getsockopt");
-  return make_int(env, (int64_t)uc.uid);
-#elif defined(__APPLE__)
+  pid_t pid;
   uid_t uid;
   gid_t gid;
-  if (getpeereid(fd, &uid, &gid) < 0) return throw_errno(env, errno, "getpeereid");
+  const char *failed;
+  if (read_peer(fd, &pid, &uid, &gid, &failed) < 0) return throw_errno(env, errno, failed);
   return make_int(env, (int64_t)uid);
-#else
-  return throw_errno(env, ENOSYS, "peerUid");
-#endif
 }
 
 #ifdef __linux__
