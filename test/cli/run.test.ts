@@ -380,15 +380,17 @@ describe('entraclaw run: environment sanitising', () => {
 });
 
 describe('entraclaw run --mask', () => {
+  // --mask with T holding the canary, and the `--` before the command.
+  const MASKED = ['--mask', '--env', `T=entraclaw://${SVC}/me`, '--'];
+  /** `entraclaw run ARGS` as a child process whose stdout and stderr the test reads. */
+  const spawnRun = (args: string[]) =>
+    spawn(NODE, [CLI, 'run', ...STORE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const write = (stream: 1 | 2, text: string) =>
     `require('fs').writeSync(${stream}, ${JSON.stringify(text)});`;
 
   it('hides the secret in stdout and stderr; the child still gets it', () => {
     const r = run([
-      '--mask',
-      '--env',
-      `T=entraclaw://${SVC}/me`,
-      '--',
+      ...MASKED,
       NODE,
       '-e',
       `const t = process.env.T; ${write(1, 'out:')} require('fs').writeSync(1, t + ':' + t.length + '\\n'); ${write(2, 'err:')} require('fs').writeSync(2, t + '\\n');`,
@@ -406,7 +408,7 @@ describe('entraclaw run --mask', () => {
       for (const fd of [1, 2]) {
         for (const b of Buffer.from('<' + process.env.T + '>\\n')) { fs.writeSync(fd, Buffer.from([b])); pause(2); }
       }`;
-    const r = run(['--mask', '--env', `T=entraclaw://${SVC}/me`, '--', NODE, '-e', script]);
+    const r = run([...MASKED, NODE, '-e', script]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.toString()).toBe(`<${MASK_TEXT}>\n`);
     expect(r.stderr).toBe(`<${MASK_TEXT}>\n`);
@@ -424,22 +426,15 @@ describe('entraclaw run --mask', () => {
 
   it('a reader that stops early (`| head -1`) ends the command with SIGPIPE, as without --mask', async () => {
     for (const mask of [true, false]) {
-      const proc = spawn(
-        NODE,
-        [
-          CLI,
-          'run',
-          ...STORE,
-          ...(mask ? ['--mask'] : []),
-          '--env',
-          `T=entraclaw://${SVC}/me`,
-          '--',
-          'sh',
-          '-c',
-          'while :; do echo "line $T"; done',
-        ],
-        { env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const proc = spawnRun([
+        ...(mask ? ['--mask'] : []),
+        '--env',
+        `T=entraclaw://${SVC}/me`,
+        '--',
+        'sh',
+        '-c',
+        'while :; do echo "line $T"; done',
+      ]);
       let stderr = '';
       proc.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
@@ -458,10 +453,7 @@ describe('entraclaw run --mask', () => {
   it('returns with the command: a process it left in the background does not keep run waiting', () => {
     const g = scratch('grandchild');
     const r = run([
-      '--mask',
-      '--env',
-      `T=entraclaw://${SVC}/me`,
-      '--',
+      ...MASKED,
       'sh',
       '-c',
       `sleep 60 & echo $! > '${g}'; echo "started $T"; echo "err $T" >&2; exit 3`,
@@ -496,24 +488,14 @@ describe('entraclaw run --mask', () => {
       put(out + t.slice(0, 5));
       put(t.slice(5) + '.');
       process.exit(4);`;
-    const proc = spawn(
+    const proc = spawnRun([
+      ...MASKED,
+      'sh',
+      '-c',
+      `sleep 60 & echo $! > '${g}'; exec "$0" -e "$1"`,
       NODE,
-      [
-        CLI,
-        'run',
-        ...STORE,
-        '--mask',
-        '--env',
-        `T=entraclaw://${SVC}/me`,
-        '--',
-        'sh',
-        '-c',
-        `sleep 60 & echo $! > '${g}'; exec "$0" -e "$1"`,
-        NODE,
-        script,
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+      script,
+    ]);
     const status = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
     const chunks: Buffer[] = [];
     proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -539,15 +521,7 @@ describe('entraclaw run --mask', () => {
   it('does not show the start of a secret left last in a pipe that stays open', () => {
     // Run cannot know whether the rest would have followed, so those bytes are withheld.
     const g = scratch('grandchild');
-    const r = run([
-      '--mask',
-      '--env',
-      `T=entraclaw://${SVC}/me`,
-      '--',
-      'sh',
-      '-c',
-      `sleep 60 & echo $! > '${g}'; printf 'out:%.12s' "$T"; exit 3`,
-    ]);
+    const r = run([...MASKED, 'sh', '-c', `sleep 60 & echo $! > '${g}'; printf 'out:%.12s' "$T"; exit 3`]);
     const grandchild = Number(readFileSync(g, 'utf8'));
     try {
       expect({ status: r.status, stdout: r.stdout.toString() }).toEqual({ status: 3, stdout: 'out:' });
@@ -561,22 +535,12 @@ describe('entraclaw run --mask', () => {
     // passing the output on nor find the pipe quiet, so only the signal can end it.
     const g = scratch('grandchild');
     const c = scratch('child');
-    const proc = spawn(
-      NODE,
-      [
-        CLI,
-        'run',
-        ...STORE,
-        '--mask',
-        '--env',
-        `T=entraclaw://${SVC}/me`,
-        '--',
-        'sh',
-        '-c',
-        `yes "tick $T" & echo $! > '${g}'; echo $$ > '${c}.tmp' && mv '${c}.tmp' '${c}'; exit 3`,
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const proc = spawnRun([
+      ...MASKED,
+      'sh',
+      '-c',
+      `yes "tick $T" & echo $! > '${g}'; echo $$ > '${c}.tmp' && mv '${c}.tmp' '${c}'; exit 3`,
+    ]);
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

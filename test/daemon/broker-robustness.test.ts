@@ -214,6 +214,29 @@ async function servedNow(): Promise<void> {
   expect(r.result, r.stderr).toEqual({ ok: true, value_b64: b64(SECRET) });
 }
 
+/**
+ * Writes `frames` to a new connection in one go and collects the replies until `until` says enough, or
+ * the hang-up. `closed`: whether the daemon hung up.
+ */
+async function talk(frames: Buffer[], until: (replies: Frame[]) => boolean) {
+  const s = netConnect(b.socket);
+  await new Promise((r) => s.once('connect', r));
+  const decoder = new FrameDecoder();
+  const replies: Frame[] = [];
+  const done = new Promise<void>((resolve) => {
+    s.on('data', (d: Buffer) => {
+      replies.push(...decoder.push(d));
+      if (until(replies)) resolve();
+    });
+    s.once('close', () => resolve());
+  });
+  s.write(Buffer.concat(frames));
+  await done;
+  const closed = s.destroyed || s.readableEnded;
+  s.destroy();
+  return { replies, closed };
+}
+
 // Numbers for the report, printed once at the end.
 const numbers: Record<string, unknown> = {};
 afterAll(() => {
@@ -310,38 +333,23 @@ describe('bad input', () => {
   }, 30_000);
 
   it('a second hello is named as such; more requests in flight than the cap get one reason, then the hang-up', async () => {
-    // Writes `frames` in one go and collects the replies until `until` says enough, or the hang-up.
-    const talk = async (frames: object[], until: (replies: Frame[]) => boolean) => {
-      const s = netConnect(b.socket);
-      await new Promise((r) => s.once('connect', r));
-      const decoder = new FrameDecoder();
-      const replies: Frame[] = [];
-      const done = new Promise<void>((resolve) => {
-        s.on('data', (d: Buffer) => {
-          replies.push(...decoder.push(d));
-          if (until(replies)) resolve();
-        });
-        s.once('close', () => resolve());
-      });
-      s.write(Buffer.concat(frames.map((f) => encodeFrame(f))));
-      await done;
-      const closed = s.destroyed || s.readableEnded;
-      s.destroy();
-      return { replies: replies.map((r) => r.json), closed };
-    };
     const hello = { v: 1, op: 'hello', id: 0 };
-    const again = await talk([hello, { ...hello, id: 1 }, { id: 2, op: 'whoami' }], (r) => r.length === 3);
-    expect(again.replies[1]).toMatchObject({
+    const json = (frames: object[]) => frames.map((f) => encodeFrame(f));
+    const again = await talk(
+      json([hello, { ...hello, id: 1 }, { id: 2, op: 'whoami' }]),
+      (r) => r.length === 3,
+    );
+    expect(again.replies[1]?.json).toMatchObject({
       id: 1,
       ok: false,
       error: { code: 'bad_request', message: 'hello was already exchanged on this connection' },
     });
     // Still open: the next request is answered (this test process itself is refused as a caller).
-    expect(again.replies[2]).toMatchObject({ id: 2 });
+    expect(again.replies[2]?.json).toMatchObject({ id: 2 });
     const whoamis = Array.from({ length: MAX_QUEUED_FRAMES + 8 }, (_, i) => ({ id: i + 1, op: 'whoami' }));
-    const flood = await talk([hello, ...whoamis], () => false);
+    const flood = await talk(json([hello, ...whoamis]), () => false);
     expect(flood.closed).toBe(true);
-    expect(flood.replies).toEqual([
+    expect(flood.replies.map((r) => r.json)).toEqual([
       expect.objectContaining({
         id: null,
         ok: false,
@@ -357,30 +365,18 @@ describe('bad input', () => {
   }, 30_000);
 
   it('a request with a missing or invalid id is answered with id null; a value over 1 MiB is too_large for its request; the connection stays open', async () => {
-    const s = netConnect(b.socket);
-    await new Promise((r) => s.once('connect', r));
-    const decoder = new FrameDecoder();
-    const replies: Frame[] = [];
     // Six replies, or the hang-up that would cut them short.
-    const done = new Promise<void>((resolve) => {
-      s.on('data', (d: Buffer) => {
-        replies.push(...decoder.push(d));
-        if (replies.length >= 6) resolve();
-      });
-      s.once('close', () => resolve());
-    });
-    s.write(
-      Buffer.concat([
+    const { replies } = await talk(
+      [
         encodeFrame({ v: 1, op: 'hello', id: 0 }),
         encodeFrame({ op: 'whoami' }),
         encodeFrame({ id: -1, op: 'whoami' }),
         encodeFrame({ id: { pick: 'me' }, op: 'whoami' }),
         encodeFrame({ id: 4, op: 'set', service: 's', account: 'a' }, Buffer.alloc(1024 * 1024 + 1, 1)),
         encodeFrame({ id: 5, op: 'whoami' }),
-      ]),
+      ],
+      (r) => r.length >= 6,
     );
-    await done;
-    s.destroy();
     expect(replies.slice(1, 4).map((r) => [r.json.id, (r.json.error as { code: string }).code])).toEqual([
       [null, 'bad_request'],
       [null, 'bad_request'],

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SDK_URL } from '../support/broker.js';
-import { CLI } from '../support/cli.js';
+import { CLI, isolatedEnv } from '../support/cli.js';
 import { inTestSession, randomName } from '../support/context.js';
 
 // `entraclaw sandbox` end to end: real bubblewrap, the real Secret Service (gnome-keyring, from
@@ -96,6 +96,10 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     const r = spawnSync(process.execPath, ['--', CLI, ...args], { env, input, timeout: 30_000 });
     return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   }
+
+  /** `entraclaw sandbox` on the Secret Service with `options`, running `command`. */
+  const sandboxCli = (options: string[], command: string[]) =>
+    cli(['sandbox', '--store', 'secret-service', ...options, '--', ...command]);
 
   function set(store: string, service: string, account: string, value: string, env = baseEnv()): void {
     const r = cli(['secret', 'set', service, account, '--store', store], value, env);
@@ -252,19 +256,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
         `secret-tool lookup service ${sq(S2)} account ${A}; echo "st_other=$?"`,
         `security find-generic-password -s ${sq(S)} -a sibling -w; echo "sec_sibling=$?"`,
       ].join('\n');
-      const r = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--profile',
-        profile,
-        '--project',
-        project,
-        '--',
-        'sh',
-        '-c',
-        script,
-      ]);
+      const r = sandboxCli(['--profile', profile, '--project', project], ['sh', '-c', script]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe(`${GRANTED} st=0\n${GRANTED}\nsec=0\nst_other=1\nsec_sibling=51\n`);
       expect(r.stdout + r.stderr).not.toContain(OTHER);
@@ -556,31 +548,11 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       const target = mkdtempSync(join(root, 'target-'));
       mkdirSync(join(proj, 'a'));
       symlinkSync(target, join(proj, 'a', 'b'));
-      const r = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--project',
-        proj,
-        '--allow-path',
-        join(proj, 'a', 'b'),
-        '--',
-        'true',
-      ]);
+      const r = sandboxCli(['--project', proj, '--allow-path', join(proj, 'a', 'b')], ['true']);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toContain(`goes through the symlink ${join(proj, 'a', 'b')}, inside ${proj}`);
       // Named as what it resolves to, it is the user's choice.
-      const ok = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--project',
-        proj,
-        '--allow-path',
-        target,
-        '--',
-        'true',
-      ]);
+      const ok = sandboxCli(['--project', proj, '--allow-path', target], ['true']);
       expect(ok.status, ok.stderr).toBe(0);
     });
 
@@ -616,17 +588,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
     it('a profile that is a symlink inside the project is refused (the command could re-point it)', () => {
       const link = join(project, `linked-${randomName('p')}.toml`);
       symlinkSync(profile, link);
-      const r = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--profile',
-        link,
-        '--project',
-        project,
-        '--',
-        'true',
-      ]);
+      const r = sandboxCli(['--profile', link, '--project', project], ['true']);
       rmSync(link, { force: true });
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toContain(`--profile ${link} goes through the symlink ${link}, inside ${project}`);
@@ -662,17 +624,7 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
           .filter((f) => existsSync(f));
       await waitUntil(() => sockets().length > 0);
       const [socket] = sockets();
-      const reach = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--allow-path',
-        scratchRoot,
-        '--project',
-        project,
-        '--',
-        'true',
-      ]);
+      const reach = sandboxCli(['--allow-path', scratchRoot, '--project', project], ['true']);
       expect(reach.status).toBe(2);
       expect(reach.stderr).toContain('which the sandbox must hide');
       // Whoever still gets to the socket (here: a process of the host) is not in the sandbox: refused.
@@ -697,17 +649,7 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
     it('a profile the command may write is used, with a warning that it can change its own grants', () => {
       const inProject = join(project, `profile-${randomName('p')}.toml`);
       writeFileSync(inProject, readFileSync(profile));
-      const r = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--profile',
-        inProject,
-        '--project',
-        project,
-        '--',
-        'true',
-      ]);
+      const r = sandboxCli(['--profile', inProject, '--project', project], ['true']);
       rmSync(inProject, { force: true });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`warning: the profile ${inProject} is inside a path the command may write`);
@@ -750,17 +692,7 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
 
   describe('exit status and signals', () => {
     it("is the sandboxed command's", () => {
-      const r = cli([
-        'sandbox',
-        '--store',
-        'secret-service',
-        '--project',
-        project,
-        '--',
-        'sh',
-        '-c',
-        'exit 9',
-      ]);
+      const r = sandboxCli(['--project', project], ['sh', '-c', 'exit 9']);
       expect(r.status, r.stderr).toBe(9);
     });
 
@@ -881,15 +813,11 @@ describe.skipIf(!(haveBwrap && process.platform === 'linux' && process.getuid?.(
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     it('serves its command the granted item through both shims, and nothing else', () => {
-      const env = {
-        PATH: process.env.PATH,
-        HOME: join(dir, 'home'),
-        XDG_CONFIG_HOME: join(dir, 'config'),
-        XDG_DATA_HOME: join(dir, 'data'),
-        XDG_STATE_HOME: join(dir, 'state'),
-        XDG_RUNTIME_DIR: join(dir, 'run'),
+      // Not the test session's bus: it is root's, and this user's sandbox has no business with it.
+      const env = isolatedEnv(dir, {
         ENTRACLAW_PASSPHRASE_FILE: join(dir, 'pass'),
-      };
+        DBUS_SESSION_BUS_ADDRESS: undefined,
+      });
       for (const d of ['home', 'run', 'project']) mkdirSync(join(dir, d), { mode: 0o700 });
       writeFileSync(join(dir, 'pass'), 'unprivileged sandbox passphrase\n', { mode: 0o600 });
       const profile = join(dir, 'profile.toml');
