@@ -81,6 +81,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // (which process.cwd() has already resolved) is still seen by the planted-link check below.
   const projectGiven = opts.project ?? logicalCwd();
   const project = canonical(projectGiven, '--project');
+  if (opts.project === undefined) refuseHomeAsDefault(project);
   const allowPaths = [
     ...profile.allowPaths.map((p) => canonical(p, `allow_paths in ${opts.profile}`)),
     ...(opts.allowPath ?? []).map((p) => canonical(p, '--allow-path')),
@@ -374,6 +375,19 @@ function openChecked(paths: string[]): [string, number][] {
       'check the project, allowed and read paths',
     );
   }
+}
+
+// The current directory is the project only by default; a shell left in ~ (or /) would silently make
+// ~/.bashrc and ~/.ssh/authorized_keys writable for the command, and those changes outlive the run.
+// Naming it with --project is the user's choice (docs/sandbox.md).
+function refuseHomeAsDefault(project: string): void {
+  const home = process.env.HOME;
+  if (!home?.startsWith('/')) return;
+  if (!isUnderAny(canonicalIfExists(home), [project])) return;
+  throw new UsageError(
+    `the current directory ${project} would be the sandbox's writable project, and it is (or contains) your home directory: the command could change ~/.bashrc, ~/.ssh and the like for good`,
+    'cd into the project directory first, or name it with --project (--project ~ if you really mean your whole home)',
+  );
 }
 
 // The current directory as the shell names it ($PWD), when that is where we are; else the resolved one.

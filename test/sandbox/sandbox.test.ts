@@ -569,6 +569,32 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
       expect(ok.status, ok.stderr).toBe(0);
     });
 
+    it('the home directory (or /) as the default project is refused; named with --project it is taken', () => {
+      mkdirSync(home, { recursive: true });
+      for (const dir of [home, '/']) {
+        const r = spawnSync(
+          process.execPath,
+          ['--', CLI, 'sandbox', '--store', 'secret-service', '--', 'true'],
+          {
+            env: { ...baseEnv(), PWD: dir },
+            cwd: dir,
+            timeout: 30_000,
+          },
+        );
+        expect(r.status, r.stderr.toString()).toBe(2);
+        expect(r.stderr.toString()).toContain(
+          `the current directory ${dir} would be the sandbox's writable project, and it is (or contains) your home directory`,
+        );
+        expect(r.stderr.toString()).toContain('name it with --project');
+      }
+      const named = spawnSync(
+        process.execPath,
+        ['--', CLI, 'sandbox', '--store', 'secret-service', '--project', home, '--', 'true'],
+        { env: { ...baseEnv(), PWD: home }, cwd: home, timeout: 30_000 },
+      );
+      expect(named.status, named.stderr.toString()).toBe(0);
+    });
+
     it('a project reached through a symlink planted in an allowed path is refused, even as the cwd', () => {
       const proj = mkdtempSync(join(root, 'cwd-planted-'));
       const outside = mkdtempSync(join(root, 'cwd-target-'));
