@@ -179,6 +179,42 @@ describe('entraclaw run: the child is the command', () => {
     expect({ status, got: readFileSync(got, 'utf8') }).toEqual({ status: 0, got: 'INT\n' });
   });
 
+  it('a child that died of SIGINT: entraclaw dies of SIGINT too (a shell sees 130), not a plain exit 130', () => {
+    const r = spawnSync(NODE, ['--', CLI, 'run', ...STORE, '--', 'sh', '-c', 'kill -INT $$'], {
+      env,
+      timeout: 30_000,
+    });
+    expect({ status: r.status, signal: r.signal }).toEqual({ status: null, signal: 'SIGINT' });
+    const viaShell = spawnSync(
+      'sh',
+      [
+        '-c',
+        `${[NODE, '--', CLI, 'run', ...STORE].map(shellQuote).join(' ')} -- sh -c 'kill -INT $$'; echo "$?"`,
+      ],
+      {
+        env,
+        timeout: 30_000,
+      },
+    );
+    expect(viaShell.stdout.toString()).toBe('130\n');
+  });
+
+  it('Ctrl-C stops a shell script at `entraclaw run`, as it stops it at the command run alone', async () => {
+    // A shell that got SIGINT while waiting goes on with its script when its child exited (130 = "handled
+    // it"), and stops when the child died of SIGINT (bash's wait-and-cooperative-exit; dash does the same).
+    const ready = scratch('ready');
+    const after = scratch('after');
+    const cmd = [CLI, 'run', ...STORE, '--', 'sh', '-c', `touch "${ready}"; exec sleep 30`].map(shellQuote);
+    const pty = spawn('script', ['-qfec', `${cmd.join(' ')}; touch ${shellQuote(after)}`, '/dev/null'], {
+      env: { ...env, SHELL: '/bin/bash' },
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    await waitFor(() => existsSync(ready), 'the child under a pty');
+    pty.stdin.write('\x03');
+    await new Promise((resolve) => pty.on('close', resolve));
+    expect(existsSync(after)).toBe(false);
+  });
+
   it('a child killed by the forwarded signal is 128 + the signal number', async () => {
     const ready = scratch('ready');
     const r = await runAsync(['--', 'sh', '-c', `touch "${ready}"; exec sleep 30`], ready, 'SIGTERM');
