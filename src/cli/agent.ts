@@ -1,9 +1,11 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
+import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { native } from '../lib/native.js';
+import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
 import { reportError } from './output.js';
@@ -44,22 +46,31 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   });
 
   let stopping = false;
-  const stop = async (code: number) => {
+  const stop = async (code: number, diedOfSigint = false) => {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping');
     await daemon.close();
+    process.exitCode = code;
+    if (diedOfSigint) await dieOfSigint();
     process.exit(code);
   };
-  process.on('SIGTERM', () => void stop(0));
-  process.on('SIGINT', () => void stop(0));
+  // With a command, SIGINT and SIGTERM are for it (as `run` passes them on): the agent stops when it has
+  // exited, with its status. A Ctrl-C reaches it from the terminal already when we share its foreground.
+  let child: ChildProcess | undefined;
+  for (const s of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(s, () => {
+      if (!child || child.exitCode !== null || child.signalCode !== null) return void stop(0);
+      if (!(s === 'SIGINT' && inForegroundOfTerminal())) child.kill(s);
+    });
+  }
   process.on('SIGHUP', () => {
     log('info', 'SIGHUP: reloading policy');
     daemon.reloadPolicy();
   });
 
   if (command.length > 0) {
-    const child = spawn(command[0]!, command.slice(1), {
+    child = spawn(command[0]!, command.slice(1), {
       stdio: 'inherit',
       env: { ...process.env, ENTRACLAW_SOCKET: socket },
     });
@@ -77,7 +88,8 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
     // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.
     child.on(
       'exit',
-      (code, signal) => void stop(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)),
+      (code, signal) =>
+        void stop(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1), signal === 'SIGINT'),
     );
   }
 }

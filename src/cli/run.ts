@@ -7,6 +7,7 @@ import { isMaskable } from '../inject/mask.js';
 import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
+import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -119,28 +120,6 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   process.exitCode = status;
   await Promise.all(pipes.map((p) => p.done));
   if (exitSignal === 'SIGINT') await dieOfSigint();
-}
-
-/**
- * CMD died of SIGINT (Ctrl-C): entraclaw dies of it too, once its output is out, instead of exiting 130.
- * A shell running `entraclaw run` from a script or a loop stops on Ctrl-C only when its child died of
- * SIGINT; a child that exits 130 is taken to have handled the Ctrl-C, and the script goes on (bash's
- * "wait and cooperative exit", dash likewise) -- as it would not for CMD run alone. `$?` is 130 either way.
- * Should SIGINT somehow not end us, process.exitCode (128 + 2) still stands.
- */
-async function dieOfSigint(): Promise<void> {
-  await Promise.all([process.stdout, process.stderr].map(flushed));
-  process.removeAllListeners('SIGINT');
-  process.kill(process.pid, 'SIGINT');
-}
-
-function flushed(stream: NodeJS.WriteStream): Promise<void> {
-  if (stream.destroyed || stream.writableLength === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    stream.once('drain', resolve);
-    stream.once('close', resolve);
-    stream.once('error', () => resolve());
-  });
 }
 
 // The variable name to blame when a reference fails: the overlay entry that wins (the last one), else the

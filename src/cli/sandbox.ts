@@ -17,6 +17,7 @@ import type { Agent } from '../daemon/server.js';
 import { MAX_SOCKET_PATH, makePrivateDir, socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
+import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { makeDirs } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import { canonicalIfExists, xdgDir } from '../lib/paths.js';
@@ -179,6 +180,8 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   const scratch = scratchDir.dir;
   let broker: Agent | undefined;
   let pathFds: [string, number][] = [];
+  let status = 1;
+  let interrupted = false;
   try {
     // The broker's stderr is the command's: only its warnings and errors belong there, unless -v.
     const log = createLogger({ verbose: opts.verbose, quiet: true });
@@ -276,6 +279,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     let stopping = false;
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(s, () => {
+        if (s === 'SIGINT') interrupted = true;
         // A second SIGINT/SIGTERM ends the sandbox whatever its processes do (a command that stopped the
         // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever). SIGHUP asks a
         // command to reload, not to stop: it is passed on every time and never escalates.
@@ -287,7 +291,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
         forward(s, init(), child);
       });
     }
-    process.exitCode = await new Promise<number>((res) => {
+    status = await new Promise<number>((res) => {
       child.on('error', () => res(127));
       child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
     });
@@ -298,6 +302,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     await Promise.all(sel.readFirst.map((s) => s.close()));
     scratchDir.release();
   }
+  process.exitCode = status;
+  // bwrap reports a command killed by a signal as 128 + its number: after our Ctrl-C, 130 means it died of it.
+  if (interrupted && status === 128 + constants.signals.SIGINT) await dieOfSigint();
 }
 
 /** The pid (as seen from here) of the sandbox's init, once bwrap has reported it on its info fd. */

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chownSync,
@@ -29,6 +29,7 @@ import {
   SDK_URL,
   secretFreePlaces,
   startBroker,
+  waitFor,
 } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
 
@@ -699,6 +700,37 @@ describe('process hygiene', () => {
         });
         expect(s.status, s.stderr).toBe(status);
       }
+      // A CMD that died of SIGINT: the agent dies of it too, so a script running it stops at Ctrl-C.
+      const int = await run(process.execPath, agentArgs(other.socket, '--', 'sh', '-c', 'kill -INT $$'), {
+        env: other.env,
+        timeoutMs: 20_000,
+      });
+      expect({ status: int.status, signal: int.signal }, int.stderr).toEqual({
+        status: null,
+        signal: 'SIGINT',
+      });
+      // SIGTERM to the agent is for CMD: CMD's own answer to it is the agent's status.
+      const ready = join(other.dir, `term-ready-${process.pid}`);
+      const withCmd = spawn(
+        process.execPath,
+        agentArgs(
+          other.socket,
+          '--',
+          'sh',
+          '-c',
+          `trap 'echo got-term; exit 3' TERM; touch '${ready}'; while :; do sleep 0.1; done`,
+        ),
+        { env: other.env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      withCmd.stdout.on('data', (d: Buffer) => {
+        out += d;
+      });
+      const ended = new Promise<number | null>((r) => withCmd.once('exit', (code) => r(code)));
+      await waitFor(() => existsSync(ready), 'the command under `agent --`');
+      withCmd.kill('SIGTERM');
+      expect(await ended).toBe(3);
+      expect(out).toBe('got-term\n');
     } finally {
       await other.stop();
     }

@@ -723,17 +723,19 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
     });
 
     /** Starts a sandboxed trap script in its own process group, sends `signal` to `target`, returns the status. */
-    async function signalled(signal: NodeJS.Signals, wholeGroup: boolean) {
-      const ready = join(project, `ready-${signal}`);
-      const got = join(project, `got-${signal}`);
+    async function signalled(signal: NodeJS.Signals, wholeGroup: boolean, trapped = true) {
+      const ready = join(project, `ready-${signal}-${trapped}`);
+      const got = join(project, `got-${signal}-${trapped}`);
       const trap = signal.replace(/^SIG/, '');
-      const script = `trap 'echo ${trap} > ${sq(got)}; exit 42' ${trap}; touch ${sq(ready)}; while :; do sleep 0.05; done`;
+      const script = trapped
+        ? `trap 'echo ${trap} > ${sq(got)}; exit 42' ${trap}; touch ${sq(ready)}; while :; do sleep 0.05; done`
+        : `touch ${sq(ready)}; exec sleep 30`;
       const proc = spawn(
         process.execPath,
         [CLI, 'sandbox', '--store', 'secret-service', '--project', project, '--', 'sh', '-c', script],
         { env: baseEnv(), stdio: 'ignore', detached: true },
       );
-      const status = await new Promise<number | null>((resolve) => {
+      const [status, died] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
         const deadline = Date.now() + 30_000;
         const poll = setInterval(() => {
           if (existsSync(ready) || Date.now() > deadline) {
@@ -743,8 +745,10 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
             process.kill(wholeGroup ? -proc.pid! : proc.pid!, sig);
           }
         }, 20);
-        proc.on('close', (code) => resolve(code));
+        proc.on('close', (code, sig) => resolve([code, sig]));
       });
+      if (!trapped) return { status, signal: died };
+      expect(died).toBeNull();
       return { status, got: existsSync(got) ? readFileSync(got, 'utf8') : undefined };
     }
 
@@ -754,6 +758,10 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
 
     it('Ctrl-C (SIGINT to the whole process group) reaches the command once, not as a SIGKILL', async () => {
       expect(await signalled('SIGINT', true)).toEqual({ status: 42, got: 'INT\n' });
+    });
+
+    it('Ctrl-C that kills the command kills entraclaw with SIGINT too, so a script running it stops', async () => {
+      expect(await signalled('SIGINT', true, false)).toEqual({ status: null, signal: 'SIGINT' });
     });
 
     it('SIGHUP (a reload) is passed on and does not turn a later SIGTERM into a SIGKILL', async () => {
