@@ -47,6 +47,8 @@ interface Interpreter {
   match: RegExp;
   env: readonly string[];
   envPrefixes?: readonly string[];
+  /** A shell: an argv[0] starting with `-` makes it a login shell (the profile scripts run first). */
+  loginByArgv0?: boolean;
   findScript(args: readonly string[]): CommandAnalysis;
 }
 
@@ -534,15 +536,23 @@ const INTERPRETERS: readonly Interpreter[] = [
     // substitution included) before every traced command once xtrace is on.
     env: ['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4'],
     envPrefixes: ['BASH_FUNC_'],
+    loginByArgv0: true,
     findScript: (args) => scan('bash', args, SHELL),
   },
   {
     name: 'sh',
     match: /^(sh|dash|ash)$/,
     env: ['ENV', 'PS4'],
+    loginByArgv0: true,
     findScript: (args) => scan('sh', args, SHELL),
   },
-  { name: 'zsh', match: /^zsh[\d.]*$/, env: ['ZDOTDIR'], findScript: (args) => scan('zsh', args, ZSH) },
+  {
+    name: 'zsh',
+    match: /^zsh[\d.]*$/,
+    env: ['ZDOTDIR'],
+    loginByArgv0: true,
+    findScript: (args) => scan('zsh', args, ZSH),
+  },
   { name: 'deno', match: /^deno$/, env: [], findScript: denoScript },
   { name: 'bun', match: /^bun$/, env: ['BUN_OPTIONS', 'NODE_OPTIONS'], findScript: bunScript },
 ];
@@ -583,6 +593,10 @@ export function analyzeCommand(
   const variable = injected(env, interpreter.env, interpreter.envPrefixes);
   if (variable) {
     return refused(`${variable} is set, which makes ${interpreter.name} load other code; unset it`);
+  }
+  // `exec -a -bash bash script.sh` is `bash -l script.sh`: /etc/profile and $HOME's profile run first.
+  if (interpreter.loginByArgv0 && argv[0]?.startsWith('-')) {
+    return refused(`${interpreter.name} started as ${argv[0]} ${LOGIN}`);
   }
   return interpreter.findScript(argv.slice(1));
 }

@@ -159,6 +159,11 @@ const cases: Case[] = [
   ['bash', ['bash', '--rcfile', 'x', 'script.sh'], { refused: /startup file/ }],
   ['bash', ['bash', '--init-file', 'x', 'script.sh'], { refused: /startup file/ }],
   ['bash', ['bash', '-l', 'script.sh'], { refused: /login shell/ }],
+  // A leading `-` in argv[0] (`exec -a -bash bash script.sh`, as login(1) does) is the same as -l.
+  ['bash', ['-bash', 'script.sh'], { refused: /started as -bash is a login shell/ }],
+  ['dash', ['-sh', 'script.sh'], { refused: /login shell/ }],
+  ['zsh', ['-zsh', '-f', 'script.zsh'], { refused: /login shell/ }],
+  ['bash', ['/bin/bash-x', 'script.sh'], { script: 'script.sh' }],
   ['bash', ['bash', '-o'], { refused: /missing its value/ }],
   ['bash', ['bash', '--frob', 'script.sh'], { refused: UNKNOWN }],
   ['bash', ['bash', 'script.sh'], { refused: /BASH_ENV/ }, { BASH_ENV: '/tmp/evil' }],
