@@ -30,6 +30,8 @@ interface OptionTable {
   attached?: ReadonlyMap<string, RegExp>;
   /** Families of harmless long options, matched by prefix; a value must be attached with `=`. */
   flagPrefixes?: readonly string[];
+  /** Values of a valued short option that load code from elsewhere (`python3 -X pycache_prefix=DIR`). */
+  refusedValues?: ReadonlyMap<string, readonly (readonly [value: RegExp, reason: string])[]>;
   /** Short options may be grouped (`python3 -uB`); otherwise each argument is one option. */
   grouped: boolean;
   /**
@@ -155,10 +157,12 @@ function shortCluster(
         return refused(`${name} ${opt} is missing its value; pass one or drop the option`);
       continue;
     }
-    if (j + 1 < arg.length) return used;
-    return i + 1 < args.length
-      ? 1
-      : refused(`${name} ${opt} is missing its value; pass one or drop the option`);
+    const value = j + 1 < arg.length ? arg.slice(j + 1) : args[i + 1];
+    if (value === undefined)
+      return refused(`${name} ${opt} is missing its value; pass one or drop the option`);
+    const badValue = t.refusedValues?.get(key)?.find(([re]) => re.test(value));
+    if (badValue) return refused(`${name} ${opt} ${value} ${badValue[1]}`);
+    return j + 1 < arg.length ? used : 1;
   }
   return used;
 }
@@ -301,6 +305,17 @@ const PYTHON: OptionTable = {
   },
   flags: set('-b', '-B', '-d', '-E', '-I', '-O', '-P', '-q', '-s', '-S', '-u', '-v', '-x'),
   valued: set('-W', '-X', '--check-hash-based-pycs'),
+  refusedValues: new Map([
+    [
+      '-X',
+      [
+        [
+          /^pycache_prefix(=|$)/,
+          'reads compiled modules (the standard library too) from another directory; run without it',
+        ],
+      ],
+    ],
+  ]),
 };
 
 const RUBY: OptionTable = {
@@ -514,7 +529,18 @@ const INTERPRETERS: readonly Interpreter[] = [
   {
     name: 'python',
     match: /^python(\d+(\.\d+)*)?$/,
-    env: ['PYTHONPATH', 'PYTHONSTARTUP', 'PYTHONINSPECT', 'PYTHONHOME', 'PYTHONUSERBASE', 'PYTHONBREAKPOINT'],
+    // PYTHONPYCACHEPREFIX (like -X pycache_prefix) swaps in compiled modules, the standard library's too,
+    // from a directory of its choosing; PYTHONPLATLIBDIR moves the standard library's native modules.
+    env: [
+      'PYTHONPATH',
+      'PYTHONSTARTUP',
+      'PYTHONINSPECT',
+      'PYTHONHOME',
+      'PYTHONUSERBASE',
+      'PYTHONBREAKPOINT',
+      'PYTHONPYCACHEPREFIX',
+      'PYTHONPLATLIBDIR',
+    ],
     findScript: (args) => scan('python', args, PYTHON),
   },
   {

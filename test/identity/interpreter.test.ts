@@ -180,6 +180,15 @@ const cases: Case[] = [
   ['zsh', ['zsh', '-c', 'echo hi'], { refused: INLINE }],
   ['zsh', ['zsh', 'script.zsh'], { refused: /ZDOTDIR/ }, { ZDOTDIR: '/tmp' }],
 
+  // python: compiled modules from a directory of the caller's choosing run instead of the standard library.
+  ['python3', ['python3', '-X', 'pycache_prefix=/tmp/evil', 's.py'], { refused: /pycache_prefix/ }],
+  ['python3', ['python3', '-Xpycache_prefix=/tmp/evil', 's.py'], { refused: /pycache_prefix/ }],
+  ['python3', ['python3', '-uX', 'pycache_prefix', 's.py'], { refused: /pycache_prefix/ }],
+  ['python3', ['python3', '-X', 'dev', 's.py'], { script: 's.py' }],
+  ['python3', ['python3', '-Xutf8', 's.py'], { script: 's.py' }],
+  ['python3', ['python3', 's.py'], { refused: /PYTHONPYCACHEPREFIX/ }, { PYTHONPYCACHEPREFIX: '/tmp/evil' }],
+  ['python3', ['python3', 's.py'], { refused: /PYTHONPLATLIBDIR/ }, { PYTHONPLATLIBDIR: '../../tmp/evil' }],
+
   // deno and bun: subcommands first.
   ['deno', ['deno', 'run', 'script.ts'], { script: 'script.ts' }],
   ['deno', ['deno', 'run', '--allow-net', 'script.ts'], { script: 'script.ts' }],
