@@ -1,5 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstatSync, openSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type * as z from 'zod';
 import { UsageError } from '../errors.js';
@@ -30,13 +30,24 @@ export function loadPolicyWithWarnings(
   uid = process.getuid?.(),
 ): { policy: Policy; warnings: string[] } {
   let source: string;
+  let fd: number;
   try {
-    source = readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
     throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
   }
-  assertPrivate(path, uid);
+  try {
+    // The checks and the read are of one open file: a stat by name could see another file than was read.
+    assertPrivate(path, fstatSync(fd), uid);
+    source = readFileSync(fd, 'utf8');
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
+  } finally {
+    closeSync(fd);
+  }
+  assertClosedDirs(path);
   const policy = parsePolicy(source, path);
   return { policy, warnings: policyWarnings(source, policy, path) };
 }
@@ -84,8 +95,7 @@ export function policyWarnings(source: string, policy: Policy, path = 'policy.to
 }
 
 // Whoever can write the policy decides who gets secrets, so it must be ours and not group/world-writable.
-function assertPrivate(path: string, uid: number | undefined): void {
-  const st = statSync(path);
+function assertPrivate(path: string, st: Stats, uid: number | undefined): void {
   if (uid !== undefined && st.uid !== uid) {
     throw new UsageError(
       `${path} is owned by uid ${st.uid}, not ${uid}`,
@@ -94,6 +104,25 @@ function assertPrivate(path: string, uid: number | undefined): void {
   }
   if ((st.mode & 0o022) !== 0) {
     throw new UsageError(`${path} is writable by other users`, `chmod 600 ${path}`);
+  }
+}
+
+// Who can rename entries in the policy's directory can put another policy.toml (or symlink) in its place
+// between two loads, so that directory, and the one the file really lives in (a dotfiles symlink), must
+// not be writable by group or others unless sticky (/tmp: others cannot replace our entries there).
+function assertClosedDirs(path: string): void {
+  const dirs = new Set([dirname(path)]);
+  try {
+    dirs.add(dirname(realpathSync(path)));
+  } catch {}
+  for (const dir of dirs) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+      throw new UsageError(
+        `${dir}, which holds ${path}, is writable by other users (mode ${(mode & 0o777).toString(8)}): they could replace the policy`,
+        `chmod 700 ${dir}`,
+      );
+    }
   }
 }
 

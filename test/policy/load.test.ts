@@ -1,6 +1,6 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadPolicy, parsePolicy, policyPath, policyWarnings } from '../../src/policy/load.js';
 import { usageError } from '../support/errors.js';
@@ -367,6 +367,30 @@ describe('loadPolicy', () => {
     expect(usageError(() => loadPolicy(path, (process.getuid?.() ?? 0) + 1)).message).toMatch(
       /is owned by uid/,
     );
+  });
+
+  it('refuses a policy in a directory other users can write (they could swap the file), but not a sticky one', () => {
+    const path = setup();
+    writeFileSync(path, EXAMPLE, { mode: 0o600 });
+    const dir = dirname(path);
+    chmodSync(dir, 0o777);
+    const err = usageError(() => loadPolicy(path));
+    expect(err.message).toMatch(/which holds .*policy\.toml, is writable by other users \(mode 777\)/);
+    expect(err.hint).toBe(`chmod 700 ${dir}`);
+    chmodSync(dir, 0o1777);
+    expect(loadPolicy(path).clients).toHaveLength(2);
+    // A symlinked policy (dotfiles) is judged by the directory it really lives in, too.
+    chmodSync(dir, 0o700);
+    const shared = mkdtempSync(join(tmpdir(), 'entraclaw-policy-shared-'));
+    dirs.push(shared);
+    chmodSync(shared, 0o777);
+    const real = join(shared, 'policy.toml');
+    writeFileSync(real, EXAMPLE, { mode: 0o600 });
+    rmSync(path);
+    symlinkSync(real, path);
+    expect(usageError(() => loadPolicy(path)).message).toContain(`${shared}, which holds ${path}`);
+    chmodSync(shared, 0o700);
+    expect(loadPolicy(path).clients).toHaveLength(2);
   });
 
   it('lives in the config directory', () => {
