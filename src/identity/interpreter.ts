@@ -523,7 +523,9 @@ const INTERPRETERS: readonly Interpreter[] = [
   {
     name: 'node',
     match: /^(node|nodejs)\d*$/,
-    env: ['NODE_OPTIONS', 'NODE_PATH'],
+    // NODE_COMPILE_CACHE (node 22+): V8 code cache from a directory of the caller's choosing, checked
+    // against the source by a checksum anyone can match, so it can hold other code than the script's.
+    env: ['NODE_OPTIONS', 'NODE_PATH', 'NODE_COMPILE_CACHE'],
     findScript: (args) => scan('node', args, NODE),
   },
   {

@@ -180,6 +180,7 @@ const cases: Case[] = [
   ['zsh', ['zsh', '-c', 'echo hi'], { refused: INLINE }],
   ['zsh', ['zsh', 'script.zsh'], { refused: /ZDOTDIR/ }, { ZDOTDIR: '/tmp' }],
 
+  ['node', ['node', 'bot.mjs'], { refused: /NODE_COMPILE_CACHE/ }, { NODE_COMPILE_CACHE: '/tmp/evil' }],
   // python: compiled modules from a directory of the caller's choosing run instead of the standard library.
   ['python3', ['python3', '-X', 'pycache_prefix=/tmp/evil', 's.py'], { refused: /pycache_prefix/ }],
   ['python3', ['python3', '-Xpycache_prefix=/tmp/evil', 's.py'], { refused: /pycache_prefix/ }],
