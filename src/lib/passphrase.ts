@@ -1,5 +1,6 @@
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
 import type { StoreContext } from '../store/types.js';
 
@@ -14,6 +15,8 @@ const PIPE_WAIT_MS = 120_000;
 const fromPipes = new Map<string, Buffer>();
 // Something to Atomics.wait on: a synchronous pause between polls of a pipe opened non-blocking.
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+/** The pause between polls of a silent pipe. */
+const PIPE_POLL_MS = 20;
 /** The shortest passphrase a new vault accepts. */
 export const MIN_NEW_PASSPHRASE_BYTES = 8;
 
@@ -52,13 +55,14 @@ export async function readPassphrase(
   vaultPath: string,
   creating: boolean,
   io: PromptIo = { input: process.stdin, output: process.stderr },
+  signal?: AbortSignal,
 ): Promise<Buffer> {
   const source = passphraseSource(ctx);
   if (!source)
     throw new LockedError(`vault ${vaultPath} is locked: no passphrase available`, PASSPHRASE_HINT);
   const pass =
     source.kind === 'file'
-      ? readPassphraseFile(source.path, source.via)
+      ? await readPassphraseFileAsync(source.path, source.via, signal)
       : await promptTwiceIf(creating, `Passphrase for vault ${vaultPath}: `, io);
   if (pass.length === 0) {
     throw new UsageError(
@@ -82,6 +86,40 @@ export async function readPassphrase(
 
 /** Reads a passphrase file: private (no group/other bits), bounded, one trailing newline stripped. */
 export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
+  const steps = passphraseReader(path, via);
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    Atomics.wait(PAUSE, 0, 0, PIPE_POLL_MS);
+  }
+}
+
+/**
+ * readPassphraseFile() that waits for a silent pipe without blocking the event loop (the daemon's case);
+ * `signal` gives up the wait (the store is closing).
+ */
+export async function readPassphraseFileAsync(
+  path: string,
+  via = 'passphrase file',
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const steps = passphraseReader(path, via);
+  try {
+    for (let step = steps.next(); ; step = steps.next()) {
+      if (step.done) return step.value;
+      await sleep(PIPE_POLL_MS, undefined, signal ? { signal } : {}).catch(() => {
+        throw new LockedError(
+          `stopped waiting for the passphrase pipe ${path} (from ${via}): the store was closed`,
+        );
+      });
+    }
+  } finally {
+    // Closes the pipe when the wait was given up (a finished reader has closed it already).
+    steps.return(Buffer.alloc(0));
+  }
+}
+
+// The reading itself, for both: it yields whenever a pipe has nothing yet, and its driver pauses.
+function* passphraseReader(path: string, via: string): Generator<void, Buffer, void> {
   // A pipe gives its bytes once: the probe that checks it (doctor) and the open that uses it share them.
   const piped = fromPipes.get(path);
   if (piped) return Buffer.from(piped);
@@ -128,7 +166,7 @@ export function readPassphraseFile(path: string, via = 'passphrase file'): Buffe
             'check the command that writes the passphrase',
           );
         }
-        Atomics.wait(PAUSE, 0, 0, 20);
+        yield;
         continue;
       }
       if (n === 0) break;

@@ -187,6 +187,7 @@ class EncryptedFileStore implements Store {
   private closed = false;
   // Serialises passphrase and key work, so concurrent calls prompt once and run scrypt once.
   private keyQueue: Promise<unknown> = Promise.resolve();
+  private readonly closing = new AbortController();
   // The items of the vault last decrypted, with the fileKey()s of its file and directory then: while both
   // stats still show those keys, a read is served from here without opening the file (the daemon reads
   // on every get). Any write, chmod or rename changes a key (ctime cannot be set from user space), and
@@ -256,6 +257,8 @@ class EncryptedFileStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    // A passphrase pipe that stays silent would otherwise hold the close (and a stopping daemon) for minutes.
+    this.closing.abort();
     await this.keyQueue;
     this.forget();
   }
@@ -372,7 +375,13 @@ class EncryptedFileStore implements Store {
   }
 
   private async getPassphrase(creating: boolean): Promise<Buffer> {
-    this.passphrase ??= await readPassphrase(this.ctx, this.paths.vault, creating);
+    this.passphrase ??= await readPassphrase(
+      this.ctx,
+      this.paths.vault,
+      creating,
+      undefined,
+      this.closing.signal,
+    );
     return this.passphrase;
   }
 

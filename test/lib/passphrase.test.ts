@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import {
   passphraseSource,
   readPassphrase,
   readPassphraseFile,
+  readPassphraseFileAsync,
 } from '../../src/lib/passphrase.js';
 import type { StoreContext } from '../../src/store/types.js';
 import { tempContext } from '../support/context.js';
@@ -121,6 +122,68 @@ describe('passphrase sources', () => {
       `the passphrase pipe ${fifo} (from --passphrase-file) gave nothing: no program had it open for writing, or it wrote nothing`,
     );
     expect(empty.hint).toContain('start the program that writes the passphrase first');
+  });
+});
+
+describe('passphrase pipe, read without blocking (the daemon)', () => {
+  /** A FIFO whose writer holds it open and writes `pass` only when told to (on its stdin). */
+  async function silentPipe(dir: string, pass: string) {
+    const fifo = join(dir, 'pipe');
+    const writer = spawn(
+      'sh',
+      [
+        '-c',
+        'mkfifo -m 600 "$F" && exec 3<>"$F" && echo ready && read go && printf "$P" >&3 && exec 3>&-; read end',
+      ],
+      { env: { F: fifo, P: pass, PATH: process.env.PATH }, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    await new Promise((resolve) => writer.stdout.once('data', resolve));
+    return { fifo, writer };
+  }
+
+  it('the event loop runs while the pipe is silent, and the passphrase is read once it comes', async () => {
+    const { dir } = context();
+    const { fifo, writer } = await silentPipe(dir, 'piped-pass\\n');
+    try {
+      let done = false;
+      const { ctx } = context();
+      const reading = readPassphrase({ ...ctx, passphraseFile: fifo }, VAULT, false).finally(() => {
+        done = true;
+      });
+      // The writer is told to write from this event loop, so a read that blocked it would never end.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(done).toBe(false);
+      writer.stdin.write('go\n');
+      expect((await reading).toString()).toBe('piped-pass');
+    } finally {
+      writer.kill();
+    }
+  });
+
+  it('an aborted wait ends at once with a LockedError, and the pipe is closed', async () => {
+    const { dir } = context();
+    const { fifo, writer } = await silentPipe(dir, 'never-read\\n');
+    try {
+      const stop = new AbortController();
+      const reading = readPassphraseFileAsync(fifo, '--passphrase-file', stop.signal);
+      stop.abort();
+      const err = await reading.catch((e) => e);
+      expect(err).toBeInstanceOf(LockedError);
+      expect(err.message).toBe(
+        `stopped waiting for the passphrase pipe ${fifo} (from --passphrase-file): the store was closed`,
+      );
+      // No fd of ours is left on the pipe.
+      const ours = readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === fifo;
+        } catch {
+          return false;
+        }
+      });
+      expect(ours).toEqual([]);
+    } finally {
+      writer.kill();
+    }
   });
 });
 

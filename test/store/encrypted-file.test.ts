@@ -145,6 +145,29 @@ afterEach(async () => {
 });
 
 describe('encrypted-file store', () => {
+  it('close() while a passphrase pipe is silent ends the wait: the read fails as locked, nothing hangs', async () => {
+    const ctx = context();
+    await (await open(ctx)).set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
+    const fifo = join(ctx.dir, 'pipe');
+    // Holds the pipe open for writing and never writes: a password manager waiting on its own unlock.
+    const writer = spawn('sh', ['-c', 'mkfifo -m 600 "$F" && exec 3<>"$F" && echo ready && read x'], {
+      env: { F: fifo, PATH: process.env.PATH },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise((resolve) => writer.stdout.once('data', resolve));
+      const piped = await backend.open({ ...ctx, passphraseFile: fifo });
+      const reading = caught(piped.get('svc', 'a'));
+      await new Promise((resolve) => setImmediate(resolve));
+      await piped.close();
+      const err = await reading;
+      expect(err).toBeInstanceOf(LockedError);
+      expect(err.message).toContain(`stopped waiting for the passphrase pipe ${fifo}`);
+    } finally {
+      writer.kill();
+    }
+  });
+
   it('round trips binary values and metadata; update keeps createdAt; delete; list', async () => {
     const ctx = context();
     const s = await open(ctx);
