@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
@@ -76,10 +76,20 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   const env = buildChildEnv(process.env, { resolved, overlay });
   const secrets = [...resolved.values()];
   const mask = Boolean(opts.mask) && secrets.some(isMaskable);
-  const child = spawn(command[0]!, command.slice(1), {
-    env,
-    stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(command[0]!, command.slice(1), {
+      env,
+      stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
+    });
+  } catch (err) {
+    for (const v of secrets) v.fill(0);
+    // execve's E2BIG comes back from spawn at once, not as an 'error' event: a secret (or any variable)
+    // over the kernel's 128 KiB per-string limit, or all of them together over its total. Name the
+    // largest variable, never its value.
+    if ((err as NodeJS.ErrnoException).code === 'E2BIG') throw tooBigForExec(env);
+    throw err;
+  }
   const pipes = mask
     ? [pipeMasked(child.stdout!, process.stdout, secrets), pipeMasked(child.stderr!, process.stderr, secrets)]
     : [];
@@ -120,6 +130,24 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   process.exitCode = status;
   await Promise.all(pipes.map((p) => p.done));
   if (exitSignal === 'SIGINT') await dieOfSigint();
+}
+
+/** Linux's MAX_ARG_STRLEN (32 pages of 4 KiB): the longest single `NAME=value` string execve accepts. */
+const MAX_ENV_STRING = 131072;
+
+function tooBigForExec(env: NodeJS.ProcessEnv): UsageError {
+  let largest = '';
+  let size = 0;
+  for (const [k, v] of Object.entries(env)) {
+    const n = Buffer.byteLength(`${k}=${v ?? ''}`) + 1;
+    if (n > size) [largest, size] = [k, n];
+  }
+  return new UsageError(
+    size > MAX_ENV_STRING
+      ? `cannot start the command: ${largest} is ${size} bytes, and one environment variable may hold at most ${MAX_ENV_STRING} (E2BIG)`
+      : `cannot start the command: its arguments and environment together are too large (E2BIG; the largest variable is ${largest}, ${size} bytes)`,
+    'write a large secret to a file with `entraclaw inject -i TEMPLATE -o FILE` and give the command the file',
+  );
 }
 
 // The variable name to blame when a reference fails: the overlay entry that wins (the last one), else the

@@ -242,6 +242,22 @@ describe('entraclaw run: the child is the command', () => {
   });
 });
 
+describe('entraclaw run: a secret too large for an environment variable', () => {
+  it('is a usage error naming the variable and pointing at inject, not an internal error; the value is not shown', () => {
+    // 200 000 bytes: within the 1 MiB a store takes, beyond the 128 KiB execve takes for one variable.
+    const big = `BIG-${randomName('run')}-`.padEnd(200_000, 'x');
+    setSecret(SVC, 'big', big);
+    const m = marker();
+    const r = run(['--env', `HUGE_ONE=entraclaw://${SVC}/big`, ...m.cmd]);
+    expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('HUGE_ONE');
+    expect(r.stderr).toContain('entraclaw inject');
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.stderr).not.toContain(big.slice(0, 20));
+    expect(m.started()).toBe(false);
+  });
+});
+
 describe('entraclaw run: nothing starts unless every reference resolves', () => {
   it('a missing reference: exit 3, naming the variable, child never started', () => {
     const m = marker();
