@@ -1,4 +1,5 @@
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { TooLargeError, UsageError } from '../errors.js';
 import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
@@ -22,6 +23,7 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
       'write the rendered file somewhere else',
     );
   }
+  if (target !== undefined) refuseSpecialTarget(target);
   let text: Buffer;
   let fd: number | undefined;
   try {
@@ -63,6 +65,45 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
       process.stdout.write(out, (e) => (e ? reject(e) : resolve())),
     );
   out.fill(0);
+}
+
+/**
+ * `-o` replaces what it names with a new regular file (rename), never writes into it. Over a device, a FIFO
+ * or a socket, or in /dev or /proc (`-o /dev/stdout`, `/dev/fd/1`), that would put a file holding the
+ * secrets where a terminal, a pipe or `/dev/null` was; run as root, for every user of the machine.
+ */
+function refuseSpecialTarget(target: string): void {
+  const refuse = (what: string) =>
+    new UsageError(
+      `-o ${target} is ${what}: inject replaces the file -o names with a new one, so a regular file holding the secrets would take its place; nothing was written`,
+      'use -o - (stdout) to write to a terminal, a pipe or a device, or give -o the path of a regular file',
+    );
+  const inDevOrProc = (path: string): string | undefined => {
+    try {
+      const dir = realpathSync(dirname(path));
+      return /^\/(dev|proc)(\/|$)/.test(dir) ? dir : undefined;
+    } catch {
+      return undefined; // no such directory: the write reports it
+    }
+  };
+  const dir = inDevOrProc(target);
+  if (dir) throw refuse(`in ${dir}`);
+  let st: Stats;
+  try {
+    st = lstatSync(target);
+    if (st.isSymbolicLink()) {
+      // A link to /proc/self/fd/1 (what /dev/stdout is) stands for a descriptor, whatever it is now.
+      const linkDir = inDevOrProc(resolve(dirname(target), readlinkSync(target)));
+      if (linkDir) throw refuse(`a symlink into ${linkDir}`);
+      st = statSync(target);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    return; // nothing there (or a dangling link): a new file is created
+  }
+  if (st.isCharacterDevice() || st.isBlockDevice()) throw refuse('a device');
+  if (st.isFIFO()) throw refuse('a named pipe (FIFO)');
+  if (st.isSocket()) throw refuse('a socket');
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -1,12 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  type Stats,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +97,31 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     expect(readFileSync(file, 'utf8')).toBe(CANARY);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readdirSync(out)).toEqual(['app.conf']);
+  });
+
+  it('-o naming a FIFO, or a link to /dev/null or to a descriptor (/dev/stdout), is refused and left as it was', () => {
+    const out = freshDir();
+    const tpl = join(dir, 'special.tmpl');
+    writeFileSync(tpl, 'T={{ entraclaw://inj/token }}\n');
+    const fifo = join(out, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const toNull = join(out, 'null');
+    symlinkSync('/dev/null', toNull);
+    const toFd = join(out, 'stdout');
+    symlinkSync('/proc/self/fd/1', toFd);
+    for (const [target, isKind] of [
+      [fifo, (s: Stats) => s.isFIFO()],
+      [toNull, (s: Stats) => s.isSymbolicLink()],
+      [toFd, (s: Stats) => s.isSymbolicLink()],
+    ] as const) {
+      const r = inject(['-i', tpl, '-o', target]);
+      expect(r.status, `${target}: ${r.stderr}`).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(`-o ${target} is `);
+      expect(r.stderr).toContain('-o -');
+      expect(r.stderr).not.toContain(CANARY);
+      expect(isKind(lstatSync(target)), target).toBe(true);
+    }
+    expect(readdirSync(out).sort()).toEqual(['fifo', 'null', 'stdout']);
   });
 
   it('an unresolvable reference writes nothing and names the reference and its line', () => {
