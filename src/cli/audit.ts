@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import type { AuditRecord } from '../audit/entry.js';
 import { auditPath } from '../audit/log.js';
 import { readAuditTail } from '../audit/tail.js';
@@ -11,7 +12,8 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   const n = opts.tail === undefined ? 20 : Number(opts.tail);
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`--tail "${opts.tail}" is not a positive integer`, 'e.g. --tail 20');
-  const records = readAuditTail(auditPath(resolvePaths()), n);
+  const path = auditPath(resolvePaths());
+  const records = readingLog(path, () => readAuditTail(path, n));
   if (opts.json) printJson(records);
   else
     printTable([
@@ -34,6 +36,26 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
     );
 }
 
+/**
+ * A log the user cannot read (a directory or file in the way, permissions) is theirs to fix, not a bug:
+ * exit 2 naming the file, as for an unreadable policy.toml.
+ */
+function readingLog<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (!e.code || typeof e.errno !== 'number') throw err;
+    const what =
+      e.path && e.path !== path ? `${e.path} (for the audit log ${path})` : `the audit log ${path}`;
+    throw new UsageError(
+      `cannot read ${what}: ${e.code}`,
+      `the audit log and its directory must be yours and readable: check with ls -ld ${dirname(path)} ${path}`,
+      { cause: err },
+    );
+  }
+}
+
 function row(r: AuditRecord, decision: string, reason: string): string[] {
   return [
     r.time,
@@ -54,7 +76,7 @@ function row(r: AuditRecord, decision: string, reason: string): string[] {
 export async function auditVerify(opts: { json?: boolean }): Promise<void> {
   const path = auditPath(resolvePaths());
   const written = await daemonHead(path);
-  const r = verifyAudit(path, written ?? undefined);
+  const r = readingLog(path, () => verifyAudit(path, written ?? undefined));
   if (opts.json) printJson({ ...r, daemonChecked: written !== undefined });
   if (!r.ok)
     throw new CorruptError(

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,5 +66,30 @@ describe('entraclaw audit --tail over a damaged line', () => {
       { damaged: true, file: path, reason: 'not an audit record' },
       expect.objectContaining({ seq: 2 }),
     ]);
+  });
+});
+
+describe('entraclaw audit and audit verify over a log they cannot read', () => {
+  it('a directory where the log or its directory belongs is a usage error naming it, not an internal error', () => {
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    // The log's path is a directory, then its state directory is a file: both the user's to fix.
+    mkdirSync(path, { recursive: true });
+    const tail = runCli(['audit'], env);
+    const verify = runCli(['audit', 'verify', '--json'], env);
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(join(dir, 'state', 'entraclaw'), '');
+    const notDir = runCli(['audit', 'verify'], env);
+    for (const r of [tail, verify, notDir]) {
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).not.toContain('internal error');
+      expect(r.stderr).toContain(path);
+    }
+    expect(tail.stderr).toContain('EISDIR');
+    expect(JSON.parse(verify.stderr).error).toMatchObject({
+      code: 'usage',
+      hint: expect.stringContaining('ls -ld'),
+    });
+    expect(notDir.stderr).toContain('ENOTDIR');
   });
 });
