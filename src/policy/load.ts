@@ -35,7 +35,11 @@ export function loadPolicyWithWarnings(
     fd = openSync(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
-    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
+    throw new UsageError(
+      `cannot read ${path}: ${(err as Error).message}`,
+      `the policy must be a file of yours, mode 600: check with ls -l ${path}`,
+      { cause: err },
+    );
   }
   try {
     // The checks and the read are of one open file: a stat by name could see another file than was read.

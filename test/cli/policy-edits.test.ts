@@ -116,6 +116,21 @@ describe('a config or state directory that cannot be made', () => {
   });
 });
 
+describe('a policy.toml that cannot be read', () => {
+  it('is a usage error with a hint line saying what to check, for reads and edits alike', () => {
+    const base = join(dir, 'unreadable');
+    const env = isolatedEnv(base);
+    // A directory where the file belongs: EISDIR, whoever runs the test (root reads any mode).
+    mkdirSync(join(base, 'config', 'entraclaw', 'policy.toml'), { recursive: true, mode: 0o700 });
+    for (const args of [['clients'], ['register', '/usr/bin/true', '--grant', 'x']]) {
+      const r = runCli(args, env);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain('cannot read');
+      expect(r.stderr).toMatch(/\n {2}hint: .*ls -l .*policy\.toml\n/);
+    }
+  });
+});
+
 describe('a * that is only a literal character', () => {
   it('`grant` says what a SERVICE/PREFIX* spec grants; `clients` warns, by line, about a hand-edited one', () => {
     const env = isolatedEnv(join(dir, 'literal-star'));
