@@ -31,15 +31,17 @@ export function loadPolicyWithWarnings(
 ): { policy: Policy; warnings: string[] } {
   let source: string;
   let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
-    throw new UsageError(
+  const unreadable = (err: unknown) =>
+    new UsageError(
       `cannot read ${path}: ${(err as Error).message}`,
       `the policy must be a file of yours, mode 600: check with ls -l ${path}`,
       { cause: err },
     );
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
+    throw unreadable(err);
   }
   try {
     // The checks and the read are of one open file: a stat by name could see another file than was read.
@@ -47,7 +49,7 @@ export function loadPolicyWithWarnings(
     source = readFileSync(fd, 'utf8');
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
+    throw unreadable(err);
   } finally {
     closeSync(fd);
   }
