@@ -8,7 +8,7 @@ import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
 import { forgetStats } from '../lib/file-key.js';
-import { grantSpecFor } from '../lib/percent.js';
+import { grantSpecFor, itemName } from '../lib/percent.js';
 import { visible } from '../lib/visible.js';
 import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
@@ -324,14 +324,18 @@ async function serve(
       const item = await deps.store.get(request.service, request.account);
       if (!item)
         return finish(
-          fail(id, 'not_found', `${request.service}/${request.account} not found in ${deps.store.name}`),
+          fail(
+            id,
+            'not_found',
+            `${itemName(request.service, request.account)} not found in ${deps.store.name}`,
+          ),
           'granted',
           'not found',
         );
       if (isExpired(item) && !request.allowExpired) {
         item.value.fill(0);
         return finish(
-          fail(id, 'expired', `${request.service}/${request.account} expired at ${item.expiresAt}`),
+          fail(id, 'expired', `${itemName(request.service, request.account)} expired at ${item.expiresAt}`),
           'granted',
           'expired',
         );
@@ -363,7 +367,11 @@ async function serve(
       forgetStats();
       if (!deleted)
         return finish(
-          fail(id, 'not_found', `${request.service}/${request.account} not found in ${deps.store.name}`),
+          fail(
+            id,
+            'not_found',
+            `${itemName(request.service, request.account)} not found in ${deps.store.name}`,
+          ),
           'granted',
           'not found',
         );

@@ -5,6 +5,7 @@
 // differs is in docs/shims.md.
 import { isatty } from 'node:tty';
 import { BrokerError, type Client } from '../client/index.js';
+import { itemName } from '../lib/percent.js';
 import type { Item, ItemMeta } from '../store/types.js';
 import { type ShimOutput, shimOutput } from './output.js';
 import { shimArguments } from './raw-argv.js';
@@ -169,7 +170,7 @@ async function store(service: string, account: string, label: string): Promise<S
     await (await session.client()).set(service, account, secret, { label });
     return shimOutput(SECRET_TOOL_STATUS.ok);
   } catch (err) {
-    return failure(err, `store of "${service}/${account}"`, { service, account }, 'write');
+    return failure(err, `store of "${itemName(service, account)}"`, { service, account }, 'write');
   } finally {
     secret.fill(0);
   }

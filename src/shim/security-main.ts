@@ -5,6 +5,7 @@
 // what differs is in docs/shims.md.
 import { homedir } from 'node:os';
 import { BrokerError, type Client } from '../client/index.js';
+import { itemName } from '../lib/percent.js';
 import type { ItemMeta } from '../store/types.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 import { decodeUtf8, shimArguments } from './raw-argv.js';
@@ -225,7 +226,7 @@ async function add(cmd: SecurityAdd, name: string): Promise<ShimOutput> {
       `security: ${name}: Entraclaw does not store an empty password; nothing was stored\n`,
     );
   }
-  const what = `${cmd.update ? 'update' : 'create'} of "${service}/${account}"`;
+  const what = `${cmd.update ? 'update' : 'create'} of "${itemName(service, account)}"`;
   try {
     const client = await session.client();
     if (!cmd.update) {

@@ -14,6 +14,7 @@ import {
   UsageError,
 } from '../errors.js';
 import { type NativeAddon, native } from '../lib/native.js';
+import { itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { byServiceThenAccount } from './item-rules.js';
 import type {
@@ -88,7 +89,7 @@ function quotaUsage(): string | undefined {
 
 /** Maps one addon error to the error Entraclaw reports; the single place kernel errors are translated. */
 export function decodeError(err: unknown, service: string, account: string): EntraclawError {
-  const item = `"${service}/${account}"`;
+  const item = `"${itemName(service, account)}"`;
   switch (errnoOf(err)) {
     case 'EDQUOT': {
       const root = process.getuid?.() === 0;
@@ -152,7 +153,7 @@ function decodePayload(
 ): { meta: StoredMeta; value: Buffer } {
   const bad = () =>
     new CorruptError(
-      `kernel key for "${service}/${account}" is not in Entraclaw's format`,
+      `kernel key for "${itemName(service, account)}" is not in Entraclaw's format`,
       `remove it with: keyctl purge user ${shellQuote(description(service, account))}`,
     );
   if (payload.length < 4) throw bad();
@@ -246,20 +247,20 @@ class KernelKeyringStore implements Store {
     const desc = description(service, account);
     if (Buffer.byteLength(desc) > DESCRIPTION_MAX) {
       throw new TooLargeError(
-        `service and account of "${service}/${account}" are too long for a kernel key description ` +
+        `service and account of "${itemName(service, account)}" are too long for a kernel key description ` +
           `(${DESCRIPTION_MAX} bytes once URI-encoded)`,
       );
     }
     if (value.length > this.maxValueBytes) {
       throw new TooLargeError(
-        `item "${service}/${account}" is ${value.length} bytes; the kernel keyring holds at most ` +
+        `item "${itemName(service, account)}" is ${value.length} bytes; the kernel keyring holds at most ` +
           `${this.maxValueBytes} bytes per value`,
         'use the encrypted-file or secret-service store for larger values',
       );
     }
     if (input.expiresAt !== undefined && Number.isNaN(Date.parse(input.expiresAt))) {
       throw new UsageError(
-        `expiresAt of "${service}/${account}" is not an ISO-8601 time: ${input.expiresAt}`,
+        `expiresAt of "${itemName(service, account)}" is not an ISO-8601 time: ${input.expiresAt}`,
       );
     }
     const nowMs = Date.now();
@@ -278,7 +279,7 @@ class KernelKeyringStore implements Store {
     if (payload.length > USER_KEY_MAX_PAYLOAD) {
       payload.fill(0);
       throw new TooLargeError(
-        `label and scope of "${service}/${account}" leave too little room in a ${USER_KEY_MAX_PAYLOAD}-byte kernel key`,
+        `label and scope of "${itemName(service, account)}" leave too little room in a ${USER_KEY_MAX_PAYLOAD}-byte kernel key`,
         'shorten the label or scope, or use the encrypted-file or secret-service store',
       );
     }

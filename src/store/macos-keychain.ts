@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { EntraclawError, LockedError, NotFoundError, UnavailableError } from '../errors.js';
+import { itemName } from '../lib/percent.js';
 import { commandLine, keychainDateToIso, parsePasswordLine, parseRecords } from './macos/security-output.js';
 import type { Item, ItemInput, ItemKind, ItemMeta, Store, StoreBackend, StoreContext } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
@@ -101,14 +102,17 @@ class MacosKeychainStore implements Store {
       this.timeoutMs,
     );
     if (r.code === ERR_NOT_FOUND || /could not be found/.test(r.err)) return undefined;
-    if (r.code !== 0) throw decodeError(r.code, r.err, `${service}/${account}`);
+    if (r.code !== 0) throw decodeError(r.code, r.err, itemName(service, account));
     const rec = parseRecords(r.out)[0];
     const value = r.err
       .split('\n')
       .map(parsePasswordLine)
       .find((v) => v !== undefined);
     if (!rec || !value)
-      throw new EntraclawError('internal', `unexpected output from security for ${service}/${account}`);
+      throw new EntraclawError(
+        'internal',
+        `unexpected output from security for ${itemName(service, account)}`,
+      );
     return { ...recordToMeta(rec.attributes), value };
   }
 
@@ -144,7 +148,7 @@ class MacosKeychainStore implements Store {
       this.timeoutMs,
     );
     if (r.code === ERR_NOT_FOUND || /could not be found/.test(r.err)) return false;
-    if (r.code !== 0) throw decodeError(r.code, r.err, `${service}/${account}`);
+    if (r.code !== 0) throw decodeError(r.code, r.err, itemName(service, account));
     return true;
   }
 

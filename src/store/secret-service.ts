@@ -9,6 +9,7 @@ import {
 } from '../errors.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
+import { itemName } from '../lib/percent.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
 import {
@@ -160,7 +161,7 @@ class SecretServiceStore implements Store {
     }
     const first = unlocked[0];
     if (first === undefined) {
-      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), `${service}/${account}`);
+      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), itemName(service, account));
       return undefined;
     }
     if (unlocked.length === 1) return { path: first, props: undefined };
@@ -173,7 +174,7 @@ class SecretServiceStore implements Store {
   async get(service: string, account: string): Promise<Item | undefined> {
     assertNames(service, account);
     const key = pathKey(service, account);
-    return this.run({ action: 'read', item: `${service}/${account}` }, async () => {
+    return this.run({ action: 'read', item: itemName(service, account) }, async () => {
       // A warm read skips SearchItems: the remembered path is re-checked by the attributes that come back
       // with the secret, and a path whose item is gone or re-used falls through to a fresh search.
       const cached = this.paths.get(key);
@@ -216,10 +217,10 @@ class SecretServiceStore implements Store {
     assertNames(service, account);
     if (value.length > this.maxValueBytes) {
       throw new TooLargeError(
-        `the value for ${service}/${account} is ${value.length} bytes; ${NAME} holds at most ${this.maxValueBytes}`,
+        `the value for ${itemName(service, account)} is ${value.length} bytes; ${NAME} holds at most ${this.maxValueBytes}`,
       );
     }
-    const item = `${service}/${account}`;
+    const item = itemName(service, account);
     // Find-then-create is not atomic on the bus: two of our writers at once would both create, leaving
     // duplicates (and an old value readable after a rotation). Our writers take turns; others' are theirs.
     makeOwnDir(dirname(this.lockPath), 'XDG_RUNTIME_DIR');
@@ -267,7 +268,7 @@ class SecretServiceStore implements Store {
 
   async delete(service: string, account: string): Promise<boolean> {
     assertNames(service, account);
-    const item = `${service}/${account}`;
+    const item = itemName(service, account);
     return this.run({ action: 'delete', item }, async () => {
       this.paths.delete(pathKey(service, account));
       const found = await Promise.all([

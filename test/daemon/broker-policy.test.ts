@@ -319,6 +319,12 @@ describe('grants', () => {
     expect(value(await b.node(reader, ['get', SVC, 'alice']))).toBe(ALICE);
   }, 30_000);
 
+  it('a missing item with a slash in its service is named unambiguously (as the CLI names it)', async () => {
+    const slashed = script('slashed');
+    register(slashed, 'slashed', 'bot%2Fx', 'read');
+    refused(await b.node(slashed, ['get', 'bot/x', 'a']), 'not_found', /^bot%2Fx\/a not found in /);
+  }, 30_000);
+
   it('list shows only the items a list grant covers', async () => {
     const lister = script('lister');
     register(lister, 'lister', `${SVC}/alice`, 'read,list');
