@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
-import { LONE_SURROGATE, MAX_TEXT_BYTES, parseTimestamp } from '../store/item-rules.js';
+import { LONE_SURROGATE, lacksTimezone, MAX_TEXT_BYTES, parseTimestamp } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import { PROTOCOL_VERSION } from './frame.js';
 
@@ -70,7 +70,12 @@ const isoTime = z.string().transform((s, ctx) => {
   try {
     return parseTimestamp(s, 'expiresAt')!;
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z' });
+    ctx.addIssue({
+      code: 'custom',
+      message: lacksTimezone(s)
+        ? 'has no timezone: add Z (UTC) or an offset such as +02:00'
+        : 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z',
+    });
     return z.NEVER;
   }
 });

@@ -41,11 +41,16 @@ export function parseKind(value: string | undefined): ItemKind | undefined {
   return value as ItemKind;
 }
 
+/** Whether `value` is a date and time without Z or an offset (local time: another instant elsewhere). */
+export function lacksTimezone(value: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value);
+}
+
 /** Parses an ISO-8601 timestamp with a timezone into canonical UTC form. */
 export function parseTimestamp(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
   const hint = 'use e.g. 2026-12-31T23:59:00Z';
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value)) {
+  if (lacksTimezone(value)) {
     // Read as local time it would mean another instant on another machine (the daemon's, a CI runner's).
     throw new UsageError(`${flag} "${value}" has no timezone`, 'add Z (UTC) or an offset such as +02:00');
   }

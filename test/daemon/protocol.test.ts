@@ -146,7 +146,16 @@ describe('parseRequest', () => {
       /allowExpired/,
     ],
     ['an unknown kind', { id: 1, op: 'set', service: 's', account: 'a', kind: 'cookie' }, /kind/],
-    ['a bad expiresAt', { id: 1, op: 'set', service: 's', account: 'a', expiresAt: 'tomorrow' }, /expiresAt/],
+    [
+      'a bad expiresAt',
+      { id: 1, op: 'set', service: 's', account: 'a', expiresAt: 'tomorrow' },
+      /expiresAt.*must be an ISO-8601 time/,
+    ],
+    [
+      'an expiresAt without a timezone',
+      { id: 1, op: 'set', service: 's', account: 'a', expiresAt: '2026-12-31T23:59:00' },
+      /expiresAt.*has no timezone: add Z \(UTC\) or an offset/,
+    ],
     ['a NUL in label', { id: 1, op: 'set', service: 's', account: 'a', label: 'a\0' }, /label/],
     ['the hello again', { v: 1, op: 'hello', id: 1 }, /hello was already exchanged on this connection/],
   ])('refuses %s with bad_request', (_name, json, message) => {
