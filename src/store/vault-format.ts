@@ -124,10 +124,18 @@ export function wipeKey(key: VaultKey | undefined): void {
 
 /** Splits vault bytes into parts and validates the header; throws CorruptError on anything malformed. */
 export function parseVault(bytes: Buffer, where: string): ParsedVault {
+  if (bytes.length === 0) throw corrupt(where, 'it is empty (0 bytes)');
   if (bytes.length < PREFIX_LEN || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw corrupt(where, 'it is not an Entraclaw vault (bad magic)');
   }
-  const version = bytes[MAGIC.length];
+  const version = bytes[MAGIC.length] as number;
+  if (version > VERSION) {
+    // A newer Entraclaw wrote it: the vault is likely fine, and restoring an older backup would lose items.
+    throw new CorruptError(
+      `vault ${where} was written by a newer Entraclaw (vault format ${version}; this one reads format ${VERSION}); nothing was read`,
+      'upgrade Entraclaw to read it; leave the file as it is (an older backup would lose what was stored since)',
+    );
+  }
   if (version !== VERSION) throw corrupt(where, `it has unsupported format version ${version}`);
   const headerLen = bytes.readUInt32BE(MAGIC.length + 1);
   if (headerLen > MAX_HEADER_LEN || bytes.length < PREFIX_LEN + headerLen + CHECK_LEN + TAG_LEN) {

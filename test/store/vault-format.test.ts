@@ -130,6 +130,20 @@ describe('vault format', () => {
     await expectFailsClosed(Buffer.concat([bytes, Buffer.from([0])]), 'one byte appended');
   });
 
+  it('a vault from a newer format version says to upgrade, not to restore a backup; an empty file says it is empty', async () => {
+    const bytes = await seal(ITEMS);
+    const newer = Buffer.from(bytes);
+    newer[8] = 2;
+    const err = await open(newer).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptError);
+    expect((err as CorruptError).message).toContain('written by a newer Entraclaw (vault format 2');
+    expect((err as CorruptError).hint).toMatch(/^upgrade Entraclaw/);
+    expect((err as CorruptError).hint).not.toContain('restore');
+    const empty = await open(Buffer.alloc(0)).catch((e: unknown) => e);
+    expect(empty).toBeInstanceOf(CorruptError);
+    expect((empty as CorruptError).message).toContain('it is empty (0 bytes)');
+  });
+
   it('a tampered ciphertext or tag is reported as tampering, not as a wrong passphrase', async () => {
     const bytes = await seal(ITEMS);
     const bad = Buffer.from(bytes);
