@@ -362,6 +362,20 @@ function loadAddon(): { addon?: NativeAddon; reason?: string } {
   }
 }
 
+const NOT_POSSESSED =
+  'This process does not possess the user keyring (its session keyring does not link @u, as in systemd ' +
+  'services); run `keyctl link @u @s` in this session or use another store.';
+
+/** Keys in @u are readable only by processes that possess @u, normally through the session keyring. */
+function possessesUserKeyring(addon: NativeAddon): boolean {
+  const uid = process.getuid?.() ?? 0;
+  try {
+    return addon.keySearch(SESSION_KEYRING, 'keyring', `_uid.${uid}`) !== -1;
+  } catch {
+    return false;
+  }
+}
+
 /** The kernel-keyring backend: probe checks the addon and that this process can use @u. */
 export const backend: StoreBackend = {
   async probe(_ctx: StoreContext): Promise<StoreProbe> {
@@ -382,23 +396,7 @@ export const backend: StoreBackend = {
         reason: `The user keyring cannot be listed: ${decodeError(err, '*', '*').message}.`,
       };
     }
-    // Keys in @u are readable only by processes that possess @u, normally through the session keyring.
-    const uid = process.getuid?.() ?? 0;
-    let possessed: boolean;
-    try {
-      possessed = addon.keySearch(SESSION_KEYRING, 'keyring', `_uid.${uid}`) !== -1;
-    } catch {
-      possessed = false;
-    }
-    if (!possessed) {
-      return {
-        ...base,
-        available: false,
-        reason:
-          'This process does not possess the user keyring (its session keyring does not link @u, as in systemd ' +
-          'services); run `keyctl link @u @s` in this session or use another store.',
-      };
-    }
+    if (!possessesUserKeyring(addon)) return { ...base, available: false, reason: NOT_POSSESSED };
     return {
       ...base,
       available: true,
@@ -409,6 +407,15 @@ export const backend: StoreBackend = {
   async open(_ctx: StoreContext): Promise<Store> {
     const { addon, reason } = loadAddon();
     if (!addon) throw new UnavailableError(`kernel-keyring store unavailable: ${reason}`);
+    // As the probe: without possession every read and write would fail with EACCES, which is no denial
+    // by policy but a store this process cannot use (exit 5, as doctor reports it).
+    if (!possessesUserKeyring(addon)) {
+      throw new UnavailableError(
+        'store kernel-keyring: this process does not possess the user keyring (its session keyring does not ' +
+          'link @u, as in systemd services or after `keyctl new_session`)',
+        'run `keyctl link @u @s` in this session, run from a login session, or use another store (--store)',
+      );
+    }
     return new KernelKeyringStore(addon);
   },
 };

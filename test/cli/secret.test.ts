@@ -339,6 +339,23 @@ describe('entraclaw secret: bad input', () => {
     expect(r.stderr).toContain('CREDENTIALS_DIRECTORY');
   });
 
+  it('kernel-keyring from a session that does not possess @u is exit 5 (unavailable, as doctor says), not denied', () => {
+    // `keyctl session -` runs the CLI with a fresh anonymous session keyring that does not link @u.
+    const inFreshSession = (args: string[]) =>
+      spawnSync('keyctl', ['session', '-', process.execPath, '--', CLI, ...args], { env, input: CANARY });
+    for (const args of [
+      ['secret', 'get', 'svc', 'acct'],
+      ['secret', 'set', 'svc', 'acct'],
+    ]) {
+      const r = inFreshSession([...args, '--store', 'kernel-keyring']);
+      const stderr = r.stderr.toString();
+      expect(r.status, stderr).toBe(EXIT_CODES.unavailable);
+      expect(stderr).toContain('store kernel-keyring: this process does not possess the user keyring');
+      expect(stderr).toContain('keyctl link @u @s');
+      expect(stderr).not.toContain(CANARY);
+    }
+  });
+
   it('the vault without a passphrase is exit 5 (locked) and says how to unlock', () => {
     const { ENTRACLAW_PASSPHRASE_FILE: _p, ...noPass } = env;
     const r = runCli(['secret', 'ls', '--store', 'encrypted-file'], noPass);
