@@ -112,10 +112,16 @@ class SystemdCredsStore implements Store {
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
     const out: ItemMeta[] = [];
     // A credential is a file; anything else in the directory is not an item.
-    const files = readdirSync(this.dir, { withFileTypes: true }).filter((e) => e.isFile());
+    // Names are read as bytes: one that is not UTF-8 names no item (node would turn its bytes into U+FFFD,
+    // a name no file has), and must not break the listing of the others.
+    const files = readdirSync(this.dir, { withFileTypes: true, encoding: 'buffer' })
+      .filter((e) => e.isFile())
+      .map((e) => e.name)
+      .filter((raw) => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw))
+      .map((raw) => raw.toString('utf8'));
     // An item under both its names is listed once (get reads the canonical one, which sorts first).
     const seen = new Set<string>();
-    for (const file of files.map((e) => e.name).sort()) {
+    for (const file of files.sort()) {
       const ids = parseCredentialName(file);
       if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
       const key = credentialName(ids.service, ids.account);

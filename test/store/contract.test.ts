@@ -169,7 +169,7 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     t.cleanup();
   });
 
-  it('an e-mail account may keep its @ raw in the name; a directory is no credential; each item is listed once', async () => {
+  it('an e-mail account may keep its @ raw in the name; a directory or a non-UTF-8 name is no credential; each item is listed once', async () => {
     const t = tempContext();
     const dir = join(t.dir, 'credentials');
     mkdirSync(dir, { mode: 0o700 });
@@ -177,6 +177,10 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     writeFileSync(join(dir, 'gitlab.com@me%40example.com'), 'canonical', { mode: 0o400 });
     writeFileSync(join(dir, 'gitlab.com@me@example.com'), 'shadowed', { mode: 0o400 });
     mkdirSync(join(dir, 'dir@x'));
+    // A name whose bytes are not UTF-8 names no item, and must not break the listing of the others.
+    writeFileSync(Buffer.concat([Buffer.from(`${dir}/n`), Buffer.from([0xff]), Buffer.from('@a')]), 'x', {
+      mode: 0o400,
+    });
     t.ctx.env.CREDENTIALS_DIRECTORY = dir;
     const store = await (await backendFor('systemd-creds')).open(t.ctx);
     expect((await store.get('github.com', 'me@example.com'))?.value.toString()).toBe('raw');
