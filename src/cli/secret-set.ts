@@ -76,7 +76,9 @@ export async function secretSet(service: string, account: string, opts: SecretSe
       );
     }
     // Metadata is what this command says, not carried over: say so when that drops any the item had.
-    const before = kind || expiresAt || opts.scope ? undefined : await store.get(service, account);
+    // (`--kind token` alone on a rotation drops the old expiry and scope too, so look unless all are given.)
+    const before =
+      kind && expiresAt && opts.scope && opts.label ? undefined : await store.get(service, account);
     before?.value.fill(0);
     const meta = await store.set({
       service,
@@ -104,16 +106,16 @@ export async function secretSet(service: string, account: string, opts: SecretSe
         );
       }
       const dropped = [
-        ...(before && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
-        ...(before?.expiresAt ? [`expiry ${before.expiresAt}`] : []),
-        ...(before?.scope ? [`scope ${before.scope}`] : []),
+        ...(before && !kind && before.kind !== 'password' ? [`kind ${before.kind}`] : []),
+        ...(before?.expiresAt && !expiresAt ? [`expiry ${before.expiresAt}`] : []),
+        ...(before?.scope && !opts.scope ? [`scope ${before.scope}`] : []),
         ...(before?.label && !opts.label && before.label !== meta.label
           ? [`label "${visible(before.label)}"`]
           : []),
       ];
       if (dropped.length > 0) {
         note(
-          `note: the value it replaced had ${dropped.join(', ')}; this one is a password with none of them (give --kind, --expires-at, --scope, --label to set them)`,
+          `note: the value it replaced had ${dropped.join(', ')}; this one has none of them${kind ? '' : ' and is a password'} (give --kind, --expires-at, --scope, --label to set them)`,
         );
       }
       // A rotation written to the fallback while the usual store is away: `auto` reads that store again

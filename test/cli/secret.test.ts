@@ -99,6 +99,17 @@ for (const store of stores) {
       expect(plain.stderr).not.toContain(CANARY);
       const again = runCli(['secret', 'set', service, 'tok', ...s], env, CANARY);
       expect(again.stderr).not.toContain('the value it replaced');
+      // A rotation that gives only some metadata (`--kind token`) says which of the rest it dropped.
+      const future = new Date(Date.now() + 86_400_000).toISOString();
+      const full = ['--kind', 'token', '--expires-at', future, '--scope', 'repo', '--label', 'CI token'];
+      expect(runCli(['secret', 'set', service, 'tok', ...full, ...s], env, CANARY).status).toBe(0);
+      const rotated = runCli(['secret', 'set', service, 'tok', '--kind', 'token', ...s], env, CANARY);
+      expect(rotated.status, rotated.stderr).toBe(0);
+      expect(rotated.stderr).toContain(
+        `note: the value it replaced had expiry ${future}, scope repo, label "CI token"; this one has none of them (`,
+      );
+      expect(rotated.stderr).not.toContain('kind token');
+      expect(rotated.stderr).not.toContain(CANARY);
     });
 
     it('missing items are exit 3 naming the item and the store', () => {
