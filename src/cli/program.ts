@@ -82,6 +82,16 @@ storeOptions(secret.command('ls'))
   .action(async (o) => (await import('./secret-ls.js')).secretLs(o));
 
 program
+  .command('vault')
+  .description('the encrypted-file store itself')
+  .command('rekey')
+  .description('re-encrypt the vault under a new passphrase (opened with the current one)')
+  .option('--passphrase-file <path>', 'file holding the current passphrase')
+  .option('--new-passphrase-file <path>', 'file holding the new passphrase (else asked twice on a terminal)')
+  .option('--json', 'print the result as JSON')
+  .action(async (o) => (await import('./vault-rekey.js')).vaultRekey(o));
+
+program
   .command('doctor')
   .description('every store: available or not and why, persistence, boundary, and which is selected')
   .option('--store <name>', 'show what this choice would select')

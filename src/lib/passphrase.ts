@@ -192,7 +192,43 @@ function* passphraseReader(path: string, via: string): Generator<void, Buffer, v
   }
 }
 
-async function promptTwiceIf(twice: boolean, question: string, io: PromptIo): Promise<Buffer> {
+/**
+ * A new passphrase for the vault at `vaultPath` (re-encryption): from `path` when given, else asked twice on
+ * the terminal; at least MIN_NEW_PASSPHRASE_BYTES long. The caller zeroes it.
+ */
+export async function readNewPassphrase(
+  ctx: StoreContext,
+  vaultPath: string,
+  path: string | undefined,
+  io: PromptIo = { input: process.stdin, output: process.stderr },
+): Promise<Buffer> {
+  if (!path && !ctx.interactive) {
+    throw new UsageError(
+      'no new passphrase given, and there is no terminal to ask for one',
+      'pass --new-passphrase-file FILE (mode 600), or run in a terminal',
+    );
+  }
+  const pass = path
+    ? await readPassphraseFileAsync(path, '--new-passphrase-file')
+    : await promptTwiceIf(true, `New passphrase for vault ${vaultPath}: `, io, 'the vault was not changed');
+  if (pass.length < MIN_NEW_PASSPHRASE_BYTES) {
+    pass.fill(0);
+    throw new UsageError(
+      `the new passphrase needs at least ${MIN_NEW_PASSPHRASE_BYTES} bytes; the vault was not changed`,
+      path
+        ? `put a longer passphrase in ${path} (a few words, or \`head -c 32 /dev/urandom | base64\`)`
+        : 'choose a longer passphrase (a few words)',
+    );
+  }
+  return pass;
+}
+
+async function promptTwiceIf(
+  twice: boolean,
+  question: string,
+  io: PromptIo,
+  nothingDone = 'the vault was not created',
+): Promise<Buffer> {
   const first = await promptHidden(question, io);
   if (!twice) return first;
   const second = await promptHidden('Repeat it to confirm: ', io);
@@ -201,7 +237,7 @@ async function promptTwiceIf(twice: boolean, question: string, io: PromptIo): Pr
   if (!same) {
     first.fill(0);
     throw new UsageError(
-      'the passphrases did not match; the vault was not created',
+      `the passphrases did not match; ${nothingDone}`,
       'run the command again and type the same passphrase twice',
     );
   }

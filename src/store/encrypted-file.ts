@@ -9,7 +9,7 @@ import {
   statSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { LockedError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
+import { LockedError, NotFoundError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { fileKey, pathKey } from '../lib/file-key.js';
 import { withFileLock } from '../lib/file-lock.js';
@@ -255,6 +255,42 @@ class EncryptedFileStore implements Store {
     );
   }
 
+  /**
+   * Re-encrypts every item under `newPassphrase` with a fresh salt, in one atomic replacement; returns the
+   * number of items. The current passphrase must open the vault first.
+   */
+  async rekey(newPassphrase: Buffer): Promise<number> {
+    this.assertOpen();
+    const before = this.readParsed();
+    if (!before) {
+      throw new NotFoundError(
+        `there is no vault at ${this.paths.vault} to re-encrypt`,
+        'a new vault takes its passphrase at the first `entraclaw secret set --store encrypted-file`',
+      );
+    }
+    // Both derivations outside the lock: a wrong current passphrase fails here, before the new one's scrypt.
+    await this.keyFor(before.params);
+    const newKey = await deriveKey(newPassphrase, newKdfParams(), this.paths.vault);
+    return withFileLock(this.paths.lock, async () => {
+      sweepTempFiles(this.paths.vault);
+      const vault = this.readParsed();
+      if (!vault) throw new NotFoundError(`the vault at ${this.paths.vault} was removed meanwhile`);
+      const items = this.decrypt(vault, await this.keyFor(vault.params));
+      this.dropDecrypted();
+      const plaintext = encodeItems(items);
+      try {
+        writeFileAtomic(this.paths.vault, sealVault(plaintext, newKey));
+      } finally {
+        plaintext.fill(0);
+        wipeValues(items);
+      }
+      this.replaceKey(newKey);
+      this.passphrase?.fill(0);
+      this.passphrase = Buffer.from(newPassphrase);
+      return items.length;
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     // A passphrase pipe that stays silent would otherwise hold the close (and a stopping daemon) for minutes.
@@ -279,7 +315,7 @@ class EncryptedFileStore implements Store {
       this.decrypted = { ...read, items: this.decrypted.items };
     } else {
       const vault = parseVault(read.bytes, this.paths.vault);
-      const items = this.decrypt(vault, await this.keyFor(vault.params));
+      const items = await this.decryptCurrent(vault);
       this.dropDecrypted();
       this.decrypted = { ...read, items };
     }
@@ -303,6 +339,20 @@ class EncryptedFileStore implements Store {
   private dropDecrypted(): void {
     if (this.decrypted) wipeValues(this.decrypted.items);
     this.decrypted = undefined;
+  }
+
+  /**
+   * Decrypts the vault with the key for its parameters. A passphrase read earlier that no longer opens it
+   * (the vault was re-encrypted by `entraclaw vault rekey` meanwhile) is read again from its source, once.
+   */
+  private async decryptCurrent(vault: ParsedVault): Promise<Item[]> {
+    const earlier = this.passphrase !== undefined;
+    try {
+      return this.decrypt(vault, await this.keyFor(vault.params));
+    } catch (err) {
+      if (!(err instanceof LockedError) || !earlier) throw err;
+      return this.decrypt(vault, await this.keyFor(vault.params));
+    }
   }
 
   private decrypt(vault: ParsedVault, key: VaultKey): Item[] {
@@ -334,8 +384,8 @@ class EncryptedFileStore implements Store {
       // Only lock holders write temp files, so any found now were left by a writer that crashed.
       sweepTempFiles(this.paths.vault);
       const vault = this.readParsed();
+      const items = vault ? await this.decryptCurrent(vault) : [];
       const key = vault ? await this.keyFor(vault.params) : await this.keyForNew();
-      const items = vault ? this.decrypt(vault, key) : [];
       const { result, changed } = mutate(items);
       if (changed) {
         this.dropDecrypted();
@@ -429,6 +479,20 @@ function describeSource(ctx: StoreContext): string {
   return source.kind === 'prompt'
     ? 'the passphrase will be asked for on this terminal'
     : `passphrase from ${source.path} (${source.via})`;
+}
+
+/** Re-encrypts the vault of `ctx` under `newPassphrase` (see EncryptedFileStore.rekey); returns its path and item count. */
+export async function rekeyVault(
+  ctx: StoreContext,
+  newPassphrase: Buffer,
+): Promise<{ vault: string; items: number }> {
+  const paths = vaultPaths(ctx);
+  const store = new EncryptedFileStore(ctx, paths);
+  try {
+    return { vault: paths.vault, items: await store.rekey(newPassphrase) };
+  } finally {
+    await store.close();
+  }
 }
 
 /** The sealed-vault backend: one AES-256-GCM file under the data directory, unlocked by a passphrase. */

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptError, type EntraclawError, LockedError } from '../../src/errors.js';
-import { backend } from '../../src/store/encrypted-file.js';
+import { backend, rekeyVault } from '../../src/store/encrypted-file.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
 import { tempContext } from '../support/context.js';
 
@@ -145,6 +145,22 @@ afterEach(async () => {
 });
 
 describe('encrypted-file store', () => {
+  it('rekeyVault re-encrypts under a new passphrase; a store open meanwhile reads the new one from its file', async () => {
+    const ctx = context();
+    const s = await open(ctx);
+    await s.set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
+    expect((await s.get('svc', 'a'))?.value.toString()).toBe(CANARY);
+    const fresh = 'a brand new passphrase';
+    expect(await rekeyVault(ctx, Buffer.from(fresh))).toEqual({ vault: vaultPath(ctx), items: 1 });
+    // The old passphrase no longer opens it.
+    expect(await caught((await open(ctx)).get('svc', 'a'))).toBeInstanceOf(LockedError);
+    // The user points the passphrase file at the new one: the store that held the old one goes on.
+    writeFileSync(ctx.passphraseFile!, `${fresh}\n`, { mode: 0o600 });
+    expect((await s.get('svc', 'a'))?.value.toString()).toBe(CANARY);
+    await s.set({ service: 'svc', account: 'b', value: Buffer.from('second') });
+    expect((await (await open(ctx)).list()).map((i) => i.account)).toEqual(['a', 'b']);
+  });
+
   it('close() while a passphrase pipe is silent ends the wait: the read fails as locked, nothing hangs', async () => {
     const ctx = context();
     await (await open(ctx)).set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
