@@ -94,7 +94,8 @@ export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: Gran
   const grants = specs.map((s) =>
     parseGrantSpec(s, {
       ops: ops ?? 'read',
-      ...(ttl ? { ttl } : {}),
+      // An empty --ttl (an unset $TTL) is refused as no lifetime, never read as "no expiry".
+      ...(ttl !== undefined ? { ttl } : {}),
       source: 'cli',
       ...(confirm ? { confirm } : {}),
       ...(confirmFor !== undefined ? { confirmFor } : {}),

@@ -80,6 +80,18 @@ describe('concurrent policy edits', () => {
     expect(clients(env)[0]!.grants).toHaveLength(2);
   });
 
+  it('an empty --ttl (an unset $TTL) is refused, never a grant that does not expire', () => {
+    const env = isolatedEnv(join(dir, 'empty-ttl'));
+    register(env, 'ttl');
+    const r = runCli(['grant', 'ttl', '--grant', 'forever/x', '--ttl', '', '--json'], env);
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stderr.toString()).error).toMatchObject({
+      code: 'usage',
+      message: '"" is not a lifetime',
+    });
+    expect(clients(env)[0]!.grants.flatMap((g) => g.services)).toEqual(['base']);
+  });
+
   it('edits a symlinked policy.toml where it points, leaving the link in place', () => {
     const base = join(dir, 'linked');
     const env = isolatedEnv(base);
