@@ -291,9 +291,18 @@ function parseOps(ops: string | readonly string[]): GrantOperation[] {
   return [...new Set(list)] as GrantOperation[];
 }
 
+const LAST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 function expiryOf(ttl: string, now: Date): string {
   const ms = parseDuration(ttl);
   if (ms === undefined) throw new UsageError(`"${ttl}" is not a lifetime`, `use ${DURATION_FORMAT}`);
+  // policy.toml takes four-digit years (and a Date ends in 275760): a longer lifetime is no lifetime.
+  if (now.getTime() + ms > LAST_EXPIRY) {
+    throw new UsageError(
+      `--ttl ${ttl} ends after the year 9999`,
+      'give a shorter lifetime, or leave out --ttl for a grant that does not expire',
+    );
+  }
   return new Date(now.getTime() + ms).toISOString();
 }
 

@@ -301,6 +301,15 @@ describe('parseGrantSpec', () => {
     expect(code(() => parseGrantSpec(spec, { ops, ...(ttl ? { ttl } : {}) }))).toBe('usage');
   });
 
+  it('refuses a --ttl that ends after the year 9999 as a usage error, not an invalid time', () => {
+    for (const ttl of ['2920000d', '99999999d', '100000001d', '14285714w']) {
+      expect(usageError(() => parseGrantSpec('s', { ops: 'read', ttl, now: NOW })).message).toBe(
+        `--ttl ${ttl} ends after the year 9999`,
+      );
+    }
+    expect(parseGrantSpec('s', { ops: 'read', ttl: '2900000d', now: NOW }).expiresAt).toMatch(/^9\d{3}-/);
+  });
+
   it('names the one rule a spec breaks: a second "/" or a misplaced "*"', () => {
     expect(() => parseGrantSpec('a/b/c', { ops: 'read' })).toThrow(
       'grant "a/b/c": "/" separates SERVICE from ACCOUNT and may appear only once',
