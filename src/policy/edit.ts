@@ -226,7 +226,7 @@ export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
   if (spec === ANY) return { services: [ANY], servicePrefixes: [], accounts: [ANY], ...base };
   if (spec.endsWith('*')) {
     // A prefix is taken as written, slashes included: `aws/*` is the prefix `aws/`.
-    const prefix = decode(spec.slice(0, -1).replaceAll('/', '%2F'), spec);
+    const prefix = notAll(decode(spec.slice(0, -1).replaceAll('/', '%2F'), spec), 'service prefix', spec);
     return {
       services: [],
       servicePrefixes: [checkName(prefix, 'service prefix', spec)],
@@ -235,14 +235,26 @@ export function parseGrantSpec(spec: string, opts: GrantSpecOptions): Grant {
     };
   }
   const slash = spec.indexOf('/');
-  const service = decode(slash < 0 ? spec : spec.slice(0, slash), spec);
-  const account = slash < 0 ? ANY : decode(spec.slice(slash + 1), spec);
+  const service = notAll(decode(slash < 0 ? spec : spec.slice(0, slash), spec), 'service', spec);
+  const account = slash < 0 ? ANY : notAll(decode(spec.slice(slash + 1), spec), 'account', spec);
   return {
     services: [checkName(service, 'service', spec)],
     servicePrefixes: [],
     accounts: [checkName(account, 'account', spec)],
     ...base,
   };
+}
+
+// A name that decodes to a lone `*` (%2A) would be written as "*", which policy.toml reads as every
+// service or every account: far more than the one literal name asked for. No grant can name it alone.
+function notAll(name: string, what: string, spec: string): string {
+  if (name !== ANY) return name;
+  throw new UsageError(
+    `grant "${spec}": ${what === 'account' ? 'an' : 'a'} ${what} named exactly "*" cannot be granted on its own (policy.toml reads "*" as every ${what === 'account' ? 'account' : 'service'})`,
+    what === 'account'
+      ? 'grant the service for every account (SERVICE, without /ACCOUNT) if that is what you mean'
+      : 'grant * for every service if that is what you mean',
+  );
 }
 
 function decode(part: string, spec: string): string {

@@ -301,6 +301,26 @@ describe('parseGrantSpec', () => {
     expect(code(() => parseGrantSpec(spec, { ops, ...(ttl ? { ttl } : {}) }))).toBe('usage');
   });
 
+  it('refuses a name escaped to a lone * (%2A), which the policy could only write as every service or account', () => {
+    // The daemon's hint for an item named "*" spells it %2A: taking that as "*" would grant everything.
+    for (const [spec, what] of [
+      ['%2A', 'service'],
+      ['%2A/me', 'service'],
+      ['github.com/%2A', 'account'],
+      ['%2A*', 'service prefix'],
+    ] as const) {
+      expect(usageError(() => parseGrantSpec(spec, { ops: 'read' })).message).toMatch(
+        `grant "${spec}": ${what === 'account' ? 'an' : 'a'} ${what} named exactly "*" cannot be granted on its own`,
+      );
+    }
+    // A * that is part of a longer name is still that literal name.
+    expect(parseGrantSpec('%2A%2A/me%2A', { ops: 'read' })).toMatchObject({
+      services: ['**'],
+      accounts: ['me*'],
+    });
+    expect(parseGrantSpec('%2Ax*', { ops: 'read' }).servicePrefixes).toEqual(['*x']);
+  });
+
   it('refuses a --ttl that ends after the year 9999 as a usage error, not an invalid time', () => {
     for (const ttl of ['2920000d', '99999999d', '100000001d', '14285714w']) {
       expect(usageError(() => parseGrantSpec('s', { ops: 'read', ttl, now: NOW })).message).toBe(
