@@ -3,6 +3,7 @@ import { socketLock, socketPath } from '../daemon/socket-path.js';
 import { EntraclawError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { passphraseSource } from '../lib/passphrase.js';
+import { loadPolicy, policyPath } from '../policy/load.js';
 import { backendFor } from '../store/registry.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreContext, StoreProbe } from '../store/types.js';
@@ -48,6 +49,7 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     readFirst: p.name === readFirst,
   }));
   const askpass = ctx.env.ENTRACLAW_ASKPASS || config.agent.askpass;
+  const policy = policyReport(ctx.paths);
   const daemon = {
     ...daemonBoundary(selected, socketPath(ctx.paths, config.agent.socket)),
     askpass: askpass ?? null,
@@ -59,9 +61,11 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
       stores: rows,
       daemon,
       config: { error: configError?.message ?? null },
+      policy: { path: policy.path, clients: policy.clients ?? null, error: policy.error?.message ?? null },
     });
     // The report stands; the exit status and the error still say that every other command refuses to run.
     if (configError) throw configError;
+    if (policy.error) throw policy.error;
     return;
   }
   if (configError) {
@@ -103,7 +107,28 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
       ? `Confirm on use (for an agent started from this environment): grants with confirm = true ask you through ${askpass}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
       : 'Confirm on use (for an agent started from this environment): no askpass program configured, so grants with confirm = true are denied ([agent] askpass in agent.toml)\n',
   );
+  process.stdout.write(
+    policy.error
+      ? `Policy: INVALID, so the daemon denies every request until it is fixed: ${policy.path}\n  ${policy.error.message}\n`
+      : `Policy: ${policy.clients} approved program(s) in ${policy.path}\n`,
+  );
   if (configError) throw configError;
+  if (policy.error) throw policy.error;
+}
+
+/** policy.toml as the daemon would load it: an invalid one denies every request, so doctor says so. */
+function policyReport(paths: StoreContext['paths']): {
+  path: string;
+  clients?: number;
+  error?: EntraclawError;
+} {
+  const path = policyPath(paths);
+  try {
+    return { path, clients: loadPolicy(path).clients.length };
+  } catch (err) {
+    if (!(err instanceof EntraclawError)) throw err;
+    return { path, error: err };
+  }
 }
 
 /** What actually stands between a program of this user and the secrets, given the selected store. */

@@ -677,3 +677,30 @@ describe('agent.toml mistakes', () => {
     expect(hint).toMatch(/^ {2}hint: fix the syntax at line 2 of \S*agent\.toml$/);
   });
 });
+
+describe('doctor and policy.toml', () => {
+  const home = mkdtempSync(join(dir, 'policy-'));
+  const e = isolatedEnv(home, { ENTRACLAW_PASSPHRASE_FILE: pass });
+  const policy = join(e.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+
+  it('says an invalid policy denies every request, names its line, and exits 2 with its error', () => {
+    const none = runCli(['doctor'], e);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stdout.toString()).toContain(`Policy: 0 approved program(s) in ${policy}\n`);
+    mkdirSync(join(e.XDG_CONFIG_HOME!, 'entraclaw'), { recursive: true, mode: 0o700 });
+    writeFileSync(policy, '[[client]]\nname = "x"\ncolour = "red"\n', { mode: 0o600 });
+    const r = runCli(['doctor'], e);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toContain(
+      `Policy: INVALID, so the daemon denies every request until it is fixed: ${policy}\n`,
+    );
+    expect(r.stdout.toString()).toContain('encrypted-file');
+    expect(r.stderr).toMatch(/policy\.toml:3: unknown key "colour"/);
+    const j = runCli(['doctor', '--json'], e);
+    expect(j.status).toBe(EXIT_CODES.usage);
+    const report = JSON.parse(j.stdout.toString()) as { policy: { path: string; error: string } };
+    expect(report.policy.path).toBe(policy);
+    expect(report.policy.error).toMatch(/policy\.toml:3: unknown key "colour"/);
+    expect(JSON.parse(j.stderr).error.code).toBe('usage');
+  });
+});
