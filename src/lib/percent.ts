@@ -17,11 +17,19 @@ export function itemGrantSpec(service: string, account: string): string {
 
 /**
  * The narrowest `--grant` spec covering what was asked: the item, the service (every account), or
- * undefined when no service was named (a list of everything).
+ * undefined when no service was named (a list of everything) or a name is only `*` (see grantable).
  */
 export function grantSpecFor(q: { service?: string; account?: string }): string | undefined {
-  if (q.service === undefined) return undefined;
+  if (q.service === undefined || !grantable(q)) return undefined;
   return q.account === undefined ? percentEncode(q.service) : itemGrantSpec(q.service, q.account);
+}
+
+/**
+ * Whether a grant can name this service (and account) alone: in a grant `*` is every service or account,
+ * so a name that is only `*` cannot be granted without granting all the others too.
+ */
+export function grantable(q: { service?: string; account?: string }): boolean {
+  return q.service !== '*' && q.account !== '*';
 }
 
 /**

@@ -1,4 +1,4 @@
-import { grantSpecFor, itemGrantSpec, itemName } from '../lib/percent.js';
+import { grantable, grantSpecFor, itemGrantSpec, itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
 
@@ -70,12 +70,12 @@ export function decide(
       (latest, g) => (!latest || Date.parse(g.expiresAt!) > Date.parse(latest.expiresAt!) ? g : latest),
       undefined,
     );
-  const spec = itemGrantSpec(service, account);
+  const spec = grantable({ service, account }) ? itemGrantSpec(service, account) : undefined;
   if (lapsed) {
     return denied(
       client,
       `the grant of client "${client.name}" for ${itemName(service, account)} expired at ${lapsed.expiresAt}`,
-      `${grantHint(client, spec, request.op)} --ttl 8h`,
+      spec ? `${grantHint(client, spec, request.op)} --ttl 8h` : UNGRANTABLE,
     );
   }
   return denied(
@@ -144,9 +144,14 @@ function denied(client: Client, reason: string, hint?: string): Decision {
 }
 
 // Client names are limited to shell-safe characters (schema.ts), so the command needs no quoting.
-function grantHint(client: Client, spec: string, op: GrantOperation): string {
+function grantHint(client: Client, spec: string | undefined, op: GrantOperation): string {
+  if (spec === undefined) return UNGRANTABLE;
   return `if that is intended, the user can allow it with: entraclaw grant ${client.name} --grant ${spec} --ops ${op}`;
 }
+
+/** The hint for an item no grant can name alone (grantable()). */
+export const UNGRANTABLE =
+  'an item whose service or account is only "*" cannot be granted on its own (in a grant, * means every one): store it under another name';
 
 function isLive(grant: Grant, now: Date): boolean {
   return grant.expiresAt === undefined || Date.parse(grant.expiresAt) > now.getTime();

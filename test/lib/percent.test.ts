@@ -13,6 +13,13 @@ describe('grant specs for what was asked', () => {
     expect(grantSpecFor({})).toBeUndefined();
   });
 
+  it('names nothing for a service or account that is only "*": no grant covers it alone', () => {
+    expect(grantSpecFor({ service: '*', account: 'me' })).toBeUndefined();
+    expect(grantSpecFor({ service: 'svc', account: '*' })).toBeUndefined();
+    expect(grantSpecFor({ service: '*' })).toBeUndefined();
+    expect(grantSpecFor({ service: '**', account: 'a*' })).toBe('%2A%2A/a%2A');
+  });
+
   it('parses back to exactly the service and account asked for', () => {
     const item = parseGrantSpec(grantSpecFor({ service: 'a/b*', account: 'c d' })!, { ops: 'read' });
     expect([item.services, item.accounts]).toEqual([['a/b*'], ['c d']]);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type ClientIdentity, decide, filterVisible, setOperation } from '../../src/policy/match.js';
+import {
+  type ClientIdentity,
+  decide,
+  filterVisible,
+  setOperation,
+  UNGRANTABLE,
+} from '../../src/policy/match.js';
 import type { Client, Grant, Operation, Policy } from '../../src/policy/schema.js';
 
 const NODE = 'a'.repeat(64);
@@ -289,6 +295,16 @@ describe('decide: grants', () => {
     );
     const l = decide(policy(client()), who(), ask('list'), NOW);
     expect(l.result === 'denied' && l.hint).toMatch(/entraclaw grant bot --grant SERVICE --ops list$/);
+  });
+
+  it('a denial for an item named only "*" says it cannot be granted, not a grant of everything', () => {
+    for (const [service, account] of [
+      ['*', 'me'],
+      ['elsewhere.example', '*'],
+    ] as const) {
+      const d = decide(policy(client()), who(), ask('read', service, account), NOW);
+      expect(d.result === 'denied' && d.hint).toBe(UNGRANTABLE);
+    }
   });
 
   it('denies a known client with no grants, naming it', () => {
