@@ -39,7 +39,10 @@ export async function deny(id: string, opts: { json?: boolean }): Promise<void> 
     );
   }
   if (!(await removePending(policyFiles().pending, id))) {
-    throw new NotFoundError(`no pending request ${id}`, 'see `entraclaw pending`');
+    throw new NotFoundError(
+      `no pending request ${id} (approved or denied already, dropped after 24 h unseen, or never queued)`,
+      'see `entraclaw pending` for the queue and `entraclaw clients` for the approved programs',
+    );
   }
   if (opts.json) printJson({ denied: id });
   else note(`denied ${id}`);

@@ -348,7 +348,13 @@ describe('modified binary', () => {
 
     const up = b.cli(['upgrade', copy]);
     expect(up.status, up.stderr).toBe(0);
+    expect(up.stderr.toString()).toMatch(/^entraclaw: re-pinned copied to sha256:/);
     served(await b.node(client, ['get', SVC, 'copy'], { exe: copy }));
+    // Nothing changed since: upgrade says so rather than claiming a re-pin.
+    const again = b.cli(['upgrade', copy, '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout.toString())).toMatchObject({ clients: ['copied'], changed: false });
+    expect(b.cli(['upgrade', copy]).stderr.toString()).toContain(`copied already pinned ${copy} at sha256:`);
   }, 60_000);
 });
 

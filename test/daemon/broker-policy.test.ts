@@ -290,7 +290,10 @@ describe('approval queue', () => {
     const denied = b.cli(['deny', id]);
     expect(denied.status, denied.stderr).toBe(0);
     expect(pendingList().some((e) => e.id === id)).toBe(false);
-    expect(b.cli(['deny', id]).status).toBe(3);
+    const twice = b.cli(['deny', id]);
+    expect(twice.status).toBe(3);
+    expect(twice.stderr.toString()).toContain(`no pending request ${id} (approved or denied already`);
+    expect(twice.stderr.toString()).toContain('`entraclaw clients`');
     // Asking again queues it again; it never gets a value.
     refused(await b.node(stranger, ['get', SVC, 'bob']), 'pending');
   }, 30_000);

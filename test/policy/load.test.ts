@@ -257,7 +257,7 @@ describe('parsePolicy', () => {
         'a confirmation window that is not a duration',
         client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = "a while"\n'),
         9,
-        /confirm_for: must be a number and a unit/,
+        /confirm_for: must be a positive number and a unit/,
       ],
       [
         'a confirmation window over 24 hours',
