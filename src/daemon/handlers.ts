@@ -277,6 +277,10 @@ async function serve(
       subject.uid,
       { op, ...target },
       new Date(),
+      (damaged) =>
+        deps.log('warn', 'pending-approvals file was damaged; started a new queue', {
+          error: damaged.message,
+        }),
     );
     const grantHint = grantSpecFor(request) ?? 'SERVICE';
     return finish(

@@ -66,6 +66,7 @@ export async function recordPending(
   uid: number,
   request: AccessRequest,
   now: Date,
+  onReplaced: (damaged: CorruptError) => void = () => undefined,
 ): Promise<PendingEntry> {
   return locked(path, () => {
     let entries: PendingEntry[];
@@ -73,8 +74,9 @@ export async function recordPending(
       entries = load(path, now);
     } catch (err) {
       // The queue is rebuilt by the next sightings; refusing here would turn every unknown client's request
-      // into an internal error until someone deletes the file.
+      // into an internal error until someone deletes the file. Whoever records says that it was replaced.
       if (!(err instanceof CorruptError)) throw err;
+      onReplaced(err);
       entries = [];
     }
     const time = now.toISOString();

@@ -243,8 +243,13 @@ describe('a damaged file', () => {
     await recordPending(path, node, [], 1000, read('s'), T0);
     writeFileSync(path, text);
     expect(() => listPending(path, T0)).toThrow(expect.objectContaining({ code: 'corrupt' }));
-    const e = await recordPending(path, node, [], 1000, read('s'), T0);
+    const replaced: string[] = [];
+    const e = await recordPending(path, node, [], 1000, read('s'), T0, (d) => replaced.push(d.message));
     expect(listPending(path, T0)).toEqual([e]);
+    expect(replaced).toEqual([`${path} is not a valid pending-approvals file`]);
+    // An intact file is not reported.
+    await recordPending(path, node, [], 1000, read('t'), T0, (d) => replaced.push(d.message));
+    expect(replaced).toHaveLength(1);
   });
 });
 
