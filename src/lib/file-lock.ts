@@ -61,10 +61,10 @@ async function acquire(fd: number, path: string, timeoutMs: number): Promise<voi
   const deadline = Date.now() + timeoutMs;
   for (let wait = POLL_MIN_MS; !tryLock(fd, path); wait = Math.min(wait * 2, POLL_MAX_MS)) {
     if (Date.now() >= deadline) {
-      throw new EntraclawError(
-        'conflict',
-        `timed out after ${timeoutMs} ms waiting for the lock ${path}`,
-        'another Entraclaw process is writing; retry, or find it with `fuser` / `lsof` on the lock file',
+      // Busy, like a locked store (exit 5): nothing is wrong with what was asked, and nothing was done.
+      throw new UnavailableError(
+        `timed out after ${timeoutMs} ms waiting for the lock ${path}; nothing was changed`,
+        `another process holds it (find it with \`fuser ${shellQuote(path)}\`); retry once it is done`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, wait));

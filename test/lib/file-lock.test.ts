@@ -34,13 +34,13 @@ afterEach(() => {
 });
 
 describe('withFileLock', () => {
-  it('excludes another process, times out with a conflict, and is freed when the holder is killed -9', async () => {
+  it('excludes another process, times out as unavailable, and is freed when the holder is killed -9', async () => {
     const lock = lockPath();
     const child = await holder(lock);
     expect(statSync(lock).mode & 0o777).toBe(0o600);
     await expect(withFileLock(lock, async () => 'got it', 300)).rejects.toMatchObject({
-      code: 'conflict',
-      message: `timed out after 300 ms waiting for the lock ${lock}`,
+      code: 'unavailable',
+      message: `timed out after 300 ms waiting for the lock ${lock}; nothing was changed`,
     });
     const waiting = withFileLock(lock, async () => 'got it', 10_000);
     child.kill('SIGKILL');
