@@ -26,7 +26,9 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp node_modules/.stamp
+# `npm ci` builds the addon itself (the package's install script): the stamp touched after it must not
+# make it look stale, so node_modules comes first but is no reason to build again (order-only).
+build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp | node_modules/.stamp
 	node scripts/build-native.mjs
 
 dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/bundle.mjs

@@ -25,3 +25,16 @@ describe('make install', () => {
     expect(version.stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
   }, 150_000);
 });
+
+describe('make build', () => {
+  it('does not build the native addon again after `npm ci` built it (the stamp touched after it is order-only)', () => {
+    // -W: as if node_modules/.stamp had just been touched (after `npm ci`), without touching it.
+    const make = spawnSync(
+      'make',
+      ['-s', '-n', '-W', 'node_modules/.stamp', 'build/Release/entraclaw_native.node'],
+      { cwd: join(import.meta.dirname, '..', '..'), env: process.env, timeout: 60_000 },
+    );
+    expect(make.status, make.stderr.toString()).toBe(0);
+    expect(make.stdout.toString()).not.toContain('build-native');
+  });
+});
