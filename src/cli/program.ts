@@ -222,7 +222,10 @@ const serviceCmd = program
 serviceCmd
   .command('install')
   .description('write the unit (or plist), then enable and (re)start it')
-  .option('--store <name>', 'store the service uses (default: the config file, then auto)')
+  .option(
+    '--store <name>',
+    "store the service uses (default: $ENTRACLAW_STORE, else agent.toml's at the service's start, then auto)",
+  )
   .option('--socket <path>', 'socket path other than $XDG_RUNTIME_DIR/entraclaw/agent.sock')
   .option('--dry-run', 'print the file and the commands; write and run nothing')
   .option('--json', 'print the result as JSON')

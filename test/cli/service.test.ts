@@ -160,6 +160,9 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     const bad = runCli(['service', 'install', '--dry-run'], { ...env, ENTRACLAW_STORE: 'nope' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('ENTRACLAW_STORE');
+    // and --help says so (it named only the config file and auto)
+    const help = runCli(['service', 'install', '--help'], env).stdout.toString().replace(/\s+/g, ' ');
+    expect(help).toContain('(default: $ENTRACLAW_STORE, else');
   });
 
   it('directories under /tmp get no warning: the unit has no private /tmp (no PrivateTmp=)', () => {
