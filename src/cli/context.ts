@@ -21,6 +21,8 @@ export async function storeContext(
 ): Promise<{
   ctx: StoreContext;
   requested: 'auto' | StoreName;
+  /** Where `requested` came from, for messages. */
+  requestedBy: '--store' | 'ENTRACLAW_STORE' | 'agent.toml';
   config: AgentConfig;
   configError?: EntraclawError;
 }> {
@@ -37,11 +39,13 @@ export async function storeContext(
   }
   // `--store=` (empty) is a mistake to report, not a request for auto; an empty ENTRACLAW_STORE= means
   // unset, as for most variables.
+  const requestedBy =
+    opts.store !== undefined ? '--store' : env.ENTRACLAW_STORE ? 'ENTRACLAW_STORE' : 'agent.toml';
   const requested =
-    opts.store !== undefined
-      ? storeRequest(opts.store, '--store')
-      : env.ENTRACLAW_STORE
-        ? storeRequest(env.ENTRACLAW_STORE, 'ENTRACLAW_STORE')
+    requestedBy === '--store'
+      ? storeRequest(opts.store ?? '', '--store')
+      : requestedBy === 'ENTRACLAW_STORE'
+        ? storeRequest(env.ENTRACLAW_STORE ?? '', 'ENTRACLAW_STORE')
         : storeRequest(config.credentials.store, 'agent.toml [credentials] store');
   const ctx: StoreContext = {
     env,
@@ -50,5 +54,5 @@ export async function storeContext(
     timeoutMs: config.credentials.timeout_ms,
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   };
-  return { ctx, requested, config, ...(configError ? { configError } : {}) };
+  return { ctx, requested, requestedBy, config, ...(configError ? { configError } : {}) };
 }

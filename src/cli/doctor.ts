@@ -35,7 +35,7 @@ async function vaultOpens(ctx: StoreContext, probe: StoreProbe): Promise<StorePr
 
 /** `entraclaw doctor`: every store, whether it is usable and why, how long it keeps data, its boundary, and which is selected. */
 export async function doctor(opts: { store?: string; json?: boolean }): Promise<void> {
-  const { ctx, requested, config, configError } = await storeContext(opts, true);
+  const { ctx, requested, requestedBy, config, configError } = await storeContext(opts, true);
   const probes = await Promise.all((await probeAll(ctx)).map((p) => vaultOpens(ctx, p)));
   const selected =
     requested !== 'auto'
@@ -88,7 +88,7 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   // A store named by config or flag is selected whether or not it works: say so, every command will fail.
   const unusable = rows.find((r) => r.selected && !r.available);
   process.stdout.write(
-    `\nSelected: ${selected ?? 'none usable'} (asked for: ${requested}, by --store, ENTRACLAW_STORE or agent.toml)${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
+    `\nSelected: ${selected ?? 'none usable'} (asked for: ${requested}, by ${requestedBy === 'agent.toml' ? 'agent.toml [credentials] store, or its default' : requestedBy})${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
   );
   process.stdout.write(
     `\nDaemon: ${

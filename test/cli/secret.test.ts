@@ -398,6 +398,20 @@ describe('entraclaw secret: bad input', () => {
     expect(j.daemon.askpass).toBeNull();
   });
 
+  it('doctor names where the store choice came from: --store, ENTRACLAW_STORE, or agent.toml and its default', () => {
+    const said = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+      /Selected: .*\(asked for: (.*)\)/.exec(
+        runCli(['doctor', ...args], { ...env, ...extra }).stdout.toString(),
+      )?.[1];
+    expect(said([], { ENTRACLAW_STORE: undefined })).toBe(
+      'auto, by agent.toml [credentials] store, or its default',
+    );
+    expect(said([], { ENTRACLAW_STORE: 'encrypted-file' })).toBe('encrypted-file, by ENTRACLAW_STORE');
+    expect(said(['--store', 'kernel-keyring'], { ENTRACLAW_STORE: 'encrypted-file' })).toBe(
+      'kernel-keyring, by --store',
+    );
+  });
+
   it('doctor tries the vault with the passphrase file: a wrong one is "available: no", naming why', () => {
     runCli(['secret', 'set', 'doctor-svc', 'acct', '--store', 'encrypted-file'], env, CANARY);
     const wrong = join(dir, 'wrong-pass');
@@ -412,7 +426,7 @@ describe('entraclaw secret: bad input', () => {
       ENTRACLAW_PASSPHRASE_FILE: wrong,
     });
     expect(named.stdout.toString()).toMatch(
-      /Selected: encrypted-file \(asked for: encrypted-file, by --store, ENTRACLAW_STORE or agent\.toml\) — NOT USABLE: .*passphrase/,
+      /Selected: encrypted-file \(asked for: encrypted-file, by --store\) — NOT USABLE: .*passphrase/,
     );
     const right = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
     expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);
