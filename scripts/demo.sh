@@ -29,6 +29,10 @@ say "Start the agent; the demo client asks it for secrets"
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
   node "$root/examples/demo-client.mjs" || true
   echo
+  echo "What this showed: the agent identified the client from the kernel, pinned node and its script by"
+  echo "SHA-256, served the one item it was granted and refused another; every decision is in the audit log."
+  echo "Next: \`make install\` puts \`entraclaw\` on your PATH; README.md, \"Everyday use\", for your own programs."
+  echo
   echo "The agent keeps running. From another terminal, with the same environment:"
   echo "  HOME=$HOME XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR XDG_CONFIG_HOME=$XDG_CONFIG_HOME XDG_STATE_HOME=$XDG_STATE_HOME \\"
   echo "    $root/dist/cli/main.js audit --tail 5"
