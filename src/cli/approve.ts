@@ -5,7 +5,14 @@ import { loadPolicy } from '../policy/load.js';
 import { listPending, type PendingEntry, takePending } from '../policy/pending.js';
 import type { Client, Policy } from '../policy/schema.js';
 import { note, printJson } from './output.js';
-import { defaultName, editPolicy, type GrantFlags, grantsFrom, policyFiles } from './policy-files.js';
+import {
+  defaultName,
+  editPolicy,
+  type GrantFlags,
+  grantsFrom,
+  noteAskpassNeeded,
+  policyFiles,
+} from './policy-files.js';
 
 /** Options of `approve` and `register`. */
 export interface GrantOptions extends GrantFlags {
@@ -40,6 +47,7 @@ function notPending(sha: string, policy: Policy): NotFoundError {
 export async function approve(target: string, opts: GrantOptions): Promise<void> {
   const files = policyFiles();
   const grants = grantsFrom(opts);
+  await noteAskpassNeeded(opts);
   let id = target;
   if (target.startsWith('sha256:')) {
     const sha = target.slice(7).toLowerCase();

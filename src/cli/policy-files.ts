@@ -111,6 +111,22 @@ export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: Gran
   return grants;
 }
 
+/**
+ * Notes that grants asking for confirmation are denied while the agent has no askpass program to ask
+ * with (ENTRACLAW_ASKPASS, or [agent] askpass in agent.toml): a confirm grant is the strictest match, so
+ * adding one can turn an item that was served into one that is refused.
+ */
+export async function noteAskpassNeeded(flags: Pick<GrantFlags, 'confirm' | 'confirmFor'>): Promise<void> {
+  if (!flags.confirm && flags.confirmFor === undefined) return;
+  if (process.env.ENTRACLAW_ASKPASS) return;
+  const { loadAgentConfig } = await import('../config/agent-config.js');
+  const config = await loadAgentConfig(resolvePaths().config).catch(() => undefined);
+  if (config?.agent.askpass) return;
+  note(
+    'note: no askpass program is configured, so the agent denies what these grants cover instead of asking; set [agent] askpass in agent.toml (or ENTRACLAW_ASKPASS for the agent), e.g. /usr/bin/ssh-askpass',
+  );
+}
+
 /** A default client name from a program and its script. */
 export function defaultName(exe: string, script?: string): string {
   const name = basename(script ?? exe)

@@ -8,12 +8,20 @@ import { addClient, freeName } from '../policy/edit.js';
 import { dropPending } from '../policy/pending.js';
 import type { GrantOptions } from './approve.js';
 import { note, printJson } from './output.js';
-import { defaultName, editPolicy, grantsFrom, pinFile, policyFiles } from './policy-files.js';
+import {
+  defaultName,
+  editPolicy,
+  grantsFrom,
+  noteAskpassNeeded,
+  pinFile,
+  policyFiles,
+} from './policy-files.js';
 
 /** `entraclaw register PATH [--script F] --grant ...`: pre-approves a program (and script) by hash. */
 export async function register(path: string, opts: GrantOptions & { script?: string }): Promise<void> {
   const files = policyFiles();
   const grants = grantsFrom(opts);
+  await noteAskpassNeeded(opts);
   const exe = pinFile(path, 'program');
   const head = fileHead(exe.path);
   refuseScriptAsProgram(path, exe.path, head);

@@ -80,6 +80,28 @@ describe('concurrent policy edits', () => {
     expect(clients(env)[0]!.grants).toHaveLength(2);
   });
 
+  it('a confirm grant without an askpass program is added with a note that the agent would deny it', () => {
+    const env = isolatedEnv(join(dir, 'askpass'));
+    register(env, 'asks');
+    const bare = runCli(['grant', 'asks', '--grant', 'conf/x', '--confirm-for', '10m'], env);
+    expect(bare.status, bare.stderr).toBe(0);
+    expect(bare.stderr).toContain(
+      'note: no askpass program is configured, so the agent denies what these grants cover',
+    );
+    const plain = runCli(['grant', 'asks', '--grant', 'plain/x'], env);
+    expect(plain.stderr).not.toContain('askpass');
+    const withAskpass = runCli(['grant', 'asks', '--grant', 'conf/y', '--confirm'], {
+      ...env,
+      ENTRACLAW_ASKPASS: '/usr/bin/ssh-askpass',
+    });
+    expect(withAskpass.status, withAskpass.stderr).toBe(0);
+    expect(withAskpass.stderr).not.toContain('askpass');
+    const config = join(env.XDG_CONFIG_HOME!, 'entraclaw');
+    mkdirSync(config, { recursive: true, mode: 0o700 });
+    writeFileSync(join(config, 'agent.toml'), '[agent]\naskpass = "/usr/bin/ssh-askpass"\n');
+    expect(runCli(['grant', 'asks', '--grant', 'conf/z', '--confirm'], env).stderr).not.toContain('askpass');
+  });
+
   it('an empty --ttl (an unset $TTL) is refused, never a grant that does not expire', () => {
     const env = isolatedEnv(join(dir, 'empty-ttl'));
     register(env, 'ttl');
