@@ -1,7 +1,7 @@
 import { NotFoundError, UsageError } from '../errors.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { pinOf } from '../policy/edit.js';
-import { listPending, removePending } from '../policy/pending.js';
+import { listPending, type PendingEntry, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
 import { policyFiles } from './policy-files.js';
 
@@ -27,7 +27,19 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
         .join(', '),
     ]),
   ]);
-  process.stdout.write('\napprove with: entraclaw approve ID --grant SERVICE[/ACCOUNT] --ops read\n');
+  process.stdout.write(`\napprove with:\n${entries.map((e) => `  ${approveCommand(e)}\n`).join('')}`);
+}
+
+// The command that grants exactly what the entry asked for, when that is one operation on named items;
+// otherwise the template (one --ops for several operations would grant each of them on every item).
+function approveCommand(e: PendingEntry): string {
+  const ops = new Set(e.requests.map((r) => r.op));
+  const specs = e.requests.map(grantSpecFor);
+  if (ops.size !== 1 || specs.some((s) => s === undefined)) {
+    return `entraclaw approve ${e.id} --grant SERVICE[/ACCOUNT] --ops OPS`;
+  }
+  const grants = [...new Set(specs)].map((s) => `--grant ${s}`).join(' ');
+  return `entraclaw approve ${e.id} ${grants} --ops ${[...ops][0]}`;
 }
 
 /** `entraclaw deny ID`: drops a pending request. */

@@ -85,8 +85,11 @@ describe('approval queue', () => {
     const table = b.cli(['pending']).stdout.toString();
     expect(table).toContain(id);
     expect(table).toContain(`read ${SVC}/alice`);
+    // The command to run is spelled out, for exactly what was asked.
+    const command = `entraclaw approve ${id} --grant ${SVC}/alice --ops read`;
+    expect(table).toContain(`\napprove with:\n  ${command}\n`);
 
-    const approved = b.cli(['approve', id, '--grant', `${SVC}/alice`, '--ops', 'read']);
+    const approved = b.cli(command.split(' ').slice(1));
     expect(approved.status, approved.stderr).toBe(0);
     expect(pendingList().some((e) => e.id === id)).toBe(false);
     // The same daemon process, no restart, no signal: the next request is served.
