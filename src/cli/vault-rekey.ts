@@ -27,7 +27,7 @@ export async function vaultRekey(opts: VaultRekeyOptions): Promise<void> {
       return;
     }
     note(
-      `re-encrypted ${vault} (${items} item${items === 1 ? '' : 's'}) under the new passphrase; point --passphrase-file, ENTRACLAW_PASSPHRASE_FILE or the systemd credential at it (a running agent reads it again when its next vault read fails with the old one)`,
+      `re-encrypted ${vault} (${items} item${items === 1 ? '' : 's'}) under the new passphrase; point --passphrase-file, ENTRACLAW_PASSPHRASE_FILE or the systemd credential at it (a running agent reads it again when its next vault read fails with the old one; one that read it from a pipe must be restarted)`,
     );
   } finally {
     fresh.fill(0);

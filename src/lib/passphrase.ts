@@ -84,6 +84,11 @@ export async function readPassphrase(
   return pass;
 }
 
+/** Whether `path` is a pipe this process has read its passphrase from already: reading it again gives that one. */
+export function passphraseFromPipe(path: string): boolean {
+  return fromPipes.has(path);
+}
+
 /** Reads a passphrase file: private (no group/other bits), bounded, one trailing newline stripped. */
 export function readPassphraseFile(path: string, via = 'passphrase file'): Buffer {
   const steps = passphraseReader(path, via);

@@ -14,7 +14,13 @@ import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { fileKey, pathKey } from '../lib/file-key.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { makeDirs } from '../lib/make-dir.js';
-import { PASSPHRASE_HINT, passphraseSource, readPassphrase, readPassphraseFile } from '../lib/passphrase.js';
+import {
+  PASSPHRASE_HINT,
+  passphraseFromPipe,
+  passphraseSource,
+  readPassphrase,
+  readPassphraseFile,
+} from '../lib/passphrase.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import type { Item, ItemInput, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -351,6 +357,15 @@ class EncryptedFileStore implements Store {
       return this.decrypt(vault, await this.keyFor(vault.params));
     } catch (err) {
       if (!(err instanceof LockedError) || !earlier) throw err;
+      // A pipe gave its passphrase once per process: reading its source again would give the same one.
+      const source = passphraseSource(this.ctx);
+      if (source?.kind === 'file' && passphraseFromPipe(source.path)) {
+        throw new LockedError(
+          `the passphrase this process read from the pipe ${source.path} (from ${source.via}) no longer opens vault ${this.paths.vault}`,
+          'a pipe is read once per process: if the vault was re-encrypted (entraclaw vault rekey), restart the agent (the process that read it) with the new passphrase',
+          { cause: err },
+        );
+      }
       return this.decrypt(vault, await this.keyFor(vault.params));
     }
   }

@@ -161,6 +161,24 @@ describe('encrypted-file store', () => {
     expect((await (await open(ctx)).list()).map((i) => i.account)).toEqual(['a', 'b']);
   });
 
+  it('after a rekey, a store whose passphrase came from a pipe says to restart it, not that the vault is damaged', async () => {
+    const ctx = context();
+    await (await open(ctx)).set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
+    const fifo = join(ctx.dir, 'pipe-once');
+    const writer = spawn('sh', ['-c', 'mkfifo -m 600 "$F" && echo ready && printf "%s\\n" "$P" > "$F"'], {
+      env: { F: fifo, P: PASSPHRASE, PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise((resolve) => writer.stdout.once('data', resolve));
+    const piped = await open({ ...ctx, passphraseFile: fifo });
+    expect((await piped.get('svc', 'a'))?.value.toString()).toBe(CANARY);
+    await rekeyVault(ctx, Buffer.from('a brand new passphrase'));
+    const err = await caught(piped.get('svc', 'a'));
+    expect(err).toBeInstanceOf(LockedError);
+    expect(err.message).toContain(`the pipe ${fifo}`);
+    expect(err.hint).toContain('restart the agent (the process that read it) with the new passphrase');
+  });
+
   it('close() while a passphrase pipe is silent ends the wait: the read fails as locked, nothing hangs', async () => {
     const ctx = context();
     await (await open(ctx)).set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
