@@ -9,7 +9,7 @@ import {
   realpathSync,
   statSync,
 } from 'node:fs';
-import { constants, endianness } from 'node:os';
+import { constants, endianness, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../daemon/log.js';
@@ -387,10 +387,12 @@ function openChecked(paths: string[]): [string, number][] {
 // The current directory is the project only by default; a shell left in ~ (or /) would silently make
 // ~/.bashrc and ~/.ssh/authorized_keys writable for the command, and those changes outlive the run.
 // Naming it with --project is the user's choice (docs/sandbox.md).
+// With HOME unset or not absolute (env -i, a service), the home is still the account's, where a login
+// shell reads its ~/.bashrc: that one is refused then.
 function refuseHomeAsDefault(project: string): void {
-  const home = process.env.HOME;
-  if (!home?.startsWith('/')) return;
-  if (!isUnderAny(canonicalIfExists(home), [project])) return;
+  const given = process.env.HOME;
+  const home = given?.startsWith('/') ? given : userInfo().homedir;
+  if (!home.startsWith('/') || !isUnderAny(canonicalIfExists(home), [project])) return;
   throw new UsageError(
     `the current directory ${project} would be the sandbox's writable project, and it is (or contains) your home directory: the command could change ~/.bashrc, ~/.ssh and the like for good`,
     'cd into the project directory first, or name it with --project (--project ~ if you really mean your whole home)',

@@ -9,7 +9,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SDK_URL } from '../support/broker.js';
@@ -593,6 +593,28 @@ describe.skipIf(!run)('entraclaw sandbox (bubblewrap, real stores)', () => {
         { env: { ...baseEnv(), PWD: home }, cwd: home, timeout: 30_000 },
       );
       expect(named.status, named.stderr.toString()).toBe(0);
+    });
+
+    it('with HOME unset or relative, the account home as the default project is refused', () => {
+      const accountHome = userInfo().homedir;
+      for (const HOME of [undefined, 'relative/home']) {
+        const env: NodeJS.ProcessEnv = { ...baseEnv(), PWD: accountHome };
+        if (HOME === undefined) delete env.HOME;
+        else env.HOME = HOME;
+        const r = spawnSync(
+          process.execPath,
+          ['--', CLI, 'sandbox', '--store', 'secret-service', '--', 'true'],
+          {
+            env,
+            cwd: accountHome,
+            timeout: 30_000,
+          },
+        );
+        expect(r.status, r.stderr.toString()).toBe(2);
+        expect(r.stderr.toString()).toContain(
+          `the current directory ${accountHome} would be the sandbox's writable project, and it is (or contains) your home directory`,
+        );
+      }
     });
 
     it('a project reached through a symlink planted in an allowed path is refused, even as the cwd', () => {
