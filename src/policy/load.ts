@@ -79,15 +79,21 @@ export function policyWarnings(source: string, policy: Policy, path = 'policy.to
         });
       };
       const stem = (name: string) => JSON.stringify(name.replace(/\*+$/, ''));
+      // Only stars ("**"): the stem is empty, which no prefix may be; every service is services = ["*"].
+      const allStars = (name: string) => /^\*+$/.test(name);
       check('services', grant.services, (name) =>
-        name.endsWith('*')
-          ? `matches only the service of that exact name: * is special only as a whole entry; for every service starting with ${stem(name)}, write service_prefixes = [${stem(name)}]`
-          : 'matches only the service of that exact name: * is special only as a whole entry',
+        allStars(name)
+          ? 'matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"]'
+          : name.endsWith('*')
+            ? `matches only the service of that exact name: * is special only as a whole entry; for every service starting with ${stem(name)}, write service_prefixes = [${stem(name)}]`
+            : 'matches only the service of that exact name: * is special only as a whole entry',
       );
       check('service_prefixes', grant.servicePrefixes, (name) =>
-        name.endsWith('*')
-          ? `matches services starting with that * itself: a prefix needs no *, write ${stem(name)}`
-          : 'matches services starting with that * itself: * in a prefix is a literal character',
+        allStars(name)
+          ? 'matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"]'
+          : name.endsWith('*')
+            ? `matches services starting with that * itself: a prefix needs no *, write ${stem(name)}`
+            : 'matches services starting with that * itself: * in a prefix is a literal character',
       );
       check(
         'accounts',

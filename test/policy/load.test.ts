@@ -424,6 +424,26 @@ sha256 = "${A}"
     ]);
   });
 
+  it('for an entry of only stars, points at services = ["*"], never at an empty prefix', () => {
+    const STARS = `
+[[client]]
+name = "bot"
+exe = "/usr/bin/tool"
+sha256 = "${A}"
+  [[client.grant]]
+  services = ["**"]
+  service_prefixes = ["**"]
+  accounts = ["*"]
+  operations = ["read"]
+`;
+    const warnings = policyWarnings(STARS, parsePolicy(STARS), 'p.toml');
+    expect(warnings).toEqual([
+      'p.toml:7: services entry "**" matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"]',
+      'p.toml:8: service_prefixes entry "**" matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"]',
+    ]);
+    for (const w of warnings) expect(w).not.toContain('""');
+  });
+
   it('has nothing to say about * as a whole entry', () => {
     expect(policyWarnings(EXAMPLE, parsePolicy(EXAMPLE))).toEqual([]);
   });
