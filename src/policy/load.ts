@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, openSync, readFileSync, realpathSync, type Stats, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type * as z from 'zod';
@@ -38,14 +47,23 @@ export function loadPolicyWithWarnings(
       { cause: err },
     );
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO there would otherwise hold the open (and the daemon, doctor) until someone writes.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
     throw unreadable(err);
   }
   try {
     // The checks and the read are of one open file: a stat by name could see another file than was read.
-    assertPrivate(path, fstatSync(fd), uid);
+    const st = fstatSync(fd);
+    // What a pipe or device says could change from one read to the next; a directory reads as EISDIR below.
+    if (!st.isFile() && !st.isDirectory()) {
+      throw new UsageError(
+        `${path} is not a regular file`,
+        `the policy must be a file of yours, mode 600: check with ls -l ${path}`,
+      );
+    }
+    assertPrivate(path, st, uid);
     source = readFileSync(fd, 'utf8');
   } catch (err) {
     if (err instanceof UsageError) throw err;

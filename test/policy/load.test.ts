@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -367,6 +368,23 @@ describe('loadPolicy', () => {
     expect(usageError(() => loadPolicy(path, (process.getuid?.() ?? 0) + 1)).message).toMatch(
       /is owned by uid/,
     );
+  });
+
+  it('refuses a FIFO at the policy path instead of waiting on it or taking what comes through it', () => {
+    const path = setup();
+    const source = `${path}.src`;
+    writeFileSync(source, EXAMPLE, { mode: 0o600 });
+    expect(spawnSync('mkfifo', ['-m', '600', path]).status).toBe(0);
+    // A writer ready to hand over a valid policy: the read must not take it.
+    const writer = spawn('sh', ['-c', 'cat "$S" > "$F"'], {
+      env: { S: source, F: path, PATH: process.env.PATH },
+    });
+    try {
+      const err = usageError(() => loadPolicy(path));
+      expect(err.message).toBe(`${path} is not a regular file`);
+    } finally {
+      writer.kill();
+    }
   });
 
   it('refuses a policy in a directory other users can write (they could swap the file), but not a sticky one', () => {
