@@ -117,7 +117,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   }
   const { ctx, config } = await import('./context.js').then((m) => m.storeContext(opts));
   const env = process.env;
-  const home = env.HOME ?? '/root';
+  const home = userHome();
   const xdgRuntime = xdgDir(env.XDG_RUNTIME_DIR);
   const runtimeDir = xdgRuntime ? canonicalIfExists(xdgRuntime) : undefined;
   const homeDir = canonicalIfExists(home);
@@ -387,16 +387,20 @@ function openChecked(paths: string[]): [string, number][] {
 // The current directory is the project only by default; a shell left in ~ (or /) would silently make
 // ~/.bashrc and ~/.ssh/authorized_keys writable for the command, and those changes outlive the run.
 // Naming it with --project is the user's choice (docs/sandbox.md).
-// With HOME unset or not absolute (env -i, a service), the home is still the account's, where a login
-// shell reads its ~/.bashrc: that one is refused then.
 function refuseHomeAsDefault(project: string): void {
-  const given = process.env.HOME;
-  const home = given?.startsWith('/') ? given : userInfo().homedir;
+  const home = userHome();
   if (!home.startsWith('/') || !isUnderAny(canonicalIfExists(home), [project])) return;
   throw new UsageError(
     `the current directory ${project} would be the sandbox's writable project, and it is (or contains) your home directory: the command could change ~/.bashrc, ~/.ssh and the like for good`,
     'cd into the project directory first, or name it with --project (--project ~ if you really mean your whole home)',
   );
+}
+
+// $HOME when it is absolute; else (env -i, a service) the account's own home from passwd, which is where
+// a login shell reads ~/.bashrc and a keyring daemon keeps its files.
+function userHome(): string {
+  const given = process.env.HOME;
+  return given?.startsWith('/') ? given : userInfo().homedir;
 }
 
 // The current directory as the shell names it ($PWD), when that is where we are; else the resolved one.

@@ -19,17 +19,12 @@ export async function vaultRekey(opts: VaultRekeyOptions): Promise<void> {
   const { ctx } = await storeContext({
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   });
-  const fresh = await readNewPassphrase(ctx, vaultFile(ctx.paths.data), opts.newPassphraseFile);
-  try {
-    const { vault, items } = await rekeyVault(ctx, fresh);
-    if (opts.json) {
-      printJson({ vault, items, rekeyed: true });
-      return;
-    }
+  const { vault, items } = await rekeyVault(ctx, () =>
+    readNewPassphrase(ctx, vaultFile(ctx.paths.data), opts.newPassphraseFile),
+  );
+  if (opts.json) printJson({ vault, items, rekeyed: true });
+  else
     note(
       `re-encrypted ${vault} (${items} item${items === 1 ? '' : 's'}) under the new passphrase; point --passphrase-file, ENTRACLAW_PASSPHRASE_FILE or the systemd credential at it (a running agent reads it again when its next vault read fails with the old one; one that read it from a pipe must be restarted)`,
     );
-  } finally {
-    fresh.fill(0);
-  }
 }

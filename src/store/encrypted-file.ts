@@ -262,10 +262,10 @@ class EncryptedFileStore implements Store {
   }
 
   /**
-   * Re-encrypts every item under `newPassphrase` with a fresh salt, in one atomic replacement; returns the
-   * number of items. The current passphrase must open the vault first.
+   * Re-encrypts every item under the passphrase `newPassphrase` gives (asked only once the current one has
+   * opened the vault; zeroed here) with a fresh salt, in one atomic replacement; returns the number of items.
    */
-  async rekey(newPassphrase: Buffer): Promise<number> {
+  async rekey(newPassphrase: () => Promise<Buffer>): Promise<number> {
     this.assertOpen();
     const before = this.readParsed();
     if (!before) {
@@ -274,9 +274,16 @@ class EncryptedFileStore implements Store {
         'a new vault takes its passphrase at the first `entraclaw secret set --store encrypted-file`',
       );
     }
-    // Both derivations outside the lock: a wrong current passphrase fails here, before the new one's scrypt.
-    await this.keyFor(before.params);
-    const newKey = await deriveKey(newPassphrase, newKdfParams(), this.paths.vault);
+    // The current passphrase is proven (the vault opens) before the new one is asked for, and both scrypt
+    // runs happen outside the lock.
+    wipeValues(this.decrypt(before, await this.keyFor(before.params)));
+    const fresh = await newPassphrase();
+    let newKey: VaultKey;
+    try {
+      newKey = await deriveKey(fresh, newKdfParams(), this.paths.vault);
+    } finally {
+      fresh.fill(0);
+    }
     return withFileLock(this.paths.lock, async () => {
       sweepTempFiles(this.paths.vault);
       const vault = this.readParsed();
@@ -290,9 +297,10 @@ class EncryptedFileStore implements Store {
         plaintext.fill(0);
         wipeValues(items);
       }
+      // The new key opens the vault from now on; the old passphrase is of no more use.
       this.replaceKey(newKey);
       this.passphrase?.fill(0);
-      this.passphrase = Buffer.from(newPassphrase);
+      this.passphrase = undefined;
       return items.length;
     });
   }
@@ -496,10 +504,13 @@ function describeSource(ctx: StoreContext): string {
     : `passphrase from ${source.path} (${source.via})`;
 }
 
-/** Re-encrypts the vault of `ctx` under `newPassphrase` (see EncryptedFileStore.rekey); returns its path and item count. */
+/**
+ * Re-encrypts the vault of `ctx` under the passphrase `newPassphrase` gives once the current one has opened
+ * it (see EncryptedFileStore.rekey); returns its path and item count.
+ */
 export async function rekeyVault(
   ctx: StoreContext,
-  newPassphrase: Buffer,
+  newPassphrase: () => Promise<Buffer>,
 ): Promise<{ vault: string; items: number }> {
   const paths = vaultPaths(ctx);
   const store = new EncryptedFileStore(ctx, paths);

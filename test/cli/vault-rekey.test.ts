@@ -108,6 +108,12 @@ describe('entraclaw vault rekey', () => {
     expect(mismatch.status, mismatch.output).toBe(EXIT_CODES.usage);
     expect(mismatch.output).toContain('the passphrases did not match; the vault was not changed');
     expect(readFileSync(h.vault).equals(before)).toBe(true);
+    // A current passphrase that does not open the vault is found before the new one is asked for.
+    const wrong = join(h.dir, 'wrong');
+    writeFileSync(wrong, 'not the passphrase at all\n', { mode: 0o600 });
+    const early = runCliInPty(['vault', 'rekey', '--passphrase-file', wrong], h.env, []);
+    expect(early.status, early.output).toBe(EXIT_CODES.locked);
+    expect(early.output).not.toContain('New passphrase');
     const typed = runCliInPty(['vault', 'rekey'], h.env, [`${NEW}\r`, `${NEW}\r`]);
     expect(typed.status, typed.output).toBe(0);
     expect(get(h.env, 'b', h.newFile).stdout.toString()).toBe(`${CANARY}-b`);

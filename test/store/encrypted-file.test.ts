@@ -151,7 +151,10 @@ describe('encrypted-file store', () => {
     await s.set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
     expect((await s.get('svc', 'a'))?.value.toString()).toBe(CANARY);
     const fresh = 'a brand new passphrase';
-    expect(await rekeyVault(ctx, Buffer.from(fresh))).toEqual({ vault: vaultPath(ctx), items: 1 });
+    expect(await rekeyVault(ctx, async () => Buffer.from(fresh))).toEqual({
+      vault: vaultPath(ctx),
+      items: 1,
+    });
     // The old passphrase no longer opens it.
     expect(await caught((await open(ctx)).get('svc', 'a'))).toBeInstanceOf(LockedError);
     // The user points the passphrase file at the new one: the store that held the old one goes on.
@@ -172,7 +175,7 @@ describe('encrypted-file store', () => {
     await new Promise((resolve) => writer.stdout.once('data', resolve));
     const piped = await open({ ...ctx, passphraseFile: fifo });
     expect((await piped.get('svc', 'a'))?.value.toString()).toBe(CANARY);
-    await rekeyVault(ctx, Buffer.from('a brand new passphrase'));
+    await rekeyVault(ctx, async () => Buffer.from('a brand new passphrase'));
     const err = await caught(piped.get('svc', 'a'));
     expect(err).toBeInstanceOf(LockedError);
     expect(err.message).toContain(`the pipe ${fifo}`);
