@@ -289,12 +289,9 @@ class EncryptedFileStore implements Store {
       const vault = this.readParsed();
       if (!vault) throw new NotFoundError(`the vault at ${this.paths.vault} was removed meanwhile`);
       const items = this.decrypt(vault, await this.keyFor(vault.params));
-      this.dropDecrypted();
-      const plaintext = encodeItems(items);
       try {
-        writeFileAtomic(this.paths.vault, sealVault(plaintext, newKey));
+        this.replaceVault(items, newKey);
       } finally {
-        plaintext.fill(0);
         wipeValues(items);
       }
       // The new key opens the vault from now on; the old passphrase is of no more use.
@@ -410,18 +407,21 @@ class EncryptedFileStore implements Store {
       const items = vault ? await this.decryptCurrent(vault) : [];
       const key = vault ? await this.keyFor(vault.params) : await this.keyForNew();
       const { result, changed } = mutate(items);
-      if (changed) {
-        this.dropDecrypted();
-        const plaintext = encodeItems(items);
-        try {
-          writeFileAtomic(this.paths.vault, sealVault(plaintext, key));
-        } finally {
-          plaintext.fill(0);
-        }
-      }
+      if (changed) this.replaceVault(items, key);
       wipeValues(items);
       return result;
     });
+  }
+
+  /** Seals `items` under `key` and atomically replaces the vault file with them; the caller holds the lock. */
+  private replaceVault(items: readonly Item[], key: VaultKey): void {
+    this.dropDecrypted();
+    const plaintext = encodeItems(items);
+    try {
+      writeFileAtomic(this.paths.vault, sealVault(plaintext, key));
+    } finally {
+      plaintext.fill(0);
+    }
   }
 
   /** The key for an existing vault's parameters, derived only when they differ from the cached one. */
