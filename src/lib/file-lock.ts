@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EntraclawError, UnavailableError } from '../errors.js';
+import { UnavailableError } from '../errors.js';
 import { native } from './native.js';
 import { shellQuote } from './shell.js';
 
