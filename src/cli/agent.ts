@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:os';
 import { createLogger } from '../daemon/log.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { native } from '../lib/native.js';
+import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
@@ -86,10 +86,6 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
       void stop(127);
     });
     // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.
-    child.on(
-      'exit',
-      (code, signal) =>
-        void stop(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1), signal === 'SIGINT'),
-    );
+    child.on('exit', (code, signal) => void stop(shellStatus(code, signal), signal === 'SIGINT'));
   }
 }

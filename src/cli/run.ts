@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
 import { buildChildEnv, envReferences } from '../inject/env.js';
@@ -8,6 +7,7 @@ import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
+import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -121,7 +121,7 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     );
     child.on('exit', (code, signal) => {
       exitSignal = signal;
-      exitStatus = code ?? 128 + (signal ? signalNumber(signal) : 0);
+      exitStatus = shellStatus(code, signal);
       for (const p of pipes) p.commandExited();
       resolve(exitStatus);
     });
@@ -167,8 +167,4 @@ function referencingVariable(overlay: [string, string][], ref: Reference): strin
     [...overlay].reverse().find(same) ??
     Object.entries(process.env).find((e) => !overlaid.has(e[0]) && same(e));
   return hit ? hit[0] : text;
-}
-
-function signalNumber(signal: NodeJS.Signals): number {
-  return (constants.signals as Record<string, number>)[signal] ?? 0;
 }

@@ -22,6 +22,7 @@ import { makeDirs } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import { canonicalIfExists, xdgDir } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
+import { shellStatus } from '../lib/shell-status.js';
 import { findCommand } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
@@ -293,7 +294,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     }
     status = await new Promise<number>((res) => {
       child.on('error', () => res(127));
-      child.on('close', (code, signal) => res(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
+      child.on('close', (code, signal) => res(shellStatus(code, signal)));
     });
   } finally {
     for (const [, fd] of pathFds) closeSync(fd);
