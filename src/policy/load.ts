@@ -40,12 +40,9 @@ export function loadPolicyWithWarnings(
 ): { policy: Policy; warnings: string[] } {
   let source: string;
   let fd: number;
+  const hint = `the policy must be a file of yours, mode 600: check with ls -l ${path}`;
   const unreadable = (err: unknown) =>
-    new UsageError(
-      `cannot read ${path}: ${(err as Error).message}`,
-      `the policy must be a file of yours, mode 600: check with ls -l ${path}`,
-      { cause: err },
-    );
+    new UsageError(`cannot read ${path}: ${(err as Error).message}`, hint, { cause: err });
   try {
     // O_NONBLOCK: a FIFO there would otherwise hold the open (and the daemon, doctor) until someone writes.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -58,10 +55,7 @@ export function loadPolicyWithWarnings(
     const st = fstatSync(fd);
     // What a pipe or device says could change from one read to the next; a directory reads as EISDIR below.
     if (!st.isFile() && !st.isDirectory()) {
-      throw new UsageError(
-        `${path} is not a regular file`,
-        `the policy must be a file of yours, mode 600: check with ls -l ${path}`,
-      );
+      throw new UsageError(`${path} is not a regular file`, hint);
     }
     assertPrivate(path, st, uid);
     source = readFileSync(fd, 'utf8');
@@ -144,7 +138,9 @@ function assertClosedDirs(path: string): void {
   const dirs = new Set([dirname(path)]);
   try {
     dirs.add(dirname(realpathSync(path)));
-  } catch {}
+  } catch {
+    // Gone since it was read (a rename mid-load): its directory by name is checked all the same.
+  }
   for (const dir of dirs) {
     const mode = statSync(dir).mode;
     if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
