@@ -55,8 +55,8 @@ run: build
 BINDIR ?= $(HOME)/.local/bin
 install: build
 	@mkdir -p "$(BINDIR)"
-	@ln -sfn "$(CURDIR)/dist/cli/main.js" "$(BINDIR)/entraclaw"
-	@echo "installed $(BINDIR)/entraclaw -> $(CURDIR)/dist/cli/main.js"
+	@ln -sfn "$(CURDIR)/dist/cli/main.cjs" "$(BINDIR)/entraclaw"
+	@echo "installed $(BINDIR)/entraclaw -> $(CURDIR)/dist/cli/main.cjs"
 	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "add it to PATH: export PATH=\"$(BINDIR):\$$PATH\"";; esac
 
 bench: system-deps build

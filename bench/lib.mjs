@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST = join(ROOT, 'dist');
-export const CLI = join(DIST, 'cli', 'main.js');
+export const CLI = join(DIST, 'cli', 'main.cjs');
 export const PYTHON = '/usr/bin/python3';
 /** The 1-minute load average when the bench started: the numbers mean little on a busy machine. */
 const LOAD_AT_START = loadavg()[0];

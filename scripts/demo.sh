@@ -12,7 +12,7 @@ unset ENTRACLAW_SOCKET
 [ -s "$ENTRACLAW_PASSPHRASE_FILE" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$ENTRACLAW_PASSPHRASE_FILE")
 # The CLI runs through its own shebang (`node -- ...`): as `node main.js ...`, Node 20 would read a
 # `--env-file` among our arguments as its own.
-ec() { "$root/dist/cli/main.js" "$@"; }
+ec() { "$root/dist/cli/main.cjs" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Stores on this machine"
@@ -35,6 +35,6 @@ say "Start the agent; the demo client asks it for secrets"
   echo
   echo "The agent keeps running. From another terminal, with the same environment:"
   echo "  HOME=$HOME XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR XDG_CONFIG_HOME=$XDG_CONFIG_HOME XDG_STATE_HOME=$XDG_STATE_HOME \\"
-  echo "    $root/dist/cli/main.js audit --tail 5"
+  echo "    $root/dist/cli/main.cjs audit --tail 5"
   echo "Press Ctrl-C to stop it." ) &
-exec "$root/dist/cli/main.js" agent
+exec "$root/dist/cli/main.cjs" agent

@@ -20,15 +20,22 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 // its exit status must not turn into a crash because of them.
 process.stderr.on('error', () => undefined);
 
-// `entraclaw secret get SERVICE ACCOUNT` is what tools run on every request, so its plain forms skip
-// commander (a third of what this command adds to node's start-up); other command lines go to program.ts.
-const fast = fastSecretGet(process.argv.slice(2));
-if (fast) {
+/**
+ * Runs the command line. `entraclaw secret get SERVICE ACCOUNT` is what tools run on every request, so
+ * its plain forms skip commander (a third of what this command adds to node's start-up); other command
+ * lines go to program.js. A function, not top-level await: the bundled bin is CommonJS (scripts/bundle.mjs).
+ */
+async function run(): Promise<void> {
+  const fast = fastSecretGet(process.argv.slice(2));
+  if (!fast) {
+    await import('./program.js');
+    return;
+  }
   try {
     await (await import('./secret-get.js')).secretGet(fast.service, fast.account, fast.options);
   } catch (err) {
     process.exitCode = reportError(err, fast.options.json === true);
   }
-} else {
-  await import('./program.js');
 }
+
+void run();

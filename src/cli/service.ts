@@ -79,7 +79,7 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   const home = env.HOME || homedir();
   const common = {
     nodePath: process.execPath,
-    cliPath: fileURLToPath(new URL('./main.js', import.meta.url)),
+    cliPath: fileURLToPath(new URL('./main.cjs', import.meta.url)),
     paths,
   };
   const extra = { ...(storeName ? { storeName } : {}), ...(opts.socket ? { socketPath: opts.socket } : {}) };

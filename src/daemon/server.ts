@@ -85,7 +85,7 @@ export interface Agent {
 function shimScripts(): Map<string, string> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'shim');
   const out = new Map<string, string>();
-  for (const name of ['security-main.js', 'secret-tool-main.js']) {
+  for (const name of ['security-main.cjs', 'secret-tool-main.cjs']) {
     try {
       const path = realpathSync(join(dir, name));
       out.set(path, createHash('sha256').update(readFileSync(path)).digest('hex'));

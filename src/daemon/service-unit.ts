@@ -23,7 +23,7 @@ export function passphraseCredentialPath(paths: Paths): string {
 export interface SystemdUnitInput {
   /** Absolute path of the node binary. */
   nodePath: string;
-  /** Absolute path of `dist/cli/main.js`. */
+  /** Absolute path of `dist/cli/main.cjs`. */
   cliPath: string;
   paths: Paths;
   /** The service manager's $HOME: paths under it are written as `%h/...`; omit to write them literally. */

@@ -7,7 +7,7 @@ import { makeDirs } from '../lib/make-dir.js';
 import { shellQuote } from '../lib/shell.js';
 
 /** The shim commands and the entry script each runs. */
-export const SHIMS = { security: 'security-main.js', 'secret-tool': 'secret-tool-main.js' } as const;
+export const SHIMS = { security: 'security-main.cjs', 'secret-tool': 'secret-tool-main.cjs' } as const;
 
 /**
  * The wrapper for one shim. It `exec`s node so that the process talking to the daemon is node running our

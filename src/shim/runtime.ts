@@ -273,7 +273,11 @@ export function isOutput(v: unknown): v is ShimOutput {
   return typeof v === 'object' && v !== null && 'status' in v && 'stdout' in v && 'stderr' in v;
 }
 
-/** Runs an entry script's main: exit code from its result; a bug prints `<tool>: internal error`, exit 1. */
+/**
+ * Runs an entry script's main: exit code from its result; a bug prints `<tool>: internal error`, exit 1.
+ * It never rejects, so the entry scripts call it without `await`: their bundles are CommonJS, which has no
+ * top-level await (scripts/bundle.mjs).
+ */
 export async function main(tool: string, run: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await run();

@@ -176,7 +176,7 @@ async function store(service: string, account: string, label: string): Promise<S
   }
 }
 
-await main('secret-tool', async () => {
+void main('secret-tool', async () => {
   try {
     const { args, invalid } = shimArguments();
     const cmd = parsed(() => parseSecretToolArgs(args, invalid));

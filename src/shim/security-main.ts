@@ -314,7 +314,7 @@ async function interactive(prompt: string, quiet: boolean): Promise<number> {
   }
 }
 
-await main('security', async () => {
+void main('security', async () => {
   try {
     const { args, invalid } = shimArguments();
     if (invalid[0] !== undefined) return emit(formatArgumentNotUtf8(invalid[0] + 1));

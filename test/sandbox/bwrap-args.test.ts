@@ -110,8 +110,8 @@ describe('buildBwrapArgs: what is hidden', () => {
     expect(seen(args, '/home/u/src/app/README')).toBe('rw:/home/u/src/app/README');
     expect(seen(args, SANDBOX_SOCKET)).toBe('rw:/tmp/entraclaw-sandbox-x/run/agent.sock');
     expect(seen(args, `${SANDBOX_BIN}/security`)).toBe('ro:/tmp/entraclaw-sandbox-x/bin/security');
-    expect(seen(args, '/home/u/.npm/lib/node_modules/entraclaw/dist/shim/security-main.js')).toBe(
-      'ro:/home/u/.npm/lib/node_modules/entraclaw/dist/shim/security-main.js',
+    expect(seen(args, '/home/u/.npm/lib/node_modules/entraclaw/dist/shim/security-main.cjs')).toBe(
+      'ro:/home/u/.npm/lib/node_modules/entraclaw/dist/shim/security-main.cjs',
     );
     // The rest of the project's neighbours stay hidden.
     expect(seen(args, '/home/u/src/other')).toBe('hidden');
@@ -128,7 +128,7 @@ describe('buildBwrapArgs: what is hidden', () => {
 
   it('an install root under /tmp is bound back read-only', () => {
     const a = buildBwrapArgs(layout({ installRoot: '/tmp/checkout' }));
-    expect(seen(a, '/tmp/checkout/dist/cli/main.js')).toBe('ro:/tmp/checkout/dist/cli/main.js');
+    expect(seen(a, '/tmp/checkout/dist/cli/main.cjs')).toBe('ro:/tmp/checkout/dist/cli/main.cjs');
   });
 
   it('allow_paths are writable, read_paths read-only', () => {

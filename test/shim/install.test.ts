@@ -24,8 +24,8 @@ describe('entraclaw shim install', () => {
       });
     }
     for (const [name, script] of [
-      ['security', 'security-main.js'],
-      ['secret-tool', 'secret-tool-main.js'],
+      ['security', 'security-main.cjs'],
+      ['secret-tool', 'secret-tool-main.cjs'],
     ]) {
       const path = join(bin, name!);
       expect(statSync(path).mode & 0o777).toBe(0o755);

@@ -104,8 +104,8 @@ let stranger: string;
 let daemon: ChildProcess;
 let daemonLog = '';
 const SHIM_SCRIPTS = {
-  security: realpathSync(join(REPO, 'dist', 'shim', 'security-main.js')),
-  'secret-tool': realpathSync(join(REPO, 'dist', 'shim', 'secret-tool-main.js')),
+  security: realpathSync(join(REPO, 'dist', 'shim', 'security-main.cjs')),
+  'secret-tool': realpathSync(join(REPO, 'dist', 'shim', 'secret-tool-main.cjs')),
 };
 
 function cli(args: string[], input?: string): CliResult {
@@ -913,7 +913,7 @@ describe.skipIf(!inTestSession)(
         // The security shim is recognised the same way.
         await sec(['find-generic-password', '-s', marker, '-a', 'x', '-w']);
         const viaSecurity = audit().filter(
-          (l) => l.service === marker && l.via?.exe.endsWith('security-main.js'),
+          (l) => l.service === marker && l.via?.exe.endsWith('security-main.cjs'),
         );
         expect(viaSecurity.at(-1)).toMatchObject({ decision: 'granted', exe: PYTHON_REAL, script: driver });
         await real(['clear', 'service', marker]);

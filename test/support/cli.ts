@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 /** Absolute path of the built CLI (the Makefile builds before testing). */
-export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.cjs');
 
 /** Result of one CLI run. */
 export interface CliResult {
