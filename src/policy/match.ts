@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+import { interpreterName } from '../identity/interpreter.js';
 import { grantable, grantSpecFor, itemGrantSpec, itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
@@ -107,7 +109,10 @@ export function setOperation(itemExists: boolean): 'create' | 'update' {
   return itemExists ? 'update' : 'create';
 }
 
-/** The client whose pins (hash, and script + its hash) the identity matches now, if any. */
+/**
+ * The client whose pins (hash, and script + its hash) the identity matches now, if any. A script pin also
+ * needs the caller's executable to be named as the same interpreter as the pinned one (sameParser).
+ */
 export function findClient(clients: readonly Client[], who: ClientIdentity): Client | undefined {
   const sha = who.sha256.toLowerCase();
   const scriptSha = who.scriptSha256?.toLowerCase();
@@ -118,9 +123,18 @@ export function findClient(clients: readonly Client[], who: ClientIdentity): Cli
         ? // The interpreter itself (every script it runs) only where it was approved: a copy of python
           // under another name, approved as a plain program, must not approve python for every script.
           who.script === undefined || c.exe === who.exe
-        : c.script === who.script && c.scriptSha256 === scriptSha),
+        : c.script === who.script && c.scriptSha256 === scriptSha && sameParser(c.exe, who.exe)),
   );
   return matching.find((c) => c.script !== undefined) ?? matching[0];
+}
+
+// The daemon finds the script by parsing argv with the rules of the interpreter the caller's executable is
+// named after, but the bytes decide what really runs. A copy of node named `perl` or `bash` (same hash)
+// run as `perl -C pinned.mjs evil.mjs` is read as perl running pinned.mjs, while node takes `-C` as a
+// valued option and runs evil.mjs (or `-e CODE`). So a script pin holds only for a caller whose name
+// selects the same parser as the pinned executable's did.
+function sameParser(pinnedExe: string, callerExe: string): boolean {
+  return interpreterName(basename(pinnedExe)) === interpreterName(basename(callerExe));
 }
 
 // The same path (and script) as an approved client but different bytes: an upgrade, or a swapped binary.

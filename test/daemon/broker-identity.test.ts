@@ -287,6 +287,7 @@ beforeAll(async () => {
     [SVC, 'acct', SECRET],
     [SVC, 'copy', SECRET],
     [SVC, 'renamed', SECRET],
+    [SVC, 'parser', SECRET],
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   holderPy = b.file('holder.py', HOLDER_PY);
@@ -377,6 +378,54 @@ describe('a copy of an interpreter under another name', () => {
     expect(real.result).toMatchObject({ code: 'pending' });
     // The approved program itself, at its own path, is the client.
     served(await b.node(script, ['get', SVC, 'renamed'], { exe: copy }));
+  }, 60_000);
+});
+
+describe('a copy of an interpreter named after another interpreter', () => {
+  it('does not get a script pin: its argv is parsed by rules that are not the ones its bytes follow', async () => {
+    const pinned = b.file('parser-pinned.mjs', nodeClientSource());
+    b.register({ exe: NODE, script: pinned, grant: `${SVC}/parser`, ops: 'read', name: 'parser-pinned' });
+    // The attacker's own code: it announces itself, then asks as the SDK client would.
+    const evil = b.file('parser-evil.mjs', `console.error('evil ran');\n${nodeClientSource()}`);
+    mkdirSync(join(b.dir, 'parsers'), { recursive: true });
+    const copy = (name: string) => {
+      const p = join(b.dir, 'parsers', name);
+      copyFileSync(NODE, p);
+      chmodSync(p, 0o755);
+      return p;
+    };
+    // perl and the shells read `-C` as a flag (perl: with an attached value) and take pinned.mjs as the
+    // script; node reads `-C pinned.mjs` as --conditions and runs evil.mjs, or the inline code after it.
+    const attempts: Array<[string, Promise<RunResult>]> = [
+      [
+        'node as perl, -C pinned evil',
+        run(copy('perl'), ['-C', pinned, evil, 'get', SVC, 'parser'], { env: b.clientEnv }),
+      ],
+      [
+        'node as bash, -C pinned evil',
+        run(copy('bash'), ['-C', pinned, evil, 'get', SVC, 'parser'], { env: b.clientEnv }),
+      ],
+      [
+        'node as sh, -C pinned -e',
+        run(
+          copy('sh'),
+          ['-C', pinned, '--input-type=module', '-e', readFileSync(evil, 'utf8'), 'x', 'get', SVC, 'parser'],
+          {
+            env: b.clientEnv,
+          },
+        ),
+      ],
+    ];
+    for (const [name, p] of attempts) {
+      const r = await p;
+      b.transcripts.push(r.stderr);
+      // The attack is real: node ran the attacker's code, not the pinned script.
+      expect(r.stderr, name).toContain('evil ran');
+      noSecret(r.result, name);
+      expect(r.result.code, `${name}: ${JSON.stringify(r.result)}`).toBe('pending');
+    }
+    // The same bytes under the interpreter's own name elsewhere still run the pinned script as before.
+    served(await b.node(pinned, ['get', SVC, 'parser'], { exe: copy('node') }));
   }, 60_000);
 });
 
