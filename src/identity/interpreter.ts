@@ -519,6 +519,23 @@ function bunScript(args: readonly string[]): CommandAnalysis {
   return localScript('bun', scan('bun', args, BUN_RUN));
 }
 
+/**
+ * `node [opts] script [args]`. Node 20 also acts on `--env-file F` (and `--env-file-if-exists`) found
+ * anywhere before the first `--`, the script's own arguments included (nodejs/node#54232): it loads F into
+ * its environment before running anything, and a NODE_OPTIONS there (`--require evil.cjs`) runs code we
+ * never see, since /proc/PID/environ keeps the environment the process started with.
+ */
+function nodeScript(args: readonly string[]): CommandAnalysis {
+  const found = scan('node', args, NODE);
+  if (found.kind !== 'script') return found;
+  const end = args.indexOf('--');
+  const envFile = (end < 0 ? args : args.slice(0, end)).find((a) => /^--env-file(-if-exists)?(=|$)/.test(a));
+  if (envFile === undefined) return found;
+  return refused(
+    `node ${envFile} is read by node even after the script, and loads variables (NODE_OPTIONS too) from a file we cannot see; export them instead, or put -- before the script's arguments`,
+  );
+}
+
 const INTERPRETERS: readonly Interpreter[] = [
   {
     name: 'node',
@@ -526,7 +543,7 @@ const INTERPRETERS: readonly Interpreter[] = [
     // NODE_COMPILE_CACHE (node 22+): V8 code cache from a directory of the caller's choosing, checked
     // against the source by a checksum anyone can match, so it can hold other code than the script's.
     env: ['NODE_OPTIONS', 'NODE_PATH', 'NODE_COMPILE_CACHE'],
-    findScript: (args) => scan('node', args, NODE),
+    findScript: nodeScript,
   },
   {
     name: 'python',

@@ -488,6 +488,21 @@ describe('script approvals', () => {
     }
   }, 60_000);
 
+  it("node reading --env-file from the script's own arguments (Node 20) is refused", async () => {
+    // Node 20 loads the file before running anything; its NODE_OPTIONS then preloads our code, which
+    // /proc/PID/environ (the environment the process started with) never shows.
+    const marker = b.file('env-inject.cjs', "process.stderr.write('preloaded through --env-file\\n');\n");
+    const envFile = b.file('inject.env', `NODE_OPTIONS="--require ${marker}"\n`);
+    for (const after of [[`--env-file=${envFile}`], ['--env-file-if-exists', envFile]]) {
+      const r = await b.node(pinned, ['get', SVC, 'acct', ...after]);
+      if (process.versions.node.startsWith('20.')) expect(r.stderr).toContain('preloaded through --env-file');
+      noSecret(r.result, `node pinned.mjs ... ${after.join(' ')}`);
+      expect(r.result.message).toMatch(/is read by node even after the script/);
+    }
+    // After `--` node leaves it to the script, and the pinned script is served.
+    served(await b.node(pinned, ['get', SVC, 'acct', '--', `--env-file=${envFile}`]));
+  }, 30_000);
+
   it('an approved script edited after approval is refused; upgrade re-pins it', async () => {
     appendFileSync(pinned, '// edited after approval\n');
     const r = await b.node(pinned, ['get', SVC, 'acct']);

@@ -53,6 +53,13 @@ const cases: Case[] = [
   ['node', ['node', '-C', 'development', 'script.js'], { script: 'script.js' }],
   ['node', ['node', '--enable-source-maps', '--', 'script.js'], { script: 'script.js' }],
   ['node', ['node', '--', '-weird-name.js'], { script: '-weird-name.js' }],
+  // Node 20 loads --env-file even from the script's arguments, up to the first `--` (nodejs/node#54232).
+  ['node', ['node', 'bot.mjs', 'get', '--env-file=e.env'], { refused: /--env-file=e\.env is read by node/ }],
+  ['node', ['node', 'bot.mjs', '--env-file', 'e.env'], { refused: /--env-file is read by node/ }],
+  ['node', ['node', 'bot.mjs', '--env-file-if-exists=e.env'], { refused: /--env-file-if-exists/ }],
+  ['node', ['node', 'bot.mjs', '--', '--env-file=e.env'], { script: 'bot.mjs' }],
+  ['node', ['node', '--', 'bot.mjs', '--env-file=e.env'], { script: 'bot.mjs' }],
+  ['node', ['node', 'bot.mjs', '--env-filex=e.env', '--env_file=e.env'], { script: 'bot.mjs' }],
   ['node', ['node', '-e', 'console.log(1)'], { refused: INLINE }],
   ['node', ['node', '--eval=1'], { refused: INLINE }],
   ['node', ['node', '-p', '1'], { refused: INLINE }],
