@@ -570,7 +570,8 @@ const INTERPRETERS: readonly Interpreter[] = [
   },
   {
     name: 'perl',
-    match: /^perl(\d+(\.\d+)*)?$/,
+    // Debian also installs perl as perl5.36-x86_64-linux-gnu (version and multiarch triplet).
+    match: /^perl(\d+(\.\d+)*)?(-[a-z0-9_]+-linux-gnu[a-z0-9_]*)?$/,
     env: ['PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB'],
     findScript: (args) => scan('perl', args, PERL),
   },

@@ -5,6 +5,7 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   writeFileSync,
@@ -288,6 +289,7 @@ beforeAll(async () => {
     [SVC, 'copy', SECRET],
     [SVC, 'renamed', SECRET],
     [SVC, 'parser', SECRET],
+    [SVC, 'distperl', SECRET],
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   holderPy = b.file('holder.py', HOLDER_PY);
@@ -427,6 +429,38 @@ describe('a copy of an interpreter named after another interpreter', () => {
     // The same bytes under the interpreter's own name elsewhere still run the pinned script as before.
     served(await b.node(pinned, ['get', SVC, 'parser'], { exe: copy('node') }));
   }, 60_000);
+});
+
+describe("an interpreter under its distribution's versioned name", () => {
+  // Debian ships perl a second time as /usr/bin/perl5.36-x86_64-linux-gnu. Known to the daemon only by a
+  // name that is not "perl", it was a binary: approving that program (as `entraclaw pending` shows it,
+  // with no script) approved whatever perl code it was given, inline code included.
+  const distPerl = readdirSync('/usr/bin')
+    .filter((n) => /^perl[\d.]+-[a-z0-9_]+-linux-gnu$/.test(n))
+    .map((n) => join('/usr/bin', n))[0];
+  it.skipIf(distPerl === undefined)(
+    'is still that interpreter: its inline code is refused',
+    async () => {
+      const shims = join(b.dir, 'dist-perl-shims');
+      const installed = b.cli(['shim', 'install', shims]);
+      expect(installed.status, installed.stderr).toBe(0);
+      b.register({ exe: distPerl!, grant: `${SVC}/distperl`, ops: 'read', name: 'dist-perl' });
+      // The request goes through the secret-tool shim, so it is decided for its parent: this perl process.
+      const r = await run(
+        distPerl!,
+        [
+          '-e',
+          `system("secret-tool", "lookup", "service", "${SVC}", "account", "distperl"); print "\n", $? >> 8, "\n";`,
+        ],
+        { env: { ...b.clientEnv, PATH: `${shims}:${process.env.PATH}` } },
+      );
+      b.transcripts.push(r.stderr);
+      expect(r.stdout).not.toContain(SECRET);
+      expect(r.stdout.trim().split('\n').at(-1), r.stderr).toBe('1');
+      expect(r.stderr).toMatch(/runs inline code/);
+    },
+    30_000,
+  );
 });
 
 describe('script approvals', () => {

@@ -17,6 +17,10 @@ const cases: Case[] = [
   ['git', ['git', '-c', 'core.x=1', 'status'], 'binary'],
   ['nodejs-helper', ['nodejs-helper', '-e', 'x'], 'binary'],
   ['pythonista', ['pythonista', '-c', 'x'], 'binary'],
+  // Debian's perl under its versioned multiarch name is perl, not a binary that runs anything.
+  ['perl5.36-x86_64-linux-gnu', ['perl5.36-x86_64-linux-gnu', '-e', '1'], { refused: INLINE }],
+  ['perl5.40-aarch64-linux-gnu', ['perl5.40-aarch64-linux-gnu', 'x.pl'], { script: 'x.pl' }],
+  ['perl-cleaner', ['perl-cleaner', '-e', 'x'], 'binary'],
   ['sleep', ['sleep', '1'], { refused: /LD_PRELOAD/ }, { LD_PRELOAD: '/tmp/evil.so' }],
   ['sleep', ['sleep', '1'], { refused: /LD_AUDIT/ }, { LD_AUDIT: '/tmp/audit.so' }],
   ['sleep', ['sleep', '1'], { refused: /LD_LIBRARY_PATH/ }, { LD_LIBRARY_PATH: '/tmp' }],
