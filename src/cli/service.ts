@@ -4,6 +4,7 @@ import { createConnection } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadAgentConfig } from '../config/agent-config.js';
 import {
   LAUNCHD_LABEL,
   launchdLogDir,
@@ -68,10 +69,13 @@ export async function service(action: ServiceAction, opts: ServiceCliOptions): P
   const env = process.env;
   const paths = resolvePaths(env);
   const target = describeTarget(paths, opts, env);
-  if (action === 'status') return status(target, paths, opts);
-  if (opts.dryRun) return printPlan(action, target, opts.json);
-  if (action === 'install') await install(target, paths, opts);
-  else await uninstall(target, opts);
+  if (opts.dryRun && action !== 'status') return printPlan(action, target, opts.json);
+  if (action === 'uninstall') return uninstall(target, opts);
+  // The socket the agent listens on, found as `entraclaw agent` (and doctor) finds it: --socket, then
+  // agent.toml's [agent] socket, which the service's agent reads at its start, then the default.
+  const socket = socketPath(paths, opts.socket ?? (await loadAgentConfig(paths.config)).agent.socket);
+  if (action === 'status') return status(target, socket, opts);
+  await install(target, socket, opts);
 }
 
 function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.ProcessEnv): Target {
@@ -214,7 +218,7 @@ function printPlan(action: 'install' | 'uninstall', t: Target, json?: boolean): 
   for (const s of steps) out.write(`  ${s.argv.map(shellQuote).join(' ')}${s.when ? `  (${s.when})` : ''}\n`);
 }
 
-async function install(t: Target, paths: Paths, opts: ServiceCliOptions): Promise<void> {
+async function install(t: Target, socket: string, opts: ServiceCliOptions): Promise<void> {
   for (const w of t.warnings) note(w);
   for (const d of t.dirs) makeDirs(d, 0o700);
   makeDirs(dirname(t.file), 0o755);
@@ -226,7 +230,6 @@ async function install(t: Target, paths: Paths, opts: ServiceCliOptions): Promis
     await manage(step.argv, t);
     ran.push(step.argv);
   }
-  const socket = socketPath(paths, opts.socket);
   if (opts.json)
     return printJson({ action: 'install', manager: t.manager, file: t.file, commands: ran, socket });
   process.stdout.write(`installed and started ${basename(t.file)}; clients connect to ${socket}\n`);
@@ -267,10 +270,9 @@ async function uninstall(t: Target, opts: ServiceCliOptions): Promise<void> {
   process.stdout.write(present ? `removed ${t.file}\n` : `not installed (no ${t.file})\n`);
 }
 
-async function status(t: Target, paths: Paths, opts: ServiceCliOptions): Promise<void> {
+async function status(t: Target, path: string, opts: ServiceCliOptions): Promise<void> {
   const installed = existsSync(t.file);
   const service = t.manager === 'systemd' ? await systemdState(t.probe) : await launchdState(t.probe);
-  const path = socketPath(paths, opts.socket);
   const socket = { path, reachable: await socketReachable(path) };
   if (opts.json) return printJson({ manager: t.manager, file: t.file, installed, ...service, socket });
   const out = process.stdout;

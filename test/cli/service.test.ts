@@ -234,6 +234,40 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     ]);
   });
 
+  it("status checks the socket agent.toml's [agent] socket names, where the service's agent listens", () => {
+    const { dir, env } = sandbox({ ENTRACLAW_STORE: 'encrypted-file' });
+    const fake = fakeSystemctl(dir);
+    const sockDir = join(dir, 'sock');
+    mkdirSync(sockDir, { mode: 0o700 });
+    const socket = join(sockDir, 'agent.sock');
+    mkdirSync(join(dir, 'config', 'entraclaw'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'config', 'entraclaw', 'agent.toml'), `[agent]\nsocket = "${socket}"\n`);
+    // A real agent on that socket; status runs under it without the ENTRACLAW_SOCKET the agent sets for
+    // its command, as from another shell.
+    const r = runCli(
+      [
+        'agent',
+        '--',
+        'env',
+        '-u',
+        'ENTRACLAW_SOCKET',
+        process.execPath,
+        '--',
+        CLI,
+        'service',
+        'status',
+        '--json',
+      ],
+      { ...env, ...fake.env },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString()).socket).toEqual({ path: socket, reachable: true });
+    // --socket still wins over the config.
+    const other = join(dir, 'other.sock');
+    const s = runCli(['service', 'status', '--json', '--socket', other], { ...env, ...fake.env });
+    expect(JSON.parse(s.stdout.toString()).socket).toEqual({ path: other, reachable: false });
+  });
+
   it('uninstall --dry-run touches nothing', () => {
     const { dir, env, unitFile } = sandbox();
     const fake = fakeSystemctl(dir);
