@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,5 +44,28 @@ describe('make build', () => {
     );
     expect(make.status, make.stderr.toString()).toBe(0);
     expect(make.stdout.toString()).not.toContain('build-native');
+  });
+});
+
+describe('package.json', () => {
+  it('exports only modules the build makes, each importable as the README says (npm install /path/to/entraclaw)', () => {
+    const repo = join(import.meta.dirname, '..', '..');
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+      exports: Record<string, string>;
+    };
+    // A project that installed the checkout: npm links it into node_modules.
+    const project = join(dir, 'project');
+    mkdirSync(join(project, 'node_modules'), { recursive: true });
+    symlinkSync(repo, join(project, 'node_modules', 'entraclaw'));
+    writeFileSync(join(project, 'package.json'), '{"type":"module"}');
+    for (const sub of Object.keys(pkg.exports)) {
+      const specifier = sub === '.' ? 'entraclaw' : `entraclaw/${sub.slice(2)}`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await import('${specifier}')`], {
+        cwd: project,
+        timeout: 30_000,
+      });
+      expect(r.status, `${specifier}: ${r.stderr}`).toBe(0);
+    }
+    expect(Object.keys(pkg.exports)).toContain('./client');
   });
 });
