@@ -1,7 +1,7 @@
 import { readNewPassphrase } from '../lib/passphrase.js';
 import { rekeyVault } from '../store/encrypted-file.js';
 import { vaultFile } from '../store/vault-file.js';
-import { storeContext } from './context.js';
+import { emptyPathOption, storeContext } from './context.js';
 import { note, printJson } from './output.js';
 
 /** Options of `entraclaw vault rekey`. */
@@ -16,8 +16,10 @@ export interface VaultRekeyOptions {
  * fresh salt), opened with the current one from the usual sources.
  */
 export async function vaultRekey(opts: VaultRekeyOptions): Promise<void> {
+  // An empty one would read as "none given": a prompt, or a misleading "no new passphrase given".
+  if (opts.newPassphraseFile === '') throw emptyPathOption('--new-passphrase-file');
   const { ctx } = await storeContext({
-    ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
+    ...(opts.passphraseFile !== undefined ? { passphraseFile: opts.passphraseFile } : {}),
   });
   const { vault, items } = await rekeyVault(ctx, () =>
     readNewPassphrase(ctx, vaultFile(ctx.paths.data), opts.newPassphraseFile),

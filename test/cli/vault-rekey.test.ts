@@ -101,6 +101,30 @@ describe('entraclaw vault rekey', () => {
     expect(get(h.env, 'a').stdout.toString()).toBe(`${CANARY}-a`);
   });
 
+  it('an empty --passphrase-file or --new-passphrase-file is a usage error naming it, not "none given"', () => {
+    const h = vaultHome();
+    const before = readFileSync(h.vault);
+    for (const args of [
+      ['vault', 'rekey', '--passphrase-file=', '--new-passphrase-file', h.newFile],
+      ['vault', 'rekey', '--new-passphrase-file='],
+    ]) {
+      const r = runCli(args, h.env);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(`entraclaw: ${args.find((a) => a.endsWith('='))!.slice(0, -1)} is empty`);
+    }
+    expect(readFileSync(h.vault)).toEqual(before);
+    // Store commands likewise: not ENTRACLAW_PASSPHRASE_FILE in its place.
+    for (const args of [
+      ['secret', 'get', 'svc', 'a', '--store', 'encrypted-file', '--passphrase-file', ''],
+      ['secret', 'ls', '--passphrase-file='],
+    ]) {
+      const r = runCli(args, h.env);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain('entraclaw: --passphrase-file is empty');
+      expect(r.stdout.toString()).not.toContain(CANARY);
+    }
+  });
+
   it('asks twice on a terminal; a mismatch changes nothing', () => {
     const h = vaultHome();
     const before = readFileSync(h.vault);
