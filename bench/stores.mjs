@@ -292,8 +292,8 @@ console.log(`  meet the target: ${meets.join(', ') || 'none'}; miss: ${misses.jo
 const over = (name) => (wall[name] ? fmt(wall[name].p50 - wall.nodeE.p50) : 'n/a');
 console.log(
   `  time over node -e '': kernel-keyring ${over('kernel-keyring')}, systemd-creds ${over('systemd-creds')} ` +
-    '(loading commander and ~15 ES modules, then one syscall or file read); ' +
-    `secret-service ${over('secret-service')} (also @homebridge/dbus-native, then connect, authenticate, ` +
+    '(loading the CommonJS bundle dist/cli/main.cjs and the native addon, then one syscall or file read); ' +
+    `secret-service ${over('secret-service')} (also the bundled D-Bus client, then connect, authenticate, ` +
     'OpenSession with a DH exchange, collection check, SearchItems, GetSecret).',
 );
 if (misses.includes('encrypted-file')) {
