@@ -9,6 +9,7 @@ import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
 import { reportError } from './output.js';
+import { cannotStart } from './start-error.js';
 
 /** Options of `entraclaw agent`. */
 export interface AgentCliOptions extends StoreOptions {
@@ -76,13 +77,7 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
       // Reported as every CLI error is (message, hint); the status stays 127, as a shell's.
-      reportError(
-        new UsageError(
-          `cannot start ${command[0]}: ${err.code ?? err.message}`,
-          'check the command name and PATH',
-        ),
-        false,
-      );
+      reportError(cannotStart(command[0]!, err.code, err.code ?? err.message), false);
       void stop(127);
     });
     // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.

@@ -11,6 +11,7 @@ import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
+import { cannotStart } from './start-error.js';
 
 /** Options of `entraclaw run`. */
 export interface RunOptions extends StoreOptions {
@@ -112,12 +113,7 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   // background (`server &`) hold open long after CMD itself has returned.
   const status = await new Promise<number>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new UsageError(
-          `cannot start ${command[0]}: ${err.code ?? err.message}`,
-          'check the command name and PATH',
-        ),
-      ),
+      reject(cannotStart(command[0]!, err.code, err.code ?? err.message)),
     );
     child.on('exit', (code, signal) => {
       exitSignal = signal;

@@ -23,7 +23,7 @@ import { native } from '../lib/native.js';
 import { canonicalIfExists, xdgDir } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { shellStatus } from '../lib/shell-status.js';
-import { findCommand } from '../lib/which.js';
+import { findCommand, whyNotRunnable } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
@@ -32,6 +32,7 @@ import { installShims, SHIMS } from '../shim/install.js';
 import type { StoreOptions } from './context.js';
 import { openStore } from './open-store.js';
 import { note } from './output.js';
+import { cannotStart } from './start-error.js';
 
 /** Options of `entraclaw sandbox`. */
 export interface SandboxOptions extends StoreOptions {
@@ -111,9 +112,11 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // command that does not run here would fail there with a bare bwrap message and exit 1. The shims are
   // the exception: first on PATH inside, whether or not the host has such a command.
   if (!Object.hasOwn(SHIMS, command[0]!) && !findCommand(command[0]!, process.env.PATH, project)) {
-    throw new UsageError(
-      `cannot start ${command[0]}: not found${command[0]!.includes('/') ? ' or not executable' : ' in PATH'}`,
-      'check the command name and PATH (the sandbox sees the same PATH)',
+    throw cannotStart(
+      command[0]!,
+      whyNotRunnable(command[0]!, process.env.PATH, project),
+      `not found${command[0]!.includes('/') ? '' : ' in PATH'}`,
+      ' (the sandbox sees the same PATH)',
     );
   }
   const { ctx, config } = await import('./context.js').then((m) => m.storeContext(opts));

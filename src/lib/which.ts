@@ -11,6 +11,23 @@ export function findCommands(command: string, path: string | undefined, cwd: str
   return candidates(command, path, cwd).filter(runnable);
 }
 
+/**
+ * Why execvp() would fail for a `command` findCommand() found nothing runnable for: EACCES when some
+ * candidate exists (not executable, a directory) or sits under a directory that may not be searched, as
+ * execvp() reports after trying them all; else ENOENT.
+ */
+export function whyNotRunnable(command: string, path: string | undefined, cwd: string): 'EACCES' | 'ENOENT' {
+  for (const file of candidates(command, path, cwd)) {
+    try {
+      statSync(file);
+      return 'EACCES';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EACCES') return 'EACCES';
+    }
+  }
+  return 'ENOENT';
+}
+
 function candidates(command: string, path: string | undefined, cwd: string): string[] {
   if (command.includes('/')) return [isAbsolute(command) ? command : resolve(cwd, command)];
   return (path ?? '/usr/local/bin:/usr/bin:/bin')

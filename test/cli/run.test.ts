@@ -240,6 +240,18 @@ describe('entraclaw run: the child is the command', () => {
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain('no-such-command');
   });
+
+  it('a file that is not executable is a permission error with a hint to match, not "check PATH"', () => {
+    const file = scratch('not-executable');
+    writeFileSync(file, 'x', { mode: 0o644 });
+    const r = run(['--', file]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`entraclaw: cannot start ${file}: permission denied (EACCES)\n`);
+    expect(r.stderr).toContain(`chmod +x`);
+    expect(r.stderr).not.toContain('check the command name and PATH');
+    const missing = run(['--', join(dir, 'no-such-command')]);
+    expect(missing.stderr).toContain('ENOENT\n  hint: check the command name and PATH\n');
+  });
 });
 
 describe('entraclaw run: a secret too large for an environment variable', () => {

@@ -9,6 +9,7 @@ import {
   readFileSync,
   readlinkSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -620,6 +621,20 @@ describe('process hygiene', () => {
     expect(r.status, r.stderr).toBe(127);
     expect(r.stderr).toContain(
       'entraclaw: cannot start /nonexistent/cmd: ENOENT\n  hint: check the command name and PATH\n',
+    );
+  }, 30_000);
+
+  it('`agent -- FILE` with a FILE that is not executable: 127, a permission error, not "check PATH"', async () => {
+    const state = mkdtempSync(join(b.dir, 'noexec-'));
+    const file = join(state, 'not-executable');
+    writeFileSync(file, 'x', { mode: 0o644 });
+    const r = await run(process.execPath, agentArgs(join(dirname(b.socket), 'noexec.sock'), '--', file), {
+      env: { ...b.env, XDG_STATE_HOME: state },
+      timeoutMs: 15_000,
+    });
+    expect(r.status, r.stderr).toBe(127);
+    expect(r.stderr).toContain(
+      `entraclaw: cannot start ${file}: permission denied (EACCES)\n  hint: ${file} is not executable: chmod +x it`,
     );
   }, 30_000);
 

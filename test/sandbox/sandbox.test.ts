@@ -714,13 +714,24 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
     it('a command that does not exist is a usage error naming it (exit 2, not a bare bwrap message)', () => {
       for (const [cmd, why] of [
         ['no-such-command-xyz', 'not found in PATH'],
-        [join(root, 'no-such-file'), 'not found or not executable'],
+        [join(root, 'no-such-file'), 'not found\n  hint: check the command name and PATH'],
       ] as const) {
         const r = cli(['sandbox', '--store', 'secret-service', '--', cmd]);
         expect(r.status).toBe(2);
         expect(r.stderr).toContain(`entraclaw: cannot start ${cmd}: ${why}`);
         expect(r.stderr).not.toContain('bwrap:');
       }
+    });
+
+    it('a file that is not executable is a permission error with a hint to match, not "check PATH"', () => {
+      const file = join(root, 'not-executable');
+      writeFileSync(file, 'x', { mode: 0o644 });
+      const r = cli(['sandbox', '--store', 'secret-service', '--', file]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(
+        `entraclaw: cannot start ${file}: permission denied (EACCES)\n  hint: ${file} is not executable`,
+      );
+      expect(r.stderr).not.toContain('check the command name and PATH');
     });
 
     it('a missing path in a profile is named as the profile key, not as a flag', () => {

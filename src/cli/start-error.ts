@@ -1,0 +1,21 @@
+import { UsageError } from '../errors.js';
+
+/**
+ * The error for a command that did not start, from the errno execvp() gave (or, for `sandbox`, would
+ * give). EACCES means the name was found, so "check the command name and PATH" would send the user the
+ * wrong way: it says what the kernel refused instead.
+ */
+export function cannotStart(
+  command: string,
+  code: string | undefined,
+  detail: string,
+  where = '',
+): UsageError {
+  if (code === 'EACCES') {
+    return new UsageError(
+      `cannot start ${command}: permission denied (EACCES)`,
+      `${command} is not executable: chmod +x it, or run it through its interpreter (sh ${command}); if it is, a directory on the way to it is not searchable by you (chmod +x that directory), or it is a directory`,
+    );
+  }
+  return new UsageError(`cannot start ${command}: ${detail}`, `check the command name and PATH${where}`);
+}
