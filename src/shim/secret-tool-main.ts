@@ -51,6 +51,14 @@ function describe(q: SecretToolQuery): string {
 }
 
 /**
+ * The request of a command the daemon is being asked, in words: a command on part of a pair lists before
+ * it reads or deletes, and a refusal must name the request refused, as the daemon's reason does.
+ */
+interface Step {
+  what: string;
+}
+
+/**
  * Every (service, account) the query matches, each once. A full pair is one item and needs no listing.
  * Another tool may have stored several keyring items under one pair (differing in other attributes): the
  * daemon addresses them all as that pair and reads its preferred one, so the pair is listed once.
@@ -58,11 +66,13 @@ function describe(q: SecretToolQuery): string {
 async function matching(
   client: Client,
   q: SecretToolQuery,
+  step: Step,
 ): Promise<Array<Pick<ItemMeta, 'service' | 'account'>>> {
   // No item has an empty name (every store refuses one): nothing matches, as with the real tool.
   if (q.service === '' || q.account === '') return [];
   if (q.service !== undefined && q.account !== undefined) return [{ service: q.service, account: q.account }];
   const seen = new Set<string>();
+  step.what = `list of ${describe(q)}`;
   return (await client.list(q.service)).filter((i) => {
     const key = JSON.stringify([i.service, i.account]);
     if (seen.has(key)) return false;
@@ -75,7 +85,8 @@ async function matching(
 }
 
 /** Reads an item; undefined when it does not exist. */
-async function read(client: Client, service: string, account: string): Promise<Item | undefined> {
+async function read(client: Client, service: string, account: string, step: Step): Promise<Item | undefined> {
+  step.what = `read of "${itemName(service, account)}"`;
   try {
     return await client.getItem(service, account);
   } catch (err) {
@@ -85,10 +96,11 @@ async function read(client: Client, service: string, account: string): Promise<I
 }
 
 async function lookup(q: SecretToolQuery): Promise<ShimOutput> {
+  const step = { what: `read of ${describe(q)}` };
   try {
     const client = await session.client();
-    for (const m of await matching(client, q)) {
-      const item = await read(client, m.service, m.account);
+    for (const m of await matching(client, q, step)) {
+      const item = await read(client, m.service, m.account, step);
       if (!item) continue;
       try {
         return formatLookup(item.value, isatty(1));
@@ -98,15 +110,17 @@ async function lookup(q: SecretToolQuery): Promise<ShimOutput> {
     }
     return formatNothing();
   } catch (err) {
-    return failure(err, `read of ${describe(q)}`, q, needs(q, 'read'));
+    return failure(err, step.what, q, needs(q, 'read'));
   }
 }
 
 async function clear(q: SecretToolQuery): Promise<ShimOutput> {
+  const step = { what: `delete of ${describe(q)}` };
   try {
     const client = await session.client();
     let deleted = 0;
-    for (const m of await matching(client, q)) {
+    for (const m of await matching(client, q, step)) {
+      step.what = `delete of "${itemName(m.service, m.account)}"`;
       try {
         await client.delete(m.service, m.account);
         deleted++;
@@ -116,16 +130,17 @@ async function clear(q: SecretToolQuery): Promise<ShimOutput> {
     }
     return deleted > 0 ? shimOutput(SECRET_TOOL_STATUS.ok) : formatNothing();
   } catch (err) {
-    return failure(err, `delete of ${describe(q)}`, q, needs(q, 'delete'));
+    return failure(err, step.what, q, needs(q, 'delete'));
   }
 }
 
 async function search(cmd: SecretToolSearch): Promise<ShimOutput> {
   const items: Item[] = [];
+  const step = { what: `search of ${describe(cmd.query)}` };
   try {
     const client = await session.client();
-    for (const m of await matching(client, cmd.query)) {
-      const item = await read(client, m.service, m.account);
+    for (const m of await matching(client, cmd.query, step)) {
+      const item = await read(client, m.service, m.account, step);
       if (item) items.push(item);
       if (items.length > 0 && !cmd.all) break;
     }
@@ -134,7 +149,7 @@ async function search(cmd: SecretToolSearch): Promise<ShimOutput> {
       items.map((i) => secretToolItem(i)),
     );
   } catch (err) {
-    return failure(err, `search of ${describe(cmd.query)}`, cmd.query, needs(cmd.query, 'read'));
+    return failure(err, step.what, cmd.query, needs(cmd.query, 'read'));
   } finally {
     for (const i of items) i.value.fill(0);
   }
@@ -170,7 +185,7 @@ async function store(service: string, account: string, label: string): Promise<S
     await (await session.client()).set(service, account, secret, { label });
     return shimOutput(SECRET_TOOL_STATUS.ok);
   } catch (err) {
-    return failure(err, `store of "${itemName(service, account)}"`, { service, account }, 'write');
+    return failure(err, `write of "${itemName(service, account)}"`, { service, account }, 'write');
   } finally {
     secret.fill(0);
   }

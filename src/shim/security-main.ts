@@ -102,6 +102,14 @@ function describe(q: { service?: string; account?: string; label?: string }): st
 }
 
 /**
+ * The request of a command the daemon is being asked, in words: a command may ask several (an add reads
+ * before it creates), and a refusal must name the one refused, as the daemon's reason does.
+ */
+interface Step {
+  what: string;
+}
+
+/**
  * The item a find/delete selects, with its value when `withValue`. With -s and -a it is read directly
  * (read access), and a -l in the query that names another label means no match; any other search lists
  * first (list access) and takes the first match, as the real tool takes the first item its search returns.
@@ -110,8 +118,10 @@ async function select(
   client: Client,
   q: { service?: string; account?: string; label?: string },
   withValue: boolean,
+  step: Step,
 ): Promise<SecurityItem | undefined> {
   const read = async (service: string, account: string): Promise<SecurityItem> => {
+    step.what = `read of "${itemName(service, account)}"`;
     const item = await client.getItem(service, account, withValue ? {} : { allowExpired: true });
     if (withValue) return item;
     item.value.fill(0);
@@ -125,6 +135,7 @@ async function select(
     item.value?.fill(0);
     return undefined;
   }
+  step.what = `list of ${describe(q)}`;
   const hit = (await client.list(q.service)).find(
     (i: ItemMeta) =>
       (q.service === undefined || i.service === q.service) &&
@@ -141,15 +152,11 @@ async function find(cmd: SecurityFind, name: string): Promise<ShimOutput> {
   const q = entraclawQuery(cmd);
   const withValue = cmd.output !== 'attributes';
   let item: SecurityItem | undefined;
+  const step = { what: `${itemOf(q) ? 'read' : 'search'} of ${describe(q)}` };
   try {
-    item = await select(await session.client(), q, withValue);
+    item = await select(await session.client(), q, withValue, step);
   } catch (err) {
-    return failure(
-      err,
-      `${itemOf(q) ? 'read' : 'search'} of ${describe(q)}`,
-      q,
-      itemOf(q) ? 'read' : 'list,read',
-    );
+    return failure(err, step.what, q, itemOf(q) ? 'read' : 'list,read');
   }
   if (!item) return formatNotFound();
   try {
@@ -163,14 +170,16 @@ async function remove(cmd: SecurityDelete, name: string): Promise<ShimOutput> {
   const refused = refuseUnsupported(name, cmd.attributes);
   if (refused) return refused;
   const q = entraclawQuery(cmd);
+  const step = { what: `delete of ${describe(q)}` };
   try {
     const client = await session.client();
-    const item = await select(client, q, false);
+    const item = await select(client, q, false, step);
     if (!item) return formatNotFound();
+    step.what = `delete of "${itemName(item.service, item.account)}"`;
     await client.delete(item.service, item.account);
     return formatDeleted(cmd.itemClass, item, { keychain });
   } catch (err) {
-    return failure(err, `delete of ${describe(q)}`, q, itemOf(q) ? 'read,delete' : 'list,delete');
+    return failure(err, step.what, q, itemOf(q) ? 'read,delete' : 'list,delete');
   }
 }
 
@@ -226,24 +235,28 @@ async function add(cmd: SecurityAdd, name: string): Promise<ShimOutput> {
       `security: ${name}: Entraclaw does not store an empty password; nothing was stored\n`,
     );
   }
-  const what = `${cmd.update ? 'update' : 'create'} of "${itemName(service, account)}"`;
+  const item = `"${itemName(service, account)}"`;
+  // With -U the daemon decides whether the set creates or updates: name neither.
+  const step = { what: cmd.update ? `write of ${item}` : `create of ${item}` };
   try {
     const client = await session.client();
     if (!cmd.update) {
       // The real tool refuses to replace an item without -U (errSecDuplicateItem). Entraclaw's `set`
       // always replaces, so look first; this needs read access as well as create.
+      step.what = `read of ${item} (${name} looks first: it never replaces an item without -U)`;
       try {
         (await client.getItem(service, account, { allowExpired: true })).value.fill(0);
         return formatDuplicate(cmd.itemClass, cmd.keychain);
       } catch (err) {
         if (!(err instanceof BrokerError && err.code === 'not_found')) throw err;
       }
+      step.what = `create of ${item}`;
     }
     await client.set(service, account, password, { kind: 'password', label });
     return shimOutput(0);
   } catch (err) {
     // Without -U the item is looked up first (the real tool refuses to replace it): read, then create.
-    return failure(err, what, { service, account }, cmd.update ? 'write' : 'read,create');
+    return failure(err, step.what, { service, account }, cmd.update ? 'write' : 'read,create');
   } finally {
     password.fill(0);
   }

@@ -850,6 +850,23 @@ describe.skipIf(!inTestSession)(
         expect(stOut.stderr.toString()).toContain(`secret-tool: entraclaw denied read of "${outside}/x"`);
       }, 30_000);
 
+      it('a denial names the request the daemon refused, also when the command asks for another first', async () => {
+        const outside = randomName('outside');
+        // add without -U reads before it creates; delete reads (selects) before it deletes.
+        for (const argv of [
+          ['security', 'add-generic-password', '-s', outside, '-a', 'bot', '-w', 'x'],
+          ['security', 'delete-generic-password', '-s', outside, '-a', 'bot'],
+        ]) {
+          const out = await drive('shim', argv);
+          const message = out.stderr.toString();
+          expect(out.status, message).toBe(51);
+          const asked = /entraclaw denied (\w+) of /.exec(message)?.[1];
+          const refused = /no grant of client "shim-driver" allows (\w+) on /.exec(message)?.[1];
+          expect(refused, message).toBe('read');
+          expect(asked, message).toBe(refused);
+        }
+      }, 30_000);
+
       it('the suggested grant command works as printed, for names with / * % and spaces', async () => {
         const service = `${randomName('odd')}/x *%`;
         const account = 'p w';
