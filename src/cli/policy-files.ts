@@ -6,7 +6,7 @@ import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { parseGrantSpec, savePolicy } from '../policy/edit.js';
-import { loadPolicy, policyPath } from '../policy/load.js';
+import { loadPolicyWithWarnings, policyPath } from '../policy/load.js';
 import { pendingPath } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
 import { note } from './output.js';
@@ -33,8 +33,9 @@ export async function editPolicy<T>(
   const real = linkTarget(path);
   makeOwnDir(dirname(real), 'XDG_CONFIG_HOME');
   return withFileLock(`${real}.lock`, async () => {
-    const { policy, result } = edit(loadPolicy(real));
-    savePolicy(real, policy);
+    const loaded = loadPolicyWithWarnings(real);
+    const { policy, result } = edit(loaded.policy);
+    savePolicy(real, policy, loaded.plainStars);
     return result;
   });
 }

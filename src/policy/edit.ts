@@ -339,8 +339,14 @@ const HEADER = `# Entraclaw policy: which programs may use which secrets.
 #                      last that long for the same process, item and operation, e.g. "10m")
 `;
 
-/** Serialises a policy as TOML, with the header that explains the format. */
-export function formatPolicy(policy: Policy): string {
+/**
+ * Serialises a policy as TOML, with the header that explains the format. A `*` inside a name is written
+ * as the escape \u002A, which says it is meant as a character, except in the names of `plainStars`: those
+ * the file had typed as is, which policyWarnings must go on warning about.
+ */
+export function formatPolicy(policy: Policy, plainStars: ReadonlySet<string> = new Set()): string {
+  const names = (items: readonly string[]) =>
+    `[${items.map((n) => str(n, n !== ANY && !plainStars.has(n))).join(', ')}]`;
   const out = [HEADER];
   for (const c of policy.clients) {
     out.push('[[client]]');
@@ -350,9 +356,9 @@ export function formatPolicy(policy: Policy): string {
     if (c.added !== undefined) out.push(`added = ${str(c.added)}`);
     for (const g of c.grants) {
       out.push('', '  [[client.grant]]');
-      if (g.services.length) out.push(`  services = ${list(g.services)}`);
-      if (g.servicePrefixes.length) out.push(`  service_prefixes = ${list(g.servicePrefixes)}`);
-      out.push(`  accounts = ${list(g.accounts)}`, `  operations = ${list(g.operations)}`);
+      if (g.services.length) out.push(`  services = ${names(g.services)}`);
+      if (g.servicePrefixes.length) out.push(`  service_prefixes = ${names(g.servicePrefixes)}`);
+      out.push(`  accounts = ${names(g.accounts)}`, `  operations = ${list(g.operations)}`);
       if (g.expiresAt !== undefined) out.push(`  expires_at = ${str(g.expiresAt)}`);
       if (g.source !== undefined) out.push(`  source = ${str(g.source)}`);
       if (g.confirm) out.push('  confirm = true');
@@ -367,8 +373,8 @@ export function formatPolicy(policy: Policy): string {
  * Writes the policy atomically (0600), after validating the text exactly as the daemon will read it, so the
  * CLI never leaves a file the daemon would refuse (which would deny every request).
  */
-export function savePolicy(path: string, policy: Policy): void {
-  const text = formatPolicy(policy);
+export function savePolicy(path: string, policy: Policy, plainStars?: ReadonlySet<string>): void {
+  const text = formatPolicy(policy, plainStars);
   parsePolicy(text, path);
   makeOwnDir(dirname(path), 'XDG_CONFIG_HOME');
   writeFileAtomic(path, Buffer.from(text, 'utf8'), 0o600);
@@ -384,16 +390,18 @@ const ESCAPES: Record<string, string> = {
   '\r': '\\r',
 };
 
-// A TOML basic string: quote, backslash and control characters (including DEL) escaped.
-function str(s: string): string {
+// A TOML basic string: quote, backslash and control characters (including DEL) escaped, and `*` too when
+// `escapeStar`.
+function str(s: string, escapeStar = false): string {
   let body = '';
   for (const c of s) {
     const code = c.charCodeAt(0);
-    body += ESCAPES[c] ?? (code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, '0')}` : c);
+    const escaped = code < 0x20 || code === 0x7f || (escapeStar && c === '*');
+    body += ESCAPES[c] ?? (escaped ? `\\u${code.toString(16).padStart(4, '0')}` : c);
   }
   return `"${body}"`;
 }
 
 function list(items: readonly string[]): string {
-  return `[${items.map(str).join(', ')}]`;
+  return `[${items.map((s) => str(s)).join(', ')}]`;
 }

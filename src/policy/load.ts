@@ -14,7 +14,7 @@ import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
-import { lineOf, tomlKeyLines } from './toml-lines.js';
+import { lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
 
 /** Where the policy lives: `<config>/policy.toml`. */
 export function policyPath(paths: Paths): string {
@@ -37,7 +37,7 @@ export function loadPolicy(path: string, uid = process.getuid?.()): Policy {
 export function loadPolicyWithWarnings(
   path: string,
   uid = process.getuid?.(),
-): { policy: Policy; warnings: string[] } {
+): { policy: Policy; warnings: string[]; plainStars: Set<string> } {
   let source: string;
   let fd: number;
   const hint = `the policy must be a file of yours, mode 600: check with ls -l ${path}`;
@@ -47,7 +47,9 @@ export function loadPolicyWithWarnings(
     // O_NONBLOCK: a FIFO there would otherwise hold the open (and the daemon, doctor) until someone writes.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { policy: { clients: [] }, warnings: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { policy: { clients: [] }, warnings: [], plainStars: new Set() };
+    }
     throw unreadable(err);
   }
   try {
@@ -67,55 +69,77 @@ export function loadPolicyWithWarnings(
   }
   assertClosedDirs(path);
   const policy = parsePolicy(source, path);
-  return { policy, warnings: policyWarnings(source, policy, path) };
+  const plain = plainStarEntries(source, policy);
+  return {
+    policy,
+    warnings: policyWarnings(source, policy, path),
+    plainStars: new Set(plain.map((e) => e.name)),
+  };
 }
 
 /**
  * Entries of a valid policy that likely do not say what was meant, as `FILE:LINE: what`. In the file a
  * `*` is special only as a whole `services` or `accounts` entry; anywhere else it is a literal character
  * (a name may hold one), so `services = ["pre*"]` grants the one service named `pre*`. Not an error: such
- * a name is legal, and `--grant 'pre%2A'` writes one on purpose.
+ * a name is legal. A `*` written as the escape `\u002A` says it is meant as a character (`approve` & co
+ * write it so for a `%2A` in a grant spec), so only one typed as is is warned about.
  */
 export function policyWarnings(source: string, policy: Policy, path = 'policy.toml'): string[] {
+  const stem = (name: string) => JSON.stringify(name.replace(/\*+$/, ''));
+  // Only stars ("**"): the stem is empty, which no prefix may be; every service is services = ["*"].
+  const allStars = (name: string) => /^\*+$/.test(name);
+  const advice: Record<StarKey, (name: string) => string> = {
+    services: (name) =>
+      allStars(name)
+        ? 'matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"]'
+        : name.endsWith('*')
+          ? `matches only the service of that exact name: * is special only as a whole entry; for every service starting with ${stem(name)}, write service_prefixes = [${stem(name)}]`
+          : 'matches only the service of that exact name: * is special only as a whole entry',
+    service_prefixes: (name) =>
+      allStars(name)
+        ? 'matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"]'
+        : name.endsWith('*')
+          ? `matches services starting with that * itself: a prefix needs no *, write ${stem(name)}`
+          : 'matches services starting with that * itself: * in a prefix is a literal character',
+    accounts: () =>
+      'matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
+  };
+  return plainStarEntries(source, policy).map(
+    ({ key, name, line }) =>
+      `${path}${line ? `:${line}` : ''}: ${key} entry ${JSON.stringify(name)} ${advice[key](name)} (write the * as \\u002a if you mean the character)`,
+  );
+}
+
+type StarKey = 'services' | 'service_prefixes' | 'accounts';
+
+// The grant names with a `*` that is not the whole entry and was typed as is, not as an escape; a name
+// whose text cannot be found (an inline table) counts as typed.
+function plainStarEntries(
+  source: string,
+  policy: Policy,
+): { key: StarKey; name: string; line: number | undefined }[] {
   const lines = tomlKeyLines(source);
-  const warnings: string[] = [];
+  const raw = tomlRawStrings(source);
+  const entries: { key: StarKey; name: string; line: number | undefined }[] = [];
   policy.clients.forEach((client, i) => {
     client.grants.forEach((grant, j) => {
-      const check = (key: string, names: string[], advice: (name: string) => string) => {
-        names.forEach((name, k) => {
-          if (name === ANY || !name.includes('*')) return;
-          const line = lineOf(lines, ['client', i, 'grant', j, key, k]);
-          warnings.push(
-            `${path}${line ? `:${line}` : ''}: ${key} entry ${JSON.stringify(name)} ${advice(name)}`,
-          );
-        });
+      const names: Record<StarKey, string[]> = {
+        services: grant.services,
+        service_prefixes: grant.servicePrefixes,
+        accounts: grant.accounts,
       };
-      const stem = (name: string) => JSON.stringify(name.replace(/\*+$/, ''));
-      // Only stars ("**"): the stem is empty, which no prefix may be; every service is services = ["*"].
-      const allStars = (name: string) => /^\*+$/.test(name);
-      check('services', grant.services, (name) =>
-        allStars(name)
-          ? 'matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"]'
-          : name.endsWith('*')
-            ? `matches only the service of that exact name: * is special only as a whole entry; for every service starting with ${stem(name)}, write service_prefixes = [${stem(name)}]`
-            : 'matches only the service of that exact name: * is special only as a whole entry',
-      );
-      check('service_prefixes', grant.servicePrefixes, (name) =>
-        allStars(name)
-          ? 'matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"]'
-          : name.endsWith('*')
-            ? `matches services starting with that * itself: a prefix needs no *, write ${stem(name)}`
-            : 'matches services starting with that * itself: * in a prefix is a literal character',
-      );
-      check(
-        'accounts',
-        grant.accounts,
-        () =>
-          'matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
-      );
+      for (const key of ['services', 'service_prefixes', 'accounts'] as const) {
+        names[key].forEach((name, k) => {
+          if (name === ANY || !name.includes('*')) return;
+          const path = ['client', i, 'grant', j, key];
+          const written = raw.get(path.join('.'))?.[k];
+          if (written !== undefined && !written.includes('*')) return;
+          entries.push({ key, name, line: lineOf(lines, [...path, k]) });
+        });
+      }
     });
   });
-  return warnings;
+  return entries;
 }
 
 // Whoever can write the policy decides who gets secrets, so it must be ours and not group/world-writable.

@@ -6,8 +6,25 @@
  */
 export function tomlKeyLines(source: string): Map<string, number> {
   const lines = new Map<string, number>();
+  walk(source, (path, lineNo) => lines.set(path, lineNo));
+  return lines;
+}
+
+/**
+ * The strings of each key's value as written, quotes and escapes included, by path (as tomlKeyLines):
+ * parsing loses whether a `*` in a name was typed as is or as the escape `\u002A`, which says "literal".
+ */
+export function tomlRawStrings(source: string): Map<string, string[]> {
+  const strings = new Map<string, string[]>();
+  walk(source, (path, _lineNo, value) => strings.set(path, rawStrings(value)));
+  return strings;
+}
+
+// Calls `visit` for each table header (with no value) and key/value pair of a valid TOML document.
+function walk(source: string, visit: (path: string, lineNo: number, value: string) => void): void {
   const arrayCounts = new Map<string, number>();
   const lastIndex = new Map<string, number>();
+  const seen = new Set<string>();
   let table: string[] = [];
   const text = source.split(/\r?\n/);
 
@@ -36,25 +53,50 @@ export function tomlKeyLines(source: string): Map<string, number> {
         arrayCounts.set(base, index + 1);
         lastIndex.set(base, index);
         // The array itself is placed at its first element, for errors about the whole array.
-        if (!lines.has(base)) lines.set(base, lineNo);
+        if (!seen.has(base)) {
+          seen.add(base);
+          visit(base, lineNo, '');
+        }
         table = [...parent, keys[keys.length - 1]!, String(index)];
       } else {
         table = resolve(keys);
       }
-      lines.set(table.join('.'), lineNo);
+      visit(table.join('.'), lineNo, '');
       continue;
     }
     const eq = keyEnd(line);
     if (eq < 0) continue;
-    lines.set([...table, ...splitKey(line.slice(0, eq))].join('.'), lineNo);
-    // Skip the continuation lines of a value that spans lines, so their contents are never read as keys.
-    let state = scanValue(line.slice(eq + 1), { depth: 0, multiline: undefined });
+    const path = [...table, ...splitKey(line.slice(0, eq))].join('.');
+    // Take in the continuation lines of a value that spans lines, so their contents are never read as keys.
+    const value = [line.slice(eq + 1)];
+    let state = scanValue(value[0]!, { depth: 0, multiline: undefined });
     while ((state.depth > 0 || state.multiline) && i + 1 < text.length) {
       i++;
+      value.push(text[i]!);
       state = scanValue(text[i]!, state);
     }
+    visit(path, lineNo, value.join('\n'));
   }
-  return lines;
+}
+
+// The string tokens of a value, as written, in order; comments skipped.
+function rawStrings(value: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '#') {
+      const eol = value.indexOf('\n', i);
+      if (eol < 0) break;
+      i = eol;
+    } else if (c === '"' || c === "'") {
+      const quote = value.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
+      let j = i + quote.length;
+      while (j < value.length && !value.startsWith(quote, j)) j += c === '"' && value[j] === '\\' ? 2 : 1;
+      out.push(value.slice(i, j + quote.length));
+      i = j + quote.length - 1;
+    }
+  }
+  return out;
 }
 
 /** The line of `path` or of its nearest recorded ancestor (the table, or the key whose value holds it). */

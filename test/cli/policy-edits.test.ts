@@ -182,4 +182,20 @@ describe('a * that is only a literal character', () => {
       /warning: .*policy\.toml:\d+: accounts entry "me\*" matches only the account of that exact name/,
     );
   });
+
+  it('a %2A in a grant spec is written as a character on purpose: no warning later; a hand-typed * keeps its', () => {
+    const env = isolatedEnv(join(dir, 'literal-star-spec'));
+    register(env, 'spec');
+    const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('accounts = ["x"]', 'accounts = ["me*"]'));
+    const granted = runCli(['grant', 'spec', '--grant', 'svc/a%2Fb%2A'], env);
+    expect(granted.status, granted.stderr).toBe(0);
+    expect(granted.stderr).not.toContain('warning');
+    const listed = runCli(['clients', '--json'], env);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stdout.toString()).toContain(`"a/b*"`);
+    expect(listed.stderr).not.toContain(`"a/b*"`);
+    // The hand-typed entry the grant rewrote is still one the user has not said is meant.
+    expect(listed.stderr).toMatch(/warning: .*policy\.toml:\d+: accounts entry "me\*" matches only/);
+  });
 });

@@ -436,9 +436,9 @@ sha256 = "${A}"
 
   it('names, by line, each * that is only a literal character, and what was likely meant', () => {
     expect(policyWarnings(LITERAL, parsePolicy(LITERAL), 'p.toml')).toEqual([
-      'p.toml:7: services entry "pre*" matches only the service of that exact name: * is special only as a whole entry; for every service starting with "pre", write service_prefixes = ["pre"]',
-      'p.toml:13: service_prefixes entry "aws/*" matches services starting with that * itself: a prefix needs no *, write "aws/"',
-      'p.toml:14: accounts entry "me*" matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
+      'p.toml:7: services entry "pre*" matches only the service of that exact name: * is special only as a whole entry; for every service starting with "pre", write service_prefixes = ["pre"] (write the * as \\u002a if you mean the character)',
+      'p.toml:13: service_prefixes entry "aws/*" matches services starting with that * itself: a prefix needs no *, write "aws/" (write the * as \\u002a if you mean the character)',
+      'p.toml:14: accounts entry "me*" matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes (write the * as \\u002a if you mean the character)',
     ]);
   });
 
@@ -456,10 +456,20 @@ sha256 = "${A}"
 `;
     const warnings = policyWarnings(STARS, parsePolicy(STARS), 'p.toml');
     expect(warnings).toEqual([
-      'p.toml:7: services entry "**" matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"]',
-      'p.toml:8: service_prefixes entry "**" matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"]',
+      'p.toml:7: services entry "**" matches only the service of that exact name: * is special only as a whole entry; for every service, write services = ["*"] (write the * as \\u002a if you mean the character)',
+      'p.toml:8: service_prefixes entry "**" matches services starting with that * itself: * in a prefix is a literal character; for every service, write services = ["*"] (write the * as \\u002a if you mean the character)',
     ]);
     for (const w of warnings) expect(w).not.toContain('""');
+  });
+
+  it('has nothing to say about a * written as the escape \\u002a: a character on purpose', () => {
+    const ESCAPED = LITERAL.replace('"pre*"', '"pre\\u002a"')
+      .replace('"me*"', '"me\\u002A"')
+      .replace('"aws/*"', `'aws/*'`);
+    expect(parsePolicy(ESCAPED)).toEqual(parsePolicy(LITERAL));
+    expect(policyWarnings(ESCAPED, parsePolicy(ESCAPED), 'p.toml')).toEqual([
+      `p.toml:13: service_prefixes entry "aws/*" matches services starting with that * itself: a prefix needs no *, write "aws/" (write the * as \\u002a if you mean the character)`,
+    ]);
   });
 
   it('has nothing to say about * as a whole entry', () => {
