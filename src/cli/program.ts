@@ -104,7 +104,7 @@ storeOptions(program.command('agent'))
   )
   .option(
     '--socket <path>',
-    'socket path (default $XDG_RUNTIME_DIR/entraclaw/agent.sock or $ENTRACLAW_SOCKET)',
+    "socket path (default: agent.toml's [agent] socket, else $ENTRACLAW_SOCKET, else $XDG_RUNTIME_DIR/entraclaw/agent.sock)",
   )
   .option('-v, --verbose', 'log every connection and every decision (what the audit log records)')
   .argument('[command...]', 'command to run with ENTRACLAW_SOCKET set')

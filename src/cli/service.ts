@@ -71,9 +71,10 @@ export async function service(action: ServiceAction, opts: ServiceCliOptions): P
   const target = describeTarget(paths, opts, env);
   if (opts.dryRun && action !== 'status') return printPlan(action, target, opts.json);
   if (action === 'uninstall') return uninstall(target, opts);
-  // The socket the agent listens on, found as `entraclaw agent` (and doctor) finds it: --socket, then
-  // agent.toml's [agent] socket, which the service's agent reads at its start, then the default.
-  const socket = socketPath(paths, opts.socket ?? (await loadAgentConfig(paths.config)).agent.socket);
+  // The socket the service's agent listens on: --socket (written into the unit), then agent.toml's
+  // [agent] socket, which that agent reads at its start, then the default. This shell's $ENTRACLAW_SOCKET
+  // is not the service's (the unit does not set it), so it must not move the socket checked here.
+  const socket = socketPath(paths, opts.socket ?? (await loadAgentConfig(paths.config)).agent.socket, {});
   if (action === 'status') return status(target, socket, opts);
   await install(target, socket, opts);
 }

@@ -9,8 +9,9 @@ export function defaultSocket(paths: Paths): string {
 }
 
 /**
- * The daemon socket path: --socket, then $ENTRACLAW_SOCKET, then the runtime dir. A relative one is made
- * absolute here, since the daemon hands it to programs that may run from another directory.
+ * The daemon socket path: `explicit` (the agent's --socket, else agent.toml's [agent] socket), then
+ * $ENTRACLAW_SOCKET in `env`, then the runtime dir. A relative one is made absolute here, since the
+ * daemon hands it to programs that may run from another directory.
  */
 export function socketPath(paths: Paths, explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   const given = explicit || env.ENTRACLAW_SOCKET;

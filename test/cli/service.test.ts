@@ -268,6 +268,18 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     expect(JSON.parse(s.stdout.toString()).socket).toEqual({ path: other, reachable: false });
   });
 
+  it("status ignores this shell's ENTRACLAW_SOCKET: the service's agent never sees it", () => {
+    const { dir, env } = sandbox({ ENTRACLAW_STORE: 'encrypted-file' });
+    const fake = fakeSystemctl(dir);
+    const r = runCli(['service', 'status', '--json'], {
+      ...env,
+      ...fake.env,
+      ENTRACLAW_SOCKET: join(dir, 'elsewhere.sock'),
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString()).socket.path).toBe(join(dir, 'run', 'entraclaw', 'agent.sock'));
+  });
+
   it('uninstall --dry-run touches nothing', () => {
     const { dir, env, unitFile } = sandbox();
     const fake = fakeSystemctl(dir);
