@@ -27,6 +27,8 @@ export function auditFiles(path: string): string[] {
 /** The last lines of a file (without their newlines) and whether the file ends with a newline. */
 export interface FileTail {
   lines: Buffer[];
+  /** The byte offset in the file where each of `lines` starts. */
+  offsets: number[];
   terminated: boolean;
   size: number;
 }
@@ -58,7 +60,37 @@ export function readLastLines(file: string, n: number): FileTail | undefined {
     const parts = split(terminated ? data.subarray(0, -1) : data);
     // The first part is a line fragment unless the read reached the start of the file.
     const whole = start === 0 ? parts : parts.slice(1);
-    return { lines: size === 0 ? [] : whole.slice(-n), terminated, size };
+    const lines = size === 0 ? [] : whole.slice(-n);
+    // The lines are contiguous and end where the file does (less its final newline): count back.
+    const offsets: number[] = [];
+    let end = terminated ? size - 1 : size;
+    for (const line of [...lines].reverse()) {
+      end -= line.length;
+      offsets.unshift(end);
+      end -= 1;
+    }
+    return { lines, offsets, terminated, size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The 1-based number of the line starting at byte `offset` of `file`: reads everything before it, so it
+ * is for the rare line that must be named, not for every line read.
+ */
+export function lineNumberAt(file: string, offset: number): number {
+  const fd = openSync(file, 'r');
+  try {
+    let newlines = 0;
+    const chunk = Buffer.alloc(CHUNK);
+    for (let at = 0; at < offset; ) {
+      const got = readSync(fd, chunk, 0, Math.min(CHUNK, offset - at), at);
+      if (got === 0) break;
+      for (let i = chunk.indexOf(0x0a); i >= 0 && i < got; i = chunk.indexOf(0x0a, i + 1)) newlines++;
+      at += got;
+    }
+    return newlines + 1;
   } finally {
     closeSync(fd);
   }

@@ -1,5 +1,5 @@
 import { type AuditRecord, auditRecordSchema } from './entry.js';
-import { auditFiles, readLastLines } from './files.js';
+import { auditFiles, lineNumberAt, readLastLines } from './files.js';
 import { lineHash } from './log.js';
 
 /**
@@ -10,6 +10,8 @@ import { lineHash } from './log.js';
 export interface DamagedLine {
   damaged: true;
   file: string;
+  /** Its line number in `file`, from 1. */
+  line: number;
   reason: string;
   record?: AuditRecord;
 }
@@ -22,7 +24,7 @@ export interface DamagedLine {
  */
 export function readAuditTail(path: string, n: number): (AuditRecord | DamagedLine)[] {
   // One line more than shown: the first shown line is checked against the one before it.
-  const lines: { file: string; bytes: Buffer; record: AuditRecord | undefined }[] = [];
+  const lines: { file: string; offset: number; bytes: Buffer; record: AuditRecord | undefined }[] = [];
   for (const [age, file] of auditFiles(path).reverse().entries()) {
     if (lines.length > n) break;
     const want = n + 1 - lines.length;
@@ -30,40 +32,44 @@ export function readAuditTail(path: string, n: number): (AuditRecord | DamagedLi
     // verify` tells that from a cut-off end): left out rather than shown as damaged, one more read in
     // its place so that the lines shown follow one another.
     const tail = readLastLines(file, age === 0 ? want + 1 : want);
-    const complete = age === 0 && tail && !tail.terminated ? tail.lines.slice(0, -1) : (tail?.lines ?? []);
-    const shown = complete.slice(-want);
-    lines.unshift(
-      ...shown.map((bytes) => {
-        const parsed = auditRecordSchema.safeParse(safeJson(bytes));
-        return { file, bytes, record: parsed.success ? parsed.data : undefined };
-      }),
-    );
+    const count = (tail?.lines.length ?? 0) - (age === 0 && tail && !tail.terminated ? 1 : 0);
+    const from = Math.max(0, count - want);
+    for (let j = count - 1; j >= from; j--) {
+      const bytes = tail!.lines[j]!;
+      const parsed = auditRecordSchema.safeParse(safeJson(bytes));
+      lines.unshift({
+        file,
+        offset: tail!.offsets[j]!,
+        bytes,
+        record: parsed.success ? parsed.data : undefined,
+      });
+    }
   }
   const first = Math.max(0, lines.length - n);
-  return lines.slice(first).map(({ file, bytes, record }, k): AuditRecord | DamagedLine => {
+  return lines.slice(first).map(({ file, offset, bytes, record }, k): AuditRecord | DamagedLine => {
     const i = first + k;
-    if (!record) return { damaged: true, file, reason: 'not an audit record' };
+    const damaged = (reason: string): DamagedLine => ({
+      damaged: true,
+      file,
+      line: lineNumberAt(file, offset),
+      reason,
+      ...(record ? { record } : {}),
+    });
+    if (!record) return damaged('not an audit record');
     // The chain vouches for a line through the next line's `prev`: a mismatch names the earlier line (as
     // `audit verify` does for an edit). The newest line has no next line here; `audit verify` asks the
     // running daemon about it.
     const next = lines[i + 1]?.record;
     if (next && !chains(bytes, record, next)) {
-      return {
-        damaged: true,
-        file,
-        reason:
-          'the next line does not chain to it (this line edited, or lines removed or inserted after it)',
-        record,
-      };
+      return damaged(
+        'the next line does not chain to it (this line edited, or lines removed or inserted after it)',
+      );
     }
     const before = lines[i - 1];
     if (k === 0 && before?.record && !chains(before.bytes, before.record, record)) {
-      return {
-        damaged: true,
-        file,
-        reason: 'it does not chain to the line before it (that line edited, or lines removed or inserted)',
-        record,
-      };
+      return damaged(
+        'it does not chain to the line before it (that line edited, or lines removed or inserted)',
+      );
     }
     return record;
   });

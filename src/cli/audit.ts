@@ -30,8 +30,8 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   if (damaged)
     throw new CorruptError(
       damaged.record
-        ? `the hash chain near the end of ${damaged.file} is broken: ${damaged.reason}`
-        : `a line near the end of ${damaged.file} is not an audit record`,
+        ? `the hash chain is broken at line ${damaged.line} of ${damaged.file}: ${damaged.reason}`
+        : `line ${damaged.line} of ${damaged.file} is not an audit record`,
       'run `entraclaw audit verify` to see which and why; lines from there on cannot be trusted',
     );
 }

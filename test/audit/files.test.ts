@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditFiles, readLastLines, split } from '../../src/audit/files.js';
+import { auditFiles, lineNumberAt, readLastLines, split } from '../../src/audit/files.js';
 
 let dir = '';
 beforeEach(() => {
@@ -52,7 +52,7 @@ describe('readLastLines', () => {
     writeFileSync(file(), 'only\n');
     expect(text(readLastLines(file(), 5))).toEqual(['only']);
     writeFileSync(file(), '');
-    expect(readLastLines(file(), 5)).toEqual({ lines: [], terminated: false, size: 0 });
+    expect(readLastLines(file(), 5)).toEqual({ lines: [], offsets: [], terminated: false, size: 0 });
     expect(readLastLines(join(dir, 'missing'), 1)).toBeUndefined();
   });
 
@@ -61,6 +61,18 @@ describe('readLastLines', () => {
     writeFileSync(file(), `first\n${long}\nlast\n`);
     expect(text(readLastLines(file(), 2))).toEqual([long, 'last']);
     expect(text(readLastLines(file(), 3))).toEqual(['first', long, 'last']);
+    expect(readLastLines(file(), 2)!.offsets).toEqual([6, 6 + long.length + 1]);
+  });
+});
+
+describe('lineNumberAt', () => {
+  const file = () => join(dir, 'numbered');
+  it('numbers the line starting at an offset from 1, across read chunks', () => {
+    const long = 'x'.repeat(200_000);
+    writeFileSync(file(), `a\n${long}\nb\nc`);
+    const tail = readLastLines(file(), 3)!;
+    expect(tail.offsets.map((o) => lineNumberAt(file(), o))).toEqual([2, 3, 4]);
+    expect(lineNumberAt(file(), 0)).toBe(1);
   });
 });
 

@@ -67,7 +67,7 @@ describe('readAuditTail', () => {
     log.append(entry(2));
     expect(readAuditTail(path, 5)).toEqual([
       expect.objectContaining({ requestId: '0' }),
-      { damaged: true, file: path, reason: 'not an audit record' },
+      { damaged: true, file: path, line: 2, reason: 'not an audit record' },
       expect.objectContaining({ requestId: '2' }),
     ]);
     expect(readAuditTail(path, 1)).toEqual([expect.objectContaining({ requestId: '2' })]);
@@ -90,7 +90,12 @@ describe('readAuditTail', () => {
       3,
       4,
     ]);
-    expect(shown[2]).toMatchObject({ damaged: true, file: path, record: { seq: 2, decision: 'denied' } });
+    expect(shown[2]).toMatchObject({
+      damaged: true,
+      file: path,
+      line: 3,
+      record: { seq: 2, decision: 'denied' },
+    });
     // Out of the window, the edited line still tells on the first line shown.
     expect(readAuditTail(path, 2).map((r) => ('damaged' in r ? r.reason : r.seq))).toEqual([
       expect.stringMatching(/^it does not chain to the line before it/),

@@ -41,7 +41,21 @@ describe('entraclaw audit --tail over a hand-edited line', () => {
     const rows = r.stdout.toString().trim().split('\n');
     expect(rows).toHaveLength(4);
     expect(rows[2]).toMatch(/ DAMAGED .*the next line does not chain to it.*\(entraclaw audit verify\)/);
-    expect(r.stderr).toMatch(/the hash chain near the end of .* is broken[\s\S]*entraclaw audit verify/);
+    expect(r.stderr).toContain(`the hash chain is broken at line 2 of ${path}: the next line does not chain`);
+  });
+
+  it('names the line by its number in the file, wherever it is among the lines shown', () => {
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    const log = AuditLog.open(path);
+    for (let i = 0; i < 21; i++) log.append(entry(i));
+    log.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[2] = lines[2]!.replace('"seq":2', '"seq":2 ');
+    writeFileSync(path, lines.join('\n'));
+    const r = runCli(['audit'], env);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain(`entraclaw: the hash chain is broken at line 3 of ${path}: the next line`);
+    expect(r.stderr).not.toContain('near the end');
   });
 });
 
@@ -58,12 +72,12 @@ describe('entraclaw audit --tail over a damaged line', () => {
     const rows = r.stdout.toString().trim().split('\n');
     expect(rows).toHaveLength(4);
     expect(rows[2]).toMatch(/DAMAGED .*entraclaw audit verify/);
-    expect(r.stderr).toMatch(/is not an audit record[\s\S]*entraclaw audit verify/);
+    expect(r.stderr).toMatch(/line 2 of .* is not an audit record[\s\S]*entraclaw audit verify/);
     const json = runCli(['audit', '--tail', '5', '--json'], env);
     expect(json.status).toBe(5);
     expect(JSON.parse(json.stdout.toString())).toEqual([
       expect.objectContaining({ seq: 0 }),
-      { damaged: true, file: path, reason: 'not an audit record' },
+      { damaged: true, file: path, line: 2, reason: 'not an audit record' },
       expect.objectContaining({ seq: 2 }),
     ]);
   });
