@@ -565,7 +565,9 @@ const INTERPRETERS: readonly Interpreter[] = [
   {
     name: 'ruby',
     match: /^ruby(\d+(\.\d+)*)?$/,
-    env: ['RUBYOPT', 'RUBYLIB'],
+    // RUBYGEMS_GEMDEPS: rubygems before 3.x evaluates the Gemfile it names as Ruby when it loads, before
+    // the script runs.
+    env: ['RUBYOPT', 'RUBYLIB', 'RUBYGEMS_GEMDEPS'],
     findScript: (args) => scan('ruby', args, RUBY),
   },
   {

@@ -72,6 +72,7 @@ export const INJECTION_NAMES: readonly string[] = [
   'PERL5DB',
   'RUBYOPT',
   'RUBYLIB',
+  'RUBYGEMS_GEMDEPS',
   'GEM_HOME',
   'GEM_PATH',
   'JAVA_TOOL_OPTIONS',

@@ -133,6 +133,7 @@ const cases: Case[] = [
   ['ruby', ['ruby', '-n', 'script.rb'], { refused: UNKNOWN }],
   ['ruby', ['ruby', 'script.rb'], { refused: /RUBYOPT/ }, { RUBYOPT: '-rx' }],
   ['ruby', ['ruby', 'script.rb'], { refused: /RUBYLIB/ }, { RUBYLIB: '/x' }],
+  ['ruby', ['ruby', 'script.rb'], { refused: /RUBYGEMS_GEMDEPS/ }, { RUBYGEMS_GEMDEPS: '/tmp/Gemfile' }],
 
   // perl
   ['perl', ['perl', 'script.pl'], { script: 'script.pl' }],
