@@ -1,8 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { basename } from 'node:path';
 import type { AuditEntry } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
 import { identifyByToken } from '../identity/darwin.js';
+import { interpreterName } from '../identity/interpreter.js';
 import { userNamespaceOf, withinNamespace } from '../identity/namespace.js';
 import type { Identity, Refusal } from '../identity/peer.js';
 import { identify, identifyParent } from '../identity/peer.js';
@@ -164,7 +166,7 @@ function whoIsAsking(
     throw new DeniedError(`caller refused: ${who.reason}`);
   }
   auditAs(audit, who);
-  if (!who.script || deps.shims.get(who.script) !== who.scriptSha256) return who;
+  if (!isShim(who, deps)) return who;
   // A request through our shim is decided for the program that ran the shim; the audit names both.
   const parent = identifyParent(who);
   audit.via = { pid: who.pid, exe: `${who.exe} ${who.script}` };
@@ -177,6 +179,19 @@ function whoIsAsking(
   // The program the request is decided for must be of this session too, not only the shim it ran.
   assertSessionNamespace(parent.pid, deps);
   return parent;
+}
+
+/**
+ * Whether `who` is one of our shims: its script and that script's hash, run by an executable named as
+ * node. The name matters as much as the bytes: node's bytes under another name (`bash -C SHIM evil.js`)
+ * find the script by that name's rules while node runs another file, and would pass for the shim.
+ */
+function isShim(who: Pick<Identity, 'exe' | 'script' | 'scriptSha256'>, deps: HandlerDeps): boolean {
+  return (
+    who.script !== undefined &&
+    deps.shims.get(who.script) === who.scriptSha256 &&
+    interpreterName(basename(who.exe)) === 'node'
+  );
 }
 
 // Refuses `pid` unless it is in the daemon's user namespace (where the daemon checks one).
@@ -648,9 +663,7 @@ function watchSender(frame: SenderFrame, conn: Connection, deps: HandlerDeps): v
 // Checked after identification: if the connection is quiet now, whatever arrives later was sent later.
 function keepWatch(conn: Connection, watch: Watch, deps: HandlerDeps): void {
   const map = watchesOf(conn);
-  const shim =
-    watch.identity.script !== undefined &&
-    deps.shims.get(watch.identity.script) === watch.identity.scriptSha256;
+  const shim = isShim(watch.identity, deps);
   let quiet = false;
   try {
     quiet = conn.quiet();

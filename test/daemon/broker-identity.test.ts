@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import {
   PY_LIB,
   PYTHON,
   PYTHON_REAL,
+  REPO,
   type RunResult,
   run,
   secretFreePlaces,
@@ -290,6 +292,7 @@ beforeAll(async () => {
     [SVC, 'renamed', SECRET],
     [SVC, 'parser', SECRET],
     [SVC, 'distperl', SECRET],
+    [SVC, 'shimparent', SECRET],
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   holderPy = b.file('holder.py', HOLDER_PY);
@@ -428,6 +431,35 @@ describe('a copy of an interpreter named after another interpreter', () => {
     }
     // The same bytes under the interpreter's own name elsewhere still run the pinned script as before.
     served(await b.node(pinned, ['get', SVC, 'parser'], { exe: copy('node') }));
+  }, 60_000);
+});
+
+describe('node bytes under another name running a shim script', () => {
+  it('are not the shim: the request is decided for them, not for the approved parent', async () => {
+    const shim = realpathSync(join(REPO, 'dist', 'shim', 'secret-tool-main.cjs'));
+    // The parent: approved, with a grant the child must not borrow by passing for the shim.
+    const parent = b.file(
+      'shim-parent.py',
+      'import subprocess, sys\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n',
+    );
+    b.register({
+      exe: PYTHON_REAL,
+      script: parent,
+      grant: `${SVC}/shimparent`,
+      ops: 'read',
+      name: 'shim-parent',
+    });
+    const evil = b.file('shim-evil.mjs', `console.error('evil ran');\n${nodeClientSource()}`);
+    mkdirSync(join(b.dir, 'shim-twins'), { recursive: true });
+    const bash = join(b.dir, 'shim-twins', 'bash');
+    copyFileSync(NODE, bash);
+    chmodSync(bash, 0o755);
+    // bash's rules take `-C` as a flag and the shim as the script; node takes `-C SHIM` as --conditions
+    // and runs evil.mjs.
+    const r = await b.python(parent, [bash, '-C', shim, evil, 'get', SVC, 'shimparent']);
+    expect(r.stderr).toContain('evil ran');
+    noSecret(r.result, 'node as bash, -C shim evil');
+    expect(r.result.code, JSON.stringify(r.result)).toBe('pending');
   }, 60_000);
 });
 
