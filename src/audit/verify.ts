@@ -16,6 +16,8 @@ interface Line {
   line: number;
   bytes: Buffer;
   terminated: boolean;
+  /** Stands for a rotated file with no line at all, which rotation never leaves. */
+  emptyRotated?: true;
 }
 
 interface Checked {
@@ -39,7 +41,7 @@ export interface WrittenLine {
  */
 export function verifyAudit(path: string, written?: WrittenLine): AuditVerification {
   const files = auditFiles(path);
-  const lines = files.flatMap(readLines);
+  const lines = files.flatMap((file) => readLines(file, file !== path));
   let anchor: { prev: string; seq: number } | undefined;
   let last: Checked | undefined;
   let beforeLast: Checked | undefined;
@@ -51,6 +53,12 @@ export function verifyAudit(path: string, written?: WrittenLine): AuditVerificat
       line: where.line,
       reason,
     });
+    // Without this, an empty .1 beside a live file whose oldest lines were deleted would pass for rotation.
+    if (at.emptyRotated) {
+      return fail(
+        'empty rotated file: rotation never leaves one, so its lines were deleted (or it was put there to pass for rotation)',
+      );
+    }
     if (!at.terminated) return fail('truncated last line (no newline): an interrupted write or a cut file');
     const parsed = parseRecord(at.bytes);
     if (typeof parsed === 'string') return fail(parsed);
@@ -101,8 +109,10 @@ export function verifyAudit(path: string, written?: WrittenLine): AuditVerificat
   return { ok: true, lines: lines.length, files, anchor };
 }
 
-function readLines(file: string): Line[] {
+function readLines(file: string, rotated: boolean): Line[] {
   const data = readFileSync(file);
+  if (rotated && data.length === 0)
+    return [{ file, line: 0, bytes: data, terminated: true, emptyRotated: true }];
   const terminated = data.length > 0 && data[data.length - 1] === 0x0a;
   const parts = data.length === 0 ? [] : split(terminated ? data.subarray(0, -1) : data);
   return parts.map((bytes, i) => ({

@@ -147,6 +147,19 @@ describe('verifyAudit', () => {
     });
   });
 
+  it('finds the first lines removed though an empty rotated file sits beside it: rotation never leaves one', () => {
+    write(5);
+    save(read().slice(2));
+    writeFileSync(`${path}.1`, '');
+    expect(verifyAudit(path)).toEqual({
+      ok: false,
+      file: `${path}.1`,
+      line: 0,
+      reason:
+        'empty rotated file: rotation never leaves one, so its lines were deleted (or it was put there to pass for rotation)',
+    });
+  });
+
   it('finds the whole log deleted under a running daemon, which then wrote on into a new file', () => {
     const log = write(5);
     unlinkSync(path);
