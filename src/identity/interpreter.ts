@@ -566,8 +566,9 @@ const INTERPRETERS: readonly Interpreter[] = [
     name: 'ruby',
     match: /^ruby(\d+(\.\d+)*)?$/,
     // RUBYGEMS_GEMDEPS: rubygems before 3.x evaluates the Gemfile it names as Ruby when it loads, before
-    // the script runs.
-    env: ['RUBYOPT', 'RUBYLIB', 'RUBYGEMS_GEMDEPS'],
+    // the script runs. GEM_HOME / GEM_PATH: where `require` finds gems, so a directory the caller chose
+    // supplies the code of any gem the script loads (as PYTHONPATH does for python).
+    env: ['RUBYOPT', 'RUBYLIB', 'RUBYGEMS_GEMDEPS', 'GEM_HOME', 'GEM_PATH'],
     findScript: (args) => scan('ruby', args, RUBY),
   },
   {

@@ -134,6 +134,8 @@ const cases: Case[] = [
   ['ruby', ['ruby', 'script.rb'], { refused: /RUBYOPT/ }, { RUBYOPT: '-rx' }],
   ['ruby', ['ruby', 'script.rb'], { refused: /RUBYLIB/ }, { RUBYLIB: '/x' }],
   ['ruby', ['ruby', 'script.rb'], { refused: /RUBYGEMS_GEMDEPS/ }, { RUBYGEMS_GEMDEPS: '/tmp/Gemfile' }],
+  ['ruby', ['ruby', 'script.rb'], { refused: /GEM_HOME/ }, { GEM_HOME: '/tmp/gems' }],
+  ['ruby', ['ruby', 'script.rb'], { refused: /GEM_PATH/ }, { GEM_PATH: '/tmp/gems' }],
 
   // perl
   ['perl', ['perl', 'script.pl'], { script: 'script.pl' }],
