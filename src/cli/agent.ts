@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createLogger } from '../daemon/log.js';
+import type { Agent } from '../daemon/server.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
@@ -37,17 +38,17 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
       'e.g. /usr/bin/ssh-askpass',
     );
   }
-  const daemon = await startAgent({
-    socket,
-    paths: ctx.paths,
-    store: sel.store,
-    log,
-    version: '0.1.0',
-    ...(askpass ? { askpass } : {}),
-  });
-
+  // The handlers go in before the socket exists: whoever sees the socket may signal us at once (a service
+  // manager stopping us, a test), and a SIGTERM that found no handler would kill the agent without its
+  // cleanup (the socket left behind). One that comes before start-up has finished stops the agent then.
+  let daemon: Agent | undefined;
+  let stopAfterStart = false;
   let stopping = false;
   const stop = async (code: number, diedOfSigint = false) => {
+    if (!daemon) {
+      stopAfterStart = true;
+      return;
+    }
     if (stopping) return;
     stopping = true;
     log('info', 'stopping');
@@ -66,9 +67,20 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
     });
   }
   process.on('SIGHUP', () => {
+    if (!daemon) return; // the policy is read as start-up ends anyway
     log('info', 'SIGHUP: reloading policy');
     daemon.reloadPolicy();
   });
+
+  daemon = await startAgent({
+    socket,
+    paths: ctx.paths,
+    store: sel.store,
+    log,
+    version: '0.1.0',
+    ...(askpass ? { askpass } : {}),
+  });
+  if (stopAfterStart) return void stop(0);
 
   if (command.length > 0) {
     child = spawn(command[0]!, command.slice(1), {

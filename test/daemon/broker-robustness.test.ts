@@ -8,10 +8,13 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   symlinkSync,
+  watch,
   writeFileSync,
 } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, type Frame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
@@ -32,7 +35,7 @@ import {
   startBroker,
   waitFor,
 } from '../support/broker.js';
-import { CLI } from '../support/cli.js';
+import { CLI, isolatedEnv } from '../support/cli.js';
 
 // Bad input, load and process hygiene against the real daemon: fuzzed frames over many connections,
 // slowloris, 1 000 concurrent clients, what its children inherit, its limits, start and stop.
@@ -663,6 +666,41 @@ describe('process hygiene', () => {
     const verify = spawnSync(process.execPath, [CLI, 'audit', 'verify'], { env: b.env });
     expect(verify.status, verify.stderr.toString()).toBe(0);
   }, 30_000);
+
+  it('a SIGTERM sent the instant the socket appears still stops the agent cleanly', async () => {
+    // A service manager or a script may signal the agent as soon as its socket exists; the signal must
+    // find the handler that removes the socket, not node's default (death by signal, socket left behind).
+    const dir = mkdtempSync(join(tmpdir(), 'entraclaw-early-term-'));
+    try {
+      const pass = join(dir, 'passphrase');
+      writeFileSync(pass, 'early term test passphrase\n', { mode: 0o600 });
+      const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
+      const socket = join(dir, 'run', 'entraclaw', 'agent.sock');
+      mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
+      for (let i = 0; i < 5; i++) {
+        const child = spawn(process.execPath, agentArgs(socket), {
+          env,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d;
+        });
+        const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
+          child.once('exit', (code, signal) => r({ code, signal })),
+        );
+        const watcher = watch(dirname(socket), (_event, name) => {
+          if (name === 'agent.sock' && existsSync(socket)) child.kill('SIGTERM');
+        });
+        const ended = await exit;
+        watcher.close();
+        expect(ended, stderr).toEqual({ code: 0, signal: null });
+        expect(existsSync(socket)).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('SIGTERM unlinks the socket and exits 0; `agent -- CMD` gives CMD only stdio', async () => {
     const other = await startBroker('entraclaw-hygiene');
