@@ -10,7 +10,7 @@ export XDG_STATE_HOME="$demo/home/.local/state" XDG_RUNTIME_DIR="$demo/run"
 export ENTRACLAW_STORE=encrypted-file ENTRACLAW_PASSPHRASE_FILE="$demo/passphrase"
 unset ENTRACLAW_SOCKET
 [ -s "$ENTRACLAW_PASSPHRASE_FILE" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$ENTRACLAW_PASSPHRASE_FILE")
-# The CLI runs through its own shebang (`node -- ...`): as `node main.js ...`, Node 20 would read a
+# The CLI runs through its own shebang (`node -- ...`): as `node main.cjs ...`, Node 20 would read a
 # `--env-file` among our arguments as its own.
 ec() { "$root/dist/cli/main.cjs" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
