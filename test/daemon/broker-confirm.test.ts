@@ -9,6 +9,7 @@ import {
   b64,
   type ClientResult,
   canary,
+  inheritedFds,
   PY_LIB,
   PYTHON,
   startBroker,
@@ -40,9 +41,20 @@ const here = mkdtempSync(join(tmpdir(), 'entraclaw-askpass-'));
 const ASKED = join(here, 'asked.log');
 const ANSWER = join(here, 'answer');
 const ASKPASS = join(here, 'askpass.sh');
+// What the askpass was handed besides stdio, as a child of it sees it (a shell passes on every fd it got).
+const FDS = join(here, 'fds.json');
+const LIST_FDS = `import json, os
+fds = {}
+for fd in os.listdir('/proc/self/fd'):
+    try:
+        fds[fd] = os.readlink('/proc/self/fd/' + fd)
+    except OSError:
+        pass
+print(json.dumps(fds))`;
 writeFileSync(
   ASKPASS,
   `#!/bin/sh
+'${PYTHON}' -c "${LIST_FDS}" > '${FDS}'
 printf '%s|%s\\n' "$SSH_ASKPASS_PROMPT" "$1" >> '${ASKED}'
 answer="$(cat '${ANSWER}')"
 case "$answer" in
@@ -118,6 +130,21 @@ describe('confirm on use', () => {
     );
     expect(question[0]).not.toContain(SECRET);
     expect(stateText(b)).toMatch(/confirmed by the user/);
+  }, 30_000);
+
+  it('the askpass program gets only stdio from the daemon: no socket, lock, vault, audit log or /proc fd', async () => {
+    writeFileSync(ANSWER, '0');
+    rmSync(FDS, { force: true });
+    const r = await b.python(clientPy, [SVC, 'asked']);
+    expect(r.result, r.stderr).toMatchObject({ ok: true });
+    const fds = JSON.parse(readFileSync(FDS, 'utf8')) as Record<string, string>;
+    // fd 1 is the listing's own output file; whatever else is open came from the daemon through the shell.
+    expect(fds['1']).toBe(FDS);
+    const ours = inheritedFds();
+    const passed = Object.entries(fds).filter(
+      ([fd, target]) => Number(fd) > 2 && target !== ASKPASS && ours.get(Number(fd)) !== target,
+    );
+    expect(passed, JSON.stringify(fds)).toEqual([]);
   }, 30_000);
 
   it('is denied when the user says no', async () => {

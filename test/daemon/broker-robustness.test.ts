@@ -27,6 +27,7 @@ import {
   b64,
   canary,
   expectNoSecret,
+  inheritedFds,
   NODE,
   nodeClientSource,
   run,
@@ -192,26 +193,12 @@ afterAll(async () => {
   await b?.stop();
 });
 
-// fds this test process holds without close-on-exec (e.g. from whatever started vitest): every child
-// inherits them, the daemon included, so they are not the daemon's to answer for.
 function readlinkSafe(path: string): string | undefined {
   try {
     return readlinkSync(path);
   } catch {
     return undefined;
   }
-}
-
-function inheritedFds(): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const fd of readdirSync('/proc/self/fdinfo').map(Number)) {
-    if (fd <= 2) continue;
-    try {
-      const flags = /flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
-      if ((Number.parseInt(flags, 8) & 0o2000000) === 0) out.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {}
-  }
-  return out;
 }
 
 async function servedNow(): Promise<void> {

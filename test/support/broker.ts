@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
@@ -408,3 +409,19 @@ export function expectNoSecret(places: Record<string, string>, secrets: readonly
 
 /** Base64 of a string, as the fixtures print values. */
 export const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/**
+ * fds this test process holds without close-on-exec (e.g. from whatever started vitest): every child
+ * inherits them, the daemon included, so they are not the daemon's to answer for.
+ */
+export function inheritedFds(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const fd of readdirSync('/proc/self/fdinfo').map(Number)) {
+    if (fd <= 2) continue;
+    try {
+      const flags = /flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
+      if ((Number.parseInt(flags, 8) & 0o2000000) === 0) out.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {}
+  }
+  return out;
+}
