@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -11,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI } from '../support/cli.js';
+import { CLI, isolatedEnv } from '../support/cli.js';
 
 // `make install`: what the README tells a new user to run to get `entraclaw` on their PATH.
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-install-'));
@@ -68,4 +69,43 @@ describe('package.json', () => {
     }
     expect(Object.keys(pkg.exports)).toContain('./client');
   });
+});
+
+describe('npm pack', () => {
+  it('packs what the install script needs: unpacked as npm installs it, the addon builds and the bin uses it', () => {
+    const repo = join(import.meta.dirname, '..', '..');
+    const out = join(dir, 'pack');
+    mkdirSync(out);
+    const pack = spawnSync('npm', ['pack', '--pack-destination', out, '--json'], {
+      cwd: repo,
+      env: process.env,
+      timeout: 120_000,
+    });
+    expect(pack.status, pack.stderr.toString()).toBe(0);
+    const [{ filename }] = JSON.parse(pack.stdout.toString()) as [{ filename: string }];
+    const tar = spawnSync('tar', ['xzf', join(out, filename), '-C', out]);
+    expect(tar.status, tar.stderr.toString()).toBe(0);
+    const pkg = join(out, 'package');
+    // npm runs the package's install script in the unpacked package, with its dependencies beside it.
+    const install = spawnSync('npm', ['run-script', 'install'], {
+      cwd: pkg,
+      env: process.env,
+      timeout: 120_000,
+    });
+    expect(install.status, install.stderr.toString()).toBe(0);
+    expect(existsSync(join(pkg, 'build', 'Release', 'entraclaw_native.node'))).toBe(true);
+    symlinkSync(join(repo, 'node_modules'), join(pkg, 'node_modules'));
+    const doctor = spawnSync(join(pkg, 'dist', 'cli', 'main.cjs'), ['doctor', '--json'], {
+      env: isolatedEnv(join(dir, 'packed-user')),
+      timeout: 30_000,
+    });
+    expect(doctor.status, doctor.stderr.toString()).toBe(0);
+    const { stores } = JSON.parse(doctor.stdout.toString()) as {
+      stores: { name: string; available: boolean; reason: string }[];
+    };
+    expect(stores.find((s) => s.name === 'kernel-keyring')).toMatchObject({
+      available: true,
+      reason: expect.stringContaining('native addon'),
+    });
+  }, 250_000);
 });
