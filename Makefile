@@ -31,8 +31,9 @@ node_modules/.stamp: package.json package-lock.json
 build/Release/entraclaw_native.node: native/entraclaw.c binding.gyp | node_modules/.stamp
 	node scripts/build-native.mjs
 
+# package.json's build script (tsc, then scripts/bundle.mjs): one definition for make and `npm run build`.
 dist/.stamp: node_modules/.stamp $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/bundle.mjs
-	rm -rf dist && npx tsc -p tsconfig.json && node scripts/bundle.mjs
+	npm run -s build
 	@touch $@
 
 deps: system-deps node_modules/.stamp

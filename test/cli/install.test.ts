@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -46,6 +47,31 @@ describe('make build', () => {
     expect(make.status, make.stderr.toString()).toBe(0);
     expect(make.stdout.toString()).not.toContain('build-native');
   });
+});
+
+describe('npm run build', () => {
+  it('makes the bin and the shims package.json names (the bundles), not only what tsc emits', () => {
+    const repo = join(import.meta.dirname, '..', '..');
+    const copy = join(dir, 'npm-build');
+    for (const f of ['package.json', 'tsconfig.json', 'src', 'scripts'])
+      cpSync(join(repo, f), join(copy, f), { recursive: true });
+    symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
+    const build = spawnSync('npm', ['run', 'build'], { cwd: copy, env: process.env, timeout: 240_000 });
+    expect(build.status, build.stderr.toString()).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(copy, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    for (const file of [
+      ...Object.values(pkg.bin),
+      'dist/shim/security-main.cjs',
+      'dist/shim/secret-tool-main.cjs',
+    ]) {
+      expect(existsSync(join(copy, file)), file).toBe(true);
+    }
+    const version = spawnSync(join(copy, pkg.bin.entraclaw ?? ''), ['--version'], { timeout: 30_000 });
+    expect(version.status, version.stderr.toString()).toBe(0);
+    expect(version.stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  }, 300_000);
 });
 
 describe('package.json', () => {
