@@ -1,6 +1,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { UnavailableError } from '../errors.js';
+import { EntraclawError, UnavailableError } from '../errors.js';
 import { native } from './native.js';
 import { shellQuote } from './shell.js';
 
@@ -75,6 +75,8 @@ function tryLock(fd: number, path: string): boolean {
   try {
     return native().flock(fd, true, true);
   } catch (err) {
+    // The addon missing says so itself, with how to build it: not a fault of the lock's directory.
+    if (err instanceof EntraclawError) throw err;
     throw lockError(path, err);
   }
 }

@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { UnavailableError } from '../errors.js';
 
 /** Kernel credentials of one chunk of bytes (Linux SCM_CREDENTIALS / SCM_PIDFD) or of the peer. */
 export interface PeerCred {
@@ -103,18 +105,30 @@ export interface NativeAddon {
 
 let cached: NativeAddon | undefined;
 
-/** Loads the native addon built by `npm install` (build/Release/entraclaw_native.node). */
+/** How to build the addon: a checkout has the Makefile, an npm-installed package only its install script. */
+export const ADDON_HINT =
+  'in a checkout run `make build`; for an npm-installed entraclaw run `npm rebuild entraclaw` (`npm rebuild -g entraclaw` for a global install), which builds it with node-gyp from your Node headers';
+
+/**
+ * Loads the native addon built by `npm install` (build/Release/entraclaw_native.node). Without it (an
+ * install with --ignore-scripts, a checkout not built) the error is an UnavailableError (exit 5) naming
+ * the file and how to build it, not an internal error.
+ */
 export function native(): NativeAddon {
   if (!cached) {
     const require = createRequire(import.meta.url);
     try {
       cached = require('../../build/Release/entraclaw_native.node') as NativeAddon;
     } catch (cause) {
-      const err = new Error(
-        'entraclaw native addon is not built (build/Release/entraclaw_native.node); run `make build` or `npm install`',
+      const path = fileURLToPath(new URL('../../build/Release/entraclaw_native.node', import.meta.url));
+      const missing = (cause as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
+      throw new UnavailableError(
+        missing
+          ? `entraclaw's native addon is not built (${path})`
+          : `entraclaw's native addon ${path} cannot be loaded: ${(cause as Error).message}`,
+        ADDON_HINT,
         { cause },
       );
-      throw err;
     }
   }
   return cached;

@@ -13,7 +13,7 @@ import {
   UnavailableError,
   UsageError,
 } from '../errors.js';
-import { type NativeAddon, native } from '../lib/native.js';
+import { ADDON_HINT, type NativeAddon, native } from '../lib/native.js';
 import { itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { byServiceThenAccount } from './item-rules.js';
@@ -355,10 +355,8 @@ function loadAddon(): { addon?: NativeAddon; reason?: string } {
   if (process.platform !== 'linux') return { reason: 'The kernel keyring exists only on Linux.' };
   try {
     return { addon: native() };
-  } catch {
-    return {
-      reason: 'The native addon is not built (build/Release/entraclaw_native.node); run `make build`.',
-    };
+  } catch (err) {
+    return { reason: `${(err as Error).message}: ${ADDON_HINT}.` };
   }
 }
 

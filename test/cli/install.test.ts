@@ -135,3 +135,41 @@ describe('npm pack', () => {
     });
   }, 250_000);
 });
+
+describe('an installed package without its native addon (npm install --ignore-scripts)', () => {
+  it('says the addon is not built and how to build it (exit 5), for the agent and for a vault write', () => {
+    const repo = join(import.meta.dirname, '..', '..');
+    const pkg = join(dir, 'no-addon');
+    for (const f of ['package.json', 'dist']) cpSync(join(repo, f), join(pkg, f), { recursive: true });
+    symlinkSync(join(repo, 'node_modules'), join(pkg, 'node_modules'));
+    const user = join(dir, 'no-addon-user');
+    mkdirSync(user);
+    const passphrase = join(user, 'passphrase');
+    writeFileSync(passphrase, 'correct horse battery staple', { mode: 0o600 });
+    const cli = join(pkg, 'dist', 'cli', 'main.cjs');
+    const runs = [
+      spawnSync(cli, ['agent', '--store', 'encrypted-file', '--passphrase-file', passphrase, '--', 'true'], {
+        env: isolatedEnv(user),
+        timeout: 30_000,
+      }),
+      spawnSync(
+        cli,
+        ['secret', 'set', '--store', 'encrypted-file', '--passphrase-file', passphrase, 'svc', 'acct'],
+        {
+          env: isolatedEnv(user),
+          input: 'value',
+          timeout: 30_000,
+        },
+      ),
+    ];
+    for (const r of runs) {
+      const stderr = r.stderr.toString();
+      expect(stderr).toContain(
+        `native addon is not built (${join(pkg, 'build', 'Release', 'entraclaw_native.node')})`,
+      );
+      expect(stderr).toContain('npm rebuild -g entraclaw');
+      expect(stderr).not.toContain('internal error');
+      expect(r.status, stderr).toBe(5);
+    }
+  });
+});
