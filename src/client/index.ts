@@ -331,7 +331,14 @@ function assertOwnServer(sock: Socket, path: string): void {
   if (fd === undefined || fd < 0) {
     throw new BrokerError('unavailable', `cannot tell who serves the socket ${path}; nothing was sent to it`);
   }
-  const uid = native().peerUid(fd);
+  let uid: number;
+  try {
+    uid = native().peerUid(fd);
+  } catch (err) {
+    // Every SDK failure is a BrokerError (README): the addon missing or unbuilt is the daemon unreachable.
+    const e = err as Error & { hint?: string };
+    throw new BrokerError('unavailable', e.message, e.hint);
+  }
   if (uid !== me) {
     throw new BrokerError(
       'denied',

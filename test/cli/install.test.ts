@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, isolatedEnv } from '../support/cli.js';
 
@@ -171,5 +172,27 @@ describe('an installed package without its native addon (npm install --ignore-sc
       expect(stderr).not.toContain('internal error');
       expect(r.status, stderr).toBe(5);
     }
+
+    // The SDK says it as a BrokerError, as it says every failure to reach the daemon.
+    const socket = join(user, 'listener.sock');
+    const listener = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import net from 'node:net';
+const server = net.createServer(() => {}).listen(${JSON.stringify(socket)}, async () => {
+  const { connect } = await import(${JSON.stringify(pathToFileURL(join(pkg, 'dist', 'client', 'index.js')).href)});
+  try { await connect({ socket: ${JSON.stringify(socket)} }); console.log('connected'); }
+  catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, hint: e.hint })); }
+  server.close();
+});`,
+      ],
+      { env: isolatedEnv(user), timeout: 30_000 },
+    );
+    const failure = JSON.parse(listener.stdout.toString());
+    expect(failure, listener.stderr.toString()).toMatchObject({ name: 'BrokerError', code: 'unavailable' });
+    expect(failure.message).toContain('native addon is not built');
+    expect(failure.hint).toContain('npm rebuild');
   });
 });
