@@ -1,0 +1,274 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Broker,
+  b64,
+  canary,
+  expectNoSecret,
+  NODE,
+  nodeClientSource,
+  PY_LIB,
+  PYTHON,
+  PYTHON_REAL,
+  type RunResult,
+  run,
+  secretFreePlaces,
+  startBroker,
+  waitFor,
+} from '../support/broker.js';
+import { CLI, isolatedEnv } from '../support/cli.js';
+
+// Edges of the daemon seen from outside: python injection into a pinned script, a vault the daemon was
+// given the wrong passphrase for, the socket's mode under a careless umask, and a hello that claims to be
+// an approved client. Real daemon, real client processes, the real socket.
+
+const SVC = 'edges.example';
+const SECRET = canary('edges');
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+// The approved python client: one get, then its result and pid on stdout. No __file__, so the very same
+// text also runs as `python3 -c`.
+const APPROVED_PY = `${PY_LIB}
+emit(get(connect_hello(SOCK), sys.argv[1], sys.argv[2]) | {"pid": os.getpid()})
+`;
+
+// An unapproved program that names an approved client in its hello, then asks as that client would.
+const CLAIMING_PY = `${PY_LIB}
+claimed, SVC, ACCT = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(SOCK)
+hello, _ = call(s, {"v": 1, "op": "hello", "id": 0, "client": claimed})
+r = get(s, SVC, ACCT)
+who, _ = call(s, {"id": 9, "op": "whoami"})
+emit(r | {"pid": os.getpid(), "hello": bool(hello.get("ok")), "whoami": who})
+`;
+
+type AuditLine = Record<string, unknown>;
+function auditLines(b: Broker): AuditLine[] {
+  const r = b.cli(['audit', '--json', '--tail', '1000']);
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.toString()) as AuditLine[];
+}
+/** The one audit line for the get that process `pid` sent. */
+async function auditOfGet(b: Broker, pid: number): Promise<AuditLine> {
+  let lines: AuditLine[] = [];
+  await waitFor(() => {
+    lines = auditLines(b).filter((l) => l.op === 'get' && l.pid === pid);
+    return lines.length > 0;
+  }, `the audit line of pid ${pid}`);
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+function refusedResult(r: RunResult, what: string): void {
+  b.transcripts.push(r.stderr);
+  expect(r.result.ok, `${what}: ${r.stdout}\n${r.stderr}`).toBe(false);
+  expect(r.result.value_b64, what).toBeUndefined();
+  expect(r.stdout, what).not.toContain(b64(SECRET));
+}
+
+let b: Broker;
+let approvedPy: string;
+beforeAll(async () => {
+  b = await startBroker('entraclaw-edges', [
+    [SVC, 'acct', SECRET],
+    [SVC, 'claimed', SECRET],
+  ]);
+  approvedPy = b.file('approved.py', APPROVED_PY);
+  b.register({ exe: PYTHON, script: approvedPy, grant: `${SVC}/acct`, ops: 'read', name: 'approved-py' });
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+});
+
+describe('python code injected into the approved, pinned script', () => {
+  let sitePath: string;
+  let startup: string;
+  beforeAll(() => {
+    // A directory on PYTHONPATH holding sitecustomize.py: site imports it before the script runs.
+    sitePath = join(b.dir, 'pythonpath');
+    mkdirSync(sitePath);
+    writeFileSync(join(sitePath, 'sitecustomize.py'), 'import sys\nsys.stderr.write("injected\\n")\n');
+    startup = b.file('startup.py', 'import sys\nsys.stderr.write("injected by PYTHONSTARTUP\\n")\n');
+  });
+
+  it('the pinned script itself is served (the control)', async () => {
+    const r = await b.python(approvedPy, [SVC, 'acct']);
+    expect(r.result, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
+  }, 30_000);
+
+  it('(a) PYTHONPATH with a sitecustomize.py: the code runs, the request is denied and audited with why', async () => {
+    const r = await b.python(approvedPy, [SVC, 'acct'], { env: { ...b.clientEnv, PYTHONPATH: sitePath } });
+    // The attack was live: the attacker's module ran inside the pinned interpreter before the script.
+    expect(r.stderr).toContain('injected');
+    refusedResult(r, 'PYTHONPATH');
+    expect(r.result).toMatchObject({ code: 'denied', message: expect.stringMatching(/PYTHONPATH is set/) });
+    const line = await auditOfGet(b, r.result.pid as number);
+    expect(line).toMatchObject({ decision: 'denied', exe: PYTHON_REAL });
+    expect(line.reason).toMatch(/^caller refused: PYTHONPATH is set, which makes python load other code/);
+  }, 30_000);
+
+  it('(b) -i, with PYTHONSTARTUP or without: the prompt runs what stdin holds; denied and audited with why', async () => {
+    // python skips PYTHONSTARTUP when it is given a script; what -i opens after the script is a prompt that
+    // runs whatever its stdin holds, in the process that was to be served.
+    const attack = 'import sys; sys.stderr.write("injected\\n")\n';
+    for (const [name, env, reason] of [
+      ['PYTHONSTARTUP and -i', { ...b.clientEnv, PYTHONSTARTUP: startup }, /PYTHONSTARTUP is set/],
+      ['-i', b.clientEnv, /-i starts an interactive prompt/],
+    ] as const) {
+      const r = await b.python(approvedPy, [SVC, 'acct'], { env, pyArgs: ['-i'], input: attack });
+      expect(r.stderr, name).toMatch(/^(>>> )?injected$/m);
+      refusedResult(r, name);
+      expect(r.result, name).toMatchObject({ code: 'denied', message: expect.stringMatching(reason) });
+      const line = await auditOfGet(b, r.lines.find((l) => 'pid' in l)!.pid as number);
+      expect(line, name).toMatchObject({ decision: 'denied', exe: PYTHON_REAL });
+      expect(line.reason, name).toMatch(new RegExp(`^caller refused: .*${reason.source}`));
+    }
+  }, 30_000);
+
+  it("(c) python3 -c with the approved script's own text: denied as inline code and audited with why", async () => {
+    const r = await run(PYTHON, ['-c', readFileSync(approvedPy, 'utf8'), SVC, 'acct'], { env: b.clientEnv });
+    // The code did run and reach the daemon: the daemon's refusal is what it prints.
+    refusedResult(r, 'python3 -c');
+    expect(r.result).toMatchObject({ code: 'denied', message: expect.stringMatching(/-c runs inline code/) });
+    const line = await auditOfGet(b, r.result.pid as number);
+    expect(line).toMatchObject({ decision: 'denied', exe: PYTHON_REAL });
+    expect(line.reason).toMatch(/^caller refused: .*-c runs inline code/);
+  }, 30_000);
+});
+
+describe('a client that names an approved client in its hello', () => {
+  it('is judged as itself: pending, and the audit names its own program, not the claimed one', async () => {
+    const claiming = b.file('claiming.py', CLAIMING_PY);
+    const r = await b.python(claiming, ['approved-py', SVC, 'acct']);
+    expect(r.result.hello, r.stderr).toBe(true);
+    refusedResult(r, 'claimed client name');
+    expect(r.result).toMatchObject({ code: 'pending' });
+    expect(r.result.message).toContain(`${PYTHON_REAL} ${claiming} is not approved yet`);
+    expect(r.result.whoami).toMatchObject({ ok: true, client: null, grants: [], script: claiming });
+    const line = await auditOfGet(b, r.result.pid as number);
+    expect(line).toMatchObject({
+      decision: 'pending',
+      exe: PYTHON_REAL,
+      sha256: sha256(PYTHON_REAL),
+      script: claiming,
+      reason: expect.stringMatching(/^unknown client, queued as p-/),
+    });
+    expect(JSON.stringify(line)).not.toContain('approved-py');
+    expect(JSON.stringify(line)).not.toContain(approvedPy);
+  }, 30_000);
+});
+
+describe('a vault the daemon has the wrong passphrase for', () => {
+  const RIGHT = 'broker security test passphrase';
+  const WRONG = canary('wrong-passphrase');
+  let w: Broker;
+  let wrongFile: string;
+  let client: string;
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entraclaw-wrong-pass-'));
+    wrongFile = join(dir, 'passphrase');
+    writeFileSync(wrongFile, `${WRONG}\n`, { mode: 0o600 });
+    // The vault is sealed with the right passphrase (startBroker's); the daemon is pointed at the wrong one.
+    w = await startBroker('entraclaw-wrong-pass', [[SVC, 'acct', SECRET]], {
+      ENTRACLAW_PASSPHRASE_FILE: wrongFile,
+    });
+    client = w.file('client.mjs', nodeClientSource());
+    w.register({ exe: NODE, script: client, grant: `${SVC}/acct`, ops: 'read', name: 'client' });
+    return () => rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+  afterAll(async () => {
+    await w?.stop();
+  });
+
+  it('starts (the passphrase is read at the first request), answers locked naming the vault, and stays up', async () => {
+    const vault = join(w.dir, 'data', 'entraclaw', 'vault.ecv');
+    for (let i = 0; i < 2; i++) {
+      const r = await w.node(client, ['get', SVC, 'acct']);
+      expect(r.result, r.stderr).toMatchObject({
+        ok: false,
+        code: 'locked',
+        message: `wrong passphrase for vault ${vault}`,
+        hint: expect.stringContaining('check the passphrase source'),
+      });
+      expect(r.result.value_b64).toBeUndefined();
+    }
+    // Still up and answering what needs no vault.
+    expect(w.process.exitCode).toBeNull();
+    const who = await w.node(client, ['whoami']);
+    expect(who.result).toMatchObject({ ok: true, client: 'client' });
+    const lines = JSON.parse(w.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as AuditLine[];
+    const failed = lines.filter((l) => l.op === 'get');
+    expect(failed).toHaveLength(2);
+    for (const l of failed)
+      expect(l).toMatchObject({ decision: 'error', reason: `wrong passphrase for vault ${vault}` });
+    // Neither passphrase, nor the secret, anywhere: audit, state, daemon stderr, client output.
+    expectNoSecret(secretFreePlaces(w), [SECRET, WRONG, RIGHT]);
+  }, 30_000);
+
+  it('once the passphrase file is corrected, the next request is served without a restart', async () => {
+    writeFileSync(wrongFile, `${RIGHT}\n`);
+    const r = await w.node(client, ['get', SVC, 'acct']);
+    expect(r.result, r.stderr).toEqual({ ok: true, value_b64: b64(SECRET) });
+    expectNoSecret(secretFreePlaces(w), [SECRET, WRONG, RIGHT]);
+  }, 30_000);
+});
+
+describe('the socket under a careless umask', () => {
+  it('started under umask 000 in a fresh runtime dir: a 0600 socket of ours in 0700 directories', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entraclaw-umask-'));
+    let agent: ChildProcess | undefined;
+    try {
+      const pass = join(dir, 'passphrase');
+      writeFileSync(pass, 'umask test passphrase\n', { mode: 0o600 });
+      // XDG_RUNTIME_DIR does not exist yet: the agent makes it and its own directory in it.
+      const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
+      const runtime = env.XDG_RUNTIME_DIR!;
+      const socket = join(runtime, 'entraclaw', 'agent.sock');
+      expect(existsSync(runtime)).toBe(false);
+      const cmd = `umask 000; exec '${process.execPath}' '${CLI}' agent --store encrypted-file`;
+      agent = spawn('sh', ['-c', cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      agent.stderr!.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      await waitFor(() => existsSync(socket) || agent!.exitCode !== null, 'the daemon socket');
+      expect(agent.exitCode, stderr).toBeNull();
+      // Started under umask 000 indeed: its own umask as the kernel reports it.
+      expect(readFileSync(`/proc/${agent.pid}/status`, 'utf8')).toMatch(/^Umask:\s+0000$/m);
+      const uid = process.getuid!();
+      const st = lstatSync(socket);
+      expect(st.isSocket()).toBe(true);
+      expect((st.mode & 0o7777).toString(8)).toBe('600');
+      expect(st.uid).toBe(uid);
+      for (const d of [dirname(socket), runtime]) {
+        const ds = lstatSync(d);
+        expect(ds.isDirectory(), d).toBe(true);
+        expect((ds.mode & 0o7777).toString(8), d).toBe('700');
+        expect(ds.uid, d).toBe(uid);
+      }
+    } finally {
+      if (agent && agent.exitCode === null) {
+        const done = new Promise((r) => agent!.once('exit', r));
+        agent.kill('SIGTERM');
+        await done;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('secrets never leak', () => {
+  it('no canary in audit, pending, policy, daemon stderr or client output', () => {
+    for (const args of [
+      ['pending', '--json'],
+      ['audit', '--tail', '1000'],
+    ])
+      expect(b.cli(args).status).toBe(0);
+    expectNoSecret(secretFreePlaces(b), [SECRET]);
+  });
+});
