@@ -381,9 +381,16 @@ class EncryptedFileStore implements Store {
     try {
       plaintext = openVault(vault, key, where);
     } catch (err) {
-      // A wrong passphrase should be asked for again next time, not reused.
-      if (err instanceof LockedError) this.forget();
-      throw err;
+      if (!(err instanceof LockedError)) throw err;
+      // A wrong passphrase should be asked for again next time, not reused; and the user has to know
+      // where it came from to fix it (the agent's environment may differ from their shell's).
+      this.forget();
+      const source = passphraseSource(this.ctx);
+      throw new LockedError(
+        err.message,
+        `${source?.kind === 'file' ? `the passphrase was read from ${source.path} (${source.via}): check it` : 'check the passphrase'}; if you are sure it is right, the vault header was modified — restore a backup`,
+        { cause: err },
+      );
     }
     try {
       return decodeItems(plaintext, where);

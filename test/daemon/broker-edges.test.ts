@@ -193,7 +193,9 @@ describe('a vault the daemon has the wrong passphrase for', () => {
         ok: false,
         code: 'locked',
         message: `wrong passphrase for vault ${vault}`,
-        hint: expect.stringContaining('check the passphrase source'),
+        hint: expect.stringContaining(
+          `the passphrase was read from ${wrongFile} (ENTRACLAW_PASSPHRASE_FILE): check it`,
+        ),
       });
       expect(r.result.value_b64).toBeUndefined();
     }
