@@ -18,7 +18,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptError, type EntraclawError, LockedError } from '../../src/errors.js';
 import { backend, rekeyVault } from '../../src/store/encrypted-file.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
-import { tempContext } from '../support/context.js';
+import { requireOrSkip, tempContext } from '../support/context.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WRITER = fileURLToPath(new URL('./fixtures/vault-writer.mjs', import.meta.url));
@@ -61,8 +61,16 @@ async function caught(p: Promise<unknown>): Promise<EntraclawError> {
   throw new Error('expected a rejection');
 }
 
-function spawnWriter(ctx: StoreContext, prefix: string, count: number, wait: boolean): ChildProcess {
-  const args = [
+function spawnWriter(
+  ctx: StoreContext,
+  prefix: string,
+  count: number,
+  wait: boolean,
+  wrap: string[] = [],
+): ChildProcess {
+  const [command, ...args] = [
+    ...wrap,
+    process.execPath,
     WRITER,
     ctx.paths.data,
     ctx.passphraseFile as string,
@@ -70,7 +78,7 @@ function spawnWriter(ctx: StoreContext, prefix: string, count: number, wait: boo
     String(count),
     wait ? 'wait' : '',
   ];
-  return spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(command!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Exit of a writer: how many sets it acknowledged, and how it ended. */
@@ -83,16 +91,17 @@ interface WriterExit {
 
 /**
  * Runs a writer; `killAt` (acknowledged sets) SIGKILLs it 0–20 ms later, i.e. somewhere inside a later set.
- * With `start`, the writer waits after "ready" until that promise resolves.
+ * With `start`, the writer waits after "ready" until that promise resolves. With `wrap`, the writer runs
+ * under that command (e.g. strace and its options).
  */
 function runWriter(
   ctx: StoreContext,
   prefix: string,
   count: number,
-  opts: { killAt?: number; ready?: () => void; start?: Promise<void> } = {},
+  opts: { killAt?: number; ready?: () => void; start?: Promise<void>; wrap?: string[] } = {},
 ): Promise<WriterExit> {
-  const { killAt, ready, start } = opts;
-  const child = spawnWriter(ctx, prefix, count, start !== undefined);
+  const { killAt, ready, start, wrap } = opts;
+  const child = spawnWriter(ctx, prefix, count, start !== undefined, wrap);
   start?.then(() => child.stdin?.end('go\n'));
   let acked = 0;
   let stdout = '';
@@ -119,6 +128,55 @@ function runWriter(
   return new Promise((resolve) =>
     child.on('exit', (code, signal) => resolve({ acked, code, signal, stderr })),
   );
+}
+
+/** The steps of writeFileAtomic where a crash leaves a different state behind, in the order it takes them. */
+const STEPS = ['open-temp', 'fchmod-temp', 'write-temp', 'fsync-temp', 'rename', 'fsync-dir'] as const;
+type Step = (typeof STEPS)[number];
+/** Steps after which the temp file exists and the vault still holds the old contents. */
+const TEMP_LEFT: Step[] = ['fchmod-temp', 'write-temp', 'fsync-temp', 'rename'];
+const TRACED = 'openat,write,fchmod,fsync,fdatasync,rename,renameat,renameat2,close';
+const TEMP_NAME = /\/\.vault\.ecv\.[0-9a-f]{16}\.tmp$/;
+
+/** One system call in an strace log, numbered per syscall as strace's `when=` counts them. */
+interface TracedCall {
+  name: string;
+  nth: number;
+  /** Which step of writeFileAtomic it is, and of which of the writer's sets (0-based). */
+  step?: Step;
+  set?: number;
+  /** Entered but never returned: the call strace killed the writer at. */
+  killed: boolean;
+  line: string;
+}
+
+/** Reads an `strace -o` log of the writer's main thread (the one the synchronous vault writes run on). */
+function parseTrace(log: string, ctx: StoreContext): TracedCall[] {
+  const fds = new Map<number, string>();
+  const seen = new Map<string, number>();
+  const calls: TracedCall[] = [];
+  for (const line of log.split('\n')) {
+    const m = /^(\w+)\((.*)\)\s+= (\S+)/.exec(line);
+    if (!m) continue; // "+++ killed by SIGKILL +++", signals
+    const [, name = '', args = '', ret = ''] = m;
+    const nth = (seen.get(name) ?? 0) + 1;
+    seen.set(name, nth);
+    const opened = name === 'openat' ? /^AT_FDCWD, "([^"]*)"/.exec(args)?.[1] : undefined;
+    const onFd = fds.get(Number(/^(\d+),?/.exec(args)?.[1]));
+    const onTemp = onFd !== undefined && TEMP_NAME.test(onFd);
+    let step: Step | undefined;
+    if (opened !== undefined && TEMP_NAME.test(opened)) step = 'open-temp';
+    else if (name === 'fchmod' && onTemp) step = 'fchmod-temp';
+    else if (name === 'write' && onTemp) step = 'write-temp';
+    else if ((name === 'fsync' || name === 'fdatasync') && onTemp) step = 'fsync-temp';
+    else if (name.startsWith('rename') && args.includes(`"${vaultPath(ctx)}"`)) step = 'rename';
+    else if ((name === 'fsync' || name === 'fdatasync') && onFd === ctx.paths.data) step = 'fsync-dir';
+    if (opened !== undefined && /^\d+$/.test(ret)) fds.set(Number(ret), opened);
+    if (name === 'close') fds.delete(Number(args));
+    const set = step && calls.filter((c) => c.step === step).length;
+    calls.push({ name, nth, step, set, killed: ret === '?', line });
+  }
+  return calls;
 }
 
 beforeAll(() => {
@@ -498,6 +556,102 @@ describe('encrypted-file store', () => {
     console.info(
       `kill -9 rounds kept ${kept.join(', ')} items; ${leftTemp} round(s) left a temp file mid-write`,
     );
+  }, 120_000);
+
+  it('kill -9 at each step of a vault write (strace fault injection) leaves the old or the new vault, never a broken one', async (t) => {
+    const strace = spawnSync('strace', ['-qq', '-o', '/dev/null', '--', 'true'], { encoding: 'utf8' });
+    requireOrSkip(
+      t,
+      strace.status === 0
+        ? undefined
+        : `strace cannot run here (${(strace.stderr || strace.error?.message || '').trim()})`,
+    );
+    // Random kills (above) rarely land inside writeFileAtomic; here strace kills the writer on entering each
+    // of its calls in turn, and its log proves which call that was.
+    const ctx = context();
+    const log = join(ctx.dir, 'strace.log');
+    // No -f: only the main thread is traced, which is where the synchronous vault writes run, so `when=`
+    // counts its calls alone (libuv's threads load modules and would shift the numbers).
+    const underStrace = (...inject: string[]) => [
+      'strace',
+      '-qq',
+      '-o',
+      log,
+      '-e',
+      `trace=${TRACED}`,
+      ...inject,
+      '--',
+    ];
+    const SETS = 12;
+    await (await open(ctx)).set({ service: 'seed', account: 'seed', value: Buffer.from('seed') });
+
+    // A clean run names, per step and set, the call number strace's when= must pick.
+    const calibration = await runWriter(ctx, 'cal', SETS, { wrap: underStrace() });
+    expect(calibration.code, calibration.stderr).toBe(0);
+    const plan = parseTrace(readFileSync(log, 'utf8'), ctx);
+    for (const step of STEPS)
+      expect(
+        plan.filter((c) => c.step === step),
+        step,
+      ).toHaveLength(SETS);
+
+    const kept = new Map<string, number>([['cal', SETS]]);
+    const hits: string[] = [];
+    let round = 0;
+    for (const [i, step] of STEPS.entries()) {
+      for (const set of [i, STEPS.length + i]) {
+        const target = plan.find((c) => c.step === step && c.set === set)!;
+        let died: TracedCall | undefined;
+        // A call of another kind (an eventfd write at startup) may shift the count by one: aim again.
+        for (const shift of [0, 1, -1]) {
+          const prefix = `k${round++}`;
+          const inject = `inject=${target.name}:signal=SIGKILL:when=${target.nth + shift}`;
+          const exit = await runWriter(ctx, prefix, SETS, { wrap: underStrace('-e', inject) });
+          expect(exit.signal, exit.stderr).toBe('SIGKILL');
+          const trace = readFileSync(log, 'utf8');
+          expect(trace.trimEnd().endsWith('+++ killed by SIGKILL +++'), trace.slice(-500)).toBe(true);
+          died = parseTrace(trace, ctx).at(-1);
+          expect(died?.killed, `${inject}: ${died?.line}`).toBe(true);
+          // The writer acknowledged every set before the one it died in, and none after.
+          const atStep = died?.step !== undefined;
+          if (atStep) expect(died?.set, died?.line).toBe(exit.acked);
+
+          // A fresh store opens it: exactly the acknowledged sets, plus the one being written once renamed.
+          const s = await open(ctx);
+          const all = (await s.list({ service: 'writer' })).map((m) => m.account);
+          const mine = all.filter((a) => a.startsWith(`${prefix}-`));
+          const expected = (n: number) =>
+            Array.from({ length: n }, (_, j) => `${prefix}-${String(j).padStart(3, '0')}`);
+          expect(mine).toEqual(expected(mine.length));
+          if (atStep)
+            expect(mine, died?.line).toHaveLength(exit.acked + (died?.step === 'fsync-dir' ? 1 : 0));
+          else expect([exit.acked, exit.acked + 1]).toContain(mine.length);
+          if (mine.length > 0) {
+            const last = mine.at(-1) as string;
+            expect((await s.get('writer', last))?.value.toString()).toBe(`value of ${last}`);
+          }
+          // Earlier rounds are untouched.
+          for (const [p, n] of kept)
+            expect(
+              all.filter((a) => a.startsWith(`${p}-`)),
+              p,
+            ).toHaveLength(n);
+          kept.set(prefix, mine.length);
+          // A temp file is left exactly when the kill came between creating it and renaming it; the next
+          // write sweeps it.
+          if (atStep)
+            expect(tempFiles(ctx), died?.line).toHaveLength(TEMP_LEFT.includes(died?.step as Step) ? 1 : 0);
+          await s.set({ service: 'after', account: prefix, value: Buffer.from(prefix) });
+          expect(tempFiles(ctx)).toEqual([]);
+          await s.close();
+          if (died?.step === step && died.set === set) break;
+        }
+        expect(`${died?.step} of set ${died?.set}`, died?.line).toBe(`${step} of set ${set}`);
+        hits.push(`${step}@${set}`);
+      }
+    }
+    expect(hits).toHaveLength(STEPS.length * 2);
+    console.info(`strace killed the writer at ${hits.join(', ')} in ${round} runs`);
   }, 120_000);
 
   it('concurrent writer processes lose no item, from the first write of a new vault on', async () => {

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'vitest';
 import type { StoreContext } from '../../src/store/types.js';
 
 /** A throwaway store context: private config/data/state dirs and a vault passphrase file. */
@@ -34,3 +35,20 @@ export function randomName(prefix = 'entraclaw-test'): string {
 
 /** True when running under scripts/with-keyring.sh (as `make test` does), where every Linux store must be present. */
 export const inTestSession = Boolean(process.env.ENTRACLAW_IN_TEST_SESSION);
+
+/**
+ * True when CI runs `make test` (CI=true): that machine is set up to run every test (the Makefile installs
+ * DEB_PKGS, it runs as root), so there a missing prerequisite is a failure, not a skip.
+ */
+export const inCI = ['true', '1'].includes(process.env.CI ?? '');
+
+/**
+ * Stops a test whose environment lacks what it tests (`missing` says what, or is undefined when nothing is):
+ * under CI it fails, naming it; elsewhere it is skipped with that reason. Never a silent green pass.
+ */
+export function requireOrSkip(ctx: TestContext, missing: string | undefined): void {
+  if (missing === undefined) return;
+  if (inCI)
+    throw new Error(`${missing}: under CI (CI=true) every test must run, so this fails instead of skipping`);
+  ctx.skip(missing);
+}
