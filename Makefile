@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 UNAME := $(shell uname -s)
-DEB_PKGS := dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace
+DEB_PKGS := dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps system-deps lint typecheck bench clean install

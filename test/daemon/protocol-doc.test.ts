@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
 import { MAX_UNCONFIRMED } from '../../src/daemon/handlers.js';
 import { MAX_FRAME, parseHello, parseRequest, wireError } from '../../src/daemon/protocol.js';
+import { describeIfProvided } from '../support/context.js';
 
 // docs/protocol.md promises a client can be written from it alone: check its hex dump and run its
 // Python client against a server made of the real framing and parsing code.
@@ -34,7 +35,7 @@ describe('docs/protocol.md', () => {
     expect(flat).toContain(`At most ${MAX_UNCONFIRMED} requests may await confirmation per connection`);
   });
 
-  describe.skipIf(!python)('its Python client', () => {
+  describeIfProvided('its Python client', python ? undefined : 'python3 is not installed', () => {
     let dir = '';
     let server: Server;
     const store = new Map<string, Buffer>();

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { launchdPlist, systemdUnit } from '../../src/daemon/service-unit.js';
 import type { EntraclawError } from '../../src/errors.js';
 import type { Paths } from '../../src/lib/paths.js';
+import { requireOrSkip } from '../support/context.js';
 
 // The generated files are checked by the real parsers that will read them: systemd-analyze for the unit,
 // Python's plistlib for the plist. Hand-rolled string checks alone would bless any quoting bug.
@@ -70,7 +71,8 @@ describe('systemdUnit', () => {
   const home = join(dir, 'home');
   const unit = systemdUnit({ nodePath: process.execPath, cliPath, paths: pathsUnder(home), home });
 
-  it.runIf(hasAnalyze)('passes systemd-analyze --user verify without a single complaint', () => {
+  it('passes systemd-analyze --user verify without a single complaint', (ctx) => {
+    requireOrSkip(ctx, hasAnalyze ? undefined : 'systemd-analyze is not installed (Debian package systemd)');
     const r = verify(unit);
     expect(r.complaints, r.stderr).toEqual([]);
     expect(r.status, r.stderr).toBe(0);
@@ -86,7 +88,8 @@ describe('systemdUnit', () => {
     expect(unit).not.toContain(home);
   });
 
-  it.runIf(hasAnalyze)('quotes paths with spaces, %, $, " and \\ so systemd reads them back intact', () => {
+  it('quotes paths with spaces, %, $, " and \\ so systemd reads them back intact', (ctx) => {
+    requireOrSkip(ctx, hasAnalyze ? undefined : 'systemd-analyze is not installed (Debian package systemd)');
     const odd = join(dir, 'with space', '100% $HOME "q" b\\s');
     const nodeDir = join(dir, 'node space', '50% $x');
     mkdirSync(odd, { recursive: true });
@@ -185,34 +188,25 @@ describe('launchdPlist', () => {
   const file = join(dir, 'agent.plist');
   writeFileSync(file, plist);
 
-  it.runIf(hasPython)(
-    'parses with plistlib and every value, special characters included, round-trips',
-    () => {
-      const py = 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))';
-      const r = spawnSync('python3', ['-c', py, file], { encoding: 'utf8', timeout: 30_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const logs = join(home, 'Library', 'Logs', 'entraclaw');
-      expect(JSON.parse(r.stdout)).toEqual({
-        Label: 'dev.entraclaw.agent',
-        ProgramArguments: [
-          nodePath,
-          '--max-semi-space-size=1',
-          cliPath,
-          'agent',
-          '--store',
-          'macos-keychain',
-        ],
-        EnvironmentVariables: { XDG_CONFIG_HOME: join(home, '.config') },
-        RunAtLoad: true,
-        KeepAlive: { SuccessfulExit: false },
-        ThrottleInterval: 10,
-        ProcessType: 'Background',
-        Umask: 0o077,
-        StandardOutPath: join(logs, 'agent.out.log'),
-        StandardErrorPath: join(logs, 'agent.err.log'),
-      });
-    },
-  );
+  it('parses with plistlib and every value, special characters included, round-trips', (ctx) => {
+    requireOrSkip(ctx, hasPython ? undefined : 'python3 is not installed');
+    const py = 'import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],"rb"))))';
+    const r = spawnSync('python3', ['-c', py, file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const logs = join(home, 'Library', 'Logs', 'entraclaw');
+    expect(JSON.parse(r.stdout)).toEqual({
+      Label: 'dev.entraclaw.agent',
+      ProgramArguments: [nodePath, '--max-semi-space-size=1', cliPath, 'agent', '--store', 'macos-keychain'],
+      EnvironmentVariables: { XDG_CONFIG_HOME: join(home, '.config') },
+      RunAtLoad: true,
+      KeepAlive: { SuccessfulExit: false },
+      ThrottleInterval: 10,
+      ProcessType: 'Background',
+      Umask: 0o077,
+      StandardOutPath: join(logs, 'agent.out.log'),
+      StandardErrorPath: join(logs, 'agent.err.log'),
+    });
+  });
 
   it('escapes XML special characters instead of emitting them raw', () => {
     expect(plist).toContain('node &amp; &lt;friends&gt;');

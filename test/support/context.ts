@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'vitest';
+import { describe, it, type TestContext } from 'vitest';
 import type { StoreContext } from '../../src/store/types.js';
 
 /** A throwaway store context: private config/data/state dirs and a vault passphrase file. */
@@ -51,4 +51,10 @@ export function requireOrSkip(ctx: TestContext, missing: string | undefined): vo
   if (inCI)
     throw new Error(`${missing}: under CI (CI=true) every test must run, so this fails instead of skipping`);
   ctx.skip(missing);
+}
+
+/** `describe(title, fn)` when nothing is `missing`; otherwise a single test of that title that requireOrSkip stops. */
+export function describeIfProvided(title: string, missing: string | undefined, fn: () => void): void {
+  if (missing === undefined) describe(title, fn);
+  else it(title, (ctx) => requireOrSkip(ctx, missing));
 }
