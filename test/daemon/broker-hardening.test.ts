@@ -72,6 +72,9 @@ function attach(pid: number): number {
     ],
     { encoding: 'utf8', ...as },
   );
+  // No number (python3 missing, a crash) must not read as 0, "attached".
+  if (!/^\d+$/.test(r.stdout.trim()))
+    throw new Error(`the ptrace probe failed: ${r.error?.message ?? r.stderr}`);
   return Number(r.stdout.trim());
 }
 
