@@ -37,10 +37,11 @@ export function randomName(prefix = 'entraclaw-test'): string {
 export const inTestSession = Boolean(process.env.ENTRACLAW_IN_TEST_SESSION);
 
 /**
- * True when CI runs `make test` (CI=true): that machine is set up to run every test (the Makefile installs
- * DEB_PKGS, it runs as root), so there a missing prerequisite is a failure, not a skip.
+ * True when CI runs `make test` (CI=true) on Linux: that machine is set up to run every test (the Makefile
+ * installs DEB_PKGS, it runs as root), so there a missing prerequisite is a failure, not a skip. On macOS
+ * the Linux prerequisites (bubblewrap, keyctl, systemd) cannot be had, so they skip with their reason.
  */
-export const inCI = ['true', '1'].includes(process.env.CI ?? '');
+export const inCI = process.platform === 'linux' && ['true', '1'].includes(process.env.CI ?? '');
 
 /**
  * Stops a test whose environment lacks what it tests (`missing` says what, or is undefined when nothing is):
