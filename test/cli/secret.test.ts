@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { CLI, isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
-import { inTestSession, randomName } from '../support/context.js';
+import {
+  describeIfProvided,
+  inTestSession,
+  linuxOnly,
+  randomName,
+  requireOrSkip,
+} from '../support/context.js';
 
 // The CLI as a user meets it: real processes, real stores, and a canary that must never leak.
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-cli-'));
@@ -18,7 +24,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const stores = ['encrypted-file', 'kernel-keyring', ...(inTestSession ? ['secret-service'] : [])];
 
 for (const store of stores) {
-  describe(`entraclaw secret on ${store}`, () => {
+  const missing = store === 'kernel-keyring' ? linuxOnly('the kernel keyring') : undefined;
+  describeIfProvided(`entraclaw secret on ${store}`, missing, () => {
     const service = randomName('cli-svc');
     const s = ['--store', store];
     afterAll(() => {
@@ -350,7 +357,8 @@ describe('entraclaw secret: bad input', () => {
     expect(r.stderr).toContain('CREDENTIALS_DIRECTORY');
   });
 
-  it('kernel-keyring from a session that does not possess @u is exit 5 (unavailable, as doctor says), not denied', () => {
+  it('kernel-keyring from a session that does not possess @u is exit 5 (unavailable, as doctor says), not denied', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('keyctl and the kernel keyring'));
     // `keyctl session -` runs the CLI with a fresh anonymous session keyring that does not link @u.
     const inFreshSession = (args: string[]) =>
       spawnSync('keyctl', ['session', '-', process.execPath, '--', CLI, ...args], { env, input: CANARY });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { resolvePaths } from '../../src/lib/paths.js';
 import { isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
 import { randomName } from '../support/context.js';
 
@@ -21,7 +22,7 @@ function vaultHome() {
   writeFileSync(oldFile, `${OLD}\n`, { mode: 0o600 });
   writeFileSync(newFile, `${NEW}\n`, { mode: 0o600 });
   const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: oldFile });
-  const vault = join(dir, 'data', 'entraclaw', 'vault.ecv');
+  const vault = join(resolvePaths(env).data, 'vault.ecv');
   for (const account of ['a', 'b']) {
     const r = runCli(
       ['secret', 'set', 'svc', account, '--store', 'encrypted-file'],

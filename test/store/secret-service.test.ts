@@ -13,12 +13,14 @@ import { DH_ALGORITHM, encryptSecret } from '../../src/store/secret-service/dh-s
 import { backend } from '../../src/store/secret-service.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
 import { CLI } from '../support/cli.js';
-import { randomName } from '../support/context.js';
+import { describeIfProvided, linuxOnly, randomName } from '../support/context.js';
 
 // Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
 // The lock test locks and re-unlocks the login keyring with that script's password, so refuse to run
 // anywhere else rather than touch a developer's own keyring.
-if (!process.env.ENTRACLAW_IN_TEST_SESSION) {
+// Secret Service is a D-Bus (Linux) service: elsewhere the suites skip with that reason.
+const noSecretService = linuxOnly('the Secret Service store (gnome-keyring on D-Bus)');
+if (!noSecretService && !process.env.ENTRACLAW_IN_TEST_SESSION) {
   throw new Error('run under scripts/with-keyring.sh: these tests lock and unlock the login keyring');
 }
 const TEST_KEYRING_PASSWORD = 'entraclaw-test';
@@ -97,7 +99,7 @@ function rejection(r: PromiseSettledResult<unknown>): unknown {
   return r.reason;
 }
 
-describe('secret-service store (real gnome-keyring)', () => {
+describeIfProvided('secret-service store (real gnome-keyring)', noSecretService, () => {
   let store: Store;
   const made: [string, string][] = [];
   const item = (label: string) => {
@@ -427,7 +429,7 @@ describe('secret-service store (real gnome-keyring)', () => {
   });
 });
 
-describe('secret-service store without a usable provider', () => {
+describeIfProvided('secret-service store without a usable provider', noSecretService, () => {
   const scratch = mkdtempSync(join(tmpdir(), 'entraclaw-ss-'));
   let emptyBus: ChildProcess | undefined;
   let emptyBusAddress = '';

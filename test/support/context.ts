@@ -54,6 +54,19 @@ export function requireOrSkip(ctx: TestContext, missing: string | undefined): vo
   ctx.skip(missing);
 }
 
+/** Why a test of `what` cannot run on this platform (it needs Linux), or undefined on Linux. */
+export function linuxOnly(what: string): string | undefined {
+  return process.platform === 'linux' ? undefined : `${what} needs Linux (this is ${process.platform})`;
+}
+
+/**
+ * Why the end-to-end broker suites cannot run here, or undefined where they can. Their clients are node
+ * and python3 scripts, pinned to their scripts through /proc; the macOS daemon refuses interpreters.
+ */
+export const brokerClientsMissing = linuxOnly(
+  'a daemon that serves node and python3 clients (pinned through /proc)',
+);
+
 /** `describe(title, fn)` when nothing is `missing`; otherwise a single test of that title that requireOrSkip stops. */
 export function describeIfProvided(title: string, missing: string | undefined, fn: () => void): void {
   if (missing === undefined) describe(title, fn);
