@@ -6,12 +6,13 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../src/daemon/server.js';
 import { resolvePaths } from '../../src/lib/paths.js';
 import { backendFor } from '../../src/store/registry.js';
 import { canary, NODE, SDK_URL } from '../support/broker.js';
 import { isolatedEnv, runCli } from '../support/cli.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 const IDLE_MS = 300;
 const SVC = 'long-lived.example';
@@ -73,6 +74,7 @@ function runClient(steps: string[]): Promise<Array<Record<string, unknown>>> {
 let agent: Agent;
 const logged: string[] = [];
 beforeAll(async () => {
+  if (brokerClientsMissing) return;
   for (const account of ['item', 'confirmed']) {
     const r = runCli(['secret', 'set', SVC, account, '--store', 'encrypted-file'], env, SECRET);
     expect(r.status, r.stderr).toBe(0);
@@ -106,7 +108,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('a long-lived SDK client', () => {
+describeIfProvided('a long-lived SDK client', brokerClientsMissing, () => {
   it('reopens a connection the daemon closed for idleness, on the next request', async () => {
     const results = await runClient(['item', `wait:${4 * IDLE_MS}`, 'item']);
     expect(results.slice(0, 2)).toEqual([{ ok: true }, { ok: true }]);

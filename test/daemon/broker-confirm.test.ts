@@ -3,7 +3,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type Broker,
   b64,
@@ -17,6 +17,7 @@ import {
   waitFor,
 } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 const SVC = 'confirm.example';
 const SECRET = canary('confirm');
@@ -70,6 +71,7 @@ let b: Broker;
 let clientPy: string;
 let stepsPy: string;
 beforeAll(async () => {
+  if (brokerClientsMissing) return;
   b = await startBroker(
     'entraclaw-confirm',
     [
@@ -109,7 +111,7 @@ afterAll(async () => {
   rmSync(here, { recursive: true, force: true });
 });
 
-describe('confirm on use', () => {
+describeIfProvided('confirm on use', brokerClientsMissing, () => {
   it('the policy records it and `clients` shows it', () => {
     expect(readFileSync(join(b.dir, 'config', 'entraclaw', 'policy.toml'), 'utf8')).toMatch(/confirm = true/);
     const clients = JSON.parse(b.cli(['clients', '--json']).stdout.toString());
@@ -188,7 +190,7 @@ describe('confirm on use', () => {
   }, 30_000);
 });
 
-describe('confirm on use, with a yes remembered (confirm_for)', () => {
+describeIfProvided('confirm on use, with a yes remembered (confirm_for)', brokerClientsMissing, () => {
   const results = (r: ClientResult) => r.results as ClientResult[];
   const okAll = (r: ClientResult, n: number) =>
     expect(results(r)).toEqual(Array(n).fill({ ok: true, value_b64: b64(SECRET) }));
@@ -264,7 +266,7 @@ describe('confirm on use, with a yes remembered (confirm_for)', () => {
   }, 30_000);
 });
 
-describe('confirm on use without an askpass program', () => {
+describeIfProvided('confirm on use without an askpass program', brokerClientsMissing, () => {
   it('is denied, saying how to configure one', async () => {
     const bare = await startBroker('entraclaw-confirm-bare', [[SVC, 'asked', SECRET]]);
     try {
@@ -290,7 +292,7 @@ describe('confirm on use without an askpass program', () => {
   }, 60_000);
 });
 
-describe('a question still open when the daemon stops', () => {
+describeIfProvided('a question still open when the daemon stops', brokerClientsMissing, () => {
   it('its askpass dialog is taken down with the daemon, not left on screen', async () => {
     const pidFile = join(here, 'slow-askpass.pid');
     const slow = join(here, 'slow-askpass.sh');

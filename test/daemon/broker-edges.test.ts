@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type Broker,
   b64,
@@ -21,6 +21,7 @@ import {
   waitFor,
 } from '../support/broker.js';
 import { CLI, isolatedEnv } from '../support/cli.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 // Edges of the daemon seen from outside: python injection into a pinned script, a vault the daemon was
 // given the wrong passphrase for, the socket's mode under a careless umask, and a hello that claims to be
@@ -74,6 +75,7 @@ function refusedResult(r: RunResult, what: string): void {
 let b: Broker;
 let approvedPy: string;
 beforeAll(async () => {
+  if (brokerClientsMissing) return;
   b = await startBroker('entraclaw-edges', [
     [SVC, 'acct', SECRET],
     [SVC, 'claimed', SECRET],
@@ -85,7 +87,7 @@ afterAll(async () => {
   await b?.stop();
 });
 
-describe('python code injected into the approved, pinned script', () => {
+describeIfProvided('python code injected into the approved, pinned script', brokerClientsMissing, () => {
   let sitePath: string;
   let startup: string;
   beforeAll(() => {
@@ -141,7 +143,7 @@ describe('python code injected into the approved, pinned script', () => {
   }, 30_000);
 });
 
-describe('a client that names an approved client in its hello', () => {
+describeIfProvided('a client that names an approved client in its hello', brokerClientsMissing, () => {
   it('is judged as itself: pending, and the audit names its own program, not the claimed one', async () => {
     const claiming = b.file('claiming.py', CLAIMING_PY);
     const r = await b.python(claiming, ['approved-py', SVC, 'acct']);
@@ -163,7 +165,7 @@ describe('a client that names an approved client in its hello', () => {
   }, 30_000);
 });
 
-describe('a vault the daemon has the wrong passphrase for', () => {
+describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClientsMissing, () => {
   const RIGHT = 'broker security test passphrase';
   const WRONG = canary('wrong-passphrase');
   let w: Broker;
@@ -220,7 +222,7 @@ describe('a vault the daemon has the wrong passphrase for', () => {
   }, 30_000);
 });
 
-describe('the socket under a careless umask', () => {
+describeIfProvided('the socket under a careless umask', brokerClientsMissing, () => {
   it('started under umask 000 in a fresh runtime dir: a 0600 socket of ours in 0700 directories', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'entraclaw-umask-'));
     let agent: ChildProcess | undefined;
@@ -264,7 +266,7 @@ describe('the socket under a careless umask', () => {
   }, 30_000);
 });
 
-describe('secrets never leak', () => {
+describeIfProvided('secrets never leak', brokerClientsMissing, () => {
   it('no canary in audit, pending, policy, daemon stderr or client output', () => {
     for (const args of [
       ['pending', '--json'],

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type Broker,
   b64,
@@ -30,6 +30,7 @@ import {
   startBroker,
   waitFor,
 } from '../support/broker.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 // Who is asking, as the kernel says: modified binaries, injected interpreters, other uids, and
 // connections that change hands (SCM_RIGHTS, fork + exec, PID reuse). Real processes on a real daemon.
@@ -286,6 +287,7 @@ let b: Broker;
 let approvedPy: string;
 let holderPy: string;
 beforeAll(async () => {
+  if (brokerClientsMissing) return;
   b = await startBroker('entraclaw-identity', [
     [SVC, 'acct', SECRET],
     [SVC, 'copy', SECRET],
@@ -310,7 +312,7 @@ const served = (r: RunResult) => {
   expect(r.result, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
 };
 
-describe('the approved python client', () => {
+describeIfProvided('the approved python client', brokerClientsMissing, () => {
   it('is served, and the daemon sees it as the kernel does', async () => {
     served(await b.python(approvedPy, ['get', SVC, 'acct']));
     // The daemon runs with -v: each decision is a log line too (the canary test below checks them all).
@@ -335,7 +337,7 @@ describe('the approved python client', () => {
   }, 30_000);
 });
 
-describe('modified binary', () => {
+describeIfProvided('modified binary', brokerClientsMissing, () => {
   it('a changed approved binary is refused until `entraclaw upgrade` re-pins it', async () => {
     mkdirSync(join(b.dir, 'bin'));
     // Named node, so the daemon knows it as an interpreter and pins the script too.
@@ -364,7 +366,7 @@ describe('modified binary', () => {
   }, 60_000);
 });
 
-describe('a copy of an interpreter under another name', () => {
+describeIfProvided('a copy of an interpreter under another name', brokerClientsMissing, () => {
   it('approved as a plain program, it does not approve the real interpreter for every script', async () => {
     mkdirSync(join(b.dir, 'tools'), { recursive: true });
     const copy = join(b.dir, 'tools', 'mytool');
@@ -386,7 +388,7 @@ describe('a copy of an interpreter under another name', () => {
   }, 60_000);
 });
 
-describe('a copy of an interpreter named after another interpreter', () => {
+describeIfProvided('a copy of an interpreter named after another interpreter', brokerClientsMissing, () => {
   it('does not get a script pin: its argv is parsed by rules that are not the ones its bytes follow', async () => {
     const pinned = b.file('parser-pinned.mjs', nodeClientSource());
     b.register({ exe: NODE, script: pinned, grant: `${SVC}/parser`, ops: 'read', name: 'parser-pinned' });
@@ -434,7 +436,7 @@ describe('a copy of an interpreter named after another interpreter', () => {
   }, 60_000);
 });
 
-describe('node bytes under another name running a shim script', () => {
+describeIfProvided('node bytes under another name running a shim script', brokerClientsMissing, () => {
   it('are not the shim: the request is decided for them, not for the approved parent', async () => {
     const shim = realpathSync(join(REPO, 'dist', 'shim', 'secret-tool-main.cjs'));
     // The parent: approved, with a grant the child must not borrow by passing for the shim.
@@ -463,7 +465,7 @@ describe('node bytes under another name running a shim script', () => {
   }, 60_000);
 });
 
-describe("an interpreter under its distribution's versioned name", () => {
+describeIfProvided("an interpreter under its distribution's versioned name", brokerClientsMissing, () => {
   // Debian ships perl a second time as /usr/bin/perl5.36-x86_64-linux-gnu. Known to the daemon only by a
   // name that is not "perl", it was a binary: approving that program (as `entraclaw pending` shows it,
   // with no script) approved whatever perl code it was given, inline code included.
@@ -495,7 +497,7 @@ describe("an interpreter under its distribution's versioned name", () => {
   );
 });
 
-describe('script approvals', () => {
+describeIfProvided('script approvals', brokerClientsMissing, () => {
   let pinned: string;
   let inject: { cjs: string; mjs: string; lib: string };
   beforeAll(() => {
@@ -583,7 +585,7 @@ describe('script approvals', () => {
   }, 30_000);
 });
 
-describe('another uid', () => {
+describeIfProvided('another uid', brokerClientsMissing, () => {
   it('is closed before a byte is read, even with a 0666 socket in a 0755 dir, and audited', async () => {
     const runtime = join(b.dir, 'run');
     const sockDir = join(runtime, 'entraclaw');
@@ -609,7 +611,7 @@ describe('another uid', () => {
   }, 30_000);
 });
 
-describe('another user namespace', () => {
+describeIfProvided('another user namespace', brokerClientsMissing, () => {
   it('an approved program that entered a user namespace of its own (a sandbox, a container) is refused', async () => {
     served(await b.python(approvedPy, ['get', SVC, 'acct']));
     const r = await b.python(approvedPy, ['unshared-get', SVC, 'acct']);
@@ -651,7 +653,7 @@ describe('another user namespace', () => {
   }, 60_000);
 });
 
-describe('connections that change hands', () => {
+describeIfProvided('connections that change hands', brokerClientsMissing, () => {
   it('(a) an fd passed over SCM_RIGHTS to an unapproved process gets no secret', async () => {
     const r = await b.python(approvedPy, ['pass-fd', SVC, 'acct']);
     // The connection really was authenticated: its approved owner was served on it.
@@ -739,7 +741,7 @@ describe('connections that change hands', () => {
 
 // Watched senders (docs/protocol.md): a caller identified when nothing else was in flight is watched for
 // exec and served without the confirmation round trip; whatever the watch cannot vouch for goes the long way.
-describe('watched senders', () => {
+describeIfProvided('watched senders', brokerClientsMissing, () => {
   it('a client that waited for its hello reply is served without a challenge', async () => {
     const r = await b.python(approvedPy, ['first-reply', SVC, 'acct']);
     expect(r.result, r.stdout + r.stderr).toMatchObject({
@@ -808,7 +810,7 @@ describe('watched senders', () => {
   }, 30_000);
 });
 
-describe('secrets never leak', () => {
+describeIfProvided('secrets never leak', brokerClientsMissing, () => {
   it('no canary in audit, pending, policy, daemon stderr or client errors', () => {
     for (const args of [
       ['pending'],

@@ -16,7 +16,7 @@ import {
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { encodeFrame, type Frame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
 import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
 import { resolvePaths } from '../../src/lib/paths.js';
@@ -37,6 +37,7 @@ import {
   waitFor,
 } from '../support/broker.js';
 import { CLI, isolatedEnv } from '../support/cli.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 // Bad input, load and process hygiene against the real daemon: fuzzed frames over many connections,
 // slowloris, 1 000 concurrent clients, what its children inherit, its limits, start and stop.
@@ -179,6 +180,7 @@ let b: Broker;
 let client: string;
 let many: string;
 beforeAll(async () => {
+  if (brokerClientsMissing) return;
   b = await startBroker('entraclaw-robust', [[SVC, 'acct', SECRET]]);
   client = b.file('client.mjs', nodeClientSource());
   many = b.file('many.mjs', MANY_MJS);
@@ -235,7 +237,7 @@ afterAll(() => {
   process.stdout.write(`broker robustness numbers: ${JSON.stringify(numbers)}\n`);
 });
 
-describe('bad input', () => {
+describeIfProvided('bad input', brokerClientsMissing, () => {
   it(`${FUZZ_FRAMES} fuzzed, oversized, truncated and random frames: still serving, memory bounded`, async () => {
     await servedNow();
     const fuzz = b.file('fuzz.mjs', FUZZ_MJS);
@@ -418,7 +420,7 @@ describe('bad input', () => {
   }, 30_000);
 });
 
-describe('replies over the frame cap', () => {
+describeIfProvided('replies over the frame cap', brokerClientsMissing, () => {
   it('a list too big for one frame is a too_large error for that request; the daemon stays up', async () => {
     // Within every request limit: names of 256 bytes, label and scope of 1024, a 1-byte value. 450 such
     // items list to more than MAX_FRAME.
@@ -445,7 +447,7 @@ process.stdout.write(JSON.stringify({ listed, small }) + '\\n');
   }, 180_000);
 });
 
-describe('an item another tool wrote with a huge label', () => {
+describeIfProvided('an item another tool wrote with a huge label', brokerClientsMissing, () => {
   it('is served with its label cut to the protocol limit, in get and in list', async () => {
     // Written through the store, as a Secret Service client could: the CLI itself refuses such a label.
     const store = await backend.open({
@@ -485,7 +487,7 @@ process.stdout.write(JSON.stringify({ ok: true, value_b64: item.value.toString('
   }, 60_000);
 });
 
-describe('memory under large frames', () => {
+describeIfProvided('memory under large frames', brokerClientsMissing, () => {
   it('100 connections each holding a ~1 MB half-sent frame: the byte budget (64 MiB) closes the excess', async () => {
     const rssBefore = b.rssKiB();
     const PARTIAL = 1_000_000;
@@ -526,7 +528,7 @@ describe('memory under large frames', () => {
   }, 30_000);
 });
 
-describe('load', () => {
+describeIfProvided('load', brokerClientsMissing, () => {
   it(`${CLIENTS} concurrent clients are all served`, async () => {
     const before = b.rssKiB();
     const r = await b.node(many, [SVC, 'acct', String(CLIENTS)], {
@@ -544,7 +546,7 @@ describe('load', () => {
   }, 90_000);
 });
 
-describe('a low open-file limit', () => {
+describeIfProvided('a low open-file limit', brokerClientsMissing, () => {
   it('the daemon fits its connection limit to it, says so, and keeps serving under a flood', async () => {
     // Hard limit 256: room for (256 - 128) / 6 = 21 connections.
     const low = await startBroker('entraclaw-nofile', [[SVC, 'acct', SECRET]], {}, [
@@ -572,7 +574,7 @@ describe('a low open-file limit', () => {
   }, 90_000);
 });
 
-describe('process hygiene', () => {
+describeIfProvided('process hygiene', brokerClientsMissing, () => {
   it('every daemon fd beyond stdio is close-on-exec, live connections included; core size 0', async () => {
     const socks = await Promise.all(
       Array.from({ length: 3 }, async () => {
@@ -799,7 +801,7 @@ describe('process hygiene', () => {
   }, 30_000);
 });
 
-describe('secrets never leak', () => {
+describeIfProvided('secrets never leak', brokerClientsMissing, () => {
   it('no canary in the audit log, the daemon stderr or client output after the load', () => {
     const places = secretFreePlaces(b);
     expect(places['state and config files']).toContain('"decision":"granted"');
