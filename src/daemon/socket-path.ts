@@ -23,9 +23,15 @@ export function socketLock(socket: string): string {
   return `${socket}.lock`;
 }
 
-// A Unix socket path is limited to 108 bytes (sun_path); a longer one fails with an opaque EINVAL.
-/** The longest socket path bind(2) takes (sun_path's 108 bytes, less the NUL). */
-export const MAX_SOCKET_PATH = 107;
+// A Unix socket path is limited by sun_path: 108 bytes on Linux, 104 on macOS (and the BSDs). A longer one
+// fails with an opaque EINVAL, or is cut short by the library that copies it.
+/** The longest socket path bind(2) takes on `platform` (sun_path's size, less the NUL). */
+export function maxSocketPath(platform: NodeJS.Platform = process.platform): number {
+  return platform === 'linux' ? 107 : 103;
+}
+
+/** The longest socket path bind(2) takes here. */
+export const MAX_SOCKET_PATH = maxSocketPath();
 
 /**
  * Checks the socket's length and makes its private directory (makePrivateDir). A directory that group or

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { maxSocketPath, preparePrivateDir } from '../../src/daemon/socket-path.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 
@@ -27,6 +28,22 @@ writeFileSync(pass, 'socket path test\n', { mode: 0o600 });
 const env = isolatedEnv(dir, { ENTRACLAW_PASSPHRASE_FILE: pass });
 const agent = (socket: string) => runCli(['agent', '--store', 'encrypted-file', '--socket', socket], env);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the longest socket path', () => {
+  it("is sun_path's size less the NUL: 108 bytes on Linux, 104 on macOS", () => {
+    expect(maxSocketPath('linux')).toBe(107);
+    expect(maxSocketPath('darwin')).toBe(103);
+  });
+
+  it('a longer path is refused before any directory is made', () => {
+    const max = maxSocketPath();
+    const base = join(dir, 'long');
+    const socket = `${base}/${'s'.repeat(max + 1 - base.length - 1)}`;
+    expect(Buffer.byteLength(socket)).toBe(max + 1);
+    expect(() => preparePrivateDir(socket)).toThrow(`max ${max}`);
+    expect(existsSync(base)).toBe(false);
+  });
+});
 
 describe('entraclaw agent --socket PATH', () => {
   it('refuses a path holding a regular file, and leaves the file as it was', () => {
