@@ -25,9 +25,17 @@ say "Pre-approve the demo client (node + its script, pinned by SHA-256) for that
 ec revoke demo-client >/dev/null 2>&1 || true
 ec register "$(command -v node)" --script "$root/examples/demo-client.mjs" --grant demo.example.com/robot --ops read --name demo-client
 say "Start the agent; the demo client asks it for secrets"
-( sock="$XDG_RUNTIME_DIR/entraclaw/agent.sock"
-  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+# The default socket is in the runtime dir: XDG_RUNTIME_DIR on Linux, ~/Library/Application Support on macOS.
+case "$(uname -s)" in
+  Darwin) sock="$HOME/Library/Application Support/entraclaw/agent.sock" ;;
+  *) sock="$XDG_RUNTIME_DIR/entraclaw/agent.sock" ;;
+esac
+( for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
   node "$root/examples/demo-client.mjs" || true
+  if [ "$(uname -s)" = Darwin ]; then
+    echo "(macOS: the daemon identifies callers by audit token and cannot pin a script to node there, so it"
+    echo " refuses this node client: approve a compiled program instead; README, Known limits.)"
+  fi
   echo
   echo "What this showed: the agent identified the client from the kernel, pinned node and its script by"
   echo "SHA-256, served the one item it was granted and refused another; every decision is in the audit log."
