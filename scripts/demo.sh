@@ -21,23 +21,30 @@ say "Store a demo token in the sealed vault (value from stdin, never argv)"
 expires=$(node -e 'console.log(new Date(Date.now() + 86400e3).toISOString())')
 printf 'demo-token-%s' "$(date +%s)" | ec secret set demo.example.com robot --kind token --expires-at "$expires" --scope read
 ec secret ls
-say "Pre-approve the demo client (node + its script, pinned by SHA-256) for that one item, read only"
 ec revoke demo-client >/dev/null 2>&1 || true
-ec register "$(command -v node)" --script "$root/examples/demo-client.mjs" --grant demo.example.com/robot --ops read --name demo-client
+if [ "$(uname -s)" = Darwin ]; then
+  # macOS: the daemon identifies callers by audit token and cannot pin a script to an interpreter there,
+  # so the demo client is a compiled program (cc comes with the Xcode tools node-gyp needs anyway). The
+  # socket goes under .demo/run: the default under ~/Library/Application Support can exceed macOS's
+  # 104-byte socket path limit in a deep checkout.
+  export ENTRACLAW_SOCKET="$XDG_RUNTIME_DIR/entraclaw/agent.sock"
+  say "Pre-approve the demo client (a compiled program, pinned by SHA-256) for that one item, read only"
+  cc -O2 -o "$demo/demo-client" "$root/examples/demo-client.c"
+  ec register "$demo/demo-client" --grant demo.example.com/robot --ops read --name demo-client
+  client=("$demo/demo-client")
+  pinned="the client's executable"
+else
+  say "Pre-approve the demo client (node + its script, pinned by SHA-256) for that one item, read only"
+  ec register "$(command -v node)" --script "$root/examples/demo-client.mjs" --grant demo.example.com/robot --ops read --name demo-client
+  client=(node "$root/examples/demo-client.mjs")
+  pinned="node and its script"
+fi
 say "Start the agent; the demo client asks it for secrets"
-# The default socket is in the runtime dir: XDG_RUNTIME_DIR on Linux, ~/Library/Application Support on macOS.
-case "$(uname -s)" in
-  Darwin) sock="$HOME/Library/Application Support/entraclaw/agent.sock" ;;
-  *) sock="$XDG_RUNTIME_DIR/entraclaw/agent.sock" ;;
-esac
+sock="$XDG_RUNTIME_DIR/entraclaw/agent.sock"
 ( for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-  node "$root/examples/demo-client.mjs" || true
-  if [ "$(uname -s)" = Darwin ]; then
-    echo "(macOS: the daemon identifies callers by audit token and cannot pin a script to node there, so it"
-    echo " refuses this node client: approve a compiled program instead; README, Known limits.)"
-  fi
+  ENTRACLAW_SOCKET="$sock" "${client[@]}" || true
   echo
-  echo "What this showed: the agent identified the client from the kernel, pinned node and its script by"
+  echo "What this showed: the agent identified the client from the kernel, pinned $pinned by"
   echo "SHA-256, served the one item it was granted and refused another; every decision is in the audit log."
   echo "Next: \`make install\` puts \`entraclaw\` on your PATH; README.md, \"Everyday use\", for your own programs."
   echo
