@@ -18,6 +18,7 @@ import { socketPath } from '../daemon/socket-path.js';
 import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { makeDirs } from '../lib/make-dir.js';
+import { stableNodePath } from '../lib/node-path.js';
 import { type Paths, resolvePaths, xdgDir } from '../lib/paths.js';
 import { shellQuote } from '../lib/shell.js';
 import { storeRequest } from '../store/registry.js';
@@ -83,7 +84,7 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   const storeName = checkStore(opts.store, env.ENTRACLAW_STORE);
   const home = env.HOME || homedir();
   const common = {
-    nodePath: process.execPath,
+    nodePath: stableNodePath(),
     cliPath: fileURLToPath(new URL('./main.cjs', import.meta.url)),
     paths,
   };
