@@ -4,7 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 UNAME := $(shell uname -s)
-DEB_PKGS := dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd
+# build-essential and python3: node-gyp compiles the native addon (native/entraclaw.c) with them.
+DEB_PKGS := build-essential python3 dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps system-deps lint typecheck bench clean install
