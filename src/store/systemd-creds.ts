@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
+import { assertItemName } from './item-rules.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
 
@@ -20,7 +21,8 @@ export function credentialName(service: string, account: string): string {
 /**
  * The item a credential file name stands for, or undefined for credentials that are not ours. The name
  * splits at its first `@`, so an account that is an e-mail address may keep its `@` raw
- * (`github.com@me@example.com`), as people write it.
+ * (`github.com@me@example.com`), as people write it. A name that decodes to what no item may be called
+ * (`%0A`, `%00`) is not ours either: listing it would offer an item that every read refuses.
  */
 export function parseCredentialName(name: string): { service: string; account: string } | undefined {
   const at = name.indexOf(SEPARATOR);
@@ -28,7 +30,10 @@ export function parseCredentialName(name: string): { service: string; account: s
   const account = name.slice(at + 1);
   if (at <= 0 || !account) return undefined;
   try {
-    return { service: decodeURIComponent(service), account: decodeURIComponent(account) };
+    const ids = { service: decodeURIComponent(service), account: decodeURIComponent(account) };
+    assertItemName(ids.service, 'service');
+    assertItemName(ids.account, 'account');
+    return ids;
   } catch {
     return undefined;
   }

@@ -208,4 +208,20 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     ]);
     t.cleanup();
   });
+
+  it('a credential whose name decodes to what no item may be called (newline, NUL) is not listed', async () => {
+    const t = tempContext();
+    const dir = join(t.dir, 'credentials');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'ok@a'), 'ok', { mode: 0o400 });
+    // Every read refuses these names (service: must not contain NUL or newline characters), so a listing
+    // that offered them would break whatever walks it: `secret-tool search` reads each item it lists.
+    writeFileSync(join(dir, 'nl%0Asvc@a'), 'x', { mode: 0o400 });
+    writeFileSync(join(dir, 'svc@nul%00'), 'x', { mode: 0o400 });
+    writeFileSync(join(dir, 'cr%0D@a'), 'x', { mode: 0o400 });
+    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
+    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['ok|a']);
+    t.cleanup();
+  });
 });
