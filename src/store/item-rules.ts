@@ -16,6 +16,21 @@ export function assertItemName(value: string, field: 'service' | 'account'): voi
   if (LONE_SURROGATE.test(value)) throw new UsageError(`${field} is not valid Unicode`, hint);
 }
 
+/**
+ * Whether an item stored by another tool (a keyring attribute, a credential file's name, a key description)
+ * has names every path can address: an item listed under a name that every read refuses would break
+ * whatever walks the listing (`secret-tool search` reads each item it lists).
+ */
+export function isItemName(service: string, account: string): boolean {
+  try {
+    assertItemName(service, 'service');
+    assertItemName(account, 'account');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Largest label or scope, in UTF-8 bytes: what the daemon's protocol accepts (MAX_TEXT_BYTES). */
 export const MAX_TEXT_BYTES = 1024;
 

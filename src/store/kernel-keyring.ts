@@ -16,7 +16,7 @@ import {
 import { ADDON_HINT, type NativeAddon, native } from '../lib/native.js';
 import { itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
-import { byServiceThenAccount } from './item-rules.js';
+import { byServiceThenAccount, isItemName } from './item-rules.js';
 import type {
   Item,
   ItemInput,
@@ -125,13 +125,14 @@ function description(service: string, account: string): string {
   return `${PREFIX}${encodeURIComponent(service)}/${encodeURIComponent(account)}`;
 }
 
-/** Inverse of `description`; undefined for keys that are not ours. */
+/** Inverse of `description`; undefined for keys that are not ours (or whose names no read accepts). */
 function parseDescription(desc: string): { service: string; account: string } | undefined {
   if (!desc.startsWith(PREFIX)) return undefined;
   const [service, account, ...rest] = desc.slice(PREFIX.length).split('/');
   if (service === undefined || account === undefined || rest.length > 0) return undefined;
   try {
-    return { service: decodeURIComponent(service), account: decodeURIComponent(account) };
+    const ids = { service: decodeURIComponent(service), account: decodeURIComponent(account) };
+    return isItemName(ids.service, ids.account) ? ids : undefined;
   } catch {
     return undefined;
   }

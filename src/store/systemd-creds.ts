@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
-import { assertItemName } from './item-rules.js';
+import { isItemName } from './item-rules.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
 
@@ -31,9 +31,7 @@ export function parseCredentialName(name: string): { service: string; account: s
   if (at <= 0 || !account) return undefined;
   try {
     const ids = { service: decodeURIComponent(service), account: decodeURIComponent(account) };
-    assertItemName(ids.service, 'service');
-    assertItemName(ids.account, 'account');
-    return ids;
+    return isItemName(ids.service, ids.account) ? ids : undefined;
   } catch {
     return undefined;
   }

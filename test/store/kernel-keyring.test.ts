@@ -135,6 +135,29 @@ describe.runIf(linux)('kernel-keyring store', () => {
     }
   });
 
+  it('a key of ours whose names no read accepts (a newline, over 256 bytes) is not listed', async () => {
+    const tag = randomName('badname');
+    const payload = (meta: object, value: string) => {
+      const json = Buffer.from(JSON.stringify(meta));
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(json.length);
+      return Buffer.concat([len, json, Buffer.from(value)]);
+    };
+    const at = new Date().toISOString();
+    const good = payload({ kind: 'password', createdAt: at, updatedAt: at }, 'v');
+    // Any process of the user can add keys under our prefix; these decode to names every read refuses.
+    const planted = [`${tag}%0Anl/a`, `${tag}/nul%00`, `${tag}${'s'.repeat(260)}/a`].map((d) =>
+      native().keyAdd('user', `entraclaw:${d}`, good, -4),
+    );
+    const ok = native().keyAdd('user', `entraclaw:${tag}/ok`, good, -4);
+    try {
+      const listed = (await store.list()).filter((m) => m.service.startsWith(tag));
+      expect(listed.map((m) => `${m.service}|${m.account}`)).toEqual([`${tag}|ok`]);
+    } finally {
+      for (const serial of [...planted, ok]) native().keyInvalidate(serial);
+    }
+  });
+
   it('keeps names with "/" and "%" apart', async () => {
     const service = `${randomName('svc')}/a%2Fb`;
     const account = 'x/y';

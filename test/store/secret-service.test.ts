@@ -275,6 +275,23 @@ describeIfProvided('secret-service store (real gnome-keyring)', noSecretService,
     expect(got).toMatchObject({ kind: 'password', label: 'made by secret-tool' });
   });
 
+  it('leaves out items another tool stored under names no Entraclaw path accepts (empty, a newline, over 256 bytes)', async () => {
+    const account = randomName('acct');
+    const services = ['', `${randomName('nl')}\nx`, `${randomName('long')}${'s'.repeat(260)}`];
+    const ok = randomName('ss-ok');
+    try {
+      for (const service of [...services, ok]) {
+        const r = secretTool(['store', '--label=foreign', 'service', service, 'account', account], 'v');
+        expect(r.status, r.stderr.toString()).toBe(0);
+      }
+      // Every read refuses these names, so a listing with them would break `secret-tool search` on the shim.
+      const listed = (await store.list()).filter((m) => m.account === account);
+      expect(listed.map((m) => m.service)).toEqual([ok]);
+    } finally {
+      for (const service of [...services, ok]) secretTool(['clear', 'service', service, 'account', account]);
+    }
+  });
+
   it("reads, lists, updates and deletes Python keyring's items (service + username, no account)", async () => {
     const { service, account } = item('username');
     const stored = secretTool(

@@ -1,3 +1,4 @@
+import { isItemName } from '../item-rules.js';
 import type { ItemInput, ItemKind, ItemMeta } from '../types.js';
 import type { ItemProps } from './api.js';
 
@@ -49,6 +50,8 @@ export function itemMeta(props: ItemProps): ItemMeta | undefined {
   const a = props.attributes;
   const account = a.account ?? a[USERNAME_ATTR];
   if (a.service === undefined || account === undefined) return undefined;
+  // Another tool may store names no Entraclaw path can address (empty, over 256 bytes, a newline).
+  if (!isItemName(a.service, account)) return undefined;
   const kind = a[KIND_ATTR];
   return {
     service: a.service,
