@@ -70,11 +70,44 @@ class SystemdCredsStore implements Store {
   }
 
   async get(service: string, account: string): Promise<Item | undefined> {
+    const ids = { service, account };
     for (const file of namesOf(service, account)) {
-      const item = await this.read(file, { service, account });
+      const item = await this.read(file, ids);
       if (item) return item;
     }
-    return undefined;
+    // Another spelling of the same name (`%2f`, `%2A`, `%41`): list shows such a credential as this item,
+    // so get must find it too. Only on a miss, so the usual read stays one stat and one read.
+    const key = credentialName(service, account);
+    const file = this.credentialFiles().get(key);
+    return file === undefined ? undefined : this.read(file, ids);
+  }
+
+  /**
+   * Every credential that is one of our items, by its canonical name, mapped to the file that stands for
+   * it: the canonical name (or the one with the account's `@` raw) when there is one, else the first
+   * other spelling in sorted order. get and list both go by this, so they agree on which file is an item.
+   */
+  private credentialFiles(): Map<string, string> {
+    // A credential is a file; anything else in the directory is not an item.
+    // Names are read as bytes: one that is not UTF-8 names no item (node would turn its bytes into U+FFFD,
+    // a name no file has), and must not break the listing of the others.
+    const files = readdirSync(this.dir, { withFileTypes: true, encoding: 'buffer' })
+      .filter((e) => e.isFile())
+      .map((e) => e.name)
+      .filter((raw) => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw))
+      .map((raw) => raw.toString('utf8'))
+      .sort();
+    const byKey = new Map<string, string>();
+    for (const file of files) {
+      const ids = parseCredentialName(file);
+      if (!ids) continue;
+      const key = credentialName(ids.service, ids.account);
+      const preferred = namesOf(ids.service, ids.account);
+      const held = byKey.get(key);
+      const rank = (f: string) => (preferred.includes(f) ? preferred.indexOf(f) : preferred.length);
+      if (held === undefined || rank(file) < rank(held)) byKey.set(key, file);
+    }
+    return byKey;
   }
 
   // One credential file, or undefined when there is none by that name (a directory is not a credential).
@@ -114,22 +147,10 @@ class SystemdCredsStore implements Store {
 
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
     const out: ItemMeta[] = [];
-    // A credential is a file; anything else in the directory is not an item.
-    // Names are read as bytes: one that is not UTF-8 names no item (node would turn its bytes into U+FFFD,
-    // a name no file has), and must not break the listing of the others.
-    const files = readdirSync(this.dir, { withFileTypes: true, encoding: 'buffer' })
-      .filter((e) => e.isFile())
-      .map((e) => e.name)
-      .filter((raw) => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw))
-      .map((raw) => raw.toString('utf8'));
-    // An item under both its names is listed once (get reads the canonical one, which sorts first).
-    const seen = new Set<string>();
-    for (const file of files.sort()) {
-      const ids = parseCredentialName(file);
-      if (!ids || (filter?.service !== undefined && ids.service !== filter.service)) continue;
-      const key = credentialName(ids.service, ids.account);
-      if (seen.has(key)) continue;
-      seen.add(key);
+    // An item under several names is listed once, from the file get reads.
+    for (const file of [...this.credentialFiles().values()].sort()) {
+      const ids = parseCredentialName(file)!;
+      if (filter?.service !== undefined && ids.service !== filter.service) continue;
       out.push(this.meta(statSync(join(this.dir, file)), ids));
     }
     return out;

@@ -209,6 +209,33 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     t.cleanup();
   });
 
+  it('a credential listed under a name is read by that name, however its name was percent-encoded', async () => {
+    const t = tempContext();
+    const dir = join(t.dir, 'credentials');
+    mkdirSync(dir, { mode: 0o700 });
+    // Lower-case hex, an encoded `*` (encodeURIComponent leaves it raw), a letter encoded needlessly.
+    writeFileSync(join(dir, 'my%2fsvc@a'), 'lower-hex', { mode: 0o400 });
+    writeFileSync(join(dir, '%2A@%2A'), 'star', { mode: 0o400 });
+    writeFileSync(join(dir, '%41bc@d'), 'letter', { mode: 0o400 });
+    // Two spellings of one item: the canonical one is the item, in get and in list.
+    writeFileSync(join(dir, 'x%2fy@b'), 'other spelling', { mode: 0o400 });
+    writeFileSync(join(dir, 'x%2Fy@b'), 'canonical', { mode: 0o400 });
+    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
+    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    const listed = await store.list();
+    expect(listed.map((m) => `${m.service}|${m.account}`).sort()).toEqual(
+      ['*|*', 'Abc|d', 'my/svc|a', 'x/y|b'].sort(),
+    );
+    for (const m of listed)
+      expect(await store.get(m.service, m.account), `${m.service}/${m.account}`).toBeDefined();
+    expect((await store.get('my/svc', 'a'))?.value.toString()).toBe('lower-hex');
+    expect((await store.get('*', '*'))?.value.toString()).toBe('star');
+    expect((await store.get('Abc', 'd'))?.value.toString()).toBe('letter');
+    expect((await store.get('x/y', 'b'))?.value.toString()).toBe('canonical');
+    expect(await store.get('my/svc', 'b')).toBeUndefined();
+    t.cleanup();
+  });
+
   it('a credential whose name decodes to what no item may be called (newline, NUL) is not listed', async () => {
     const t = tempContext();
     const dir = join(t.dir, 'credentials');
