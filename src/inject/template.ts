@@ -11,7 +11,9 @@ import { formatReference, parseReference, REFERENCE_SCHEME } from './reference.j
 export type SecretResolver = (service: string, account: string) => Promise<Buffer>;
 
 // Whitespace inside the braces may include line breaks: a tag split over lines is still ours, never text.
-const OPENING = new RegExp(`\\{\\{\\s*(?=${REFERENCE_SCHEME})`, 'g');
+// The scheme is matched whatever its case, so `{{ ENTRACLAW://... }}` is refused (as `run` refuses such a
+// variable), not left in the output as text where a secret should be.
+const OPENING = new RegExp(`\\{\\{\\s*(?=${REFERENCE_SCHEME})`, 'gi');
 const TAG = /^\{\{\s*(entraclaw:\/\/[^\s{}]*)\s*\}\}/;
 
 /**
@@ -32,6 +34,16 @@ export async function renderTemplate(
   let done = 0;
   for (const open of template.matchAll(OPENING)) {
     const where = `${source}:${lineOf(template, open.index)}`;
+    const scheme = template.slice(
+      open.index + open[0].length,
+      open.index + open[0].length + REFERENCE_SCHEME.length,
+    );
+    if (scheme !== REFERENCE_SCHEME) {
+      throw new UsageError(
+        `${where}: a reference's scheme is written in lower case`,
+        `write {{ ${REFERENCE_SCHEME}SERVICE/ACCOUNT }}`,
+      );
+    }
     const tag = TAG.exec(template.slice(open.index));
     if (!tag) {
       throw new UsageError(

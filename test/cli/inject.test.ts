@@ -182,6 +182,20 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     expect(readdirSync(out)).toEqual([]);
   });
 
+  it('a tag whose scheme is not lower case is a usage error naming the line, as `run` refuses it', () => {
+    for (const tag of ['{{ ENTRACLAW://inj/token }}', '{{Entraclaw://inj/token}}']) {
+      const out = freshDir();
+      const tpl = join(dir, 'upper.tmpl');
+      writeFileSync(tpl, `ok\ntoken = ${tag}\n`);
+      const r = inject(['-i', tpl, '-o', join(out, 'x')]);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(`${tpl}:2: a reference's scheme is written in lower case`);
+      expect(readdirSync(out)).toEqual([]);
+      const viaRun = runCli(['run', ...STORE, '--env', `T=${tag.slice(2, -2).trim()}`, '--', 'true'], env);
+      expect(viaRun.status).toBe(EXIT_CODES.usage);
+    }
+  });
+
   it('a missing template is a usage error', () => {
     const r = inject(['-i', join(dir, 'no-such.tmpl'), '-o', join(freshDir(), 'x')]);
     expect(r.status).toBe(EXIT_CODES.usage);
