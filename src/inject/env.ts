@@ -212,14 +212,17 @@ export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions)
   return env;
 }
 
-// A reference in another case (ENTRACLAW://...) is a typo that would hand the child the literal text:
-// refused, naming the variable but not echoing the value.
+// A reference in another case (ENTRACLAW://...) or after white space (`--env 'T= entraclaw://...'`) is
+// a typo that would hand the child the literal text: refused, naming the variable but not echoing the value.
 function isReference(name: string, value: string): boolean {
   if (value.startsWith(REFERENCE_SCHEME)) return true;
-  if (value.slice(0, REFERENCE_SCHEME.length).toLowerCase() !== REFERENCE_SCHEME) return false;
+  const start = value.trimStart();
+  if (start.slice(0, REFERENCE_SCHEME.length).toLowerCase() !== REFERENCE_SCHEME) return false;
   throw new UsageError(
-    `${name}: a reference's scheme is written in lower case`,
-    `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT`,
+    start === value
+      ? `${name}: a reference's scheme is written in lower case`
+      : `${name}: white space before a reference (only a whole value is a reference)`,
+    `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT as the whole value`,
   );
 }
 

@@ -160,12 +160,23 @@ describe('buildChildEnv', () => {
     for (const value of ['ENTRACLAW://svc/acct', 'Entraclaw://svc/acct']) {
       const err = usageError(() => envReferences({ TOKEN: value }));
       expect(err.message).toBe("TOKEN: a reference's scheme is written in lower case");
-      expect(err.hint).toBe('write entraclaw://SERVICE/ACCOUNT');
+      expect(err.hint).toBe('write entraclaw://SERVICE/ACCOUNT as the whole value');
       expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
         /^TOKEN: /,
       );
     }
     expect(envReferences({ A: 'ENTRACLAW:/', B: 'see entraclaw://x/y', C: 'https://x' })).toEqual([]);
+  });
+
+  it('refuses white space before a reference, as it refuses white space after one', () => {
+    for (const value of [' entraclaw://svc/acct', '\tentraclaw://svc/acct', '  ENTRACLAW://svc/acct']) {
+      const err = usageError(() => envReferences({ TOKEN: value }));
+      expect(err.message).toBe('TOKEN: white space before a reference (only a whole value is a reference)');
+      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
+        /^TOKEN: /,
+      );
+    }
+    expect(usageError(() => envReferences({ TOKEN: 'entraclaw://svc/acct ' })).message).toMatch(/^TOKEN: /);
   });
 
   it('gives a name the stores refuse (a NUL) a hint, like every other error', () => {
