@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { backendFor } from '../../src/store/registry.js';
 import { credentialName } from '../../src/store/systemd-creds.js';
 import type { Store, StoreName } from '../../src/store/types.js';
@@ -137,16 +137,34 @@ for (const name of WRITABLE) {
   });
 }
 
+/**
+ * A fresh $CREDENTIALS_DIRECTORY, removed when the test ends: `put` leaves a credential there as systemd
+ * does (a file only its owner may read), `open` opens the systemd-creds store over it.
+ */
+function credentials(ctx: TestContext): {
+  dir: string;
+  put(name: string, value: string | Buffer): void;
+  open(): Promise<Store>;
+} {
+  const t = tempContext();
+  ctx.onTestFinished(() => t.cleanup());
+  const dir = join(t.dir, 'credentials');
+  mkdirSync(dir, { mode: 0o700 });
+  t.ctx.env.CREDENTIALS_DIRECTORY = dir;
+  return {
+    dir,
+    put: (name, value) => writeFileSync(join(dir, name), value, { mode: 0o400 }),
+    open: async () => (await backendFor('systemd-creds')).open(t.ctx),
+  };
+}
+
 describe('store contract: systemd-creds (read side, real credentials directory)', () => {
-  it('reads, lists and refuses writes', async () => {
-    const t = tempContext();
-    const dir = join(t.dir, 'credentials');
-    mkdirSync(dir, { mode: 0o700 });
+  it('reads, lists and refuses writes', async (ctx) => {
+    const creds = credentials(ctx);
     // As systemd leaves a credential in $CREDENTIALS_DIRECTORY (the next test has systemd-creds make one).
-    writeFileSync(join(dir, credentialName('github.com', 'bot/1')), BINARY, { mode: 0o400 });
-    writeFileSync(join(dir, 'unrelated-credential'), 'x', { mode: 0o400 });
-    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
-    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    creds.put(credentialName('github.com', 'bot/1'), BINARY);
+    creds.put('unrelated-credential', 'x');
+    const store = await creds.open();
     expect((await store.get('github.com', 'bot/1'))?.value.equals(BINARY)).toBe(true);
     expect(await store.get('github.com', 'nobody')).toBeUndefined();
     expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['github.com|bot/1']);
@@ -154,16 +172,12 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
       code: 'usage',
     });
     await expect(store.delete('github.com', 'bot/1')).rejects.toMatchObject({ code: 'usage' });
-    t.cleanup();
   });
 
   it('reads what systemd-creds encrypted with the host key and decrypted, as for LoadCredentialEncrypted=', async (ctx) => {
-    const t = tempContext();
-    ctx.onTestFinished(() => t.cleanup());
-    const dir = join(t.dir, 'credentials');
-    mkdirSync(dir, { mode: 0o700 });
+    const creds = credentials(ctx);
     const name = credentialName('github.com', 'bot/1');
-    const sealed = join(t.dir, 'sealed.cred');
+    const sealed = join(creds.dir, '..', 'sealed.cred');
     // systemd-creds needs root (and the systemd package) for the host key.
     const enc = spawnSync('systemd-creds', ['encrypt', '--with-key=host', `--name=${name}`, '-', sealed], {
       input: BINARY,
@@ -175,30 +189,30 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
         ? undefined
         : `systemd-creds encrypt --with-key=host fails here (it needs root): ${(enc.stderr || enc.error?.message || '').trim()}`,
     );
-    const dec = spawnSync('systemd-creds', ['decrypt', `--name=${name}`, sealed, join(dir, name)], {
+    const dec = spawnSync('systemd-creds', ['decrypt', `--name=${name}`, sealed, join(creds.dir, name)], {
       encoding: 'utf8',
     });
     expect(dec.status, dec.stderr).toBe(0);
-    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
-    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    const store = await creds.open();
     expect((await store.get('github.com', 'bot/1'))?.value.equals(BINARY)).toBe(true);
     expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['github.com|bot/1']);
   });
 
-  it('an e-mail account may keep its @ raw in the name; a directory or a non-UTF-8 name is no credential; each item is listed once', async () => {
-    const t = tempContext();
-    const dir = join(t.dir, 'credentials');
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(join(dir, 'github.com@me@example.com'), 'raw', { mode: 0o400 });
-    writeFileSync(join(dir, 'gitlab.com@me%40example.com'), 'canonical', { mode: 0o400 });
-    writeFileSync(join(dir, 'gitlab.com@me@example.com'), 'shadowed', { mode: 0o400 });
-    mkdirSync(join(dir, 'dir@x'));
+  it('an e-mail account may keep its @ raw in the name; a directory or a non-UTF-8 name is no credential; each item is listed once', async (ctx) => {
+    const creds = credentials(ctx);
+    creds.put('github.com@me@example.com', 'raw');
+    creds.put('gitlab.com@me%40example.com', 'canonical');
+    creds.put('gitlab.com@me@example.com', 'shadowed');
+    mkdirSync(join(creds.dir, 'dir@x'));
     // A name whose bytes are not UTF-8 names no item, and must not break the listing of the others.
-    writeFileSync(Buffer.concat([Buffer.from(`${dir}/n`), Buffer.from([0xff]), Buffer.from('@a')]), 'x', {
-      mode: 0o400,
-    });
-    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
-    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    writeFileSync(
+      Buffer.concat([Buffer.from(`${creds.dir}/n`), Buffer.from([0xff]), Buffer.from('@a')]),
+      'x',
+      {
+        mode: 0o400,
+      },
+    );
+    const store = await creds.open();
     expect((await store.get('github.com', 'me@example.com'))?.value.toString()).toBe('raw');
     expect((await store.get('gitlab.com', 'me@example.com'))?.value.toString()).toBe('canonical');
     expect(await store.get('dir', 'x')).toBeUndefined();
@@ -206,22 +220,18 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
       'github.com|me@example.com',
       'gitlab.com|me@example.com',
     ]);
-    t.cleanup();
   });
 
-  it('a credential listed under a name is read by that name, however its name was percent-encoded', async () => {
-    const t = tempContext();
-    const dir = join(t.dir, 'credentials');
-    mkdirSync(dir, { mode: 0o700 });
+  it('a credential listed under a name is read by that name, however its name was percent-encoded', async (ctx) => {
+    const creds = credentials(ctx);
     // Lower-case hex, an encoded `*` (encodeURIComponent leaves it raw), a letter encoded needlessly.
-    writeFileSync(join(dir, 'my%2fsvc@a'), 'lower-hex', { mode: 0o400 });
-    writeFileSync(join(dir, '%2A@%2A'), 'star', { mode: 0o400 });
-    writeFileSync(join(dir, '%41bc@d'), 'letter', { mode: 0o400 });
+    creds.put('my%2fsvc@a', 'lower-hex');
+    creds.put('%2A@%2A', 'star');
+    creds.put('%41bc@d', 'letter');
     // Two spellings of one item: the canonical one is the item, in get and in list.
-    writeFileSync(join(dir, 'x%2fy@b'), 'other spelling', { mode: 0o400 });
-    writeFileSync(join(dir, 'x%2Fy@b'), 'canonical', { mode: 0o400 });
-    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
-    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    creds.put('x%2fy@b', 'other spelling');
+    creds.put('x%2Fy@b', 'canonical');
+    const store = await creds.open();
     const listed = await store.list();
     expect(listed.map((m) => `${m.service}|${m.account}`).sort()).toEqual(
       ['*|*', 'Abc|d', 'my/svc|a', 'x/y|b'].sort(),
@@ -233,22 +243,17 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     expect((await store.get('Abc', 'd'))?.value.toString()).toBe('letter');
     expect((await store.get('x/y', 'b'))?.value.toString()).toBe('canonical');
     expect(await store.get('my/svc', 'b')).toBeUndefined();
-    t.cleanup();
   });
 
-  it('a credential whose name decodes to what no item may be called (newline, NUL) is not listed', async () => {
-    const t = tempContext();
-    const dir = join(t.dir, 'credentials');
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(join(dir, 'ok@a'), 'ok', { mode: 0o400 });
+  it('a credential whose name decodes to what no item may be called (newline, NUL) is not listed', async (ctx) => {
+    const creds = credentials(ctx);
+    creds.put('ok@a', 'ok');
     // Every read refuses these names (service: must not contain NUL or newline characters), so a listing
     // that offered them would break whatever walks it: `secret-tool search` reads each item it lists.
-    writeFileSync(join(dir, 'nl%0Asvc@a'), 'x', { mode: 0o400 });
-    writeFileSync(join(dir, 'svc@nul%00'), 'x', { mode: 0o400 });
-    writeFileSync(join(dir, 'cr%0D@a'), 'x', { mode: 0o400 });
-    t.ctx.env.CREDENTIALS_DIRECTORY = dir;
-    const store = await (await backendFor('systemd-creds')).open(t.ctx);
+    creds.put('nl%0Asvc@a', 'x');
+    creds.put('svc@nul%00', 'x');
+    creds.put('cr%0D@a', 'x');
+    const store = await creds.open();
     expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['ok|a']);
-    t.cleanup();
   });
 });
