@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,6 +8,7 @@ import {
   b64,
   canary,
   expectNoSecret,
+  fileSha256,
   NODE,
   nodeClientSource,
   PY_LIB,
@@ -29,7 +29,6 @@ import { brokerClientsMissing, describeIfProvided } from '../support/context.js'
 
 const SVC = 'edges.example';
 const SECRET = canary('edges');
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 // The approved python client: one get, then its result and pid on stdout. No __file__, so the very same
 // text also runs as `python3 -c`.
@@ -156,7 +155,7 @@ describeIfProvided('a client that names an approved client in its hello', broker
     expect(line).toMatchObject({
       decision: 'pending',
       exe: PYTHON_REAL,
-      sha256: sha256(PYTHON_REAL),
+      sha256: fileSha256(PYTHON_REAL),
       script: claiming,
       reason: expect.stringMatching(/^unknown client, queued as p-/),
     });

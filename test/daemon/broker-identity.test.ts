@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   appendFileSync,
   chmodSync,
@@ -18,6 +17,7 @@ import {
   b64,
   canary,
   expectNoSecret,
+  fileSha256,
   NODE,
   nodeClientSource,
   PY_LIB,
@@ -37,7 +37,6 @@ import { brokerClientsMissing, describeIfProvided } from '../support/context.js'
 
 const SVC = 'vault.example';
 const SECRET = canary('identity');
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 // An approved python program: plain reads, plus the roles that hand its connection to someone else.
 const APPROVED_PY = `${PY_LIB}
@@ -324,7 +323,7 @@ describeIfProvided('the approved python client', brokerClientsMissing, () => {
     expect(who).toMatchObject({
       ok: true,
       exe: PYTHON_REAL,
-      sha256: sha256(PYTHON_REAL),
+      sha256: fileSha256(PYTHON_REAL),
       script: approvedPy,
       client: 'approved-py',
     });

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import {
   b64,
   canary,
   expectNoSecret,
+  fileSha256,
   NODE,
   nodeClientSource,
   type RunResult,
@@ -26,8 +26,7 @@ const ALICE = canary('alice');
 const BOB = canary('bob');
 const OTHER = canary('other');
 const WRITTEN = canary('written');
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const NODE_SHA256 = sha256(NODE);
+const NODE_SHA256 = fileSha256(NODE);
 
 let b: Broker;
 beforeAll(async () => {
@@ -80,7 +79,7 @@ describeIfProvided('approval queue', brokerClientsMissing, () => {
       exe: NODE,
       sha256: NODE_SHA256,
       script: newcomer,
-      scriptSha256: sha256(newcomer),
+      scriptSha256: fileSha256(newcomer),
       requests: [{ op: 'read', service: SVC, account: 'alice' }],
     });
     expect(entry!.argv).toContain(newcomer);
@@ -139,7 +138,7 @@ describeIfProvided('approval queue', brokerClientsMissing, () => {
     for (const s of [one, two]) refused(await b.node(s, ['get', SVC, 'alice']), 'pending');
     const table = b.cli(['pending']).stdout.toString();
     const shown = (path: string) => new RegExp(`${path}\\s+([0-9a-f]{16})\\s`).exec(table)?.[1];
-    expect(shown(one), table).toBe(sha256(one).slice(0, 16));
+    expect(shown(one), table).toBe(fileSha256(one).slice(0, 16));
     // node's own hash is shared by both scripts: it names neither.
     const byNode = b.cli(['approve', `sha256:${NODE_SHA256.slice(0, 16)}`, '--grant', `${SVC}/alice`]);
     expect(byNode.status).toBe(3);
@@ -264,7 +263,7 @@ describeIfProvided('approval queue', brokerClientsMissing, () => {
       refused(r, 'pending');
       ids.push(r.result.pendingId!);
     }
-    const full = sha256(dups[0]!);
+    const full = fileSha256(dups[0]!);
     const both = b.cli(['approve', `sha256:${full}`, '--grant', `${SVC}/alice`]);
     expect(both.status).toBe(2);
     expect(both.stderr).toContain(`approve one by its pending id: entraclaw approve ${ids[0]}`);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -424,4 +425,9 @@ export function inheritedFds(): Map<number, string> {
     } catch {}
   }
   return out;
+}
+
+/** A file's SHA-256 (hex): what a client's pin, and the audit, hold for it. */
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
