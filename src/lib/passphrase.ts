@@ -70,18 +70,30 @@ export async function readPassphrase(
       source.kind === 'file' ? `put the passphrase in ${source.path}` : undefined,
     );
   }
-  // scrypt slows each guess down; it cannot make a four-letter word hard to guess. Existing vaults still
-  // open with whatever they were made with.
-  if (creating && pass.length < MIN_NEW_PASSPHRASE_BYTES) {
-    pass.fill(0);
-    throw new UsageError(
-      `a passphrase for a new vault needs at least ${MIN_NEW_PASSPHRASE_BYTES} bytes; the vault was not created`,
-      source.kind === 'file'
-        ? `put a longer passphrase in ${source.path} (a few words, or \`head -c 32 /dev/urandom | base64\`)`
-        : 'choose a longer passphrase (a few words)',
+  // Existing vaults still open with whatever they were made with.
+  if (creating) {
+    assertLongEnough(
+      pass,
+      'a passphrase for a new vault',
+      'the vault was not created',
+      source.kind === 'file' ? source.path : undefined,
     );
   }
   return pass;
+}
+
+// scrypt slows each guess down; it cannot make a four-letter word hard to guess. A passphrase a vault is
+// sealed with from now on (a new vault's, a rekey's) is at least MIN_NEW_PASSPHRASE_BYTES; a shorter one
+// is zeroed and refused, saying where to put a longer one (`file`) or to type one.
+function assertLongEnough(pass: Buffer, what: string, nothingDone: string, file: string | undefined): void {
+  if (pass.length >= MIN_NEW_PASSPHRASE_BYTES) return;
+  pass.fill(0);
+  throw new UsageError(
+    `${what} needs at least ${MIN_NEW_PASSPHRASE_BYTES} bytes; ${nothingDone}`,
+    file
+      ? `put a longer passphrase in ${file} (a few words, or \`head -c 32 /dev/urandom | base64\`)`
+      : 'choose a longer passphrase (a few words)',
+  );
 }
 
 /** Whether `path` is a pipe this process has read its passphrase from already: reading it again gives that one. */
@@ -216,15 +228,7 @@ export async function readNewPassphrase(
   const pass = path
     ? await readPassphraseFileAsync(path, '--new-passphrase-file')
     : await promptTwiceIf(true, `New passphrase for vault ${vaultPath}: `, io, 'the vault was not changed');
-  if (pass.length < MIN_NEW_PASSPHRASE_BYTES) {
-    pass.fill(0);
-    throw new UsageError(
-      `the new passphrase needs at least ${MIN_NEW_PASSPHRASE_BYTES} bytes; the vault was not changed`,
-      path
-        ? `put a longer passphrase in ${path} (a few words, or \`head -c 32 /dev/urandom | base64\`)`
-        : 'choose a longer passphrase (a few words)',
-    );
-  }
+  assertLongEnough(pass, 'the new passphrase', 'the vault was not changed', path);
   return pass;
 }
 
