@@ -69,10 +69,11 @@ export function loadPolicyWithWarnings(
   }
   assertClosedDirs(path);
   const policy = parsePolicy(source, path);
+  // One scan of the text serves both: the warnings, and the names an edit must keep writing as typed.
   const plain = plainStarEntries(source, policy);
   return {
     policy,
-    warnings: policyWarnings(source, policy, path),
+    warnings: starWarnings(plain, path),
     plainStars: new Set(plain.map((e) => e.name)),
   };
 }
@@ -85,6 +86,20 @@ export function loadPolicyWithWarnings(
  * write it so for a `%2A` in a grant spec), so only one typed as is is warned about.
  */
 export function policyWarnings(source: string, policy: Policy, path = 'policy.toml'): string[] {
+  return starWarnings(plainStarEntries(source, policy), path);
+}
+
+type StarKey = 'services' | 'service_prefixes' | 'accounts';
+
+/** A `*` typed into a grant name where it is only a character: the entry, and its line when known. */
+interface StarEntry {
+  key: StarKey;
+  name: string;
+  line: number | undefined;
+}
+
+// What each such entry likely meant, as `FILE:LINE: what` (policyWarnings).
+function starWarnings(entries: readonly StarEntry[], path: string): string[] {
   const stem = (name: string) => JSON.stringify(name.replace(/\*+$/, ''));
   // Only stars ("**"): the stem is empty, which no prefix may be; every service is services = ["*"].
   const allStars = (name: string) => /^\*+$/.test(name);
@@ -104,23 +119,18 @@ export function policyWarnings(source: string, policy: Policy, path = 'policy.to
     accounts: () =>
       'matches only the account of that exact name: * is special only as a whole entry ("*", every account); accounts have no prefixes',
   };
-  return plainStarEntries(source, policy).map(
+  return entries.map(
     ({ key, name, line }) =>
       `${path}${line ? `:${line}` : ''}: ${key} entry ${JSON.stringify(name)} ${advice[key](name)} (write the * as \\u002a if you mean the character)`,
   );
 }
 
-type StarKey = 'services' | 'service_prefixes' | 'accounts';
-
 // The grant names with a `*` that is not the whole entry and was typed as is, not as an escape; a name
 // whose text cannot be found (an inline table) counts as typed.
-function plainStarEntries(
-  source: string,
-  policy: Policy,
-): { key: StarKey; name: string; line: number | undefined }[] {
+function plainStarEntries(source: string, policy: Policy): StarEntry[] {
   const lines = tomlKeyLines(source);
   const raw = tomlRawStrings(source);
-  const entries: { key: StarKey; name: string; line: number | undefined }[] = [];
+  const entries: StarEntry[] = [];
   policy.clients.forEach((client, i) => {
     client.grants.forEach((grant, j) => {
       const names: Record<StarKey, string[]> = {
