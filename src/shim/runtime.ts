@@ -9,6 +9,15 @@ import { resolvePaths } from '../lib/paths.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
+/**
+ * The request a shim command is asking the daemon now, in words. A command may ask several (`security add`
+ * reads before it creates; a query on part of a pair lists first), and a refusal must name the one
+ * refused, as the daemon's reason does.
+ */
+export interface Step {
+  what: string;
+}
+
 /** Largest secret read from stdin (the daemon's own limit, store/types.ts MAX_VALUE_BYTES). */
 export const MAX_STDIN_SECRET = 1024 * 1024;
 

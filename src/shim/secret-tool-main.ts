@@ -9,7 +9,17 @@ import { itemName } from '../lib/percent.js';
 import type { Item, ItemMeta } from '../store/types.js';
 import { type ShimOutput, shimOutput } from './output.js';
 import { shimArguments } from './raw-argv.js';
-import { brokerProblem, emit, isOutput, MAX_STDIN_SECRET, main, parsed, Session, Stdin } from './runtime.js';
+import {
+  brokerProblem,
+  emit,
+  isOutput,
+  MAX_STDIN_SECRET,
+  main,
+  parsed,
+  Session,
+  Stdin,
+  type Step,
+} from './runtime.js';
 import { parseSecretToolArgs, type SecretToolQuery, type SecretToolSearch } from './secret-tool-args.js';
 import {
   formatLookup,
@@ -48,14 +58,6 @@ function describe(q: SecretToolQuery): string {
   return q.service !== undefined
     ? `the items of service "${q.service}"`
     : `the items of account "${q.account}"`;
-}
-
-/**
- * The request of a command the daemon is being asked, in words: a command on part of a pair lists before
- * it reads or deletes, and a refusal must name the request refused, as the daemon's reason does.
- */
-interface Step {
-  what: string;
 }
 
 /**

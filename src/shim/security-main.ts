@@ -9,7 +9,17 @@ import { itemName } from '../lib/percent.js';
 import type { ItemMeta } from '../store/types.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 import { decodeUtf8, shimArguments } from './raw-argv.js';
-import { brokerProblem, emit, isOutput, main, parsed, Session, Stdin, writeAll } from './runtime.js';
+import {
+  brokerProblem,
+  emit,
+  isOutput,
+  main,
+  parsed,
+  Session,
+  Stdin,
+  type Step,
+  writeAll,
+} from './runtime.js';
 import {
   entraclawQuery,
   parseSecurityArgs,
@@ -99,14 +109,6 @@ function describe(q: { service?: string; account?: string; label?: string }): st
   if (item !== undefined) return `"${item}"`;
   const parts = Object.entries(q).map(([k, v]) => `${k} "${v}"`);
   return parts.length > 0 ? `items with ${parts.join(' and ')}` : 'all items';
-}
-
-/**
- * The request of a command the daemon is being asked, in words: a command may ask several (an add reads
- * before it creates), and a refusal must name the one refused, as the daemon's reason does.
- */
-interface Step {
-  what: string;
 }
 
 /**
