@@ -204,8 +204,7 @@ describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClie
     expect(w.process.exitCode).toBeNull();
     const who = await w.node(client, ['whoami']);
     expect(who.result).toMatchObject({ ok: true, client: 'client' });
-    const lines = JSON.parse(w.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as AuditLine[];
-    const failed = lines.filter((l) => l.op === 'get');
+    const failed = auditLines(w).filter((l) => l.op === 'get');
     expect(failed).toHaveLength(2);
     for (const l of failed)
       expect(l).toMatchObject({ decision: 'error', reason: `wrong passphrase for vault ${vault}` });
