@@ -21,6 +21,7 @@ import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { maxSocketPath, preparePrivateDir } from '../../src/daemon/socket-path.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
+import { describeIfProvided, linuxOnly } from '../support/context.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-socket-path-'));
 const pass = join(dir, 'pass');
@@ -104,7 +105,8 @@ describe('entraclaw agent --socket PATH', () => {
   });
 });
 
-describe('entraclaw agent on its default socket', () => {
+// XDG_RUNTIME_DIR names the default socket's directory on Linux only; macOS keeps it in ~/Library.
+describeIfProvided('entraclaw agent on its default socket', linuxOnly('XDG_RUNTIME_DIR'), () => {
   const run = (runtime: string) =>
     runCli(['agent', '--store', 'encrypted-file'], { ...env, XDG_RUNTIME_DIR: runtime });
 
