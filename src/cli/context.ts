@@ -1,9 +1,11 @@
 import { isatty } from 'node:tty';
 import { type AgentConfig, defaultAgentConfig, loadAgentConfig } from '../config/agent-config.js';
 import { EntraclawError, UsageError } from '../errors.js';
+import { LOCK_TIMEOUT_MS } from '../lib/file-lock.js';
 import { resolvePaths } from '../lib/paths.js';
 import { storeRequest } from '../store/registry.js';
 import type { StoreContext, StoreName } from '../store/types.js';
+import { note } from './output.js';
 
 /** Options every store-touching command accepts. */
 export interface StoreOptions {
@@ -57,6 +59,8 @@ export async function storeContext(
     // isatty(), not process.stdin.isTTY: creating the stdin stream costs `secret get` ~3 ms of start-up.
     interactive: isatty(0) && isatty(2),
     timeoutMs: config.credentials.timeout_ms,
+    onLockWait: (lockPath, holder) =>
+      note(`waiting for ${lockPath}, held by ${holder}; gives up after ${LOCK_TIMEOUT_MS / 1000} s`),
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   };
   return { ctx, requested, requestedBy, config, ...(configError ? { configError } : {}) };

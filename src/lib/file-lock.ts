@@ -1,11 +1,21 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EntraclawError, UnavailableError } from '../errors.js';
+import { lockHolderOf } from './lock-holder.js';
 import { native } from './native.js';
 import { shellQuote } from './shell.js';
 
 /** How long `withFileLock` waits for another holder before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000;
+/** How long `withFileLock` waits before telling `onWait` (a wait that long is worth a word to the user). */
+export const LOCK_NOTICE_MS = 1_000;
+
+/** Options for withFileLock. */
+export interface LockOptions {
+  timeoutMs?: number;
+  /** Told once, after LOCK_NOTICE_MS of waiting, who holds the lock (a sentence; "another process" if unknown). */
+  onWait?: (holder: string) => void;
+}
 // A blocking flock() would stall the whole event loop (and a daemon with it), so we poll LOCK_NB instead.
 const POLL_MIN_MS = 2;
 const POLL_MAX_MS = 50;
@@ -21,12 +31,12 @@ const queues = new Map<string, Promise<unknown>>();
 export async function withFileLock<T>(
   path: string,
   fn: () => Promise<T>,
-  timeoutMs = LOCK_TIMEOUT_MS,
+  opts: LockOptions = {},
 ): Promise<T> {
   const previous = queues.get(path) ?? Promise.resolve();
   const run = previous.then(
-    () => locked(path, fn, timeoutMs),
-    () => locked(path, fn, timeoutMs),
+    () => locked(path, fn, opts),
+    () => locked(path, fn, opts),
   );
   const tail = run.catch(() => undefined);
   queues.set(path, tail);
@@ -37,7 +47,7 @@ export async function withFileLock<T>(
   }
 }
 
-async function locked<T>(path: string, fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+async function locked<T>(path: string, fn: () => Promise<T>, opts: LockOptions): Promise<T> {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -45,7 +55,7 @@ async function locked<T>(path: string, fn: () => Promise<T>, timeoutMs: number):
     throw lockError(path, err);
   }
   try {
-    await acquire(fd, path, timeoutMs);
+    await acquire(fd, path, opts);
     try {
       return await fn();
     } finally {
@@ -57,18 +67,32 @@ async function locked<T>(path: string, fn: () => Promise<T>, timeoutMs: number):
   }
 }
 
-async function acquire(fd: number, path: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+async function acquire(fd: number, path: string, opts: LockOptions): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? LOCK_TIMEOUT_MS;
+  const start = Date.now();
+  let told = false;
   for (let wait = POLL_MIN_MS; !tryLock(fd, path); wait = Math.min(wait * 2, POLL_MAX_MS)) {
-    if (Date.now() >= deadline) {
+    const waited = Date.now() - start;
+    if (waited >= timeoutMs) {
       // Busy, like a locked store (exit 5): nothing is wrong with what was asked, and nothing was done.
       throw new UnavailableError(
-        `timed out after ${timeoutMs} ms waiting for the lock ${path}; nothing was changed`,
-        `another process holds it (find it with \`fuser ${shellQuote(path)}\`); retry once it is done`,
+        `timed out after ${timeoutMs} ms waiting for the lock ${path}, held by ${holderOf(fd)}; nothing was changed`,
+        `retry once it is done (find the holder with \`fuser ${shellQuote(path)}\`)`,
       );
+    }
+    if (!told && opts.onWait && waited >= LOCK_NOTICE_MS) {
+      told = true;
+      opts.onWait(holderOf(fd));
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
+}
+
+/** Who holds the lock on fd's file, in words. */
+function holderOf(fd: number): string {
+  const holder = lockHolderOf(fd);
+  if (!holder) return 'another process';
+  return holder.command ? `pid ${holder.pid} (${holder.command})` : `pid ${holder.pid}`;
 }
 
 function tryLock(fd: number, path: string): boolean {

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { LockedError, NotFoundError, TooLargeError, UnavailableError, UsageError } from '../errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../lib/atomic-write.js';
 import { fileKey, pathKey } from '../lib/file-key.js';
-import { withFileLock } from '../lib/file-lock.js';
+import { type LockOptions, withFileLock } from '../lib/file-lock.js';
 import { makeDirs } from '../lib/make-dir.js';
 import {
   PASSPHRASE_HINT,
@@ -284,22 +284,26 @@ class EncryptedFileStore implements Store {
     } finally {
       fresh.fill(0);
     }
-    return withFileLock(this.paths.lock, async () => {
-      sweepTempFiles(this.paths.vault);
-      const vault = this.readParsed();
-      if (!vault) throw new NotFoundError(`the vault at ${this.paths.vault} was removed meanwhile`);
-      const items = this.decrypt(vault, await this.keyFor(vault.params));
-      try {
-        this.replaceVault(items, newKey);
-      } finally {
-        wipeValues(items);
-      }
-      // The new key opens the vault from now on; the old passphrase is of no more use.
-      this.replaceKey(newKey);
-      this.passphrase?.fill(0);
-      this.passphrase = undefined;
-      return items.length;
-    });
+    return withFileLock(
+      this.paths.lock,
+      async () => {
+        sweepTempFiles(this.paths.vault);
+        const vault = this.readParsed();
+        if (!vault) throw new NotFoundError(`the vault at ${this.paths.vault} was removed meanwhile`);
+        const items = this.decrypt(vault, await this.keyFor(vault.params));
+        try {
+          this.replaceVault(items, newKey);
+        } finally {
+          wipeValues(items);
+        }
+        // The new key opens the vault from now on; the old passphrase is of no more use.
+        this.replaceKey(newKey);
+        this.passphrase?.fill(0);
+        this.passphrase = undefined;
+        return items.length;
+      },
+      this.lockOptions(),
+    );
   }
 
   async close(): Promise<void> {
@@ -407,17 +411,27 @@ class EncryptedFileStore implements Store {
     // Derive outside the lock; inside it the key is normally reused as is.
     if (before) await this.keyFor(before.params);
     else await this.keyForNew();
-    return withFileLock(this.paths.lock, async () => {
-      // Only lock holders write temp files, so any found now were left by a writer that crashed.
-      sweepTempFiles(this.paths.vault);
-      const vault = this.readParsed();
-      const items = vault ? await this.decryptCurrent(vault) : [];
-      const key = vault ? await this.keyFor(vault.params) : await this.keyForNew();
-      const { result, changed } = mutate(items);
-      if (changed) this.replaceVault(items, key);
-      wipeValues(items);
-      return result;
-    });
+    return withFileLock(
+      this.paths.lock,
+      async () => {
+        // Only lock holders write temp files, so any found now were left by a writer that crashed.
+        sweepTempFiles(this.paths.vault);
+        const vault = this.readParsed();
+        const items = vault ? await this.decryptCurrent(vault) : [];
+        const key = vault ? await this.keyFor(vault.params) : await this.keyForNew();
+        const { result, changed } = mutate(items);
+        if (changed) this.replaceVault(items, key);
+        wipeValues(items);
+        return result;
+      },
+      this.lockOptions(),
+    );
+  }
+
+  /** How a writer waiting on the vault lock is reported (the caller's onLockWait, if any). */
+  private lockOptions(): LockOptions {
+    const { onLockWait } = this.ctx;
+    return onLockWait ? { onWait: (holder) => onLockWait(this.paths.lock, holder) } : {};
   }
 
   /** Seals `items` under `key` and atomically replaces the vault file with them; the caller holds the lock. */

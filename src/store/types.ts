@@ -83,6 +83,8 @@ export interface StoreContext {
   interactive: boolean;
   /** Per-call timeout for IPC-backed stores, in milliseconds. */
   timeoutMs: number;
+  /** Told when a write has waited a while for a file lock another process holds (the CLI says so). */
+  onLockWait?: (lockPath: string, holder: string) => void;
 }
 
 /** A backend module: probe cheaply, open when chosen. */

@@ -1,9 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
 import {
   describeIfProvided,
@@ -326,6 +328,38 @@ describe('entraclaw secret: bad input', () => {
     );
     const stores = JSON.parse(doctor.stdout.toString()).stores as { name: string; available: boolean }[];
     expect(stores.find((x) => x.name === 'encrypted-file')).toMatchObject({ available: true });
+  });
+
+  it('a write waiting on the vault lock says who holds it, then stores once the holder is done', async (ctx) => {
+    requireOrSkip(ctx, linuxOnly('flock(1) and /proc/locks'));
+    // util-linux flock(1) holds the lock for as long as its cat runs: until its stdin closes.
+    const lock = join(env.XDG_DATA_HOME!, 'entraclaw', 'vault.lock');
+    mkdirSync(join(env.XDG_DATA_HOME!, 'entraclaw'), { recursive: true, mode: 0o700 });
+    const holder = spawn('flock', [lock, 'cat'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    await waitFor(() => readFileSync('/proc/locks', 'utf8').includes(` ${holder.pid} `), 'flock(1) to lock');
+    const writer = spawn(
+      process.execPath,
+      ['--', CLI, 'secret', 'set', 'svc', 'waited', '--store', 'encrypted-file'],
+      {
+        env,
+        stdio: ['pipe', 'ignore', 'pipe'],
+      },
+    );
+    writer.stdin.end(CANARY);
+    let stderr = '';
+    writer.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    await waitFor(() => stderr.includes('waiting for'), 'the writer to say it waits');
+    expect(stderr).toBe(
+      `entraclaw: waiting for ${lock}, held by pid ${holder.pid} (flock); gives up after 30 s\n`,
+    );
+    holder.stdin.end();
+    const [code] = await once(writer, 'exit');
+    expect(code, stderr).toBe(0);
+    expect(
+      runCli(['secret', 'get', 'svc', 'waited', '--store', 'encrypted-file'], env).stdout.toString(),
+    ).toBe(CANARY);
   });
 
   it('the past --expires-at warning comes only once the item is stored', () => {

@@ -38,13 +38,33 @@ describe('withFileLock', () => {
     const lock = lockPath();
     const child = await holder(lock);
     expect(statSync(lock).mode & 0o777).toBe(0o600);
-    await expect(withFileLock(lock, async () => 'got it', 300)).rejects.toMatchObject({
+    await expect(withFileLock(lock, async () => 'got it', { timeoutMs: 300 })).rejects.toMatchObject({
       code: 'unavailable',
-      message: `timed out after 300 ms waiting for the lock ${lock}; nothing was changed`,
+      message: `timed out after 300 ms waiting for the lock ${lock}, held by pid ${child.pid} (node); nothing was changed`,
     });
-    const waiting = withFileLock(lock, async () => 'got it', 10_000);
+    const waiting = withFileLock(lock, async () => 'got it', { timeoutMs: 10_000 });
     child.kill('SIGKILL');
     expect(await waiting).toBe('got it');
+  });
+
+  it('tells a waiter who holds the lock, once, and still takes it when the holder is done', async () => {
+    const lock = lockPath();
+    const child = await holder(lock);
+    const told: string[] = [];
+    let noticed: () => void = () => {};
+    const notice = new Promise<void>((r) => {
+      noticed = r;
+    });
+    const waiting = withFileLock(lock, async () => 'got it', {
+      onWait: (who) => {
+        told.push(who);
+        noticed();
+      },
+    });
+    await notice;
+    child.kill('SIGKILL');
+    expect(await waiting).toBe('got it');
+    expect(told).toEqual([`pid ${child.pid} (node)`]);
   });
 
   it('serialises callers in one process and releases the lock when fn throws', async () => {
@@ -60,7 +80,7 @@ describe('withFileLock', () => {
     await expect(slow).rejects.toThrow('boom');
     await fast;
     expect(order).toEqual(['a start', 'a end', 'b']);
-    expect(await withFileLock(lock, async () => 'free', 100)).toBe('free');
+    expect(await withFileLock(lock, async () => 'free', { timeoutMs: 100 })).toBe('free');
   });
 });
 
