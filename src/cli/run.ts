@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
 import { buildChildEnv, envReferences } from '../inject/env.js';
@@ -77,7 +78,28 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   const env = buildChildEnv(process.env, { resolved, overlay });
   const secrets = [...resolved.values()];
   const mask = Boolean(opts.mask) && secrets.some(isMaskable);
-  let child: ChildProcess;
+  let exitStatus: number | undefined;
+  let exitSignal: NodeJS.Signals | null = null;
+  let child: ChildProcess | undefined;
+  let pipes: ReturnType<typeof pipeMasked>[] = [];
+  // Caught from before the spawn: until a handler is in place a SIGTERM would kill us at once, and CMD
+  // (already started) would run on with nobody to pass it on or wait for it. A handler only ever runs
+  // after this synchronous stretch, so it always finds `child` set, unless the spawn threw.
+  for (const s of FORWARDED) {
+    process.on(s, () => {
+      if (!child) {
+        if (s !== 'SIGWINCH') process.exit(128 + constants.signals[s]);
+      } else if (exitStatus === undefined) {
+        if (!(FROM_TERMINAL.has(s) && inForegroundOfTerminal())) child.kill(s);
+      } else if (s !== 'SIGWINCH') {
+        // CMD is gone, so this is meant for us: what CMD's processes left behind may hold its output open
+        // and our own output may be full, so hand on what was read and end now rather than wait for either.
+        for (const p of pipes) p.stop();
+        const code = exitStatus;
+        setImmediate(() => process.exit(code));
+      }
+    });
+  }
   try {
     child = spawn(command[0]!, command.slice(1), {
       env,
@@ -91,31 +113,20 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'E2BIG') throw tooBigForExec(env);
     throw err;
   }
-  const pipes = mask
-    ? [pipeMasked(child.stdout!, process.stdout, secrets), pipeMasked(child.stderr!, process.stderr, secrets)]
-    : [];
-  let exitStatus: number | undefined;
-  let exitSignal: NodeJS.Signals | null = null;
-  for (const s of FORWARDED) {
-    process.on(s, () => {
-      if (exitStatus === undefined) {
-        if (!(FROM_TERMINAL.has(s) && inForegroundOfTerminal())) child.kill(s);
-      } else if (s !== 'SIGWINCH') {
-        // CMD is gone, so this is meant for us: what CMD's processes left behind may hold its output open
-        // and our own output may be full, so hand on what was read and end now rather than wait for either.
-        for (const p of pipes) p.stop();
-        const code = exitStatus;
-        setImmediate(() => process.exit(code));
-      }
-    });
+  const started = child;
+  if (mask) {
+    pipes = [
+      pipeMasked(started.stdout!, process.stdout, secrets),
+      pipeMasked(started.stderr!, process.stderr, secrets),
+    ];
   }
   // 'exit', not 'close': 'close' waits for CMD's output pipes to close, which processes CMD started in the
   // background (`server &`) hold open long after CMD itself has returned.
   const status = await new Promise<number>((resolve, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) =>
+    started.on('error', (err: NodeJS.ErrnoException) =>
       reject(cannotStart(command[0]!, err.code, err.code ?? err.message)),
     );
-    child.on('exit', (code, signal) => {
+    started.on('exit', (code, signal) => {
       exitSignal = signal;
       exitStatus = shellStatus(code, signal);
       for (const p of pipes) p.commandExited();

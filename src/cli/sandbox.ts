@@ -244,7 +244,28 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // Only what is mapped below reaches bwrap: an fd we inherited open (a vault or a config directory
     // opened by the shell that ran us) would otherwise be a way out of every mask.
     native().cloexecFrom(3);
-    const child = spawn(BWRAP, [...args, '--', ...command], {
+    // Caught from before bwrap starts: until then a SIGTERM would kill us at once and leave bwrap (in a
+    // session of its own) to start the command unwatched. A handler runs only after this synchronous
+    // stretch, so it finds `child` and `init` set, unless the spawn threw.
+    let child: ChildProcess | undefined;
+    let init: (() => number | undefined) | undefined;
+    let stopping = false;
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(s, () => {
+        if (!child || !init) return void process.exit(128 + constants.signals[s]);
+        if (s === 'SIGINT') interrupted = true;
+        // A second SIGINT/SIGTERM ends the sandbox whatever its processes do (a command that stopped the
+        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever). SIGHUP asks a
+        // command to reload, not to stop: it is passed on every time and never escalates.
+        if (s !== 'SIGHUP' && stopping) {
+          child.kill('SIGKILL');
+          return;
+        }
+        if (s !== 'SIGHUP') stopping = true;
+        forward(s, init(), child);
+      });
+    }
+    const bwrap = spawn(BWRAP, [...args, '--', ...command], {
       stdio: [
         'inherit',
         'inherit',
@@ -258,7 +279,8 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       env: sandboxEnv(env, homeDir),
       detached: true,
     });
-    const pipes = child.stdio as unknown as (NodeJS.WritableStream | null)[];
+    child = bwrap;
+    const pipes = bwrap.stdio as unknown as (NodeJS.WritableStream | null)[];
     // bwrap may close its end of a pipe early (it reads one byte of BLOCK_FD, and exits on a bad setup):
     // a reset on ours is the expected end of it, not a crash of ours.
     for (const pipe of pipes.slice(SECCOMP_FD)) pipe?.on('error', () => undefined);
@@ -270,34 +292,19 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     for (const [, fd] of pathFds.splice(0)) closeSync(fd);
     // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
     // other: anything else that reaches its socket is refused.
-    const init = sandboxInit(child.stdio[INFO_FD] as NodeJS.ReadableStream, (pid) => {
+    init = sandboxInit(bwrap.stdio[INFO_FD] as NodeJS.ReadableStream, (pid) => {
       const ns = userNamespaceOf(pid);
       if (ns === undefined) {
         note('the sandbox did not start: its user namespace could not be read');
-        child.kill('SIGKILL');
+        bwrap.kill('SIGKILL');
         return;
       }
       broker?.serveNamespace(ns);
       feed(BLOCK_FD, '1');
     });
-    let stopping = false;
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.on(s, () => {
-        if (s === 'SIGINT') interrupted = true;
-        // A second SIGINT/SIGTERM ends the sandbox whatever its processes do (a command that stopped the
-        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever). SIGHUP asks a
-        // command to reload, not to stop: it is passed on every time and never escalates.
-        if (s !== 'SIGHUP' && stopping) {
-          child.kill('SIGKILL');
-          return;
-        }
-        if (s !== 'SIGHUP') stopping = true;
-        forward(s, init(), child);
-      });
-    }
     status = await new Promise<number>((res) => {
-      child.on('error', () => res(127));
-      child.on('close', (code, signal) => res(shellStatus(code, signal)));
+      bwrap.on('error', () => res(127));
+      bwrap.on('close', (code, signal) => res(shellStatus(code, signal)));
     });
   } finally {
     for (const [, fd] of pathFds) closeSync(fd);

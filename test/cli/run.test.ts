@@ -152,6 +152,20 @@ describe('entraclaw run: the child is the command', () => {
     expect(readFileSync(got, 'utf8')).toBe('TERM\n');
   });
 
+  it('a SIGTERM that arrives as the command starts is passed on, not the death of entraclaw alone', () => {
+    // The command signals entraclaw first thing: before the fix, entraclaw had no handler yet in ~40% of
+    // such starts, died of it, and left the command running on unwatched. Ten starts make a miss certain.
+    for (let i = 0; i < 10; i++) {
+      // No pipes: the orphaned `sleep` would hold them, and spawnSync would wait for it.
+      const r = spawnSync(NODE, [CLI, 'run', '--', 'sh', '-c', 'kill -TERM $PPID; sleep 5; exit 3'], {
+        env,
+        stdio: 'ignore',
+        timeout: 20_000,
+      });
+      expect({ status: r.status, signal: r.signal }).toEqual({ status: 143, signal: null });
+    }
+  });
+
   it('forwards SIGINT sent to entraclaw alone (no terminal) exactly once', async () => {
     const ready = scratch('ready');
     const got = scratch('got');
