@@ -18,6 +18,17 @@ export class BrokerError extends Error {
   }
 }
 
+// Errors of a connection that dropped under a request (not the daemon's answer, not a timeout).
+const DROPS = new WeakSet<Error>();
+// Requests that change nothing, and may be sent again when their connection drops before the reply.
+const REPEATABLE = new Set(['get', 'list', 'whoami', 'audit_head']);
+
+function dropped(message: string, hint?: string): BrokerError {
+  const err = new BrokerError('unavailable', message, hint);
+  DROPS.add(err);
+  return err;
+}
+
 /** Who the daemon says we are, from the kernel's view of this process. */
 export interface WhoAmI {
   pid: number;
@@ -64,8 +75,10 @@ interface Waiter {
 /**
  * A connection to the Entraclaw daemon. Requests may be issued concurrently; replies are matched by id.
  * The daemon closes a connection idle for 60 s: the next request opens a new one (identity is checked per
- * request anyway), so a long-lived client keeps working. Requests in flight when a connection drops fail
- * with `unavailable`; they are not retried, since a set might then happen twice.
+ * request anyway), so a long-lived client keeps working. A read (get, list, whoami) whose connection drops
+ * before its reply is asked once more on a new one: the daemon may have closed the connection just as it
+ * was sent, leaving it unread. Writes in flight fail with `unavailable`, since a set or delete might then
+ * happen twice.
  */
 export class Client {
   private nextId = 1;
@@ -172,14 +185,13 @@ export class Client {
     // unavailable, said as a BrokerError like every other failure, not a bare EPIPE/ECONNRESET.
     sock.on('error', (err: NodeJS.ErrnoException) =>
       drop(
-        new BrokerError(
-          'unavailable',
+        dropped(
           `connection to the entraclaw daemon failed: ${err.code ?? err.message}`,
           'retry; if it persists, see the daemon log (it may be at its connection limit)',
         ),
       ),
     );
-    sock.on('close', () => drop(new BrokerError('unavailable', 'connection to the entraclaw daemon closed')));
+    sock.on('close', () => drop(dropped('connection to the entraclaw daemon closed')));
   }
 
   private failAll(sock: Socket, err: Error): void {
@@ -200,7 +212,12 @@ export class Client {
     if (this.inFlight < MAX_IN_FLIGHT) this.inFlight++;
     else await new Promise<void>((go) => this.queued.push(go));
     try {
-      return await this.exchange(await this.socket(), req, attachment);
+      try {
+        return await this.exchange(await this.socket(), req, attachment);
+      } catch (err) {
+        if (!(err instanceof Error && DROPS.has(err) && REPEATABLE.has(String(req.op)))) throw err;
+        return await this.exchange(await this.socket(), req, attachment);
+      }
     } finally {
       const next = this.queued.shift();
       if (next) next();

@@ -69,6 +69,8 @@ export class Connection {
   private busy = false;
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Chunks read so far: how the idle verdict tells that bytes came in after its timer fired. */
+  private chunks = 0;
   private frameTimer: NodeJS.Timeout | undefined;
   // Senders of the bytes of the frame currently being assembled; their pidfds are ours to close.
   private partial: ChunkSender[] = [];
@@ -95,18 +97,26 @@ export class Connection {
 
   // A request still being answered (waiting for the user's confirmation, say) is not idleness: its
   // reply must reach the client, so the clock starts again instead.
+  // A timer that fires after the event loop stalled (a long GC, a starved CPU) runs before the poll phase
+  // reads what arrived meanwhile: the verdict waits for one poll (setImmediate runs after it), and bytes
+  // read there start the clock again instead of losing a request already sent to an idle close.
   private armIdle(): void {
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(
-      () => (this.busy ? this.armIdle() : this.close('idle timeout')),
-      this.limits.idleTimeoutMs,
-    );
+    this.idleTimer = setTimeout(() => {
+      const chunks = this.chunks;
+      setImmediate(() => {
+        if (this.closed) return;
+        if (this.busy || this.chunks !== chunks) this.armIdle();
+        else this.close('idle timeout');
+      });
+    }, this.limits.idleTimeoutMs);
     this.idleTimer.unref();
   }
 
   private onChunk(err: Error | null, data: Buffer | null, cred: PeerCred | null): void {
     // A new request may be in these bytes: stats taken before them are too old for it.
     forgetStats();
+    this.chunks++;
     const ref = new PidfdRef(cred?.pidfd ?? -1);
     try {
       if (this.closed) return;
