@@ -87,8 +87,17 @@ function quotaUsage(): string | undefined {
   return undefined;
 }
 
-/** Maps one addon error to the error Entraclaw reports; the single place kernel errors are translated. */
-export function decodeError(err: unknown, service: string, account: string): EntraclawError {
+/**
+ * Maps one addon error to the error Entraclaw reports; the single place kernel errors are translated.
+ * `possessed`: the process is known to possess @u (an opened store), so EACCES on an item can only come
+ * from that key's own permissions.
+ */
+export function decodeError(
+  err: unknown,
+  service: string,
+  account: string,
+  possessed = false,
+): EntraclawError {
   const item = `"${itemName(service, account)}"`;
   switch (errnoOf(err)) {
     case 'EDQUOT': {
@@ -105,6 +114,15 @@ export function decodeError(err: unknown, service: string, account: string): Ent
       );
     }
     case 'EACCES':
+      if (possessed) {
+        return new DeniedError(
+          `the kernel key ${shellQuote(description(service, account))} for ${item} does not let this process ` +
+            'search, read or change it (EACCES): another program set its permissions (keyctl setperm), or it ' +
+            "is not this user's key",
+          '`keyctl show @u` lists it (as "key inaccessible" when it may not even be viewed); remove it from ' +
+            'the user keyring with `keyctl unlink SERIAL @u`, then store the item again',
+        );
+      }
       return new DeniedError(
         `the kernel keyring refused access to ${item} (EACCES): this process does not possess the user ` +
           'keyring, or the key belongs to someone else',
@@ -125,14 +143,20 @@ function description(service: string, account: string): string {
   return `${PREFIX}${encodeURIComponent(service)}/${encodeURIComponent(account)}`;
 }
 
-/** Inverse of `description`; undefined for keys that are not ours (or whose names no read accepts). */
+/**
+ * Inverse of `description`; undefined for keys that are not ours (or whose names no read accepts). Only
+ * the description we write for those names is ours: another spelling of them (`%2f`, `%61`, `%21` for a
+ * `!` we leave raw) is a key that get, set and rm, which search by exact description, would never find.
+ */
 function parseDescription(desc: string): { service: string; account: string } | undefined {
   if (!desc.startsWith(PREFIX)) return undefined;
   const [service, account, ...rest] = desc.slice(PREFIX.length).split('/');
   if (service === undefined || account === undefined || rest.length > 0) return undefined;
   try {
     const ids = { service: decodeURIComponent(service), account: decodeURIComponent(account) };
-    return isItemName(ids.service, ids.account) ? ids : undefined;
+    return isItemName(ids.service, ids.account) && description(ids.service, ids.account) === desc
+      ? ids
+      : undefined;
   } catch {
     return undefined;
   }
@@ -218,7 +242,7 @@ class KernelKeyringStore implements Store {
       return serial === -1 ? undefined : serial;
     } catch (err) {
       if (isAbsent(err)) return undefined;
-      throw decodeError(err, service, account);
+      throw decodeError(err, service, account, true);
     }
   }
 
@@ -232,7 +256,7 @@ class KernelKeyringStore implements Store {
       payload = this.addon.keyRead(serial);
     } catch (err) {
       if (isAbsent(err)) return undefined;
-      throw decodeError(err, service, account);
+      throw decodeError(err, service, account, true);
     }
     return decodePayload(payload, service, account);
   }
@@ -289,7 +313,7 @@ class KernelKeyringStore implements Store {
       const added = this.addon.keyAdd(KEY_TYPE, desc, payload, USER_KEYRING);
       this.addon.keySetTimeout(added, timeoutSeconds(input.expiresAt, nowMs));
     } catch (err) {
-      throw decodeError(err, service, account);
+      throw decodeError(err, service, account, true);
     } finally {
       payload.fill(0);
     }
@@ -305,7 +329,7 @@ class KernelKeyringStore implements Store {
       return true;
     } catch (err) {
       if (isAbsent(err)) return false;
-      throw decodeError(err, service, account);
+      throw decodeError(err, service, account, true);
     }
   }
 
@@ -322,8 +346,9 @@ class KernelKeyringStore implements Store {
       try {
         described = this.addon.keyDescribe(serial);
       } catch (err) {
-        // Keys expire or vanish between listing and describing; those are simply gone.
-        if (isAbsent(err)) continue;
+        // Keys expire or vanish between listing and describing; those are simply gone. A key that may not
+        // be viewed (keyctl setperm) has no name we could list: it must not hide every other item.
+        if (isAbsent(err) || errnoOf(err) === 'EACCES') continue;
         throw decodeError(err, filter?.service ?? '*', '*');
       }
       // "type;uid;gid;perm;description" — the description itself may contain ';'.
@@ -335,9 +360,10 @@ class KernelKeyringStore implements Store {
       try {
         found = this.read(serial, names.service, names.account);
       } catch (err) {
-        // Any process of the user can add a key under our prefix: one that is not ours to read must not
-        // hide every other item. A get of that very item still reports it as corrupt.
-        if (err instanceof CorruptError) continue;
+        // Any process of the user can add a key under our prefix: one that is not ours to read (not in our
+        // format, or with permissions that deny us) must not hide every other item. A get of that very
+        // item still reports it as corrupt or denied.
+        if (err instanceof CorruptError || err instanceof DeniedError) continue;
         throw err;
       }
       if (found) {

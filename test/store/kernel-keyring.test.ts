@@ -158,6 +158,56 @@ describe.runIf(linux)('kernel-keyring store', () => {
     }
   });
 
+  it('a key under another spelling of our description (%2f, %61, %21) is not listed: get and rm could not find it', async () => {
+    const tag = randomName('spelling');
+    const at = new Date().toISOString();
+    const json = Buffer.from(JSON.stringify({ kind: 'password', createdAt: at, updatedAt: at }));
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(json.length);
+    const good = Buffer.concat([len, json, Buffer.from('v')]);
+    // Each decodes to a name an item may have, but get, set and rm search for the exact description we write.
+    const spellings = [`${tag}%2fx/a`, `%${tag.charCodeAt(0).toString(16)}${tag.slice(1)}/b`, `${tag}/c%21`];
+    const planted = spellings.map((d) => native().keyAdd('user', `entraclaw:${d}`, good, -4));
+    const ok = native().keyAdd('user', `entraclaw:${tag}/c!`, good, -4);
+    try {
+      const listed = (await store.list()).filter((m) => m.service.startsWith(tag));
+      expect(listed.map((m) => `${m.service}|${m.account}`)).toEqual([`${tag}|c!`]);
+      expect(await store.delete(tag, 'c!')).toBe(true);
+      expect((await store.list()).filter((m) => m.service.startsWith(tag))).toEqual([]);
+    } finally {
+      for (const serial of planted) native().keyUnlink(serial, -4);
+      if (await store.get(tag, 'c!')) native().keyInvalidate(ok);
+    }
+  });
+
+  it('a key under our prefix whose permissions shut us out is left out of list, and get names it and the way out', async () => {
+    const [service, account] = names();
+    await store.set({ service, account, value: Buffer.from('mine') });
+    const tag = randomName('perm');
+    // `keyctl setperm`: one key may only be viewed by its possessor, the other not even that.
+    const planted = ['view', 'none'].map((account, i) => {
+      const serial = native().keyAdd('user', `entraclaw:${tag}/${account}`, Buffer.from('x'), -4);
+      const r = spawnSync('keyctl', ['setperm', String(serial), i === 0 ? '0x01000000' : '0x00000000']);
+      expect(r.status, r.stderr.toString()).toBe(0);
+      return serial;
+    });
+    try {
+      const all = await store.list();
+      expect(all.some((m) => m.service === service && m.account === account)).toBe(true);
+      expect(all.some((m) => m.service === tag)).toBe(false);
+      for (const account of ['view', 'none']) {
+        const err = await store.get(tag, account).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'denied' });
+        expect((err as EntraclawError).message).toContain(`entraclaw:${tag}/${account}`);
+        expect((err as EntraclawError).message).not.toMatch(/possess/);
+        expect((err as EntraclawError).hint).toMatch(/keyctl unlink SERIAL @u/);
+      }
+    } finally {
+      // Unlinking needs write permission on @u only, none on the key.
+      for (const serial of planted) native().keyUnlink(serial, -4);
+    }
+  });
+
   it('keeps names with "/" and "%" apart', async () => {
     const service = `${randomName('svc')}/a%2Fb`;
     const account = 'x/y';
