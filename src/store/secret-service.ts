@@ -10,6 +10,7 @@ import {
 import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { itemName } from '../lib/percent.js';
+import { shellQuote } from '../lib/shell.js';
 import { assertItemName, byServiceThenAccount } from './item-rules.js';
 import { type ItemProps, isGone, NO_OBJECT, SecretServiceApi, type Session } from './secret-service/api.js';
 import {
@@ -31,6 +32,7 @@ const BOUNDARY =
 const LOCKED_HINT =
   'unlock the login keyring (log in to the desktop, or run `gnome-keyring-daemon --unlock`), or pick another store with `--store encrypted-file`';
 const OTHER_STORE_HINT = 'pick another store with `--store encrypted-file`';
+const IS_LOCKED = 'org.freedesktop.Secret.Error.IsLocked';
 
 /** What a failing operation was doing, for the error message. */
 interface Op {
@@ -42,11 +44,28 @@ function collectionName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-/** A LockedError naming the collection and, when known, the item; `collection` is an object path. */
-function lockedError(collection: string, item?: string): LockedError {
+/**
+ * A LockedError naming the collection and, when known, the item; `collection` is an object path. The hint
+ * for the default collection is the login keyring's; another collection (a second keyring) is unlocked
+ * by itself, which only the user can do.
+ */
+function lockedError(
+  collection: string,
+  names?: { service: string; account: string },
+  isDefault = true,
+): LockedError {
   const where = `the Secret Service collection "${collectionName(collection)}"`;
-  const subject = item ? `${item} is in ${where}, which is locked` : `${where} is locked`;
-  return new LockedError(`${subject} (store "${NAME}"); Entraclaw never opens an unlock prompt`, LOCKED_HINT);
+  const subject = names
+    ? `${itemName(names.service, names.account)} is in ${where}, which is locked`
+    : `${where} is locked`;
+  const hint = isDefault
+    ? LOCKED_HINT
+    : `unlock the collection "${collectionName(collection)}" (Seahorse${
+        names
+          ? `, or \`secret-tool search --unlock service ${shellQuote(names.service)} account ${shellQuote(names.account)}\``
+          : ''
+      }), or pick another store with \`--store encrypted-file\``;
+  return new LockedError(`${subject} (store "${NAME}"); Entraclaw never opens an unlock prompt`, hint);
 }
 
 /** Translates any failure of this backend into an Entraclaw error: the one place that maps D-Bus errors. */
@@ -95,7 +114,7 @@ export function decodeError(err: unknown, op: Op): EntraclawError {
         );
       }
       break;
-    case 'org.freedesktop.Secret.Error.IsLocked':
+    case IS_LOCKED:
       return new LockedError(
         `${what} is locked in the Secret Service (store "${NAME}"); Entraclaw never opens an unlock prompt`,
         LOCKED_HINT,
@@ -161,7 +180,7 @@ class SecretServiceStore implements Store {
     }
     const first = unlocked[0];
     if (first === undefined) {
-      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), itemName(service, account));
+      if (locked[0] !== undefined) throw this.lockedItem(locked[0], { service, account });
       return undefined;
     }
     if (unlocked.length === 1) return { path: first, props: undefined };
@@ -180,7 +199,8 @@ class SecretServiceStore implements Store {
       const cached = this.paths.get(key);
       if (cached !== undefined) {
         const item = await this.read(cached, service, account).catch((err: unknown) => {
-          if (isGone(err)) return undefined;
+          // Locked since: the search below finds which collection it is in, for the error and its hint.
+          if (isGone(err) || (err instanceof DBusError && err.dbusName === IS_LOCKED)) return undefined;
           throw err;
         });
         if (item) return item;
@@ -251,7 +271,7 @@ class SecretServiceStore implements Store {
         });
         if (created.prompt !== NO_OBJECT) {
           await this.api.dismissPrompt(created.prompt);
-          throw lockedError(this.collection, item);
+          throw lockedError(this.collection, { service, account });
         }
         path = created.item;
       }
@@ -286,29 +306,50 @@ class SecretServiceStore implements Store {
           ...byUsername.filter((c) => c.meta?.account === account).map((c) => c.path),
         ]),
       ];
-      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]), item);
+      if (locked[0] !== undefined) throw this.lockedItem(locked[0], { service, account });
       // Every item under the pair goes, so a foreign duplicate cannot resurface in the next `get`.
       for (const path of unlocked) {
         const prompt = await this.api.deleteItem(path);
         if (prompt !== NO_OBJECT) {
           await this.api.dismissPrompt(prompt);
-          throw lockedError(collectionOf(path), item);
+          throw this.lockedItem(path, { service, account });
         }
       }
       return unlocked.length > 0;
     });
   }
 
+  /** A LockedError for an item at `path`, with the hint for the collection it is in. */
+  private lockedItem(path: string, names: { service: string; account: string }): LockedError {
+    const collection = collectionOf(path);
+    return lockedError(collection, names, collection === this.collection);
+  }
+
+  /**
+   * Every pair once, with the metadata of the item `get` reads for it. Items in a locked collection other
+   * than the default one (a second keyring the user keeps locked) are left out rather than failing the
+   * whole listing: they cannot be read until it is unlocked, and get, set and rm of such a pair say so.
+   */
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
     return this.run({ action: 'list items' }, async () => {
       const query: Record<string, string> = filter?.service !== undefined ? { service: filter.service } : {};
       const { unlocked, locked } = await this.api.searchItems(query);
-      if (locked[0] !== undefined) throw lockedError(collectionOf(locked[0]));
-      const props = await Promise.all(unlocked.map((path) => this.api.itemProps(path)));
-      return props
-        .map(itemMeta)
-        .filter((m): m is ItemMeta => m !== undefined)
-        .sort(byServiceThenAccount);
+      if (locked.some((path) => collectionOf(path) === this.collection)) throw lockedError(this.collection);
+      const all = await Promise.all(unlocked.map((path) => this.api.itemProps(path)));
+      const byPair = new Map<string, Array<{ props: ItemProps; meta: ItemMeta }>>();
+      for (const props of all) {
+        const meta = itemMeta(props);
+        if (meta === undefined) continue;
+        const key = pathKey(meta.service, meta.account);
+        byPair.set(key, [...(byPair.get(key) ?? []), { props, meta }]);
+      }
+      const metas: ItemMeta[] = [];
+      for (const candidates of byPair.values()) {
+        // As find(): items with an `account` attribute of their own come before Python keyring's.
+        const withAccount = candidates.filter((c) => c.props.attributes.account !== undefined);
+        metas.push(preferredItem(withAccount.length > 0 ? withAccount : candidates)!.meta);
+      }
+      return metas.sort(byServiceThenAccount);
     });
   }
 

@@ -81,6 +81,51 @@ const unlockLogin = () =>
     expect(await api.collectionLocked(LOGIN_COLLECTION)).toBe(false);
   });
 
+const COLLECTION_PASSWORD = 'entraclaw-test-2';
+
+/** A second keyring, made with gnome-keyring's no-prompt call (its password travels DH-encrypted). */
+const createCollection = (label: string) =>
+  withApi(async (bus, api) => {
+    const session = await api.openSession();
+    const { iv, ciphertext } = encryptSecret(session.key, Buffer.from(COLLECTION_PASSWORD));
+    const [path] = await bus.call({
+      ...SECRETS,
+      interface: 'org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface',
+      member: 'CreateWithMasterPassword',
+      signature: 'a{sv}(oayays)',
+      body: [
+        [['org.freedesktop.Secret.Collection.Label', ['s', label]]],
+        [session.path, iv, ciphertext, 'text/plain'],
+      ],
+    });
+    await api.closeSession(session);
+    expect(await api.collectionLocked(path as string)).toBe(false);
+    return path as string;
+  });
+
+const lockCollection = (collection: string) =>
+  withApi(async (bus, api) => {
+    await bus.call({
+      ...SECRETS,
+      interface: 'org.freedesktop.Secret.Service',
+      member: 'Lock',
+      signature: 'ao',
+      body: [[collection]],
+    });
+    expect(await api.collectionLocked(collection)).toBe(true);
+  });
+
+const deleteCollection = (collection: string) =>
+  withApi(async (bus) => {
+    const [prompt] = await bus.call({
+      ...SECRETS,
+      path: collection,
+      interface: 'org.freedesktop.Secret.Collection',
+      member: 'Delete',
+    });
+    expect(prompt).toBe('/');
+  });
+
 const countItems = (service: string, account: string) =>
   withApi(async (_bus, api) => (await api.searchItems({ service, account })).unlocked.length);
 
@@ -334,6 +379,82 @@ describeIfProvided('secret-service store (real gnome-keyring)', noSecretService,
     expect(await store.get(service, account)).toBeUndefined();
     expect(await store.delete(service, account)).toBe(false);
     expect((await store.get(service, other))?.value.toString()).toBe('v');
+  });
+
+  it('several items another tool stored under one pair are listed once, as the item get reads', async () => {
+    const { service, account } = item('dup');
+    for (const [extra, value] of [
+      ['x', 'first'],
+      ['y', 'second'],
+    ]) {
+      const r = secretTool(
+        ['store', `--label=dup ${extra}`, 'service', service, 'account', account, 'extra', extra!],
+        value,
+      );
+      expect(r.status, r.stderr.toString()).toBe(0);
+    }
+    // Python keyring's item under the same pair (service + username) is the pair's too, read only when
+    // no item has the account itself.
+    expect(
+      secretTool(['store', '--label=dup py', 'service', service, 'username', account], 'py').status,
+    ).toBe(0);
+    expect(await countItems(service, account)).toBe(2);
+    const got = await store.get(service, account);
+    const listed = await store.list({ service });
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ service, account, label: got?.label });
+    expect((await store.list()).filter((m) => m.service === service)).toHaveLength(1);
+    secretTool(['clear', 'service', service, 'username', account]);
+  });
+
+  it('a locked second keyring does not stop the listing; its items are left out and name it when read', async () => {
+    const mine = item('beside-locked');
+    await store.set({ ...mine, value: Buffer.from('login') });
+    const inWork = item('in-locked');
+    const collection = await createCollection(randomName('work').replaceAll('-', ''));
+    try {
+      await withApi(async (_bus, api) => {
+        const session = await api.openSession();
+        for (const attributes of [inWork, { app: 'unrelated' }]) {
+          const made = await api.createItem(collection, session, {
+            label: 'w',
+            attributes,
+            value: Buffer.from('w'),
+          });
+          expect(made.prompt).toBe('/');
+        }
+        await api.closeSession(session);
+      });
+      expect((await store.get(inWork.service, inWork.account))?.value.toString()).toBe('w');
+      await lockCollection(collection);
+
+      const all = await store.list();
+      expect(all.some((m) => m.service === mine.service)).toBe(true);
+      expect(all.some((m) => m.service === inWork.service)).toBe(false);
+      expect(await store.list({ service: inWork.service })).toEqual([]);
+      const name = collection.slice(collection.lastIndexOf('/') + 1);
+      const attempts: Array<() => Promise<unknown>> = [
+        () => store.get(inWork.service, inWork.account),
+        () => store.set({ ...inWork, value: Buffer.from('n') }),
+        () => store.delete(inWork.service, inWork.account),
+      ];
+      for (const attempt of attempts) {
+        const err = await attempt().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(LockedError);
+        expect((err as Error).message).toContain(
+          `${inWork.service}/${inWork.account} is in the Secret Service collection "${name}"`,
+        );
+        expect((err as LockedError).hint).toContain(`unlock the collection "${name}"`);
+        expect((err as LockedError).hint).toContain(
+          `secret-tool search --unlock service ${inWork.service} account ${inWork.account}`,
+        );
+      }
+    } finally {
+      await deleteCollection(collection);
+    }
   });
 
   it('a warm get notices an item that another tool deleted or replaced', async () => {
