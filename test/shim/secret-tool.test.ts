@@ -225,6 +225,8 @@ describe.skipIf(!inTestSession)('secret-tool shim against the real secret-tool',
       service,
       'account',
       account,
+      'username',
+      account,
     ];
     expect(realTool(argv, 'v4lue').status).toBe(0);
     const [real] = dbusItems({ service, account });

@@ -13,7 +13,7 @@ import { DH_ALGORITHM, encryptSecret } from '../../src/store/secret-service/dh-s
 import { backend } from '../../src/store/secret-service.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
 import { CLI } from '../support/cli.js';
-import { describeIfProvided, linuxOnly, randomName } from '../support/context.js';
+import { describeIfProvided, linuxOnly, randomName, requireOrSkip } from '../support/context.js';
 
 // Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
 // The lock test locks and re-unlocks the login keyring with that script's password, so refuse to run
@@ -305,6 +305,38 @@ describeIfProvided('secret-service store (real gnome-keyring)', noSecretService,
     const out = secretTool(['lookup', 'service', service, 'account', account]);
     expect(out.status).toBe(0);
     expect(out.stdout.equals(BINARY)).toBe(true);
+  });
+
+  it('stores items that Python keyring and @napi-rs/keyring (service + username) read and delete, byte for byte', async (ctx) => {
+    const python = ['python3', '/usr/bin/python3'].find(
+      (p) => spawnSync(p, ['-c', 'import keyring.backends.SecretService']).status === 0,
+    );
+    requireOrSkip(ctx, python ? undefined : 'python3 with the keyring module (Debian: python3-keyring)');
+    const text = item('py-reads');
+    await store.set({ ...text, value: Buffer.from('fröm entraclaw') });
+    const read = `import keyring, sys
+v = keyring.get_password(sys.argv[1], sys.argv[2])
+sys.stdout.buffer.write(b'<none>' if v is None else v.encode())`;
+    const py = (what: string) =>
+      spawnSync(python!, ['-c', what, text.service, text.account], { timeout: 10_000 });
+    expect(py(read).stdout.toString()).toBe('fröm entraclaw');
+    await store.set({ ...text, value: Buffer.from('rotated') });
+    expect(py(read).stdout.toString()).toBe('rotated');
+    const del = py('import keyring, sys; keyring.delete_password(sys.argv[1], sys.argv[2])');
+    expect(del.status, del.stderr.toString()).toBe(0);
+    expect(await store.get(text.service, text.account)).toBeUndefined();
+
+    const { Entry } = await import('@napi-rs/keyring');
+    const bin = item('napi-reads');
+    await store.set({ ...bin, value: BINARY });
+    const entry = new Entry(bin.service, bin.account);
+    expect(Buffer.from(entry.getSecret() ?? []).equals(BINARY)).toBe(true);
+    // keyring-rs updates the one item it matches in place: both see its value, and there is still one item.
+    entry.setPassword('from-napi');
+    expect((await store.get(bin.service, bin.account))?.value.toString()).toBe('from-napi');
+    expect(await countItems(bin.service, bin.account)).toBe(1);
+    expect(entry.deleteCredential()).toBe(true);
+    expect(await store.get(bin.service, bin.account)).toBeUndefined();
   });
 
   it('reads items that `secret-tool store` created', async () => {

@@ -4,8 +4,9 @@ import type { ItemProps } from './api.js';
 
 // `service` and `account` are the lookup pair, so `secret-tool lookup service S account A` finds our
 // items and items other tools store under that pair are ours to read (and Python keyring's, under
-// `service` + `username`, when no item has the `account`). The rest is metadata that must
-// survive a round trip; the schema name lets people tell our items apart in Seahorse.
+// `service` + `username`, when no item has the `account`). Our items carry `username` too, so Python
+// keyring and keyring-rs (@napi-rs/keyring), which look up `service` + `username`, find them. The rest is
+// metadata that must survive a round trip; the schema name lets people tell our items apart in Seahorse.
 /** The xdg:schema value on every item Entraclaw writes. */
 export const SCHEMA = 'io.entraclaw.Secret';
 const SCHEMA_ATTR = 'xdg:schema';
@@ -34,6 +35,8 @@ export function itemAttributes(
     [SCHEMA_ATTR]: SCHEMA,
     [KIND_ATTR]: input.kind ?? 'password',
   });
+  // Another tool's `username` on an item with an `account` of its own is that tool's to keep.
+  attrs[USERNAME_ATTR] ??= input.account;
   if (input.expiresAt !== undefined) attrs[EXPIRES_ATTR] = input.expiresAt;
   if (input.scope !== undefined) attrs[SCOPE_ATTR] = input.scope;
   return attrs;

@@ -21,6 +21,7 @@ describe('secret-service item attributes', () => {
     expect(itemAttributes({ service: 's', account: 'a', value: Buffer.alloc(0) })).toEqual({
       service: 's',
       account: 'a',
+      username: 'a',
       'xdg:schema': SCHEMA,
       'entraclaw.kind': 'password',
     });
@@ -47,9 +48,22 @@ describe('secret-service item attributes', () => {
     expect(itemAttributes({ service: 's', account: 'a', value: Buffer.alloc(0) }, existing)).toEqual({
       service: 's',
       account: 'a',
+      username: 'a',
       app: 'x',
       'xdg:schema': SCHEMA,
       'entraclaw.kind': 'password',
+    });
+  });
+
+  it("writes username (Python keyring's and keyring-rs's name for the account), keeping another tool's", () => {
+    const input = { service: 's', account: 'a', value: Buffer.alloc(0) };
+    expect(itemAttributes(input, { service: 's', username: 'a' })).toMatchObject({
+      account: 'a',
+      username: 'a',
+    });
+    expect(itemAttributes(input, { service: 's', account: 'a', username: 'u' })).toMatchObject({
+      account: 'a',
+      username: 'u',
     });
   });
 
