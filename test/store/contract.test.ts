@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import type { EntraclawError } from '../../src/errors.js';
 import { backendFor } from '../../src/store/registry.js';
 import { credentialName } from '../../src/store/systemd-creds.js';
 import type { Store, StoreName } from '../../src/store/types.js';
@@ -196,6 +197,36 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     const store = await creds.open();
     expect((await store.get('github.com', 'bot/1'))?.value.equals(BINARY)).toBe(true);
     expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['github.com|bot/1']);
+  });
+
+  it('a credential left as systemd-creds encrypt wrote it (base64 or binary) is corrupt to get, never handed out as the secret', async (ctx) => {
+    const creds = credentials(ctx);
+    const names = { b64: credentialName('sealed', 'b64'), bin: credentialName('sealed', 'bin') };
+    const enc = spawnSync(
+      'systemd-creds',
+      ['encrypt', '--with-key=host', `--name=${names.b64}`, '-', join(creds.dir, names.b64)],
+      { input: BINARY, encoding: 'utf8' },
+    );
+    requireOrSkip(
+      ctx,
+      enc.status === 0
+        ? undefined
+        : `systemd-creds encrypt --with-key=host fails here (it needs root): ${(enc.stderr || enc.error?.message || '').trim()}`,
+    );
+    // The same credential as bytes, as LoadCredentialEncrypted= also takes it.
+    creds.put(names.bin, Buffer.from(readFileSync(join(creds.dir, names.b64), 'latin1'), 'base64'));
+    // A value that only looks like base64 stays a value.
+    creds.put(credentialName('plain', 'b64-like'), 'WhxqhtAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    const store = await creds.open();
+    for (const account of ['b64', 'bin']) {
+      const err = await store.get('sealed', account).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'corrupt' });
+      expect((err as EntraclawError).message).toMatch(/still encrypted/);
+      expect((err as EntraclawError).hint).toMatch(/LoadCredentialEncrypted=/);
+    }
+    expect((await store.get('plain', 'b64-like'))?.value.toString()).toBe(
+      'WhxqhtAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    );
   });
 
   it('an e-mail account may keep its @ raw in the name; a directory or a non-UTF-8 name is no credential; each item is listed once', async (ctx) => {
