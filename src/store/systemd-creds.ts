@@ -117,11 +117,12 @@ class SystemdCredsStore implements Store {
    * other spelling in sorted order. get and list both go by this, so they agree on which file is an item.
    */
   private credentialFiles(): Map<string, string> {
-    // A credential is a file; anything else in the directory is not an item.
+    // A credential is a file, or a link to one as get reads it (a directory of secrets mounted by a
+    // container runtime links each name into a data directory); anything else is not an item.
     // Names are read as bytes: one that is not UTF-8 names no item (node would turn its bytes into U+FFFD,
     // a name no file has), and must not break the listing of the others.
     const files = readdirSync(this.dir, { withFileTypes: true, encoding: 'buffer' })
-      .filter((e) => e.isFile())
+      .filter((e) => e.isFile() || (e.isSymbolicLink() && this.linksToFile(e.name)))
       .map((e) => e.name)
       .filter((raw) => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw))
       .map((raw) => raw.toString('utf8'))
@@ -137,6 +138,14 @@ class SystemdCredsStore implements Store {
       if (held === undefined || rank(file) < rank(held)) byKey.set(key, file);
     }
     return byKey;
+  }
+
+  private linksToFile(name: Buffer): boolean {
+    try {
+      return statSync(Buffer.concat([Buffer.from(`${this.dir}/`), name])).isFile();
+    } catch {
+      return false;
+    }
   }
 
   // One credential file, or undefined when there is none by that name (a directory is not a credential).

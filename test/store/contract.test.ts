@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { EntraclawError } from '../../src/errors.js';
@@ -274,6 +274,22 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     expect((await store.get('Abc', 'd'))?.value.toString()).toBe('letter');
     expect((await store.get('x/y', 'b'))?.value.toString()).toBe('canonical');
     expect(await store.get('my/svc', 'b')).toBeUndefined();
+  });
+
+  it('a credential that is a link to a file is listed as get reads it; a dangling link or one to a directory is no credential', async (ctx) => {
+    const creds = credentials(ctx);
+    // A container runtime's secret mount: each name links into a data directory.
+    const data = join(creds.dir, '..data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'token'), 'linked');
+    symlinkSync(join(data, 'token'), join(creds.dir, 'svc@linked'));
+    symlinkSync(join(creds.dir, 'missing'), join(creds.dir, 'svc@dangling'));
+    symlinkSync(data, join(creds.dir, 'svc@dir'));
+    const store = await creds.open();
+    expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual(['svc|linked']);
+    expect((await store.get('svc', 'linked'))?.value.toString()).toBe('linked');
+    expect(await store.get('svc', 'dangling')).toBeUndefined();
+    expect(await store.get('svc', 'dir')).toBeUndefined();
   });
 
   it('a credential whose name decodes to what no item may be called (newline, NUL) is not listed', async (ctx) => {
