@@ -1,8 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 // Masks secrets in a child's output stream. Every occurrence of every secret is replaced by MASK_TEXT,
-// even when it arrives split across chunks: the last maxLen-1 bytes are held back until the next chunk
-// (or the end) shows whether they start an occurrence. Occurrences that overlap — one secret inside or
+// even when it arrives split across chunks: the end of a chunk that could begin a secret (at most
+// maxLen-1 bytes) is held back until the next chunk (or the end) shows whether it does. Nothing else is
+// held, so a line such as a server's "listening on :8080" shows at once, not only when more output follows. Occurrences that overlap — one secret inside or
 // straddling another — merge into a single marker, so no byte of any occurrence leaks; in particular
 // a longer secret is never split by a shorter one inside it ("longest first").
 //
@@ -42,14 +43,11 @@ export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
   let covered = 0; // bytes at the start of `tail` already represented by an emitted marker
   let cutting = false;
 
-  // Emits everything no future byte can change: all but the last `hold` bytes; at the end all of them,
-  // or, when more input may have followed (a cut), all but a trailing start of a secret, because what
-  // would have completed it will never be seen.
+  // Emits everything no future byte can change: all but a trailing start of a secret, which more input
+  // may complete; at the end all of it; on a cut all but that trailing start too, because what would
+  // have completed it will never be seen.
   const emit = (data: Buffer, until: 'more' | 'end' | 'cut'): Buffer => {
-    const cut =
-      until === 'more'
-        ? Math.max(0, data.length - hold)
-        : data.length - (until === 'cut' ? longestSecretStart(data, needles) : 0);
+    const cut = data.length - (until === 'end' ? 0 : longestSecretStart(data, needles, hold));
     const out: Buffer[] = [];
     let pos = 0;
     for (const [start, end] of mergedOccurrences(data, needles, covered)) {
@@ -86,9 +84,9 @@ export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
 }
 
 // The length of the longest end of `data` that is the start of a needle (shorter than the needle: a
-// whole one is an occurrence, masked anyway).
-function longestSecretStart(data: Buffer, needles: readonly Buffer[]): number {
-  for (let len = data.length; len > 0; len--) {
+// whole one is an occurrence, masked anyway); `hold`, the longest needle's length - 1, bounds it.
+function longestSecretStart(data: Buffer, needles: readonly Buffer[], hold: number): number {
+  for (let len = Math.min(data.length, hold); len > 0; len--) {
     const end = data.subarray(data.length - len);
     if (needles.some((n) => n.length > len && n.subarray(0, len).equals(end))) return len;
   }

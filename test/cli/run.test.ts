@@ -639,6 +639,39 @@ describe('entraclaw run --mask', () => {
     }
   });
 
+  it('shows a line at once when nothing at its end could begin a secret (a server waiting after "listening")', async () => {
+    // The command prints a line, then waits on stdin: the line must reach us while it waits, not only
+    // when more output or the command's end shows that no secret followed.
+    const proc = spawn(
+      NODE,
+      [
+        CLI,
+        'run',
+        ...STORE,
+        ...MASKED,
+        'sh',
+        '-c',
+        `echo 'listening on :8080'; printf 'T=%.3s' "$T"; read x; echo "$x $T"`,
+      ],
+      { env, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    const status = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    try {
+      await waitFor(() => stdout.includes('T='), 'the output while the command waits');
+      // The first 3 bytes of the secret could begin it: held back while the command waits.
+      expect(stdout).toBe('listening on :8080\nT=');
+      proc.stdin.end('bye\n');
+      expect(await status).toBe(0);
+      expect(stdout).toBe(`listening on :8080\nT=${CANARY.slice(0, 3)}bye ${MASK_TEXT}\n`);
+    } finally {
+      proc.kill('SIGKILL');
+    }
+  });
+
   it('without --mask the child writes the secret as it likes', () => {
     const r = run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'printf %s "$T"']);
     expect(r.stdout.toString()).toBe(CANARY);
