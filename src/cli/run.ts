@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
 import { buildChildEnv, envReferences } from '../inject/env.js';
-import { isMaskable } from '../inject/mask.js';
+import { isMaskable, MIN_MASKED_BYTES } from '../inject/mask.js';
 import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
@@ -12,6 +12,7 @@ import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
+import { note } from './output.js';
 import { cannotStart } from './start-error.js';
 
 /** Options of `entraclaw run`. */
@@ -64,16 +65,25 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   }
   const refs = envReferences(process.env, { overlay });
   const resolved = new Map<string, Buffer>();
+  const unmasked: string[] = [];
   if (refs.length > 0) {
     const sel = await openStore(opts);
     try {
       for (const ref of refs) {
         const name = referencingVariable(overlay, ref);
-        resolved.set(formatReference(ref), await resolveReference(sel, ref, name));
+        const value = await resolveReference(sel, ref, name);
+        resolved.set(formatReference(ref), value);
+        if (!isMaskable(value)) unmasked.push(name);
       }
     } finally {
       await closeSelection(sel);
     }
+  }
+  // --mask that cannot mask must say so: silently, the user would trust output that may show the secret.
+  if (opts.mask && unmasked.length > 0) {
+    note(
+      `warning: --mask does not mask ${unmasked.join(', ')}: a secret shorter than ${MIN_MASKED_BYTES} bytes is not masked (it occurs by chance in ordinary output)`,
+    );
   }
   const env = buildChildEnv(process.env, { resolved, overlay });
   const secrets = [...resolved.values()];

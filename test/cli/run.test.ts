@@ -672,6 +672,26 @@ describe('entraclaw run --mask', () => {
     }
   });
 
+  it('says which variables it cannot mask (a secret under 4 bytes) instead of passing them silently', () => {
+    setSecret(SVC, 'pin', '739');
+    const r = run([
+      ...MASKED.slice(0, -1),
+      '--env',
+      `PIN=entraclaw://${SVC}/pin`,
+      '--',
+      'sh',
+      '-c',
+      'printf "%s %s" "$PIN" "$T"',
+    ]);
+    expect({ status: r.status, stdout: r.stdout.toString() }).toEqual({
+      status: 0,
+      stdout: `739 ${MASK_TEXT}`,
+    });
+    expect(r.stderr).toBe(
+      'entraclaw: warning: --mask does not mask PIN: a secret shorter than 4 bytes is not masked (it occurs by chance in ordinary output)\n',
+    );
+  });
+
   it('without --mask the child writes the secret as it likes', () => {
     const r = run(['--env', `T=entraclaw://${SVC}/me`, '--', 'sh', '-c', 'printf %s "$T"']);
     expect(r.stdout.toString()).toBe(CANARY);
