@@ -41,6 +41,7 @@ export function parseDotenv(text: string | Buffer, source: string): EnvPair[] {
         'use letters, digits and _, not starting with a digit',
       );
     }
+    refuseGluedComment(m[2] as string, where, name);
     const last = lastLineOfEntry(lines, i, m[2] as string);
     const value = parse(lines.slice(i, last + 1).join('\n'))[name];
     if (value === undefined) throw new UsageError(`${where}: cannot parse the value of ${name}`);
@@ -86,6 +87,22 @@ function normalise(text: string | Buffer, source: string): string {
   }
   // Same line-ending rule as dotenv, so our line numbers and its parse agree.
   return s.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+}
+
+/**
+ * dotenv ends an unquoted value at any `#` (`PASS=ab#cd` is `ab`), while a shell, docker compose and
+ * direnv start a comment only at a `#` after white space (`ab#cd`). A `#` glued to the value, or right
+ * after `=`, would silently give the command another value than the file seems to say: refused.
+ */
+function refuseGluedComment(afterEquals: string, where: string, name: string): void {
+  if (QUOTES.has(afterEquals.trimStart()[0] ?? '')) return;
+  const hash = afterEquals.indexOf('#');
+  if (hash === -1 || (hash > 0 && /\s/.test(afterEquals[hash - 1] as string))) return;
+  // The value is not echoed: it may be a secret pasted where a reference belongs.
+  throw new UsageError(
+    `${where}: the value of ${name} has a "#" with no space before it, which dotenv reads as the start of a comment (the rest of the value would be dropped) and a shell or docker compose as part of the value`,
+    `quote the value if the "#" belongs to it (${name}="...#..."), or put a space before the comment`,
+  );
 }
 
 /**

@@ -447,6 +447,17 @@ describe('entraclaw run: environment sanitising', () => {
     expect(m.started()).toBe(false);
   });
 
+  it('a "#" glued to an unquoted .env value is a usage error naming the line: the command never starts with half of it', () => {
+    const file = scratch('.env');
+    writeFileSync(file, `OK=1\nexport DB_PASS=${CANARY}#tail\n`);
+    const m = marker();
+    const r = run(['--env-file', file, ...m.cmd]);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(`${file}:2: the value of DB_PASS has a "#" with no space before it`);
+    expect(r.stderr).not.toContain(CANARY);
+    expect(m.started()).toBe(false);
+  });
+
   it('a .env file may not set ENTRACLAW_* variables', () => {
     const file = scratch('.env');
     writeFileSync(file, 'ENTRACLAW_SOCKET=/tmp/x\n');

@@ -85,6 +85,28 @@ describe('parseDotenv', () => {
     },
   );
 
+  it.each([['PASS=ab#cd'], ['URL=https://x/#/route'], ['A=#x'], ['REF=entraclaw://svc/me#frag']])(
+    'rejects %j: dotenv would cut the value at the "#", a shell or docker compose would keep it',
+    (line) => {
+      const err = usageError(() => parseDotenv(`OK=1\n${line}`, '.env'));
+      const name = line.slice(0, line.indexOf('='));
+      expect(err.message).toBe(
+        `.env:2: the value of ${name} has a "#" with no space before it, which dotenv reads as the start of a comment (the rest of the value would be dropped) and a shell or docker compose as part of the value`,
+      );
+      expect(err.hint).toContain(`${name}="...#..."`);
+    },
+  );
+
+  it('keeps a "#" after white space a comment, and one inside quotes part of the value', () => {
+    expect(parseDotenv('A=ab #c\nB= #c\nC="a#b"\nD=\'a#b\' # c\nE=`#`', 'f')).toEqual([
+      ['A', 'ab'],
+      ['B', ''],
+      ['C', 'a#b'],
+      ['D', 'a#b'],
+      ['E', '#'],
+    ]);
+  });
+
   it('rejects bytes that are not UTF-8', () => {
     expect(() => parseDotenv(Buffer.from([0x41, 0x3d, 0xff]), 'bin.env')).toThrow('bin.env: not UTF-8 text');
   });
