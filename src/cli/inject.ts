@@ -1,12 +1,14 @@
 import { closeSync, lstatSync, openSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TooLargeError, UsageError } from '../errors.js';
+import { REFERENCE_SCHEME } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import type { Selection } from '../store/select.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
+import { note } from './output.js';
 import { readBounded } from './read-input.js';
 
 const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
@@ -44,6 +46,7 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
   // The store is opened on the first reference only: a template without one needs no store (or passphrase).
   let sel: Promise<Selection> | undefined;
   let out: Buffer;
+  const bare: string[] = [];
   try {
     // Rendered from the bytes, so text around the tags is copied exactly even when it is not UTF-8.
     out = await renderTemplate(
@@ -53,10 +56,17 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
         return resolveReference(await sel, { service, account });
       },
       name,
+      (where) => bare.push(where),
     );
   } finally {
     // A store that failed to open has nothing to close, and its error is already on its way.
     if (sel) await sel.then(closeSelection, () => undefined);
+  }
+  // Only a tag is replaced; a reference written without one reaches the output as text, so say where.
+  if (bare.length > 0) {
+    note(
+      `warning: ${bare.join(', ')}: ${REFERENCE_SCHEME} outside {{ }} is copied as text, not replaced by the secret (write {{ ${REFERENCE_SCHEME}SERVICE/ACCOUNT }} to insert it)`,
+    );
   }
   // Nothing is written unless every reference resolved: a half-rendered file would be worse than none.
   if (target !== undefined) writeOutput(target, out);

@@ -15,16 +15,21 @@ export type SecretResolver = (service: string, account: string) => Promise<Buffe
 // variable), not left in the output as text where a secret should be.
 const OPENING = new RegExp(`\\{\\{\\s*(?=${REFERENCE_SCHEME})`, 'gi');
 const TAG = /^\{\{\s*(entraclaw:\/\/[^\s{}]*)\s*\}\}/;
+// The scheme anywhere, to find references left outside a tag.
+const SCHEME = new RegExp(REFERENCE_SCHEME, 'gi');
 
 /**
  * Renders a template: every reference tag replaced by its secret (each distinct item resolved once).
  * `source` names the template in errors, e.g. its file name. A Buffer template is rendered byte for byte:
  * text outside the tags is copied unchanged even when it is not UTF-8 (tags themselves are ASCII).
+ * A reference outside a tag (`token: entraclaw://...`, as `op inject` would resolve it, or inside another
+ * engine's `{{- ... -}}`) stays text; `onBareReference` is told where, so the user can hear of it.
  */
 export async function renderTemplate(
   input: string | Buffer,
   resolve: SecretResolver,
   source = 'template',
+  onBareReference?: (where: string) => void,
 ): Promise<Buffer> {
   // latin1 maps each byte to one code unit and back, so a Buffer survives the round trip exactly.
   const encoding: BufferEncoding = typeof input === 'string' ? 'utf8' : 'latin1';
@@ -32,6 +37,7 @@ export async function renderTemplate(
   const parts: Buffer[] = [];
   const cache = new Map<string, Promise<Buffer>>();
   let done = 0;
+  const tags: Array<[number, number]> = [];
   for (const open of template.matchAll(OPENING)) {
     const where = `${source}:${lineOf(template, open.index)}`;
     const scheme = template.slice(
@@ -63,8 +69,17 @@ export async function renderTemplate(
       await withContext(pending, where, key),
     );
     done = open.index + tag[0].length;
+    tags.push([open.index, done]);
   }
   parts.push(Buffer.from(template.slice(done), encoding));
+  if (onBareReference) {
+    let t = 0; // tags and matches both come in order
+    for (const m of template.matchAll(SCHEME)) {
+      while (t < tags.length && (tags[t] as [number, number])[1] <= m.index) t++;
+      const tag = tags[t];
+      if (!tag || m.index < tag[0]) onBareReference(`${source}:${lineOf(template, m.index)}`);
+    }
+  }
   return Buffer.concat(parts);
 }
 

@@ -249,6 +249,17 @@ describe('entraclaw inject: stdin and stdout', () => {
     expect(r.stdout.toString()).toBe(text.replace('{{ entraclaw://inj/token }}', CANARY));
   });
 
+  it('a reference outside {{ }} is copied as text, with a warning naming its line (as op inject would have resolved it)', () => {
+    const text =
+      'a: {{ entraclaw://inj/token }}\nb: entraclaw://inj/token\nc: {{- entraclaw://inj/token -}}\n';
+    const r = inject([], text);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe(text.replace('{{ entraclaw://inj/token }}', CANARY));
+    expect(r.stderr).toBe(
+      'entraclaw: warning: stdin:2, stdin:3: entraclaw:// outside {{ }} is copied as text, not replaced by the secret (write {{ entraclaw://SERVICE/ACCOUNT }} to insert it)\n',
+    );
+  });
+
   it('a template without any reference needs no store at all', () => {
     // A store that cannot even open (no session bus) is not touched when nothing refers to it.
     const text = 'plain {{ .Go }} text\n';

@@ -34,6 +34,17 @@ describe('renderTemplate', () => {
     );
   });
 
+  it('reports each reference left outside a tag, by line, and copies it as text', async () => {
+    const where: string[] = [];
+    const text =
+      'a: entraclaw://db/user\nb: {{ entraclaw://db/user }} {{entraclaw://db/user}}\nc: {{- entraclaw://db/user -}}\n# ENTRACLAW://x/y\n';
+    const out = await renderTemplate(text, resolver(), 'app.tmpl', (w) => where.push(w));
+    expect(out.toString()).toBe(
+      'a: entraclaw://db/user\nb: admin admin\nc: {{- entraclaw://db/user -}}\n# ENTRACLAW://x/y\n',
+    );
+    expect(where).toEqual(['app.tmpl:1', 'app.tmpl:3', 'app.tmpl:4']);
+  });
+
   it('keeps binary secrets byte for byte', async () => {
     const out = await renderTemplate('[{{ entraclaw://bin/key }}]', resolver());
     expect(out).toEqual(Buffer.from([0x5b, 0x00, 0xff, 0x0a, 0x5d]));
