@@ -3,9 +3,10 @@ import { Transform, type TransformCallback } from 'node:stream';
 // Masks secrets in a child's output stream. Every occurrence of every secret is replaced by MASK_TEXT,
 // even when it arrives split across chunks: the end of a chunk that could begin a secret (at most
 // maxLen-1 bytes) is held back until the next chunk (or the end) shows whether it does. Nothing else is
-// held, so a line such as a server's "listening on :8080" shows at once, not only when more output follows. Occurrences that overlap — one secret inside or
-// straddling another — merge into a single marker, so no byte of any occurrence leaks; in particular
-// a longer secret is never split by a shorter one inside it ("longest first").
+// held, so a line such as a server's "listening on :8080" shows at once, not only when more output
+// follows. Occurrences that overlap — one secret inside or straddling another — merge into a single
+// marker, so no byte of any occurrence leaks; in particular a longer secret is never split by a shorter
+// one inside it ("longest first").
 //
 // Secrets shorter than MIN_MASKED_BYTES are not masked: a 1-3 byte secret ("0", "yes", a PIN) occurs
 // by chance all over ordinary output, and masking it would mangle the output while revealing, by
@@ -38,7 +39,7 @@ export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
   const unique = new Map<string, Buffer>();
   for (const s of secrets) if (isMaskable(s)) unique.set(s.toString('hex'), Buffer.from(s));
   const needles = [...unique.values()];
-  const hold = needles.reduce((max, s) => Math.max(max, s.length), 0) - 1;
+  const prefixes = needles.map(prefixTable);
   let tail = Buffer.alloc(0);
   let covered = 0; // bytes at the start of `tail` already represented by an emitted marker
   let cutting = false;
@@ -47,7 +48,7 @@ export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
   // may complete; at the end all of it; on a cut all but that trailing start too, because what would
   // have completed it will never be seen.
   const emit = (data: Buffer, until: 'more' | 'end' | 'cut'): Buffer => {
-    const cut = data.length - (until === 'end' ? 0 : longestSecretStart(data, needles, hold));
+    const cut = data.length - (until === 'end' ? 0 : longestSecretStart(data, needles, prefixes));
     const out: Buffer[] = [];
     let pos = 0;
     for (const [start, end] of mergedOccurrences(data, needles, covered)) {
@@ -84,13 +85,36 @@ export function createMaskStream(secrets: readonly Buffer[]): MaskStream {
 }
 
 // The length of the longest end of `data` that is the start of a needle (shorter than the needle: a
-// whole one is an occurrence, masked anyway); `hold`, the longest needle's length - 1, bounds it.
-function longestSecretStart(data: Buffer, needles: readonly Buffer[], hold: number): number {
-  for (let len = Math.min(data.length, hold); len > 0; len--) {
-    const end = data.subarray(data.length - len);
-    if (needles.some((n) => n.length > len && n.subarray(0, len).equals(end))) return len;
+// whole one is an occurrence, masked anyway). Knuth-Morris-Pratt over the last needle.length - 1 bytes,
+// so each write costs the secrets' length, however the output repeats their first bytes.
+function longestSecretStart(
+  data: Buffer,
+  needles: readonly Buffer[],
+  prefixes: readonly Int32Array[],
+): number {
+  let longest = 0;
+  needles.forEach((needle, i) => {
+    const next = prefixes[i] as Int32Array;
+    let k = 0; // bytes of the needle matched so far; the tail is shorter than it, so never all
+    for (let at = Math.max(0, data.length - (needle.length - 1)); at < data.length; at++) {
+      while (k > 0 && data[at] !== needle[k]) k = next[k - 1] as number;
+      if (data[at] === needle[k]) k++;
+    }
+    longest = Math.max(longest, k);
+  });
+  return longest;
+}
+
+// KMP's prefix function: entry i is the length of the longest proper prefix of needle[0..i] that also
+// ends it.
+function prefixTable(needle: Buffer): Int32Array {
+  const table = new Int32Array(needle.length);
+  for (let i = 1, k = 0; i < needle.length; i++) {
+    while (k > 0 && needle[i] !== needle[k]) k = table[k - 1] as number;
+    if (needle[i] === needle[k]) k++;
+    table[i] = k;
   }
-  return 0;
+  return table;
 }
 
 /**
