@@ -69,7 +69,7 @@ interface Target {
 export async function service(action: ServiceAction, opts: ServiceCliOptions): Promise<void> {
   const env = process.env;
   const paths = resolvePaths(env);
-  const target = describeTarget(paths, opts, env);
+  const target = describeTarget(action, paths, opts, env);
   if (opts.dryRun && action !== 'status') return printPlan(action, target, opts.json);
   if (action === 'uninstall') return uninstall(target, opts);
   // The socket the service's agent listens on: --socket (written into the unit), then agent.toml's
@@ -80,8 +80,16 @@ export async function service(action: ServiceAction, opts: ServiceCliOptions): P
   await install(target, socket, opts);
 }
 
-function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.ProcessEnv): Target {
-  const storeName = checkStore(opts.store, env.ENTRACLAW_STORE);
+// The store is the installed unit's business only: status and uninstall neither read nor judge it (a
+// shell with ENTRACLAW_STORE=kernel-keyring must still be able to look at or remove the service).
+function describeTarget(
+  action: ServiceAction,
+  paths: Paths,
+  opts: ServiceCliOptions,
+  env: NodeJS.ProcessEnv,
+): Target {
+  const installing = action === 'install';
+  const storeName = installing ? checkStore(opts.store, env.ENTRACLAW_STORE) : undefined;
   const home = env.HOME || homedir();
   const common = {
     nodePath: stableNodePath(),
@@ -128,16 +136,17 @@ function describeTarget(paths: Paths, opts: ServiceCliOptions, env: NodeJS.Proce
   const makeIt =
     'a user manager cannot read the host key, so make a TPM2-only credential: ' +
     `systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`;
-  const warnings = useCredential
-    ? []
-    : storeName === 'encrypted-file'
-      ? [`no ${credential}: the vault stays locked under the service. To unlock it, ${makeIt}`]
-      : storeName === undefined
-        ? [
-            `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and the vault stays locked without ${credential}. ` +
-              `Pass --store secret-service if the service should use only Secret Service; otherwise ${makeIt}`,
-          ]
-        : [];
+  const warnings =
+    !installing || useCredential
+      ? []
+      : storeName === 'encrypted-file'
+        ? [`no ${credential}: the vault stays locked under the service. To unlock it, ${makeIt}`]
+        : storeName === undefined
+          ? [
+              `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and the vault stays locked without ${credential}. ` +
+                `Pass --store secret-service if the service should use only Secret Service; otherwise ${makeIt}`,
+            ]
+          : [];
   const managerHome = homeAsManagerSeesIt(home);
   const unitDir = join(xdgDir(env.XDG_CONFIG_HOME) ?? join(home, '.config'), 'systemd', 'user');
   return {

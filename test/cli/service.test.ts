@@ -292,6 +292,34 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     expect(fake.calls().length).toBe(before);
   });
 
+  it('status and uninstall do not judge the store: ENTRACLAW_STORE=kernel-keyring or a typo in it does not stop them, and uninstall says nothing about the passphrase credential', () => {
+    const { dir, env, unitFile } = sandbox();
+    const fake = fakeSystemctl(dir);
+    expect(runCli(['service', 'install', '--store', 'secret-service'], { ...env, ...fake.env }).status).toBe(
+      0,
+    );
+    for (const store of ['kernel-keyring', 'nope']) {
+      const run = (args: string[]) => runCli(args, { ...env, ...fake.env, ENTRACLAW_STORE: store });
+      const status = run(['service', 'status', '--json']);
+      expect(status.status, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout.toString())).toMatchObject({ installed: true });
+      const plan = run(['service', 'uninstall', '--dry-run']);
+      expect(plan.status, plan.stderr).toBe(0);
+      expect(plan.stdout.toString()).toContain(`would remove ${unitFile}`);
+      expect(plan.stderr).not.toContain('passphrase.cred');
+      expect(
+        JSON.parse(run(['service', 'uninstall', '--dry-run', '--json']).stdout.toString()).warnings,
+      ).toEqual([]);
+    }
+    const removed = runCli(['service', 'uninstall'], {
+      ...env,
+      ...fake.env,
+      ENTRACLAW_STORE: 'kernel-keyring',
+    });
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(existsSync(unitFile)).toBe(false);
+  });
+
   it('refuses the kernel-keyring store and unknown stores as usage errors', () => {
     const { env } = sandbox();
     const kk = runCli(['service', 'install', '--store', 'kernel-keyring', '--dry-run'], env);
