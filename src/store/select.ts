@@ -75,6 +75,8 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
     }
   }
   const skipped: Selection['skipped'] = [];
+  // What to do about the last store passed over (the vault, auto's fallback): the advice for when none opens.
+  let fallbackHint: string | undefined;
   const readFirst: Store[] = [];
   if (systemdCredsPresent(ctx.env)) {
     readFirst.push(await (await backendFor('systemd-creds')).open(ctx));
@@ -89,6 +91,7 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
         throw err;
       skipped.push({ name, reason: err.message });
+      fallbackHint = err.hint ? `for ${name}: ${err.hint}` : undefined;
     }
   }
   // A service that only has its LoadCredential= items (no keyring, no vault passphrase) can still read
@@ -103,9 +106,10 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       unsearched: [],
     };
   }
+  const doctor = 'run `entraclaw doctor` to see what each store needs';
   throw new UnavailableError(
     `no usable store: ${skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}`,
-    'run `entraclaw doctor` to see what each store needs',
+    fallbackHint ? `${fallbackHint}; or ${doctor}` : doctor,
   );
 }
 

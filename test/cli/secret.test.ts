@@ -416,6 +416,22 @@ describe('entraclaw secret: bad input', () => {
     expect(r.stderr).toMatch(/passphrase/);
   });
 
+  it('auto with no store usable (no bus, a vault without its passphrase) says how to unlock the vault, not only "run doctor"', () => {
+    const { ENTRACLAW_PASSPHRASE_FILE: _p, ...noPass } = env;
+    const noBus = { ...noPass, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` };
+    // A vault that exists, so auto's last store fails to open rather than waiting to be created.
+    expect(
+      runCli(['secret', 'set', 'unlock-hint', 'acct', '--store', 'encrypted-file'], env, 'v').status,
+    ).toBe(0);
+    const r = runCli(['secret', 'get', 'unlock-hint', 'acct'], noBus);
+    expect(r.status).toBe(EXIT_CODES.unavailable);
+    expect(r.stderr).toContain('no usable store: secret-service (');
+    expect(r.stderr).toContain(
+      'hint: for encrypted-file: give --passphrase-file FILE, set ENTRACLAW_PASSPHRASE_FILE=FILE',
+    );
+    expect(r.stderr).toContain('or run `entraclaw doctor` to see what each store needs');
+  });
+
   it('doctor lists every store and never prints a value', () => {
     runCli(['secret', 'set', 'doctor-svc', 'acct', '--store', 'encrypted-file'], env, CANARY);
     const d = runCli(['doctor'], env);
