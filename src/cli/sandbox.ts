@@ -364,9 +364,13 @@ function canonical(path: string, what: string): string {
   try {
     return realpathSync(path);
   } catch (err) {
+    // A profile's paths (and --allow-path=~/x, which the shell leaves alone) are taken as written.
+    const tilde = /^~(\/|$)/.test(path) && process.env.HOME;
     throw new UsageError(
       `${what}: ${path} does not exist (${(err as NodeJS.ErrnoException).code})`,
-      'create it first, or give another path',
+      tilde
+        ? `~ is not expanded here: write the path in full, ${join(tilde, path.slice(1))}`
+        : 'create it first, or give another path',
     );
   }
 }

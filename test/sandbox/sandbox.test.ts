@@ -754,6 +754,20 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
       expect(r.stderr).toContain(`allow_paths in ${profile}: ${join(root, 'gone')} does not exist`);
     });
 
+    it('a ~ path in a profile (or --allow-path=~/x, which the shell leaves) is refused saying ~ is not expanded, with the full path', () => {
+      const profile = join(root, 'tilde-path.toml');
+      writeFileSync(profile, '[sandbox]\nallow_paths = ["~/.cache/agent"]\n');
+      const r = cli(['sandbox', '--store', 'secret-service', '--profile', profile, '--', 'true']);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`allow_paths in ${profile}: ~/.cache/agent does not exist`);
+      expect(r.stderr).toContain(
+        `hint: ~ is not expanded here: write the path in full, ${home}/.cache/agent`,
+      );
+      const flag = cli(['sandbox', '--store', 'secret-service', '--allow-path=~', '--', 'true']);
+      expect(flag.status, flag.stderr).toBe(2);
+      expect(flag.stderr).toContain(`hint: ~ is not expanded here: write the path in full, ${home}`);
+    });
+
     it('a missing --project is a usage error', () => {
       const r = cli(['sandbox', '--store', 'secret-service', '--project', join(root, 'nope'), '--', 'true']);
       expect(r.status).toBe(2);
