@@ -14,7 +14,7 @@ import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
-import { lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
+import { issueMessage, lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
 
 /** Where the policy lives: `<config>/policy.toml`. */
 export function policyPath(paths: Paths): string {
@@ -231,7 +231,7 @@ function describeIssue(
   return [
     {
       line: lineOf(lines, issue.path.map(String)) ?? 0,
-      text: `${field ? `${field}: ` : ''}${issue.message}`,
+      text: `${field ? `${field}: ` : ''}${issueMessage(issue)}`,
     },
   ];
 }

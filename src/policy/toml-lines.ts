@@ -192,6 +192,17 @@ export function issueAt(
   const line = lineOf(tomlKeyLines(source), unknown.length ? [...path, unknown[0]!] : path);
   const what = unknown.length
     ? `unknown key ${unknown.map((k) => `"${k}"`).join(', ')}${table ? ` in [${table}]` : ''}`
-    : `${path.join('.') || '(top level)'}: ${issue.message}`;
+    : `${path.join('.') || '(top level)'}: ${issueMessage(issue)}`;
   return `${file}${line ? `:${line}` : ''}: ${what}`;
+}
+
+/**
+ * A schema issue's message for a person editing the file: a required key that is not there is "missing",
+ * not zod's "Invalid input: expected array, received undefined" (TOML has no undefined, so only an absent
+ * key gives that).
+ */
+export function issueMessage(issue: { code: string; message: string }): string {
+  return issue.code === 'invalid_type' && / received undefined$/.test(issue.message)
+    ? 'missing (a required key)'
+    : issue.message;
 }

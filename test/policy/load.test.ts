@@ -182,7 +182,7 @@ describe('parsePolicy', () => {
         2,
         /name: must be/,
       ],
-      ['a missing name', `[[client]]\nexe = "/x"\nsha256 = "${A}"\n`, 1, /name: /],
+      ['a missing name', `[[client]]\nexe = "/x"\nsha256 = "${A}"\n`, 1, /name: missing \(a required key\)/],
       ['script without its hash', client('script = "/s.js"\n'), 5, /script: script needs script_sha256/],
       [
         'a script hash without script',
@@ -196,7 +196,12 @@ describe('parsePolicy', () => {
         8,
         /operations\[1\]: must be one of read, list, create, update, delete, write/,
       ],
-      ['no accounts', client('', 'services = ["s"]\noperations = ["read"]\n'), 5, /accounts: /],
+      [
+        'no accounts',
+        client('', 'services = ["s"]\noperations = ["read"]\n'),
+        5,
+        /accounts: missing \(a required key\)/,
+      ],
       [
         'empty accounts',
         client('', 'services = ["s"]\naccounts = []\noperations = ["read"]\n'),

@@ -175,7 +175,7 @@ describe('parseProfile: what it refuses', () => {
   it('accounts must be listed (an empty or missing list is not "any")', async () => {
     expect(
       (await usageError('[credential_access]\nservices = ["s"]\noperations = ["read"]')).message,
-    ).toMatch(/credential_access\.accounts/);
+    ).toMatch(/credential_access\.accounts: missing \(a required key\)/);
     const empty = await usageError(
       '[credential_access]\nservices = ["s"]\naccounts = []\noperations = ["read"]',
     );
