@@ -43,6 +43,15 @@ function notPending(sha: string, policy: Policy): NotFoundError {
   );
 }
 
+// The approved client of that name, if the policy loads (a broken policy must not hide the usage error).
+function clientNamed(policyPath: string, name: string): Client | undefined {
+  try {
+    return loadPolicy(policyPath).clients.find((c) => c.name === name);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
 export async function approve(target: string, opts: GrantOptions): Promise<void> {
   const files = policyFiles();
@@ -72,9 +81,11 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
     }
     id = hits[0]!.id;
   } else if (!/^p-[0-9a-f]{8}$/.test(target)) {
+    // The name of an approved client is the natural mistake: approve is for the queue, grant for clients.
+    const client = clientNamed(files.policy, target);
     throw new UsageError(
-      `"${target}" is neither a pending id (p-xxxxxxxx) nor sha256:HEX`,
-      'see `entraclaw pending`',
+      `"${target}" is neither a pending id (p-xxxxxxxx) nor sha256:HEX${client ? `; it is the name of an approved client` : ''}`,
+      client ? `add grants to it with \`entraclaw grant ${target} --grant ...\`` : 'see `entraclaw pending`',
     );
   }
   // The entry leaves the queue only once the policy is saved: a taken name or a bad one loses nothing.

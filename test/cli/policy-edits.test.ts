@@ -114,6 +114,21 @@ describe('concurrent policy edits', () => {
     expect(clients(env)[0]!.grants.flatMap((g) => g.services)).toEqual(['base']);
   });
 
+  it('approve given the name of an approved client says so and points at grant; the policy is unchanged', () => {
+    const env = isolatedEnv(join(dir, 'approve-name'));
+    register(env, 'bot');
+    const r = runCli(['approve', 'bot', '--grant', 'more/x'], env);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      'entraclaw: "bot" is neither a pending id (p-xxxxxxxx) nor sha256:HEX; it is the name of an approved client\n' +
+        '  hint: add grants to it with `entraclaw grant bot --grant ...`\n',
+    );
+    expect(clients(env)[0]!.grants.flatMap((g) => g.services)).toEqual(['base']);
+    expect(runCli(['approve', 'nobody', '--grant', 'more/x'], env).stderr).toContain(
+      'hint: see `entraclaw pending`',
+    );
+  });
+
   it('edits a symlinked policy.toml where it points, leaving the link in place', () => {
     const base = join(dir, 'linked');
     const env = isolatedEnv(base);
