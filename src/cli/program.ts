@@ -13,8 +13,7 @@ const program = new Command('entraclaw')
   .version('0.1.0')
   // Commander's own complaints (unknown option, missing argument) in the same shape as every other error.
   .configureOutput({
-    outputError: (text) =>
-      reportError(new UsageError(commanderMessage(text), 'run the command with --help for its usage'), json),
+    outputError: (text) => reportError(new UsageError(commanderMessage(text), commanderHint(text)), json),
   })
   .enablePositionalOptions()
   .exitOverride();
@@ -35,6 +34,18 @@ function commanderMessage(text: string): string {
       .split('\n')
       .join(' ')
   );
+}
+
+// What to do instead, for the extra arguments a newcomer is likely to give: the value of `secret set`
+// (which must never be in argv) and the template of `inject` (which takes it with -i).
+function commanderHint(text: string): string {
+  if (/too many arguments for 'set'/.test(text)) {
+    return 'the value is never an argument (every process of yours can read argv): pipe it on stdin (printf %s "$VALUE" | entraclaw secret set SERVICE ACCOUNT), use --from-file FILE, or type it at the prompt';
+  }
+  if (/too many arguments for 'inject'/.test(text)) {
+    return 'give the template with -i FILE (or on stdin) and the output with -o FILE (or stdout)';
+  }
+  return 'run the command with --help for its usage';
 }
 
 function storeOptions(cmd: Command): Command {

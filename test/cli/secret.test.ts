@@ -227,6 +227,18 @@ describe('entraclaw secret: bad input', () => {
     ).toBe(2);
   });
 
+  it('the value given as a third argument is refused without echoing it, with a hint how to give it instead; so is a template given to inject without -i', () => {
+    const r = runCli(['secret', 'set', 'svc', 'acct', CANARY, '--store', 'encrypted-file'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).not.toContain(CANARY);
+    expect(r.stderr).toContain(
+      'hint: the value is never an argument (every process of yours can read argv): pipe it on stdin',
+    );
+    const inject = runCli(['inject', 'config.tmpl'], env);
+    expect(inject.status).toBe(EXIT_CODES.usage);
+    expect(inject.stderr).toContain('hint: give the template with -i FILE (or on stdin)');
+  });
+
   it('a label or scope over 1024 bytes is refused (the daemon could not hand the item out); nothing is stored', () => {
     for (const flag of ['--label', '--scope']) {
       const r = runCli(
