@@ -36,11 +36,15 @@ function commanderMessage(text: string): string {
   );
 }
 
-// What to do instead, for the extra arguments a newcomer is likely to give: the value of `secret set`
-// (which must never be in argv) and the template of `inject` (which takes it with -i).
+// What to do instead, for the argument mistakes a newcomer is likely to make: the value of `secret set`
+// (which must never be in argv), SERVICE/ACCOUNT as one word, and the template of `inject` (it takes -i).
 function commanderHint(text: string): string {
   if (/too many arguments for 'set'/.test(text)) {
     return 'the value is never an argument (every process of yours can read argv): pipe it on stdin (printf %s "$VALUE" | entraclaw secret set SERVICE ACCOUNT), use --from-file FILE, or type it at the prompt';
+  }
+  // `secret get github.com/me`: references and grant specs write the item as one word, these commands not.
+  if (/missing required argument 'account'/.test(text)) {
+    return 'give the service and the account as two arguments: github.com me, not github.com/me';
   }
   if (/too many arguments for 'inject'/.test(text)) {
     return 'give the template with -i FILE (or on stdin) and the output with -o FILE (or stdout)';

@@ -134,7 +134,7 @@ for (const store of stores) {
 describe('command-line mistakes caught by the parser', () => {
   it.each([
     [['clients', '--bogus'], "unknown option '--bogus'"],
-    [['secret', 'get', 'only-service'], "missing required argument 'account'"],
+    [['shim', 'install'], "missing required argument 'dir'"],
     [['nosuch'], "unknown command 'nosuch'"],
     // A suggestion stays on the line (no escaped newline); a value typed after `=` is not repeated.
     [['secrets', 'ls'], "unknown command 'secrets' (Did you mean secret?)"],
@@ -227,13 +227,18 @@ describe('entraclaw secret: bad input', () => {
     ).toBe(2);
   });
 
-  it('the value given as a third argument is refused without echoing it, with a hint how to give it instead; so is a template given to inject without -i', () => {
+  it('argument slips get a hint saying what to do: the value as a third argument (not echoed), SERVICE/ACCOUNT as one word, a template given to inject without -i', () => {
     const r = runCli(['secret', 'set', 'svc', 'acct', CANARY, '--store', 'encrypted-file'], env);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).not.toContain(CANARY);
     expect(r.stderr).toContain(
       'hint: the value is never an argument (every process of yours can read argv): pipe it on stdin',
     );
+    for (const cmd of ['get', 'set', 'rm']) {
+      const one = runCli(['secret', cmd, 'github.com/me'], env, 'x');
+      expect(one.status).toBe(EXIT_CODES.usage);
+      expect(one.stderr).toContain('hint: give the service and the account as two arguments: github.com me');
+    }
     const inject = runCli(['inject', 'config.tmpl'], env);
     expect(inject.status).toBe(EXIT_CODES.usage);
     expect(inject.stderr).toContain('hint: give the template with -i FILE (or on stdin)');
