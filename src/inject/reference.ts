@@ -15,6 +15,7 @@ export const REFERENCE_SCHEME = 'entraclaw://';
 const RAW = 'A-Za-z0-9\\-._~:@+';
 const SEGMENT = `(?:[${RAW}]|%[0-9A-Fa-f]{2})+`;
 const WHOLE = new RegExp(`^${REFERENCE_SCHEME}${SEGMENT}/${SEGMENT}$`);
+const RAW_CHAR = new RegExp(`^[${RAW}]$`);
 // A candidate is the longest run of characters a reference could contain; parseReference then
 // rejects it loudly if it is malformed, instead of silently skipping a typo.
 const CANDIDATE = new RegExp(`${REFERENCE_SCHEME}[${RAW}%/]*`, 'g');
@@ -38,6 +39,10 @@ export function isReference(value: string): boolean {
   return WHOLE.test(value);
 }
 
+// A malformed reference is described, never quoted: what was typed may be the secret itself, pasted
+// where the item's name belongs (`TOKEN=entraclaw://ghp_...`). `where` says where to look instead.
+const NOT_SHOWN = '(its text is not shown: a mistyped reference may hold a secret)';
+
 /**
  * Parses `entraclaw://SERVICE/ACCOUNT`; `where` (a variable name, or `file:line`) prefixes every error
  * so the user can find the bad reference.
@@ -53,21 +58,25 @@ export function parseReference(text: string, where?: string): Reference {
   }
   const segments = text.slice(REFERENCE_SCHEME.length).split('/');
   if (segments.length !== 2 || segments.some((s) => s.length === 0)) {
+    const parts = segments.length === 1 ? 'one part' : `${segments.length} parts`;
+    const empty = segments.some((s) => s.length === 0) ? ', an empty one among them' : '';
     throw new UsageError(
-      `${at}${text} must have exactly two non-empty parts: ${REFERENCE_SCHEME}SERVICE/ACCOUNT`,
-      'percent-encode a "/" inside a name as %2F',
+      `${at}the reference has ${parts}${empty}; it must have exactly two non-empty parts: ${REFERENCE_SCHEME}SERVICE/ACCOUNT ${NOT_SHOWN}`,
+      segments.length === 1
+        ? `name the item, e.g. ${REFERENCE_SCHEME}github.com/me; the secret itself goes into a store with \`entraclaw secret set\``
+        : 'percent-encode a "/" inside a name as %2F',
     );
   }
   if (!WHOLE.test(text)) {
     throw new UsageError(
-      `${at}${text} has a character that must be percent-encoded, or a malformed % escape`,
+      `${at}the reference has ${badCharacter(text)} ${NOT_SHOWN}`,
       'only A-Z a-z 0-9 - . _ ~ : @ + may appear raw; encode the rest, e.g. a space as %20',
     );
   }
   const [service, account] = segments as [string, string];
   return {
-    service: decodePart(service, 'service', text, at),
-    account: decodePart(account, 'account', text, at),
+    service: decodePart(service, 'service', at),
+    account: decodePart(account, 'account', at),
   };
 }
 
@@ -86,13 +95,13 @@ export function formatReference(ref: Reference): string {
   return `${REFERENCE_SCHEME}${percentEncode(ref.service)}/${percentEncode(ref.account)}`;
 }
 
-function decodePart(segment: string, field: 'service' | 'account', text: string, at: string): string {
+function decodePart(segment: string, field: 'service' | 'account', at: string): string {
   let decoded: string;
   try {
     decoded = decodeURIComponent(segment);
   } catch {
     throw new UsageError(
-      `${at}${text} has a % escape that is not valid UTF-8`,
+      `${at}the reference's ${field} has a % escape that is not valid UTF-8 ${NOT_SHOWN}`,
       'percent-encode the UTF-8 bytes',
     );
   }
@@ -100,9 +109,38 @@ function decodePart(segment: string, field: 'service' | 'account', text: string,
     assertItemName(decoded, field);
   } catch (err) {
     throw new UsageError(
-      `${at}${text}: ${(err as Error).message}`,
+      `${at}in the reference, ${(err as Error).message} ${NOT_SHOWN}`,
       (err as { hint?: string }).hint ?? 'name the item as `entraclaw secret ls` shows it, percent-encoded',
     );
   }
   return decoded;
+}
+
+// The first character of a reference that breaks the alphabet, by position and kind (one character alone
+// gives nothing away), and what to write instead.
+function badCharacter(text: string): string {
+  const chars = [...text];
+  for (let i = REFERENCE_SCHEME.length; i < chars.length; i++) {
+    const c = chars[i]!;
+    const at = `at character ${i + 1}`;
+    if (c === '%') {
+      if (!/^%[0-9A-Fa-f]{2}$/.test(chars.slice(i, i + 3).join(''))) {
+        return `a % not followed by two hex digits ${at} (a malformed escape; a literal % is %25)`;
+      }
+      i += 2;
+    } else if (c !== '/' && !RAW_CHAR.test(c)) {
+      const code = c.codePointAt(0)!;
+      const hex = code.toString(16).toUpperCase().padStart(2, '0');
+      const name =
+        c === ' '
+          ? 'a space'
+          : code < 0x20 || code === 0x7f
+            ? 'a control character'
+            : code < 0x80
+              ? `the character ${c === "'" ? `"'"` : `'${c}'`}`
+              : `U+${hex.padStart(4, '0')}`;
+      return `${name} ${at}, which must be percent-encoded${code < 0x80 ? ` (%${hex})` : ' (as its UTF-8 bytes)'}`;
+    }
+  }
+  return 'a character that must be percent-encoded, or a malformed % escape';
 }

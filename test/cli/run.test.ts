@@ -152,6 +152,15 @@ describe('entraclaw run: the child is the command', () => {
     expect(readFileSync(got, 'utf8')).toBe('TERM\n');
   });
 
+  it('a secret pasted where a reference names the item is not echoed in the error', () => {
+    for (const ref of [`entraclaw://${CANARY}`, `entraclaw://svc/${CANARY} x`, `entraclaw://${CANARY}/a/b`]) {
+      const r = run(['--env', `TOKEN=${ref}`, '--', 'true']);
+      expect(r.status).toBe(EXIT_CODES.usage);
+      expect(r.stderr.toString()).toContain('TOKEN: the reference has');
+      expect(r.stderr.toString()).not.toContain(CANARY);
+    }
+  });
+
   it('a SIGTERM that arrives as the command starts is passed on, not the death of entraclaw alone', () => {
     // The command signals entraclaw first thing: before the fix, entraclaw had no handler yet in ~40% of
     // such starts, died of it, and left the command running on unwatched. Ten starts make a miss certain.

@@ -41,13 +41,41 @@ describe('parseReference', () => {
     ['entraclaw://a/é'],
   ])('rejects %s: characters that must be encoded', (text) => {
     expect(usageError(() => parseReference(text, 'DB_PASSWORD')).message).toMatch(
-      /^DB_PASSWORD: .*percent-encoded/,
+      /^DB_PASSWORD: .*(percent-encoded|malformed escape)/,
     );
+  });
+
+  it.each([
+    ['entraclaw://SECRET-ghp_x1', 'TOKEN: the reference has one part; it must have exactly two'],
+    ['entraclaw://SECRET-ghp_x1/', 'TOKEN: the reference has 2 parts, an empty one among them;'],
+    [
+      'entraclaw://svc/SECRET-ghp x1',
+      'TOKEN: the reference has a space at character 27, which must be percent-encoded (%20)',
+    ],
+    [
+      'entraclaw://svc/SECRET-ghp%x1',
+      'TOKEN: the reference has a % not followed by two hex digits at character 27',
+    ],
+    [
+      'entraclaw://svc/SECRET-ghpéx1',
+      'TOKEN: the reference has U+00E9 at character 27, which must be percent-encoded (as its UTF-8 bytes)',
+    ],
+    [
+      'entraclaw://svc/SECRET-ghp"x1',
+      `TOKEN: the reference has the character '"' at character 27, which must be percent-encoded (%22)`,
+    ],
+    ['entraclaw://svc/SECRET-ghp%0Ax1', 'TOKEN: in the reference, account must not contain NUL or newline'],
+  ])('describes %s without quoting it (a secret pasted where a name belongs)', (text, start) => {
+    const err = usageError(() => parseReference(text, 'TOKEN'));
+    expect(err.message.startsWith(start), err.message).toBe(true);
+    expect(`${err.message} ${err.hint}`).not.toContain('SECRET');
   });
 
   it('names the variable when a % escape is not valid UTF-8', () => {
     const err = usageError(() => parseReference('entraclaw://svc/%FF%FE', 'API_KEY'));
-    expect(err.message).toBe('API_KEY: entraclaw://svc/%FF%FE has a % escape that is not valid UTF-8');
+    expect(err.message).toBe(
+      "API_KEY: the reference's account has a % escape that is not valid UTF-8 (its text is not shown: a mistyped reference may hold a secret)",
+    );
     expect(err.code).toBe('usage');
   });
 
