@@ -28,6 +28,7 @@ export async function secretGet(service: string, account: string, opts: SecretGe
       }
     }
     if (!found) {
+      const elsewhere = await elsewhereHint(sel, service, account);
       throw new NotFoundError(
         `${itemName(service, account)} not found in ${sel.store.name}`,
         // Node turns argv bytes that are not UTF-8 into U+FFFD: the name asked for is not the one typed.
@@ -35,7 +36,7 @@ export async function secretGet(service: string, account: string, opts: SecretGe
           ? 'the name contains U+FFFD, the mark of bytes that are not UTF-8, lost on the command line: items are named in UTF-8'
           : sel.store.readOnly
             ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
-            : (elsewhereHint(sel) ??
+            : (elsewhere ??
               'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`'),
       );
     }

@@ -33,6 +33,6 @@ export async function resolveReference(sel: Selection, ref: Reference, where?: s
   }
   throw new NotFoundError(
     `${at}${formatReference(ref)} not found in ${sel.store.name}`,
-    elsewhereHint(sel) ?? `store it with: ${refresh}`,
+    (await elsewhereHint(sel, ref.service, ref.account)) ?? `store it with: ${refresh}`,
   );
 }

@@ -7,6 +7,8 @@ import { vaultFile } from './vault-file.js';
 /** The store a command will use, why it was chosen, and any stores `auto` passed over (with reasons). */
 export interface Selection {
   store: Store;
+  /** The context the stores were opened with, for opening another (see elsewhereHint). */
+  ctx: StoreContext;
   /** Read-only stores consulted before `store` on reads (systemd-creds when running as a service). */
   readFirst: Store[];
   reason: string;
@@ -58,6 +60,7 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       const store = await (await backendFor(requested)).open(ctx);
       return {
         store,
+        ctx,
         readFirst: [],
         reason: `store "${requested}" chosen explicitly`,
         skipped: [],
@@ -86,7 +89,7 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
       const store = await (await backendFor(name)).open(ctx);
       const reason =
         skipped.length === 0 ? `auto: ${name} is the first usable store` : `auto: fell back to ${name}`;
-      return { store, readFirst, reason, skipped, unsearched: unsearchedAfter(ctx, name) };
+      return { store, ctx, readFirst, reason, skipped, unsearched: unsearchedAfter(ctx, name) };
     } catch (err) {
       if (!(err instanceof EntraclawError) || (err.code !== 'unavailable' && err.code !== 'locked'))
         throw err;
@@ -100,6 +103,7 @@ export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreNa
   if (creds) {
     return {
       store: creds,
+      ctx,
       readFirst: [],
       reason: `auto: only ${creds.name} is usable (read-only)`,
       skipped,
@@ -121,10 +125,18 @@ function unsearchedAfter(ctx: StoreContext, chosen: StoreName): Selection['unsea
 }
 
 /**
- * Where else an item not found in `sel.store` may be: stores `auto` passed over, and stores it does not
- * read while this one is usable. Undefined when there is nowhere else.
+ * Where else an item not found in `sel.store` may be: stores `auto` passed over, stores it does not read
+ * while this one is usable, and the kernel keyring when it holds the item (no command reads it unless
+ * named). Undefined when there is nowhere else.
  */
-export function elsewhereHint(sel: Selection): string | undefined {
+export async function elsewhereHint(
+  sel: Selection,
+  service: string,
+  account: string,
+): Promise<string | undefined> {
+  if (await kernelKeyringHolds(sel, service, account)) {
+    return 'kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring';
+  }
   const places = [
     ...sel.skipped.map((k) => `${k.name} was not searched (${k.reason})`),
     ...sel.unsearched.map((u) => `${u.name} (${u.where}) is not read while auto uses ${sel.store.name}`),
@@ -133,4 +145,22 @@ export function elsewhereHint(sel: Selection): string | undefined {
   const only = sel.skipped.length === 0 && sel.unsearched.length === 1 ? ` ${sel.unsearched[0]!.name}` : '';
   const fix = sel.skipped.length > 0 ? 'fix that or name the store' : 'name the store';
   return `${places.join('; ')}: it may be there; ${fix} with --store${only}`;
+}
+
+// Whether the user's kernel keyring holds service/account, when another store was searched: items put
+// there (by explicit choice) are otherwise invisible to a command that did not name it. Any failure is "no".
+async function kernelKeyringHolds(sel: Selection, service: string, account: string): Promise<boolean> {
+  if (process.platform !== 'linux' || sel.store.name === 'kernel-keyring') return false;
+  try {
+    const store = await (await backendFor('kernel-keyring')).open(sel.ctx);
+    try {
+      const item = await store.get(service, account);
+      item?.value.fill(0);
+      return item !== undefined;
+    } finally {
+      await store.close();
+    }
+  } catch {
+    return false;
+  }
 }

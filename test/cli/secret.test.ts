@@ -681,6 +681,34 @@ describe('auto: what reads will actually see', () => {
   });
 });
 
+describe('an item kept in the kernel keyring', () => {
+  it('is named by the not-found hint of a get or run that searched another store', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('the kernel keyring'));
+    const service = randomName('kk-hint');
+    const set = runCli(['secret', 'set', service, 'me', '--store', 'kernel-keyring'], env, CANARY);
+    expect(set.status, set.stderr.toString()).toBe(0);
+    try {
+      const get = runCli(['secret', 'get', service, 'me', '--store', 'encrypted-file'], env);
+      expect(get.status).toBe(EXIT_CODES.not_found);
+      expect(get.stderr.toString()).toContain(
+        'hint: kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring',
+      );
+      const run = runCli(
+        ['run', '--store', 'encrypted-file', '--env', `T=entraclaw://${service}/me`, '--', 'true'],
+        env,
+      );
+      expect(run.status).toBe(EXIT_CODES.not_found);
+      expect(run.stderr.toString()).toContain('hint: kernel-keyring has an item of that name');
+      for (const r of [get, run]) expect(`${r.stdout}${r.stderr}`).not.toContain(CANARY);
+      // Another name there is no reason to point at it.
+      const other = runCli(['secret', 'get', service, 'someone-else', '--store', 'encrypted-file'], env);
+      expect(other.stderr.toString()).not.toContain('kernel-keyring');
+    } finally {
+      runCli(['secret', 'rm', service, 'me', '--store', 'kernel-keyring'], env);
+    }
+  });
+});
+
 describe('names from the command line', () => {
   it('a / inside a name is encoded where messages name the item, so the separator is unambiguous', () => {
     const e = isolatedEnv(mkdtempSync(join(dir, 'slash-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
