@@ -1,4 +1,6 @@
 import { ExpiredError, UsageError } from '../errors.js';
+import { itemName } from '../lib/percent.js';
+import { shellQuote } from '../lib/shell.js';
 import type { ItemKind, ItemMeta } from './types.js';
 
 const MAX_NAME_BYTES = 256;
@@ -114,8 +116,8 @@ export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean
       ? `has an unreadable expiry (${JSON.stringify(meta.expiresAt)}), so it counts as expired`
       : `expired at ${meta.expiresAt}`;
     throw new ExpiredError(
-      `${meta.service}/${meta.account} in ${store} ${when}`,
-      'refresh it with `entraclaw secret set`, or pass --allow-expired to read it anyway',
+      `${itemName(meta.service, meta.account)} in ${store} ${when}`,
+      `refresh it with \`entraclaw secret set ${shellQuote(meta.service)} ${shellQuote(meta.account)}\`, or pass --allow-expired to read it anyway`,
     );
   }
 }

@@ -87,4 +87,14 @@ describe('isExpired / assertFresh', () => {
     );
     expect(() => assertFresh(meta('notadate'), 'secret-service', true, now)).not.toThrow();
   });
+
+  it('names the item as every message does, and gives the set command for it, quoted for a shell', () => {
+    const item = { ...meta('2026-01-01T00:00:00Z'), service: 'my api/v2', account: "o'brien" };
+    expect(() => assertFresh(item, 'encrypted-file', false, now)).toThrow(
+      expect.objectContaining({
+        message: "my api%2Fv2/o'brien in encrypted-file expired at 2026-01-01T00:00:00Z",
+        hint: `refresh it with \`entraclaw secret set 'my api/v2' 'o'\\''brien'\`, or pass --allow-expired to read it anyway`,
+      }),
+    );
+  });
 });
