@@ -15,6 +15,8 @@ export async function audit(opts: { tail?: string; json?: boolean }): Promise<vo
   const path = auditPath(resolvePaths());
   const records = readingLog(path, () => readAuditTail(path, n));
   if (opts.json) printJson(records);
+  // A header alone reads like a failure to parse: say there is nothing yet, and where it will be.
+  else if (records.length === 0) note(`no audit entries yet in ${path}; the daemon writes one per decision`);
   else
     printTable([
       ['TIME', 'DECISION', 'OP', 'ITEM', 'PROGRAM', 'REASON'],

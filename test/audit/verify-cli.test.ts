@@ -27,6 +27,17 @@ describe('entraclaw audit verify', () => {
   });
 });
 
+describe('entraclaw audit before any decision', () => {
+  it('says there are no entries yet and where they will be, instead of a bare header', () => {
+    rmSync(join(dir, 'state'), { recursive: true, force: true });
+    const r = runCli(['audit'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(`entraclaw: no audit entries yet in ${path}; the daemon writes one per decision\n`);
+    expect(JSON.parse(runCli(['audit', '--json'], env).stdout.toString())).toEqual([]);
+  });
+});
+
 describe('entraclaw audit --tail over a hand-edited line', () => {
   it('shows it as DAMAGED with what it says, and exits 5 pointing at audit verify', () => {
     rmSync(join(dir, 'state'), { recursive: true, force: true });
