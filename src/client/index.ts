@@ -95,6 +95,7 @@ export class Client {
 
   /** Opens a connection and performs the hello exchange. */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
+    checkOptions(opts);
     const client = new Client(
       opts.socket ?? socketPath(resolvePaths()),
       opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -328,6 +329,23 @@ export class Client {
       },
       () => undefined,
     );
+  }
+}
+
+// From JavaScript nothing checks the options' names: a misspelt `sokcet` would quietly connect to the
+// default daemon, and a timeout given as a string would never fire as meant.
+function checkOptions(opts: ConnectOptions): void {
+  const bad = (message: string) => new BrokerError('bad_request', `connect(): ${message}`);
+  if (typeof opts !== 'object' || opts === null) throw bad('options must be an object');
+  for (const key of Object.keys(opts)) {
+    if (key !== 'socket' && key !== 'timeoutMs')
+      throw bad(`unknown option "${key}" (known: socket, timeoutMs)`);
+  }
+  if (opts.socket !== undefined && (typeof opts.socket !== 'string' || opts.socket === '')) {
+    throw bad('socket must be a non-empty path');
+  }
+  if (opts.timeoutMs !== undefined && !(Number.isInteger(opts.timeoutMs) && opts.timeoutMs > 0)) {
+    throw bad('timeoutMs must be a positive integer (milliseconds)');
   }
 }
 
