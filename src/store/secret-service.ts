@@ -229,6 +229,15 @@ class SecretServiceStore implements Store {
       value.fill(0);
       return undefined;
     }
+    // Another tool may have stored more than we ever write; refused as every store refuses it, rather than
+    // served here and then too large for the daemon's frames.
+    if (value.length > this.maxValueBytes) {
+      value.fill(0);
+      throw new TooLargeError(
+        `${itemName(service, account)} in ${NAME} is ${value.length} bytes, more than the ${this.maxValueBytes} Entraclaw handles (another tool stored it)`,
+        `read it with the tool that stored it (e.g. \`secret-tool lookup service ${shellQuote(service)} account ${shellQuote(account)}\`), or store a smaller value`,
+      );
+    }
     return { ...meta, value };
   }
 

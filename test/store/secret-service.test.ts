@@ -543,6 +543,20 @@ sys.stdout.buffer.write(b'<none>' if v is None else v.encode())`;
     expect((await store.get(service, account))?.value.equals(max)).toBe(true);
   });
 
+  it("refuses another tool's value over 1 MiB as too large, naming its size, rather than serve it", async () => {
+    const { Entry } = await import('@napi-rs/keyring');
+    const big = item('foreign-big');
+    const entry = new Entry(big.service, big.account);
+    entry.setSecret(Buffer.alloc(store.maxValueBytes + 1, 7));
+    try {
+      const err = await store.get(big.service, big.account).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TooLargeError);
+      expect((err as Error).message).toContain(`is ${store.maxValueBytes + 1} bytes, more than the`);
+    } finally {
+      entry.deleteCredential();
+    }
+  });
+
   it('close() leaves nothing that keeps the process alive', async () => {
     const alive = () =>
       process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap' || r === 'Timeout').length;
