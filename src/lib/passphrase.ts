@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LockedError, UsageError } from '../errors.js';
 import type { StoreContext } from '../store/types.js';
+import { isEncryptedCredential } from './systemd-credential.js';
 
 // Where the vault passphrase comes from, first found wins. Files only: a passphrase in an environment
 // variable would be readable in /proc/PID/environ and inherited by every child.
@@ -68,6 +69,15 @@ export async function readPassphrase(
     throw new UsageError(
       `refusing an empty passphrase for vault ${vaultPath}`,
       source.kind === 'file' ? `put the passphrase in ${source.path}` : undefined,
+    );
+  }
+  // The .cred file `systemd-creds encrypt` made (or a LoadCredential= of it) is not the passphrase: taken
+  // as one, it would seal a new vault under bytes anyone who can read that file has.
+  if (source.kind === 'file' && isEncryptedCredential(pass)) {
+    pass.fill(0);
+    throw new UsageError(
+      `${source.path} (from ${source.via}) is an encrypted systemd credential, not the passphrase of vault ${vaultPath}; nothing was done`,
+      'systemd decrypts it only for the unit that loads it with LoadCredentialEncrypted=; outside the service, give a file holding the passphrase itself',
     );
   }
   // Existing vaults still open with whatever they were made with.

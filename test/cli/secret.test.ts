@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -377,6 +377,39 @@ describe('entraclaw secret: bad input', () => {
     expect(
       runCli(['secret', 'get', 'svc', 'waited', '--store', 'encrypted-file'], env).stdout.toString(),
     ).toBe(CANARY);
+  });
+
+  it('an encrypted systemd credential given as the passphrase file is refused, and no vault is made with it', (ctx) => {
+    const fresh = isolatedEnv(mkdtempSync(join(dir, 'cred-pass-')));
+    const cred = join(fresh.HOME!, 'passphrase.cred');
+    mkdirSync(fresh.HOME!, { recursive: true });
+    // systemd-creds needs root (and the systemd package) for the host key.
+    const enc = spawnSync(
+      'systemd-creds',
+      ['encrypt', '--with-key=host', '--name=entraclaw.passphrase', '-', cred],
+      {
+        input: 'a long enough passphrase\n',
+        encoding: 'utf8',
+      },
+    );
+    requireOrSkip(
+      ctx,
+      enc.status === 0
+        ? undefined
+        : `systemd-creds encrypt --with-key=host fails here: ${(enc.stderr || enc.error?.message || '').trim()}`,
+    );
+    chmodSync(cred, 0o600);
+    const r = runCli(
+      ['secret', 'set', 'svc', 'a', '--store', 'encrypted-file', '--passphrase-file', cred],
+      fresh,
+      CANARY,
+    );
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(
+      `${cred} (from --passphrase-file) is an encrypted systemd credential, not the passphrase`,
+    );
+    expect(r.stderr).toContain('LoadCredentialEncrypted=');
+    expect(existsSync(join(fresh.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
   });
 
   it('the past --expires-at warning comes only once the item is stored', () => {
