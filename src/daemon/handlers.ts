@@ -28,6 +28,7 @@ import {
   parseHello,
   parseRequest,
   type Request,
+  type RequestId,
   replyId,
   wireError,
 } from './protocol.js';
@@ -87,6 +88,11 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
       };
     }
     if ((frame.json as { op?: unknown }).op === 'confirm') return confirm(frame, conn, deps);
+    const reused = reusedId(conn, id);
+    if (reused) {
+      frame.attachment.fill(0);
+      return reused;
+    }
     let request: Request;
     try {
       request = parseRequest(frame.json, frame.attachment);
@@ -539,16 +545,23 @@ function challenge(
   if (waiting.size >= MAX_UNCONFIRMED) {
     return fail(request.id, 'bad_request', `more than ${MAX_UNCONFIRMED} requests await confirmation`);
   }
-  const key = waitingKey(request.id);
-  // Its reply could not be told from the waiting one's: answered (and audited) under id null instead.
-  if (waiting.has(key)) {
-    if (request.op === 'set') request.value.fill(0);
-    const reason = `a request with id ${JSON.stringify(request.id)} already awaits confirmation on this connection; ids must be unique among requests in flight`;
-    return finish(fail(null, 'bad_request', reason), 'error', reason);
-  }
   const nonce = randomBytes(16);
-  waiting.set(key, { nonce, senderPid, subject, request, audit, finish });
+  waiting.set(waitingKey(request.id), { nonce, senderPid, subject, request, audit, finish });
   return { json: { id: request.id, challenge: nonce.toString('hex') } };
+}
+
+/**
+ * The refusal for a request (of any op, valid or not) whose id is that of a request awaiting
+ * confirmation on `conn`: its reply could not be told from the waiting one's final reply, so it goes out
+ * under id null instead, before the request is looked at.
+ */
+function reusedId(conn: Connection, id: RequestId | null): Reply | undefined {
+  if (id === null || !unconfirmed.get(conn)?.has(waitingKey(id))) return undefined;
+  return fail(
+    null,
+    'bad_request',
+    `a request with id ${JSON.stringify(id)} already awaits confirmation on this connection; ids must be unique among requests in flight`,
+  );
 }
 
 // 1 and "1" are two ids (docs/protocol.md): the key keeps their types apart.

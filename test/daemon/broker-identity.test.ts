@@ -136,6 +136,22 @@ elif mode == "id-types":
         error = {"message": reply["error"]["message"]} if reply.get("error") else {}
         replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "value": len(att) > 0, **error})
     emit({"replies": replies})
+elif mode == "id-reused":
+    # While get 7 awaits confirmation: a whoami, a refused get and a malformed request, each with id 7.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}) + frame({"id": 7, "op": "get", "service": SVC, "account": ACCT}))
+    recv_frame(s)
+    challenge, _ = recv_frame(s)
+    s.sendall(frame({"id": 7, "op": "whoami"}) + frame({"id": 7, "op": "get", "service": SVC, "account": "other"}) + frame({"id": 7, "op": "get"}))
+    replies = []
+    for _ in range(3):
+        reply, att = recv_frame(s)
+        replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "value": len(att) > 0, **({"message": reply["error"]["message"]} if reply.get("error") else {})})
+    confirm(s, challenge)
+    reply, att = recv_frame(s)
+    replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "value": len(att) > 0})
+    emit({"challenged": "challenge" in challenge, "replies": replies})
 elif mode == "edit-between":
     # Served, then its own script changes on disk: the next request on the same connection is refused.
     s = connect_hello(SOCK)
@@ -793,6 +809,20 @@ describeIfProvided('watched senders', brokerClientsMissing, () => {
           'a request with id 7 already awaits confirmation on this connection; ids must be unique among requests in flight',
       },
     ]);
+  }, 30_000);
+
+  it('a request reusing the id of one awaiting confirmation is refused under id null, whatever its op (answered at once or not)', async () => {
+    const r = await b.python(approvedPy, ['id-reused', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({ challenged: true });
+    const reused = {
+      id: null,
+      ok: false,
+      value: false,
+      message:
+        'a request with id 7 already awaits confirmation on this connection; ids must be unique among requests in flight',
+    };
+    // Only the confirmed get is answered under its id, once.
+    expect(r.result.replies).toEqual([reused, reused, reused, { id: 7, ok: true, value: true }]);
   }, 30_000);
 
   it('an approved script edited on disk mid-connection is refused on its next request', async () => {
