@@ -358,6 +358,44 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
     await servedNow();
   }, 30_000);
 
+  it(`${MAX_QUEUED_FRAMES} requests written in one go after the hello are all answered; ${MAX_QUEUED_FRAMES + 1} are one too many (docs/protocol.md)`, async () => {
+    // After the hello reply, so that the burst is all that waits; each burst is one write, read at once.
+    const burst = async (n: number) => {
+      const s = netConnect(b.socket);
+      await new Promise((r) => s.once('connect', r));
+      const decoder = new FrameDecoder();
+      const replies: Frame[] = [];
+      let wrote = false;
+      const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+      const done = new Promise<void>((resolve) => {
+        s.on('data', (d: Buffer) => {
+          replies.push(...decoder.push(d));
+          if (!wrote && replies.length === 1) {
+            wrote = true;
+            s.write(
+              Buffer.concat(Array.from({ length: n }, (_, i) => encodeFrame({ id: i + 1, op: 'whoami' }))),
+            );
+          }
+          if (replies.length === n + 1) resolve();
+        });
+        void closed.then(resolve);
+      });
+      s.write(encodeFrame({ v: 1, op: 'hello', id: 0 }));
+      await done;
+      s.destroy();
+      return replies.slice(1).map((r) => r.json);
+    };
+    const fits = await burst(MAX_QUEUED_FRAMES);
+    expect(fits.map((r) => r.id)).toEqual(Array.from({ length: MAX_QUEUED_FRAMES }, (_, i) => i + 1));
+    expect(await burst(MAX_QUEUED_FRAMES + 1)).toEqual([
+      expect.objectContaining({
+        id: null,
+        ok: false,
+        error: expect.objectContaining({ code: 'unavailable' }),
+      }),
+    ]);
+  }, 30_000);
+
   it('a request with a missing or invalid id is answered with id null; a value over 1 MiB is too_large for its request; the connection stays open', async () => {
     // Six replies, or the hang-up that would cut them short.
     const { replies } = await talk(

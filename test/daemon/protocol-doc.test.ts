@@ -31,7 +31,10 @@ describe('docs/protocol.md', () => {
   it('states the per-connection caps the code uses', () => {
     // Prose wraps anywhere: compare with every run of whitespace as one space.
     const flat = doc.replace(/\s+/g, ' ');
-    expect(flat).toContain(`up to ${MAX_QUEUED_FRAMES} may wait behind the one being handled`);
+    expect(flat).toContain(`keep at most ${MAX_QUEUED_FRAMES} frames unanswered on a connection`);
+    expect(flat).toContain(
+      `${MAX_QUEUED_FRAMES + 1} written in one go to an idle connection are already too many`,
+    );
     expect(flat).toContain(`At most ${MAX_UNCONFIRMED} requests may await confirmation per connection`);
   });
 
