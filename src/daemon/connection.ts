@@ -68,6 +68,8 @@ export class Connection {
   private reader: object | undefined;
   private busy = false;
   private closed = false;
+  // The peer shut down its writing side: what it sent is still answered, then the connection closes.
+  private ended = false;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Chunks read so far: how the idle verdict tells that bytes came in after its timer fired. */
   private chunks = 0;
@@ -125,7 +127,7 @@ export class Connection {
         return;
       }
       if (!data || !cred) {
-        this.close('peer closed');
+        this.endOfInput();
         return;
       }
       // Whether a frame was already in progress before these bytes: its deadline must not move.
@@ -185,6 +187,24 @@ export class Connection {
     }
   }
 
+  // No byte comes after the end (a client may shut down its writing side after its last request, as
+  // `socat` or `nc -N` do, and still read the replies): the requests read so far are answered, then the
+  // connection closes. A frame the end cut short can never complete and is dropped unanswered.
+  private endOfInput(): void {
+    this.ended = true;
+    if (this.reader) native().stopReader(this.reader);
+    this.reader = undefined;
+    clearTimeout(this.frameTimer);
+    this.decoder.discard();
+    this.releasePartial();
+    this.account();
+    this.closeIfDone();
+  }
+
+  private closeIfDone(): void {
+    if (this.ended && !this.busy && this.queue.length === 0) this.close('peer closed', true);
+  }
+
   // All bytes of a frame must come from one process; otherwise the frame is ambiguous and refused.
   private withSender(json: unknown, attachment: Buffer, bytes: number, senders: ChunkSender[]): SenderFrame {
     const first = senders[0]!;
@@ -239,6 +259,7 @@ export class Connection {
       }
     } finally {
       this.busy = false;
+      this.closeIfDone();
     }
   }
 
@@ -310,8 +331,11 @@ export class Connection {
     this.socket.write(frame);
   }
 
-  /** Stops reading, closes the socket and releases every pidfd still held. */
-  close(reason: string): void {
+  /**
+   * Stops reading, closes the socket and releases every pidfd still held. `flush`: replies still queued
+   * for the socket go out first (a peer that does not read them is cut off after the frame timeout).
+   */
+  close(reason: string, flush = false): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.idleTimer);
@@ -322,7 +346,16 @@ export class Connection {
     for (const f of this.queue.splice(0)) f.release();
     this.account();
     this.socket.end();
-    this.socket.destroy();
+    if (flush && this.socket.writableLength > 0) {
+      const cutOff = setTimeout(() => this.socket.destroy(), this.limits.frameTimeoutMs);
+      cutOff.unref();
+      this.socket.once('finish', () => {
+        clearTimeout(cutOff);
+        this.socket.destroy();
+      });
+    } else {
+      this.socket.destroy();
+    }
     for (const fn of this.closers.splice(0)) fn();
     this.onClose(this, reason);
   }

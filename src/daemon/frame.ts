@@ -103,6 +103,11 @@ export class FrameDecoder {
     return out;
   }
 
+  /** Drops the bytes of a frame still incomplete (the stream ended), zeroing them. */
+  discard(): void {
+    this.wipe();
+  }
+
   private wipe(): void {
     for (const c of this.chunks) c.fill(0);
     this.chunks = [];

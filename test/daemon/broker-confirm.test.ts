@@ -35,9 +35,21 @@ for step in sys.argv[3:]:
         out.append(get(s, sys.argv[1], sys.argv[2]))
 emit({"results": out})
 `;
+// Asks once, shuts down its writing side, then says so in the file argv[3]; reads the reply after that.
+const HALF_CLOSING_PY = `${PY_LIB}
+s = connect_hello(SOCK)
+s.sendall(frame({"id": 1, "op": "get", "service": sys.argv[1], "account": sys.argv[2]}))
+s.shutdown(socket.SHUT_WR)
+open(sys.argv[3], "w").close()
+try:
+    emit(result(*recv_frame(s)))
+except ConnectionError as e:
+    emit({"ok": False, "code": "closed", "message": str(e)})
+`;
 
 // The askpass records what it was asked (and how), then answers with the exit status in ANSWER; an
-// ANSWER of `revoke:NAME` has the user revoke client NAME while the question is open, then say yes.
+// ANSWER of `revoke:NAME` has the user revoke client NAME while the question is open, then say yes;
+// `wait:PATH` has the user say yes once PATH exists.
 const here = mkdtempSync(join(tmpdir(), 'entraclaw-askpass-'));
 const ASKED = join(here, 'asked.log');
 const ANSWER = join(here, 'answer');
@@ -60,6 +72,7 @@ printf '%s|%s\\n' "$SSH_ASKPASS_PROMPT" "$1" >> '${ASKED}'
 answer="$(cat '${ANSWER}')"
 case "$answer" in
   revoke:*) '${process.execPath}' '${CLI}' revoke "\${answer#revoke:}" >/dev/null 2>&1 || exit 3; exit 0 ;;
+  wait:*) while [ ! -e "\${answer#wait:}" ]; do sleep 0.05; done; exit 0 ;;
 esac
 exit "$answer"
 `,
@@ -179,6 +192,26 @@ describeIfProvided('confirm on use', brokerClientsMissing, () => {
     expect(JSON.parse(b.cli(['clients', '--json']).stdout.toString())).not.toContainEqual(
       expect.objectContaining({ name: 'fickle' }),
     );
+  }, 30_000);
+
+  it('is answered to a client that shut down its writing side while the user was being asked', async () => {
+    const half = b.file('half-closing.py', HALF_CLOSING_PY);
+    const r0 = b.cli([
+      'register',
+      PYTHON,
+      '--script',
+      half,
+      '--grant',
+      `${SVC}/asked`,
+      '--confirm',
+      '--name',
+      'half',
+    ]);
+    expect(r0.status, r0.stderr).toBe(0);
+    const shut = join(here, 'shut-down');
+    writeFileSync(ANSWER, `wait:${shut}`);
+    const r = await b.python(half, [SVC, 'asked', shut]);
+    expect(r.result, r.stderr).toMatchObject({ ok: true, value_b64: b64(SECRET) });
   }, 30_000);
 
   it('is not asked for a grant without confirm', async () => {

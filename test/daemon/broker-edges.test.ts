@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -47,6 +48,26 @@ who, _ = call(s, {"id": 9, "op": "whoami"})
 emit(r | {"pid": os.getpid(), "hello": bool(hello.get("ok")), "whoami": who})
 `;
 
+// An approved client that shuts down its writing side after its requests (as `socat` or `nc -N` do):
+// a get of a 1 MiB value, a whoami and the first bytes of a third request, then the end. It reads every
+// reply until the daemon hangs up; only sizes and hashes of the values are printed.
+const HALF_CLOSING_PY = `${PY_LIB}
+import hashlib
+s = connect_hello(SOCK)
+get_ = frame({"id": 1, "op": "get", "service": sys.argv[1], "account": sys.argv[2]})
+s.sendall(get_ + frame({"id": 2, "op": "whoami"}) + frame({"id": 3, "op": "whoami"})[:10])
+s.shutdown(socket.SHUT_WR)
+replies = []
+while True:
+    try:
+        reply, att = recv_frame(s)
+    except ConnectionError:
+        break
+    replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "bytes": len(att), "sha256": hashlib.sha256(att).hexdigest()})
+emit({"replies": replies})
+`;
+const BIG = canary('half-closed').padEnd(1024 * 1024, 'v');
+
 type AuditLine = Record<string, unknown>;
 function auditLines(b: Broker): AuditLine[] {
   const r = b.cli(['audit', '--json', '--tail', '1000']);
@@ -78,6 +99,7 @@ beforeAll(async () => {
   b = await startBroker('entraclaw-edges', [
     [SVC, 'acct', SECRET],
     [SVC, 'claimed', SECRET],
+    [SVC, 'big', BIG],
   ]);
   approvedPy = b.file('approved.py', APPROVED_PY);
   b.register({ exe: PYTHON, script: approvedPy, grant: `${SVC}/acct`, ops: 'read', name: 'approved-py' });
@@ -163,6 +185,24 @@ describeIfProvided('a client that names an approved client in its hello', broker
     expect(JSON.stringify(line)).not.toContain(approvedPy);
   }, 30_000);
 });
+
+describeIfProvided(
+  'a client that shuts down its writing side after its requests',
+  brokerClientsMissing,
+  () => {
+    it('gets every reply in full (a 1 MiB value too), then the hang-up; a request the end cut short is dropped', async () => {
+      const half = b.file('half-closing.py', HALF_CLOSING_PY);
+      b.register({ exe: PYTHON, script: half, grant: `${SVC}/big`, ops: 'read', name: 'half-closing' });
+      const r = await b.python(half, [SVC, 'big']);
+      const sha = (v: string | Buffer) => createHash('sha256').update(v).digest('hex');
+      expect(r.result.replies, r.stderr).toEqual([
+        { id: 1, ok: true, bytes: BIG.length, sha256: sha(BIG) },
+        { id: 2, ok: true, bytes: 0, sha256: sha('') },
+      ]);
+      expect(b.stderr()).toContain('connection closed reason="peer closed"');
+    }, 30_000);
+  },
+);
 
 describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClientsMissing, () => {
   const RIGHT = 'broker security test passphrase';
