@@ -1,3 +1,5 @@
+import { visible } from '../lib/visible.js';
+
 /** Severity of a daemon log line. */
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 
@@ -10,7 +12,9 @@ export type Logger = (level: Level, message: string, fields?: Record<string, unk
 
 /**
  * Creates the daemon logger. Unless verbose, `debug` lines are dropped, and with `quiet` `info` lines too
- * (a broker that shares its stderr with a command, as in the sandbox).
+ * (a broker that shares its stderr with a command, as in the sandbox). Field values are shown with their
+ * control and invisible characters escaped: a request id or item name is whatever a client sent, and
+ * `agent -v` on a terminal must not let it move the cursor, retitle the window or reorder the line.
  */
 export function createLogger(opts: { verbose?: boolean; journal?: boolean; quiet?: boolean } = {}): Logger {
   const journal = opts.journal ?? Boolean(process.env.JOURNAL_STREAM);
@@ -19,7 +23,7 @@ export function createLogger(opts: { verbose?: boolean; journal?: boolean; quiet
     const kv = fields
       ? Object.entries(fields)
           .filter(([, v]) => v !== undefined)
-          .map(([k, v]) => ` ${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+          .map(([k, v]) => ` ${k}=${visible(typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v))}`)
           .join('')
       : '';
     const prefix = journal ? `<${PRIORITY[level]}>` : `entraclaw-agent ${level}: `;

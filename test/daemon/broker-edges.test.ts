@@ -66,6 +66,13 @@ while True:
     replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "bytes": len(att), "sha256": hashlib.sha256(att).hexdigest()})
 emit({"replies": replies})
 `;
+// An unapproved program whose request id and item name carry terminal escapes and a bidi override.
+const ESCAPING_PY = `${PY_LIB}
+s = connect_hello(SOCK)
+r1, _ = call(s, {"id": "\\x1b[2J", "op": "get", "service": "esc\\x1b]0;title\\x07", "account": "a\\u202eb\\u009b"})
+r2, _ = call(s, {"id": "\\x1b[31m", "op": "whoami"})
+emit({"codes": [(r.get("error") or {}).get("code", "ok") for r in (r1, r2)]})
+`;
 const BIG = canary('half-closed').padEnd(1024 * 1024, 'v');
 
 type AuditLine = Record<string, unknown>;
@@ -203,6 +210,18 @@ describeIfProvided(
     }, 30_000);
   },
 );
+
+describeIfProvided("a client's request id and item name in `agent -v`", brokerClientsMissing, () => {
+  it('are logged with their control and invisible characters escaped, never raw', async () => {
+    const r = await b.python(b.file('escaping.py', ESCAPING_PY), []);
+    expect(r.result, r.stderr).toEqual({ codes: ['pending', 'ok'] });
+    await waitFor(() => b.stderr().includes('requestId=\\u{1b}[31m'), 'the whoami log line');
+    const log = b.stderr();
+    expect(log).toContain('requestId=\\u{1b}[2J');
+    expect(log).toContain('service=esc\\u{1b}]0;title\\u{7} account=a\\u{202e}b\\u{9b}');
+    for (const raw of ['\x1b', '\x07', '\u202e', '\x9b']) expect(log).not.toContain(raw);
+  }, 30_000);
+});
 
 describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClientsMissing, () => {
   const RIGHT = 'broker security test passphrase';
