@@ -45,9 +45,13 @@ export interface WireError {
 
 const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
-const requestId = z.union([z.uint32(), z.string().min(1).max(MAX_ID_CHARS)], {
-  error: `must be a uint32 or a string of 1-${MAX_ID_CHARS} characters`,
-});
+// One message for every way an id can be wrong: zod would otherwise name the limit of the branch that
+// failed (a safe integer's 2^53 - 1 for 2^53), which is not the protocol's.
+const BAD_ID = `must be a uint32 or a string of 1-${MAX_ID_CHARS} characters`;
+const requestId = z.union(
+  [z.uint32({ error: BAD_ID }), z.string().min(1, BAD_ID).max(MAX_ID_CHARS, BAD_ID)],
+  { error: BAD_ID },
+);
 
 const LONE_SURROGATE_MESSAGE = 'must be valid Unicode (a \\u escape left half a surrogate pair)';
 

@@ -396,7 +396,7 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
     ]);
   }, 30_000);
 
-  it('a request with a missing or invalid id is answered with id null; a value over 1 MiB is too_large for its request; the connection stays open', async () => {
+  it('a request with a missing or invalid id is answered with id null, the rule named; a value over 1 MiB is too_large for its request; the connection stays open', async () => {
     // Six replies, or the hang-up that would cut them short.
     const { replies } = await talk(
       [
@@ -404,19 +404,28 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
         encodeFrame({ op: 'whoami' }),
         encodeFrame({ id: -1, op: 'whoami' }),
         encodeFrame({ id: { pick: 'me' }, op: 'whoami' }),
+        encodeFrame({ id: 2 ** 32, op: 'whoami' }),
+        encodeFrame({ id: 2 ** 53, op: 'whoami' }),
         encodeFrame({ id: 4, op: 'set', service: 's', account: 'a' }, Buffer.alloc(1024 * 1024 + 1, 1)),
         encodeFrame({ id: 5, op: 'whoami' }),
       ],
-      (r) => r.length >= 6,
+      (r) => r.length >= 8,
     );
-    expect(replies.slice(1, 4).map((r) => [r.json.id, (r.json.error as { code: string }).code])).toEqual([
+    expect(replies.slice(1, 6).map((r) => [r.json.id, (r.json.error as { code: string }).code])).toEqual([
+      [null, 'bad_request'],
+      [null, 'bad_request'],
       [null, 'bad_request'],
       [null, 'bad_request'],
       [null, 'bad_request'],
     ]);
-    expect(replies[4]?.json).toMatchObject({ id: 4, ok: false, error: { code: 'too_large' } });
+    // Each invalid id is named by the protocol's rule, not by the check inside that failed it.
+    for (const r of replies.slice(2, 6))
+      expect((r.json.error as { message: string }).message).toBe(
+        'bad whoami request: id: must be a uint32 or a string of 1-64 characters',
+      );
+    expect(replies[6]?.json).toMatchObject({ id: 4, ok: false, error: { code: 'too_large' } });
     // Answered at all: the connection outlived every error above.
-    expect(replies[5]?.json).toMatchObject({ id: 5 });
+    expect(replies[7]?.json).toMatchObject({ id: 5 });
     await servedNow();
   }, 30_000);
 
