@@ -10,7 +10,7 @@ export interface ConnectionLimits {
   idleTimeoutMs: number;
   frameTimeoutMs: number;
   maxQueuedFrames: number;
-  /** Request bytes held by all connections together (half-read and queued frames); shared. */
+  /** Bytes held for all connections together (half-read and queued requests, unread replies); shared. */
   budget: ByteBudget;
 }
 
@@ -70,13 +70,16 @@ export class Connection {
   private closed = false;
   // The peer shut down its writing side: what it sent is still answered, then the connection closes.
   private ended = false;
+  // Waiting for the client to read its replies before its next request is handled.
+  private stalled = false;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Chunks read so far: how the idle verdict tells that bytes came in after its timer fired. */
   private chunks = 0;
   private frameTimer: NodeJS.Timeout | undefined;
   // Senders of the bytes of the frame currently being assembled; their pidfds are ours to close.
   private partial: ChunkSender[] = [];
-  // Request bytes of this connection counted in the shared budget: half-read, queued and in hand.
+  // Bytes of this connection counted in the shared budget: requests half-read, queued and in hand, and
+  // replies written but not yet taken by the socket (the client is not reading).
   private held = 0;
   private inHand = 0;
   /** Whether the hello exchange has happened. */
@@ -93,12 +96,14 @@ export class Connection {
   ) {
     socket.on('error', () => this.close('socket error'));
     socket.on('close', () => this.close('peer closed'));
+    socket.on('drain', () => this.account());
     this.reader = native().startReader(fd, (err, data, cred) => this.onChunk(err, data, cred));
     this.armIdle();
   }
 
   // A request still being answered (waiting for the user's confirmation, say) is not idleness: its
-  // reply must reach the client, so the clock starts again instead.
+  // reply must reach the client, so the clock starts again instead. A client that has not read its
+  // replies for as long is cut off.
   // A timer that fires after the event loop stalled (a long GC, a starved CPU) runs before the poll phase
   // reads what arrived meanwhile: the verdict waits for one poll (setImmediate runs after it), and bytes
   // read there start the clock again instead of losing a request already sent to an idle close.
@@ -108,7 +113,8 @@ export class Connection {
       const chunks = this.chunks;
       setImmediate(() => {
         if (this.closed) return;
-        if (this.busy || this.chunks !== chunks) this.armIdle();
+        if (this.stalled) this.close('replies not read');
+        else if (this.busy || this.chunks !== chunks) this.armIdle();
         else this.close('idle timeout');
       });
     }, this.limits.idleTimeoutMs);
@@ -172,7 +178,10 @@ export class Connection {
         this.reply({
           id: null,
           ok: false,
-          error: { code: 'unavailable', message: 'the daemon is holding too many request bytes; retry' },
+          error: {
+            code: 'unavailable',
+            message: 'the daemon is holding too many bytes of requests and unread replies; retry',
+          },
         });
         this.close('request byte budget exceeded');
         return;
@@ -246,7 +255,12 @@ export class Connection {
     if (this.busy) return;
     this.busy = true;
     try {
-      for (let frame = this.queue.shift(); frame && !this.closed; frame = this.queue.shift()) {
+      for (;;) {
+        // A client that does not read its replies gets no more of them: its next request waits until
+        // the socket has taken the last one, so what the daemon holds for it stays within one reply.
+        if (this.socket.writableNeedDrain && this.queue.length > 0) await this.repliesRead();
+        const frame = this.closed ? undefined : this.queue.shift();
+        if (!frame) break;
         this.inHand = frame.bytes;
         try {
           const r = await this.handle(frame, this).catch((err: unknown) => this.failed(frame, err));
@@ -261,6 +275,21 @@ export class Connection {
       this.busy = false;
       this.closeIfDone();
     }
+  }
+
+  // Resolves once the socket has taken the replies written so far ('drain'), or is closed.
+  private repliesRead(): Promise<void> {
+    this.stalled = true;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.stalled = false;
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   // The handler answers every request itself; a throw that still escapes it is a bug of ours, and one
@@ -280,7 +309,7 @@ export class Connection {
   private account(): void {
     let now = 0;
     if (!this.closed) {
-      now = this.decoder.buffered + this.inHand;
+      now = this.decoder.buffered + this.inHand + this.socket.writableLength;
       for (const f of this.queue) now += f.bytes;
     }
     this.limits.budget.used += now - this.held;
@@ -329,6 +358,11 @@ export class Connection {
       });
     }
     this.socket.write(frame);
+    this.account();
+    // Unread replies count against the budget as requests do: a connection whose reply takes the daemon
+    // over it while its earlier ones still wait to be read is closed (the client learns nothing more).
+    if (this.limits.budget.used > this.limits.budget.max && this.socket.writableNeedDrain)
+      this.close('reply byte budget exceeded');
   }
 
   /**

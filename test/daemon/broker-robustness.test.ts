@@ -30,6 +30,8 @@ import {
   inheritedFds,
   NODE,
   nodeClientSource,
+  PY_LIB,
+  PYTHON,
   run,
   SDK_URL,
   secretFreePlaces,
@@ -174,6 +176,21 @@ const errors = {};
 for (const r of results) if (r.status === 'rejected') errors[r.reason.code ?? r.reason.message] = (errors[r.reason.code ?? r.reason.message] ?? 0) + 1;
 const served = results.filter((r) => r.status === 'fulfilled' && r.value).length;
 process.stdout.write(JSON.stringify({ ok: served === Number(n), served, errors, ms: Math.round(performance.now() - t0) }) + '\\n');
+`;
+
+// An approved client that reads a 1 MiB value, then writes 30 more gets of it on the same connection and
+// reads no reply until a whoami on a second connection is answered; then it reads the 30 replies.
+const UNREAD_PY = `${PY_LIB}
+import hashlib
+a = connect_hello(SOCK)
+first = get(a, sys.argv[1], sys.argv[2], 0)
+a.sendall(b"".join(frame({"id": i, "op": "get", "service": sys.argv[1], "account": sys.argv[2]}) for i in range(1, 31)))
+probe, _ = call(connect_hello(SOCK), {"id": "probe", "op": "whoami"})
+values = []
+for _ in range(30):
+    reply, att = recv_frame(a)
+    values.append(hashlib.sha256(att).hexdigest() if reply.get("ok") else (reply.get("error") or {}).get("code"))
+emit({"first": first["ok"], "probe": bool(probe.get("ok")), "pid": os.getpid(), "values": values})
 `;
 
 let b: Broker;
@@ -573,6 +590,31 @@ describeIfProvided('memory under large frames', brokerClientsMissing, () => {
     expect(b.stderr()).toMatch(/request byte budget exceeded/);
     await servedNow();
   }, 30_000);
+});
+
+describeIfProvided('a client that does not read its replies', brokerClientsMissing, () => {
+  it('has its next request wait until it reads, instead of the daemon buffering reply after reply', async () => {
+    const BIG = canary('unread').padEnd(1024 * 1024, 'u');
+    b.seed(SVC, 'big', BIG);
+    const unread = b.file('unread.py', UNREAD_PY);
+    b.register({ exe: PYTHON, script: unread, grant: `${SVC}/big`, ops: 'read', name: 'unread' });
+    const r = await b.python(unread, [SVC, 'big'], { timeoutMs: 60_000 });
+    const sha = createHash('sha256').update(BIG).digest('hex');
+    expect(r.result, r.stderr).toMatchObject({ first: true, probe: true, values: Array(30).fill(sha) });
+    // In the order the daemon handled them: the first get filled the socket, so the others waited for
+    // the client to read, which it did only after the whoami on its other connection was answered.
+    const lines = JSON.parse(b.cli(['audit', '--json', '--tail', '200']).stdout.toString()) as {
+      pid: number;
+      op: string;
+      requestId: string;
+    }[];
+    const mine = lines.filter((l) => l.pid === r.result.pid).map((l) => `${l.op}:${l.requestId}`);
+    expect(mine).toHaveLength(32);
+    const handledBefore = mine.indexOf('whoami:probe');
+    expect(handledBefore, mine.join(' ')).toBeGreaterThanOrEqual(2);
+    expect(handledBefore, mine.join(' ')).toBeLessThanOrEqual(3);
+    await servedNow();
+  }, 90_000);
 });
 
 describeIfProvided('load', brokerClientsMissing, () => {
