@@ -78,7 +78,7 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
         // The reason goes out before the hang-up: a client author learns which version or field was wrong.
         const reply = fail(id, 'bad_request', (err as Error).message);
         conn.reply(reply.json);
-        conn.close('no hello');
+        conn.close('no hello', true);
         return reply;
       }
       conn.greeted = true;

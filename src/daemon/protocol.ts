@@ -125,12 +125,24 @@ export type Request =
   | Exclude<ParsedRequest, { op: 'set' }>
   | (Extract<ParsedRequest, { op: 'set' }> & { value: Buffer });
 
+// Field names and ops are the client's, of any number and size: an error names a few, shortened, so that
+// its reply stays small whatever the request held.
+const NAMED_FIELDS = 4;
+const NAMED_CHARS = 64;
+
+function named(text: unknown): string {
+  const chars = [...String(text)];
+  return JSON.stringify(chars.length > NAMED_CHARS ? `${chars.slice(0, NAMED_CHARS).join('')}…` : text);
+}
+
 function describe(error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const where = i.path.length ? `${i.path.join('.')}: ` : '';
-      if (i.code === 'unrecognized_keys')
-        return `${where}unknown field ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (i.code === 'unrecognized_keys') {
+        const more = i.keys.length > NAMED_FIELDS ? ` and ${i.keys.length - NAMED_FIELDS} more` : '';
+        return `${where}unknown field ${i.keys.slice(0, NAMED_FIELDS).map(named).join(', ')}${more}`;
+      }
       return `${where}${i.message}`;
     })
     .join('; ');
@@ -179,7 +191,7 @@ export function parseRequest(json: unknown, attachment: Buffer): Request {
   }
   if (!(OPS as readonly unknown[]).includes(obj.op)) {
     throw new BadRequestError(
-      `unknown op ${JSON.stringify(obj.op) ?? '(none)'}`,
+      `unknown op ${obj.op === undefined ? '(none)' : named(obj.op)}`,
       `use one of ${OPS.join(', ')}`,
     );
   }

@@ -193,6 +193,10 @@ for _ in range(30):
 emit({"first": first["ok"], "probe": bool(probe.get("ok")), "pid": os.getpid(), "values": values})
 `;
 
+// ~1 MB of fields no message has.
+const FIELDS = 90_000;
+const manyFields = Object.fromEntries(Array.from({ length: FIELDS }, (_, i) => [`k${i}`, 0]));
+
 let b: Broker;
 let client: string;
 let many: string;
@@ -340,6 +344,41 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
     expect(v2.error.message).toMatch(/version 2/);
     const early = await exchange({ id: 3, op: 'get', service: 's', account: 'a' });
     expect(early).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
+    // A hello of ~1 MB of unknown fields: its reply names a few and arrives whole before the hang-up.
+    const many = await exchange({ v: 1, op: 'hello', id: 9, ...manyFields });
+    expect(many).toMatchObject({ id: 9, ok: false, error: { code: 'bad_request' } });
+    expect(many.error.message).toBe(`bad hello: unknown field "k0", "k1", "k2", "k3" and ${FIELDS - 4} more`);
+    await servedNow();
+  }, 30_000);
+
+  it("an error names a few of the client's field names and a long op shortened, whatever the request held", async () => {
+    const { replies } = await talk(
+      [
+        encodeFrame({ v: 1, op: 'hello', id: 0 }),
+        encodeFrame({ id: 1, op: 'x'.repeat(1_000_000) }),
+        encodeFrame({ id: 2, op: 'whoami', ...manyFields }),
+      ],
+      (r) => r.length >= 3,
+    );
+    expect(replies.slice(1).map((r) => r.json)).toEqual([
+      {
+        id: 1,
+        ok: false,
+        error: {
+          code: 'bad_request',
+          message: `unknown op "${'x'.repeat(64)}…"`,
+          hint: 'use one of get, set, delete, list, whoami, audit_head',
+        },
+      },
+      {
+        id: 2,
+        ok: false,
+        error: {
+          code: 'bad_request',
+          message: `bad whoami request: unknown field "k0", "k1", "k2", "k3" and ${FIELDS - 4} more`,
+        },
+      },
+    ]);
     await servedNow();
   }, 30_000);
 
