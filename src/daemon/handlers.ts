@@ -73,7 +73,7 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
     const id = replyId(frame.json);
     if (!conn.greeted) {
       try {
-        parseHello(frame.json);
+        parseHello(frame.json, frame.attachment);
       } catch (err) {
         // The reason goes out before the hang-up: a client author learns which version or field was wrong.
         const reply = fail(id, 'bad_request', (err as Error).message);
@@ -593,9 +593,12 @@ async function confirm(frame: SenderFrame, conn: Connection, deps: HandlerDeps):
   }
   unconfirmed.get(conn)!.delete(waitingKey(id!));
   const { finish, request } = entry;
-  if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string') {
+  const attached = frame.attachment.length > 0;
+  if (keys !== 'id,nonce,op' || typeof json.nonce !== 'string' || attached) {
     if (request.op === 'set') request.value.fill(0);
-    const reason = `malformed confirm (fields: ${shown}); it needs exactly {id, op:"confirm", nonce} with the challenge's hex nonce`;
+    frame.attachment.fill(0);
+    const what = attached ? 'with an attachment' : `fields: ${shown}`;
+    const reason = `malformed confirm (${what}); it needs exactly {id, op:"confirm", nonce} with the challenge's hex nonce and no attachment`;
     return finish(fail(request.id, 'bad_request', reason), 'error', reason);
   }
   const given = Buffer.from(json.nonce, 'hex');

@@ -165,11 +165,15 @@ export function replyId(json: unknown): RequestId | null {
   return parsed.success ? parsed.data : null;
 }
 
-/** Validates the opening hello; throws BadRequestError for anything else or another protocol version. */
-export function parseHello(json: unknown): Hello {
+/**
+ * Validates the opening hello and its (empty) attachment; throws BadRequestError for anything else or
+ * another protocol version.
+ */
+export function parseHello(json: unknown, attachment: Buffer = Buffer.alloc(0)): Hello {
   const obj = asObject(json);
   if (obj.op !== 'hello')
     throw new BadRequestError('the first message must be a hello', 'send {"v":1,"op":"hello","id":0}');
+  if (attachment.length > 0) throw new BadRequestError('a hello carries no attachment');
   const parsed = helloSchema.safeParse(obj);
   if (!parsed.success) throw new BadRequestError(`bad hello: ${describe(parsed.error)}`);
   if (parsed.data.v !== PROTOCOL_VERSION) {

@@ -118,6 +118,25 @@ elif mode == "bad-confirm":
         reply, att = recv_frame(s)
         replies.append({"id": reply.get("id"), "ok": reply.get("ok"), "code": (reply.get("error") or {}).get("code"), "message": (reply.get("error") or {}).get("message"), "value": len(att) > 0})
     emit({"challenged": "challenge" in challenge, "replies": replies})
+elif mode == "attached":
+    # A hello with an attachment is refused; so is a confirm with one, which ends the request it names.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}, b"junk"))
+    hello, _ = recv_frame(s)
+    hung_up = s.recv(1) == b""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(SOCK)
+    s.sendall(frame({"v": 1, "op": "hello", "id": 0}) + frame({"id": 5, "op": "get", "service": SVC, "account": ACCT}))
+    recv_frame(s)
+    challenge, _ = recv_frame(s)
+    s.sendall(frame({"id": 5, "op": "confirm", "nonce": challenge["challenge"]}, b"junk"))
+    s.sendall(frame({"id": 5, "op": "confirm", "nonce": challenge["challenge"]}))
+    replies = []
+    for _ in range(2):
+        reply, att = recv_frame(s)
+        replies.append({"id": reply.get("id"), "code": (reply.get("error") or {}).get("code"), "message": (reply.get("error") or {}).get("message"), "value": len(att) > 0})
+    emit({"hello": hello.get("error"), "hungUp": hung_up, "challenged": "challenge" in challenge, "replies": replies})
 elif mode == "id-types":
     # Ids 1 and "1" are two requests; a second request with id 7 while 7 awaits confirmation is refused.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -791,6 +810,25 @@ describeIfProvided('watched senders', brokerClientsMissing, () => {
     expect(replies[0]!.message).toContain('malformed confirm (fields: id,nonce,op,x)');
     expect(replies[1]!.message).toBe('no request with id 5 awaits confirmation');
     expect(replies.some((x) => x.value)).toBe(false);
+  }, 30_000);
+
+  it('a hello or a confirm with an attachment is refused: the hello with the hang-up, the confirm ending its request', async () => {
+    const r = await b.python(approvedPy, ['attached', SVC, 'acct']);
+    expect(r.result, r.stdout + r.stderr).toMatchObject({
+      hello: { code: 'bad_request', message: 'a hello carries no attachment' },
+      hungUp: true,
+      challenged: true,
+    });
+    expect(r.result.replies).toEqual([
+      {
+        id: 5,
+        code: 'bad_request',
+        message:
+          'malformed confirm (with an attachment); it needs exactly {id, op:"confirm", nonce} with the challenge\'s hex nonce and no attachment',
+        value: false,
+      },
+      { id: null, code: 'bad_request', message: 'no request with id 5 awaits confirmation', value: false },
+    ]);
   }, 30_000);
 
   it('ids 1 and "1" are two requests, each answered once; a reused id in flight is refused under id null', async () => {
