@@ -7,12 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
 import { MAX_UNCONFIRMED } from '../../src/daemon/handlers.js';
 import { MAX_FRAME, parseHello, parseRequest, wireError } from '../../src/daemon/protocol.js';
-import { describeIfProvided } from '../support/context.js';
+import { type Broker, PYTHON, run, startBroker } from '../support/broker.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
 // docs/protocol.md promises a client can be written from it alone: check its hex dump and run its
 // Python client against a server made of the real framing and parsing code.
 const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
 const python = spawnSync('python3', ['--version']).status === 0;
+// The doc's Python client, without its example main.
+const docClient = () =>
+  /```python\n([\s\S]*?)```/.exec(doc)![1]!.replace(/if __name__ == "__main__":[\s\S]*$/, '');
 
 describe('docs/protocol.md', () => {
   it('shows the bytes encodeFrame produces for its hello', () => {
@@ -117,10 +121,7 @@ describe('docs/protocol.md', () => {
     });
 
     it('talks to the server: hello, set, get of binary data, list, whoami, errors', async () => {
-      const code = /```python\n([\s\S]*?)```/
-        .exec(doc)![1]!
-        .replace(/if __name__ == "__main__":[\s\S]*$/, '');
-      const script = `${code}
+      const script = `${docClient()}
 c = Client()
 assert c.hello[0]["maxFrame"] == MAX_FRAME, c.hello
 value = bytes(range(256)) * 3
@@ -158,4 +159,62 @@ print("ok")
       expect(out.status).toBe(0);
     });
   });
+});
+
+// The same client, unchanged, against a real daemon: what an outsider writing from this page gets.
+describeIfProvided('its Python client against a real daemon', brokerClientsMissing, () => {
+  let b: Broker;
+  beforeAll(async () => {
+    b = await startBroker('entraclaw-doc-client');
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  it('approved: set and get of binary data with metadata, list, whoami, delete; an unapproved copy is pending', async () => {
+    const approved = b.file(
+      'doc_client.py',
+      `${docClient()}
+c = Client()
+assert c.hello[0]["maxFrame"] == MAX_FRAME, c.hello
+value = bytes(range(256)) * 4
+item = c.set("doc.example", "bin", value, kind="key", label="L", expiresAt="2099-01-01")
+assert (item["kind"], item["label"], item["expiresAt"]) == ("key", "L", "2099-01-01T00:00:00.000Z"), item
+assert c.get("doc.example", "bin") == value
+assert [i["account"] for i in c.list("doc.example")] == ["bin"]
+assert c.whoami()["client"] == "doc-client"
+c.delete("doc.example", "bin")
+try:
+    c.get("doc.example", "bin")
+    raise SystemExit("expected not_found")
+except EntraclawError as e:
+    assert e.code == "not_found", e.code
+print("ok")
+`,
+    );
+    b.register({
+      exe: PYTHON,
+      script: approved,
+      grant: 'doc.example',
+      ops: 'read,list,write,delete',
+      name: 'doc-client',
+    });
+    const r = await run(PYTHON, [approved], { env: b.clientEnv });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('ok');
+    const copy = b.file(
+      'doc_client_copy.py',
+      `${docClient()}
+try:
+    Client().get("doc.example", "bin")
+except EntraclawError as e:
+    print(e.code, e.pending_id, e.hint)
+`,
+    );
+    const q = await run(PYTHON, [copy], { env: b.clientEnv });
+    expect(q.stderr).toBe('');
+    expect(q.stdout.trim()).toMatch(
+      /^pending p-[0-9a-f]{8} ask the user to run: entraclaw approve p-[0-9a-f]{8} /,
+    );
+  }, 30_000);
 });
