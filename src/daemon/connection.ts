@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { TooLargeError } from '../errors.js';
 import { forgetStats } from '../lib/file-key.js';
 import { native, type PeerCred } from '../lib/native.js';
-import { encodeFrame, FrameDecoder } from './frame.js';
+import { encodeFrame, FrameDecoder, MAX_REQUEST_JSON_BYTES, parseJsonPart } from './frame.js';
 import { replyId } from './protocol.js';
 
 /** Per-connection limits (named and explained in server.ts). */
@@ -41,7 +41,9 @@ interface ChunkSender {
 
 /** One complete request frame and the kernel-reported sender of every byte in it. */
 export interface SenderFrame {
+  /** The parsed JSON part; parsed from `jsonBytes` only when the frame is handled. */
   json: unknown;
+  jsonBytes: Buffer;
   attachment: Buffer;
   /** Wire size of the frame, for the byte budget. */
   bytes: number;
@@ -63,7 +65,7 @@ export type FrameHandler = (
  * net.Socket stays paused and is used only to write replies and to close.
  */
 export class Connection {
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder(MAX_REQUEST_JSON_BYTES);
   private readonly queue: SenderFrame[] = [];
   private reader: object | undefined;
   private busy = false;
@@ -138,9 +140,9 @@ export class Connection {
       }
       // Whether a frame was already in progress before these bytes: its deadline must not move.
       const midFrame = this.decoder.buffered > 0;
-      let frames: ReturnType<FrameDecoder['push']>;
+      let frames: ReturnType<FrameDecoder['pushRaw']>;
       try {
-        frames = this.decoder.push(data);
+        frames = this.decoder.pushRaw(data);
       } catch (e) {
         // A malformed or oversized frame leaves the stream unsynchronised: answer once, then hang up.
         const code = (e as { code?: string }).code ?? 'bad_request';
@@ -215,14 +217,20 @@ export class Connection {
   }
 
   // All bytes of a frame must come from one process; otherwise the frame is ambiguous and refused.
-  private withSender(json: unknown, attachment: Buffer, bytes: number, senders: ChunkSender[]): SenderFrame {
+  private withSender(
+    jsonBytes: Buffer,
+    attachment: Buffer,
+    bytes: number,
+    senders: ChunkSender[],
+  ): SenderFrame {
     const first = senders[0]!;
     // pid -1: the kernel attached no credentials to these bytes; the sender is unknown, so fail closed.
     const same = first.pid > 0 && senders.every((s) => s.pid === first.pid && s.uid === first.uid);
     const keep = same ? (senders.find((s) => s.ref.fd >= 0) ?? first) : undefined;
     for (const s of senders) if (s !== keep) s.ref.release();
     return {
-      json,
+      json: undefined,
+      jsonBytes,
       attachment,
       bytes,
       sender: keep ? { pid: keep.pid, uid: keep.uid, pidfd: keep.ref.fd } : undefined,
@@ -263,6 +271,19 @@ export class Connection {
         if (!frame) break;
         this.inHand = frame.bytes;
         try {
+          // Parsed only now, one request at a time: queued requests hold their bytes (within the byte
+          // budget), not what hostile JSON can grow to once parsed. Malformed JSON is a framing error.
+          try {
+            frame.json = parseJsonPart(frame.jsonBytes);
+          } catch (e) {
+            this.reply({
+              id: null,
+              ok: false,
+              error: { code: 'bad_request', message: (e as Error).message },
+            });
+            this.close('bad frame');
+            break;
+          }
           const r = await this.handle(frame, this).catch((err: unknown) => this.failed(frame, err));
           this.reply(r.json, r.attachment);
         } finally {

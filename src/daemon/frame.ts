@@ -11,6 +11,12 @@ export const PROTOCOL_VERSION = 1;
  * for the JSON part, so a maximal `set` request or `get` reply always fits and nothing larger is buffered.
  */
 export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
+/**
+ * Largest JSON part of a request. Any valid request needs a few KiB (names of 256 bytes, label and scope
+ * of 1024, escaped at most six-fold); the rest of a frame is for the value. Parsed, JSON can take tens of
+ * times its size in memory (a deep `[[[...]]]`), so the daemon refuses more before parsing.
+ */
+export const MAX_REQUEST_JSON_BYTES = 64 * 1024;
 /** Requests a client may pipeline before it must read replies; the daemon hangs up on more. */
 export const MAX_QUEUED_FRAMES = 32;
 
@@ -18,6 +24,14 @@ export const MAX_QUEUED_FRAMES = 32;
 const LENGTH_BYTES = 4;
 // The smallest JSON object, `{}`.
 const MIN_JSON_BYTES = 2;
+
+/** One frame split off the stream, its JSON part not yet parsed (parseJsonPart). */
+export interface RawFrame {
+  json: Buffer;
+  attachment: Buffer;
+  /** Bytes the frame took on the wire, length prefix included. */
+  bytes: number;
+}
 
 /** One decoded frame: a JSON object and its (possibly empty) binary attachment. */
 export interface Frame {
@@ -34,12 +48,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * and checks a frame's declared length before buffering its body, so a peer cannot make it allocate more
  * than MAX_FRAME. After an error the stream is out of step; every later push throws the same error.
  * It takes ownership of pushed chunks and zeroes the bytes it has consumed, since those of a `set`
- * request hold a secret.
+ * request hold a secret. A JSON part over `maxJsonBytes` is refused before it is parsed.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private size = 0;
   private failure: Error | undefined;
+
+  constructor(private readonly maxJsonBytes = MAX_FRAME) {}
 
   /** Bytes received but not yet part of a returned frame. */
   get buffered(): number {
@@ -48,23 +64,38 @@ export class FrameDecoder {
 
   /** Adds bytes and returns every frame they complete, in order. */
   push(chunk: Buffer): Frame[] {
+    return this.guard(() => this.pushRaw(chunk).map((f) => ({ ...f, json: parseJsonPart(f.json) })));
+  }
+
+  /**
+   * Adds bytes and returns every frame they complete, in order, without parsing their JSON: the daemon
+   * parses a request when it handles it, so queued requests hold only their bytes.
+   */
+  pushRaw(chunk: Buffer): RawFrame[] {
     if (this.failure) throw this.failure;
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.size += chunk.length;
     }
-    const frames: Frame[] = [];
-    try {
+    return this.guard(() => {
+      const frames: RawFrame[] = [];
       for (let frame = this.next(); frame; frame = this.next()) frames.push(frame);
+      return frames;
+    });
+  }
+
+  // After an error the stream is out of step: remember it, and drop what is buffered.
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
     } catch (err) {
       this.failure = err as Error;
       this.wipe();
       throw err;
     }
-    return frames;
   }
 
-  private next(): Frame | undefined {
+  private next(): RawFrame | undefined {
     if (this.size < LENGTH_BYTES) return undefined;
     const length = this.peekLength();
     if (length > MAX_FRAME)
@@ -73,7 +104,7 @@ export class FrameDecoder {
       throw new BadRequestError(`frame of ${length} bytes is too short`);
     if (this.size < LENGTH_BYTES + length) return undefined;
     const body = this.take(LENGTH_BYTES + length).subarray(LENGTH_BYTES);
-    return { ...decodeBody(body), bytes: LENGTH_BYTES + length };
+    return { ...splitBody(body, this.maxJsonBytes), bytes: LENGTH_BYTES + length };
   }
 
   private peekLength(): number {
@@ -115,24 +146,32 @@ export class FrameDecoder {
   }
 }
 
-function decodeBody(body: Buffer): Omit<Frame, 'bytes'> {
+function splitBody(body: Buffer, maxJsonBytes: number): Omit<RawFrame, 'bytes'> {
   const jsonLength = body.readUInt32BE(0);
   if (jsonLength > body.length - LENGTH_BYTES) {
     throw new BadRequestError(
       `JSON length ${jsonLength} exceeds the frame's ${body.length - LENGTH_BYTES} bytes`,
     );
   }
+  if (jsonLength > maxJsonBytes) {
+    throw new BadRequestError(`JSON part of ${jsonLength} bytes exceeds the limit of ${maxJsonBytes}`);
+  }
   const jsonEnd = LENGTH_BYTES + jsonLength;
+  return { json: body.subarray(LENGTH_BYTES, jsonEnd), attachment: body.subarray(jsonEnd) };
+}
+
+/** Parses a frame's JSON part; throws BadRequestError unless it is UTF-8 JSON holding an object. */
+export function parseJsonPart(bytes: Buffer): Record<string, unknown> {
   let json: unknown;
   try {
-    json = JSON.parse(utf8.decode(body.subarray(LENGTH_BYTES, jsonEnd)));
+    json = JSON.parse(utf8.decode(bytes));
   } catch {
     throw new BadRequestError('the JSON part is not valid UTF-8 JSON');
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new BadRequestError('the JSON part must be an object');
   }
-  return { json: json as Record<string, unknown>, attachment: body.subarray(jsonEnd) };
+  return json as Record<string, unknown>;
 }
 
 /** Encodes one frame; throws TooLargeError when it would exceed MAX_FRAME (the peer would refuse it). */

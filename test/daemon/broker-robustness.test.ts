@@ -17,7 +17,13 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { encodeFrame, type Frame, FrameDecoder, MAX_QUEUED_FRAMES } from '../../src/daemon/frame.js';
+import {
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+  MAX_QUEUED_FRAMES,
+  MAX_REQUEST_JSON_BYTES,
+} from '../../src/daemon/frame.js';
 import { FRAME_TIMEOUT_MS } from '../../src/daemon/server.js';
 import { resolvePaths } from '../../src/lib/paths.js';
 import { backend } from '../../src/store/encrypted-file.js';
@@ -193,8 +199,8 @@ for _ in range(30):
 emit({"first": first["ok"], "probe": bool(probe.get("ok")), "pid": os.getpid(), "values": values})
 `;
 
-// ~1 MB of fields no message has.
-const FIELDS = 90_000;
+// ~50 KB of fields no message has (within the 64 KiB a request's JSON may take).
+const FIELDS = 5_000;
 const manyFields = Object.fromEntries(Array.from({ length: FIELDS }, (_, i) => [`k${i}`, 0]));
 
 let b: Broker;
@@ -344,10 +350,53 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
     expect(v2.error.message).toMatch(/version 2/);
     const early = await exchange({ id: 3, op: 'get', service: 's', account: 'a' });
     expect(early).toMatchObject({ id: 3, ok: false, error: { code: 'bad_request' } });
-    // A hello of ~1 MB of unknown fields: its reply names a few and arrives whole before the hang-up.
+    // A hello of ~50 KB of unknown fields: its reply names a few and arrives whole before the hang-up.
     const many = await exchange({ v: 1, op: 'hello', id: 9, ...manyFields });
     expect(many).toMatchObject({ id: 9, ok: false, error: { code: 'bad_request' } });
     expect(many.error.message).toBe(`bad hello: unknown field "k0", "k1", "k2", "k3" and ${FIELDS - 4} more`);
+    await servedNow();
+  }, 30_000);
+
+  it('a JSON part over 64 KiB is refused unparsed; requests read before a malformed frame are still answered', async () => {
+    const json = (text: string) => {
+      const body = Buffer.from(text);
+      const h = Buffer.alloc(8);
+      h.writeUInt32BE(4 + body.length, 0);
+      h.writeUInt32BE(body.length, 4);
+      return Buffer.concat([h, body]);
+    };
+    const hello = encodeFrame({ v: 1, op: 'hello', id: 0 });
+    // A deep `[[[...]]]` of ~1 MB would take ~80 MB once parsed; it is refused by its size instead.
+    const deep = await talk(
+      [hello, json(`{"id":1,"op":"whoami","x":${'['.repeat(500_000)}${']'.repeat(500_000)}}`)],
+      () => false,
+    );
+    expect(deep.closed).toBe(true);
+    expect(deep.replies.slice(1).map((r) => r.json)).toEqual([
+      {
+        id: null,
+        ok: false,
+        error: {
+          code: 'bad_request',
+          message: `JSON part of 1000027 bytes exceeds the limit of ${MAX_REQUEST_JSON_BYTES}`,
+        },
+      },
+    ]);
+    const broken = await talk(
+      [
+        hello,
+        encodeFrame({ id: 1, op: 'whoami' }),
+        encodeFrame({ id: 2, op: 'whoami' }),
+        json('{"id":3,"op":"whoami",}'),
+        encodeFrame({ id: 4, op: 'whoami' }),
+      ],
+      () => false,
+    );
+    expect(broken.closed).toBe(true);
+    expect(broken.replies.map((r) => r.json.id)).toEqual([0, 1, 2, null]);
+    expect(broken.replies[3]?.json).toMatchObject({
+      error: { code: 'bad_request', message: 'the JSON part is not valid UTF-8 JSON' },
+    });
     await servedNow();
   }, 30_000);
 
@@ -355,7 +404,7 @@ describeIfProvided('bad input', brokerClientsMissing, () => {
     const { replies } = await talk(
       [
         encodeFrame({ v: 1, op: 'hello', id: 0 }),
-        encodeFrame({ id: 1, op: 'x'.repeat(1_000_000) }),
+        encodeFrame({ id: 1, op: 'x'.repeat(60_000) }),
         encodeFrame({ id: 2, op: 'whoami', ...manyFields }),
       ],
       (r) => r.length >= 3,
