@@ -5,7 +5,9 @@ SHELL := /bin/bash
 
 UNAME := $(shell uname -s)
 # build-essential and python3: node-gyp compiles the native addon (native/entraclaw.c) with them.
-DEB_PKGS := build-essential python3 dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd
+# libglib2.0-bin: gdbus, with which test/shim/secret-tool.test.ts reads the real keyring's items.
+DEB_PKGS := build-essential python3 dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd \
+	libglib2.0-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps system-deps lint typecheck bench clean install
