@@ -18,12 +18,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArgs, waitFor } from '../support/broker.js';
 import { requireOrSkip } from '../support/context.js';
+import { readableBuild } from '../support/readable-build.js';
 
 const linux = process.platform === 'linux';
 const root = linux && process.getuid!() === 0;
 const NOBODY = 65534;
 const as = root ? { uid: NOBODY, gid: NOBODY } : {};
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-harden-'));
+// Run as nobody, the daemon is a copy of the build nobody can read (the checkout may be in root's 0700 home).
+const build = root ? readableBuild() : undefined;
 const children: ChildProcess[] = [];
 
 function ownDir(path: string): string {
@@ -97,7 +100,8 @@ beforeAll(async () => {
   writeFileSync(env.ENTRACLAW_PASSPHRASE_FILE, 'hardening test passphrase\n', { mode: 0o600 });
   if (root) chownSync(env.ENTRACLAW_PASSPHRASE_FILE, NOBODY, NOBODY);
   const socket = join(dir, 'run', 'entraclaw', 'agent.sock');
-  daemon = startAs(agentArgs(socket), daemonCwd);
+  const [cli, ...agent] = agentArgs(socket);
+  daemon = startAs([build?.cli ?? cli!, ...agent], daemonCwd);
   control = startAs(['-e', 'setInterval(() => {}, 1000)'], controlCwd);
   await until('the daemon socket', () => existsSync(socket) || daemon.exitCode !== null);
   expect(daemon.exitCode).toBeNull();
@@ -105,6 +109,7 @@ beforeAll(async () => {
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
+  build?.cleanup();
 });
 
 describe.skipIf(!linux)('the daemon process is hardened', () => {

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { SDK_URL } from '../support/broker.js';
 import { CLI, isolatedEnv } from '../support/cli.js';
 import { describeIfProvided, inTestSession, randomName } from '../support/context.js';
+import { readableBuild } from '../support/readable-build.js';
 
 // `entraclaw sandbox` end to end: real bubblewrap, the real Secret Service (gnome-keyring, from
 // scripts/with-keyring.sh), a real kernel-keyring key and a real vault. The sandboxed command runs the
@@ -908,7 +909,12 @@ describeIfProvided(
   () => {
     const USER = 65534;
     const dir = mkdtempSync('/var/tmp/entraclaw-sandbox-user-');
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    // A copy of the build that user can read (the checkout may be in root's 0700 home).
+    const build = readableBuild();
+    afterAll(() => {
+      rmSync(dir, { recursive: true, force: true });
+      build.cleanup();
+    });
 
     it('serves its command the granted item through both shims, and nothing else', () => {
       // Not the test session's bus: it is root's, and this user's sandbox has no business with it.
@@ -925,7 +931,7 @@ describeIfProvided(
       );
       spawnSync('chown', ['-R', `${USER}:${USER}`, dir]);
       const as = (args: string[], input = '') => {
-        const r = spawnSync(process.execPath, ['--', CLI, ...args], {
+        const r = spawnSync(process.execPath, ['--', build.cli, ...args], {
           env,
           input,
           cwd: join(dir, 'project'),
@@ -971,7 +977,7 @@ describeIfProvided(
         ],
         {
           cwd: dir,
-          env: { ...noPass, NODE: process.execPath, CLI, PROFILE: profile, PASS: passFile },
+          env: { ...noPass, NODE: process.execPath, CLI: build.cli, PROFILE: profile, PASS: passFile },
           uid: USER,
           gid: USER,
           timeout: 60_000,

@@ -3,13 +3,14 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EntraclawError, TooLargeError } from '../../src/errors.js';
 import { native } from '../../src/lib/native.js';
 import { isExpired } from '../../src/store/item-rules.js';
 import { backend, decodeError, EXPIRED_GRACE_SECONDS } from '../../src/store/kernel-keyring.js';
 import type { Store } from '../../src/store/types.js';
 import { randomName, tempContext } from '../support/context.js';
+import { readableBuild } from '../support/readable-build.js';
 
 const addonPath = fileURLToPath(new URL('../../build/Release/entraclaw_native.node', import.meta.url));
 
@@ -271,9 +272,12 @@ describe.runIf(linux)('kernel-keyring store', () => {
   });
 
   it('maps a real EDQUOT (non-root quota) to an actionable unavailable error', () => {
-    // Quotas are per uid and root's is huge, so as root provoke it as `nobody` in a child process.
+    // Quotas are per uid and root's is huge, so as root provoke it as `nobody` in a child process, with a
+    // copy of the addon nobody can read (the checkout may be in root's 0700 home).
+    const build = root ? readableBuild() : undefined;
+    onTestFinished(() => build?.cleanup());
     const script = `
-      const a = require(${JSON.stringify(addonPath)});
+      const a = require(${JSON.stringify(build?.addon ?? addonPath)});
       const serials = [];
       let out = { code: 'none' };
       try {
