@@ -23,8 +23,12 @@ interface Run {
   status: number;
 }
 
+// The real tool runs in a UTF-8 locale, the one the shim writes for (GOption's "[OPTION…]"): in the C
+// locale, where a machine without LANG runs, it prints "[OPTION?]" (docs/shims.md, Differences).
+const UTF8 = { ...process.env, LC_ALL: 'C.UTF-8' };
+
 function run(command: string, args: string[], input: string | Buffer = ''): Run {
-  const r = spawnSync(command, args, { input, timeout: 15_000 });
+  const r = spawnSync(command, args, { input, timeout: 15_000, env: UTF8 });
   if (r.error) throw r.error;
   return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
 }
