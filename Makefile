@@ -6,8 +6,10 @@ SHELL := /bin/bash
 UNAME := $(shell uname -s)
 # build-essential and python3: node-gyp compiles the native addon (native/entraclaw.c) with them.
 # libglib2.0-bin: gdbus, with which test/shim/secret-tool.test.ts reads the real keyring's items.
+# procps: pgrep, with which scripts/with-keyring.sh finds its own keyring daemon to stop (only pulled in
+# by other packages otherwise).
 DEB_PKGS := build-essential python3 dbus gnome-keyring libsecret-tools keyutils bubblewrap python3-keyring strace systemd \
-	libglib2.0-bin
+	libglib2.0-bin procps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps system-deps lint typecheck bench clean install
