@@ -207,6 +207,25 @@ describe.skipIf(!linux)('identify', () => {
     expect(refused(identify(pid, pidfd)).reason).toMatch(/LD_PRELOAD is set/);
   });
 
+  it('refuses a node script that changed process.title, even to its own command line (README, Known limits)', async () => {
+    // libuv writes the title over argv with NUL padding. The title that imitates the approved command line
+    // best is that line itself, spaces for the NULs: /proc then shows one argument and empty ones after it.
+    const script = file('titled.js', '');
+    for (const title of ['bot', `${NODE} ${script}`]) {
+      writeFileSync(
+        script,
+        `process.title = ${JSON.stringify(title)};\nconsole.log('ready');\n${KEEP_ALIVE}`,
+      );
+      const child = launch([NODE, script, 'padding-so-the-title-fits']);
+      expect(await firstLine(child)).toBe('ready');
+      expect(cmdline(child.pid!)[0]).toBe(title);
+      const r = refused(identify(child.pid!, pidfdFor(child.pid!)));
+      expect(r.reason, title).toMatch(
+        /rewrote its command line \(process\.title\?\)|was given no script file/,
+      );
+    }
+  });
+
   it('refuses a process that is being traced', async () => {
     // The parent seizes its own child with ptrace (no stop), so the child shows TracerPid != 0.
     const tracer = file(
