@@ -3,6 +3,7 @@ import { createLogger } from '../daemon/log.js';
 import type { Agent } from '../daemon/server.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
+import { ENTRACLAW_PREFIX } from '../inject/env.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { native } from '../lib/native.js';
 import { shellStatus } from '../lib/shell-status.js';
@@ -83,10 +84,7 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   if (stopAfterStart) return void stop(0);
 
   if (command.length > 0) {
-    child = spawn(command[0]!, command.slice(1), {
-      stdio: 'inherit',
-      env: { ...process.env, ENTRACLAW_SOCKET: socket },
-    });
+    child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env: commandEnv(socket) });
     child.on('error', (err: NodeJS.ErrnoException) => {
       // Reported as every CLI error is (message, hint); the status stays 127, as a shell's.
       reportError(cannotStart(command[0]!, err.code, err.code ?? err.message), false);
@@ -95,4 +93,17 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
     // As `run` and `sandbox`: a command killed by a signal gives 128 + its number, as a shell reports it.
     child.on('exit', (code, signal) => void stop(shellStatus(code, signal), signal === 'SIGINT'));
   }
+}
+
+/**
+ * CMD's environment: ours without ENTRACLAW_* (as for `run` and `sandbox`), plus the socket. An inherited
+ * ENTRACLAW_PASSPHRASE_FILE or ENTRACLAW_STORE let `entraclaw secret get` in CMD open the store itself,
+ * past the daemon that is to be CMD's only door (no grant, no approval, no audit line).
+ */
+function commandEnv(socket: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (!name.startsWith(ENTRACLAW_PREFIX)) env[name] = value;
+  env.ENTRACLAW_SOCKET = socket;
+  return env;
 }

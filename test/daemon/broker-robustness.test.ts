@@ -793,6 +793,29 @@ describeIfProvided('process hygiene', brokerClientsMissing, () => {
     );
   }, 30_000);
 
+  it('`agent -- CMD` hands CMD its ENTRACLAW_SOCKET and no other ENTRACLAW_* variable', async () => {
+    // With the passphrase file's location (or the store) inherited, `entraclaw secret get` in CMD read
+    // the vault itself: no grant, no approval, no audit line; the daemon is to be CMD's only door.
+    const state = mkdtempSync(join(b.dir, 'env-'));
+    const socket = join(dirname(b.socket), 'env.sock');
+    expect(b.env.ENTRACLAW_PASSPHRASE_FILE).toBeTruthy();
+    const r = await run(
+      process.execPath,
+      agentArgs(socket, '--', 'sh', '-c', 'env | grep ^ENTRACLAW_; true'),
+      {
+        env: {
+          ...b.env,
+          XDG_STATE_HOME: state,
+          ENTRACLAW_STORE: 'encrypted-file',
+          ENTRACLAW_ASKPASS: '/bin/false',
+        },
+        timeoutMs: 20_000,
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`ENTRACLAW_SOCKET=${socket}\n`);
+  }, 30_000);
+
   it('`agent -- FILE` with a FILE that is not executable: 127, a permission error, not "check PATH"', async () => {
     const state = mkdtempSync(join(b.dir, 'noexec-'));
     const file = join(state, 'not-executable');
