@@ -1,18 +1,10 @@
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  openSync,
-  readFileSync,
-  realpathSync,
-  type Stats,
-  statSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
+import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
 import { issueMessage, lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
 
@@ -67,7 +59,7 @@ export function loadPolicyWithWarnings(
   } finally {
     closeSync(fd);
   }
-  assertClosedDirs(path);
+  assertClosedDirs(path, 'the policy');
   const policy = parsePolicy(source, path);
   // One scan of the text serves both: the warnings, and the names an edit must keep writing as typed.
   const plain = plainStarEntries(source, policy);
@@ -150,40 +142,6 @@ function plainStarEntries(source: string, policy: Policy): StarEntry[] {
     });
   });
   return entries;
-}
-
-// Whoever can write the policy decides who gets secrets, so it must be ours and not group/world-writable.
-function assertPrivate(path: string, st: Stats, uid: number | undefined): void {
-  if (uid !== undefined && st.uid !== uid) {
-    throw new UsageError(
-      `${path} is owned by uid ${st.uid}, not ${uid}`,
-      `chown it to yourself: chown $(id -u) ${path}`,
-    );
-  }
-  if ((st.mode & 0o022) !== 0) {
-    throw new UsageError(`${path} is writable by other users`, `chmod 600 ${path}`);
-  }
-}
-
-// Who can rename entries in the policy's directory can put another policy.toml (or symlink) in its place
-// between two loads, so that directory, and the one the file really lives in (a dotfiles symlink), must
-// not be writable by group or others unless sticky (/tmp: others cannot replace our entries there).
-function assertClosedDirs(path: string): void {
-  const dirs = new Set([dirname(path)]);
-  try {
-    dirs.add(dirname(realpathSync(path)));
-  } catch {
-    // Gone since it was read (a rename mid-load): its directory by name is checked all the same.
-  }
-  for (const dir of dirs) {
-    const mode = statSync(dir).mode;
-    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
-      throw new UsageError(
-        `${dir}, which holds ${path}, is writable by other users (mode ${(mode & 0o777).toString(8)}): they could replace the policy`,
-        `chmod 700 ${dir}`,
-      );
-    }
-  }
 }
 
 /** Parses and validates policy TOML; `path` only names the file in errors. */

@@ -1,6 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -815,6 +824,49 @@ describe('agent.toml mistakes', () => {
     expect(report.config.error).toMatch(/agent\.toml:2: unknown key "foo"/);
     expect(report.stores.length).toBeGreaterThan(3);
     expect(JSON.parse(j.stderr).error.code).toBe('usage');
+  });
+
+  it('one another user could write is refused, as policy.toml is: it names the askpass program the agent runs', () => {
+    // The askpass program runs as you and its exit status answers every confirm grant: whoever writes
+    // agent.toml could make it say yes (or run their code as you).
+    const file = join(e.XDG_CONFIG_HOME!, 'entraclaw', 'agent.toml');
+    const folder = join(e.XDG_CONFIG_HOME!, 'entraclaw');
+    const cases: Array<[string, () => void, string]> = [
+      ['a file others can write', () => chmodSync(file, 0o666), `${file} is writable by other users`],
+      [
+        'a directory others can write',
+        () => chmodSync(folder, 0o777),
+        `${folder}, which holds ${file}, is writable by other users (mode 777): they could replace the agent configuration`,
+      ],
+    ];
+    if (process.getuid?.() === 0) {
+      cases.push([
+        'a file another uid owns',
+        () => chownSync(file, 65534, 65534),
+        `${file} is owned by uid 65534, not 0`,
+      ]);
+    }
+    for (const [what, spoil, message] of cases) {
+      write('[agent]\naskpass = "/bin/true"\n');
+      chmodSync(file, 0o644);
+      chmodSync(folder, 0o755);
+      // The control: a file of ours, mode 644 in a 755 directory, is read and its askpass used.
+      expect(runCli(['doctor'], e).stdout.toString(), what).toContain('ask you through /bin/true');
+      spoil();
+      try {
+        const doctor = runCli(['doctor'], e);
+        expect(doctor.status, what).toBe(EXIT_CODES.usage);
+        expect(doctor.stderr, what).toContain(message);
+        expect(doctor.stdout.toString(), what).not.toContain('/bin/true');
+        const agent = runCli(['agent', '--store', 'encrypted-file'], e);
+        expect(agent.status, what).toBe(EXIT_CODES.usage);
+        expect(agent.stderr, what).toContain(message);
+      } finally {
+        chownSync(file, process.getuid!(), process.getgid!());
+        chmodSync(file, 0o644);
+        chmodSync(folder, 0o755);
+      }
+    }
   });
 
   it('a syntax error names the line, on one line, with a hint', () => {

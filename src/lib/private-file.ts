@@ -1,0 +1,43 @@
+// A file that decides what the broker does (policy.toml: who gets secrets; agent.toml: the askpass program
+// the agent runs as you, which also answers every confirmation) must be changeable by its owner alone:
+// ours, not writable by group or others, in directories others cannot rename entries in.
+import { realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { UsageError } from '../errors.js';
+
+/** Refuses a file (as fstat'd from the fd that was read) another uid owns or group/others can write. */
+export function assertPrivate(path: string, st: Stats, uid: number | undefined): void {
+  if (uid !== undefined && st.uid !== uid) {
+    throw new UsageError(
+      `${path} is owned by uid ${st.uid}, not ${uid}`,
+      `chown it to yourself: chown $(id -u) ${path}`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new UsageError(`${path} is writable by other users`, `chmod 600 ${path}`);
+  }
+}
+
+/**
+ * Who can rename entries in the file's directory can put another file (or symlink) in its place between
+ * two reads, so that directory, and the one the file really lives in (a dotfiles symlink), must not be
+ * writable by group or others unless sticky (/tmp: others cannot replace our entries there). `what` names
+ * the file's role in the message ("the policy").
+ */
+export function assertClosedDirs(path: string, what: string): void {
+  const dirs = new Set([dirname(path)]);
+  try {
+    dirs.add(dirname(realpathSync(path)));
+  } catch {
+    // Gone since it was read (a rename mid-load): its directory by name is checked all the same.
+  }
+  for (const dir of dirs) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+      throw new UsageError(
+        `${dir}, which holds ${path}, is writable by other users (mode ${(mode & 0o777).toString(8)}): they could replace ${what}`,
+        `chmod 700 ${dir}`,
+      );
+    }
+  }
+}
