@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js';
 import { ENTRACLAW_PREFIX } from '../inject/env.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { native } from '../lib/native.js';
+import { assertTrustedProgram } from '../lib/private-file.js';
 import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { selectStore } from '../store/select.js';
@@ -39,6 +40,8 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
       'e.g. /usr/bin/ssh-askpass',
     );
   }
+  // Its exit status answers every confirmation: it must be as much yours as agent.toml that names it.
+  if (askpass) assertTrustedProgram(askpass, 'the askpass program', process.getuid?.());
   // The handlers go in before the socket exists: whoever sees the socket may signal us at once (a service
   // manager stopping us, a test), and a SIGTERM that found no handler would kill the agent without its
   // cleanup (the socket left behind). One that comes before start-up has finished stops the agent then.

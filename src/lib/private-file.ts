@@ -41,3 +41,30 @@ export function assertClosedDirs(path: string, what: string): void {
     }
   }
 }
+
+/**
+ * Refuses a program Entraclaw runs as you with power over its decisions (the askpass, whose exit status
+ * answers confirmations) when someone else could change it: owned by another uid than yours or root's,
+ * writable by group or others, or in such a directory. A missing one is left to fail when it is run.
+ */
+export function assertTrustedProgram(path: string, what: string, uid: number | undefined): void {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return;
+  }
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new UsageError(
+      `${what} ${path} is owned by uid ${st.uid}, neither you (${uid}) nor root: its owner could answer for you`,
+      `use a program of yours or of the system's (e.g. /usr/bin/ssh-askpass)`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new UsageError(
+      `${what} ${path} is writable by other users (mode ${(st.mode & 0o777).toString(8)}): they could answer for you`,
+      `chmod go-w ${path}`,
+    );
+  }
+  assertClosedDirs(path, what);
+}

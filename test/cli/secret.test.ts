@@ -785,6 +785,29 @@ describe('names from the command line', () => {
   });
 });
 
+describe('an askpass program others could change', () => {
+  it('stops the agent before it starts, naming the program and why; a private one is taken', () => {
+    const home = mkdtempSync(join(dir, 'askpass-'));
+    const script = join(home, 'askpass.sh');
+    writeFileSync(script, '#!/bin/sh\nexit 0\n');
+    chmodSync(script, 0o777);
+    const e = isolatedEnv(home, { ENTRACLAW_PASSPHRASE_FILE: pass, ENTRACLAW_ASKPASS: script });
+    const agent = (extra: string[] = []) =>
+      runCli(['agent', '--store', 'encrypted-file', '--socket', join(home, 'a.sock'), ...extra], e);
+    const open = agent();
+    expect(open.status).toBe(EXIT_CODES.usage);
+    expect(open.stderr).toContain(`the askpass program ${script} is writable by other users (mode 777)`);
+    expect(existsSync(join(home, 'a.sock'))).toBe(false);
+    chmodSync(script, 0o755);
+    chmodSync(home, 0o777);
+    expect(agent().stderr).toContain(`${home}, which holds ${script}, is writable by other users`);
+    chmodSync(home, 0o700);
+    // A private one passes the check: the agent starts and runs the command it was given.
+    const fine = agent(['--', 'true']);
+    expect(fine.status, fine.stderr.toString()).toBe(0);
+  });
+});
+
 describe('agent.toml mistakes', () => {
   const home = mkdtempSync(join(dir, 'config-'));
   const e = isolatedEnv(home, { ENTRACLAW_PASSPHRASE_FILE: pass });
