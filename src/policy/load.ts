@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
-import { issueMessage, lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
+import { escapedStarLines, issueMessage, lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
 
 /** Where the policy lives: `<config>/policy.toml`. */
 export function policyPath(paths: Paths): string {
@@ -160,6 +160,20 @@ export function parsePolicy(source: string, path = 'policy.toml'): Policy {
       );
     }
     throw err;
+  }
+  // `"\u002a"` says "the character *", yet parses to "*", every service or account: a wider grant than
+  // the file reads as. No name may be only a *, so this is refused rather than read either way.
+  const stars = escapedStarLines(source);
+  if (stars.length > 0) {
+    throw new UsageError(
+      `invalid policy: ${stars
+        .map(
+          (line) =>
+            `${path}:${line}: a * written as an escape means the character, but a name that is only * cannot be granted (policy.toml reads "*" as every service or account)`,
+        )
+        .join('; ')}`,
+      `write "*" for every service or account, or name the items; fix ${path} (every request is denied until it loads)`,
+    );
   }
   const result = policyFileSchema.safeParse(doc);
   if (result.success) return fromFile(result.data);

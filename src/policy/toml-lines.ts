@@ -1,3 +1,5 @@
+import { parse } from 'smol-toml';
+
 /**
  * Where each key and table of a TOML document starts, by path (`client.1.grant.0.operations`), so errors
  * about a parsed document can name a line: smol-toml reports lines for syntax errors only. It runs on
@@ -81,19 +83,49 @@ function walk(source: string, visit: (path: string, lineNo: number, value: strin
 
 // The string tokens of a value, as written, in order; comments skipped.
 function rawStrings(value: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
+  return stringTokens(value).map((t) => t.raw);
+}
+
+/**
+ * The lines of the strings that are only a `*` written with an escape (`"\u002a"`), anywhere in a valid
+ * TOML document, inline tables included. Parsed, such a string is `"*"`, which policy.toml reads as every
+ * service or account, while the escape says the character was meant: neither reading may be guessed.
+ */
+export function escapedStarLines(source: string): number[] {
+  const lines: number[] = [];
+  if (!source.includes('\\')) return lines;
+  for (const { raw, offset } of stringTokens(source)) {
+    if (!raw.startsWith('"') || !raw.includes('\\')) continue;
+    let value: unknown;
+    try {
+      value = parse(`v = ${raw}`).v;
+    } catch {
+      continue;
+    }
+    if (value === '*') lines.push(source.slice(0, offset).split('\n').length);
+  }
+  return lines;
+}
+
+// The string tokens of TOML text (a whole valid document, or one value), as written, with their offsets;
+// comments skipped. Bare keys and other values hold neither quotes nor `#`, so this needs no grammar.
+function stringTokens(text: string): { raw: string; offset: number }[] {
+  const out: { raw: string; offset: number }[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
     if (c === '#') {
-      const eol = value.indexOf('\n', i);
+      const eol = text.indexOf('\n', i);
       if (eol < 0) break;
       i = eol;
     } else if (c === '"' || c === "'") {
-      const quote = value.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
+      const quote = text.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
       let j = i + quote.length;
-      while (j < value.length && !value.startsWith(quote, j)) j += c === '"' && value[j] === '\\' ? 2 : 1;
-      out.push(value.slice(i, j + quote.length));
-      i = j + quote.length - 1;
+      while (j < text.length && !text.startsWith(quote, j)) j += c === '"' && text[j] === '\\' ? 2 : 1;
+      // A closing delimiter of three may be followed by up to two more quotes, which end the string's text.
+      let end = j + quote.length;
+      while (quote.length === 3 && end < j + 5 && text[end] === c) end++;
+      out.push({ raw: text.slice(i, end), offset: i });
+      i = end - 1;
     }
   }
   return out;

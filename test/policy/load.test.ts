@@ -477,6 +477,31 @@ sha256 = "${A}"
     ]);
   });
 
+  it('refuses a name that is only a * written as an escape, by line, in every string form and inline tables', () => {
+    // The escape says "the character *", but the parsed "*" would be every account or service.
+    const accounts = LITERAL.replace('["ops", "me*"]', '["ops", "\\u002a"]');
+    expect(usageError(() => parsePolicy(accounts, 'p.toml')).message).toMatch(
+      /^invalid policy: p\.toml:14: a \* written as an escape means the character/,
+    );
+    const forms = ['"\\u002A"', '"\\U0000002a"', '"""\\u002a"""', '"""\\\n  *"""'];
+    for (const form of forms) {
+      const inline = `client = [{ name = "bot", exe = "/usr/bin/tool", sha256 = "${A}",
+  grant = [{ services = ["svc"], accounts = [${form}], operations = ["read"] }] }]
+`;
+      expect(usageError(() => parsePolicy(inline, 'p.toml')).message, form).toMatch(
+        /^invalid policy: p\.toml:2: /,
+      );
+    }
+    // Typed as is, in any string form, it is every account; an escape elsewhere in a name is a character.
+    for (const form of [`'*'`, '"""*"""', `'''*'''`, '"""\n*"""']) {
+      const typed = LITERAL.replace('["ops", "me*"]', `["ops", ${form}]`);
+      expect(parsePolicy(typed).clients[0]!.grants[1]!.accounts, form).toEqual(['ops', '*']);
+    }
+    expect(parsePolicy(LITERAL.replace('"me*"', '"\\u002a\\u002a"')).clients[0]!.grants[1]!.accounts).toEqual(
+      ['ops', '**'],
+    );
+  });
+
   it('has nothing to say about * as a whole entry', () => {
     expect(policyWarnings(EXAMPLE, parsePolicy(EXAMPLE))).toEqual([]);
   });
