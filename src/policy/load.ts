@@ -6,7 +6,14 @@ import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
-import { escapedStarLines, issueMessage, lineOf, tomlKeyLines, tomlRawStrings } from './toml-lines.js';
+import {
+  escapedStarLines,
+  issueMessage,
+  lineOf,
+  tomlKeyLines,
+  tomlRawStrings,
+  typedStarStrings,
+} from './toml-lines.js';
 
 /** Where the policy lives: `<config>/policy.toml`. */
 export function policyPath(paths: Paths): string {
@@ -118,10 +125,15 @@ function starWarnings(entries: readonly StarEntry[], path: string): string[] {
 }
 
 // The grant names with a `*` that is not the whole entry and was typed as is, not as an escape; a name
-// whose text cannot be found (an inline table) counts as typed.
+// whose text cannot be placed (an inline table) counts as typed when it is typed so anywhere in the file.
 function plainStarEntries(source: string, policy: Policy): StarEntry[] {
   const lines = tomlKeyLines(source);
   const raw = tomlRawStrings(source);
+  let typed: Set<string> | undefined;
+  const typedSomewhere = (name: string) => {
+    typed ??= typedStarStrings(source);
+    return typed.has(name);
+  };
   const entries: StarEntry[] = [];
   policy.clients.forEach((client, i) => {
     client.grants.forEach((grant, j) => {
@@ -136,6 +148,7 @@ function plainStarEntries(source: string, policy: Policy): StarEntry[] {
           const path = ['client', i, 'grant', j, key];
           const written = raw.get(path.join('.'))?.[k];
           if (written !== undefined && !written.includes('*')) return;
+          if (written === undefined && !typedSomewhere(name)) return;
           entries.push({ key, name, line: lineOf(lines, [...path, k]) });
         });
       }

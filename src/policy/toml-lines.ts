@@ -107,6 +107,24 @@ export function escapedStarLines(source: string): number[] {
   return lines;
 }
 
+/**
+ * The values of the strings written with a `*` typed as is, anywhere in a valid TOML document: where
+ * tomlRawStrings cannot place a value (an inline table), whether a name's `*` was typed or escaped.
+ */
+export function typedStarStrings(source: string): Set<string> {
+  const names = new Set<string>();
+  for (const { raw } of stringTokens(source)) {
+    if (!raw.includes('*')) continue;
+    try {
+      const value: unknown = parse(`v = ${raw}`).v;
+      if (typeof value === 'string') names.add(value);
+    } catch {
+      // Not a value (a quoted key can hold a *): no name of a grant.
+    }
+  }
+  return names;
+}
+
 // The string tokens of TOML text (a whole valid document, or one value), as written, with their offsets;
 // comments skipped. Bare keys and other values hold neither quotes nor `#`, so this needs no grammar.
 function stringTokens(text: string): { raw: string; offset: number }[] {

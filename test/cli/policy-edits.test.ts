@@ -213,4 +213,27 @@ describe('a * that is only a literal character', () => {
     // The hand-typed entry the grant rewrote is still one the user has not said is meant.
     expect(listed.stderr).toMatch(/warning: .*policy\.toml:\d+: accounts entry "me\*" matches only/);
   });
+
+  it('a * escaped by hand in an inline table is not warned about, and a grant keeps it escaped', () => {
+    const env = isolatedEnv(join(dir, 'inline-star'));
+    register(env, 'inline');
+    const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+    const pinned = /exe = (".*")\nsha256 = (".*")/.exec(readFileSync(policy, 'utf8'))!;
+    writeFileSync(
+      policy,
+      `client = [{ name = "inline", exe = ${pinned[1]}, sha256 = ${pinned[2]},
+  grant = [{ services = ["svc"], accounts = ["me\\u002a", "typed*"], operations = ["read"] }] }]
+`,
+    );
+    const listed = runCli(['clients'], env);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stderr).not.toContain('"me*"');
+    expect(listed.stderr).toMatch(/warning: .*policy\.toml:1: accounts entry "typed\*" matches only/);
+    const granted = runCli(['grant', 'inline', '--grant', 'other'], env);
+    expect(granted.status, granted.stderr).toBe(0);
+    expect(readFileSync(policy, 'utf8')).toContain('accounts = ["me\\u002a", "typed*"]');
+    const after = runCli(['clients'], env);
+    expect(after.stderr).not.toContain('"me*"');
+    expect(after.stderr).toMatch(/accounts entry "typed\*" matches only/);
+  });
 });
