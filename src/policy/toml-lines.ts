@@ -68,7 +68,16 @@ function walk(source: string, visit: (path: string, lineNo: number, value: strin
     }
     const eq = keyEnd(line);
     if (eq < 0) continue;
-    const path = [...table, ...splitKey(line.slice(0, eq))].join('.');
+    const keys = [...table, ...splitKey(line.slice(0, eq))];
+    // A dotted key (`client.name = ...`) defines its tables where it is first written.
+    for (let n = table.length + 1; n < keys.length; n++) {
+      const parent = keys.slice(0, n).join('.');
+      if (!seen.has(parent)) {
+        seen.add(parent);
+        visit(parent, lineNo, '');
+      }
+    }
+    const path = keys.join('.');
     // Take in the continuation lines of a value that spans lines, so their contents are never read as keys.
     const value = [line.slice(eq + 1)];
     let state = scanValue(value[0]!, { depth: 0, multiline: undefined });

@@ -77,6 +77,12 @@ describe('parsePolicy', () => {
     expect(p.clients[0]!.added).toBe('2026-11-24T10:00:00.000Z');
   });
 
+  it('names the line of a client table written with dotted keys instead of [[client]]', () => {
+    expect(usageError(() => parsePolicy('# mine\nclient.name = "bot"\n', 'p.toml')).message).toBe(
+      'invalid policy: p.toml:2: client: Invalid input: expected array, received object',
+    );
+  });
+
   it('reports a TOML syntax error with its line', () => {
     const e = usageError(() => parsePolicy('[[client]]\nname = "x"\nexe = \n', 'p.toml'));
     expect(e.message).toMatch(/^p\.toml:3: /);

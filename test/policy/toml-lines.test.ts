@@ -70,6 +70,13 @@ describe('tomlKeyLines', () => {
     expect(lineOf(lines, ['nowhere'])).toBeUndefined();
   });
 
+  it('places the tables a dotted key defines where it is first written', () => {
+    const dotted = tomlKeyLines('# top\nclient.name = "x"\nclient.exe = "y"\n');
+    expect(dotted.get('client')).toBe(2);
+    expect(dotted.get('client.exe')).toBe(3);
+    expect(lines.get('client.1.grant.0.dotted')).toBe(22);
+  });
+
   it('handles CRLF line ends', () => {
     expect(tomlKeyLines('a = 1\r\n[[t]]\r\nb = 2\r\n').get('t.0.b')).toBe(3);
   });
