@@ -8,6 +8,7 @@ import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
 import {
   escapedStarLines,
+  impossibleDates,
   issueMessage,
   lineOf,
   tomlKeyLines,
@@ -186,6 +187,14 @@ export function parsePolicy(source: string, path = 'policy.toml'): Policy {
         )
         .join('; ')}`,
       `write "*" for every service or account, or name the items; fix ${path} (every request is denied until it loads)`,
+    );
+  }
+  // A day the month does not have parses as one of the next month: a grant lasting longer than written.
+  const dates = impossibleDates(source);
+  if (dates.length > 0) {
+    throw new UsageError(
+      `invalid policy: ${dates.map(({ line, date }) => `${path}:${line}: ${date} is not a date (its month has no such day)`).join('; ')}`,
+      `write a date that exists; fix ${path} (every request is denied until it loads)`,
     );
   }
   const result = policyFileSchema.safeParse(doc);

@@ -134,14 +134,46 @@ export function typedStarStrings(source: string): Set<string> {
   return names;
 }
 
+/**
+ * The dates in a valid TOML document, with their lines, that name a day the month does not have
+ * (`2026-02-30T00:00:00Z`): smol-toml takes them, and the Date they become rolls over into the next month
+ * (March 2), a later instant than anything written. Strings and comments are not looked in.
+ */
+export function impossibleDates(source: string): { line: number; date: string }[] {
+  let code = '';
+  let from = 0;
+  for (const span of spans(source)) {
+    code += source.slice(from, span.offset) + source.slice(span.offset, span.end).replace(/[^\n]/g, ' ');
+    from = span.end;
+  }
+  code += source.slice(from);
+  const found: { line: number; date: string }[] = [];
+  for (const m of code.matchAll(/(?<![\w.-])(\d{4})-(\d{2})-(\d{2})(?![\w.-]*\s*=)/g)) {
+    const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    // Day 0 of the next month is the last day of this one.
+    const last = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+    if (day < 1 || day > last) found.push({ line: code.slice(0, m.index).split('\n').length, date: m[0] });
+  }
+  return found;
+}
+
 // The string tokens of TOML text (a whole valid document, or one value), as written, with their offsets;
-// comments skipped. Bare keys and other values hold neither quotes nor `#`, so this needs no grammar.
+// comments skipped.
 function stringTokens(text: string): { raw: string; offset: number }[] {
-  const out: { raw: string; offset: number }[] = [];
+  return spans(text)
+    .filter((s) => s.string)
+    .map((s) => ({ raw: text.slice(s.offset, s.end), offset: s.offset }));
+}
+
+// The strings and comments of TOML text, in order. Bare keys and other values hold neither quotes nor `#`,
+// so this needs no grammar.
+function spans(text: string): { offset: number; end: number; string: boolean }[] {
+  const out: { offset: number; end: number; string: boolean }[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === '#') {
       const eol = text.indexOf('\n', i);
+      out.push({ offset: i, end: eol < 0 ? text.length : eol, string: false });
       if (eol < 0) break;
       i = eol;
     } else if (c === '"' || c === "'") {
@@ -151,7 +183,7 @@ function stringTokens(text: string): { raw: string; offset: number }[] {
       // A closing delimiter of three may be followed by up to two more quotes, which end the string's text.
       let end = j + quote.length;
       while (quote.length === 3 && end < j + 5 && text[end] === c) end++;
-      out.push({ raw: text.slice(i, end), offset: i });
+      out.push({ offset: i, end, string: true });
       i = end - 1;
     }
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -84,6 +84,27 @@ client = [ { name = 'hand', exe = "${NODE}", sha256 = "${NODE_SHA256}",\r
     writeFileSync(policy, inline, { mode: 0o600 });
     expect(served(await b.node(client, ['get', 'svc', 'bob']))).toBe(BOB);
     refused(await b.node(client, ['get', 'svc', 'alice']), 'denied', /no grant of client "hand" allows read/);
+  }, 30_000);
+
+  it('an expires_at on a day its month does not have is refused with its line, not rolled into the next month', async () => {
+    // 02-30 parsed as a date of March 2: a grant that outlives what was written.
+    const year = new Date().getUTCFullYear() + 1;
+    writeFileSync(
+      policy,
+      withGrant(
+        `  services = ["svc"]\n  accounts = ["bob"]\n  operations = ["read"]\n  expires_at = ${year}-02-30T00:00:00Z`,
+      ),
+      { mode: 0o600 },
+    );
+    refused(
+      await b.node(client, ['get', 'svc', 'bob']),
+      'denied',
+      new RegExp(
+        `^policy file is invalid \\(invalid policy: .*policy\\.toml:11: ${year}-02-30 is not a date`,
+      ),
+    );
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('-02-30T', '-02-28T'), { mode: 0o600 });
+    expect(served(await b.node(client, ['get', 'svc', 'bob']))).toBe(BOB);
   }, 30_000);
 
   it('a grant taken away by any way of saving the file is gone by the next request', async () => {

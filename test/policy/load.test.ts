@@ -83,6 +83,25 @@ describe('parsePolicy', () => {
     );
   });
 
+  it('refuses a TOML date on a day its month does not have, by line, instead of the next month', () => {
+    const feb30 = EXAMPLE.replace(
+      'expires_at = "2026-12-01T00:00:00Z"',
+      'expires_at = 2027-02-30T00:00:00+01:00',
+    );
+    expect(usageError(() => parsePolicy(feb30, 'p.toml')).message).toBe(
+      'invalid policy: p.toml:14: 2027-02-30 is not a date (its month has no such day)',
+    );
+    for (const ok of ['2028-02-29T00:00:00Z', '2027-04-30 12:00:00Z', '2027-12-31t00:00:00z']) {
+      const text = EXAMPLE.replace('expires_at = "2026-12-01T00:00:00Z"', `expires_at = ${ok}`);
+      expect(parsePolicy(text).clients[0]!.grants[0]!.expiresAt, ok).toBeDefined();
+    }
+    // In a string or a comment it is no TOML date (a string expires_at has its own check).
+    expect(parsePolicy(`${EXAMPLE}# until 2027-02-30\n`).clients).toHaveLength(2);
+    expect(usageError(() => parsePolicy(EXAMPLE.replace('2026-12-01T', '2026-02-30T'))).message).toMatch(
+      /expires_at: must be a date and time/,
+    );
+  });
+
   it('reports a TOML syntax error with its line', () => {
     const e = usageError(() => parsePolicy('[[client]]\nname = "x"\nexe = \n', 'p.toml'));
     expect(e.message).toMatch(/^p\.toml:3: /);
