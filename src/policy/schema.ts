@@ -93,18 +93,25 @@ const absolutePath = z
 // since a local time would mean a different instant to the daemon than to whoever wrote it. Strings follow
 // the CLI's --expires-at rules.
 const time = z.unknown().transform((v, ctx) => {
+  let iso: string | undefined;
   if (v instanceof TomlDate) {
-    if (v.isDateTime() && !v.isLocal()) return new Date(v.getTime()).toISOString();
+    if (v.isDateTime() && !v.isLocal()) iso = new Date(v.getTime()).toISOString();
   } else if (typeof v === 'string') {
     try {
-      return parseTimestamp(v, 'time')!;
+      iso = parseTimestamp(v, 'time')!;
     } catch {
       // Reported below, with the field's path.
     }
   }
+  // An offset can carry 9999-12-31 past the year 9999 in UTC ("+010000-01-01..."), a time no policy.toml
+  // can hold: the CLI, writing it back, would refuse its own file.
+  if (iso !== undefined && /^\d{4}-/.test(iso)) return iso;
   ctx.addIssue({
     code: 'custom',
-    message: 'must be a date and time with a timezone, e.g. "2026-12-01T00:00:00Z"',
+    message:
+      iso === undefined
+        ? 'must be a date and time with a timezone, e.g. "2026-12-01T00:00:00Z"'
+        : 'must fall within the years 0000 to 9999 in UTC',
   });
   return z.NEVER;
 });

@@ -214,6 +214,26 @@ describe('a * that is only a literal character', () => {
     expect(listed.stderr).toMatch(/warning: .*policy\.toml:\d+: accounts entry "me\*" matches only/);
   });
 
+  it("an expiry an offset carries past 9999 is refused at the line the user wrote, not the CLI's own text", () => {
+    const env = isolatedEnv(join(dir, 'late-expiry'));
+    register(env, 'late');
+    const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+    const text = readFileSync(policy, 'utf8').replace(
+      'source = "cli"',
+      'source = "cli"\n  expires_at = 9999-12-31T23:59:59-23:59',
+    );
+    writeFileSync(policy, text);
+    const line = text.split('\n').findIndex((l) => l.trim().startsWith('expires_at =')) + 1;
+    for (const args of [['clients'], ['grant', 'late', '--grant', 'other']]) {
+      const r = runCli(args, env);
+      expect(r.status, args[0]).toBe(2);
+      expect(r.stderr).toContain(
+        `policy.toml:${line}: expires_at: must fall within the years 0000 to 9999 in UTC`,
+      );
+    }
+    expect(readFileSync(policy, 'utf8')).toBe(text);
+  });
+
   it('a * escaped by hand in an inline table is not warned about, and a grant keeps it escaped', () => {
     const env = isolatedEnv(join(dir, 'inline-star'));
     register(env, 'inline');

@@ -102,6 +102,15 @@ describe('parsePolicy', () => {
     );
   });
 
+  it('refuses a time an offset carries past the year 9999 in UTC, which no policy.toml can hold', () => {
+    for (const late of ['9999-12-31T23:59:59-23:59', '"9999-12-31T23:00:00-02:00"']) {
+      const text = EXAMPLE.replace('expires_at = "2026-12-01T00:00:00Z"', `expires_at = ${late}`);
+      expect(usageError(() => parsePolicy(text, 'p.toml')).message, late).toBe(
+        'invalid policy: p.toml:14: expires_at: must fall within the years 0000 to 9999 in UTC',
+      );
+    }
+  });
+
   it('reports a TOML syntax error with its line', () => {
     const e = usageError(() => parsePolicy('[[client]]\nname = "x"\nexe = \n', 'p.toml'));
     expect(e.message).toMatch(/^p\.toml:3: /);
