@@ -60,7 +60,7 @@ export function loadPolicyWithWarnings(
       throw new UsageError(`${path} is not a regular file`, hint);
     }
     assertPrivate(path, st, uid);
-    source = readFileSync(fd, 'utf8');
+    source = utf8Text(readFileSync(fd), path);
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw unreadable(err);
@@ -76,6 +76,31 @@ export function loadPolicyWithWarnings(
     warnings: starWarnings(plain, path),
     plainStars: new Set(plain.map((e) => e.name)),
   };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+// TOML is UTF-8. Read leniently, a byte that is not (a Latin-1 é) would become U+FFFD inside a name: a
+// grant for a name other than the one the file's editor shows. Refused, naming the first such line.
+function utf8Text(bytes: Buffer, path: string): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1; ; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      try {
+        UTF8.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
+      } catch {
+        throw new UsageError(
+          `${path}:${line}: not UTF-8 text (TOML is UTF-8)`,
+          `save ${path} as UTF-8 (every request is denied until it loads)`,
+        );
+      }
+      if (end < 0) throw new UsageError(`${path}: not UTF-8 text (TOML is UTF-8)`, `save ${path} as UTF-8`);
+      start = end + 1;
+    }
+  }
 }
 
 /**

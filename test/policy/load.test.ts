@@ -395,6 +395,21 @@ describe('loadPolicy', () => {
     expect(usageError(() => loadPolicy(path)).message).toContain(`${path}:2: unknown key "nme"`);
   });
 
+  it('refuses a file that is not UTF-8, naming the line, rather than reading a byte as U+FFFD in a name', () => {
+    const path = setup();
+    const latin1 = Buffer.from(EXAMPLE.replace('accounts = ["me"]', 'accounts = ["caf\u00e9"]'), 'latin1');
+    writeFileSync(path, latin1, { mode: 0o600 });
+    const e = usageError(() => loadPolicy(path));
+    const line = EXAMPLE.split('\n').findIndex((l) => l.includes('accounts = ["me"]')) + 1;
+    expect(e.message).toBe(`${path}:${line}: not UTF-8 text (TOML is UTF-8)`);
+    expect(e.hint).toContain('save');
+    // The same text as UTF-8, with a byte order mark, is the name as written.
+    writeFileSync(path, `\ufeff${EXAMPLE.replace('accounts = ["me"]', 'accounts = ["caf\u00e9"]')}`, {
+      mode: 0o600,
+    });
+    expect(loadPolicy(path).clients[0]!.grants[1]!.accounts).toEqual(['caf\u00e9']);
+  });
+
   it('refuses a file other users can write or another user owns', () => {
     const path = setup();
     writeFileSync(path, EXAMPLE);
