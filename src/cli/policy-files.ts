@@ -5,7 +5,7 @@ import { hashExecutable } from '../identity/hash.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
-import { parseGrantSpec, savePolicy } from '../policy/edit.js';
+import { droppedComments, parseGrantSpec, savePolicy } from '../policy/edit.js';
 import { loadPolicyWithWarnings, policyPath } from '../policy/load.js';
 import { pendingPath } from '../policy/pending.js';
 import type { Grant, Policy } from '../policy/schema.js';
@@ -36,6 +36,13 @@ export async function editPolicy<T>(
     const loaded = loadPolicyWithWarnings(real);
     const { policy, result } = edit(loaded.policy);
     savePolicy(real, policy, loaded.plainStars);
+    // Said once, as it happens: the rewritten file no longer has them to lose.
+    const dropped = droppedComments(loaded.source);
+    if (dropped > 0) {
+      note(
+        `note: ${dropped} comment${dropped > 1 ? 's' : ''} written in ${real} ${dropped > 1 ? 'are' : 'is'} not kept: the CLI rewrites the whole file (values and hand edits are kept)`,
+      );
+    }
     return result;
   });
 }

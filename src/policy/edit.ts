@@ -18,6 +18,7 @@ import {
   nameProblem,
   type Policy,
 } from './schema.js';
+import { tomlComments } from './toml-lines.js';
 
 // Pure edits return a new policy and never change their input, so a failed save leaves nothing half-done.
 
@@ -338,6 +339,12 @@ const HEADER = `# Entraclaw policy: which programs may use which secrets.
 #                      confirm (ask the user on every use), confirm_for (ask, and let a yes
 #                      last that long for the same process, item and operation, e.g. "10m")
 `;
+
+/** How many comments of `source` (a policy file) a rewrite drops: all but the lines of the CLI's header. */
+export function droppedComments(source: string): number {
+  const header = new Set(HEADER.split('\n').map((l) => l.trimEnd()));
+  return tomlComments(source).filter((c) => !header.has(c)).length;
+}
 
 /**
  * Serialises a policy as TOML, with the header that explains the format. A `*` inside a name is written

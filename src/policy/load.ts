@@ -37,7 +37,7 @@ export function loadPolicy(path: string, uid = process.getuid?.()): Policy {
 export function loadPolicyWithWarnings(
   path: string,
   uid = process.getuid?.(),
-): { policy: Policy; warnings: string[]; plainStars: Set<string> } {
+): { policy: Policy; warnings: string[]; plainStars: Set<string>; source: string } {
   let source: string;
   let fd: number;
   const hint = `the policy must be a file of yours, mode 600: check with ls -l ${path}`;
@@ -48,7 +48,7 @@ export function loadPolicyWithWarnings(
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { policy: { clients: [] }, warnings: [], plainStars: new Set() };
+      return { policy: { clients: [] }, warnings: [], plainStars: new Set(), source: '' };
     }
     throw unreadable(err);
   }
@@ -75,6 +75,7 @@ export function loadPolicyWithWarnings(
     policy,
     warnings: starWarnings(plain, path),
     plainStars: new Set(plain.map((e) => e.name)),
+    source,
   };
 }
 

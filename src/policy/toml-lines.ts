@@ -157,6 +157,13 @@ export function impossibleDates(source: string): { line: number; date: string }[
   return found;
 }
 
+/** The comments of a valid TOML document, `#` included, in order. */
+export function tomlComments(source: string): string[] {
+  return spans(source)
+    .filter((s) => !s.string)
+    .map((s) => source.slice(s.offset, s.end).trimEnd());
+}
+
 // The string tokens of TOML text (a whole valid document, or one value), as written, with their offsets;
 // comments skipped.
 function stringTokens(text: string): { raw: string; offset: number }[] {

@@ -234,6 +234,25 @@ describe('a * that is only a literal character', () => {
     expect(readFileSync(policy, 'utf8')).toBe(text);
   });
 
+  it('an edit that drops comments written by hand says so, once; the header it writes is not counted', () => {
+    const env = isolatedEnv(join(dir, 'comments'));
+    register(env, 'commented');
+    const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
+    const quiet = runCli(['grant', 'commented', '--grant', 'first'], env);
+    expect(quiet.stderr).not.toContain('not kept');
+    writeFileSync(
+      policy,
+      `# why the bot has this\n${readFileSync(policy, 'utf8').replace('source = "cli"', 'source = "cli"  # ticket 42')}`,
+    );
+    const r = runCli(['grant', 'commented', '--grant', 'second'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `note: 2 comments written in ${policy} are not kept: the CLI rewrites the whole file (values and hand edits are kept)`,
+    );
+    expect(readFileSync(policy, 'utf8')).not.toContain('ticket 42');
+    expect(runCli(['grant', 'commented', '--grant', 'third'], env).stderr).not.toContain('not kept');
+  });
+
   it('a * escaped by hand in an inline table is not warned about, and a grant keeps it escaped', () => {
     const env = isolatedEnv(join(dir, 'inline-star'));
     register(env, 'inline');
