@@ -1,8 +1,8 @@
 // A file that decides what the broker does (policy.toml: who gets secrets; agent.toml: the askpass program
 // the agent runs as you, which also answers every confirmation) must be changeable by its owner alone:
 // ours, not writable by group or others, in directories others cannot rename entries in.
-import { realpathSync, type Stats, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 /** Refuses a file (as fstat'd from the fd that was read) another uid owns or group/others can write. */
@@ -20,12 +20,24 @@ export function assertPrivate(path: string, st: Stats, uid: number | undefined):
 
 /**
  * Who can rename entries in the file's directory can put another file (or symlink) in its place between
- * two reads, so that directory, and the one the file really lives in (a dotfiles symlink), must not be
- * writable by group or others unless sticky (/tmp: others cannot replace our entries there). `what` names
- * the file's role in the message ("the policy").
+ * two reads, so that directory, the one the file really lives in (a dotfiles symlink), and that of every
+ * symlink on the way (policy.toml -> dotfiles/current -> dotfiles/v2/policy.toml: whoever may write
+ * dotfiles/ may point current at another file) must not be writable by group or others unless sticky
+ * (/tmp: others cannot replace our entries there). `what` names the file's role in the message.
  */
 export function assertClosedDirs(path: string, what: string): void {
   const dirs = new Set([dirname(path)]);
+  let hop = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let target: string;
+    try {
+      target = readlinkSync(hop);
+    } catch {
+      break;
+    }
+    hop = resolve(dirname(hop), target);
+    dirs.add(dirname(hop));
+  }
   try {
     dirs.add(dirname(realpathSync(path)));
   } catch {

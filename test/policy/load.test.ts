@@ -463,6 +463,15 @@ describe('loadPolicy', () => {
     expect(usageError(() => loadPolicy(path)).message).toContain(`${shared}, which holds ${path}`);
     chmodSync(shared, 0o700);
     expect(loadPolicy(path).clients).toHaveLength(2);
+    // A symlink on the way, in a directory others can write: they could point it at another file of ours.
+    const hops = mkdtempSync(join(tmpdir(), 'entraclaw-policy-hops-'));
+    dirs.push(hops);
+    symlinkSync(real, join(hops, 'current'));
+    rmSync(path);
+    symlinkSync(join(hops, 'current'), path);
+    expect(loadPolicy(path).clients).toHaveLength(2);
+    chmodSync(hops, 0o777);
+    expect(usageError(() => loadPolicy(path)).message).toContain(`${hops}, which holds ${path}`);
   });
 
   it('lives in the config directory', () => {
