@@ -33,7 +33,8 @@ export async function editPolicy<T>(
   const real = linkTarget(path);
   makeOwnDir(dirname(real), 'XDG_CONFIG_HOME');
   return withFileLock(`${real}.lock`, async () => {
-    const loaded = loadPolicyWithWarnings(real);
+    // Read by its own name, as the daemon reads it, so every directory on the way is checked as it checks.
+    const loaded = loadPolicyWithWarnings(path);
     const { policy, result } = edit(loaded.policy);
     savePolicy(real, policy, loaded.plainStars);
     // Said once, as it happens: the rewritten file no longer has them to lose.

@@ -1,7 +1,16 @@
 // Policy commands run at the same time (a script granting in a loop while the user revokes) must each
 // land: every edit is a locked read-modify-write of policy.toml, never a lost update reported as done.
 import { spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -141,6 +150,19 @@ describe('concurrent policy edits', () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(dotfiles, 'policy.toml'), 'utf8')).toContain('name = "linked"');
     expect(clients(env).map((c) => c.name)).toEqual(['linked']);
+    // Through a symlink in a directory others can write, the daemon would refuse it: so does an edit.
+    const hops = join(base, 'hops');
+    mkdirSync(hops, { mode: 0o700 });
+    symlinkSync(join(dotfiles, 'policy.toml'), join(hops, 'current'));
+    rmSync(link);
+    symlinkSync(join(hops, 'current'), link);
+    chmodSync(hops, 0o777);
+    const before = readFileSync(join(dotfiles, 'policy.toml'), 'utf8');
+    const r = runCli(['grant', 'linked', '--grant', 'more'], env);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${hops}, which holds ${link}, is writable by other users`);
+    expect(readFileSync(join(dotfiles, 'policy.toml'), 'utf8')).toBe(before);
+    chmodSync(hops, 0o700);
   });
 });
 
