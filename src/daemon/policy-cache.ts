@@ -1,5 +1,6 @@
 import { EntraclawError } from '../errors.js';
 import { pathKey } from '../lib/file-key.js';
+import { guardingDirs } from '../lib/private-file.js';
 import { describePolicyChange } from '../policy/describe.js';
 import { loadPolicyWithWarnings } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
@@ -36,6 +37,7 @@ export class PolicyCache {
   reload(stamp = this.fileStamp()): void {
     this.stamp = stamp;
     const before = this.policy;
+    const beforeError = this.error;
     try {
       const loaded = loadPolicyWithWarnings(this.path);
       this.policy = loaded.policy;
@@ -47,6 +49,8 @@ export class PolicyCache {
       this.policy = undefined;
       this.error = err instanceof EntraclawError ? err.message : String(err);
       this.hint = err instanceof EntraclawError ? err.hint : undefined;
+      // Invalid as before, for the same reason (a look again after a directory changed): nothing to tell.
+      if (this.error === beforeError) return;
       this.log('error', 'policy invalid: denying every request until it is fixed', {
         path: this.path,
         error: this.error,
@@ -57,10 +61,18 @@ export class PolicyCache {
   }
 
   private fileStamp(): string {
-    try {
-      return pathKey(this.path) ?? 'absent';
-    } catch {
-      return 'absent';
-    }
+    const key = stampOf(this.path);
+    if (this.policy || this.error === undefined) return key;
+    // While refused, the fix may be a chmod of a directory (the hint of a policy in one others can
+    // write), which leaves the file as it was: those directories count too, until the file loads.
+    return [key, ...[...guardingDirs(this.path)].map(stampOf)].join(' ');
+  }
+}
+
+function stampOf(path: string): string {
+  try {
+    return pathKey(path) ?? 'absent';
+  } catch {
+    return 'absent';
   }
 }

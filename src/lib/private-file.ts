@@ -26,23 +26,7 @@ export function assertPrivate(path: string, st: Stats, uid: number | undefined):
  * (/tmp: others cannot replace our entries there). `what` names the file's role in the message.
  */
 export function assertClosedDirs(path: string, what: string): void {
-  const dirs = new Set([dirname(path)]);
-  let hop = path;
-  for (let hops = 0; hops < 40; hops++) {
-    let target: string;
-    try {
-      target = readlinkSync(hop);
-    } catch {
-      break;
-    }
-    hop = resolve(dirname(hop), target);
-    dirs.add(dirname(hop));
-  }
-  try {
-    dirs.add(dirname(realpathSync(path)));
-  } catch {
-    // Gone since it was read (a rename mid-load): its directory by name is checked all the same.
-  }
+  const dirs = guardingDirs(path);
   for (const dir of dirs) {
     const mode = statSync(dir).mode;
     if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
@@ -79,4 +63,29 @@ export function assertTrustedProgram(path: string, what: string, uid: number | u
     );
   }
   assertClosedDirs(path, what);
+}
+
+/**
+ * The directories whose modes decide whether the file at `path` can be trusted: its own, that of each
+ * symlink on the way, and the one the file really lives in.
+ */
+export function guardingDirs(path: string): Set<string> {
+  const dirs = new Set([dirname(path)]);
+  let hop = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let target: string;
+    try {
+      target = readlinkSync(hop);
+    } catch {
+      break;
+    }
+    hop = resolve(dirname(hop), target);
+    dirs.add(dirname(hop));
+  }
+  try {
+    dirs.add(dirname(realpathSync(path)));
+  } catch {
+    // Gone since it was read (a rename mid-load): its directory by name is checked all the same.
+  }
+  return dirs;
 }

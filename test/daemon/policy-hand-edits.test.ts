@@ -1,4 +1,13 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -105,6 +114,32 @@ client = [ { name = 'hand', exe = "${NODE}", sha256 = "${NODE_SHA256}",\r
     );
     writeFileSync(policy, readFileSync(policy, 'utf8').replace('-02-30T', '-02-28T'), { mode: 0o600 });
     expect(served(await b.node(client, ['get', 'svc', 'bob']))).toBe(BOB);
+  }, 30_000);
+
+  it('a policy refused for its open directory is served again once the directory is closed, as the hint says', async () => {
+    writeFileSync(policy, withGrant('  services = ["svc"]\n  accounts = ["bob"]\n  operations = ["read"]'), {
+      mode: 0o600,
+    });
+    expect(served(await b.node(client, ['get', 'svc', 'bob']))).toBe(BOB);
+    const dir = join(b.dir, 'config', 'entraclaw');
+    chmodSync(dir, 0o777);
+    try {
+      // Replaced while the directory is open (by anyone, as far as the daemon can tell): refused.
+      writeFileSync(`${policy}.new`, readFileSync(policy), { mode: 0o600 });
+      renameSync(`${policy}.new`, policy);
+      const r = await b.node(client, ['get', 'svc', 'bob']);
+      refused(r, 'denied', /which holds .*policy\.toml, is writable by other users \(mode 777\)/);
+      expect(r.result.hint).toBe(`chmod 700 ${dir}`);
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+    // The file itself is untouched by the fix: the daemon must look at the directory again.
+    expect(served(await b.node(client, ['get', 'svc', 'bob']))).toBe(BOB);
+    const invalid = b
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('policy invalid') && l.includes('mode 777'));
+    expect(invalid).toHaveLength(1);
   }, 30_000);
 
   it('a grant taken away by any way of saving the file is gone by the next request', async () => {
