@@ -1,7 +1,6 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
+import { readPrivateFile } from '../lib/private-file.js';
 import { tomlSyntaxError } from '../lib/toml-error.js';
 import { VALID_STORES } from '../store/registry.js';
 import { STORE_NAMES, type StoreName } from '../store/types.js';
@@ -42,37 +41,20 @@ export function defaultAgentConfig(): AgentConfig {
 /** Loads `<configDir>/agent.toml`; a missing file gives the defaults, an invalid one a UsageError naming the problem. */
 export async function loadAgentConfig(configDir: string, uid = process.getuid?.()): Promise<AgentConfig> {
   const path = join(configDir, 'agent.toml');
-  let text: string;
-  let fd: number;
-  const unreadable = (err: unknown) =>
-    new UsageError(`cannot read config ${path}: ${(err as Error).message}`, 'check the file permissions', {
-      cause: err,
-    });
-  try {
-    // O_NONBLOCK: a FIFO there must not hold every command until someone writes to it.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return defaultAgentConfig();
-    throw unreadable(err);
-  }
-  try {
-    // Whoever can write agent.toml picks the askpass program: the agent runs it as you, and its exit status
-    // answers every confirmation. So it is checked as policy.toml is, on the file that is read.
-    const st = fstatSync(fd);
-    if (!st.isFile() && !st.isDirectory())
-      throw new UsageError(
-        `config ${path} is not a regular file`,
-        'agent.toml must be a file of yours, mode 600',
-      );
-    assertPrivate(path, st, uid);
-    text = readFileSync(fd, 'utf8');
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw unreadable(err);
-  } finally {
-    closeSync(fd);
-  }
-  assertClosedDirs(path, 'the agent configuration and the askpass program it names');
+  // Whoever can write agent.toml picks the askpass program: the agent runs it as you, and its exit status
+  // answers every confirmation. So it is checked as policy.toml is.
+  const bytes = readPrivateFile(
+    path,
+    {
+      named: `config ${path}`,
+      readHint: 'check the file permissions',
+      notFileHint: 'agent.toml must be a file of yours, mode 600',
+      role: 'the agent configuration and the askpass program it names',
+    },
+    uid,
+  );
+  if (!bytes) return defaultAgentConfig();
+  const text = bytes.toString('utf8');
   const { parse } = await import('smol-toml');
   let raw: unknown;
   try {

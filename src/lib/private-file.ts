@@ -1,12 +1,22 @@
 // A file that decides what the broker does (policy.toml: who gets secrets; agent.toml: the askpass program
 // the agent runs as you, which also answers every confirmation) must be changeable by its owner alone:
 // ours, not writable by group or others, in directories others cannot rename entries in.
-import { readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 /** Refuses a file (as fstat'd from the fd that was read) another uid owns or group/others can write. */
-export function assertPrivate(path: string, st: Stats, uid: number | undefined): void {
+function assertPrivate(path: string, st: Stats, uid: number | undefined): void {
   if (uid !== undefined && st.uid !== uid) {
     throw new UsageError(
       `${path} is owned by uid ${st.uid}, not ${uid}`,
@@ -18,6 +28,56 @@ export function assertPrivate(path: string, st: Stats, uid: number | undefined):
   }
 }
 
+/** How readPrivateFile names the file in its errors. */
+export interface PrivateFileNames {
+  /** The file as errors name it ("config /x/agent.toml"). */
+  named: string;
+  /** The hint of an error reading it, and of one that is not a regular file. */
+  readHint: string;
+  notFileHint: string;
+  /** Its role, for assertClosedDirs ("the policy"). */
+  role: string;
+}
+
+/**
+ * Reads a file that decides what the broker does, checked on the very fd that is read (a stat by name could
+ * see another file than was read) and then for its directories (assertPrivate, assertClosedDirs); undefined
+ * when there is no such file. Opened O_NONBLOCK: a FIFO there would otherwise hold every command (and the
+ * daemon) until someone writes to it.
+ */
+export function readPrivateFile(
+  path: string,
+  names: PrivateFileNames,
+  uid: number | undefined,
+): Buffer | undefined {
+  const unreadable = (err: unknown) =>
+    new UsageError(`cannot read ${names.named}: ${(err as Error).message}`, names.readHint, { cause: err });
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw unreadable(err);
+  }
+  let bytes: Buffer;
+  try {
+    const st = fstatSync(fd);
+    // What a pipe or device says could change from one read to the next; a directory reads as EISDIR below.
+    if (!st.isFile() && !st.isDirectory()) {
+      throw new UsageError(`${names.named} is not a regular file`, names.notFileHint);
+    }
+    assertPrivate(path, st, uid);
+    bytes = readFileSync(fd);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw unreadable(err);
+  } finally {
+    closeSync(fd);
+  }
+  assertClosedDirs(path, names.role);
+  return bytes;
+}
+
 /**
  * Who can rename entries in the file's directory can put another file (or symlink) in its place between
  * two reads, so that directory, the one the file really lives in (a dotfiles symlink), and that of every
@@ -25,7 +85,7 @@ export function assertPrivate(path: string, st: Stats, uid: number | undefined):
  * dotfiles/ may point current at another file) must not be writable by group or others unless sticky
  * (/tmp: others cannot replace our entries there). `what` names the file's role in the message.
  */
-export function assertClosedDirs(path: string, what: string): void {
+function assertClosedDirs(path: string, what: string): void {
   const dirs = guardingDirs(path);
   for (const dir of dirs) {
     const mode = statSync(dir).mode;

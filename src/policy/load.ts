@@ -1,10 +1,9 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
-import { assertClosedDirs, assertPrivate } from '../lib/private-file.js';
+import { readPrivateFile } from '../lib/private-file.js';
 import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
 import {
   escapedStarLines,
@@ -38,36 +37,14 @@ export function loadPolicyWithWarnings(
   path: string,
   uid = process.getuid?.(),
 ): { policy: Policy; warnings: string[]; plainStars: Set<string>; source: string } {
-  let source: string;
-  let fd: number;
   const hint = `the policy must be a file of yours, mode 600: check with ls -l ${path}`;
-  const unreadable = (err: unknown) =>
-    new UsageError(`cannot read ${path}: ${(err as Error).message}`, hint, { cause: err });
-  try {
-    // O_NONBLOCK: a FIFO there would otherwise hold the open (and the daemon, doctor) until someone writes.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { policy: { clients: [] }, warnings: [], plainStars: new Set(), source: '' };
-    }
-    throw unreadable(err);
-  }
-  try {
-    // The checks and the read are of one open file: a stat by name could see another file than was read.
-    const st = fstatSync(fd);
-    // What a pipe or device says could change from one read to the next; a directory reads as EISDIR below.
-    if (!st.isFile() && !st.isDirectory()) {
-      throw new UsageError(`${path} is not a regular file`, hint);
-    }
-    assertPrivate(path, st, uid);
-    source = utf8Text(readFileSync(fd), path);
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw unreadable(err);
-  } finally {
-    closeSync(fd);
-  }
-  assertClosedDirs(path, 'the policy');
+  const bytes = readPrivateFile(
+    path,
+    { named: path, readHint: hint, notFileHint: hint, role: 'the policy' },
+    uid,
+  );
+  if (!bytes) return { policy: { clients: [] }, warnings: [], plainStars: new Set(), source: '' };
+  const source = utf8Text(bytes, path);
   const policy = parsePolicy(source, path);
   // One scan of the text serves both: the warnings, and the names an edit must keep writing as typed.
   const plain = plainStarEntries(source, policy);
