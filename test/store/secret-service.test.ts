@@ -54,17 +54,19 @@ async function withApi<T>(fn: (bus: Bus, api: SecretServiceApi) => Promise<T>): 
   }
 }
 
-const lockLogin = () =>
+const lockCollection = (collection: string) =>
   withApi(async (bus, api) => {
     await bus.call({
       ...SECRETS,
       interface: 'org.freedesktop.Secret.Service',
       member: 'Lock',
       signature: 'ao',
-      body: [[LOGIN_COLLECTION]],
+      body: [[collection]],
     });
-    expect(await api.collectionLocked(LOGIN_COLLECTION)).toBe(true);
+    expect(await api.collectionLocked(collection)).toBe(true);
   });
+
+const lockLogin = () => lockCollection(LOGIN_COLLECTION);
 
 // gnome-keyring's own no-prompt unlock (what its PAM module uses); the password travels DH-encrypted.
 const unlockLogin = () =>
@@ -101,18 +103,6 @@ const createCollection = (label: string) =>
     await api.closeSession(session);
     expect(await api.collectionLocked(path as string)).toBe(false);
     return path as string;
-  });
-
-const lockCollection = (collection: string) =>
-  withApi(async (bus, api) => {
-    await bus.call({
-      ...SECRETS,
-      interface: 'org.freedesktop.Secret.Service',
-      member: 'Lock',
-      signature: 'ao',
-      body: [[collection]],
-    });
-    expect(await api.collectionLocked(collection)).toBe(true);
   });
 
 const deleteCollection = (collection: string) =>
