@@ -138,18 +138,34 @@ function sameParser(pinnedExe: string, callerExe: string): boolean {
 }
 
 // The same path (and script) as an approved client but different bytes: an upgrade, or a swapped binary.
+// The refusal names each file that changed (for a script client, its interpreter and/or its script), so
+// one look says what to re-pin, and says when re-pinning the interpreter re-pins other clients too.
 function changedProgram(clients: readonly Client[], who: ClientIdentity): Decision | undefined {
   const samePath = clients.filter(
     (c) => c.exe === who.exe && (c.script === undefined || c.script === who.script),
   );
   const client = samePath.find((c) => c.script !== undefined) ?? samePath[0];
   if (!client) return undefined;
-  const [what, path] =
-    client.sha256 !== who.sha256.toLowerCase() ? ['binary', client.exe] : ['script', client.script!];
+  const exeChanged = client.sha256 !== who.sha256.toLowerCase();
+  const scriptChanged =
+    client.script !== undefined && client.scriptSha256 !== who.scriptSha256?.toLowerCase();
+  const changed = [
+    ...(exeChanged ? [client.script !== undefined ? 'interpreter' : 'binary'] : []),
+    ...(scriptChanged ? ['script'] : []),
+  ];
+  const command = [...(exeChanged ? [client.exe] : []), ...(scriptChanged ? [client.script!] : [])]
+    .map((path) => `entraclaw upgrade ${shellQuote(path)}`)
+    .join(' && ');
+  // `upgrade` of an executable re-pins every client whose exe it is: say so before it surprises anyone.
+  const sharing = exeChanged ? clients.filter((c) => c.exe === client.exe).map((c) => c.name) : [];
+  const also =
+    sharing.length > 1
+      ? ` (it re-pins ${client.exe} for every client that runs it: ${sharing.map((n) => `"${n}"`).join(', ')})`
+      : '';
   return denied(
     client,
-    `${what} changed since approval (run \`entraclaw upgrade ${shellQuote(path)}\`)`,
-    `if the change is yours, re-pin it and keep the grants of "${client.name}": entraclaw upgrade ${shellQuote(path)}`,
+    `${changed.join(' and ')} changed since approval (run \`${command}\`)`,
+    `if the change is yours, re-pin it and keep the grants of "${client.name}": ${command}${also}`,
   );
 }
 

@@ -386,7 +386,7 @@ describeIfProvided('modified binary', brokerClientsMissing, () => {
     const changed = await b.node(client, ['get', SVC, 'copy'], { exe: copy });
     noSecret(changed.result, 'modified binary');
     expect(changed.result).toMatchObject({ code: 'denied' });
-    expect(changed.result.message).toMatch(/binary changed since approval/);
+    expect(changed.result.message).toMatch(/^interpreter changed since approval/);
 
     const up = b.cli(['upgrade', copy]);
     expect(up.status, up.stderr).toBe(0);

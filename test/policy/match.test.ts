@@ -142,7 +142,52 @@ describe('decide: identity', () => {
         ask('read', 'github.com', 'x'),
         NOW,
       );
-      expect(d.result === 'denied' && d.reason).toMatch(/binary changed.*upgrade \/usr\/bin\/node/);
+      expect(d.result === 'denied' && d.reason).toBe(
+        'interpreter changed since approval (run `entraclaw upgrade /usr/bin/node`)',
+      );
+      // Only this client runs that interpreter: nothing else to say about the re-pin.
+      expect(d.result === 'denied' && d.hint).toBe(
+        'if the change is yours, re-pin it and keep the grants of "deploy": entraclaw upgrade /usr/bin/node',
+      );
+    });
+
+    it('names the interpreter and the script when both changed, with both re-pins in one command', () => {
+      const d = decide(
+        policy(pinned),
+        who({ sha256: NODE2, script: '/home/me/bot/index.js', scriptSha256: OTHER }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      const both = 'entraclaw upgrade /usr/bin/node && entraclaw upgrade /home/me/bot/index.js';
+      expect(d.result === 'denied' && d.reason).toBe(
+        `interpreter and script changed since approval (run \`${both}\`)`,
+      );
+      expect(d.result === 'denied' && d.hint).toContain(`keep the grants of "deploy": ${both}`);
+    });
+
+    it('says that re-pinning a shared interpreter re-pins every client it runs', () => {
+      const other = client({ name: 'other', script: '/home/me/other.js', scriptSha256: OTHER });
+      const loose = client({ name: 'any', exe: '/opt/node', grants: [] });
+      const d = decide(
+        policy(pinned, other, loose),
+        who({ sha256: NODE2, script: '/home/me/bot/index.js', scriptSha256: BOT }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(d.result === 'denied' && d.hint).toBe(
+        'if the change is yours, re-pin it and keep the grants of "deploy": entraclaw upgrade /usr/bin/node' +
+          ' (it re-pins /usr/bin/node for every client that runs it: "deploy", "other")',
+      );
+      // A script change is that client's alone.
+      const script = decide(
+        policy(pinned, other),
+        who({ script: '/home/me/bot/index.js', scriptSha256: OTHER }),
+        ask('read', 'github.com', 'x'),
+        NOW,
+      );
+      expect(script.result === 'denied' && script.hint).toBe(
+        'if the change is yours, re-pin it and keep the grants of "deploy": entraclaw upgrade /home/me/bot/index.js',
+      );
     });
 
     it('keeps two clients with one interpreter and different scripts apart', () => {
