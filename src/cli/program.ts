@@ -164,6 +164,11 @@ grantOptions(program.command('grant <name>'))
 program
   .command('upgrade <path>')
   .description('re-pin a program or script after an update, keeping its grants')
+  .option('--client <name>', 're-pin this client to PATH (a program that moved)')
+  .option(
+    '--script <file>',
+    "with PATH an interpreter: re-pin the client of this script to PATH and the script's bytes",
+  )
   .option('--json', 'print as JSON')
   .action(async (path: string, o) => (await import('./upgrade.js')).upgrade(path, o));
 

@@ -1,5 +1,6 @@
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
+import { interpreterName } from '../identity/interpreter.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { shellQuote } from '../lib/shell.js';
@@ -164,9 +165,7 @@ export function upgradeClient(
     upgraded.push(next);
     return next;
   });
-  if (upgraded.length === 0) {
-    throw new NotFoundError(`no client runs ${path}`, 'give the canonical path shown by `entraclaw clients`');
-  }
+  if (upgraded.length === 0) throw nothingAt(policy, path, sha);
   // Two clients of one program at two versions (an old one approved from a stale request) become the
   // same program once re-pinned: say which, rather than failing later as an invalid policy.
   for (const next of upgraded) {
@@ -179,6 +178,105 @@ export function upgradeClient(
     }
   }
   return { policy: { clients }, upgraded };
+}
+
+// No client names `path`. A program that moved (same bytes or new ones), or an interpreter replaced by
+// one at another path (python3.11 -> python3.12, a node version manager), is re-pinned by client or by
+// script instead: say so, naming the clients it most likely is.
+function nothingAt(policy: Policy, path: string, sha: string): NotFoundError {
+  const quoted = shellQuote(path);
+  const same = policy.clients.filter((c) => pinOf(c) === sha || (c.script !== undefined && c.sha256 === sha));
+  if (same.length > 0) {
+    const c = same[0]!;
+    // The moved file is the script of a script client, or else its program.
+    const movedScript = c.script !== undefined && c.scriptSha256 === sha;
+    return new NotFoundError(
+      `no client runs ${path}; client "${c.name}" is pinned to these bytes at ${movedScript ? c.script : c.exe} (the program moved?)`,
+      `to record its new path, keeping its grants: entraclaw upgrade ${movedScript ? `${shellQuote(c.exe)} --script ${quoted}` : quoted} --client ${c.name}`,
+    );
+  }
+  const interpreter = interpreterName(basename(path));
+  const scripts = interpreter
+    ? policy.clients.filter((c) => c.script !== undefined && interpreterName(basename(c.exe)) === interpreter)
+    : [];
+  if (scripts.length > 0) {
+    const commands = scripts.map((c) => `entraclaw upgrade ${quoted} --script ${shellQuote(c.script!)}`);
+    return new NotFoundError(
+      `no client runs ${path}; ${scripts.map((c) => `"${c.name}"`).join(', ')} run${scripts.length > 1 ? '' : 's'} ${interpreter} scripts with ${[...new Set(scripts.map((c) => c.exe))].join(', ')}`,
+      `if ${path} now runs ${scripts.length > 1 ? 'them, re-pin each' : 'it, re-pin it'} to it, keeping ${scripts.length > 1 ? 'their' : 'its'} grants: ${commands.join(' && ')}`,
+    );
+  }
+  return new NotFoundError(
+    `no client runs ${path}`,
+    'give the canonical path shown by `entraclaw clients`; for a program that moved: entraclaw upgrade NEWPATH --client NAME',
+  );
+}
+
+/** A program (and, for an interpreter, its script) as it is on disk now: canonical path and SHA-256. */
+export interface Pin {
+  path: string;
+  sha256: string;
+}
+
+/**
+ * Re-pins one client to a program at another path, keeping its name and grants: the client named `name`,
+ * else the one pinned to the path of `script`. With `script`, the script is re-pinned too; without it, a
+ * script client keeps its script pin (only its interpreter moved). Throws NotFoundError when no client
+ * is meant, ConflictError when several could be or another client already is that program.
+ */
+export function repinClient(
+  policy: Policy,
+  target: { name?: string; exe: Pin; script?: Pin },
+): { policy: Policy; before: Client; client: Client } {
+  const { name, exe, script } = target;
+  const candidates =
+    name !== undefined
+      ? policy.clients.filter((c) => c.name === name)
+      : policy.clients.filter((c) => script !== undefined && c.script === script.path);
+  if (candidates.length === 0) {
+    throw name !== undefined
+      ? new NotFoundError(`no client is named "${name}"`, 'see the client names with `entraclaw clients`')
+      : new NotFoundError(
+          `no client runs the script ${script?.path}`,
+          'name the client to re-pin: entraclaw upgrade PROGRAM --script FILE --client NAME (`entraclaw clients` shows them)',
+        );
+  }
+  if (candidates.length > 1) {
+    throw new ConflictError(
+      `clients ${candidates.map((c) => `"${c.name}"`).join(', ')} run the script ${script?.path}; nothing was changed`,
+      `name the one to re-pin: --client ${candidates[0]!.name}`,
+    );
+  }
+  const before = candidates[0]!;
+  if (script !== undefined && before.script === undefined) {
+    throw new UsageError(
+      `client "${before.name}" is pinned to ${before.exe} alone, without a script: re-pinning it to one script makes it another program`,
+      `register the script as its own client: entraclaw register ${shellQuote(exe.path)} --script ${shellQuote(script.path)} --grant ...`,
+    );
+  }
+  if (before.script !== undefined && !interpreterName(basename(exe.path))) {
+    // `upgrade ~/new/bot.py --client bot` would pin the script as the program: never this client again.
+    throw new UsageError(
+      `client "${before.name}" is a script run by ${before.exe}, and ${exe.path} is not an interpreter: PATH is the program that runs the script`,
+      `for a script that moved: entraclaw upgrade ${shellQuote(before.exe)} --script ${shellQuote(exe.path)} --client ${before.name}`,
+    );
+  }
+  const client: Client = {
+    ...before,
+    exe: exe.path,
+    sha256: exe.sha256,
+    ...(script ? { script: script.path, scriptSha256: script.sha256 } : {}),
+  };
+  const twin = policy.clients.find(
+    (c) => c !== before && (samePin(c, client) || (c.exe === client.exe && c.script === client.script)),
+  );
+  if (twin) {
+    throw new ConflictError(
+      `${client.script ?? client.exe} is already approved as client "${twin.name}"; re-pinning "${before.name}" to it would make two clients of one program, so nothing was changed`,
+      `keep one: entraclaw revoke ${before.name} (add its grants to "${twin.name}" with entraclaw grant), or revoke ${twin.name} and upgrade again`,
+    );
+  }
+  return { policy: { clients: policy.clients.map((c) => (c === before ? client : c)) }, before, client };
 }
 
 // Same bytes pinned: the executable, and the script when there is one.

@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import {
   type Broker,
   b64,
@@ -325,6 +326,7 @@ beforeAll(async () => {
   b = await startBroker('entraclaw-identity', [
     [SVC, 'acct', SECRET],
     [SVC, 'copy', SECRET],
+    [SVC, 'moved', SECRET],
     [SVC, 'renamed', SECRET],
     [SVC, 'parser', SECRET],
     [SVC, 'distperl', SECRET],
@@ -397,6 +399,43 @@ describeIfProvided('modified binary', brokerClientsMissing, () => {
     expect(again.status, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout.toString())).toMatchObject({ clients: ['copied'], changed: false });
     expect(b.cli(['upgrade', copy]).stderr.toString()).toContain(`copied already pinned ${copy} at sha256:`);
+  }, 60_000);
+
+  it('an interpreter replaced by one at another path (python3.11 -> 3.12, nvm): upgrade NEW --script re-pins it, grants kept', async () => {
+    mkdirSync(join(b.dir, 'v1'));
+    mkdirSync(join(b.dir, 'v2'));
+    const old = join(b.dir, 'v1', 'node');
+    const next = join(b.dir, 'v2', 'node');
+    copyFileSync(NODE, old);
+    copyFileSync(NODE, next);
+    appendFileSync(next, Buffer.from([1]));
+    chmodSync(old, 0o755);
+    chmodSync(next, 0o755);
+    const client = b.file('moved-interpreter.mjs', nodeClientSource());
+    b.register({ exe: old, script: client, grant: `${SVC}/moved`, ops: 'read', name: 'moved' });
+    served(await b.node(client, ['get', SVC, 'moved'], { exe: old }));
+    // Another path and other bytes: the daemon cannot know it is the same program, so it is queued.
+    const asked = await b.node(client, ['get', SVC, 'moved'], { exe: next });
+    noSecret(asked.result, 'new interpreter');
+    expect(asked.result).toMatchObject({ code: 'pending' });
+
+    // A plain upgrade of the new path says what to run instead.
+    const plain = b.cli(['upgrade', next]);
+    expect(plain.status).toBe(EXIT_CODES.not_found);
+    // Every node script client is named (others of this file's broker too), with the interpreter each runs.
+    expect(plain.stderr).toMatch(/"moved" runs? node scripts with .*v1\/node/);
+    expect(plain.stderr).toContain(`entraclaw upgrade ${next} --script ${client}`);
+
+    const up = b.cli(['upgrade', next, '--script', client]);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stderr).toContain(`re-pinned moved to ${next} sha256:`);
+    served(await b.node(client, ['get', SVC, 'moved'], { exe: next }));
+    // The old interpreter is no longer this client, and the entry queued before the re-pin is gone.
+    expect(b.cli(['pending', '--json']).stdout.toString()).not.toContain(next);
+    const listed = JSON.parse(b.cli(['clients', '--json']).stdout.toString()) as Array<
+      Record<string, unknown>
+    >;
+    expect(listed.find((c) => c.name === 'moved')).toMatchObject({ exe: next, script: client });
   }, 60_000);
 });
 

@@ -8,6 +8,7 @@ import {
   addGrants,
   formatPolicy,
   parseGrantSpec,
+  repinClient,
   revokeClient,
   savePolicy,
   upgradeClient,
@@ -183,6 +184,109 @@ describe('upgradeClient', () => {
   it('throws not_found for an unknown path and usage for a bad hash', () => {
     expect(code(() => upgradeClient({ clients: [bot] }, '/usr/bin/python3', C))).toBe('not_found');
     expect(code(() => upgradeClient({ clients: [bot] }, '/usr/bin/node', 'xyz'))).toBe('usage');
+  });
+});
+
+describe('upgradeClient: nothing at that path', () => {
+  const hint = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      return `${(err as EntraclawError).message}\n${(err as EntraclawError).hint}`;
+    }
+    throw new Error('did not throw');
+  };
+
+  it('names the client pinned to the same bytes elsewhere (the program moved) and the --client re-pin', () => {
+    expect(hint(() => upgradeClient({ clients: [bot, ssh] }, '/opt/ssh', ssh.sha256))).toBe(
+      `no client runs /opt/ssh; client "ssh" is pinned to these bytes at /usr/bin/ssh (the program moved?)\n` +
+        'to record its new path, keeping its grants: entraclaw upgrade /opt/ssh --client ssh',
+    );
+    // A moved script is re-pinned with its interpreter.
+    expect(hint(() => upgradeClient({ clients: [bot] }, '/home/me/new/index.js', B))).toContain(
+      'entraclaw upgrade /usr/bin/node --script /home/me/new/index.js --client deploy-bot',
+    );
+  });
+
+  it('for an interpreter at a new path, names the clients running scripts with the old one, a re-pin each', () => {
+    const other = { ...bot, name: 'other', script: '/o.js', scriptSha256: A };
+    const text = hint(() =>
+      upgradeClient({ clients: [bot, other, ssh] }, '/opt/node22/bin/node', 'e'.repeat(64)),
+    );
+    expect(text).toBe(
+      'no client runs /opt/node22/bin/node; "deploy-bot", "other" run node scripts with /usr/bin/node\n' +
+        'if /opt/node22/bin/node now runs them, re-pin each to it, keeping their grants: ' +
+        'entraclaw upgrade /opt/node22/bin/node --script /home/me/bot/index.js && entraclaw upgrade /opt/node22/bin/node --script /o.js',
+    );
+    // No such client: the plain hint, which mentions --client for a program that moved.
+    expect(hint(() => upgradeClient({ clients: [bot] }, '/usr/bin/python3', C))).toContain('--client NAME');
+  });
+});
+
+describe('repinClient', () => {
+  const node22 = { path: '/opt/node22/bin/node', sha256: C };
+
+  it('moves the client of a script to another interpreter, keeping name, script pin and grants', () => {
+    const { policy, before, client } = repinClient(
+      { clients: [ssh, bot] },
+      { exe: node22, script: { path: bot.script!, sha256: B } },
+    );
+    expect(before).toBe(bot);
+    expect(client).toEqual({ ...bot, exe: node22.path, sha256: C });
+    expect(policy.clients).toEqual([ssh, client]);
+    // By name, without --script: the script pin is kept as it was.
+    expect(repinClient({ clients: [bot] }, { name: 'deploy-bot', exe: node22 }).client).toEqual({
+      ...bot,
+      exe: node22.path,
+      sha256: C,
+    });
+  });
+
+  it('moves a script and a compiled program by client name', () => {
+    const moved = repinClient(
+      { clients: [bot] },
+      { name: 'deploy-bot', exe: { path: bot.exe, sha256: A }, script: { path: '/srv/bot.js', sha256: C } },
+    );
+    expect(moved.client).toMatchObject({ script: '/srv/bot.js', scriptSha256: C, grants: bot.grants });
+    expect(
+      repinClient({ clients: [ssh] }, { name: 'ssh', exe: { path: '/opt/ssh', sha256: C } }).client,
+    ).toEqual({ ...ssh, exe: '/opt/ssh', sha256: C });
+  });
+
+  it('refuses what would pin another program, and changes nothing', () => {
+    // The script given as the program: that client would never match again.
+    expect(
+      code(() =>
+        repinClient({ clients: [bot] }, { name: 'deploy-bot', exe: { path: '/srv/bot.js', sha256: C } }),
+      ),
+    ).toBe('usage');
+    // A program pinned without a script does not become one script.
+    expect(
+      code(() =>
+        repinClient({ clients: [ssh] }, { name: 'ssh', exe: node22, script: { path: '/x.js', sha256: B } }),
+      ),
+    ).toBe('usage');
+    // Onto another client's program.
+    const other = { ...bot, name: 'other', script: '/o.js', scriptSha256: A };
+    expect(
+      code(() =>
+        repinClient(
+          { clients: [bot, other] },
+          { name: 'deploy-bot', exe: { path: bot.exe, sha256: A }, script: { path: '/o.js', sha256: A } },
+        ),
+      ),
+    ).toBe('conflict');
+    // Nobody of that name or script; two clients of one script.
+    expect(code(() => repinClient({ clients: [bot] }, { name: 'nope', exe: node22 }))).toBe('not_found');
+    expect(
+      code(() => repinClient({ clients: [bot] }, { exe: node22, script: { path: '/x.js', sha256: B } })),
+    ).toBe('not_found');
+    const twin = { ...bot, name: 'py', exe: '/usr/bin/python3', sha256: C };
+    expect(
+      code(() =>
+        repinClient({ clients: [bot, twin] }, { exe: node22, script: { path: bot.script!, sha256: B } }),
+      ),
+    ).toBe('conflict');
   });
 });
 
