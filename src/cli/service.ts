@@ -285,13 +285,25 @@ async function status(t: Target, path: string, opts: ServiceCliOptions): Promise
   const installed = existsSync(t.file);
   const service = t.manager === 'systemd' ? await systemdState(t.probe) : await launchdState(t.probe);
   const socket = { path, reachable: await socketReachable(path) };
-  if (opts.json) return printJson({ manager: t.manager, file: t.file, installed, ...service, socket });
-  const out = process.stdout;
-  out.write(`file:    ${t.file} (${installed ? 'present' : 'absent'})\n`);
-  out.write(
-    `service: ${service.reachable ? `${service.state}${service.enabled ? `, ${service.enabled}` : ''}` : `unknown (${service.reason})`}\n`,
-  );
-  out.write(`socket:  ${path} (${socket.reachable ? 'accepting connections' : 'not reachable'})\n`);
+  if (opts.json) printJson({ manager: t.manager, file: t.file, installed, ...service, socket });
+  else {
+    const out = process.stdout;
+    out.write(`file:    ${t.file} (${installed ? 'present' : 'absent'})\n`);
+    out.write(
+      `service: ${service.reachable ? `${service.state}${service.enabled ? `, ${service.enabled}` : ''}` : `unknown (${service.reason})`}\n`,
+    );
+    out.write(`socket:  ${path} (${socket.reachable ? 'accepting connections' : 'not reachable'})\n`);
+  }
+  // The report is printed either way; a script checking `service status` must still learn that the state
+  // of the service could not be known at all.
+  if (!service.reachable) {
+    throw new UnavailableError(
+      `the service manager did not answer, so the state of the service is unknown (${service.reason})`,
+      t.manager === 'systemd'
+        ? NO_MANAGER_HINT
+        : 'see `launchctl print` and the logs in ~/Library/Logs/entraclaw/',
+    );
+  }
 }
 
 interface ServiceState {

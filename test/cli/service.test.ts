@@ -181,6 +181,23 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     }
   });
 
+  it('status without a user manager still prints its report, then exits 5 saying the state is unknown', () => {
+    const { dir, env: base, unitFile } = sandbox();
+    const env = { ...base, ...fakeSystemctl(dir, true).env };
+    const r = runCli(['service', 'status'], env);
+    expect(r.status, r.stderr).toBe(EXIT_CODES.unavailable);
+    expect(r.stdout.toString()).toContain(`file:    ${unitFile} (absent)`);
+    expect(r.stdout.toString()).toContain('service: unknown (exit 1: Failed to connect to bus');
+    expect(r.stderr).toContain('the service manager did not answer, so the state of the service is unknown');
+    expect(r.stderr).toContain('hint: log in with a systemd session or run `entraclaw agent` directly');
+    const j = runCli(['service', 'status', '--json'], env);
+    expect(j.status).toBe(EXIT_CODES.unavailable);
+    expect(JSON.parse(j.stdout.toString())).toMatchObject({ installed: false, reachable: false });
+    expect(JSON.parse(j.stderr).error.code).toBe('unavailable');
+    // Nothing was written by looking.
+    expect(readdirSync(dir).sort()).toEqual(['bin', 'systemctl.log']);
+  });
+
   it('uninstall without a user manager still removes the unit and its enablement link', () => {
     const { dir, env: base, unitFile } = sandbox();
     const env = { ...base, ...fakeSystemctl(dir, true).env };
