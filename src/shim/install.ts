@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConflictError, UsageError } from '../errors.js';
@@ -13,9 +13,21 @@ export const SHIMS = { security: 'security-main.cjs', 'secret-tool': 'secret-too
  * The wrapper for one shim. It `exec`s node so that the process talking to the daemon is node running our
  * shim script, whose parent is the tool that ran `security` / `secret-tool`: the daemon decides for that
  * parent. `--` keeps Node from reading its own options (e.g. --env-file) out of the caller's arguments.
+ * The paths are fixed at install: when the checkout moved or node was updated away, the wrapper says so
+ * and how to re-install, instead of node's "Cannot find module" stack trace (exit 1, as an unreachable
+ * daemon).
  */
 export function shimWrapper(nodePath: string, script: string): string {
-  return `#!/bin/sh\n${MARK}\nexec ${shellQuote(nodePath)} -- ${shellQuote(script)} "$@"\n`;
+  const node = shellQuote(nodePath);
+  const main = shellQuote(script);
+  return [
+    '#!/bin/sh',
+    MARK,
+    `[ -f ${main} ] && [ -x ${node} ] && exec ${node} -- ${main} "$@"`,
+    `printf '%s: this entraclaw shim cannot start: %s or %s is gone (entraclaw moved, or node was updated); run: entraclaw shim install %s\\n' "\${0##*/}" ${node} ${main} "\${0%/*}" >&2`,
+    'exit 1',
+    '',
+  ].join('\n');
 }
 
 /** The second line of every shim: how install tells its own files from anything else. */
@@ -33,6 +45,15 @@ export function installShims(dir: string, opts: { force?: boolean; nodePath?: st
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(
       `cannot use ${dir} as the shim directory (${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : code})`,
+      'name a directory of your own, e.g. ~/.entraclaw/bin',
+    );
+  }
+  try {
+    // Checked before anything is written, and said as the same mistake as a directory that cannot be made.
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new UsageError(
+      `cannot use ${dir} as the shim directory (${(err as NodeJS.ErrnoException).code}: you cannot write in it)`,
       'name a directory of your own, e.g. ~/.entraclaw/bin',
     );
   }

@@ -1,5 +1,6 @@
 // `entraclaw shim install DIR` through the built CLI: it writes its two wrappers, re-installs over its own,
 // and never silently replaces a file that is not one of its shims (the real secret-tool in /usr/bin, say).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,12 @@ describe('entraclaw shim install', () => {
     ]) {
       const path = join(bin, name!);
       expect(statSync(path).mode & 0o777).toBe(0o755);
-      expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`\\nexec \\S+ -- \\S+/${script} "\\$@"\\n$`));
+      // Started only when node and the shim script are still there (else a message: the test below).
+      expect(readFileSync(path, 'utf8')).toMatch(
+        new RegExp(
+          `\\n\\[ -f \\S+/${script} \\] && \\[ -x \\S+ \\] && exec \\S+ -- \\S+/${script} "\\$@"\\n`,
+        ),
+      );
     }
   });
 
@@ -71,5 +77,41 @@ describe('entraclaw shim install', () => {
     const r = runCli(['shim', 'install', '/proc/entraclaw-no-such/bin'], env);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain('cannot use /proc/entraclaw-no-such/bin as the shim directory (ENOENT)');
+  });
+
+  it('a directory you cannot write in is the same usage error, naming no unrelated variable', () => {
+    // /proc/sys refuses writes even to root, as /usr/local/bin does to a user.
+    const r = runCli(['shim', 'install', '/proc/sys'], env);
+    expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain('cannot use /proc/sys as the shim directory (EACCES: you cannot write in it)');
+    expect(r.stderr).toContain('hint: name a directory of your own, e.g. ~/.entraclaw/bin');
+    expect(r.stderr).not.toContain('XDG_');
+  });
+
+  it('an installed shim whose node or shim script is gone (checkout moved, node updated) says so and how to fix it', () => {
+    const bin = fresh();
+    expect(runCli(['shim', 'install', bin], env).status).toBe(0);
+    // What install wrote, as it would read after the checkout moved away, and after node did.
+    const installed = (name: string) => {
+      const text = readFileSync(join(bin, name), 'utf8');
+      const [, node, script] = /exec (\S+) -- (\S+) "\$@"/.exec(text)!;
+      return { text, node: node!, script: script! };
+    };
+    const st = installed('secret-tool');
+    const se = installed('security');
+    const cases = [
+      { name: 'secret-tool', node: st.node, script: join(dir, 'moved', 'secret-tool-main.cjs'), was: st },
+      { name: 'security', node: join(dir, 'node-22.1', 'bin', 'node'), script: se.script, was: se },
+    ];
+    for (const { name, node, script, was } of cases) {
+      writeFileSync(join(bin, name), was.text.replaceAll(was.node, node).replaceAll(was.script, script));
+      const r = spawnSync(name, ['lookup', 'service', 'x'], {
+        env: { ...env, PATH: `${bin}:/usr/bin:/bin` },
+      });
+      expect(r.status, r.stderr.toString()).toBe(1);
+      expect(r.stderr.toString()).toBe(
+        `${name}: this entraclaw shim cannot start: ${node} or ${script} is gone (entraclaw moved, or node was updated); run: entraclaw shim install ${bin}\n`,
+      );
+    }
   });
 });
