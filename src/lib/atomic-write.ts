@@ -14,6 +14,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import { UnavailableError } from '../errors.js';
+import { shellQuote } from './shell.js';
 
 const TEMP_SUFFIX = '.tmp';
 
@@ -109,11 +110,13 @@ function writeError(
     `cannot write ${path}: ${code}${text ? ` (${text})` : ''}; ${outcome}`,
     code === 'ENOSPC' || code === 'EDQUOT'
       ? 'free some disk space and try again'
-      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-        ? `make ${dirname(path)} writable by you (it should be yours, mode 700), or point XDG_DATA_HOME elsewhere`
-        : code === 'ENOENT' || code === 'ENOTDIR'
-          ? `${dirname(path)} is not an existing directory: create it first, or write elsewhere`
-          : undefined,
+      : code === 'EROFS'
+        ? `${dirname(path)} is on a read-only file system here: write where you can, or remount it`
+        : code === 'EACCES' || code === 'EPERM'
+          ? `check that ${dirname(path)} is yours and writable (ls -ld ${shellQuote(dirname(path))})`
+          : code === 'ENOENT' || code === 'ENOTDIR'
+            ? `${dirname(path)} is not an existing directory: create it first, or write elsewhere`
+            : undefined,
     { cause: err },
   );
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,33 @@ describe('writeFileAtomic', () => {
     expect(() => writeFileAtomic(blocked, Buffer.from('new'))).toThrow(/^cannot write .*blocked: EISDIR/);
     expect(readFileSync(join(blocked, 'inside'), 'utf8')).toBe('old');
     expect(readdirSync(dir)).toEqual(['blocked']);
+  });
+
+  it('a read-only file system is named as such, whoever the caller is (no advice meant for one store)', (t) => {
+    const dir = tempDir();
+    const mnt = join(dir, 'ro');
+    mkdirSync(mnt);
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=16k', 'tmpfs', mnt], {
+      encoding: 'utf8',
+    });
+    if (mount.status !== 0) {
+      t.skip(
+        `cannot mount a read-only tmpfs here (${(mount.stderr || mount.error?.message || '').trim()}); needs root`,
+      );
+    }
+    try {
+      const path = join(mnt, 'policy.toml');
+      let err: { message: string; hint?: string } | undefined;
+      try {
+        writeFileAtomic(path, Buffer.from('new'));
+      } catch (e) {
+        err = e as { message: string; hint?: string };
+      }
+      expect(err?.message).toBe(`cannot write ${path}: EROFS (read-only file system); nothing was written`);
+      expect(err?.hint).toBe(`${mnt} is on a read-only file system here: write where you can, or remount it`);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 
   it('sweepTempFiles removes only temp files of that path', () => {
