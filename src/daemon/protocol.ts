@@ -1,6 +1,12 @@
 import * as z from 'zod';
 import { BadRequestError, EntraclawError, type ErrorCode, TooLargeError } from '../errors.js';
-import { LONE_SURROGATE, lacksTimezone, MAX_TEXT_BYTES, parseTimestamp } from '../store/item-rules.js';
+import {
+  LONE_SURROGATE,
+  lacksTimezone,
+  MAX_TEXT_BYTES,
+  readTimestamp,
+  withinFourDigitYears,
+} from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
 import { PROTOCOL_VERSION } from './frame.js';
 
@@ -71,17 +77,23 @@ const text = z
 
 // The CLI's --expires-at rules, so the socket accepts exactly what `entraclaw secret set` does.
 const isoTime = z.string().transform((s, ctx) => {
+  let iso: string | undefined;
   try {
-    return parseTimestamp(s, 'expiresAt')!;
+    iso = readTimestamp(s, 'expiresAt');
   } catch {
-    ctx.addIssue({
-      code: 'custom',
-      message: lacksTimezone(s)
-        ? 'has no timezone: add Z (UTC) or an offset such as +02:00'
-        : 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z',
-    });
-    return z.NEVER;
+    // Said below.
   }
+  if (iso !== undefined && withinFourDigitYears(iso)) return iso;
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      iso !== undefined
+        ? 'must fall within the years 0000 to 9999 in UTC'
+        : lacksTimezone(s)
+          ? 'has no timezone: add Z (UTC) or an offset such as +02:00'
+          : 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z',
+  });
+  return z.NEVER;
 });
 
 const helloSchema = z.strictObject({

@@ -1,6 +1,6 @@
 import { TomlDate } from 'smol-toml';
 import * as z from 'zod';
-import { parseTimestamp } from '../store/item-rules.js';
+import { readTimestamp, withinFourDigitYears } from '../store/item-rules.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
 
 /** What a request asks to do to an item; `set` becomes create or update (see setOperation). */
@@ -98,14 +98,14 @@ const time = z.unknown().transform((v, ctx) => {
     if (v.isDateTime() && !v.isLocal()) iso = new Date(v.getTime()).toISOString();
   } else if (typeof v === 'string') {
     try {
-      iso = parseTimestamp(v, 'time')!;
+      iso = readTimestamp(v, 'time');
     } catch {
       // Reported below, with the field's path.
     }
   }
-  // An offset can carry 9999-12-31 past the year 9999 in UTC ("+010000-01-01..."), a time no policy.toml
-  // can hold: the CLI, writing it back, would refuse its own file.
-  if (iso !== undefined && /^\d{4}-/.test(iso)) return iso;
+  // Past the year 9999 in UTC is a time no policy.toml can hold: the CLI, writing it back, would refuse
+  // its own file.
+  if (iso !== undefined && withinFourDigitYears(iso)) return iso;
   ctx.addIssue({
     code: 'custom',
     message:

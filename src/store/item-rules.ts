@@ -63,10 +63,30 @@ export function lacksTimezone(value: string): boolean {
   return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value);
 }
 
-/** Parses an ISO-8601 timestamp with a timezone into canonical UTC form. */
+const TIME_HINT = 'use e.g. 2026-12-31T23:59:00Z';
+
+/** Parses an ISO-8601 timestamp with a timezone into canonical UTC form, within the years 0000-9999. */
 export function parseTimestamp(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
-  const hint = 'use e.g. 2026-12-31T23:59:00Z';
+  const iso = readTimestamp(value, flag);
+  if (!withinFourDigitYears(iso)) {
+    throw new UsageError(`${flag} "${value}" falls outside the years 0000 to 9999 in UTC`, TIME_HINT);
+  }
+  return iso;
+}
+
+/**
+ * Whether a canonical UTC time has a four-digit year: an offset can carry 9999-12-31 past the year 9999
+ * ("+010000-01-01T...") or 0000-01-01 before the year 0000 ("-000001-..."), times that ISO-8601 readers
+ * expecting YYYY (policy.toml, other languages' clients) do not take back.
+ */
+export function withinFourDigitYears(iso: string): boolean {
+  return /^\d{4}-/.test(iso);
+}
+
+/** parseTimestamp without the year range: any instant a Date holds, in canonical UTC form. */
+export function readTimestamp(value: string, flag: string): string {
+  const hint = TIME_HINT;
   if (lacksTimezone(value)) {
     // Read as local time it would mean another instant on another machine (the daemon's, a CI runner's).
     throw new UsageError(`${flag} "${value}" has no timezone`, 'add Z (UTC) or an offset such as +02:00');
@@ -79,7 +99,9 @@ export function parseTimestamp(value: string | undefined, flag: string): string 
   if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, hint);
   // Date.parse rolls 2030-02-30 over into March and takes 24:00; a date that does not exist is a typo.
   const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = m;
-  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  // setUTCFullYear, not Date.UTC, which reads the years 0000-0099 as 1900-1999.
+  const day = new Date(0);
+  day.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
   const real =
     day.getUTCFullYear() === Number(y) &&
     day.getUTCMonth() === Number(mo) - 1 &&

@@ -156,6 +156,11 @@ describe('parseRequest', () => {
       { id: 1, op: 'set', service: 's', account: 'a', expiresAt: '2026-12-31T23:59:00' },
       /expiresAt.*has no timezone: add Z \(UTC\) or an offset/,
     ],
+    [
+      'an expiresAt an offset carries past the year 9999',
+      { id: 1, op: 'set', service: 's', account: 'a', expiresAt: '9999-12-31T23:59:59-01:00' },
+      /expiresAt.*must fall within the years 0000 to 9999 in UTC/,
+    ],
     ['a NUL in label', { id: 1, op: 'set', service: 's', account: 'a', label: 'a\0' }, /label/],
     ['the hello again', { v: 1, op: 'hello', id: 1 }, /hello was already exchanged on this connection/],
   ])('refuses %s with bad_request', (_name, json, message) => {

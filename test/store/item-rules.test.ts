@@ -11,6 +11,10 @@ describe('parseTimestamp (--expires-at, expires_at)', () => {
     ['2027-01-01T01:00:00+0200', '2026-12-31T23:00:00.000Z'],
     ['2028-02-29T00:00:00Z', '2028-02-29T00:00:00.000Z'],
     ['2026-12-31', '2026-12-31T00:00:00.000Z'],
+    // Date.UTC reads the years 0-99 as 1900-1999: these exist all the same (and have long passed).
+    ['0050-06-15T00:00:00Z', '0050-06-15T00:00:00.000Z'],
+    ['0000-01-01', '0000-01-01T00:00:00.000Z'],
+    ['9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999Z'],
   ])('%s -> %s', (input, iso) => {
     expect(parseTimestamp(input, '--expires-at')).toBe(iso);
   });
@@ -30,6 +34,16 @@ describe('parseTimestamp (--expires-at, expires_at)', () => {
       /^--expires-at ".*" is not (a date and time that exists|an ISO-8601 time)$/,
     );
   });
+
+  it.each(['9999-12-31T23:59:59-01:00', '9999-12-31T23:00:00-02:00', '0000-01-01T00:00:00+01:00'])(
+    '%s, which an offset carries out of the years 0000-9999 in UTC, is refused',
+    (input) => {
+      // It was stored as "+010000-01-01T00:59:59.000Z", a time policy.toml and YYYY readers refuse.
+      expect(usageError(() => parseTimestamp(input, '--expires-at')).message).toBe(
+        `--expires-at "${input}" falls outside the years 0000 to 9999 in UTC`,
+      );
+    },
+  );
 
   it('a time without a timezone is refused for that reason', () => {
     const e = usageError(() => parseTimestamp('2030-01-01T00:00:00', '--expires-at'));
