@@ -1,7 +1,7 @@
 import { NotFoundError } from '../errors.js';
 import { itemName } from '../lib/percent.js';
 import { assertFresh, assertItemName } from '../store/item-rules.js';
-import { elsewhereHint } from '../store/select.js';
+import { elsewhereHint, forgetfulStoreNote } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -29,6 +29,7 @@ export async function secretGet(service: string, account: string, opts: SecretGe
     }
     if (!found) {
       const elsewhere = await elsewhereHint(sel, service, account);
+      const forgotten = forgetfulStoreNote(sel.store.name);
       throw new NotFoundError(
         `${itemName(service, account)} not found in ${sel.store.name}`,
         // Node turns argv bytes that are not UTF-8 into U+FFFD: the name asked for is not the one typed.
@@ -37,7 +38,7 @@ export async function secretGet(service: string, account: string, opts: SecretGe
           : sel.store.readOnly
             ? `check the names with \`entraclaw secret ls\`; ${sel.store.name} is read-only: a credential named SERVICE@ACCOUNT (each part percent-encoded) in $CREDENTIALS_DIRECTORY is item SERVICE/ACCOUNT`
             : (elsewhere ??
-              'check the names with `entraclaw secret ls`, or store it with `entraclaw secret set`'),
+              `check the names with \`entraclaw secret ls\`, or store it with \`entraclaw secret set\`${forgotten ? ` (${forgotten})` : ''}`),
       );
     }
     const { item, store } = found;

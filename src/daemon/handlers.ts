@@ -11,11 +11,13 @@ import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
 import { forgetStats } from '../lib/file-key.js';
 import { grantSpecFor, itemName } from '../lib/percent.js';
+import { shellQuote } from '../lib/shell.js';
 import { visible } from '../lib/visible.js';
 import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
 import { isExpired, MAX_TEXT_BYTES } from '../store/item-rules.js';
+import { forgetfulStoreNote } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
 import type { Connection, FrameHandler, SenderFrame } from './connection.js';
@@ -347,16 +349,20 @@ async function serve(
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
-      if (!item)
+      const setCommand = `entraclaw secret set ${shellQuote(request.service)} ${shellQuote(request.account)}`;
+      if (!item) {
+        const forgotten = forgetfulStoreNote(deps.store.name);
         return finish(
           fail(
             id,
             'not_found',
             `${itemName(request.service, request.account)} not found in ${deps.store.name}`,
+            forgotten ? { hint: `${forgotten}: the user can store it again with: ${setCommand}` } : {},
           ),
           'granted',
           'not found',
         );
+      }
       if (isExpired(item) && !request.allowExpired) {
         item.value.fill(0);
         return finish(

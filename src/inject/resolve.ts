@@ -1,7 +1,7 @@
 import { EntraclawError, NotFoundError } from '../errors.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertFresh } from '../store/item-rules.js';
-import { elsewhereHint, type Selection } from '../store/select.js';
+import { elsewhereHint, forgetfulStoreNote, type Selection } from '../store/select.js';
 import type { Item } from '../store/types.js';
 import { formatReference, type Reference } from './reference.js';
 
@@ -31,8 +31,10 @@ export async function resolveReference(sel: Selection, ref: Reference, where?: s
     }
     return item.value;
   }
+  const forgotten = forgetfulStoreNote(sel.store.name);
   throw new NotFoundError(
     `${at}${formatReference(ref)} not found in ${sel.store.name}`,
-    (await elsewhereHint(sel, ref.service, ref.account)) ?? `store it with: ${refresh}`,
+    (await elsewhereHint(sel, ref.service, ref.account)) ??
+      `store it with: ${refresh}${forgotten ? ` (${forgotten})` : ''}`,
   );
 }

@@ -147,6 +147,16 @@ export async function elsewhereHint(
   return `${places.join('; ')}: it may be there; ${fix} with --store${only}`;
 }
 
+/**
+ * Why an item may be missing from a store that forgets items by itself (said with every not-found from
+ * it, so a token stored there last week is not taken for a typo), or undefined for a store that does not.
+ */
+export function forgetfulStoreNote(store: StoreName): string | undefined {
+  return store === 'kernel-keyring'
+    ? 'the kernel keyring forgets every item at reboot, and an item with an expiry an hour after it expired'
+    : undefined;
+}
+
 // Whether the user's kernel keyring holds service/account, when another store was searched: items put
 // there (by explicit choice) are otherwise invisible to a command that did not name it. Any failure is "no".
 async function kernelKeyringHolds(sel: Selection, service: string, account: string): Promise<boolean> {

@@ -751,6 +751,41 @@ describe('an item kept in the kernel keyring', () => {
   });
 });
 
+describe('an expired token the kernel keyring dropped', () => {
+  it('is not found, and get and run say the kernel forgets such items, not only that the name may be wrong', async (ctx) => {
+    requireOrSkip(ctx, linuxOnly('the kernel keyring'));
+    const service = randomName('kk-dropped');
+    const kk = ['--store', 'kernel-keyring'];
+    const set = runCli(
+      ['secret', 'set', service, 'me', ...kk, '--kind', 'token', '--expires-at', '2020-01-01T00:00:00Z'],
+      env,
+      CANARY,
+    );
+    expect(set.status, set.stderr).toBe(0);
+    expect(runCli(['secret', 'get', service, 'me', ...kk], env).status).toBe(EXIT_CODES.expired);
+    // What the kernel does an hour after the expiry (EXPIRED_GRACE_SECONDS), brought forward: its timeout.
+    const desc = `entraclaw:${service}/me`;
+    const serial = spawnSync('keyctl', ['search', '@u', 'user', desc], { encoding: 'utf8' });
+    requireOrSkip(ctx, serial.status === 0 ? undefined : `keyctl (keyutils) is needed: ${serial.stderr}`);
+    expect(spawnSync('keyctl', ['timeout', serial.stdout.trim(), '1']).status).toBe(0);
+    await waitFor(
+      () => spawnSync('keyctl', ['search', '@u', 'user', desc]).status !== 0,
+      'the kernel to expire the key',
+    );
+    const forgets =
+      '(the kernel keyring forgets every item at reboot, and an item with an expiry an hour after it expired)';
+    const get = runCli(['secret', 'get', service, 'me', ...kk], env);
+    expect(get.status).toBe(EXIT_CODES.not_found);
+    expect(get.stderr).toContain(
+      `hint: check the names with \`entraclaw secret ls\`, or store it with \`entraclaw secret set\` ${forgets}`,
+    );
+    const run = runCli(['run', ...kk, '--env', `T=entraclaw://${service}/me`, '--', 'true'], env);
+    expect(run.status).toBe(EXIT_CODES.not_found);
+    expect(run.stderr).toContain(`hint: store it with: entraclaw secret set ${service} me ${forgets}`);
+    for (const r of [get, run]) expect(`${r.stdout}${r.stderr}`).not.toContain(CANARY);
+  }, 30_000);
+});
+
 describe('names from the command line', () => {
   it('a / inside a name is encoded where messages name the item, so the separator is unambiguous', () => {
     const e = isolatedEnv(mkdtempSync(join(dir, 'slash-')), { ENTRACLAW_PASSPHRASE_FILE: pass });

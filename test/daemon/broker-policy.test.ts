@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -11,12 +11,14 @@ import {
   NODE,
   nodeClientSource,
   type RunResult,
+  run,
   SDK_URL,
   secretFreePlaces,
   startBroker,
   waitFor,
 } from '../support/broker.js';
-import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
+import { CLI } from '../support/cli.js';
+import { brokerClientsMissing, describeIfProvided, randomName } from '../support/context.js';
 
 // Approval, grants and audit against the real daemon: each client is its own node process on the TS SDK,
 // each approval a real CLI run editing the policy file the running daemon reloads.
@@ -433,6 +435,38 @@ for (const c of conns) c.close();
     expect(result.served, stderr).toBeGreaterThanOrEqual(8);
     expect(result.after).toEqual(Array(8).fill('pending'));
   }, 30_000);
+
+  it('a daemon on the kernel keyring without the item says that the kernel forgets items', async () => {
+    const reader = script('kk-reader');
+    register(reader, 'kk-reader', SVC, 'read');
+    // The kernel keyring drops an expired item an hour after its expiry (and every item at reboot): a
+    // client then gets not_found, and the hint says why a token stored there may be gone.
+    const gone = randomName('gone');
+    const kk = await run(
+      process.execPath,
+      [
+        CLI,
+        'agent',
+        '--store',
+        'kernel-keyring',
+        '--socket',
+        join(b.dir, 'kk.sock'),
+        '--',
+        NODE,
+        reader,
+        'get',
+        SVC,
+        gone,
+      ],
+      { env: { ...b.env, XDG_STATE_HOME: mkdtempSync(join(b.dir, 'kk-state-')) }, timeoutMs: 20_000 },
+    );
+    const last = JSON.parse(kk.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+    expect(last, kk.stderr).toMatchObject({
+      ok: false,
+      code: 'not_found',
+      hint: `the kernel keyring forgets every item at reboot, and an item with an expiry an hour after it expired: the user can store it again with: entraclaw secret set api.example.com ${gone}`,
+    });
+  }, 40_000);
 
   it('a grant with --ttl is refused once it expires', async () => {
     const brief = script('brief');
