@@ -366,7 +366,9 @@ async function serve(
       if (isExpired(item) && !request.allowExpired) {
         item.value.fill(0);
         return finish(
-          fail(id, 'expired', `${itemName(request.service, request.account)} expired at ${item.expiresAt}`),
+          fail(id, 'expired', `${itemName(request.service, request.account)} expired at ${item.expiresAt}`, {
+            hint: `the user can refresh it with: ${setCommand}; or ask again with allowExpired to read it anyway`,
+          }),
           'granted',
           'expired',
         );

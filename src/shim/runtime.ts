@@ -7,6 +7,7 @@ import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
 import { grantSpecFor } from '../lib/percent.js';
+import { shellQuote } from '../lib/shell.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /**
@@ -251,6 +252,16 @@ export function brokerProblem(
         code: err.code,
         message: err.message.includes(socket) ? err.message : `${err.message} (socket ${socket})`,
         hint: 'is the entraclaw daemon running? start it with `entraclaw agent` (or `entraclaw service install`), or set ENTRACLAW_SOCKET',
+      };
+    case 'expired':
+      // The daemon's hint also offers allowExpired, which no shim command can ask for.
+      return {
+        code: err.code,
+        message: `entraclaw could not complete ${what}: ${err.message}`,
+        hint:
+          q.service !== undefined && q.account !== undefined
+            ? `refresh it with: entraclaw secret set ${shellQuote(q.service)} ${shellQuote(q.account)}`
+            : 'refresh it with `entraclaw secret set`',
       };
     case 'locked':
       return {

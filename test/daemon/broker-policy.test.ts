@@ -436,6 +436,34 @@ for (const c of conns) c.close();
     expect(result.after).toEqual(Array(8).fill('pending'));
   }, 30_000);
 
+  it('an expired item is `expired` with what to do, never its value', async () => {
+    const stale = canary('stale');
+    const set = b.cli(
+      [
+        'secret',
+        'set',
+        SVC,
+        'stale',
+        '--store',
+        'encrypted-file',
+        '--kind',
+        'token',
+        '--expires-at',
+        '2020-01-01',
+      ],
+      stale,
+    );
+    expect(set.status, set.stderr).toBe(0);
+    const reader = script('stale-reader');
+    register(reader, 'stale-reader', SVC, 'read');
+    const r = await b.node(reader, ['get', SVC, 'stale']);
+    refused(r, 'expired', /^api\.example\.com\/stale expired at 2020-01-01T00:00:00\.000Z$/);
+    expect(r.result.hint).toBe(
+      'the user can refresh it with: entraclaw secret set api.example.com stale; or ask again with allowExpired to read it anyway',
+    );
+    expect(`${r.stdout}${r.stderr}`).not.toContain(stale);
+  }, 30_000);
+
   it('a daemon on the kernel keyring without the item says that the kernel forgets items', async () => {
     const reader = script('kk-reader');
     register(reader, 'kk-reader', SVC, 'read');

@@ -702,10 +702,15 @@ describe.skipIf(!inTestSession)(
         expect(r.stdout.length).toBe(0);
         expect(r.stderr.toString()).toContain(`security: entraclaw could not complete read of "${S}/stale"`);
         expect(r.stderr.toString()).toContain('expired at 2020-01-01T00:00:00.000Z');
+        // What to do about it: the audit log it pointed at only repeats that it expired.
+        const refresh = `refresh it with: entraclaw secret set ${S} stale`;
+        expect(r.stderr.toString()).toContain(refresh);
+        expect(r.stderr.toString()).not.toContain('entraclaw audit');
         expect((await sec(['find-generic-password', '-s', S, '-a', 'stale'])).status).toBe(0);
         const lookup = await st(['lookup', 'service', S, 'account', 'stale']);
         expect(lookup.status).toBe(1);
         expect(lookup.stderr.toString()).toContain('expired at 2020-01-01T00:00:00.000Z');
+        expect(lookup.stderr.toString()).toContain(refresh);
         expect((await real(['lookup', 'service', S, 'account', 'stale'])).stdout.toString()).toBe(
           'stale-token',
         );
