@@ -183,6 +183,37 @@ function grantHint(client: Client, spec: string | undefined, op: GrantOperation)
 export const UNGRANTABLE =
   'an item whose service or account is only "*" cannot be granted on its own (in a grant, * means every one): store it under another name';
 
+/**
+ * A live grant among `grants` that allows everything `grant` allows, on every item it names, for longer
+ * (no expiry, or a later one): with it, `grant` running out ends no access. Undefined when none
+ * does, or when `grant` does not expire. Containment is judged on the names as written (a shorter prefix
+ * contains a longer one), so a grant covering the same items some other way is not found.
+ */
+export function outlasting(grants: readonly Grant[], grant: Grant, now: Date): Grant | undefined {
+  if (grant.expiresAt === undefined) return undefined;
+  const end = Date.parse(grant.expiresAt);
+  return grants.find(
+    (g) =>
+      g !== grant &&
+      isLive(g, now) &&
+      (g.expiresAt === undefined || Date.parse(g.expiresAt) > end) &&
+      grant.operations.every((op) => allows(g, op)) &&
+      contains(g, grant),
+  );
+}
+
+// Whether every item `inner` names is one `outer` names.
+function contains(outer: Grant, inner: Grant): boolean {
+  const byPrefix = (name: string) => outer.servicePrefixes.some((p) => name.startsWith(p));
+  const services =
+    outer.services.includes(ANY) ||
+    (inner.services.every((s) => outer.services.includes(s) || (s !== ANY && byPrefix(s))) &&
+      inner.servicePrefixes.every(byPrefix));
+  return (
+    services && (outer.accounts.includes(ANY) || inner.accounts.every((a) => outer.accounts.includes(a)))
+  );
+}
+
 function isLive(grant: Grant, now: Date): boolean {
   return grant.expiresAt === undefined || Date.parse(grant.expiresAt) > now.getTime();
 }

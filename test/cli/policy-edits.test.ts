@@ -35,7 +35,7 @@ function cliAsync(
 
 interface Listed {
   name: string;
-  grants: Array<{ services: string[] }>;
+  grants: Array<{ services: string[]; expiresAt?: string }>;
 }
 function clients(env: NodeJS.ProcessEnv): Listed[] {
   const r = runCli(['clients', '--json'], env);
@@ -109,6 +109,21 @@ describe('concurrent policy edits', () => {
     mkdirSync(config, { recursive: true, mode: 0o700 });
     writeFileSync(join(config, 'agent.toml'), '[agent]\naskpass = "/usr/bin/ssh-askpass"\n');
     expect(runCli(['grant', 'asks', '--grant', 'conf/z', '--confirm'], env).stderr).not.toContain('askpass');
+  });
+
+  it('a --ttl grant beside one that covers it for longer says that its expiry ends no access', () => {
+    const env = isolatedEnv(join(dir, 'outlasted'));
+    register(env, 'kept');
+    const limited = runCli(['grant', 'kept', '--grant', 'base/x', '--ttl', '1h'], env);
+    expect(limited.status, limited.stderr).toBe(0);
+    const until = clients(env)[0]!.grants[1]!.expiresAt!;
+    expect(limited.stderr).toBe(
+      'entraclaw: added 1 grant(s) to kept\n' +
+        `entraclaw: note: when base/x read until ${until} runs out, kept keeps that access: its grant base/x read covers it without expiry; to end it then, remove that grant from policy.toml (or \`entraclaw revoke kept\` and register it again with --ttl)\n`,
+    );
+    // A grant for something the client did not have yet: the expiry is a limit, nothing to say.
+    const fresh = runCli(['grant', 'kept', '--grant', 'new/x', '--ttl', '1h'], env);
+    expect(fresh.stderr).toBe('entraclaw: added 1 grant(s) to kept\n');
   });
 
   it('an empty --ttl (an unset $TTL) is refused, never a grant that does not expire', () => {

@@ -3,6 +3,7 @@ import {
   type ClientIdentity,
   decide,
   filterVisible,
+  outlasting,
   setOperation,
   UNGRANTABLE,
 } from '../../src/policy/match.js';
@@ -467,5 +468,44 @@ describe('decide: several grants fit', () => {
       grant: remembered,
     });
     expect(decide(policy(client({ grants })), who(), ask('list'), NOW)).toMatchObject({ grant: remembered });
+  });
+});
+
+describe('outlasting: a grant that keeps the access another one would end', () => {
+  const soon = '2026-11-24T13:00:00.000Z';
+  const later = '2026-11-25T12:00:00.000Z';
+  const brief = grant({ accounts: ['me'], expiresAt: soon });
+
+  it('finds a grant covering the same items and operations without expiry, or until later', () => {
+    const forever = grant();
+    expect(outlasting([forever, brief], brief, NOW)).toBe(forever);
+    const longer = grant({ accounts: ['me'], operations: ['read', 'list'], expiresAt: later });
+    expect(outlasting([brief, longer], brief, NOW)).toBe(longer);
+    const everything = grant({ services: ['*'] });
+    expect(outlasting([everything], brief, NOW)).toBe(everything);
+    const prefix = grant({ services: [], servicePrefixes: ['git'] });
+    expect(outlasting([prefix], brief, NOW)).toBe(prefix);
+    const write = grant({ accounts: ['me'], operations: ['create', 'update'] });
+    expect(
+      outlasting([write], grant({ operations: ['write'], accounts: ['me'], expiresAt: soon }), NOW),
+    ).toBe(write);
+  });
+
+  it('finds none where the expiry does end some access', () => {
+    expect(outlasting([brief], brief, NOW)).toBeUndefined();
+    expect(outlasting([grant()], grant(), NOW)).toBeUndefined();
+    for (const other of [
+      grant({ accounts: ['you'] }),
+      grant({ services: ['gitlab.com'] }),
+      grant({ operations: ['list'] }),
+      grant({ servicePrefixes: ['github.com/'], services: [] }),
+      grant({ accounts: ['me'], expiresAt: soon }),
+      grant({ accounts: ['me'], expiresAt: '2026-11-24T12:30:00.000Z' }),
+      grant({ expiresAt: '2026-11-24T11:00:00.000Z' }),
+    ]) {
+      expect(outlasting([other, brief], brief, NOW), JSON.stringify(other)).toBeUndefined();
+    }
+    const everyAccount = grant({ accounts: ['*'], expiresAt: soon });
+    expect(outlasting([grant({ accounts: ['me'] })], everyAccount, NOW)).toBeUndefined();
   });
 });
