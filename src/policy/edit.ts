@@ -405,7 +405,8 @@ function parseOps(ops: string | readonly string[]): GrantOperation[] {
 const LAST_EXPIRY = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 function expiryOf(ttl: string, now: Date): string {
-  const ms = parseDuration(ttl);
+  // A lifetime too long for parseDuration to count exactly is no typo, only too long.
+  const ms = parseDuration(ttl) ?? (/^\s*0*[1-9]\d*[smhdw]\s*$/.test(ttl) ? Infinity : undefined);
   if (ms === undefined) throw new UsageError(`"${ttl}" is not a lifetime`, `use ${DURATION_FORMAT}`);
   // policy.toml takes four-digit years (and a Date ends in 275760): a longer lifetime is no lifetime.
   if (now.getTime() + ms > LAST_EXPIRY) {
