@@ -66,7 +66,10 @@ const secret = program.command('secret').description("the user's own hand on the
 storeOptions(secret.command('set <service> <account>'))
   .description('store a secret read from stdin (or --from-file, or a hidden prompt on a terminal)')
   .option('--kind <kind>', 'password | token | key')
-  .option('--expires-at <iso>', 'expiry (tokens): reads after this time fail with exit 6')
+  .option(
+    '--expires-at <iso>',
+    'expiry, ISO 8601 (a time needs Z or an offset; a date alone is 00:00 UTC), honoured for any kind: reads after it exit 6',
+  )
   .option('--scope <scope>', 'scope metadata (tokens)')
   .option('--label <label>', 'human-readable label')
   .option('--from-file <path>', 'read the value from this file instead of stdin')
