@@ -1,10 +1,10 @@
 import { EntraclawError } from '../errors.js';
-import { visible } from '../lib/visible.js';
+import { terminalJson, visible } from '../lib/visible.js';
 import { exitCodeFor } from './exit-codes.js';
 
-/** Writes a value as pretty JSON on stdout. */
+/** Writes a value as pretty JSON on stdout (names from unapproved programs cannot act on the terminal). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${terminalJson(value, 2)}\n`);
 }
 
 /** Prints aligned columns (first row is the header); every cell goes through visible(). */
@@ -46,9 +46,7 @@ export function reportError(err: unknown, json: boolean): number {
           'please report this with `entraclaw doctor --json` output',
         );
   if (json) {
-    process.stderr.write(
-      `${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`,
-    );
+    process.stderr.write(`${terminalJson({ error: { code: e.code, message: e.message, hint: e.hint } })}\n`);
   } else {
     process.stderr.write(`entraclaw: ${visible(e.message)}\n${e.hint ? `  hint: ${visible(e.hint)}\n` : ''}`);
   }

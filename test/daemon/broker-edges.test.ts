@@ -221,6 +221,28 @@ describeIfProvided("a client's request id and item name in `agent -v`", brokerCl
     expect(log).toContain('service=esc\\u{1b}]0;title\\u{7} account=a\\u{202e}b\\u{9b}');
     for (const raw of ['\x1b', '\x07', '\u202e', '\x9b']) expect(log).not.toContain(raw);
   }, 30_000);
+
+  it('reach `pending --json` and `audit --json` as \\u escapes only: the same strings, nothing raw', async () => {
+    // JSON.stringify escapes U+0000-U+001F but writes a bidi override or the C1 CSI (U+009B) as is.
+    const r = await b.python(b.file('escaping-json.py', ESCAPING_PY), []);
+    expect(r.result, r.stderr).toEqual({ codes: ['pending', 'ok'] });
+    for (const args of [
+      ['pending', '--json'],
+      ['audit', '--json', '--tail', '1000'],
+    ]) {
+      const out = b.cli(args);
+      expect(out.status, out.stderr.toString()).toBe(0);
+      const text = out.stdout.toString();
+      for (const raw of ['\x1b', '\x07', '\u202e', '\x9b']) expect(text, args.join(' ')).not.toContain(raw);
+      expect(text).toContain('a\\u202eb\\u009b');
+      const named = (
+        JSON.parse(text) as { service?: string; account?: string; requests?: object[] }[]
+      ).flatMap((e) => [e, ...(e.requests ?? [])]);
+      expect(named).toContainEqual(
+        expect.objectContaining({ service: 'esc\x1b]0;title\x07', account: 'a\u202eb\u009b' }),
+      );
+    }
+  }, 30_000);
 });
 
 describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClientsMissing, () => {

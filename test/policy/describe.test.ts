@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { visible } from '../../src/lib/visible.js';
+import { terminalJson, visible } from '../../src/lib/visible.js';
 import { describeGrant, describePolicyChange } from '../../src/policy/describe.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
 import type { Client, Grant } from '../../src/policy/schema.js';
@@ -68,6 +68,17 @@ describe('visible (every table cell, note and error line)', () => {
     expect(visible('/tmp/e\x1b[2K\r/index.mjs')).toBe('/tmp/e\\u{1b}[2K\\u{d}/index.mjs');
     expect(visible('abc\u202e')).toBe('abc\\u{202e}');
     expect(visible('plain /path/é ok')).toBe('plain /path/é ok');
+  });
+});
+
+describe('terminalJson (every --json output)', () => {
+  it('writes DEL, C1 controls and invisible characters as \\u escapes, and reads back as the same value', () => {
+    const value = { name: 'a\u202eb\u009b2J\x7f\u{e0041}\u2028\x1b', list: [1, 'plain é'] };
+    const text = terminalJson(value, 2);
+    expect(text).toContain('"a\\u202eb\\u009b2J\\u007f\\udb40\\udc41\\u2028\\u001b"');
+    expect(text).toContain('"plain é"');
+    expect(JSON.parse(text)).toEqual(value);
+    expect(text.split('\n')).toHaveLength(JSON.stringify(value, null, 2).split('\n').length);
   });
 });
 
