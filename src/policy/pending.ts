@@ -21,6 +21,14 @@ export const MAX_PENDING_REQUESTS = 32;
 export const MAX_ARGS = 16;
 /** Most characters kept of each argv element. */
 export const MAX_ARG_CHARS = 256;
+/**
+ * Most bytes the file may take; the least recently seen entries go first past it. Every recording reads,
+ * checks and rewrites the whole file on the daemon's event loop: without this, 256 entries with the longest
+ * paths, argv and item names (control characters, six bytes each in JSON) made a ~40 MB file, and each
+ * request of an unapproved program stalled every client for a quarter of a second. A full queue of
+ * ordinary entries (~0.5 KB each) is far below it.
+ */
+export const MAX_PENDING_BYTES = 1024 * 1024;
 // A client retrying in a loop must not become a disk-write loop: an unchanged entry's lastSeen is
 // refreshed at most this often.
 const LAST_SEEN_RESOLUTION_MS = 60 * 1000;
@@ -96,7 +104,7 @@ export async function recordPending(
       existing.lastSeen = time;
       existing.argv = truncateArgv(argv);
       existing.uid = uid;
-      save(path, entries);
+      save(path, keepRecent(entries, existing));
       return existing;
     }
     const entry: PendingEntry = {
@@ -112,7 +120,7 @@ export async function recordPending(
       requests: [req],
     };
     entries.push(entry);
-    save(path, dropLeastRecent(entries));
+    save(path, keepRecent(entries, entry));
     return entry;
   });
 }
@@ -227,10 +235,28 @@ function newId(entries: readonly PendingEntry[]): string {
   }
 }
 
-function dropLeastRecent(entries: PendingEntry[]): PendingEntry[] {
-  if (entries.length <= MAX_PENDING) return entries;
-  const keep = new Set(
-    [...entries].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen)).slice(0, MAX_PENDING),
-  );
-  return entries.filter((e) => keep.has(e));
+// The file around its entries (`{"v": 1, "entries": [...]}`), with room to spare.
+const ENVELOPE_BYTES = 64;
+
+// The entries kept, in their order: `current` (just recorded) and then the most recently seen, as many as
+// MAX_PENDING and MAX_PENDING_BYTES allow.
+function keepRecent(entries: PendingEntry[], current: PendingEntry): PendingEntry[] {
+  const byRecency = [
+    current,
+    ...entries.filter((e) => e !== current).sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen)),
+  ];
+  const keep = new Set<PendingEntry>();
+  let bytes = ENVELOPE_BYTES;
+  for (const e of byRecency) {
+    bytes += savedBytes(e);
+    if (keep.size > 0 && (keep.size >= MAX_PENDING || bytes > MAX_PENDING_BYTES)) break;
+    keep.add(e);
+  }
+  return keep.size === entries.length ? entries : entries.filter((e) => keep.has(e));
+}
+
+// An entry's bytes in the file as save() writes it: its lines indented by four, and the ",\n" after it.
+function savedBytes(e: PendingEntry): number {
+  const text = JSON.stringify(e, null, 2);
+  return Buffer.byteLength(text) + 4 * text.split('\n').length + 2;
 }

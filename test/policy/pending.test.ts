@@ -7,7 +7,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EntraclawError } from '../../src/errors.js';
 import {
   listPending,
+  MAX_ARG_CHARS,
+  MAX_ARGS,
   MAX_PENDING,
+  MAX_PENDING_BYTES,
   MAX_PENDING_REQUESTS,
   pendingPath,
   recordPending,
@@ -160,6 +163,30 @@ for (let i = 0; i < 15; i++)
     expect(entries).toHaveLength(MAX_PENDING);
     expect(entries[0]!.exe).toBe('/bin/p3');
     expect(entries.at(-1)!.exe).toBe(`/bin/p${MAX_PENDING + 2}`);
+  });
+
+  it('keeps the file within MAX_PENDING_BYTES however long the names, dropping the least recently seen', async () => {
+    // The longest an unapproved program can make its entry: a path near PATH_MAX, full argv, the longest
+    // item names, all of control characters (six bytes each in JSON).
+    const junk = (n: number) => '\x01'.repeat(n);
+    const argv = Array.from({ length: MAX_ARGS }, () => junk(MAX_ARG_CHARS));
+    const programs = 48;
+    for (let i = 0; i < programs; i++) {
+      const exe = `/tmp/${junk(4000)}/p${i}`;
+      for (let r = 0; r < 4; r++) {
+        const ask = { op: 'read' as const, service: `${junk(250)}${r}`, account: junk(256) };
+        await recordPending(path, { exe, sha256: A }, argv, 1000, ask, at(i * MIN + r));
+      }
+      expect(statSync(path).size).toBeLessThanOrEqual(MAX_PENDING_BYTES);
+    }
+    const entries = listPending(path, at(HOUR));
+    // A few of them fill the budget; the newest are the ones kept, in the order they came.
+    expect(entries.length).toBeGreaterThan(1);
+    expect(entries.length).toBeLessThan(programs);
+    expect(entries.map((e) => e.exe.split('/').at(-1))).toEqual(
+      Array.from({ length: entries.length }, (_, k) => `p${programs - entries.length + k}`),
+    );
+    expect(entries.at(-1)!.requests).toHaveLength(4);
   });
 });
 
