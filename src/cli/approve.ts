@@ -1,5 +1,6 @@
 import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
+import { programLabel } from '../lib/visible.js';
 import { addClient, freeName, pinOf, samePin } from '../policy/edit.js';
 import { loadPolicy } from '../policy/load.js';
 import { listPending, type PendingEntry, takePending } from '../policy/pending.js';
@@ -117,6 +118,6 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
   if (opts.json) printJson(client);
   else
     note(
-      `approved ${client.name} (${entry.exe}${entry.script ? ` ${entry.script}` : ''}); takes effect on its next request`,
+      `approved ${client.name} (${programLabel(entry.exe, entry.script)}); takes effect on its next request`,
     );
 }

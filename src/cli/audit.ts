@@ -5,6 +5,7 @@ import { readAuditTail } from '../audit/tail.js';
 import { verifyAudit, type WrittenLine } from '../audit/verify.js';
 import { CorruptError, UsageError } from '../errors.js';
 import { canonicalIfExists, resolvePaths } from '../lib/paths.js';
+import { programLabel } from '../lib/visible.js';
 import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
@@ -66,7 +67,7 @@ function row(r: AuditRecord, decision: string, reason: string): string[] {
     r.service ? `${r.service}/${r.account ?? '*'}` : '-',
     r.op === 'policy'
       ? '-'
-      : `${r.exe ?? '?'}${r.script ? ` ${r.script}` : ''}${r.via ? ` (via ${r.via.exe})` : ''}`,
+      : `${r.exe === undefined ? '?' : programLabel(r.exe, r.script)}${r.via ? ` (via ${r.via.exe})` : ''}`,
     reason,
   ];
 }

@@ -1,3 +1,4 @@
+import { programLabel } from '../lib/visible.js';
 import { describeGrant } from '../policy/describe.js';
 import { pinOf } from '../policy/edit.js';
 import { loadPolicyWithWarnings } from '../policy/load.js';
@@ -16,7 +17,7 @@ export async function clients(opts: { json?: boolean }): Promise<void> {
     ['NAME', 'PROGRAM', 'SHA256', 'GRANTS'],
     ...policy.clients.map((c) => [
       c.name,
-      c.script ? `${c.exe} ${c.script}` : c.exe,
+      programLabel(c.exe, c.script),
       pinOf(c).slice(0, 16),
       c.grants.map((g) => describeGrant(g)).join('; '),
     ]),

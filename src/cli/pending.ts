@@ -1,5 +1,6 @@
 import { NotFoundError, UsageError } from '../errors.js';
 import { grantSpecFor } from '../lib/percent.js';
+import { programLabel } from '../lib/visible.js';
 import { pinOf } from '../policy/edit.js';
 import { listPending, type PendingEntry, removePending } from '../policy/pending.js';
 import { note, printJson, printTable } from './output.js';
@@ -14,7 +15,7 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
     ['ID', 'PROGRAM', 'SHA256', 'LAST SEEN', 'ASKED FOR'],
     ...entries.map((e) => [
       e.id,
-      e.script ? `${e.exe} ${e.script}` : e.exe,
+      programLabel(e.exe, e.script),
       // What pins it, and what `approve sha256:` takes: the script's hash when it has one.
       pinOf(e).slice(0, 16),
       e.lastSeen,

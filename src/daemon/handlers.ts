@@ -12,7 +12,7 @@ import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity
 import { forgetStats } from '../lib/file-key.js';
 import { grantSpecFor, itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
-import { visible } from '../lib/visible.js';
+import { programLabel, visible } from '../lib/visible.js';
 import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Grant, GrantOperation, Policy } from '../policy/schema.js';
@@ -310,7 +310,7 @@ async function serve(
       fail(
         id,
         'pending',
-        `${subject.exe}${subject.script ? ` ${subject.script}` : ''} is not approved yet; the request is queued as ${entry.id}`,
+        `${programLabel(subject.exe, subject.script)} is not approved yet; the request is queued as ${entry.id}`,
         {
           pendingId: entry.id,
           hint: `ask the user to run: entraclaw approve ${entry.id} --grant ${grantHint} --ops ${op}`,
@@ -465,7 +465,7 @@ async function askUser(deps: HandlerDeps, q: Question, remember: string | undefi
   }
   const { subject, op } = q;
   const what = op === 'list' ? 'list items' : `${op} ${q.service}/${q.account}`;
-  const program = `${subject.exe}${subject.script ? ` ${subject.script}` : ''}`;
+  const program = programLabel(subject.exe, subject.script);
   const lasts = remember ? ` (a yes holds for this process for ${remember})` : '';
   // Item names and paths come from the caller: escaped, so they cannot restyle or reorder the question.
   const answer = await deps.confirmUse(

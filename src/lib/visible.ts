@@ -23,3 +23,17 @@ export function terminalJson(value: unknown, indent?: number): string {
       .join(''),
   );
 }
+
+/**
+ * A program as tables, notes and questions name it: its executable and, for an interpreter, the script,
+ * separated by a space. A path that holds a space of any kind (or a quote, or a backslash) is single-quoted
+ * as a shell would, so an executable at `/home/me/.pyenv/bin/python3 /home/me/bot/main.py` (a directory
+ * named `python3 `, which any program of yours can make) cannot pass for that python running that script.
+ */
+export function programLabel(exe: string, script?: string): string {
+  return script === undefined ? quotedPath(exe) : `${quotedPath(exe)} ${quotedPath(script)}`;
+}
+
+function quotedPath(path: string): string {
+  return path !== '' && !/[\s\p{Z}'"\\]/u.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,4 +1,5 @@
 import { itemGrantSpec, percentEncode } from '../lib/percent.js';
+import { programLabel } from '../lib/visible.js';
 import { pinOf } from './edit.js';
 import { ANY, type Client, type Grant, type Policy } from './schema.js';
 
@@ -85,7 +86,7 @@ function bounded(head: string, parts: string[], sep: string): string {
 }
 
 function program(c: Client): string {
-  return `(${c.exe}${c.script ? ` ${c.script}` : ''} sha256:${pinOf(c).slice(0, 16)})`;
+  return `(${programLabel(c.exe, c.script)} sha256:${pinOf(c).slice(0, 16)})`;
 }
 
 function grants(c: Client): string {

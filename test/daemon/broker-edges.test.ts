@@ -1,6 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -244,6 +253,47 @@ describeIfProvided("a client's request id and item name in `agent -v`", brokerCl
     }
   }, 30_000);
 });
+
+describeIfProvided(
+  'a program whose path reads as "interpreter script" in the approval queue',
+  brokerClientsMissing,
+  () => {
+    it('is shown quoted, as one path, never like the interpreter running that script', async () => {
+      // A python of the user's own (as pyenv installs one), running the bot the user means to approve.
+      const bin = join(b.dir, 'opt', 'bin');
+      const python = join(bin, 'python3');
+      const bot = join(b.dir, 'bot', 'main.py');
+      mkdirSync(dirname(bot), { recursive: true });
+      mkdirSync(bin, { recursive: true });
+      copyFileSync(PYTHON_REAL, python);
+      writeFileSync(bot, `${PY_LIB}\nemit(get(connect_hello(SOCK), "github.com", "bot"))\n`);
+      // Impostors: a python binary at "<that python> <that script>", in a directory named `python3 ` (or
+      // with a no-break space), running a script of their own. Their names are not interpreters', so each
+      // is pinned as a compiled program: a grant would serve whatever it runs.
+      const evil = b.file('evil.py', `${PY_LIB}\nemit(get(connect_hello(SOCK), "github.com", "bot"))\n`);
+      const impostors = [`${python} ${bot}`, `${python}\u00a0${bot}`];
+      for (const exe of impostors) {
+        mkdirSync(dirname(exe), { recursive: true });
+        copyFileSync(PYTHON_REAL, exe);
+      }
+      const asked = [
+        await run(python, [bot], { env: b.clientEnv }),
+        ...(await Promise.all(impostors.map((exe) => run(exe, [evil], { env: b.clientEnv })))),
+      ];
+      for (const r of asked) expect(r.result.code, r.stderr).toBe('pending');
+      const pending = b.cli(['pending']);
+      expect(pending.status, pending.stderr).toBe(0);
+      const rows = pending.stdout.toString().split('\n');
+      const program = (text: string) => rows.filter((l) => l.includes(text));
+      expect(program(`  ${python} ${bot}  `)).toHaveLength(1);
+      expect(program(`  '${python} ${bot}'  `)).toHaveLength(1);
+      expect(program(`  '${python}\u00a0${bot}'  `)).toHaveLength(1);
+      const audit = b.cli(['audit', '--tail', '3']).stdout.toString();
+      expect(audit).toContain(`  '${python} ${bot}'  `);
+      expect(audit).toContain(`  ${python} ${bot}  `);
+    }, 30_000);
+  },
+);
 
 describeIfProvided('a vault the daemon has the wrong passphrase for', brokerClientsMissing, () => {
   const RIGHT = 'broker security test passphrase';

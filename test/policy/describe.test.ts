@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { terminalJson, visible } from '../../src/lib/visible.js';
+import { programLabel, terminalJson, visible } from '../../src/lib/visible.js';
 import { describeGrant, describePolicyChange } from '../../src/policy/describe.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
 import type { Client, Grant } from '../../src/policy/schema.js';
@@ -68,6 +68,15 @@ describe('visible (every table cell, note and error line)', () => {
     expect(visible('/tmp/e\x1b[2K\r/index.mjs')).toBe('/tmp/e\\u{1b}[2K\\u{d}/index.mjs');
     expect(visible('abc\u202e')).toBe('abc\\u{202e}');
     expect(visible('plain /path/é ok')).toBe('plain /path/é ok');
+  });
+});
+
+describe('programLabel (the PROGRAM of pending, clients, audit; approve; the askpass question)', () => {
+  it('quotes a path with a space of any kind, a quote or a backslash, so it cannot read as exe + script', () => {
+    expect(programLabel('/usr/bin/node', '/home/me/bot.js')).toBe('/usr/bin/node /home/me/bot.js');
+    expect(programLabel('/opt/node /home/me/bot.js')).toBe("'/opt/node /home/me/bot.js'");
+    expect(programLabel('/opt/node\u3000/bot.js')).toBe("'/opt/node\u3000/bot.js'");
+    expect(programLabel("/opt/it's", '/a\\b')).toBe("'/opt/it'\\''s' '/a\\b'");
   });
 });
 
