@@ -142,7 +142,7 @@ export function daemonBoundary(selected: string | undefined, socket: string) {
       'policy and audit only: programs of yours can ask the keychain through `security`; keychain ACL prompts are the only other guard',
     'systemd-creds': 'the credentials directory is private to the service; the daemon adds policy and audit',
     'encrypted-file':
-      'the daemon is the only door: the vault is sealed with a passphrase programs do not have (same-user ptrace of an approved client remains out of scope)',
+      'the daemon is the only door to the vault, sealed with a passphrase programs do not have (unless they can read a passphrase file that holds it); but a program running as you outside `entraclaw sandbox` can approve itself by editing policy.toml as you can (each change the daemon loads is an audit line naming the client and its grants); same-user ptrace of an approved client remains out of scope',
   };
   const owner = lstatSync(socket, { throwIfNoEntry: false })?.uid;
   return {

@@ -339,6 +339,9 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
         home_var: 'printf %s "$HOME"',
         project_write: `echo written-inside > ${sq(join(project, 'out.txt'))} && cat ${sq(join(project, 'out.txt'))}`,
         entraclaw_env: 'env | grep ^ENTRACLAW_',
+        // What an agent outside a sandbox can do (README, out of scope): approve itself in policy.toml.
+        // Last, as it writes into the sandbox's $HOME.
+        policy_write: `mkdir -p ${sq(config)} && printf '[[client]]\\nname = "self"\\n' >> ${sq(join(config, 'policy.toml'))}`,
       });
     }, 60_000);
 
@@ -367,6 +370,12 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
       expect(r.outcomes.config_ls!.rc).not.toBe(0);
       expect(r.outcomes.passphrase!.rc).not.toBe(0);
       expect(r.outcomes.passphrase!.stdout).toBe('');
+    });
+
+    it('an agent cannot approve itself: what it writes as policy.toml never reaches the real one', () => {
+      // The write itself works: it lands in the sandbox's own empty home, gone when the sandbox ends.
+      expect(r.outcomes.policy_write!.rc, r.outcomes.policy_write!.stderr).toBe(0);
+      expect(readFileSync(join(config, 'policy.toml'), 'utf8')).toBe('');
     });
 
     it('holds no capability, so the masks cannot be unmounted (even when entraclaw runs as root)', () => {
