@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename } from 'node:path';
-import type { AuditEntry } from '../audit/entry.js';
+import type { AuditEntry, AuditRecord } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
 import { DeniedError, EntraclawError } from '../errors.js';
 import { identifyByToken } from '../identity/darwin.js';
@@ -39,7 +39,8 @@ import {
 export interface HandlerDeps {
   store: Store;
   policy: PolicyCache;
-  audit: AuditLog;
+  /** The audit log; append gives undefined for an entry held back by the throttle (audit/throttle.ts). */
+  audit: Pick<AuditLog, 'head'> & { append(entry: AuditEntry): AuditRecord | undefined };
   pendingPath: string;
   log: Logger;
   uid: number;
@@ -112,16 +113,22 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
     if ('service' in request && request.service) audit.service = request.service;
     if ('account' in request && request.account) audit.account = request.account;
     const finish = (reply: Reply, decision: AuditEntry['decision'], reason?: string): Reply => {
-      const line = deps.audit.append({
+      const entry = {
         time: new Date().toISOString(),
         ...audit,
         decision,
         ...(reason ? { reason } : {}),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-      } as AuditEntry);
+      } as AuditEntry;
+      const line = deps.audit.append(entry);
       // `agent -v`: the audit line, as the log line it would otherwise take `entraclaw audit` to see.
-      const { time: _time, prev: _prev, decision: _decision, ...said } = line;
-      deps.log('debug', decision, said);
+      if (line) {
+        const { time: _time, prev: _prev, decision: _decision, ...said } = line;
+        deps.log('debug', decision, said);
+      } else {
+        const { time: _time, decision: _decision, ...said } = entry;
+        deps.log('debug', decision, { ...said, throttled: 'not in the audit log one by one' });
+      }
       return reply;
     };
     try {

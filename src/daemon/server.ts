@@ -13,7 +13,9 @@ import {
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AuditEntry, AuditRecord } from '../audit/entry.js';
 import { AuditLog } from '../audit/log.js';
+import { AuditThrottle, WINDOW_MS } from '../audit/throttle.js';
 import { EntraclawError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
 import { shareStats } from '../lib/file-key.js';
@@ -175,6 +177,24 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     onDamage: (what) =>
       opts.log('warn', 'audit log damaged', { what, hint: 'run `entraclaw audit verify` to see where' }),
   });
+  // A program refused in a loop must not rotate the history away: past its share a window, its refusals
+  // are summed in one line (audit/throttle.ts). Summaries of a quiet window are written by the timer.
+  const throttle = new AuditThrottle();
+  const record = (entry: AuditEntry): AuditRecord | undefined => {
+    const { summaries, admitted } = throttle.admit(entry);
+    for (const e of summaries) audit.append(e);
+    return admitted ? audit.append(entry) : undefined;
+  };
+  const writeHeldBack = (all: boolean) => {
+    try {
+      for (const e of throttle.flush(all)) audit.append(e);
+    } catch (err) {
+      opts.log('error', 'cannot audit throttled requests', { error: (err as Error).message });
+    }
+  };
+  const throttleTimer = setInterval(() => writeHeldBack(false), WINDOW_MS);
+  throttleTimer.unref();
+  const auditSink = { append: record, head: () => audit.head() };
   // Every load of policy.toml that changes what is approved is a line in the audit chain, so an approval,
   // a revoke or a hand edit shows up beside the requests it decided.
   const policy = new PolicyCache(join(opts.paths.config, 'policy.toml'), opts.log, (what) => {
@@ -207,7 +227,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const handler = createHandler({
     store: opts.store,
     policy,
-    audit,
+    audit: auditSink,
     pendingPath: join(opts.paths.state, 'pending.json'),
     log: opts.log,
     uid,
@@ -242,7 +262,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // Other users are refused before a single byte is read (OpenSSH agent-getpeereid).
     if (peer.uid !== uid) {
       opts.log('warn', 'refused connection from another uid', { uid: peer.uid, pid: peer.pid });
-      audit.append({
+      record({
         time: new Date().toISOString(),
         requestId: '-',
         pid: peer.pid,
@@ -310,6 +330,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       try {
         if (lstatSync(opts.socket).ino === ours) unlinkSync(opts.socket);
       } catch {}
+      clearInterval(throttleTimer);
+      writeHeldBack(true);
       audit.close();
       stopSharing();
       await opts.store.close();
