@@ -6,6 +6,7 @@ import {
   NotFoundError,
   TooLargeError,
   UnavailableError,
+  UsageError,
 } from '../errors.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
@@ -143,6 +144,51 @@ function connect(ctx: StoreContext): Bus {
   return Bus.connect(address, ctx.timeoutMs > 0 ? ctx.timeoutMs : DEFAULT_TIMEOUT_MS);
 }
 
+/** One connection to the Secret Service: the bus, its encrypted session and the default collection. */
+interface Link {
+  bus: Bus;
+  api: SecretServiceApi;
+  session: Session;
+  collection: string;
+}
+
+/** Connects to the session bus, opens an encrypted session and finds the (unlocked) default collection. */
+async function openLink(ctx: StoreContext): Promise<Link> {
+  const bus = connect(ctx);
+  try {
+    const api = new SecretServiceApi(bus);
+    // Refusing a locked collection here, not at the first read, lets `auto` fall back to another store.
+    const [session, collection] = await Promise.all([api.openSession(), usableCollection(api)]);
+    return { bus, api, session, collection };
+  } catch (err) {
+    bus.close();
+    throw err;
+  }
+}
+
+/** Ends a link: the session (best effort), the bus connection and the session key. */
+async function closeLink(link: Link): Promise<void> {
+  try {
+    await link.api.closeSession(link.session);
+  } catch {
+    // Best effort: the provider also drops a session when its connection goes away, just below.
+  } finally {
+    link.bus.close();
+    link.session.key.fill(0);
+  }
+}
+
+/**
+ * Whether a call failed because its link is of no more use: the bus connection went away (the session bus
+ * stopped), or the provider no longer knows our session (gnome-keyring restarted). A new link may work.
+ */
+function lostLink(err: unknown): boolean {
+  return (
+    err instanceof BusConnectionError ||
+    (err instanceof DBusError && err.dbusName === 'org.freedesktop.Secret.Error.NoSession')
+  );
+}
+
 class SecretServiceStore implements Store {
   readonly name = NAME;
   readonly persistence = 'until-delete' as const;
@@ -151,41 +197,84 @@ class SecretServiceStore implements Store {
   private closed = false;
   /** Where each service/account pair was last found, so a warm `get` needs no search. */
   private readonly paths = new Map<string, string>();
+  /** The link in use; undefined once it was lost, until the next call opens another. */
+  private link: Link | undefined;
+  /** A new link being opened, shared by the calls that wait for it. */
+  private opening: Promise<Link> | undefined;
 
   constructor(
-    private readonly bus: Bus,
-    private readonly api: SecretServiceApi,
-    private readonly session: Session,
-    private readonly collection: string,
+    private readonly ctx: StoreContext,
+    link: Link,
     /** flock()ed around each set: see set(). */
     private readonly lockPath: string,
-  ) {}
+  ) {
+    this.link = link;
+  }
 
-  private async run<T>(op: Op, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` on the current link, mapping failures to Entraclaw errors. A long-lived store (the agent's)
+   * outlives restarts of the keyring daemon and of the session bus: a call that finds its link lost is
+   * run once more on a new one, and while none can be opened each call says why.
+   */
+  private async run<T>(op: Op, fn: (link: Link) => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      const link = await this.current();
+      try {
+        return await fn(link);
+      } catch (err) {
+        if (!lostLink(err)) throw err;
+        this.drop(link);
+        return await fn(await this.current());
+      }
     } catch (err) {
       throw decodeError(err, op);
     }
+  }
+
+  /** The link in use, or a new one when the last was lost. */
+  private current(): Promise<Link> {
+    if (this.closed) return Promise.reject(new UsageError('this secret-service store was closed'));
+    if (this.link) return Promise.resolve(this.link);
+    this.opening ??= openLink(this.ctx)
+      .then((link) => {
+        if (this.closed) {
+          void closeLink(link);
+          throw new UsageError('this secret-service store was closed');
+        }
+        this.link = link;
+        return link;
+      })
+      .finally(() => {
+        this.opening = undefined;
+      });
+    return this.opening;
+  }
+
+  /** Forgets a lost link (and the item paths found through it): the next call opens a new one. */
+  private drop(link: Link): void {
+    if (this.link !== link) return;
+    this.link = undefined;
+    this.paths.clear();
+    void closeLink(link);
   }
 
   /**
    * The unlocked item we address as service/account, else the one Python keyring stores as
    * service/username; props are fetched only when several compete.
    */
-  private async find(service: string, account: string) {
-    let { unlocked, locked } = await this.api.searchItems({ service, account });
+  private async find(link: Link, service: string, account: string) {
+    let { unlocked, locked } = await link.api.searchItems({ service, account });
     if (unlocked.length === 0 && locked.length === 0) {
-      ({ unlocked, locked } = await this.api.searchItems({ service, [USERNAME_ATTR]: account }));
+      ({ unlocked, locked } = await link.api.searchItems({ service, [USERNAME_ATTR]: account }));
     }
     const first = unlocked[0];
     if (first === undefined) {
-      if (locked[0] !== undefined) throw this.lockedItem(locked[0], { service, account });
+      if (locked[0] !== undefined) throw this.lockedItem(link, locked[0], { service, account });
       return undefined;
     }
     if (unlocked.length === 1) return { path: first, props: undefined };
     const all = await Promise.all(
-      unlocked.map(async (path) => ({ path, props: await this.api.itemProps(path) })),
+      unlocked.map(async (path) => ({ path, props: await link.api.itemProps(path) })),
     );
     return preferredItem(all);
   }
@@ -193,12 +282,12 @@ class SecretServiceStore implements Store {
   async get(service: string, account: string): Promise<Item | undefined> {
     assertNames(service, account);
     const key = pathKey(service, account);
-    return this.run({ action: 'read', item: itemName(service, account) }, async () => {
+    return this.run({ action: 'read', item: itemName(service, account) }, async (link) => {
       // A warm read skips SearchItems: the remembered path is re-checked by the attributes that come back
       // with the secret, and a path whose item is gone or re-used falls through to a fresh search.
       const cached = this.paths.get(key);
       if (cached !== undefined) {
-        const item = await this.read(cached, service, account).catch((err: unknown) => {
+        const item = await this.read(link, cached, service, account).catch((err: unknown) => {
           // Locked since: the search below finds which collection it is in, for the error and its hint.
           if (isGone(err) || (err instanceof DBusError && err.dbusName === IS_LOCKED)) return undefined;
           throw err;
@@ -206,23 +295,24 @@ class SecretServiceStore implements Store {
         if (item) return item;
         this.paths.delete(key);
       }
-      const hit = await this.find(service, account);
+      const hit = await this.find(link, service, account);
       if (!hit) return undefined;
       this.paths.set(key, hit.path);
-      return this.read(hit.path, service, account, hit.props);
+      return this.read(link, hit.path, service, account, hit.props);
     });
   }
 
   /** An item's metadata and secret in one round trip; undefined when it is no longer service/account. */
   private async read(
+    link: Link,
     path: string,
     service: string,
     account: string,
     known?: ItemProps,
   ): Promise<Item | undefined> {
     const [props, value] = await Promise.all([
-      known ?? this.api.itemProps(path),
-      this.api.getSecret(path, this.session),
+      known ?? link.api.itemProps(path),
+      link.api.getSecret(path, link.session),
     ]);
     const meta = itemMeta(props);
     if (meta?.service !== service || meta.account !== account) {
@@ -258,34 +348,34 @@ class SecretServiceStore implements Store {
 
   private store(input: ItemInput, item: string): Promise<ItemMeta> {
     const { service, account, value } = input;
-    return this.run({ action: 'store', item }, async () => {
+    return this.run({ action: 'store', item }, async (link) => {
       const label = input.label ?? defaultLabel(service, account);
-      const hit = await this.find(service, account);
+      const hit = await this.find(link, service, account);
       let path: string;
       if (hit) {
         // Updated in place, not through CreateItem(replace): gnome-keyring replaces only an item whose
         // attributes all match, so a changed expiry or scope would leave a duplicate behind and reset
         // the creation time.
-        const existing = hit.props ?? (await this.api.itemProps(hit.path));
+        const existing = hit.props ?? (await link.api.itemProps(hit.path));
         await Promise.all([
-          this.api.setSecret(hit.path, this.session, value),
-          this.api.setLabelAndAttributes(hit.path, label, itemAttributes(input, existing.attributes)),
+          link.api.setSecret(hit.path, link.session, value),
+          link.api.setLabelAndAttributes(hit.path, label, itemAttributes(input, existing.attributes)),
         ]);
         path = hit.path;
       } else {
-        const created = await this.api.createItem(this.collection, this.session, {
+        const created = await link.api.createItem(link.collection, link.session, {
           label,
           attributes: itemAttributes(input),
           value,
         });
         if (created.prompt !== NO_OBJECT) {
-          await this.api.dismissPrompt(created.prompt);
-          throw lockedError(this.collection, { service, account });
+          await link.api.dismissPrompt(created.prompt);
+          throw lockedError(link.collection, { service, account });
         }
         path = created.item;
       }
       this.paths.set(pathKey(service, account), path);
-      const meta = itemMeta(await this.api.itemProps(path));
+      const meta = itemMeta(await link.api.itemProps(path));
       if (!meta)
         throw new EntraclawError(
           'internal',
@@ -298,16 +388,16 @@ class SecretServiceStore implements Store {
   async delete(service: string, account: string): Promise<boolean> {
     assertNames(service, account);
     const item = itemName(service, account);
-    return this.run({ action: 'delete', item }, async () => {
+    return this.run({ action: 'delete', item }, async (link) => {
       this.paths.delete(pathKey(service, account));
       const found = await Promise.all([
-        this.api.searchItems({ service, account }),
-        this.api.searchItems({ service, [USERNAME_ATTR]: account }),
+        link.api.searchItems({ service, account }),
+        link.api.searchItems({ service, [USERNAME_ATTR]: account }),
       ]);
       const locked = found.flatMap((f) => f.locked);
       // A service/username item that also has another `account` is that account's, not this one's.
       const byUsername = await Promise.all(
-        found[1].unlocked.map(async (path) => ({ path, meta: itemMeta(await this.api.itemProps(path)) })),
+        found[1].unlocked.map(async (path) => ({ path, meta: itemMeta(await link.api.itemProps(path)) })),
       );
       const unlocked = [
         ...new Set([
@@ -315,13 +405,13 @@ class SecretServiceStore implements Store {
           ...byUsername.filter((c) => c.meta?.account === account).map((c) => c.path),
         ]),
       ];
-      if (locked[0] !== undefined) throw this.lockedItem(locked[0], { service, account });
+      if (locked[0] !== undefined) throw this.lockedItem(link, locked[0], { service, account });
       // Every item under the pair goes, so a foreign duplicate cannot resurface in the next `get`.
       for (const path of unlocked) {
-        const prompt = await this.api.deleteItem(path);
+        const prompt = await link.api.deleteItem(path);
         if (prompt !== NO_OBJECT) {
-          await this.api.dismissPrompt(prompt);
-          throw this.lockedItem(path, { service, account });
+          await link.api.dismissPrompt(prompt);
+          throw this.lockedItem(link, path, { service, account });
         }
       }
       return unlocked.length > 0;
@@ -329,9 +419,9 @@ class SecretServiceStore implements Store {
   }
 
   /** A LockedError for an item at `path`, with the hint for the collection it is in. */
-  private lockedItem(path: string, names: { service: string; account: string }): LockedError {
+  private lockedItem(link: Link, path: string, names: { service: string; account: string }): LockedError {
     const collection = collectionOf(path);
-    return lockedError(collection, names, collection === this.collection);
+    return lockedError(collection, names, collection === link.collection);
   }
 
   /**
@@ -340,11 +430,11 @@ class SecretServiceStore implements Store {
    * whole listing: they cannot be read until it is unlocked, and get, set and rm of such a pair say so.
    */
   async list(filter?: { service?: string }): Promise<ItemMeta[]> {
-    return this.run({ action: 'list items' }, async () => {
+    return this.run({ action: 'list items' }, async (link) => {
       const query: Record<string, string> = filter?.service !== undefined ? { service: filter.service } : {};
-      const { unlocked, locked } = await this.api.searchItems(query);
-      if (locked.some((path) => collectionOf(path) === this.collection)) throw lockedError(this.collection);
-      const all = await Promise.all(unlocked.map((path) => this.api.itemProps(path)));
+      const { unlocked, locked } = await link.api.searchItems(query);
+      if (locked.some((path) => collectionOf(path) === link.collection)) throw lockedError(link.collection);
+      const all = await Promise.all(unlocked.map((path) => link.api.itemProps(path)));
       const byPair = new Map<string, Array<{ props: ItemProps; meta: ItemMeta }>>();
       for (const props of all) {
         const meta = itemMeta(props);
@@ -365,14 +455,9 @@ class SecretServiceStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      await this.api.closeSession(this.session);
-    } catch {
-      // Best effort: the provider also drops a session when its connection goes away, just below.
-    } finally {
-      this.bus.close();
-      this.session.key.fill(0);
-    }
+    const link = this.link;
+    this.link = undefined;
+    if (link) await closeLink(link);
   }
 }
 
@@ -435,21 +520,9 @@ export const backend: StoreBackend = {
   },
 
   async open(ctx): Promise<Store> {
-    let bus: Bus | undefined;
     try {
-      bus = connect(ctx);
-      const api = new SecretServiceApi(bus);
-      // Refusing a locked collection here, not at the first read, lets `auto` fall back to another store.
-      const [session, collection] = await Promise.all([api.openSession(), usableCollection(api)]);
-      return new SecretServiceStore(
-        bus,
-        api,
-        session,
-        collection,
-        join(ctx.paths.runtime, 'secret-service.lock'),
-      );
+      return new SecretServiceStore(ctx, await openLink(ctx), join(ctx.paths.runtime, 'secret-service.lock'));
     } catch (err) {
-      bus?.close();
       throw decodeError(err, { action: 'open an encrypted session' });
     }
   },

@@ -270,13 +270,14 @@ export function agentArgs(socket: string, ...rest: string[]): string[] {
   return [CLI, 'agent', '--store', 'encrypted-file', '--socket', socket, ...rest];
 }
 
-/** Starts `entraclaw agent --store encrypted-file --socket <dir>/run/entraclaw/agent.sock -v`. */
+/** Starts `entraclaw agent --store STORE --socket <dir>/run/entraclaw/agent.sock -v` (the vault by default). */
 export async function startBroker(
   prefix: string,
   seed: Array<[string, string, string]> = [],
   daemonEnv: NodeJS.ProcessEnv = {},
   /** A command the daemon is started under, e.g. ['prlimit', '--nofile=200:200']. */
   wrap: string[] = [],
+  store = 'encrypted-file',
 ): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const pass = join(dir, 'passphrase');
@@ -297,7 +298,8 @@ export async function startBroker(
   };
   for (const [s, a, v] of seed) seedOne(s, a, v);
 
-  const [command, ...args] = [...wrap, process.execPath, ...agentArgs(socket, '-v')];
+  const daemonArgs = agentArgs(socket, '-v').map((a, i, all) => (all[i - 1] === '--store' ? store : a));
+  const [command, ...args] = [...wrap, process.execPath, ...daemonArgs];
   const child = spawn(command!, args, {
     env: { ...env, ...daemonEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
