@@ -32,6 +32,7 @@ import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
 import { assertSocketOrAbsent, defaultSocket, preparePrivateDir, socketLock } from './socket-path.js';
+import { watchStore } from './store-health.js';
 
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
@@ -225,7 +226,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       ? () => own
       : undefined;
   const handler = createHandler({
-    store: opts.store,
+    store: watchStore(opts.store, opts.log),
     policy,
     audit: auditSink,
     pendingPath: join(opts.paths.state, 'pending.json'),

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -19,10 +19,63 @@ import {
   startPrivateKeyring,
 } from '../support/private-keyring.js';
 
-// The store changing under a running agent, as a user who keeps it up for weeks sees it: gnome-keyring
-// or the session bus restarted. Real daemon, real clients over the real socket, real stores.
+// The store changing under a running agent, as a user who keeps it up for weeks sees it: the vault
+// damaged behind its back, the login keyring locked, gnome-keyring or the session bus
+// restarted. Real daemon, real clients over the real socket, real stores.
 
 const SVC = 'underfoot.example';
+const TROUBLE = 'the store cannot serve requests';
+const AGAIN = 'the store serves requests again';
+
+/** How many of the daemon's log lines so far contain `text`. */
+function logged(b: Broker, text: string): string[] {
+  return b
+    .stderr()
+    .split('\n')
+    .filter((l) => l.includes(text));
+}
+
+describeIfProvided('an encrypted-file agent whose vault changes under it', brokerClientsMissing, () => {
+  const SECRET = canary('underfoot-vault');
+  let b: Broker;
+  let client: string;
+  let vault: string;
+  beforeAll(async () => {
+    b = await startBroker('entraclaw-underfoot', [[SVC, 'acct', SECRET]]);
+    client = b.file('client.mjs', nodeClientSource());
+    b.register({ exe: NODE, script: client, grant: SVC, ops: 'read,write,list', name: 'client' });
+    vault = join(b.dir, 'data', 'entraclaw', 'vault.ecv');
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  it('a vault replaced by a damaged file: each request says so, nothing is written over it, the log says it once', async () => {
+    const damaged = Buffer.from('not a vault at all');
+    const temp = `${vault}.planted`;
+    writeFileSync(temp, damaged, { mode: 0o600 });
+    renameSync(temp, vault);
+    for (const args of [
+      ['get', SVC, 'acct'],
+      ['set', SVC, 'acct', b64('y')],
+      ['list', ''],
+    ]) {
+      const r = await b.node(client, args);
+      expect(r.result, r.stderr).toMatchObject({
+        ok: false,
+        code: 'internal',
+        message: expect.stringContaining(`vault ${vault} is unreadable`),
+        hint: 'restore the vault from a backup',
+      });
+    }
+    expect(readFileSync(vault).equals(damaged)).toBe(true);
+    const trouble = logged(b, 'code=corrupt');
+    expect(trouble).toHaveLength(1);
+    expect(trouble[0]).toContain(TROUBLE);
+    expect(trouble[0]).toContain('restore the vault from a backup');
+    expect(b.process.exitCode).toBeNull();
+  }, 60_000);
+});
 
 describeIfProvided(
   'a secret-service agent whose keyring changes under it',
@@ -52,6 +105,20 @@ describeIfProvided(
       await b?.stop();
       await kr?.stop();
     });
+
+    it('the login keyring locked, then unlocked: locked meanwhile (said once in the log), then served without a restart', async () => {
+      expect(await get()).toEqual(served);
+      await kr.lock();
+      try {
+        for (let i = 0; i < 3; i++) expect(await get()).toMatchObject({ ok: false, code: 'locked' });
+        expect(logged(b, TROUBLE)).toHaveLength(1);
+        expect(logged(b, TROUBLE)[0]).toContain('code=locked');
+      } finally {
+        await kr.unlock();
+      }
+      expect(await get()).toEqual(served);
+      expect(logged(b, AGAIN)).toHaveLength(1);
+    }, 60_000);
 
     it('gnome-keyring restarted in the same session: served again without restarting the agent', async () => {
       expect(await get()).toEqual(served);
