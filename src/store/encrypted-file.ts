@@ -200,6 +200,9 @@ class EncryptedFileStore implements Store {
   // then the file is read again; bytes equal to the last ones decrypted still skip the decryption.
   // Holding the plaintext adds no exposure beyond the key this store already holds; close() wipes both.
   private decrypted: (VaultRead & { items: Item[] }) | undefined;
+  // The salt of the vault this process last opened (not secret): a wrong-passphrase failure on a vault
+  // with another salt means the vault was re-encrypted or replaced since, not that the passphrase was typo'd.
+  private openedSalt: Buffer | undefined;
 
   constructor(
     private readonly ctx: StoreContext,
@@ -390,12 +393,23 @@ class EncryptedFileStore implements Store {
       // where it came from to fix it (the agent's environment may differ from their shell's).
       this.forget();
       const source = passphraseSource(this.ctx);
+      if (this.openedSalt && !this.openedSalt.equals(vault.params.salt)) {
+        // "restore a backup" would be the wrong advice here: it would undo the rekey and what came after.
+        throw new LockedError(
+          `the passphrase${source?.kind === 'file' ? ` from ${source.path} (${source.via})` : ''} no longer opens vault ${where}: it was re-encrypted (entraclaw vault rekey) or replaced since this process opened it`,
+          source?.kind === 'file'
+            ? `put the vault's current passphrase in ${source.path}: it is read again at the next request, no restart needed`
+            : "restart this process and give it the vault's current passphrase",
+          { cause: err },
+        );
+      }
       throw new LockedError(
         err.message,
         `${source?.kind === 'file' ? `the passphrase was read from ${source.path} (${source.via}): check it` : 'check the passphrase'}; if you are sure it is right, the vault header was modified — restore a backup`,
         { cause: err },
       );
     }
+    this.openedSalt = Buffer.from(vault.params.salt);
     try {
       return decodeItems(plaintext, where);
     } finally {

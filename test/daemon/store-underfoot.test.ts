@@ -20,7 +20,7 @@ import {
 } from '../support/private-keyring.js';
 
 // The store changing under a running agent, as a user who keeps it up for weeks sees it: the vault
-// damaged behind its back, the login keyring locked, gnome-keyring or the session bus
+// re-encrypted or damaged behind its back, the login keyring locked, gnome-keyring or the session bus
 // restarted. Real daemon, real clients over the real socket, real stores.
 
 const SVC = 'underfoot.example';
@@ -37,6 +37,7 @@ function logged(b: Broker, text: string): string[] {
 
 describeIfProvided('an encrypted-file agent whose vault changes under it', brokerClientsMissing, () => {
   const SECRET = canary('underfoot-vault');
+  const NEW_PASS = 'the passphrase after the rekey';
   let b: Broker;
   let client: string;
   let vault: string;
@@ -49,6 +50,39 @@ describeIfProvided('an encrypted-file agent whose vault changes under it', broke
   afterAll(async () => {
     await b?.stop();
   });
+
+  it('`vault rekey` meanwhile: locked, saying so and what to do (once in the log), nothing written with the old key; the new passphrase in its file is served without a restart', async () => {
+    expect((await b.node(client, ['get', SVC, 'acct'])).result).toEqual({ ok: true, value_b64: b64(SECRET) });
+    const newPass = join(b.dir, 'new-passphrase');
+    writeFileSync(newPass, NEW_PASS, { mode: 0o600 });
+    const rekey = b.cli(['vault', 'rekey', '--new-passphrase-file', newPass]);
+    expect(rekey.status, rekey.stderr).toBe(0);
+    const rekeyed = readFileSync(vault);
+
+    const passFile = b.env.ENTRACLAW_PASSPHRASE_FILE!;
+    for (let i = 0; i < 2; i++) {
+      const r = await b.node(client, ['get', SVC, 'acct']);
+      expect(r.result, r.stderr).toMatchObject({
+        ok: false,
+        code: 'locked',
+        message: `the passphrase from ${passFile} (ENTRACLAW_PASSPHRASE_FILE) no longer opens vault ${vault}: it was re-encrypted (entraclaw vault rekey) or replaced since this process opened it`,
+        hint: `put the vault's current passphrase in ${passFile}: it is read again at the next request, no restart needed`,
+      });
+    }
+    const set = await b.node(client, ['set', SVC, 'other', b64('x')]);
+    expect(set.result).toMatchObject({ ok: false, code: 'locked' });
+    expect(readFileSync(vault).equals(rekeyed)).toBe(true);
+    // Three failed requests, one log line, which says what to do.
+    const trouble = logged(b, TROUBLE);
+    expect(trouble).toHaveLength(1);
+    expect(trouble[0]).toContain('code=locked');
+    expect(trouble[0]).toContain(`put the vault's current passphrase in ${passFile}`);
+
+    writeFileSync(passFile, NEW_PASS);
+    expect((await b.node(client, ['get', SVC, 'acct'])).result).toEqual({ ok: true, value_b64: b64(SECRET) });
+    expect(logged(b, AGAIN)).toHaveLength(1);
+    expectNoSecret(secretFreePlaces(b), [SECRET, NEW_PASS]);
+  }, 60_000);
 
   it('a vault replaced by a damaged file: each request says so, nothing is written over it, the log says it once', async () => {
     const damaged = Buffer.from('not a vault at all');
