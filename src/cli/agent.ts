@@ -29,7 +29,16 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   native().harden();
   const log = createLogger({ verbose: opts.verbose });
   const { ctx, requested, config } = await storeContext(opts);
-  const sel = await selectStore(ctx, requested);
+  const sel = await selectStore(ctx, requested, {
+    whenLocked: {
+      deferred: (why) =>
+        log('warn', 'store locked at start; serving "locked" until it is unlocked', {
+          store: requested,
+          reason: why.message,
+          ...(why.hint ? { hint: why.hint } : {}),
+        }),
+    },
+  });
   for (const s of sel.skipped) log('warn', `${s.name} not used`, { reason: s.reason, using: sel.store.name });
   const socket = socketPath(ctx.paths, opts.socket ?? config.agent.socket);
   const { startAgent } = await import('../daemon/server.js');

@@ -204,7 +204,8 @@ class SecretServiceStore implements Store {
 
   constructor(
     private readonly ctx: StoreContext,
-    link: Link,
+    /** Undefined: opened at the first call (a keyring locked when the agent started). */
+    link: Link | undefined,
     /** flock()ed around each set: see set(). */
     private readonly lockPath: string,
   ) {
@@ -519,11 +520,17 @@ export const backend: StoreBackend = {
     }
   },
 
-  async open(ctx): Promise<Store> {
+  async open(ctx, opts): Promise<Store> {
+    const lockPath = join(ctx.paths.runtime, 'secret-service.lock');
     try {
-      return new SecretServiceStore(ctx, await openLink(ctx), join(ctx.paths.runtime, 'secret-service.lock'));
+      return new SecretServiceStore(ctx, await openLink(ctx), lockPath);
     } catch (err) {
-      throw decodeError(err, { action: 'open an encrypted session' });
+      const why = decodeError(err, { action: 'open an encrypted session' });
+      // The agent started at login before the keyring was unlocked: exiting would only have the service
+      // manager restart it until it gives up; a store that says "locked" per request serves once unlocked.
+      if (why.code !== 'locked' || !opts?.whenLocked) throw why;
+      opts.whenLocked.deferred(why);
+      return new SecretServiceStore(ctx, undefined, lockPath);
     }
   },
 };

@@ -1,7 +1,14 @@
 import { existsSync } from 'node:fs';
 import { EntraclawError, UnavailableError } from '../errors.js';
 import { backendFor } from './registry.js';
-import { STORE_NAMES, type Store, type StoreContext, type StoreName, type StoreProbe } from './types.js';
+import {
+  type OpenOptions,
+  STORE_NAMES,
+  type Store,
+  type StoreContext,
+  type StoreName,
+  type StoreProbe,
+} from './types.js';
 import { vaultFile } from './vault-file.js';
 
 /** The store a command will use, why it was chosen, and any stores `auto` passed over (with reasons). */
@@ -54,10 +61,15 @@ export async function probeAll(ctx: StoreContext): Promise<StoreProbe[]> {
  * Opens the store for `requested`. A named store that cannot open is an error naming why; `auto` walks
  * `autoOrder` and records every store it passed over, so the caller can say so — never a silent fallback.
  */
-export async function selectStore(ctx: StoreContext, requested: 'auto' | StoreName): Promise<Selection> {
+export async function selectStore(
+  ctx: StoreContext,
+  requested: 'auto' | StoreName,
+  /** For a store named explicitly (auto passes over a locked one instead). */
+  opts: OpenOptions = {},
+): Promise<Selection> {
   if (requested !== 'auto') {
     try {
-      const store = await (await backendFor(requested)).open(ctx);
+      const store = await (await backendFor(requested)).open(ctx, opts);
       return {
         store,
         ctx,

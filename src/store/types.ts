@@ -1,3 +1,5 @@
+import type { EntraclawError } from '../errors.js';
+
 /** What an item is: a plain password, an OAuth-style token (with expiry/scope), or a key. */
 export type ItemKind = 'password' | 'token' | 'key';
 
@@ -87,8 +89,18 @@ export interface StoreContext {
   onLockWait?: (lockPath: string, holder: string) => void;
 }
 
+/** How a long-lived caller (the agent) opens a store it was told to use. */
+export interface OpenOptions {
+  /**
+   * A store that is locked now (a keyring not yet unlocked at login) is opened anyway: each call then
+   * fails as locked until it is unlocked, and `deferred` is told why once. Backends that cannot be
+   * unlocked from outside ignore it.
+   */
+  whenLocked?: { deferred(why: EntraclawError): void };
+}
+
 /** A backend module: probe cheaply, open when chosen. */
 export interface StoreBackend {
   probe(ctx: StoreContext): Promise<StoreProbe>;
-  open(ctx: StoreContext): Promise<Store>;
+  open(ctx: StoreContext, opts?: OpenOptions): Promise<Store>;
 }

@@ -154,6 +154,32 @@ describeIfProvided(
       expect(logged(b, AGAIN)).toHaveLength(1);
     }, 60_000);
 
+    it('an agent started while the keyring is locked (at login) starts, says so, answers locked, and serves once it is unlocked', async () => {
+      await kr.lock();
+      let late: Broker | undefined;
+      try {
+        // Exiting instead would only have the service manager restart it until its start limit gives up.
+        late = await startBroker(
+          'entraclaw-underfoot-late',
+          [],
+          { DBUS_SESSION_BUS_ADDRESS: kr.address },
+          [],
+          'secret-service',
+        );
+        const lateClient = late.file('client.mjs', nodeClientSource());
+        late.register({ exe: NODE, script: lateClient, grant: SVC, ops: 'read', name: 'client' });
+        expect(logged(late, 'store locked at start')).toHaveLength(1);
+        const locked = (await late.node(lateClient, ['get', SVC, 'acct'])).result;
+        expect(locked).toMatchObject({ ok: false, code: 'locked' });
+        await kr.unlock();
+        expect((await late.node(lateClient, ['get', SVC, 'acct'])).result).toEqual(served);
+        expect(late.process.exitCode).toBeNull();
+      } finally {
+        await kr.unlock();
+        await late?.stop();
+      }
+    }, 60_000);
+
     it('gnome-keyring restarted in the same session: served again without restarting the agent', async () => {
       expect(await get()).toEqual(served);
       await kr.stopKeyring();
