@@ -30,8 +30,10 @@ const NAME = 'secret-service';
 const DEFAULT_TIMEOUT_MS = 3000;
 const BOUNDARY =
   'Secret Service: encrypted at rest by the keyring daemon; while unlocked, any process of this user can read these items over D-Bus';
-const LOCKED_HINT =
-  'unlock the login keyring (log in to the desktop, or run `gnome-keyring-daemon --unlock`), or pick another store with `--store encrypted-file`';
+// `gnome-keyring-daemon --unlock` alone does not unlock a running daemon's keyring: it has to start anew
+// (--replace) with the password on stdin, read without echo.
+const RESTART_UNLOCKED = '`read -rs P && printf %s "$P" | gnome-keyring-daemon --replace --unlock`';
+const LOCKED_HINT = `unlock the login keyring (on a desktop: log in, or unlock it in Passwords and Keys; without one, restart it unlocked: ${RESTART_UNLOCKED}), or pick another store with \`--store encrypted-file\``;
 const OTHER_STORE_HINT = 'pick another store with `--store encrypted-file`';
 const IS_LOCKED = 'org.freedesktop.Secret.Error.IsLocked';
 
@@ -483,7 +485,7 @@ async function usableCollection(api: SecretServiceApi): Promise<string> {
   if (locked === undefined) {
     throw new UnavailableError(
       `the Secret Service has no default collection (${collectionName(collection)} does not exist)`,
-      `create the login keyring (log in to the desktop once, or run \`gnome-keyring-daemon --unlock\`), or ${OTHER_STORE_HINT}`,
+      `create the login keyring (log in to the desktop once, or without one: ${RESTART_UNLOCKED}, which makes it with that password), or ${OTHER_STORE_HINT}`,
     );
   }
   if (locked) throw lockedError(collection);

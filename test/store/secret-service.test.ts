@@ -578,7 +578,9 @@ sys.stdout.buffer.write(b'<none>' if v is None else v.encode())`;
           expect(err).toBeInstanceOf(LockedError);
           expect((err as Error).message).toContain(`${service}/${account}`);
           expect((err as Error).message).toContain('secret-service');
-          expect((err as LockedError).hint).toMatch(/gnome-keyring-daemon --unlock.*--store encrypted-file/);
+          expect((err as LockedError).hint).toMatch(
+            /gnome-keyring-daemon --replace --unlock.*--store encrypted-file/,
+          );
         }
         await expect(store.set({ ...item('locked-new'), value: Buffer.from('n') })).rejects.toBeInstanceOf(
           LockedError,

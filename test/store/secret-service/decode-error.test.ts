@@ -48,7 +48,7 @@ describe('secret-service decodeError', () => {
 
   it('the locked hint says how to unlock and which store to pick instead', () => {
     expect(decodeError(dbus('org.freedesktop.Secret.Error.IsLocked'), op).hint).toMatch(
-      /gnome-keyring-daemon --unlock.*--store encrypted-file/,
+      /gnome-keyring-daemon --replace --unlock.*--store encrypted-file/,
     );
   });
 });
