@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
 import { NODE, nodeClientSource, waitFor } from '../support/broker.js';
 import { runCli } from '../support/cli.js';
 import { describeIfProvided } from '../support/context.js';
@@ -22,9 +22,23 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
   let socket: string;
   let unitFile: string;
 
+  // Hosting a private user manager takes namespace and cgroup tricks that depend on the machine (PID 1,
+  // cgroup layout): where they fail, that is this machine, not Entraclaw, so the tests skip saying why,
+  // under CI too. Once the manager runs, every check below can fail.
+  let cannotStart: string | undefined;
+  const needManager = (ctx: TestContext) => {
+    if (cannotStart) ctx.skip(cannotStart);
+  };
+
   beforeAll(async () => {
     dir = mkdtempSync('/var/tmp/entraclaw-service-real-');
-    manager = await startUserManager(dir);
+    try {
+      manager = await startUserManager(dir);
+    } catch (err) {
+      cannotStart = `no private systemd --user could be started on this machine: ${(err as Error).message}`;
+      console.warn(cannotStart);
+      return;
+    }
     env = manager.env;
     socket = join(env.XDG_RUNTIME_DIR!, 'entraclaw', 'agent.sock');
     unitFile = join(env.XDG_CONFIG_HOME!, 'systemd', 'user', UNIT);
@@ -72,7 +86,8 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
       `require('net').connect(${JSON.stringify(socket)}).on('connect', () => process.exit(0)).on('error', () => process.exit(1))`,
     ]).status === 0;
 
-  it('install writes, enables and starts the unit; its agent opens the vault with the credential and serves a registered client', async () => {
+  it('install writes, enables and starts the unit; its agent opens the vault with the credential and serves a registered client', async (ctx) => {
+    needManager(ctx);
     const r = runCli(['service', 'install', '--store', 'encrypted-file'], env);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toContain('stays locked');
@@ -97,7 +112,8 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     expect(audit).toMatch(/"op":"get".*"decision":"granted"|"decision":"granted".*"op":"get"/);
   }, 60_000);
 
-  it('status exits 0 and reports the unit running and its socket accepting connections', () => {
+  it('status exits 0 and reports the unit running and its socket accepting connections', (ctx) => {
+    needManager(ctx);
     const r = runCli(['service', 'status'], env);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.toString()).toContain('service: active (running), enabled');
@@ -110,7 +126,8 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     });
   });
 
-  it('the hardening the unit asks for is applied to the running agent', () => {
+  it('the hardening the unit asks for is applied to the running agent', (ctx) => {
+    needManager(ctx);
     expect(
       show(
         'NoNewPrivileges',
@@ -146,7 +163,8 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     expect(status).toMatch(/^Seccomp:\s+2$/m);
   });
 
-  it('an agent killed by a signal is restarted (Restart=on-failure) and serves again', async () => {
+  it('an agent killed by a signal is restarted (Restart=on-failure) and serves again', async (ctx) => {
+    needManager(ctx);
     const before = show('MainPID', 'NRestarts');
     const k = manager.systemctl('kill', '--signal=KILL', UNIT);
     expect(k.status, k.stderr).toBe(0);
@@ -158,7 +176,8 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     await waitFor(accepting, 'the restarted agent to accept connections');
   }, 30_000);
 
-  it('uninstall stops the agent, disables and removes the unit', () => {
+  it('uninstall stops the agent, disables and removes the unit', (ctx) => {
+    needManager(ctx);
     const r = runCli(['service', 'uninstall'], env);
     expect(r.status, r.stderr).toBe(0);
     expect(existsSync(unitFile)).toBe(false);
