@@ -134,16 +134,18 @@ function describeTarget(
   const mayUseVault = storeName === 'encrypted-file' || storeName === undefined;
   const useCredential = mayUseVault && existsSync(credential);
   const makeIt =
-    'a user manager cannot read the host key, so make a TPM2-only credential: ' +
-    `systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}`;
+    "your user manager cannot read the host key (root's can), so make a TPM2-only credential: " +
+    `systemd-creds encrypt --with-key=tpm2 --name=${PASSPHRASE_CREDENTIAL} FILE ${credential}, then install again`;
   const warnings =
     !installing || useCredential
       ? []
       : storeName === 'encrypted-file'
-        ? [`no ${credential}: the vault stays locked under the service. To unlock it, ${makeIt}`]
+        ? [
+            `no ${credential}: the service's agent cannot open the vault, so it will not start. To unlock it, ${makeIt}`,
+          ]
         : storeName === undefined
           ? [
-              `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and the vault stays locked without ${credential}. ` +
+              `no --store: with auto (the default) the service uses the vault where Secret Service is not reachable, and without ${credential} its agent cannot open the vault (it will not start). ` +
                 `Pass --store secret-service if the service should use only Secret Service; otherwise ${makeIt}`,
             ]
           : [];
@@ -241,9 +243,38 @@ async function install(t: Target, socket: string, opts: ServiceCliOptions): Prom
     await manage(step.argv, t);
     ran.push(step.argv);
   }
+  if (t.manager === 'systemd') await agentStarted(t, socket);
   if (opts.json)
     return printJson({ action: 'install', manager: t.manager, file: t.file, commands: ran, socket });
   process.stdout.write(`installed and started ${basename(t.file)}; clients connect to ${socket}\n`);
+}
+
+/** How long install waits for the started agent to accept connections. */
+const START_WAIT_MS = 15_000;
+
+// `systemctl restart` returns once the agent is forked: one that then exits (no passphrase credential, a
+// store it cannot open) is restarted every 2 s for good, so "installed and started" is said only once
+// its socket answers, and a unit that is failing or waiting to restart is an error pointing at its log.
+async function agentStarted(t: Target, socket: string): Promise<void> {
+  const hint = `see why with \`journalctl --user -u ${SYSTEMD_UNIT_NAME} -n 20\`; once fixed: \`systemctl --user restart ${SYSTEMD_UNIT_NAME}\``;
+  const deadline = Date.now() + START_WAIT_MS;
+  for (;;) {
+    if (await socketReachable(socket)) return;
+    const { state = 'unknown' } = await systemdState(t.probe);
+    if (/failed|auto-restart/.test(state)) {
+      throw new UnavailableError(
+        `${SYSTEMD_UNIT_NAME} is installed, but its agent does not start: ${state}`,
+        hint,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new UnavailableError(
+        `${SYSTEMD_UNIT_NAME} is installed, but its agent accepts no connection on ${socket} after ${START_WAIT_MS / 1000} s: ${state}`,
+        hint,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function uninstall(t: Target, opts: ServiceCliOptions): Promise<void> {

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { NODE, nodeClientSource, waitFor } from '../support/broker.js';
 import { runCli } from '../support/cli.js';
 import { describeIfProvided } from '../support/context.js';
@@ -90,7 +91,7 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     needManager(ctx);
     const r = runCli(['service', 'install', '--store', 'encrypted-file'], env);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).not.toContain('stays locked');
+    expect(r.stderr).not.toContain('cannot open the vault');
     expect(readFileSync(unitFile, 'utf8')).toContain('LoadCredentialEncrypted=entraclaw.passphrase:');
     expect(show('UnitFileState').UnitFileState).toBe('enabled');
     await waitFor(accepting, 'the service agent to accept connections');
@@ -190,4 +191,21 @@ describeIfProvided('entraclaw service against a real systemd user manager', user
     expect(s.status, s.stderr).toBe(0);
     expect(s.stdout.toString()).toContain('(absent)');
   });
+
+  it('install without the passphrase credential says the agent will not start and exits 5, instead of "installed and started" over an agent restarted every 2 s', (ctx) => {
+    needManager(ctx);
+    rmSync(join(env.XDG_CONFIG_HOME!, 'entraclaw', 'passphrase.cred'));
+    const r = runCli(['service', 'install', '--store', 'encrypted-file'], env);
+    try {
+      expect(r.status, r.stderr).toBe(EXIT_CODES.unavailable);
+      expect(r.stderr).toContain('cannot open the vault, so it will not start');
+      expect(r.stderr).toMatch(
+        /entraclaw\.service is installed, but its agent does not start: activating \(auto-restart\)|failed/,
+      );
+      expect(r.stderr).toContain('journalctl --user -u entraclaw.service');
+      expect(r.stdout.toString()).not.toContain('installed and started');
+    } finally {
+      expect(runCli(['service', 'uninstall'], env).status).toBe(0);
+    }
+  }, 60_000);
 });

@@ -33,13 +33,22 @@ function sandbox(extra: NodeJS.ProcessEnv = {}): { dir: string; env: NodeJS.Proc
 
 // A stand-in systemctl that logs its arguments and succeeds (to drive the paths a real user manager takes)
 // or, like systemctl on a booted machine without a user bus, fails before touching anything.
+// Listens on argv[1] for 20 s, long enough for the install that started it to see its socket answer.
+const LISTENER =
+  "require('net').createServer((c) => c.end()).listen(process.argv[1]); setTimeout(() => process.exit(), 20000)";
+
 function fakeSystemctl(dir: string, noBus = false): { env: NodeJS.ProcessEnv; calls(): string[] } {
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   const log = join(dir, 'systemctl.log');
   const body = noBus
     ? `echo 'Failed to connect to bus: No medium found' >&2\nexit 1`
-    : `[ "$2" = show ] && printf 'ActiveState=active\\nSubState=running\\nUnitFileState=enabled\\n'\nexit 0`;
+    : [
+        `[ "$2" = show ] && printf 'ActiveState=active\\nSubState=running\\nUnitFileState=enabled\\n'`,
+        // As a started agent would, something accepts connections on the socket (install waits for it).
+        `[ "$2" = restart ] && mkdir -p "$XDG_RUNTIME_DIR/entraclaw" && (${JSON.stringify(process.execPath)} -e "${LISTENER}" "$XDG_RUNTIME_DIR/entraclaw/agent.sock" >/dev/null 2>&1 &)`,
+        'exit 0',
+      ].join('\n');
   writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${log}'\n${body}\n`, { mode: 0o755 });
   return {
     env: { PATH: `${bin}:${process.env.PATH}` },
@@ -78,9 +87,11 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     const cred = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'passphrase.cred');
     const human = runCli(['service', 'install', '--dry-run'], env);
     expect(human.stderr).toContain('no --store: with auto (the default) the service uses the vault');
-    expect(human.stderr).toContain(`stays locked without ${cred}`);
+    expect(human.stderr).toContain(`without ${cred} its agent cannot open the vault (it will not start)`);
     const plan = JSON.parse(runCli(['service', 'install', '--dry-run', '--json'], env).stdout.toString());
-    expect(plan.warnings.join('\n')).toContain(`stays locked without ${cred}`);
+    expect(plan.warnings.join('\n')).toContain(
+      `without ${cred} its agent cannot open the vault (it will not start)`,
+    );
     expect(plan.file.contents).not.toContain('LoadCredentialEncrypted');
     mkdirSync(join(env.XDG_CONFIG_HOME!, 'entraclaw'), { recursive: true });
     writeFileSync(cred, 'sealed');
@@ -227,11 +238,18 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     for (const d of ['config/entraclaw', 'data/entraclaw', 'state/entraclaw']) {
       expect(statSync(join(dir, d)).mode & 0o777).toBe(0o700);
     }
-    expect(fake.calls()).toEqual([
+    // Then, until the agent's socket answers, only `show` (the state, for a unit failing to start).
+    expect(fake.calls().slice(0, 3)).toEqual([
       '--user daemon-reload',
       '--user enable entraclaw.service',
       '--user restart entraclaw.service',
     ]);
+    expect(
+      fake
+        .calls()
+        .slice(3)
+        .every((c) => c.startsWith('--user show entraclaw.service')),
+    ).toBe(true);
 
     const status = JSON.parse(run(['service', 'status', '--json']).stdout.toString());
     expect(status).toMatchObject({
@@ -239,7 +257,7 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
       reachable: true,
       state: 'active (running)',
       enabled: 'enabled',
-      socket: { path: join(dir, 'run', 'entraclaw', 'agent.sock'), reachable: false },
+      socket: { path: join(dir, 'run', 'entraclaw', 'agent.sock'), reachable: true },
     });
 
     const uninstall = run(['service', 'uninstall', '--json']);
