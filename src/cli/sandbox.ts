@@ -23,11 +23,13 @@ import { native } from '../lib/native.js';
 import { canonicalIfExists, xdgDir } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { shellStatus } from '../lib/shell-status.js';
+import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { findCommand, whyNotRunnable } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
 import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
+import { commandGroup, passTerminalSignals, signalAll } from '../sandbox/terminal.js';
 import { installShims, SHIMS } from '../shim/install.js';
 import type { StoreOptions } from './context.js';
 import { openStore } from './open-store.js';
@@ -249,22 +251,41 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // stretch, so it finds `child` and `init` set, unless the spawn threw.
     let child: ChildProcess | undefined;
     let init: (() => number | undefined) | undefined;
-    let stopping = false;
+    let stopping = false; // a SIGINT or SIGTERM was passed on
+    let terminating = false; // a SIGTERM was
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(s, () => {
         if (!child || !init) return void process.exit(128 + constants.signals[s]);
         if (s === 'SIGINT') interrupted = true;
-        // A second SIGINT/SIGTERM ends the sandbox whatever its processes do (a command that stopped the
-        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever). SIGHUP asks a
-        // command to reload, not to stop: it is passed on every time and never escalates.
-        if (s !== 'SIGHUP' && stopping) {
+        const pid = init();
+        // A second SIGTERM ends the sandbox whatever its processes do (a command that stopped the
+        // sandbox's init with ptrace would otherwise keep bwrap, and us, waiting forever); so does a
+        // second SIGINT once the command is gone. While it runs, each Ctrl-C is its own: a shell or a REPL
+        // inside takes one at every prompt, and must not be killed at the second (Ctrl-\ ends us, and with
+        // us the sandbox). SIGHUP asks a command to reload, not to stop: passed on every time, it never
+        // escalates.
+        const gone = pid === undefined || childrenOf(pid).length === 0;
+        if (s !== 'SIGHUP' && stopping && (gone || (s === 'SIGTERM' && terminating))) {
           child.kill('SIGKILL');
           return;
         }
         if (s !== 'SIGHUP') stopping = true;
-        forward(s, init(), child);
+        if (s === 'SIGTERM') terminating = true;
+        // bwrap passes no signal on (killed, it takes the command down with SIGKILL, --die-with-parent),
+        // so the signal goes to the command, and to bwrap only when nothing of the command is alive (a
+        // zombie takes a signal and does nothing with it). A Ctrl-C from the terminal goes to the
+        // command's whole process group, as the terminal would send it (a shell's foreground job dies of
+        // it, the shell lives on); a signal sent to us alone, to the command alone.
+        const targets =
+          pid === undefined
+            ? []
+            : s === 'SIGINT' && inForegroundOfTerminal()
+              ? commandGroup(pid)
+              : childrenOf(pid);
+        if (!signalAll(targets, s)) child.kill(s);
       });
     }
+    const untrap = passTerminalSignals(() => init?.());
     const bwrap = spawn(BWRAP, [...args, '--', ...command], {
       stdio: [
         'inherit',
@@ -306,6 +327,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       bwrap.on('error', () => res(127));
       bwrap.on('close', (code, signal) => res(shellStatus(code, signal)));
     });
+    untrap();
   } finally {
     for (const [, fd] of pathFds) closeSync(fd);
     if (broker) await broker.close();
@@ -338,25 +360,6 @@ function sandboxInit(info: NodeJS.ReadableStream, onPid: (pid: number) => void):
   });
   info.on('error', () => undefined);
   return () => pid;
-}
-
-// bwrap does not pass signals on: killing it kills the command with SIGKILL (--die-with-parent), so a
-// Ctrl-C would never let an agent save its state. Instead the signal goes to the processes the sandbox's
-// init started (the command), and to bwrap when none of them is alive (a zombie takes a signal and does
-// nothing with it).
-function forward(signal: NodeJS.Signals, init: number | undefined, bwrap: ChildProcess): void {
-  let sent = false;
-  if (init !== undefined) {
-    for (const pid of childrenOf(init)) {
-      try {
-        process.kill(pid, signal);
-        sent = true;
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-  if (!sent) bwrap.kill(signal);
 }
 
 /** The canonical path of an existing directory given by the user; a UsageError naming `what` otherwise. */

@@ -40,3 +40,13 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** The process group of `pid` (its pgrp in /proc/PID/stat), or undefined once it is gone. */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    const pgrp = Number(statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[2]);
+    return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : undefined;
+  } catch {
+    return undefined;
+  }
+}
