@@ -75,7 +75,8 @@ interface Waiter {
 /**
  * A connection to the Entraclaw daemon. Requests may be issued concurrently; replies are matched by id.
  * The daemon closes a connection idle for 60 s: the next request opens a new one (identity is checked per
- * request anyway), so a long-lived client keeps working. A read (get, list, whoami) whose connection drops
+ * request anyway), so a long-lived client keeps working. An idle connection does not keep the process
+ * alive; a request in flight does. A read (get, list, whoami) whose connection drops
  * before its reply is asked once more on a new one: the daemon may have closed the connection just as it
  * was sent, leaving it unread. Writes in flight fail with `unavailable`, since a set or delete might then
  * happen twice.
@@ -142,6 +143,10 @@ export class Client {
       sock.destroy();
       throw err;
     }
+    // An open connection alone does not keep the program running: a script that never calls close()
+    // would otherwise wait for the daemon's idle close (60 s) before exiting. A request in flight still
+    // does, through its timeout timer, so no reply is lost to an exit.
+    sock.unref();
     this.attach(sock);
     try {
       await this.exchange(sock, { op: 'hello', v: PROTOCOL_VERSION, client: 'entraclaw-js' });
