@@ -1,15 +1,23 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES, PROTOCOL_VERSION } from '../daemon/frame.js';
+import type { WireErrorCode } from '../daemon/protocol.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { native } from '../lib/native.js';
 import { resolvePaths } from '../lib/paths.js';
+import type { Grant } from '../policy/schema.js';
 import type { ItemKind, ItemMeta } from '../store/types.js';
+
+// Re-exported so that an application can name them: the package exports only this module.
+export type { Grant, ItemKind, ItemMeta };
+
+/** A BrokerError's `code`: one of docs/protocol.md's error codes (the SDK's own failures use them too). */
+export type BrokerErrorCode = WireErrorCode;
 
 /** An error reply from the daemon; `code` is the server's wire code (denied, pending, not_found, ...). */
 export class BrokerError extends Error {
   override name = 'BrokerError';
   constructor(
-    readonly code: string,
+    readonly code: BrokerErrorCode,
     message: string,
     readonly hint?: string,
     readonly pendingId?: string,
@@ -39,7 +47,8 @@ export interface WhoAmI {
   /** Set when the request came through a shim: the shim process; the fields above are its parent. */
   via?: { pid: number; exe: string };
   client: string | null;
-  grants: unknown[];
+  /** That client's grants, as policy.toml holds them (docs/protocol.md, `whoami`). */
+  grants: Grant[];
 }
 
 /** Options of `connect()`. */
@@ -252,7 +261,7 @@ export class Client {
         resolve: (r) => {
           if (r.json.ok === true) return resolve(r);
           const e = (r.json.error ?? {}) as {
-            code?: string;
+            code?: BrokerErrorCode;
             message?: string;
             hint?: string;
             pendingId?: string;
