@@ -17,4 +17,13 @@ const bundled = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node
 const gyp = process.env.npm_config_node_gyp || (existsSync(bundled) ? bundled : undefined);
 const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', 'node-gyp']];
 const r = spawnSync(cmd, [...args, 'rebuild', `--nodedir=${nodedir}`], { stdio: 'inherit' });
+if (r.status !== 0) {
+  // node-gyp's own output ends in a stack trace; say last, in one place, what the build needs.
+  console.error(
+    `entraclaw: building the native addon (native/entraclaw.c) failed${r.error ? `: ${r.error.message}` : ''}. ` +
+      'It needs python3, make and a C compiler: on Debian or Ubuntu `sudo apt-get install build-essential python3`, ' +
+      'on macOS `xcode-select --install`; then install again (`npm rebuild entraclaw` where it is installed, ' +
+      '`make build` in a checkout).',
+  );
+}
 process.exit(r.status ?? 1);

@@ -196,3 +196,25 @@ const server = net.createServer(() => {}).listen(${JSON.stringify(socket)}, asyn
     expect(failure.hint).toContain('npm rebuild');
   });
 });
+
+describe('the install script where the addon cannot be built (no compiler, no make, no python)', () => {
+  it('fails, and says last what the build needs and how to build it again', () => {
+    const repo = join(import.meta.dirname, '..', '..');
+    const pkg = join(dir, 'no-toolchain');
+    for (const f of ['binding.gyp', 'native', 'scripts/build-native.mjs'])
+      cpSync(join(repo, f), join(pkg, f), { recursive: true });
+    const empty = join(dir, 'empty-path');
+    mkdirSync(empty);
+    const r = spawnSync(process.execPath, ['scripts/build-native.mjs'], {
+      cwd: pkg,
+      env: { ...isolatedEnv(join(dir, 'no-toolchain-user')), PATH: empty },
+      timeout: 120_000,
+    });
+    const stderr = r.stderr.toString();
+    expect(r.status, stderr).not.toBe(0);
+    expect(existsSync(join(pkg, 'build', 'Release', 'entraclaw_native.node'))).toBe(false);
+    expect(stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^entraclaw: building the native addon \(native\/entraclaw\.c\) failed.*It needs python3, make and a C compiler: .*build-essential python3.*then install again \(`npm rebuild entraclaw` where it is installed/,
+    );
+  }, 150_000);
+});
