@@ -2,10 +2,11 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES, PROTOCOL_VERSION } from '../daemon/frame.js';
 import type { WireErrorCode } from '../daemon/protocol.js';
 import { socketPath } from '../daemon/socket-path.js';
+import { TooLargeError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { resolvePaths } from '../lib/paths.js';
 import type { Grant } from '../policy/schema.js';
-import type { ItemKind, ItemMeta } from '../store/types.js';
+import { type ItemKind, type ItemMeta, MAX_VALUE_BYTES } from '../store/types.js';
 
 // Re-exported so that an application can name them: the package exports only this module.
 export type { Grant, ItemKind, ItemMeta };
@@ -246,6 +247,21 @@ export class Client {
     attachment?: Buffer,
   ): Promise<{ json: Record<string, unknown>; attachment: Buffer }> {
     const id = this.nextId++;
+    // Encoded before anything waits for a reply: a request too large to send would otherwise leave a
+    // waiter and its timer behind (keeping the process alive until the timeout), and fail as a bare error.
+    let frame: Buffer;
+    try {
+      frame = encodeFrame({ id, ...req }, attachment);
+    } catch (err) {
+      const tooLarge = err instanceof TooLargeError;
+      return Promise.reject(
+        new BrokerError(
+          tooLarge ? 'too_large' : 'bad_request',
+          `cannot send this ${String(req.op)} request: ${(err as Error).message}`,
+          tooLarge ? `a secret value may be at most ${MAX_VALUE_BYTES} bytes (1 MiB)` : undefined,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
@@ -272,7 +288,7 @@ export class Client {
         timer,
         sock,
       });
-      sock.write(encodeFrame({ id, ...req }, attachment));
+      sock.write(frame);
     });
   }
 
