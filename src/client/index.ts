@@ -68,6 +68,8 @@ export interface ConnectOptions {
  * one question may be waiting behind another, so a shorter default would give up on an answered request.
  */
 export const DEFAULT_TIMEOUT_MS = 130_000;
+/** Largest per-request timeout (about 24.8 days): the longest delay a Node timer takes. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /**
  * Requests one connection has in flight at once; more wait here. The daemon hangs up on a client with
  * more than MAX_QUEUED_FRAMES unread requests, and each request may add a confirm frame of its own.
@@ -374,8 +376,12 @@ function checkOptions(opts: ConnectOptions): void {
   if (opts.socket !== undefined && (typeof opts.socket !== 'string' || opts.socket === '')) {
     throw bad('socket must be a non-empty path');
   }
-  if (opts.timeoutMs !== undefined && !(Number.isInteger(opts.timeoutMs) && opts.timeoutMs > 0)) {
-    throw bad('timeoutMs must be a positive integer (milliseconds)');
+  // Node's timers take at most 2^31 - 1 ms and fire after 1 ms for more: every request would time out.
+  if (
+    opts.timeoutMs !== undefined &&
+    !(Number.isInteger(opts.timeoutMs) && opts.timeoutMs > 0 && opts.timeoutMs <= MAX_TIMEOUT_MS)
+  ) {
+    throw bad(`timeoutMs must be a positive integer (milliseconds) of at most ${MAX_TIMEOUT_MS}`);
   }
 }
 
