@@ -105,9 +105,12 @@ export interface NativeAddon {
 
 let cached: NativeAddon | undefined;
 
-/** How to build the addon: a checkout has the Makefile, an npm-installed package only its install script. */
+/**
+ * How to build the addon: a checkout has the Makefile, an npm-installed package only its install script.
+ * An npm that runs only approved install scripts skips it, `npm rebuild` included, until it is approved.
+ */
 export const ADDON_HINT =
-  'in a checkout run `make build`; for an npm-installed entraclaw run `npm rebuild entraclaw` (`npm rebuild -g entraclaw` for a global install), which builds it with node-gyp from your Node headers';
+  'in a checkout run `make build`; for an npm-installed entraclaw run `npm rebuild entraclaw` (`npm rebuild -g entraclaw` for a global install), which builds it with node-gyp from your Node headers; if npm skipped its install script as not approved, run `npm install-scripts approve entraclaw` first (global: `npm install -g --allow-scripts=entraclaw`)';
 
 /**
  * Loads the native addon built by `npm install` (build/Release/entraclaw_native.node). Without it (an

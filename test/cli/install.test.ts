@@ -194,6 +194,8 @@ const server = net.createServer(() => {}).listen(${JSON.stringify(socket)}, asyn
     expect(failure, listener.stderr.toString()).toMatchObject({ name: 'BrokerError', code: 'unavailable' });
     expect(failure.message).toContain('native addon is not built');
     expect(failure.hint).toContain('npm rebuild');
+    // An npm that runs only approved install scripts skipped the build, and skips `npm rebuild` too.
+    expect(failure.hint).toContain('npm install-scripts approve entraclaw');
   });
 });
 
