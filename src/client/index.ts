@@ -38,6 +38,18 @@ function dropped(message: string, hint?: string): BrokerError {
   return err;
 }
 
+// A write whose connection dropped before its reply: the daemon may have done it or not, and a caller
+// that only sees "connection closed" cannot tell that from a write never sent.
+function undecided(op: string, drop: Error): BrokerError {
+  return new BrokerError(
+    'unavailable',
+    `${drop.message} before it answered this ${op}: it may or may not have been done`,
+    op === 'set'
+      ? 'get the item to see which value it holds, or set it again (a set replaces the whole item)'
+      : 'get the item to see whether it is still there, or delete it again (not_found if it was done)',
+  );
+}
+
 /** Who the daemon says we are, from the kernel's view of this process. */
 export interface WhoAmI {
   pid: number;
@@ -233,7 +245,8 @@ export class Client {
       try {
         return await this.exchange(await this.socket(), req, attachment);
       } catch (err) {
-        if (!(err instanceof Error && DROPS.has(err) && REPEATABLE.has(String(req.op)))) throw err;
+        if (!(err instanceof Error && DROPS.has(err))) throw err;
+        if (!REPEATABLE.has(String(req.op))) throw undecided(String(req.op), err);
         return await this.exchange(await this.socket(), req, attachment);
       }
     } finally {
