@@ -1,11 +1,16 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { encodeFrame, FrameDecoder, MAX_QUEUED_FRAMES, PROTOCOL_VERSION } from '../daemon/frame.js';
-import type { WireErrorCode } from '../daemon/protocol.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  MAX_QUEUED_FRAMES,
+  PROTOCOL_VERSION,
+  type WireErrorCode,
+} from '../daemon/frame.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { TooLargeError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { resolvePaths } from '../lib/paths.js';
-import type { Grant } from '../policy/schema.js';
+import type { Grant } from '../policy/grant.js';
 import { type ItemKind, type ItemMeta, MAX_VALUE_BYTES } from '../store/types.js';
 
 // Re-exported so that an application can name them: the package exports only this module.

@@ -17,6 +17,21 @@ export const MAX_FRAME = MAX_VALUE_BYTES + 64 * 1024;
  * times its size in memory (a deep `[[[...]]]`), so the daemon refuses more before parsing.
  */
 export const MAX_REQUEST_JSON_BYTES = 64 * 1024;
+/** Error codes that appear on the wire in `error.code`. */
+export const WIRE_ERROR_CODES = [
+  'denied',
+  'pending',
+  'not_found',
+  'expired',
+  'locked',
+  'unavailable',
+  'bad_request',
+  'too_large',
+  'internal',
+] as const;
+/** One wire error code. */
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
 /** Requests a client may pipeline before it must read replies; the daemon hangs up on more. */
 export const MAX_QUEUED_FRAMES = 32;
 

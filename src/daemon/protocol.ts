@@ -8,12 +8,12 @@ import {
   withinFourDigitYears,
 } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
-import { PROTOCOL_VERSION } from './frame.js';
+import { PROTOCOL_VERSION, type WireErrorCode } from './frame.js';
 
 // Limits, named and explained first (after ssh-agent's AGENT_MAX_LEN). The wire format is in docs/protocol.md.
 
-// PROTOCOL_VERSION and MAX_FRAME live in frame.ts, which the SDK loads without zod.
-export { MAX_FRAME, PROTOCOL_VERSION } from './frame.js';
+// PROTOCOL_VERSION, MAX_FRAME and the error codes live in frame.ts, which the SDK loads without zod.
+export { MAX_FRAME, PROTOCOL_VERSION, WIRE_ERROR_CODES, type WireErrorCode } from './frame.js';
 /** Largest service or account name, in UTF-8 bytes (the stores' own limit). */
 export const MAX_NAME_BYTES = 256;
 /** Largest string request id; numeric ids are uint32. */
@@ -25,21 +25,6 @@ export { MAX_TEXT_BYTES };
 export const OPS = ['get', 'set', 'delete', 'list', 'whoami', 'audit_head'] as const;
 /** One requested operation. */
 export type Op = (typeof OPS)[number];
-
-/** Error codes that appear on the wire in `error.code`. */
-export const WIRE_ERROR_CODES = [
-  'denied',
-  'pending',
-  'not_found',
-  'expired',
-  'locked',
-  'unavailable',
-  'bad_request',
-  'too_large',
-  'internal',
-] as const;
-/** One wire error code. */
-export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 
 /** The `error` object of a failed reply. */
 export interface WireError {

@@ -2,41 +2,28 @@ import { TomlDate } from 'smol-toml';
 import * as z from 'zod';
 import { readTimestamp, withinFourDigitYears } from '../store/item-rules.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
+import {
+  ANY,
+  GRANT_OPERATIONS,
+  GRANT_SOURCES,
+  type Grant,
+  type GrantOperation,
+  type GrantSource,
+  OPERATIONS,
+  type Operation,
+} from './grant.js';
 
-/** What a request asks to do to an item; `set` becomes create or update (see setOperation). */
-export const OPERATIONS = ['read', 'list', 'create', 'update', 'delete'] as const;
-/** One operation a request needs. */
-export type Operation = (typeof OPERATIONS)[number];
-/** What a grant may list in `operations`: an operation, or `write` for create + update. */
-export const GRANT_OPERATIONS = [...OPERATIONS, 'write'] as const;
-/** One entry of a grant's `operations`. */
-export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
-/** Where a grant came from (as in nono's profiles): hand-written, a shipped profile, or the CLI. */
-export const GRANT_SOURCES = ['user', 'profile', 'cli'] as const;
-/** One grant source. */
-export type GrantSource = (typeof GRANT_SOURCES)[number];
-/** Written explicitly in `accounts` (or `services`) to mean any name. */
-export const ANY = '*';
-
-/** Permission for one client to do `operations` on the items the grant names. Times are ISO-8601 UTC. */
-export interface Grant {
-  /** Exact service names, or `*` for every service. */
-  services: string[];
-  /** Service name prefixes, e.g. `aws/`. */
-  servicePrefixes: string[];
-  /** Exact account names, or `*` for every account; never empty. */
-  accounts: string[];
-  operations: GrantOperation[];
-  expiresAt?: string;
-  source?: GrantSource;
-  /** Each use must be confirmed by the user through the agent's askpass program (ssh-agent -c style). */
-  confirm?: boolean;
-  /**
-   * With confirm: how long a yes lasts (e.g. `10m`) for the same process and the same item and operation;
-   * none means every use is asked.
-   */
-  confirmFor?: string;
-}
+// Grants' plain types live in grant.ts (no zod, for the SDK's declarations); this module still offers them.
+export {
+  ANY,
+  GRANT_OPERATIONS,
+  GRANT_SOURCES,
+  type Grant,
+  type GrantOperation,
+  type GrantSource,
+  OPERATIONS,
+  type Operation,
+};
 
 /** An approved program: an executable by hash, optionally pinned to one script when it is an interpreter. */
 export interface Client {
