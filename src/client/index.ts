@@ -323,6 +323,13 @@ export class Client {
     account: string,
     opts: { allowExpired?: boolean } = {},
   ): Promise<ItemMeta & { value: Buffer }> {
+    // From JavaScript anything can arrive: a truthy string must not read an expired token by accident.
+    if (opts.allowExpired !== undefined && typeof opts.allowExpired !== 'boolean') {
+      throw new BrokerError(
+        'bad_request',
+        `get(): allowExpired must be true or false, not ${typeof opts.allowExpired}`,
+      );
+    }
     const r = await this.call({
       op: 'get',
       service,
@@ -339,6 +346,13 @@ export class Client {
     value: Buffer | string,
     meta: { kind?: ItemKind; label?: string; expiresAt?: string; scope?: string } = {},
   ): Promise<ItemMeta> {
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+      throw new BrokerError(
+        'bad_request',
+        `set(): the value must be a Buffer or a string, not ${value === null ? 'null' : typeof value}`,
+        'pass the secret as bytes (Buffer) or text; numbers and objects are not converted',
+      );
+    }
     const r = await this.call(
       { op: 'set', service, account, ...meta },
       Buffer.isBuffer(value) ? value : Buffer.from(value),

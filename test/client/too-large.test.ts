@@ -36,4 +36,34 @@ console.log(JSON.stringify({ broker: err instanceof BrokerError, code: err.code,
       whoamiPid: expect.any(Number),
     });
   }, 30_000);
+
+  it('a value or option of the wrong type from JavaScript is a BrokerError bad_request, not a TypeError or a guess', async () => {
+    const script = b.file(
+      'wrong-types.mjs',
+      `import { BrokerError, connect } from ${JSON.stringify(SDK_URL)};
+const c = await connect();
+const out = [];
+for (const attempt of [() => c.set('s.example', 'me', 42), () => c.set('s.example', 'me', null), () => c.get('s.example', 'me', { allowExpired: 'yes' })]) {
+  const err = await attempt().then(() => undefined, (e) => e);
+  out.push({ broker: err instanceof BrokerError, code: err?.code, message: err?.message });
+}
+console.log(JSON.stringify(out));
+`,
+    );
+    const r = await b.node(script, [], { timeoutMs: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual([
+      {
+        broker: true,
+        code: 'bad_request',
+        message: 'set(): the value must be a Buffer or a string, not number',
+      },
+      {
+        broker: true,
+        code: 'bad_request',
+        message: 'set(): the value must be a Buffer or a string, not null',
+      },
+      { broker: true, code: 'bad_request', message: 'get(): allowExpired must be true or false, not string' },
+    ]);
+  }, 30_000);
 });
