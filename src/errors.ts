@@ -74,6 +74,14 @@ export class UsageError extends EntraclawError {
   }
 }
 
+/**
+ * Ctrl-C at a prompt (raw mode turns the key into a byte, not a signal): the CLI reports it, then dies of
+ * SIGINT as the key would have made it, so a script running the command stops there too.
+ */
+export class InterruptedError extends UsageError {
+  override name = 'InterruptedError';
+}
+
 /** The request was refused by policy or identity checks. */
 export class DeniedError extends EntraclawError {
   override name = 'DeniedError';

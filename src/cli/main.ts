@@ -4,7 +4,7 @@
 // it. Nothing after `--` is taken as a Node option.
 import { EXIT_OUTPUT_FAILED, EXIT_STDOUT_CLOSED } from './exit-codes.js';
 import { fastSecretGet } from './fast-get.js';
-import { reportError } from './output.js';
+import { failWith } from './output.js';
 
 // A reader that stops early (`entraclaw secret ls | head -1`) closes the pipe: end quietly with the
 // status a tool killed by SIGPIPE has, instead of a stack trace about EPIPE.
@@ -34,7 +34,7 @@ async function run(): Promise<void> {
   try {
     await (await import('./secret-get.js')).secretGet(fast.service, fast.account, fast.options);
   } catch (err) {
-    process.exitCode = reportError(err, fast.options.json === true);
+    await failWith(err, fast.options.json === true);
   }
 }
 

@@ -1,4 +1,5 @@
-import { EntraclawError } from '../errors.js';
+import { EntraclawError, InterruptedError } from '../errors.js';
+import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { terminalJson, visible } from '../lib/visible.js';
 import { exitCodeFor } from './exit-codes.js';
 
@@ -53,4 +54,16 @@ export function reportError(err: unknown, json: boolean): number {
   if (e.code === 'internal' && process.env.ENTRACLAW_DEBUG && err instanceof Error)
     process.stderr.write(`${err.stack}\n`);
   return exitCodeFor(e.code);
+}
+
+/**
+ * Ends the command with `err`: reported, and its exit status set; after Ctrl-C at a prompt the process dies
+ * of SIGINT, as the key does elsewhere (a shell shows 130 and a script running it stops).
+ */
+export async function failWith(err: unknown, json: boolean): Promise<void> {
+  process.exitCode = reportError(err, json);
+  if (err instanceof InterruptedError) {
+    process.exitCode = 130;
+    await dieOfSigint();
+  }
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../errors.js';
-import { reportError } from './output.js';
+import { failWith, reportError } from './output.js';
 
 // The full command line (main.ts answers the plain forms of `secret get` without loading commander).
 // Command modules are imported inside their actions so that each command loads only what it uses:
@@ -272,6 +272,6 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
-    process.exitCode = reportError(err, json);
+    await failWith(err, json);
   }
 }

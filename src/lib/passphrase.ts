@@ -1,7 +1,7 @@
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LockedError, UsageError } from '../errors.js';
+import { InterruptedError, LockedError, UsageError } from '../errors.js';
 import type { StoreContext } from '../store/types.js';
 import { isEncryptedCredential } from './systemd-credential.js';
 
@@ -264,12 +264,13 @@ async function promptTwiceIf(
 }
 
 const ENTER = [0x0d, 0x0a];
-const CANCEL = [0x03, 0x04];
+const CTRL_C = 0x03;
+const CANCEL = [CTRL_C, 0x04];
 const ERASE = [0x7f, 0x08];
 
 /**
  * Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread.
- * Ctrl-C or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
+ * Ctrl-C (InterruptedError) or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
  */
 export async function promptHidden(
   question: string,
@@ -303,10 +304,13 @@ export async function promptHidden(
             if (ENTER.includes(b) || CANCEL.includes(b)) {
               if (i + 1 < chunk.length) input.unshift(chunk.subarray(i + 1));
               chunk.fill(0, 0, i + 1);
+              const cancelled = 'cancelled at the prompt; nothing was done';
               return finish(
                 ENTER.includes(b)
                   ? undefined
-                  : new UsageError('cancelled at the prompt; nothing was done', 'run the command again'),
+                  : b === CTRL_C
+                    ? new InterruptedError(cancelled)
+                    : new UsageError(cancelled, 'run the command again'),
               );
             }
             if (ERASE.includes(b)) len = Math.max(0, len - 1);

@@ -627,11 +627,14 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
     expect(get.stdout.toString()).toBe(CANARY);
   });
 
-  it('Ctrl-D or Ctrl-C at the value prompt cancels (exit 2) and stores nothing', () => {
-    for (const key of ['\x04', '\x03']) {
+  it('Ctrl-D (exit 2) or Ctrl-C (dies of SIGINT) at the value prompt cancels and stores nothing', () => {
+    for (const [key, status] of [
+      ['\x04', EXIT_CODES.usage],
+      ['\x03', -2],
+    ] as const) {
       const e = fresh();
       const r = runCliInPty(set, e, [key]);
-      expect(r.status, JSON.stringify(r.output)).toBe(EXIT_CODES.usage);
+      expect(r.status, JSON.stringify(r.output)).toBe(status);
       expect(r.output).toContain('cancelled');
       expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
     }
