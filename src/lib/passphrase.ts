@@ -267,10 +267,18 @@ const ENTER = [0x0d, 0x0a];
 const CTRL_C = 0x03;
 const CANCEL = [CTRL_C, 0x04];
 const ERASE = [0x7f, 0x08];
+const KILL_LINE = 0x15; // Ctrl-U
+
+/** Where the last character of `buf[0..len)` starts: an erase takes a whole UTF-8 character, as the tty's would (iutf8). */
+function lastCharStart(buf: Buffer, len: number): number {
+  let at = Math.max(0, len - 1);
+  while (at > 0 && ((buf[at] as number) & 0xc0) === 0x80) at--;
+  return at;
+}
 
 /**
  * Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread.
- * Ctrl-C (InterruptedError) or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
+ * Backspace erases a character, Ctrl-U the line; Ctrl-C (InterruptedError) or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
  */
 export async function promptHidden(
   question: string,
@@ -313,7 +321,10 @@ export async function promptHidden(
                     : new UsageError(cancelled, 'run the command again'),
               );
             }
-            if (ERASE.includes(b)) len = Math.max(0, len - 1);
+            // Raw mode leaves line editing to us: Backspace and Ctrl-U do what they do at a shell prompt,
+            // instead of becoming part of a passphrase the user believes they have retyped.
+            if (ERASE.includes(b)) len = lastCharStart(buf, len);
+            else if (b === KILL_LINE) len = 0;
             else if (len < buf.length) buf[len++] = b;
             else over = true;
           }

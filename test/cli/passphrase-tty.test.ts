@@ -187,3 +187,28 @@ describe('the vault passphrase at a terminal', () => {
     expect((await get.ended()).status).toBe(0);
   });
 });
+
+describe('editing what is typed at the passphrase prompt', () => {
+  /** Types `keys` at `secret get`'s prompt on a vault made with PASS; resolves with the command's status. */
+  async function getTyping(keys: string) {
+    const h = vaultWithValue();
+    const t = atTerminal(GET, h.env);
+    await t.waitFor('Passphrase for vault');
+    t.type(keys);
+    const end = await t.ended();
+    expect(end.restored).toBe(true);
+    return { status: end.status, output: t.output() };
+  }
+
+  it('Backspace erases a whole character, not one byte of it', async () => {
+    const r = await getTyping(`${PASS}é\x7f\r`);
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).toContain(VALUE);
+  });
+
+  it('Ctrl-U erases the line typed so far, as at a shell prompt', async () => {
+    const r = await getTyping(`a typo\x15${PASS}\r`);
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).toContain(VALUE);
+  });
+});
