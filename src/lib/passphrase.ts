@@ -64,7 +64,7 @@ export async function readPassphrase(
   const pass =
     source.kind === 'file'
       ? await readPassphraseFileAsync(source.path, source.via, signal)
-      : await promptTwiceIf(creating, `Passphrase for vault ${vaultPath}: `, io);
+      : await promptTwiceIf(creating, `Passphrase for vault ${vaultPath}: `, io, undefined, signal);
   if (pass.length === 0) {
     throw new UsageError(
       `refusing an empty passphrase for vault ${vaultPath}`,
@@ -247,10 +247,11 @@ async function promptTwiceIf(
   question: string,
   io: PromptIo,
   nothingDone = 'the vault was not created',
+  signal?: AbortSignal,
 ): Promise<Buffer> {
-  const first = await promptHidden(question, io);
+  const first = await promptHidden(question, io, MAX_PASSPHRASE_BYTES, signal);
   if (!twice) return first;
-  const second = await promptHidden('Repeat it to confirm: ', io);
+  const second = await promptHidden('Repeat it to confirm: ', io, MAX_PASSPHRASE_BYTES, signal);
   const same = first.equals(second);
   second.fill(0);
   if (!same) {
@@ -278,12 +279,14 @@ function lastCharStart(buf: Buffer, len: number): number {
 
 /**
  * Reads one line from the terminal without echo (raw mode) into a Buffer; bytes after Enter stay unread.
- * Backspace erases a character, Ctrl-U the line; Ctrl-C (InterruptedError) or Ctrl-D cancels; a line longer than `max` bytes is refused, never cut short.
+ * Backspace erases a character, Ctrl-U the line; Ctrl-C (InterruptedError) or Ctrl-D cancels, and so does
+ * `signal`; a line longer than `max` bytes is refused, never cut short.
  */
 export async function promptHidden(
   question: string,
   io: PromptIo,
   max: number = MAX_PASSPHRASE_BYTES,
+  signal?: AbortSignal,
 ): Promise<Buffer> {
   const input = io.input as NodeJS.ReadStream;
   const raw = typeof input.setRawMode === 'function' && input.isTTY;
@@ -299,9 +302,14 @@ export async function promptHidden(
       const finish = (err?: Error) => {
         input.removeListener('readable', onReadable);
         input.removeListener('end', onEnd);
+        signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
       };
+      // The daemon stopping (SIGTERM) while it asks: nobody is left to answer, and the terminal gets its
+      // echo back now, not whenever someone next presses Enter.
+      const onAbort = () =>
+        finish(new LockedError('stopped asking for the passphrase at the terminal: the store was closed'));
       // Paused-mode reads, so whatever follows Enter (a pasted confirmation) can be unshifted for the next prompt.
       const onReadable = () => {
         for (;;) {
@@ -332,8 +340,10 @@ export async function promptHidden(
         }
       };
       const onEnd = () => finish();
+      if (signal?.aborted) return onAbort();
       input.on('readable', onReadable);
       input.once('end', onEnd);
+      signal?.addEventListener('abort', onAbort);
     });
   } finally {
     if (raw) input.setRawMode(false);

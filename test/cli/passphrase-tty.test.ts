@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { NODE, nodeClientSource, run, waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 import { randomName } from '../support/context.js';
 import { startPty } from '../support/pty.js';
@@ -210,5 +211,48 @@ describe('editing what is typed at the passphrase prompt', () => {
     const r = await getTyping(`a typo\x15${PASS}\r`);
     expect(r.status, r.output).toBe(0);
     expect(r.output).toContain(VALUE);
+  });
+});
+
+describe('entraclaw agent started at a terminal', () => {
+  /** An agent on a pty over a vault holding S/A, and a registered SDK client allowed to read it. */
+  async function agentAtTerminal() {
+    const h = vaultWithValue();
+    const client = join(root, `client-${randomName('c')}.mjs`);
+    writeFileSync(client, nodeClientSource());
+    chmodSync(client, 0o644);
+    const script = realpathSync(client);
+    const reg = runCli(['register', NODE, '--script', script, '--grant', 'S/A', '--ops', 'read'], h.env);
+    expect(reg.status, reg.stderr).toBe(0);
+    const socket = join(h.env.XDG_RUNTIME_DIR!, 'entraclaw', 'agent.sock');
+    const t = atTerminal(['agent', '--store', 'encrypted-file', '--socket', socket], h.env);
+    await waitFor(() => existsSync(socket), 'the agent socket');
+    const pid = Number(/listening .* pid=(\d+)/.exec(t.output())![1]);
+    const get = () => run(NODE, [script, 'get', 'S', 'A'], { env: { ...h.env, ENTRACLAW_SOCKET: socket } });
+    return { t, pid, get };
+  }
+
+  it('asks at the first request that needs the vault, and serves it', async () => {
+    const { t, pid, get } = await agentAtTerminal();
+    const r = get();
+    await t.waitFor('Passphrase for vault');
+    t.type(`${PASS}\r`);
+    expect((await r).result).toEqual({ ok: true, value_b64: Buffer.from(VALUE).toString('base64') });
+    process.kill(pid, 'SIGTERM');
+    const end = await t.ended();
+    expect(end.status).toBe(0);
+    expect(end.restored).toBe(true);
+    expect(t.output()).not.toContain(PASS);
+  });
+
+  it('a SIGTERM while it asks stops the agent at once, the terminal as it was', async () => {
+    const { t, pid, get } = await agentAtTerminal();
+    const r = get();
+    await t.waitFor('Passphrase for vault');
+    process.kill(pid, 'SIGTERM');
+    const end = await t.ended();
+    expect(end.status, t.output()).toBe(0);
+    expect(end.restored).toBe(true);
+    expect((await r).result.ok).toBe(false);
   });
 });
