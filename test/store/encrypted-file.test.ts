@@ -2,8 +2,11 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   chmodSync,
+  closeSync,
+  constants,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -226,18 +229,25 @@ describe('encrypted-file store', () => {
     const ctx = context();
     await (await open(ctx)).set({ service: 'svc', account: 'a', value: Buffer.from(CANARY) });
     const fifo = join(ctx.dir, 'pipe-once');
-    const writer = spawn('sh', ['-c', 'mkfifo -m 600 "$F" && echo ready && printf "%s\\n" "$P" > "$F"'], {
-      env: { F: fifo, P: PASSPHRASE, PATH: process.env.PATH },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await new Promise((resolve) => writer.stdout.once('data', resolve));
-    const piped = await open({ ...ctx, passphraseFile: fifo });
-    expect((await piped.get('svc', 'a'))?.value.toString()).toBe(CANARY);
-    await rekeyVault(ctx, async () => Buffer.from('a brand new passphrase'));
-    const err = await caught(piped.get('svc', 'a'));
-    expect(err).toBeInstanceOf(LockedError);
-    expect(err.message).toContain(`the pipe ${fifo}`);
-    expect(err.hint).toContain('restart the agent (the process that read it) with the new passphrase');
+    expect(spawnSync('mkfifo', ['-m', '600', fifo]).status).toBe(0);
+    // A read end of our own keeps what the writer wrote in the pipe until the store opens it, whenever
+    // that is: a writer that had not opened the pipe yet when the store read it would give nothing.
+    const holder = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const writer = spawnSync('sh', ['-c', 'printf "%s\\n" "$P" > "$F"'], {
+        env: { F: fifo, P: PASSPHRASE, PATH: process.env.PATH },
+      });
+      expect(writer.status, writer.stderr.toString()).toBe(0);
+      const piped = await open({ ...ctx, passphraseFile: fifo });
+      expect((await piped.get('svc', 'a'))?.value.toString()).toBe(CANARY);
+      await rekeyVault(ctx, async () => Buffer.from('a brand new passphrase'));
+      const err = await caught(piped.get('svc', 'a'));
+      expect(err).toBeInstanceOf(LockedError);
+      expect(err.message).toContain(`the pipe ${fifo}`);
+      expect(err.hint).toContain('restart the agent (the process that read it) with the new passphrase');
+    } finally {
+      closeSync(holder);
+    }
   });
 
   it('close() while a passphrase pipe is silent ends the wait: the read fails as locked, nothing hangs', async () => {
