@@ -74,11 +74,16 @@ export class UsageError extends EntraclawError {
   }
 }
 
+/** A prompt at the terminal was cancelled (Ctrl-D; Ctrl-C is its InterruptedError). */
+export class PromptCancelledError extends UsageError {
+  override name = 'PromptCancelledError';
+}
+
 /**
  * Ctrl-C at a prompt (raw mode turns the key into a byte, not a signal): the CLI reports it, then dies of
  * SIGINT as the key would have made it, so a script running the command stops there too.
  */
-export class InterruptedError extends UsageError {
+export class InterruptedError extends PromptCancelledError {
   override name = 'InterruptedError';
 }
 

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename } from 'node:path';
 import type { AuditEntry, AuditRecord } from '../audit/entry.js';
 import type { AuditLog } from '../audit/log.js';
-import { DeniedError, EntraclawError } from '../errors.js';
+import { DeniedError, EntraclawError, LockedError, PromptCancelledError } from '../errors.js';
 import { identifyByToken } from '../identity/darwin.js';
 import { interpreterName } from '../identity/interpreter.js';
 import { userNamespaceOf, withinNamespace } from '../identity/namespace.js';
@@ -144,7 +144,17 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
     } catch (err) {
       if (!(err instanceof EntraclawError))
         deps.log('error', 'request failed', { op: request.op, error: (err as Error).message });
-      const error = wireError(err);
+      // The user cancelled the vault's passphrase prompt at the agent's terminal: for the client the store
+      // is locked (nothing was wrong with its request), and the agent asks again at the next one.
+      const error =
+        err instanceof PromptCancelledError
+          ? wireError(
+              new LockedError(
+                "the vault is locked: its passphrase prompt at the agent's terminal was cancelled",
+                'ask again: the agent prompts at the next request that needs the vault',
+              ),
+            )
+          : wireError(err);
       const decision = error.code === 'denied' ? 'denied' : 'error';
       return finish({ json: { id: request.id, ok: false, error } }, decision, error.message);
     }

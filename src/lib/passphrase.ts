@@ -1,7 +1,7 @@
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InterruptedError, LockedError, UsageError } from '../errors.js';
+import { InterruptedError, LockedError, PromptCancelledError, UsageError } from '../errors.js';
 import type { StoreContext } from '../store/types.js';
 import { isEncryptedCredential } from './systemd-credential.js';
 
@@ -326,7 +326,7 @@ export async function promptHidden(
                   ? undefined
                   : b === CTRL_C
                     ? new InterruptedError(cancelled)
-                    : new UsageError(cancelled, 'run the command again'),
+                    : new PromptCancelledError(cancelled, 'run the command again'),
               );
             }
             // Raw mode leaves line editing to us: Backspace and Ctrl-U do what they do at a shell prompt,

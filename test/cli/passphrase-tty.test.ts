@@ -245,6 +245,29 @@ describe('entraclaw agent started at a terminal', () => {
     expect(t.output()).not.toContain(PASS);
   });
 
+  it('Ctrl-C or Ctrl-D at its prompt fails that request as locked (not a bad request of the client), and the next asks again', async () => {
+    for (const key of ['\x03', '\x04']) {
+      const { t, pid, get } = await agentAtTerminal();
+      const prompts = () => t.output().split('Passphrase for vault').length - 1;
+      const r = get();
+      await waitFor(() => prompts() === 1, 'the prompt');
+      t.type(key);
+      expect((await r).result).toMatchObject({
+        ok: false,
+        code: 'locked',
+        message: "the vault is locked: its passphrase prompt at the agent's terminal was cancelled",
+        hint: 'ask again: the agent prompts at the next request that needs the vault',
+      });
+      // The agent lives on and asks again.
+      const again = get();
+      await waitFor(() => prompts() === 2, 'the prompt again');
+      t.type(`${PASS}\r`);
+      expect((await again).result).toEqual({ ok: true, value_b64: Buffer.from(VALUE).toString('base64') });
+      process.kill(pid, 'SIGTERM');
+      expect((await t.ended()).restored).toBe(true);
+    }
+  });
+
   it('a SIGTERM while it asks stops the agent at once, the terminal as it was', async () => {
     const { t, pid, get } = await agentAtTerminal();
     const r = get();
