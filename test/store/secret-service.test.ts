@@ -14,6 +14,7 @@ import { backend } from '../../src/store/secret-service.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
 import { CLI } from '../support/cli.js';
 import { describeIfProvided, linuxOnly, randomName, requireOrSkip } from '../support/context.js';
+import { lockCollectionOn, SECRETS, unlockWithPassword } from '../support/keyring-control.js';
 
 // Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
 // The lock test locks and re-unlocks the login keyring with that script's password, so refuse to run
@@ -24,7 +25,6 @@ if (!noSecretService && !process.env.ENTRACLAW_IN_TEST_SESSION) {
   throw new Error('run under scripts/with-keyring.sh: these tests lock and unlock the login keyring');
 }
 const TEST_KEYRING_PASSWORD = 'entraclaw-test';
-const SECRETS = { destination: 'org.freedesktop.secrets', path: '/org/freedesktop/secrets' };
 const BINARY = Buffer.concat([
   Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x80, 0x00, 0x0a, 0xed, 0xa0, 0x80]),
   randomBytes(64),
@@ -56,30 +56,15 @@ async function withApi<T>(fn: (bus: Bus, api: SecretServiceApi) => Promise<T>): 
 
 const lockCollection = (collection: string) =>
   withApi(async (bus, api) => {
-    await bus.call({
-      ...SECRETS,
-      interface: 'org.freedesktop.Secret.Service',
-      member: 'Lock',
-      signature: 'ao',
-      body: [[collection]],
-    });
+    await lockCollectionOn(bus, collection);
     expect(await api.collectionLocked(collection)).toBe(true);
   });
 
 const lockLogin = () => lockCollection(LOGIN_COLLECTION);
 
-// gnome-keyring's own no-prompt unlock (what its PAM module uses); the password travels DH-encrypted.
 const unlockLogin = () =>
   withApi(async (bus, api) => {
-    const session = await api.openSession();
-    const { iv, ciphertext } = encryptSecret(session.key, Buffer.from(TEST_KEYRING_PASSWORD));
-    await bus.call({
-      ...SECRETS,
-      interface: 'org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface',
-      member: 'UnlockWithMasterPassword',
-      signature: 'o(oayays)',
-      body: [LOGIN_COLLECTION, [session.path, iv, ciphertext, 'text/plain']],
-    });
+    await unlockWithPassword(bus, api, LOGIN_COLLECTION, TEST_KEYRING_PASSWORD);
     expect(await api.collectionLocked(LOGIN_COLLECTION)).toBe(false);
   });
 

@@ -3,15 +3,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOGIN_COLLECTION, SecretServiceApi } from '../../src/store/secret-service/api.js';
 import { Bus } from '../../src/store/secret-service/bus.js';
-import { encryptSecret } from '../../src/store/secret-service/dh-session.js';
 import { linuxOnly } from './context.js';
+import { lockCollectionOn, unlockWithPassword } from './keyring-control.js';
 
 // A D-Bus session bus and a gnome-keyring of one test's own, which it may lock, stop and start again at
 // will: unlike scripts/with-keyring.sh's session, whose keyring other tests use at the same time. The bus
 // has no service directories, so nothing is ever activated on it behind the test's back.
 
 const PASSWORD = 'entraclaw-private-keyring';
-const SECRETS = { destination: 'org.freedesktop.secrets', path: '/org/freedesktop/secrets' };
 
 /** Why a private keyring cannot be had here, or undefined when it can. */
 export const privateKeyringMissing =
@@ -110,30 +109,11 @@ export async function startPrivateKeyring(dir: string): Promise<PrivateKeyring> 
       await ended(keyring);
     },
     async lock() {
-      await call((b) =>
-        b.call({
-          ...SECRETS,
-          interface: 'org.freedesktop.Secret.Service',
-          member: 'Lock',
-          signature: 'ao',
-          body: [[LOGIN_COLLECTION]],
-        }),
-      );
+      await call((b) => lockCollectionOn(b, LOGIN_COLLECTION));
       await until(async () => (await locked()) === true, 'the login keyring to lock');
     },
-    // gnome-keyring's own no-prompt unlock (what its PAM module uses); the password travels DH-encrypted.
     async unlock() {
-      await call(async (b, api) => {
-        const session = await api.openSession();
-        const { iv, ciphertext } = encryptSecret(session.key, Buffer.from(PASSWORD));
-        await b.call({
-          ...SECRETS,
-          interface: 'org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface',
-          member: 'UnlockWithMasterPassword',
-          signature: 'o(oayays)',
-          body: [LOGIN_COLLECTION, [session.path, iv, ciphertext, 'text/plain']],
-        });
-      });
+      await call((b, api) => unlockWithPassword(b, api, LOGIN_COLLECTION, PASSWORD));
       await until(async () => (await locked()) === false, 'the login keyring to unlock');
     },
     async stop() {
