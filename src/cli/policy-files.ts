@@ -6,9 +6,10 @@ import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { type Paths, resolvePaths } from '../lib/paths.js';
 import { droppedComments, parseGrantSpec, savePolicy } from '../policy/edit.js';
+import type { Grant } from '../policy/grant.js';
 import { loadPolicyWithWarnings, policyPath } from '../policy/load.js';
 import { pendingPath } from '../policy/pending.js';
-import type { Grant, Policy } from '../policy/schema.js';
+import type { Policy } from '../policy/schema.js';
 import { note } from './output.js';
 
 /** Paths and file locations the approval commands share. */

@@ -22,7 +22,7 @@ import { shareStats } from '../lib/file-key.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
-import type { Grant } from '../policy/schema.js';
+import type { Grant } from '../policy/grant.js';
 import type { Store } from '../store/types.js';
 import { askpassConfirmer } from './confirm.js';
 import { Connection, type ConnectionLimits } from './connection.js';

@@ -1,7 +1,8 @@
 import { itemGrantSpec, percentEncode } from '../lib/percent.js';
 import { programLabel } from '../lib/visible.js';
 import { pinOf } from './edit.js';
-import { ANY, type Client, type Grant, type Policy } from './schema.js';
+import { ANY, type Grant } from './grant.js';
+import type { Client, Policy } from './schema.js';
 
 /**
  * Renders a grant on one line in `--grant` spec syntax, so what is shown can be pasted back: e.g.

@@ -5,20 +5,10 @@ import { writeFileAtomic } from '../lib/atomic-write.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { shellQuote } from '../lib/shell.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
+import { ANY, GRANT_OPERATIONS, type Grant, type GrantOperation, type GrantSource } from './grant.js';
 import { parsePolicy } from './load.js';
 import type { ClientIdentity } from './match.js';
-import {
-  ANY,
-  CLIENT_NAME,
-  type Client,
-  GRANT_OPERATIONS,
-  type Grant,
-  type GrantOperation,
-  type GrantSource,
-  isConfirmWindow,
-  nameProblem,
-  type Policy,
-} from './schema.js';
+import { CLIENT_NAME, type Client, isConfirmWindow, nameProblem, type Policy } from './schema.js';
 import { tomlComments } from './toml-lines.js';
 
 // Pure edits return a new policy and never change their input, so a failed save leaves nothing half-done.

@@ -4,7 +4,8 @@ import type * as z from 'zod';
 import { UsageError } from '../errors.js';
 import type { Paths } from '../lib/paths.js';
 import { readPrivateFile } from '../lib/private-file.js';
-import { ANY, fromFile, type Policy, policyFileSchema } from './schema.js';
+import { ANY } from './grant.js';
+import { fromFile, type Policy, policyFileSchema } from './schema.js';
 import {
   escapedStarLines,
   impossibleDates,

@@ -2,7 +2,8 @@ import { basename } from 'node:path';
 import { interpreterName } from '../identity/interpreter.js';
 import { grantable, grantSpecFor, itemGrantSpec, itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
-import { ANY, type Client, type Grant, type GrantOperation, type Policy } from './schema.js';
+import { ANY, type Grant, type GrantOperation } from './grant.js';
+import type { Client, Policy } from './schema.js';
 
 /** Who is asking, as the daemon established it from kernel credentials (never from the request). */
 export interface ClientIdentity {

@@ -7,8 +7,8 @@ import { writeFileAtomic } from '../lib/atomic-write.js';
 import { withFileLock } from '../lib/file-lock.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import type { Paths } from '../lib/paths.js';
+import { GRANT_OPERATIONS } from './grant.js';
 import type { AccessRequest, ClientIdentity } from './match.js';
-import { GRANT_OPERATIONS } from './schema.js';
 
 // Limits: the file is written on behalf of programs nobody approved yet, so each of them is bounded.
 /** An entry not seen for this long is dropped. */

@@ -2,28 +2,7 @@ import { TomlDate } from 'smol-toml';
 import * as z from 'zod';
 import { readTimestamp, withinFourDigitYears } from '../store/item-rules.js';
 import { DURATION_FORMAT, parseDuration } from './duration.js';
-import {
-  ANY,
-  GRANT_OPERATIONS,
-  GRANT_SOURCES,
-  type Grant,
-  type GrantOperation,
-  type GrantSource,
-  OPERATIONS,
-  type Operation,
-} from './grant.js';
-
-// Grants' plain types live in grant.ts (no zod, for the SDK's declarations); this module still offers them.
-export {
-  ANY,
-  GRANT_OPERATIONS,
-  GRANT_SOURCES,
-  type Grant,
-  type GrantOperation,
-  type GrantSource,
-  OPERATIONS,
-  type Operation,
-};
+import { ANY, GRANT_OPERATIONS, GRANT_SOURCES, type Grant } from './grant.js';
 
 /** An approved program: an executable by hash, optionally pinned to one script when it is an interpreter. */
 export interface Client {

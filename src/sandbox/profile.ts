@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { tomlSyntaxError } from '../lib/toml-error.js';
-import type { Grant, GrantOperation } from '../policy/schema.js';
+import type { Grant, GrantOperation } from '../policy/grant.js';
 
 // A sandbox profile. Its `[credential_access]` table mirrors the nono broker's profile section
 // (services, service_prefixes, accounts with an explicit "*", operations read/create/update/upsert/delete/status),
@@ -36,10 +36,11 @@ const NONO_OPS: Record<string, GrantOperation[]> = {
 
 /** Parses profile TOML text; unknown keys and bad values are UsageErrors naming the field. */
 export async function parseProfile(text: string, source: string): Promise<SandboxProfile> {
-  const [{ parse }, { z }, { nameProblem, ANY }] = await Promise.all([
+  const [{ parse }, { z }, { nameProblem }, { ANY }] = await Promise.all([
     import('smol-toml'),
     import('zod'),
     import('../policy/schema.js'),
+    import('../policy/grant.js'),
   ]);
   // The same name rules as the stores and policy.toml (non-empty, <= 256 bytes, no NUL or newline).
   const name = z.string().superRefine((s, ctx) => {

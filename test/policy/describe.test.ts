@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { programLabel, terminalJson, visible } from '../../src/lib/visible.js';
 import { describeGrant, describePolicyChange } from '../../src/policy/describe.js';
 import { parseGrantSpec } from '../../src/policy/edit.js';
-import type { Client, Grant } from '../../src/policy/schema.js';
+import type { Grant } from '../../src/policy/grant.js';
+import type { Client } from '../../src/policy/schema.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const grant = (over: Partial<Grant> = {}): Grant => ({

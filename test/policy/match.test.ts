@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Grant, Operation } from '../../src/policy/grant.js';
 import {
   type ClientIdentity,
   decide,
@@ -7,7 +8,7 @@ import {
   setOperation,
   UNGRANTABLE,
 } from '../../src/policy/match.js';
-import type { Client, Grant, Operation, Policy } from '../../src/policy/schema.js';
+import type { Client, Policy } from '../../src/policy/schema.js';
 
 const NODE = 'a'.repeat(64);
 const NODE2 = 'c'.repeat(64);

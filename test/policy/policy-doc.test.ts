@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGrantSpec } from '../../src/policy/edit.js';
+import { GRANT_OPERATIONS } from '../../src/policy/grant.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { decide } from '../../src/policy/match.js';
-import { GRANT_OPERATIONS } from '../../src/policy/schema.js';
 
 // docs/policy.md is the reference users edit policy.toml by: its example must be a valid policy that
 // means what the text says, and its spec table must match parseGrantSpec.

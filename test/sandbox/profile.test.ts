@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
+import type { Grant, Operation } from '../../src/policy/grant.js';
 import { decide } from '../../src/policy/match.js';
-import type { Grant, Operation } from '../../src/policy/schema.js';
 import { loadProfile, parseProfile } from '../../src/sandbox/profile.js';
 
 // The sandbox profile: nono's credential_access section, read into the same Grant the policy uses.
