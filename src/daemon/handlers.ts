@@ -367,7 +367,9 @@ async function serve(
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
-      const setCommand = `entraclaw secret set ${shellQuote(request.service)} ${shellQuote(request.account)}`;
+      // For the hints of a miss only: not built on the path of every served get.
+      const setCommand = () =>
+        `entraclaw secret set ${shellQuote(request.service)} ${shellQuote(request.account)}`;
       if (!item) {
         const forgotten = forgetfulStoreNote(deps.store.name);
         return finish(
@@ -375,7 +377,7 @@ async function serve(
             id,
             'not_found',
             `${itemName(request.service, request.account)} not found in ${deps.store.name}`,
-            forgotten ? { hint: `${forgotten}: the user can store it again with: ${setCommand}` } : {},
+            forgotten ? { hint: `${forgotten}: the user can store it again with: ${setCommand()}` } : {},
           ),
           'granted',
           'not found',
@@ -385,7 +387,7 @@ async function serve(
         item.value.fill(0);
         return finish(
           fail(id, 'expired', `${itemName(request.service, request.account)} expired at ${item.expiresAt}`, {
-            hint: `the user can refresh it with: ${setCommand}; or ask again with allowExpired to read it anyway`,
+            hint: `the user can refresh it with: ${setCommand()}; or ask again with allowExpired to read it anyway`,
           }),
           'granted',
           'expired',
