@@ -227,7 +227,10 @@ describe('entraclaw agent started at a terminal', () => {
     const socket = join(h.env.XDG_RUNTIME_DIR!, 'entraclaw', 'agent.sock');
     const t = atTerminal(['agent', '--store', 'encrypted-file', '--socket', socket], h.env);
     await waitFor(() => existsSync(socket), 'the agent socket');
-    const pid = Number(/listening .* pid=(\d+)/.exec(t.output())![1]);
+    // The socket can exist a moment before its "listening" line has come through the pty.
+    const listening = /listening .* pid=(\d+)/;
+    await waitFor(() => listening.test(t.output()), 'the agent\'s "listening" line');
+    const pid = Number(listening.exec(t.output())![1]);
     const get = () => run(NODE, [script, 'get', 'S', 'A'], { env: { ...h.env, ENTRACLAW_SOCKET: socket } });
     return { t, pid, get };
   }
