@@ -117,7 +117,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     throw cannotStart(
       command[0]!,
       whyNotRunnable(command[0]!, process.env.PATH, project),
-      `not found${command[0]!.includes('/') ? '' : ' in PATH'}`,
+      undefined,
       ' (the sandbox sees the same PATH)',
     );
   }

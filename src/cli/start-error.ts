@@ -3,14 +3,21 @@ import { UsageError } from '../errors.js';
 /**
  * The error for a command that did not start, from the errno execvp() gave (or, for `sandbox`, would
  * give). EACCES means the name was found, so "check the command name and PATH" would send the user the
- * wrong way: it says what the kernel refused instead.
+ * wrong way: it says what the kernel refused instead. `detail` is said for any other
+ * errno; `where` adds to the hint.
  */
 export function cannotStart(
   command: string,
   code: string | undefined,
-  detail: string,
+  detail = code ?? 'unknown error',
   where = '',
 ): UsageError {
+  if (code === 'ENOENT') {
+    return new UsageError(
+      `cannot start ${command}: not found${command.includes('/') ? '' : ' in PATH'} (ENOENT)`,
+      `check the command name and PATH${where}`,
+    );
+  }
   if (code === 'EACCES') {
     return new UsageError(
       `cannot start ${command}: permission denied (EACCES)`,

@@ -258,10 +258,17 @@ describe('entraclaw run: the child is the command', () => {
     expect(lines).toContain(`T=${CANARY}`);
   });
 
-  it('a command that does not exist never runs and is an error', () => {
+  it('a command that does not exist never runs and is an error saying so in words, not only an errno', () => {
     const r = run(['--', join(dir, 'no-such-command')]);
     expect(r.status).toBe(EXIT_CODES.usage);
-    expect(r.stderr).toContain('no-such-command');
+    expect(r.stderr).toContain(
+      `entraclaw: cannot start ${join(dir, 'no-such-command')}: not found (ENOENT)\n`,
+    );
+    const bare = run(['--', 'no-such-command-xyz']);
+    expect(bare.status).toBe(EXIT_CODES.usage);
+    expect(bare.stderr).toContain(
+      'entraclaw: cannot start no-such-command-xyz: not found in PATH (ENOENT)\n',
+    );
   });
 
   it('a file that is not executable is a permission error with a hint to match, not "check PATH"', () => {
@@ -273,7 +280,7 @@ describe('entraclaw run: the child is the command', () => {
     expect(r.stderr).toContain(`chmod +x`);
     expect(r.stderr).not.toContain('check the command name and PATH');
     const missing = run(['--', join(dir, 'no-such-command')]);
-    expect(missing.stderr).toContain('ENOENT\n  hint: check the command name and PATH\n');
+    expect(missing.stderr).toContain('(ENOENT)\n  hint: check the command name and PATH\n');
   });
 });
 

@@ -789,7 +789,7 @@ describeIfProvided('process hygiene', brokerClientsMissing, () => {
     );
     expect(r.status, r.stderr).toBe(127);
     expect(r.stderr).toContain(
-      'entraclaw: cannot start /nonexistent/cmd: ENOENT\n  hint: check the command name and PATH\n',
+      'entraclaw: cannot start /nonexistent/cmd: not found (ENOENT)\n  hint: check the command name and PATH\n',
     );
   }, 30_000);
 

@@ -735,8 +735,8 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
 
     it('a command that does not exist is a usage error naming it (exit 2, not a bare bwrap message)', () => {
       for (const [cmd, why] of [
-        ['no-such-command-xyz', 'not found in PATH'],
-        [join(root, 'no-such-file'), 'not found\n  hint: check the command name and PATH'],
+        ['no-such-command-xyz', 'not found in PATH (ENOENT)'],
+        [join(root, 'no-such-file'), 'not found (ENOENT)\n  hint: check the command name and PATH'],
       ] as const) {
         const r = cli(['sandbox', '--store', 'secret-service', '--', cmd]);
         expect(r.status).toBe(2);
