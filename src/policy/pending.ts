@@ -96,7 +96,9 @@ export async function recordPending(
     const existing = entries.find((e) => sameProgram(e, identity));
     if (existing) {
       const known = existing.requests.some((r) => sameRequest(r, req));
-      const fresh = now.getTime() - Date.parse(existing.lastSeen) < LAST_SEEN_RESOLUTION_MS;
+      const age = now.getTime() - Date.parse(existing.lastSeen);
+      // A lastSeen ahead of now (the clock was set back) is refreshed, or it would never be again.
+      const fresh = age >= 0 && age < LAST_SEEN_RESOLUTION_MS;
       if (known && fresh && existing.uid === uid) return existing;
       existing.requests = [...existing.requests.filter((r) => !sameRequest(r, req)), req].slice(
         -MAX_PENDING_REQUESTS,
@@ -203,7 +205,9 @@ function load(path: string, now: Date): PendingEntry[] {
       },
     );
   }
-  return parsed.entries.filter((e) => now.getTime() - Date.parse(e.lastSeen) <= PENDING_TTL_MS);
+  // Also dropped: an entry last seen more than the TTL ahead of now, whose clock was far off; one only a
+  // little ahead ages out within a TTL of the clock catching up.
+  return parsed.entries.filter((e) => Math.abs(now.getTime() - Date.parse(e.lastSeen)) <= PENDING_TTL_MS);
 }
 
 function save(path: string, entries: PendingEntry[]): void {

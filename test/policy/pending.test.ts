@@ -204,6 +204,19 @@ describe('expiry', () => {
     expect(listPending(path, at(44 * HOUR + 1))).toEqual([]);
   });
 
+  it('after the clock was set back, a repeat refreshes lastSeen, and an entry a day or more ahead is dropped', async () => {
+    const e = await recordPending(path, node, [], 1000, read('s'), at(2 * HOUR));
+    // The clock went back two hours: the next sighting counts from now, so the entry ages as usual.
+    const again = await recordPending(path, node, [], 1000, read('s'), T0);
+    expect(again.id).toBe(e.id);
+    expect(again.lastSeen).toBe(T0.toISOString());
+    expect(listPending(path, at(24 * HOUR + 1))).toEqual([]);
+    // Never seen again after the clock went back: dropped, not kept until the clock catches up.
+    await recordPending(path, bot, [], 1000, read('s'), at(48 * HOUR));
+    expect(listPending(path, at(24 * HOUR)).map((x) => x.script)).toEqual([bot.script]);
+    expect(listPending(path, at(24 * HOUR - 1))).toEqual([]);
+  });
+
   it('gives an expired program a fresh entry with a new id', async () => {
     const old = await recordPending(path, node, [], 1000, read('s'), T0);
     const fresh = await recordPending(path, node, [], 1000, read('s'), at(25 * HOUR));
