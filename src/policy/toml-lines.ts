@@ -22,8 +22,12 @@ export function tomlRawStrings(source: string): Map<string, string[]> {
   return strings;
 }
 
-// Calls `visit` for each table header (with no value) and key/value pair of a valid TOML document.
-function walk(source: string, visit: (path: string, lineNo: number, value: string) => void): void {
+/** Told each path found, with its line and its value as written ('' for a table header). */
+type Visit = (path: string, lineNo: number, value: string) => void;
+
+// Calls `visit` for each table header (with no value) and key/value pair of a valid TOML document, and
+// for what an inline value holds (walkInline).
+function walk(source: string, visit: Visit): void {
   const arrayCounts = new Map<string, number>();
   const lastIndex = new Map<string, number>();
   const seen = new Set<string>();
@@ -87,7 +91,69 @@ function walk(source: string, visit: (path: string, lineNo: number, value: strin
       state = scanValue(text[i]!, state);
     }
     visit(path, lineNo, value.join('\n'));
+    walkInline(value.join('\n'), lineNo, keys, visit);
   }
+}
+
+// Calls `visit` for each element of an array and each key of an inline table in a value (as written
+// after its `=`, continuation lines included), at the line where it starts: in `grant = [` followed by
+// one `{ ... }` per line, an error in the second grant names the second grant's line, not the `grant =`.
+function walkInline(text: string, firstLine: number, path: readonly string[], visit: Visit): void {
+  let i = 0;
+  let line = firstLine;
+  // Past spaces, newlines and comments.
+  const blank = () => {
+    for (; i < text.length; i++) {
+      const c = text[i]!;
+      if (c === '\n') line++;
+      else if (c === '#') {
+        while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+      } else if (c !== ' ' && c !== '\t') return;
+    }
+  };
+  // Past the value at i, visiting what it holds.
+  const value = (at: readonly string[]): void => {
+    const open = text[i];
+    if (open === '"' || open === "'") {
+      const end = stringEnd(text, i);
+      line += text.slice(i, end).split('\n').length - 1;
+      i = end;
+      return;
+    }
+    if (open !== '[' && open !== '{') {
+      // A number, boolean or date: up to what ends it.
+      while (i < text.length && !/[,\]}\n#]/.test(text[i]!)) i++;
+      return;
+    }
+    i++;
+    for (let n = 0; ; ) {
+      blank();
+      if (i >= text.length) return;
+      if (text[i] === (open === '[' ? ']' : '}')) {
+        i++;
+        return;
+      }
+      if (text[i] === ',') {
+        i++;
+        continue;
+      }
+      const start = line;
+      let keys: string[];
+      if (open === '[') keys = [...at, String(n++)];
+      else {
+        const eq = keyEnd(text.slice(i));
+        if (eq < 0) return;
+        keys = [...at, ...splitKey(text.slice(i, i + eq))];
+        i += eq + 1;
+        blank();
+      }
+      const from = i;
+      value(keys);
+      visit(keys.join('.'), start, text.slice(from, i));
+    }
+  };
+  blank();
+  value(path);
 }
 
 // The string tokens of a value, as written, in order; comments skipped.
@@ -184,17 +250,24 @@ function spans(text: string): { offset: number; end: number; string: boolean }[]
       if (eol < 0) break;
       i = eol;
     } else if (c === '"' || c === "'") {
-      const quote = text.startsWith(c.repeat(3), i) ? c.repeat(3) : c;
-      let j = i + quote.length;
-      while (j < text.length && !text.startsWith(quote, j)) j += c === '"' && text[j] === '\\' ? 2 : 1;
-      // A closing delimiter of three may be followed by up to two more quotes, which end the string's text.
-      let end = j + quote.length;
-      while (quote.length === 3 && end < j + 5 && text[end] === c) end++;
+      const end = stringEnd(text, i);
       out.push({ offset: i, end, string: true });
       i = end - 1;
     }
   }
   return out;
+}
+
+// The offset just past the string (of any of TOML's four forms) whose opening quote is at `start`.
+function stringEnd(text: string, start: number): number {
+  const c = text[start]!;
+  const quote = text.startsWith(c.repeat(3), start) ? c.repeat(3) : c;
+  let j = start + quote.length;
+  while (j < text.length && !text.startsWith(quote, j)) j += c === '"' && text[j] === '\\' ? 2 : 1;
+  // A closing delimiter of three may be followed by up to two more quotes, which end the string's text.
+  let end = j + quote.length;
+  while (quote.length === 3 && end < j + 5 && text[end] === c) end++;
+  return end;
 }
 
 /** The line of `path` or of its nearest recorded ancestor (the table, or the key whose value holds it). */

@@ -304,7 +304,8 @@ describe('a * that is only a literal character', () => {
     const listed = runCli(['clients'], env);
     expect(listed.status, listed.stderr).toBe(0);
     expect(listed.stderr).not.toContain('"me*"');
-    expect(listed.stderr).toMatch(/warning: .*policy\.toml:1: accounts entry "typed\*" matches only/);
+    // The line of the entry itself, not of the `client = [{` its inline table starts on.
+    expect(listed.stderr).toMatch(/warning: .*policy\.toml:2: accounts entry "typed\*" matches only/);
     const granted = runCli(['grant', 'inline', '--grant', 'other'], env);
     expect(granted.status, granted.stderr).toBe(0);
     expect(readFileSync(policy, 'utf8')).toContain('accounts = ["me\\u002a", "typed*"]');

@@ -168,6 +168,20 @@ describe('parsePolicy', () => {
         'provider',
         'client.grant',
       ],
+      [
+        'a key of the second grant in an inline array, one grant per line',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\ngrant = [\n  { services = ["a"], accounts = ["*"], operations = ["read"] },\n  # the second\n  { services = ["b"], accounts = ["*"], operations = ["read"], bogus = 1 },\n]\n`,
+        8,
+        'bogus',
+        'client.grant',
+      ],
+      [
+        'a key of the second client in an inline array',
+        `client = [\n  { name = "x", exe = "/x", sha256 = "${A}" },\n  { name = "y", exe = "/y", sha256 = "${B}",\n    extra = 1 },\n]\n`,
+        4,
+        'extra',
+        'client',
+      ],
     ])('%s', (_name, source, line, key, table) => {
       const e = usageError(() => parsePolicy(source, 'policy.toml'));
       expect(e.message).toContain(
@@ -310,6 +324,18 @@ describe('parsePolicy', () => {
         client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = 600\n'),
         9,
         /confirm_for: must be a duration string/,
+      ],
+      [
+        'an unknown operation in a multi-line array, at its own line',
+        client('', 'services = ["s"]\naccounts = ["*"]\noperations = [\n  "read",\n  "reed",\n]\n'),
+        10,
+        /operations\[1\]: must be one of/,
+      ],
+      [
+        'a relative exe of the second client in an inline array',
+        `client = [\n  { name = "x", exe = "/x", sha256 = "${A}" },\n  { name = "y", exe = "y", sha256 = "${B}" },\n]\n`,
+        3,
+        /exe: must be an absolute path/,
       ],
       [
         'a confirmation window beside confirm = false',

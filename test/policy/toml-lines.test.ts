@@ -65,7 +65,7 @@ describe('tomlKeyLines', () => {
   });
 
   it('falls back to the nearest recorded ancestor', () => {
-    expect(lineOf(lines, ['client', 0, 'grant', 1, 'accounts', 1])).toBe(8);
+    expect(lineOf(lines, ['client', 0, 'grant', 1, 'accounts', 5])).toBe(8);
     expect(lineOf(lines, ['client', 1, 'grant', 0, 'missing'])).toBe(20);
     expect(lineOf(lines, ['nowhere'])).toBeUndefined();
   });
@@ -75,6 +75,39 @@ describe('tomlKeyLines', () => {
     expect(dotted.get('client')).toBe(2);
     expect(dotted.get('client.exe')).toBe(3);
     expect(lines.get('client.1.grant.0.dotted')).toBe(22);
+  });
+
+  it('places each element of a value written over several lines, and each key of its inline tables', () => {
+    const src = `grant = [
+  { services = ["a"] }, # one
+  # between
+  {
+    services = [
+      "b",
+      """c
+d""",
+      'e',
+    ], "k\\u00e9" = 1 },
+]
+after = { t = 2026-01-01 00:00:00Z, n = [1, [2,
+ 3]] }
+`;
+    expect(() => parse(src)).not.toThrow();
+    expect(Object.fromEntries(tomlKeyLines(src))).toMatchObject({
+      grant: 1,
+      'grant.0': 2,
+      'grant.0.services': 2,
+      'grant.0.services.0': 2,
+      'grant.1': 4,
+      'grant.1.services': 5,
+      'grant.1.services.0': 6,
+      'grant.1.services.1': 7,
+      'grant.1.services.2': 9,
+      after: 12,
+      'after.t': 12,
+      'after.n.1.1': 13,
+    });
+    expect(lines.get('client.0.grant.1.accounts.1')).toBe(10);
   });
 
   it('handles CRLF line ends', () => {
