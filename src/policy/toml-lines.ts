@@ -301,8 +301,11 @@ function splitKey(key: string): string[] {
   for (let i = 0; i < key.length; i++) {
     const c = key[i]!;
     if (quote) {
-      if (c === '\\' && quote === '"') current += unescapeOne(key[++i] ?? '');
-      else if (c === quote) quote = undefined;
+      if (c === '\\' && quote === '"') {
+        const [char, used] = unescapeOne(key, i + 1);
+        current += char;
+        i += used;
+      } else if (c === quote) quote = undefined;
       else current += c;
     } else if (c === '"' || c === "'") quote = c;
     else if (c === '.') {
@@ -314,8 +317,17 @@ function splitKey(key: string): string[] {
   return parts;
 }
 
-function unescapeOne(c: string): string {
-  return ({ n: '\n', t: '\t', r: '\r', b: '\b', f: '\f' } as Record<string, string>)[c] ?? c;
+// The character the escape after a backslash at `at` stands for, and how many characters it takes:
+// `\u00e9`, `\U0001F600` and `\xe9` too (TOML 1.1, as smol-toml reads it), so a key written with one is
+// found by the name it parses to.
+function unescapeOne(text: string, at: number): [string, number] {
+  const c = text[at] ?? '';
+  const digits = c === 'u' ? 4 : c === 'U' ? 8 : c === 'x' ? 2 : 0;
+  const hex = text.slice(at + 1, at + 1 + digits);
+  if (digits && /^[0-9a-fA-F]+$/.test(hex) && hex.length === digits) {
+    return [String.fromCodePoint(Number.parseInt(hex, 16)), 1 + digits];
+  }
+  return [({ n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', e: '\x1b' } as Record<string, string>)[c] ?? c, 1];
 }
 
 interface ValueState {

@@ -182,6 +182,13 @@ describe('parsePolicy', () => {
         'extra',
         'client',
       ],
+      [
+        'a quoted key written with a \\u escape',
+        `[[client]]\nname = "x"\nexe = "/x"\nsha256 = "${A}"\n\n"sh\\u0061256x" = 1\n`,
+        6,
+        'sha256x',
+        'client',
+      ],
     ])('%s', (_name, source, line, key, table) => {
       const e = usageError(() => parsePolicy(source, 'policy.toml'));
       expect(e.message).toContain(

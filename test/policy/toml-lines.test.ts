@@ -103,11 +103,21 @@ after = { t = 2026-01-01 00:00:00Z, n = [1, [2,
       'grant.1.services.0': 6,
       'grant.1.services.1': 7,
       'grant.1.services.2': 9,
+      'grant.1.ké': 10,
       after: 12,
       'after.t': 12,
       'after.n.1.1': 13,
     });
     expect(lines.get('client.0.grant.1.accounts.1')).toBe(10);
+  });
+
+  it('finds a quoted key written with escapes by the name it parses to', () => {
+    const src = '[["cli\\u0065nt"]]\n"na\\u006De" = 1\n"\\U0001F600" = 2\n"\\x41\\e" = 3\n';
+    expect(Object.keys(parse(src))).toEqual(['client']);
+    const at = tomlKeyLines(src);
+    expect(at.get('client.0.name')).toBe(2);
+    expect(at.get('client.0.\u{1F600}')).toBe(3);
+    expect(at.get('client.0.A\x1b')).toBe(4);
   });
 
   it('handles CRLF line ends', () => {
