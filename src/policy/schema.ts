@@ -41,9 +41,12 @@ export function nameProblem(value: string): string | undefined {
   return undefined;
 }
 
+// The message does not quote the name: one too long or with a newline is more likely a token or key
+// pasted into the wrong place, and this message goes to the daemon's log, into the audit chain and to
+// every refused request (the daemon's own request checks never quote one either). Line and field say which.
 const itemName = z.string().superRefine((s, ctx) => {
   const problem = nameProblem(s);
-  if (problem) ctx.addIssue({ code: 'custom', message: `"${s}" ${problem}` });
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
 const hash = z

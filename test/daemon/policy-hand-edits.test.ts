@@ -95,6 +95,31 @@ client = [ { name = 'hand', exe = "${NODE}", sha256 = "${NODE_SHA256}",\r
     refused(await b.node(client, ['get', 'svc', 'alice']), 'denied', /no grant of client "hand" allows read/);
   }, 30_000);
 
+  it('a token pasted where a name goes (too long, or with a newline) is not repeated in the log, the audit or any refusal', async () => {
+    // The line and field say which entry is wrong; the daemon's own request checks never quote such a
+    // "name" either, since it is more likely a secret in the wrong place than a name.
+    const jwt = `${canary('pasted-jwt')}.${'x'.repeat(300)}`;
+    const pem = canary('pasted-pem');
+    writeFileSync(
+      policy,
+      withGrant(
+        `  services = ["svc"]\n  accounts = ["bob", "${jwt}", "${pem}\\nMIIE"]\n  operations = ["read"]`,
+      ),
+      { mode: 0o600 },
+    );
+    const r = await b.node(client, ['get', 'svc', 'bob']);
+    refused(
+      r,
+      'denied',
+      /policy\.toml:9: accounts\[1\]: must be at most 256 bytes; .*policy\.toml:9: accounts\[2\]: must not contain NUL or newline/,
+    );
+    const audit = readFileSync(join(b.stateDir, 'audit.jsonl'), 'utf8');
+    for (const secret of [jwt.slice(0, 30), pem]) {
+      for (const [where, text] of Object.entries({ audit, 'daemon stderr': b.stderr(), client: r.stdout }))
+        expect(text.includes(secret), `${where} holds the pasted value`).toBe(false);
+    }
+  }, 30_000);
+
   it('an expires_at on a day its month does not have is refused with its line, not rolled into the next month', async () => {
     // 02-30 parsed as a date of March 2: a grant that outlives what was written.
     const year = new Date().getUTCFullYear() + 1;

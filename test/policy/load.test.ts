@@ -273,7 +273,7 @@ describe('parsePolicy', () => {
         'an empty service name',
         client('', 'services = [""]\naccounts = ["*"]\noperations = ["read"]\n'),
         6,
-        /services\[0\]: "" must not be empty/,
+        /services\[0\]: must not be empty/,
       ],
       [
         'a "*" prefix',
@@ -331,6 +331,18 @@ describe('parsePolicy', () => {
         client('', 'services = ["s"]\naccounts = ["*"]\noperations = ["read"]\nconfirm_for = 600\n'),
         9,
         /confirm_for: must be a duration string/,
+      ],
+      [
+        'a service name over 256 bytes, without repeating it (a pasted token, likely)',
+        client('', `services = ["tok-${'x'.repeat(300)}"]\naccounts = ["*"]\noperations = ["read"]\n`),
+        6,
+        /^invalid policy: policy\.toml:6: services\[0\]: must be at most 256 bytes$/,
+      ],
+      [
+        'an account with a newline, without repeating it (a pasted key, likely)',
+        client('', 'services = ["s"]\naccounts = ["-----BEGIN\\nMIIE"]\noperations = ["read"]\n'),
+        7,
+        /^invalid policy: policy\.toml:7: accounts\[0\]: must not contain NUL or newline characters$/,
       ],
       [
         'an unknown operation in a multi-line array, at its own line',
