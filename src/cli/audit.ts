@@ -10,8 +10,9 @@ import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
 export async function audit(opts: { tail?: string; json?: boolean }): Promise<void> {
-  const n = opts.tail === undefined ? 20 : Number(opts.tail);
-  if (!Number.isInteger(n) || n < 1)
+  // Digits only: Number() would also take 1e3, 0x10 and " 5 ".
+  const n = opts.tail === undefined ? 20 : /^\d+$/.test(opts.tail) ? Number(opts.tail) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1)
     throw new UsageError(`--tail "${opts.tail}" is not a positive integer`, 'e.g. --tail 20');
   const path = auditPath(resolvePaths());
   const records = readingLog(path, () => readAuditTail(path, n));

@@ -27,6 +27,17 @@ describe('entraclaw audit verify', () => {
   });
 });
 
+describe('entraclaw audit --tail N', () => {
+  it('takes N in decimal digits only; anything else is a usage error naming it', () => {
+    for (const bad of ['0', '-1', '1e3', '0x10', '1.5', ' 5', '', 'ten', '99999999999999999999']) {
+      const r = runCli(['audit', '--tail', bad], env);
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr, bad).toContain(`entraclaw: --tail "${bad}" is not a positive integer`);
+    }
+    expect(runCli(['audit', '--tail', '007'], env).status).toBe(0);
+  });
+});
+
 describe('entraclaw audit before any decision', () => {
   it('says there are no entries yet and where they will be, instead of a bare header', () => {
     rmSync(join(dir, 'state'), { recursive: true, force: true });
