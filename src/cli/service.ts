@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { homedir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig } from '../config/agent-config.js';
@@ -19,7 +19,7 @@ import { UnavailableError, UsageError } from '../errors.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { makeDirs } from '../lib/make-dir.js';
 import { stableNodePath } from '../lib/node-path.js';
-import { type Paths, resolvePaths, xdgDir } from '../lib/paths.js';
+import { homeDir, type Paths, resolvePaths, xdgDir } from '../lib/paths.js';
 import { shellQuote } from '../lib/shell.js';
 import { storeRequest } from '../store/registry.js';
 import type { StoreName } from '../store/types.js';
@@ -90,7 +90,7 @@ function describeTarget(
 ): Target {
   const installing = action === 'install';
   const storeName = installing ? checkStore(opts.store, env.ENTRACLAW_STORE) : undefined;
-  const home = env.HOME || homedir();
+  const home = homeDir(env);
   const common = {
     nodePath: stableNodePath(),
     cliPath: fileURLToPath(new URL('./main.cjs', import.meta.url)),

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 
 /** Per-user directories (XDG on Linux, ~/Library on macOS), resolved from the given environment. */
@@ -12,7 +12,7 @@ export interface Paths {
 
 /** Resolves Entraclaw's config, data, state and runtime directories for the given environment. */
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = process.platform): Paths {
-  const home = env.HOME || homedir();
+  const home = homeDir(env);
   const xdg = (name: string) => xdgDir(env[name]);
   if (platform === 'darwin') {
     const support = join(home, 'Library', 'Application Support', 'entraclaw');
@@ -30,6 +30,15 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, platform = pr
     state: join(xdg('XDG_STATE_HOME') ?? join(home, '.local', 'state'), 'entraclaw'),
     runtime: join(xdg('XDG_RUNTIME_DIR') ?? join('/tmp', `entraclaw-${uid}`), 'entraclaw'),
   };
+}
+
+/**
+ * The user's home: $HOME when it is absolute, else the account's home from the user database. A relative
+ * $HOME (as a relative XDG variable) would put the vault and config wherever a command happens to run, and
+ * os.homedir() returns $HOME as given.
+ */
+export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HOME && isAbsolute(env.HOME) ? env.HOME : userInfo().homedir;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { resolvePaths } from '../../src/lib/paths.js';
 
@@ -34,5 +35,16 @@ describe('resolvePaths', () => {
       runtime: `/tmp/entraclaw-${uid}/entraclaw`,
     });
     expect(resolvePaths({ HOME: '/h', XDG_CONFIG_HOME: 'c' }, 'darwin').config).toBe('/h/.config/entraclaw');
+  });
+
+  it('ignores a relative or empty HOME for the account home: a vault must not land wherever a command runs', () => {
+    const home = userInfo().homedir;
+    for (const HOME of ['relhome', './h', '']) {
+      expect(resolvePaths({ HOME }, 'linux').data).toBe(`${home}/.local/share/entraclaw`);
+      expect(resolvePaths({ HOME }, 'linux').config).toBe(`${home}/.config/entraclaw`);
+    }
+    expect(resolvePaths({ HOME: 'relhome' }, 'darwin').data).toBe(
+      `${home}/Library/Application Support/entraclaw`,
+    );
   });
 });
