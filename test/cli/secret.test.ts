@@ -821,6 +821,21 @@ describe('names from the command line', () => {
       'hint: the name contains U+FFFD, the mark of bytes that are not UTF-8',
     );
   });
+
+  it('ls lines its columns up on screen for wide (CJK, fullwidth, emoji) and combining characters', () => {
+    const e = isolatedEnv(mkdtempSync(join(dir, 'wide-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
+    // Each name is 8 columns wide on a terminal (wider than SERVICE); their UTF-16 lengths are 4, 4, 4, 14, 8.
+    const names = ['日本語漢', 'ｆｕｌｌ', '⌚⌚⌚⌚', `${'e\u0301'.repeat(6)}ab`, 'plain8ch'];
+    for (const name of names) {
+      const set = runCli(['secret', 'set', name, 'acct', '--store', 'encrypted-file'], e, 'v');
+      expect(set.status, set.stderr).toBe(0);
+    }
+    const ls = runCli(['secret', 'ls', '--store', 'encrypted-file'], e);
+    expect(ls.status, ls.stderr).toBe(0);
+    const rows = ls.stdout.toString().trimEnd().split('\n').slice(1);
+    expect(rows).toHaveLength(names.length);
+    for (const row of rows) expect(row).toMatch(/^\S+ {2}acct {5}password/u);
+  });
 });
 
 describe('an askpass program others could change', () => {
