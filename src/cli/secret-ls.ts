@@ -5,9 +5,10 @@ import { note, printJson, printTable } from './output.js';
 
 /** `entraclaw secret ls [--service S]`: item metadata only, never values. */
 export async function secretLs(opts: StoreOptions & { service?: string; json?: boolean }): Promise<void> {
+  // Before the store: a bad filter is said without first asking for the vault passphrase.
+  if (opts.service !== undefined) assertItemName(opts.service, 'service');
   const sel = await openStore(opts);
   try {
-    if (opts.service !== undefined) assertItemName(opts.service, 'service');
     const filter = opts.service !== undefined ? { service: opts.service } : undefined;
     const rows = [];
     for (const store of [...sel.readFirst, sel.store]) {

@@ -184,6 +184,18 @@ describe('secret ls --service ""', () => {
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain('service must not be empty');
   });
+
+  it('is said before the store is opened: no vault passphrase is asked for, and it is not "locked"', () => {
+    const e = isolatedEnv(mkdtempSync(join(dir, 'ls-filter-')), { ENTRACLAW_PASSPHRASE_FILE: pass });
+    expect(runCli(['secret', 'set', 'svc', 'acct', '--store', 'encrypted-file'], e, 'v').status).toBe(0);
+    const { ENTRACLAW_PASSPHRASE_FILE: _, ...noPassphrase } = e;
+    for (const service of ['', 'two\nlines']) {
+      const r = runCli(['secret', 'ls', '--service', service, '--store', 'encrypted-file'], noPassphrase);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toMatch(/service must not (be empty|contain NUL or newline)/);
+      expect(r.stderr).not.toContain('passphrase');
+    }
+  });
 });
 
 describe('an unknown store name', () => {
