@@ -3,6 +3,7 @@ import { socketLock, socketPath } from '../daemon/socket-path.js';
 import { EntraclawError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { passphraseSource } from '../lib/passphrase.js';
+import { visible } from '../lib/visible.js';
 import { loadPolicy, policyPath } from '../policy/load.js';
 import { backendFor } from '../store/registry.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
@@ -68,9 +69,11 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     if (policy.error) throw policy.error;
     return;
   }
+  // Paths and error messages come from the environment, agent.toml and policy.toml (which any program of
+  // yours outside a sandbox can write): escaped as in tables, so none can act on the terminal.
   if (configError) {
     process.stdout.write(
-      `Config: INVALID, so every other command refuses to run until it is fixed; this report uses the defaults\n  ${configError.message}\n\n`,
+      `Config: INVALID, so every other command refuses to run until it is fixed; this report uses the defaults\n  ${visible(configError.message)}\n\n`,
     );
   }
   printTable([
@@ -88,7 +91,7 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   // A store named by config or flag is selected whether or not it works: say so, every command will fail.
   const unusable = rows.find((r) => r.selected && !r.available);
   process.stdout.write(
-    `\nSelected: ${selected ?? 'none usable'} (asked for: ${requested}, by ${requestedBy === 'agent.toml' ? 'agent.toml [credentials] store, or its default' : requestedBy})${unusable ? ` — NOT USABLE: ${unusable.reason}` : ''}\n`,
+    `\nSelected: ${selected ?? 'none usable'} (asked for: ${requested}, by ${requestedBy === 'agent.toml' ? 'agent.toml [credentials] store, or its default' : requestedBy})${unusable ? ` — NOT USABLE: ${visible(unusable.reason)}` : ''}\n`,
   );
   process.stdout.write(
     `\nDaemon: ${
@@ -99,18 +102,18 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
           : daemon.socketPresent
             ? 'not running (a stale socket is left; `entraclaw agent` replaces it)'
             : 'not running'
-    } at ${daemon.socket}\n`,
+    } at ${visible(daemon.socket)}\n`,
   );
   process.stdout.write(`Boundary that holds for programs: ${daemon.boundary}\n`);
   process.stdout.write(
     askpass
-      ? `Confirm on use (for an agent started from this environment): grants with confirm = true ask you through ${askpass}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
+      ? `Confirm on use (for an agent started from this environment): grants with confirm = true ask you through ${visible(askpass)}${existsSync(askpass) ? '' : ' (NOT FOUND: such grants are denied until it exists)'}\n`
       : 'Confirm on use (for an agent started from this environment): no askpass program configured, so grants with confirm = true are denied ([agent] askpass in agent.toml)\n',
   );
   process.stdout.write(
     policy.error
-      ? `Policy: INVALID, so the daemon denies every request until it is fixed: ${policy.path}\n  ${policy.error.message}\n`
-      : `Policy: ${policy.clients} approved program(s) in ${policy.path}\n`,
+      ? `Policy: INVALID, so the daemon denies every request until it is fixed: ${visible(policy.path)}\n  ${visible(policy.error.message)}\n`
+      : `Policy: ${policy.clients} approved program(s) in ${visible(policy.path)}\n`,
   );
   if (configError) throw configError;
   if (policy.error) throw policy.error;

@@ -993,4 +993,30 @@ describe('doctor and policy.toml', () => {
     expect(report.policy.error).toMatch(/policy\.toml:3: unknown key "colour"/);
     expect(JSON.parse(j.stderr).error.code).toBe('usage');
   });
+
+  it('writes what policy.toml, agent.toml and the environment put in its report with control characters escaped', () => {
+    const h = mkdtempSync(join(dir, 'doctor-escapes-'));
+    const en = isolatedEnv(h, { ENTRACLAW_PASSPHRASE_FILE: pass });
+    const config = join(en.XDG_CONFIG_HOME!, 'entraclaw');
+    mkdirSync(config, { recursive: true, mode: 0o700 });
+    // A key only a program could have written there: it sets the terminal's title, then clears the screen.
+    writeFileSync(join(config, 'policy.toml'), '"\\u001b]0;pwn\\u0007\\u001b[2J" = 1\n', { mode: 0o600 });
+    writeFileSync(
+      join(config, 'agent.toml'),
+      '[agent]\nsocket = "/tmp/s\\u001b[2J.sock"\naskpass = "/tmp/a\\u009b2J"\n',
+      { mode: 0o600 },
+    );
+    const r = runCli(['doctor'], en);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    const out = r.stdout.toString();
+    expect(out).not.toMatch(/\p{Cc}(?<!\n)/u);
+    expect(out).toContain('unknown key "\\u{1b}]0;pwn\\u{7}\\u{1b}[2J"');
+    expect(out).toContain('Daemon: not running at /tmp/s\\u{1b}[2J.sock');
+    expect(out).toContain('ask you through /tmp/a\\u{9b}2J');
+    // The config error is reported too, escaped the same way.
+    writeFileSync(join(config, 'agent.toml'), '[credentials]\n"\\u001b[2J" = 1\n', { mode: 0o600 });
+    const c = runCli(['doctor'], en);
+    expect(c.stdout.toString()).not.toMatch(/\p{Cc}(?<!\n)/u);
+    expect(c.stdout.toString()).toContain('unknown key "\\u{1b}[2J" in [credentials]');
+  });
 });
