@@ -6,7 +6,8 @@ import { verifyAudit, type WrittenLine } from '../audit/verify.js';
 import { CorruptError, UsageError } from '../errors.js';
 import { canonicalIfExists, resolvePaths } from '../lib/paths.js';
 import { programLabel } from '../lib/visible.js';
-import { note, printJson, printTable } from './output.js';
+import { note, printJson } from './output.js';
+import { printTable } from './table.js';
 
 /** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
 export async function audit(opts: { tail?: string; json?: boolean }): Promise<void> {

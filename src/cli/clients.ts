@@ -2,8 +2,9 @@ import { programLabel } from '../lib/visible.js';
 import { describeGrant } from '../policy/describe.js';
 import { pinOf } from '../policy/edit.js';
 import { loadPolicyWithWarnings } from '../policy/load.js';
-import { note, printJson, printTable } from './output.js';
+import { note, printJson } from './output.js';
 import { policyFiles } from './policy-files.js';
+import { printTable } from './table.js';
 
 /** `entraclaw clients`: every approved program, its pin and its grants. */
 export async function clients(opts: { json?: boolean }): Promise<void> {

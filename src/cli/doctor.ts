@@ -9,7 +9,8 @@ import { backendFor } from '../store/registry.js';
 import { autoOrder, probeAll, systemdCredsPresent } from '../store/select.js';
 import type { StoreContext, StoreProbe } from '../store/types.js';
 import { storeContext } from './context.js';
-import { printJson, printTable } from './output.js';
+import { printJson } from './output.js';
+import { printTable } from './table.js';
 
 const PERSISTENCE: Record<StoreProbe['persistence'], string> = {
   'until-delete': 'persistent (until deleted)',

@@ -1,21 +1,11 @@
 import { EntraclawError, InterruptedError } from '../errors.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
-import { displayWidth, terminalJson, visible } from '../lib/visible.js';
+import { terminalJson, visible } from '../lib/visible.js';
 import { exitCodeFor } from './exit-codes.js';
 
 /** Writes a value as pretty JSON on stdout (names from unapproved programs cannot act on the terminal). */
 export function printJson(value: unknown): void {
   process.stdout.write(`${terminalJson(value, 2)}\n`);
-}
-
-/** Prints aligned columns (first row is the header); every cell goes through visible(). */
-export function printTable(table: string[][]): void {
-  const rows = table.map((r) => r.map(visible));
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => displayWidth(r[i] ?? ''))));
-  const pad = (c: string, i: number) => c + ' '.repeat(widths[i]! - displayWidth(c));
-  for (const r of rows) {
-    process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : pad(c, i))).join('  ')}\n`);
-  }
 }
 
 /** A note for the user on stderr (never data). */

@@ -3,8 +3,9 @@ import { grantSpecFor } from '../lib/percent.js';
 import { programLabel } from '../lib/visible.js';
 import { pinOf } from '../policy/edit.js';
 import { listPending, type PendingEntry, removePending } from '../policy/pending.js';
-import { note, printJson, printTable } from './output.js';
+import { note, printJson } from './output.js';
 import { policyFiles } from './policy-files.js';
+import { printTable } from './table.js';
 
 /** `entraclaw pending`: programs that asked before being approved (kept 24 h). */
 export async function pending(opts: { json?: boolean }): Promise<void> {

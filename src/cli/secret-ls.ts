@@ -1,7 +1,8 @@
 import { assertItemName, isExpired } from '../store/item-rules.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
-import { note, printJson, printTable } from './output.js';
+import { note, printJson } from './output.js';
+import { printTable } from './table.js';
 
 /** `entraclaw secret ls [--service S]`: item metadata only, never values. */
 export async function secretLs(opts: StoreOptions & { service?: string; json?: boolean }): Promise<void> {

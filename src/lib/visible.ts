@@ -7,20 +7,6 @@ export function visible(text: string): string {
   return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
-// Code points a terminal draws two columns wide: East Asian Wide and Fullwidth (Hangul, CJK, kana,
-// fullwidth forms) and emoji shown as emoji by default.
-const WIDE =
-  /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}\p{Emoji_Presentation}]/u;
-// Drawn on the character before them: combining marks (the accent of an e + U+0301), variation selectors.
-const ZERO_WIDTH = /[\p{Mn}\p{Me}]/u;
-
-/** The columns a terminal gives `text` (after visible()): what aligns a table, where .length counts UTF-16 units. */
-export function displayWidth(text: string): number {
-  let width = 0;
-  for (const c of text) width += ZERO_WIDTH.test(c) ? 0 : WIDE.test(c) ? 2 : 1;
-  return width;
-}
-
 /**
  * `value` as JSON text in which no string carries a character a terminal acts on or hides: JSON.stringify
  * escapes only U+0000-U+001F, so DEL, the C1 controls (U+009B is a CSI to xterm) and invisible format
