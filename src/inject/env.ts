@@ -212,17 +212,23 @@ export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions)
   return env;
 }
 
-// A reference in another case (ENTRACLAW://...) or after white space (`--env 'T= entraclaw://...'`) is
-// a typo that would hand the child the literal text: refused, naming the variable but not echoing the value.
+// A reference in another case (ENTRACLAW://...), after white space (`--env 'T= entraclaw://...'`) or after
+// a quote (`--env 'T="entraclaw://..."'`, or a .env line whose closing quote is missing, which dotenv keeps
+// as text) is a typo that would hand the child the literal text: refused, naming the variable but not
+// echoing the value.
 function isReference(name: string, value: string): boolean {
   if (value.startsWith(REFERENCE_SCHEME)) return true;
-  const start = value.trimStart();
+  const start = value.replace(/^[\s"'`]+/, '');
   if (start.slice(0, REFERENCE_SCHEME.length).toLowerCase() !== REFERENCE_SCHEME) return false;
+  const before = value.slice(0, value.length - start.length);
+  const quoted = /["'`]/.test(before);
   throw new UsageError(
-    start === value
+    before === ''
       ? `${name}: a reference's scheme is written in lower case`
-      : `${name}: white space before a reference (only a whole value is a reference)`,
-    `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT as the whole value`,
+      : quoted
+        ? `${name}: a quote before a reference is part of the value (only a whole value is a reference)`
+        : `${name}: white space before a reference (only a whole value is a reference)`,
+    `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT as the whole value${quoted ? ', with no quotes of its own (in a .env file, close a quote you open)' : ''}`,
   );
 }
 

@@ -365,6 +365,21 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
     expect(r.stderr).toContain('BAD');
   });
 
+  it('a reference behind a quote (a .env quote never closed, or quoted twice in --env) never runs as text', () => {
+    const file = scratch('.env');
+    writeFileSync(file, `OK=1\nTOKEN="entraclaw://${SVC}/me\nNEXT=2\n`);
+    for (const args of [
+      ['--env-file', file],
+      ['--env', `TOKEN='entraclaw://${SVC}/me'`],
+    ]) {
+      const m = marker();
+      const r = run([...args, ...m.cmd]);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain('TOKEN: a quote before a reference is part of the value');
+      expect(m.started()).toBe(false);
+    }
+  });
+
   it('a wrong vault passphrase (locked store) never starts the child', () => {
     const wrong = scratch('wrong-pass');
     writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });

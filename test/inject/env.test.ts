@@ -179,6 +179,25 @@ describe('buildChildEnv', () => {
     expect(usageError(() => envReferences({ TOKEN: 'entraclaw://svc/acct ' })).message).toMatch(/^TOKEN: /);
   });
 
+  it('refuses a quote before a reference (quoted twice, or a .env quote never closed), as it refuses white space', () => {
+    for (const value of [
+      '"entraclaw://svc/acct"',
+      "'entraclaw://svc/acct",
+      '`entraclaw://svc/acct`',
+      ' "ENTRACLAW://s/a',
+    ]) {
+      const err = usageError(() => envReferences({ TOKEN: value }));
+      expect(err.message).toBe(
+        'TOKEN: a quote before a reference is part of the value (only a whole value is a reference)',
+      );
+      expect(err.hint).toContain('with no quotes of its own');
+      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
+        /^TOKEN: /,
+      );
+    }
+    expect(envReferences({ A: '"quoted text"', B: 'say "entraclaw://x/y"' })).toEqual([]);
+  });
+
   it('gives a name the stores refuse (a NUL) a hint, like every other error', () => {
     const err = usageError(() => envReferences({ T: 'entraclaw://%00/x' }));
     expect(err.message).toMatch(/^T: in the reference, service must not contain NUL/);
