@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
-import { buildChildEnv, envReferences } from '../inject/env.js';
+import { buildChildEnv, embeddedReferences, envReferences } from '../inject/env.js';
 import { isMaskable, MIN_MASKED_BYTES } from '../inject/mask.js';
 import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
@@ -64,6 +64,13 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     overlay.push([pair.slice(0, eq), pair.slice(eq + 1)]);
   }
   const refs = envReferences(process.env, { overlay });
+  // Only a whole value is replaced; one holding a reference among other text reaches CMD as written.
+  const embedded = embeddedReferences(process.env, { overlay });
+  if (embedded.length > 0) {
+    note(
+      `warning: ${embedded.join(', ')}: ${REFERENCE_SCHEME} inside a longer value is passed on as text, not replaced by the secret (only a whole value is a reference; build such a value with \`entraclaw inject\`)`,
+    );
+  }
   const resolved = new Map<string, Buffer>();
   const unmasked: string[] = [];
   if (refs.length > 0) {

@@ -197,6 +197,19 @@ export function envReferences(base: NodeJS.ProcessEnv, options: MergeOptions = {
   return [...seen.values()];
 }
 
+/**
+ * Variables whose value holds a reference inside a longer text (`URL=https://x/?t=entraclaw://...`): passed
+ * on as written, since only a whole value is replaced, so a caller can say so rather than stay silent.
+ */
+export function embeddedReferences(base: NodeJS.ProcessEnv, options: MergeOptions = {}): string[] {
+  const names: string[] = [];
+  for (const [name, value] of mergedEntries(base, options)) {
+    if (!value.startsWith(REFERENCE_SCHEME) && value.toLowerCase().includes(REFERENCE_SCHEME))
+      names.push(name);
+  }
+  return names;
+}
+
 /** Builds a child's environment: references resolved, ENTRACLAW_* removed, injection variables policed. */
 export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions): Record<string, string> {
   const env: Record<string, string> = Object.create(null);

@@ -114,11 +114,18 @@ describe('entraclaw run: references reach the child', () => {
     }
   });
 
-  it('a reference inside a longer value is left as text', () => {
+  it('a reference inside a longer value is left as text, and run says so naming the variable', () => {
     const child = recordVar('URL');
-    const r = run(['--env', `URL=https://x/?t=entraclaw://${SVC}/me`, ...child.cmd]);
+    const r = run(['--env', `URL=https://x/?t=entraclaw://${SVC}/me`, ...child.cmd], {
+      DSN: `postgres://u:entraclaw://${SVC}/me@db/app`,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(child.seen()).toBe(`https://x/?t=entraclaw://${SVC}/me`);
+    expect(r.stderr).toBe(
+      'entraclaw: warning: DSN, URL: entraclaw:// inside a longer value is passed on as text, not replaced by the secret (only a whole value is a reference; build such a value with `entraclaw inject`)\n',
+    );
+    const plain = run(['--env', `T=entraclaw://${SVC}/me`, ...recordVar('T').cmd]);
+    expect(plain.stderr).toBe('');
   });
 });
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { EntraclawError, UsageError } from '../../src/errors.js';
-import { buildChildEnv, envReferences, INJECTION_NAMES, isInjectionVariable } from '../../src/inject/env.js';
+import {
+  buildChildEnv,
+  embeddedReferences,
+  envReferences,
+  INJECTION_NAMES,
+  isInjectionVariable,
+} from '../../src/inject/env.js';
 import { formatReference } from '../../src/inject/reference.js';
 import { usageError } from '../support/errors.js';
 
@@ -202,6 +208,17 @@ describe('buildChildEnv', () => {
     const err = usageError(() => envReferences({ T: 'entraclaw://%00/x' }));
     expect(err.message).toMatch(/^T: in the reference, service must not contain NUL/);
     expect(err.hint).toBeTruthy();
+  });
+});
+
+describe('embeddedReferences', () => {
+  it('names variables holding a reference among other text, in base and overlay, in any case', () => {
+    expect(
+      embeddedReferences(
+        { A: 'entraclaw://s/a', B: 'see ENTRACLAW://x/y', ENTRACLAW_X: 'x entraclaw://s/a', C: 'plain' },
+        { overlay: [['D', 'postgres://u:entraclaw://db/pw@h']] },
+      ),
+    ).toEqual(['B', 'D']);
   });
 });
 
