@@ -126,12 +126,16 @@ function sameFile(a: string, b: string): boolean {
 }
 
 // A path that cannot take the file is the user's to fix (exit 2); a full disk or an I/O error is not.
+// EBUSY is rename(2) refusing a directory in use (`-o .`, `-o DIR/.`, `-o /`) or a mount point.
 function writeOutput(path: string, data: Buffer): void {
   try {
     writeFileAtomic(path, data, 0o600);
   } catch (err) {
     const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-    if (code && ['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ELOOP'].includes(code)) {
+    if (
+      code &&
+      ['ENOENT', 'ENOTDIR', 'EISDIR', 'EBUSY', 'EACCES', 'EPERM', 'EROFS', 'ELOOP'].includes(code)
+    ) {
       throw new UsageError(
         (err as Error).message,
         '-o names the file to write: its directory must exist and be writable by you, and it must not be a directory',

@@ -205,6 +205,7 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
   it.each([
     ['a missing directory', (d: string) => join(d, 'no-such-dir', 'x')],
     ['a directory', (d: string) => d],
+    ['a directory as DIR/. (rename says EBUSY, not EISDIR)', (d: string) => `${d}/.`],
   ])('-o naming %s is a usage error (exit 2) saying what -o needs, and writes nothing', (_what, target) => {
     const out = freshDir();
     const tmpl = join(dir, `t-${n++}.tmpl`);
