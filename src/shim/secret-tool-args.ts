@@ -2,8 +2,8 @@
 // real binary applies them (checked in test/shim/secret-tool.test.ts): options may appear anywhere
 // among the attribute words until "--"; `--label=x`, `--label x` and `-l x` all work and the value may
 // start with '-'; `-lx` is an unknown option; in a cluster only one option may take the next word
-// ("Error parsing option -c"); -h, --help and -? print help and succeed; a repeated attribute keeps
-// its last value.
+// ("Error parsing option -c"); -h, --help, --help-all and -? print help and succeed (`--help=x` is an
+// unknown option); a repeated attribute keeps its last value.
 //
 // Mapping to Entraclaw, chosen for what scripts actually pass: the attribute `service` is the item's
 // service, `account` its account, and `username` is accepted for `account` (Python keyring and
@@ -201,8 +201,9 @@ function parseOptions(
     }
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
+      // GOption compares the whole word: `--help-all` is help too (no groups here), `--help=x` unknown.
+      if (arg === '--help' || arg === '--help-all') return 'help';
       const name = arg.slice(2, eq === -1 ? undefined : eq);
-      if (name === 'help') return 'help';
       const spec = specs.find((s) => s.long === name);
       if (!spec) {
         fail(`Unknown option ${arg}`);

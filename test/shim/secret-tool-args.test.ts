@@ -126,7 +126,7 @@ describe('parseSecretToolArgs', () => {
 
   it('help for each subcommand', () => {
     expect(parseSecretToolArgs(['search', '-ah'])).toEqual({ op: 'help', subcommand: 'search' });
-    expect(parseSecretToolArgs(['store', '--help=x'])).toEqual({ op: 'help', subcommand: 'store' });
+    expect(parseSecretToolArgs(['store', '--help-all'])).toEqual({ op: 'help', subcommand: 'store' });
   });
 
   it('usage errors end with the usage text and status 2', () => {

@@ -153,6 +153,8 @@ describe.skipIf(!inTestSession)('secret-tool shim against the real secret-tool',
     [['lookup', '--all', 'a', 'b']],
     [['lookup', '--', 'a']],
     [['lookup', 'service', '-x']],
+    [['search', '--help=x', 'service', 's']],
+    [['store', '--help=', 'service', 's', 'account', 'a']],
   ])('refuses %j exactly as the real tool does', (argv) => {
     expect(text(shim(argv))).toEqual(text(realTool(argv)));
   });
@@ -167,6 +169,9 @@ describe.skipIf(!inTestSession)('secret-tool shim against the real secret-tool',
     [['search', '--help']],
     [['search', '-ah']],
     [['lock', '--help']],
+    [['lookup', '--help-all']],
+    [['search', '--help-all', '--bogus']],
+    [['store', '-h=x']],
   ])('prints the same help for %j', (argv) => {
     expect(text(shim(argv))).toEqual(text(realTool(argv)));
   });
