@@ -38,8 +38,9 @@ export async function renderTemplate(
   const cache = new Map<string, Promise<Buffer>>();
   let done = 0;
   const tags: Array<[number, number]> = [];
+  const tagLine = lineCounter(template);
   for (const open of template.matchAll(OPENING)) {
-    const where = `${source}:${lineOf(template, open.index)}`;
+    const where = `${source}:${tagLine(open.index)}`;
     const scheme = template.slice(
       open.index + open[0].length,
       open.index + open[0].length + REFERENCE_SCHEME.length,
@@ -74,10 +75,11 @@ export async function renderTemplate(
   parts.push(Buffer.from(template.slice(done), encoding));
   if (onBareReference) {
     let t = 0; // tags and matches both come in order
+    const bareLine = lineCounter(template);
     for (const m of template.matchAll(SCHEME)) {
       while (t < tags.length && (tags[t] as [number, number])[1] <= m.index) t++;
       const tag = tags[t];
-      if (!tag || m.index < tag[0]) onBareReference(`${source}:${lineOf(template, m.index)}`);
+      if (!tag || m.index < tag[0]) onBareReference(`${source}:${bareLine(m.index)}`);
     }
   }
   return Buffer.concat(parts);
@@ -98,8 +100,16 @@ async function withContext(pending: Promise<Buffer>, where: string, key: string)
   }
 }
 
-function lineOf(text: string, index: number): number {
+/**
+ * The 1-based line of an index, for indexes asked in increasing order: each call counts only the line
+ * breaks since the previous one, so a template with a tag on each of its many lines stays linear.
+ */
+function lineCounter(text: string): (index: number) => number {
   let line = 1;
-  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) line++;
-  return line;
+  let from = 0;
+  return (index) => {
+    for (let i = text.indexOf('\n', from); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) line++;
+    from = Math.max(from, index);
+    return line;
+  };
 }

@@ -59,6 +59,24 @@ describe('renderTemplate', () => {
     expect(calls).toEqual(['db/user', 'db/pass word']);
   });
 
+  // A template as large as inject takes (4 MiB), a tag on every line. Counting each tag's line from the
+  // top again made this quadratic (minutes); the timeout is a wide guard, not a measurement.
+  it('renders a 4 MiB template with a tag on each of its lines, and names the line of one far down', async () => {
+    const line = 'k={{ entraclaw://db/user }} entraclaw://x/y\n';
+    const lines = Math.floor((4 * 1024 * 1024) / line.length);
+    const bare: string[] = [];
+    const out = await renderTemplate(Buffer.from(line.repeat(lines)), resolver(), 't', (w) => bare.push(w));
+    expect(out.length).toBe(lines * 'k=admin entraclaw://x/y\n'.length);
+    expect(bare).toHaveLength(lines);
+    expect(bare.at(-1)).toBe(`t:${lines}`);
+    const err = await renderTemplate(
+      `${line.repeat(lines)}{{ entraclaw://db/missing }}`,
+      resolver(),
+      't',
+    ).catch((e: EntraclawError) => e);
+    expect((err as EntraclawError).message).toMatch(new RegExp(`^t:${lines + 1}: `));
+  }, 30_000);
+
   it('returns text without tags unchanged', async () => {
     expect((await renderTemplate('héllo\n', resolver())).toString()).toBe('héllo\n');
   });
