@@ -87,15 +87,17 @@ export function withinFourDigitYears(iso: string): boolean {
 /** parseTimestamp without the year range: any instant a Date holds, in canonical UTC form. */
 export function readTimestamp(value: string, flag: string): string {
   const hint = TIME_HINT;
-  if (lacksTimezone(value)) {
+  // RFC 3339 allows a lowercase t and z; Date.parse does not.
+  const time = value.toUpperCase();
+  if (lacksTimezone(time)) {
     // Read as local time it would mean another instant on another machine (the daemon's, a CI runner's).
     throw new UsageError(`${flag} "${value}" has no timezone`, 'add Z (UTC) or an offset such as +02:00');
   }
   const m =
     /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):?(\d{2})))?$/.exec(
-      value,
+      time,
     );
-  const ms = Date.parse(value);
+  const ms = Date.parse(time);
   if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, hint);
   // Date.parse rolls 2030-02-30 over into March and takes 24:00; a date that does not exist is a typo.
   const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = m;

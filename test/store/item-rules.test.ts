@@ -15,6 +15,8 @@ describe('parseTimestamp (--expires-at, expires_at)', () => {
     ['0050-06-15T00:00:00Z', '0050-06-15T00:00:00.000Z'],
     ['0000-01-01', '0000-01-01T00:00:00.000Z'],
     ['9999-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999Z'],
+    // RFC 3339 5.6: "t" and "z" may be lowercase.
+    ['2026-12-31t23:59:00z', '2026-12-31T23:59:00.000Z'],
   ])('%s -> %s', (input, iso) => {
     expect(parseTimestamp(input, '--expires-at')).toBe(iso);
   });
