@@ -293,8 +293,9 @@ export async function promptHidden(
   const buf = Buffer.alloc(max);
   let len = 0;
   let over = false;
-  io.output.write(question);
+  // Echo goes off before the question shows: keys typed the moment it shows are never echoed.
   if (raw) input.setRawMode(true);
+  io.output.write(question);
   try {
     await new Promise<void>((resolve, reject) => {
       // Listeners go as soon as the line ends, synchronously: 'readable' can fire again (nextTick) before an

@@ -197,6 +197,32 @@ describe('passphrase prompt', () => {
     expect(tty.shown()).toBe(`Passphrase for vault ${VAULT}: \n`);
   });
 
+  it('turns echo off before each question shows, so keys typed the moment it shows are never echoed', async () => {
+    const { ctx } = context();
+    const tty = terminal();
+    // What the terminal sees, in order: raw mode on and off, and each write of the prompt.
+    const seen: string[] = [];
+    Object.assign(tty.input, { isTTY: true, setRawMode: (on: boolean) => seen.push(on ? 'raw' : 'cooked') });
+    const write = tty.output.write.bind(tty.output);
+    tty.output.write = ((chunk: string) => {
+      seen.push(chunk);
+      return write(chunk);
+    }) as typeof tty.output.write;
+    const got = readPassphrase({ ...ctx, interactive: true }, VAULT, true, tty);
+    tty.typed.write('same pass\rsame pass\r');
+    expect((await got).toString()).toBe('same pass');
+    expect(seen).toEqual([
+      'raw',
+      `Passphrase for vault ${VAULT}: `,
+      'cooked',
+      '\n',
+      'raw',
+      'Repeat it to confirm: ',
+      'cooked',
+      '\n',
+    ]);
+  });
+
   it('asks twice when creating a vault, and refuses a mismatch', async () => {
     const { ctx } = context();
     const tty = terminal();
