@@ -369,7 +369,9 @@ describeIfProvided('the socket under a careless umask', brokerClientsMissing, ()
       agent.stderr!.on('data', (d: Buffer) => {
         stderr += d;
       });
-      await waitFor(() => existsSync(socket) || agent!.exitCode !== null, 'the daemon socket');
+      // Its "listening" line, not only its socket: the socket shows while the agent binds it under a umask
+      // of its own (0177), which it puts back only after.
+      await waitFor(() => /listening /.test(stderr) || agent!.exitCode !== null, 'the daemon listening');
       expect(agent.exitCode, stderr).toBeNull();
       // Started under umask 000 indeed: its own umask as the kernel reports it.
       expect(readFileSync(`/proc/${agent.pid}/status`, 'utf8')).toMatch(/^Umask:\s+0000$/m);
