@@ -24,13 +24,19 @@ const SECRET = canary('confirm');
 const CLIENT_PY = `${PY_LIB}
 emit(get(connect_hello(SOCK), sys.argv[1], sys.argv[2]))
 `;
-// Several gets by one process: argv service, account, then "get" or "wait:SECONDS" steps.
+// Several gets by one process: argv service, account, then "get", "wait:SECONDS", "mark:PATH" (makes PATH)
+// or "gate:PATH" (waits for PATH) steps.
 const STEPS_PY = `${PY_LIB}
 s = connect_hello(SOCK)
 out = []
 for step in sys.argv[3:]:
     if step.startswith("wait:"):
         time.sleep(float(step[5:]))
+    elif step.startswith("mark:"):
+        open(step[5:], "w").close()
+    elif step.startswith("gate:"):
+        while not os.path.exists(step[5:]):
+            time.sleep(0.02)
     else:
         out.append(get(s, sys.argv[1], sys.argv[2]))
 emit({"results": out})
@@ -254,9 +260,11 @@ describeIfProvided('confirm on use, with a yes remembered (confirm_for)', broker
     writeFileSync(ANSWER, '1');
     const before = asked().length;
     // The process asks, is refused, then (after the answer changes) asks again.
-    const run = b.python(stepsPy, [SVC, 'polled', 'get', 'wait:1.5', 'get']);
-    await new Promise((r) => setTimeout(r, 700));
+    const [asked1, go] = [join(here, 'no-asked'), join(here, 'no-go')];
+    const run = b.python(stepsPy, [SVC, 'polled', 'get', `mark:${asked1}`, `gate:${go}`, 'get']);
+    await waitFor(() => existsSync(asked1), 'the first answer');
     writeFileSync(ANSWER, '0');
+    writeFileSync(go, '');
     const r = await run;
     expect(results(r.result)[0]).toMatchObject({ ok: false, code: 'denied' });
     expect(results(r.result)[1]).toEqual({ ok: true, value_b64: b64(SECRET) });
@@ -288,9 +296,12 @@ describeIfProvided('confirm on use, with a yes remembered (confirm_for)', broker
     const original = readFileSync(path, 'utf8');
     const before = asked().length;
     try {
-      const r = b.python(stepsPy, [SVC, 'polled', 'get', 'wait:1.5', 'get']);
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      const [asked1, go] = [join(here, 'shortened-asked'), join(here, 'shortened-go')];
+      // The second get comes over a second after the yes, and after the window was cut to one second.
+      const r = b.python(stepsPy, [SVC, 'polled', 'get', `mark:${asked1}`, `gate:${go}`, 'wait:1.5', 'get']);
+      await waitFor(() => existsSync(asked1), 'the first answer');
       writeFileSync(path, original.replace('confirm_for = "10m"', 'confirm_for = "1s"'));
+      writeFileSync(go, '');
       okAll((await r).result, 2);
       expect(asked().slice(before)).toHaveLength(2);
     } finally {
