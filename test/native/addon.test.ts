@@ -244,11 +244,12 @@ s.close()
         seen.push(data === null ? 'EOF' : data.toString());
         native().stopReader(handle);
         native().stopReader(handle);
+        // Only once 'one' was read on its own: written on a timer, a stalled loop could read both at once.
+        client.write('two');
         setTimeout(resolve, 50);
       });
       expect(readdirSync('/proc/self/fd').length).toBe(before + 1);
       client.write('one');
-      setTimeout(() => client.write('two'), 20);
     });
     expect(seen).toEqual(['one']);
     expect(readdirSync('/proc/self/fd').length).toBe(before);
