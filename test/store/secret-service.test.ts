@@ -483,7 +483,8 @@ sys.stdout.buffer.write(b'<none>' if v is None else v.encode())`;
     const captured = () => Buffer.concat(chunks);
     try {
       const marker = randomName('monitor-ready');
-      for (let i = 0; i < 50 && !captured().includes(marker); i++) {
+      // Asked until the monitor shows it: dbus-monitor starts (and subscribes) in its own time.
+      for (const until = Date.now() + 15_000; Date.now() < until && !captured().includes(marker); ) {
         await store.get(marker, 'x');
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -498,7 +499,12 @@ sys.stdout.buffer.write(b'<none>' if v is None else v.encode())`;
       } finally {
         await fresh.close();
       }
-      await new Promise((r) => setTimeout(r, 100));
+      // The monitor prints in bus order, in its own time: once a later call shows, all of the above has.
+      const done = randomName('monitor-done');
+      await store.get(done, 'x');
+      for (const until = Date.now() + 15_000; Date.now() < until && !captured().includes(done); )
+        await new Promise((r) => setTimeout(r, 20));
+      expect(captured().includes(done)).toBe(true);
       const wire = captured();
       expect(wire.includes(Buffer.from(DH_ALGORITHM))).toBe(true);
       expect(wire.includes(Buffer.from(service))).toBe(true);
