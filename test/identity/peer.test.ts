@@ -63,7 +63,8 @@ function cmdline(pid: number): string[] {
   }
 }
 
-const until = (what: string, ok: () => boolean) => waitFor(ok, what, 2000);
+// waitFor's own deadline (15 s): a process exec'ing or being reaped can take over 2 s on a loaded machine.
+const until = (what: string, ok: () => boolean) => waitFor(ok, what);
 
 function pidfdFor(pid: number): number {
   const fd = native().pidfdOpen(pid);
