@@ -312,7 +312,9 @@ export async function startBroker(
   child.on('exit', (code) => {
     exited = code;
   });
-  await waitFor(() => existsSync(socket) || exited !== undefined, 'the daemon socket');
+  // Its "listening" line, not only its socket: what it logs at start (a store locked, a low fd limit) comes
+  // before that line, so a test reads it from stderr() at once; and the socket shows before it is ready.
+  await waitFor(() => /listening socket=/.test(stderr) || exited !== undefined, 'the daemon');
   if (exited !== undefined) throw new Error(`daemon exited with ${exited}: ${stderr}`);
 
   const collect = (r: RunResult) => {
