@@ -215,7 +215,11 @@ describeIfProvided(
         { id: 1, ok: true, bytes: BIG.length, sha256: sha(BIG) },
         { id: 2, ok: true, bytes: 0, sha256: sha('') },
       ]);
-      expect(b.stderr()).toContain('connection closed reason="peer closed"');
+      // Logged once the daemon has seen the client go, which may be after the client has exited.
+      await waitFor(
+        () => b.stderr().includes('connection closed reason="peer closed"'),
+        'the hang-up log line',
+      );
     }, 30_000);
   },
 );
