@@ -185,7 +185,7 @@ describe('entraclaw run: the child is the command', () => {
   it('forwards SIGINT sent to entraclaw alone (no terminal) exactly once', async () => {
     const ready = scratch('ready');
     const got = scratch('got');
-    const script = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; for i in 1 2 3 4 5 6 7 8; do sleep 0.1; done`;
+    const script = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; ${UNTIL_GOT(got)}`;
     const r = await runAsync(['--', 'sh', '-c', script], ready, 'SIGINT');
     expect(r.status, r.stderr).toBe(0);
     expect(readFileSync(got, 'utf8')).toBe('INT\n');
@@ -196,7 +196,7 @@ describe('entraclaw run: the child is the command', () => {
     // makes the kernel send SIGINT to the whole foreground process group.
     const ready = scratch('ready');
     const got = scratch('got');
-    const child = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done`;
+    const child = `trap 'echo INT >> "${got}"' INT; touch "${ready}"; ${UNTIL_GOT(got)}`;
     const cmd = [CLI, 'run', ...STORE, '--', 'sh', '-c', child].map(shellQuote);
     // exec: the shell `script` starts must not stay between the pty and entraclaw (it would die of the ^C).
     const pty = spawn('script', ['-qfec', `exec ${cmd.join(' ')}`, '/dev/null'], {
@@ -764,6 +764,14 @@ function killIfRunning(pid: number): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Shell that runs until its INT trap has written to `got` (at most 15 s), then half a second more, in which
+ * a second delivery would show: not for a fixed second, which a loaded machine could let pass before the
+ * signal came.
+ */
+const UNTIL_GOT = (got: string) =>
+  `i=0; while [ ! -s "${got}" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.5`;
 
 /** Runs `entraclaw run ARGS`, waits for the child to create `ready`, then sends `signal` to entraclaw. */
 function runAsync(
