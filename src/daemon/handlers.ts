@@ -11,13 +11,12 @@ import { identify, identifyParent } from '../identity/peer.js';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../identity/watch.js';
 import { forgetStats } from '../lib/file-key.js';
 import { grantSpecFor, itemName } from '../lib/percent.js';
-import { shellQuote } from '../lib/shell.js';
 import { programLabel, visible } from '../lib/visible.js';
 import type { Grant, GrantOperation } from '../policy/grant.js';
 import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Policy } from '../policy/schema.js';
-import { isExpired, MAX_TEXT_BYTES } from '../store/item-rules.js';
+import { isExpired, MAX_TEXT_BYTES, secretSetCommand } from '../store/item-rules.js';
 import { forgetfulStoreNote } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
@@ -368,8 +367,7 @@ async function serve(
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
       // For the hints of a miss only: not built on the path of every served get.
-      const setCommand = () =>
-        `entraclaw secret set ${shellQuote(request.service)} ${shellQuote(request.account)}`;
+      const setCommand = () => secretSetCommand(request.service, request.account);
       if (!item) {
         const forgotten = forgetfulStoreNote(deps.store.name);
         return finish(

@@ -7,7 +7,7 @@ import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
 import { grantSpecFor } from '../lib/percent.js';
-import { shellQuote } from '../lib/shell.js';
+import { secretSetCommand } from '../store/item-rules.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /**
@@ -260,7 +260,7 @@ export function brokerProblem(
         message: `entraclaw could not complete ${what}: ${err.message}`,
         hint:
           q.service !== undefined && q.account !== undefined
-            ? `refresh it with: entraclaw secret set ${shellQuote(q.service)} ${shellQuote(q.account)}`
+            ? `refresh it with: ${secretSetCommand(q.service, q.account)}`
             : 'refresh it with `entraclaw secret set`',
       };
     case 'locked':

@@ -133,6 +133,11 @@ export function isExpired(meta: Pick<ItemMeta, 'expiresAt'>, now = Date.now()): 
   return Number.isNaN(at) || at <= now;
 }
 
+/** The command that stores service/account again, quoted for a shell: the hint for a missing or expired item. */
+export function secretSetCommand(service: string, account: string): string {
+  return `entraclaw secret set ${shellQuote(service)} ${shellQuote(account)}`;
+}
+
 /** Throws ExpiredError for an expired item unless the caller allows expired values. */
 export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean, now = Date.now()): void {
   if (!allowExpired && isExpired(meta, now)) {
@@ -141,7 +146,7 @@ export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean
       : `expired at ${meta.expiresAt}`;
     throw new ExpiredError(
       `${itemName(meta.service, meta.account)} in ${store} ${when}`,
-      `refresh it with \`entraclaw secret set ${shellQuote(meta.service)} ${shellQuote(meta.account)}\`, or pass --allow-expired to read it anyway`,
+      `refresh it with \`${secretSetCommand(meta.service, meta.account)}\`, or pass --allow-expired to read it anyway`,
     );
   }
 }
