@@ -15,6 +15,7 @@ import type { Store, StoreContext } from '../../src/store/types.js';
 import { CLI } from '../support/cli.js';
 import { describeIfProvided, linuxOnly, randomName, requireOrSkip } from '../support/context.js';
 import { lockCollectionOn, SECRETS, unlockWithPassword } from '../support/keyring-control.js';
+import { bareBusConfig } from '../support/private-keyring.js';
 
 // Runs against the real gnome-keyring that scripts/with-keyring.sh starts in a private D-Bus session.
 // The lock test locks and re-unlocks the login keyring with that script's password, so refuse to run
@@ -602,21 +603,9 @@ describeIfProvided('secret-service store without a usable provider', noSecretSer
   let emptyBusAddress = '';
 
   beforeAll(async () => {
-    // A bus of our own with no service directories: nothing can be activated on it, unlike a stock
-    // `dbus-daemon --session`, which would start gnome-keyring on demand.
+    // A bus of our own with no service directories: nothing can be activated on it.
     const config = join(scratch, 'bus.conf');
-    writeFileSync(
-      config,
-      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=${join(scratch, 'bus')}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default"><allow send_destination="*"/><allow receive_sender="*"/><allow own="*"/></policy>
-</busconfig>
-`,
-    );
+    writeFileSync(config, bareBusConfig(`unix:path=${join(scratch, 'bus')}`));
     const bus = spawn('dbus-daemon', ['--config-file', config, '--nofork', '--print-address=1'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });

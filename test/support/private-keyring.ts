@@ -51,16 +51,12 @@ async function ended(child: ChildProcess | undefined): Promise<void> {
   await exit;
 }
 
-/** Starts a private bus and keyring in `dir` (created). */
-export async function startPrivateKeyring(dir: string): Promise<PrivateKeyring> {
-  const socket = join(dir, 'bus');
-  const address = `unix:path=${socket}`;
-  const config = join(dir, 'bus.conf');
-  for (const d of ['data', 'home']) mkdirSync(join(dir, d), { recursive: true });
-  mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
-  writeFileSync(
-    config,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+/**
+ * A session bus config listening on `address`, with no service directories: nothing can be activated on
+ * it, unlike a stock `dbus-daemon --session`, which would start gnome-keyring on demand.
+ */
+export function bareBusConfig(address: string): string {
+  return `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -68,8 +64,17 @@ export async function startPrivateKeyring(dir: string): Promise<PrivateKeyring> 
   <auth>EXTERNAL</auth>
   <policy context="default"><allow send_destination="*"/><allow receive_sender="*"/><allow own="*"/></policy>
 </busconfig>
-`,
-  );
+`;
+}
+
+/** Starts a private bus and keyring in `dir` (created). */
+export async function startPrivateKeyring(dir: string): Promise<PrivateKeyring> {
+  const socket = join(dir, 'bus');
+  const address = `unix:path=${socket}`;
+  const config = join(dir, 'bus.conf');
+  for (const d of ['data', 'home']) mkdirSync(join(dir, d), { recursive: true });
+  mkdirSync(join(dir, 'run'), { recursive: true, mode: 0o700 });
+  writeFileSync(config, bareBusConfig(address));
   let bus: ChildProcess | undefined;
   let keyring: ChildProcess | undefined;
   const call = async <T>(fn: (b: Bus, api: SecretServiceApi) => Promise<T>): Promise<T> => {
