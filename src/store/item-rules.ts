@@ -86,7 +86,6 @@ export function withinFourDigitYears(iso: string): boolean {
 
 /** parseTimestamp without the year range: any instant a Date holds, in canonical UTC form. */
 export function readTimestamp(value: string, flag: string): string {
-  const hint = TIME_HINT;
   // RFC 3339 allows a lowercase t and z; Date.parse does not.
   const time = value.toUpperCase();
   if (lacksTimezone(time)) {
@@ -98,7 +97,7 @@ export function readTimestamp(value: string, flag: string): string {
       time,
     );
   const ms = Date.parse(time);
-  if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, hint);
+  if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, TIME_HINT);
   // Date.parse rolls 2030-02-30 over into March and takes 24:00; a date that does not exist is a typo.
   const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = m;
   // setUTCFullYear, not Date.UTC, which reads the years 0000-0099 as 1900-1999.
@@ -113,7 +112,7 @@ export function readTimestamp(value: string, flag: string): string {
     Number(s) < 60 &&
     Number(oh) < 24 &&
     Number(om) < 60;
-  if (!real) throw new UsageError(`${flag} "${value}" is not a date and time that exists`, hint);
+  if (!real) throw new UsageError(`${flag} "${value}" is not a date and time that exists`, TIME_HINT);
   return new Date(ms).toISOString();
 }
 
