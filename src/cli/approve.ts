@@ -3,7 +3,8 @@ import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { programLabel } from '../lib/visible.js';
 import { addClient, freeName, pinOf, samePin } from '../policy/edit.js';
 import { loadPolicy } from '../policy/load.js';
-import { listPending, type PendingEntry, takePending } from '../policy/pending.js';
+import { findClient } from '../policy/match.js';
+import { dropPending, listPending, type PendingEntry, takePending } from '../policy/pending.js';
 import type { Client, Policy } from '../policy/schema.js';
 import { note, printJson } from './output.js';
 import {
@@ -51,6 +52,14 @@ function clientNamed(policyPath: string, name: string): Client | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Drops the pending entries the daemon now serves as `client`: the same bytes queued under another path
+ * (a compiled program is its hash wherever it lives) would otherwise wait for an approval they no longer need.
+ */
+export async function dropServed(pendingPath: string, client: Client): Promise<void> {
+  await dropPending(pendingPath, (e) => findClient([client], e) !== undefined);
 }
 
 /** `entraclaw approve <pending-id|sha256:HEX>`: turns a queued program into a client with the given grants. */
@@ -109,10 +118,11 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
   );
   if (already) {
     throw new ConflictError(
-      `${id} is already approved as client "${already.name}" (a request of it came while it was being approved); the pending entry is dropped`,
+      `${id} is already approved as client "${already.name}" (it was queued before that client was added, or while it was being approved); the pending entry is dropped`,
       `add grants to it with \`entraclaw grant ${already.name}\``,
     );
   }
+  await dropServed(files.pending, client);
   const twin = entry.script ? undefined : interpreterTwin(entry.exe, entry.sha256);
   if (twin) note(twinWarning(entry.exe, twin));
   if (opts.json) printJson(client);

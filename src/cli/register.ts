@@ -5,8 +5,7 @@ import { interpreterName } from '../identity/interpreter.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { shellQuote } from '../lib/shell.js';
 import { addClient, freeName } from '../policy/edit.js';
-import { dropPending } from '../policy/pending.js';
-import type { GrantOptions } from './approve.js';
+import { dropServed, type GrantOptions } from './approve.js';
 import { note, printJson } from './output.js';
 import {
   defaultName,
@@ -52,13 +51,7 @@ export async function register(path: string, opts: GrantOptions & { script?: str
     return { policy: addClient(p, client), result: client };
   });
   // What was waiting for approval and is now this client is no longer pending.
-  await dropPending(
-    files.pending,
-    (e) =>
-      e.exe === exe.path &&
-      e.sha256 === exe.sha256 &&
-      (script === undefined || (e.script === script.path && e.scriptSha256 === script.sha256)),
-  );
+  await dropServed(files.pending, client);
   const interpreter = script ? undefined : interpreterName(basename(exe.path));
   if (interpreter) {
     note(

@@ -2,7 +2,7 @@
 // docs/protocol.md alone (no SDK). Compiled here with the system's cc and run against a real daemon:
 // approved, it is served its grant and refused the rest; an unapproved build of it is queued.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, canary, run, startBroker } from '../support/broker.js';
@@ -60,5 +60,37 @@ describe('the C demo client', () => {
     expect(r.stdout).toMatch(/demo\.example\.com\/robot refused: pending: /);
     expect(r.stdout).not.toContain(TOKEN.slice(0, 5));
     expect(readFileSync(join(b.stateDir, 'pending.json'), 'utf8')).toContain(other);
+  }, 30_000);
+
+  it('approving one copy of a program drops the pending entries of its other copies, which it now serves', async (ctx) => {
+    requireOrSkip(ctx, hasCc ? undefined : 'no C compiler (cc)');
+    // A compiled program is its hash wherever it lives: the same bytes under two paths are one program.
+    const build = join(b.dir, 'demo-client-copy');
+    copyFileSync(client, build);
+    appendFileSync(build, Buffer.from('copy'));
+    const copies = ['a', 'b'].map((d) => {
+      mkdirSync(join(b.dir, d));
+      const path = join(b.dir, d, 'demo-client');
+      copyFileSync(build, path);
+      return path;
+    });
+    const pending = () =>
+      (
+        JSON.parse(b.cli(['pending', '--json']).stdout.toString()) as Array<{ id: string; exe: string }>
+      ).filter((e) => copies.includes(e.exe));
+    for (const copy of copies) {
+      const r = await run(copy, [], { env: b.clientEnv });
+      expect(r.stdout).toMatch(/demo\.example\.com\/robot refused: pending: /);
+    }
+    const queued = pending();
+    expect(queued.map((e) => e.exe).sort()).toEqual(copies);
+    const first = queued.find((e) => e.exe === copies[0])!;
+    const ok = b.cli(['approve', first.id, '--grant', 'demo.example.com/robot', '--name', 'c-copy']);
+    expect(ok.status, ok.stderr).toBe(0);
+    // The other copy is served as that client, so nothing of it is left to approve.
+    expect(pending()).toEqual([]);
+    const served = await run(copies[1]!, [], { env: b.clientEnv });
+    expect(served.stdout).toContain('(client: c-copy)');
+    expect(b.cli(['revoke', 'c-copy']).status).toBe(0);
   }, 30_000);
 });
