@@ -2,14 +2,32 @@ import { NotFoundError, UsageError } from '../errors.js';
 import { grantSpecFor } from '../lib/percent.js';
 import { programLabel } from '../lib/visible.js';
 import { pinOf } from '../policy/edit.js';
+import { loadPolicy } from '../policy/load.js';
+import { findClient } from '../policy/match.js';
 import { listPending, type PendingEntry, removePending } from '../policy/pending.js';
+import type { Client } from '../policy/schema.js';
 import { note, printJson } from './output.js';
 import { policyFiles } from './policy-files.js';
 import { printTable } from './table.js';
 
 /** `entraclaw pending`: programs that asked before being approved (kept 24 h). */
 export async function pending(opts: { json?: boolean }): Promise<void> {
-  const entries = listPending(policyFiles().pending);
+  const files = policyFiles();
+  const entries: PendingEntry[] = [];
+  const served: string[] = [];
+  // A program approved since it was queued (policy.toml edited by hand, a half-saved file the daemon read
+  // with a client missing) is served now: listing it as waiting would have the user approve it again.
+  const clients = currentClients(files.policy);
+  for (const e of listPending(files.pending)) {
+    const client = findClient(clients, e);
+    if (client) served.push(client.name);
+    else entries.push(e);
+  }
+  if (served.length > 0) {
+    note(
+      `${served.length} queued program${served.length === 1 ? ' is' : 's are'} approved now (left out): ${[...new Set(served)].join(', ')}`,
+    );
+  }
   if (opts.json) return printJson(entries);
   if (entries.length === 0) return void process.stdout.write('nothing pending\n');
   printTable([
@@ -30,6 +48,16 @@ export async function pending(opts: { json?: boolean }): Promise<void> {
     ]),
   ]);
   process.stdout.write(`\napprove with:\n${entries.map((e) => `  ${approveCommand(e)}\n`).join('')}`);
+}
+
+// The clients of the policy as it is; none when it does not load (then every entry is still listed, and
+// the daemon, which denies everything meanwhile, and `doctor` say why).
+function currentClients(path: string): Client[] {
+  try {
+    return loadPolicy(path).clients;
+  } catch {
+    return [];
+  }
 }
 
 // The command that grants exactly what the entry asked for, when that is one operation on named items;

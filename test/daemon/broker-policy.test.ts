@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type Broker,
@@ -240,7 +240,9 @@ describeIfProvided('approval queue', brokerClientsMissing, () => {
     const queued = readFileSync(pendingFile);
     expect(b.cli(['approve', id, '--grant', `${SVC}/alice`, '--name', 'racer']).status).toBe(0);
     writeFileSync(pendingFile, queued);
-    expect(pendingList().some((e) => e.id === id)).toBe(true);
+    // In the file, though `pending` leaves it out: the policy serves it.
+    expect(readFileSync(pendingFile, 'utf8')).toContain(id);
+    expect(b.cli(['pending']).stderr).toContain('approved now (left out): racer');
     const again = b.cli(['approve', id, '--grant', `${SVC}/alice`]);
     expect(again.status).toBe(2);
     expect(again.stderr).toContain(`${id} is already approved as client "racer"`);
@@ -248,6 +250,27 @@ describeIfProvided('approval queue', brokerClientsMissing, () => {
     expect(pendingList().some((e) => e.id === id)).toBe(false);
     expect(value(await b.node(racer, ['get', SVC, 'alice']))).toBe(ALICE);
     expect(b.cli(['revoke', 'racer']).status).toBe(0);
+  }, 30_000);
+
+  it('pending leaves out a program the policy now serves (a client added by hand), and says so', async () => {
+    const handled = script('hand-added');
+    const first = await b.node(handled, ['get', SVC, 'alice']);
+    refused(first, 'pending');
+    const id = first.result.pendingId!;
+    // Approved by editing policy.toml, as docs/policy.md allows: no CLI command touched the queue.
+    const policy = join(b.dir, 'config', 'entraclaw', 'policy.toml');
+    mkdirSync(dirname(policy), { recursive: true, mode: 0o700 });
+    appendFileSync(
+      policy,
+      `\n[[client]]\nname = "hand-added"\nexe = "${NODE}"\nsha256 = "${NODE_SHA256}"\nscript = "${handled}"\nscript_sha256 = "${fileSha256(handled)}"\n\n  [[client.grant]]\n  services = ["${SVC}"]\n  accounts = ["alice"]\n  operations = ["read"]\n`,
+      { mode: 0o600 },
+    );
+    expect(value(await b.node(handled, ['get', SVC, 'alice']))).toBe(ALICE);
+    expect(pendingList().some((e) => e.id === id)).toBe(false);
+    const text = b.cli(['pending']);
+    expect(text.stdout.toString()).not.toContain(id);
+    expect(text.stderr).toMatch(/queued programs? (is|are) approved now \(left out\): .*hand-added/);
+    expect(b.cli(['revoke', 'hand-added']).status).toBe(0);
   }, 30_000);
 
   it('a full hash that names two programs points to the pending id or client name, and a second approve names the client', async () => {
