@@ -94,7 +94,7 @@ export async function auditVerify(opts: { json?: boolean }): Promise<void> {
     // requests that pushed older lines out is not mistaken for a complete history.
     if (r.anchor && r.anchor.seq > 0) {
       note(
-        `the kept chain starts at seq ${r.anchor.seq}: the ${r.anchor.seq} line(s) before it were rotated away; keep copies of rotated files (or ship the log elsewhere) to keep them`,
+        `the kept chain starts at seq ${r.anchor.seq}: the ${r.anchor.seq} line(s) before it are in none of the kept files (rotated away, or the oldest files moved or removed); keep copies of rotated files (or ship the log elsewhere) to keep them`,
       );
     }
     if (written === undefined) {
