@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   closeSync,
+  fstatSync,
   ftruncateSync,
   lstatSync,
   openSync,
@@ -53,6 +54,8 @@ export const FRAME_TIMEOUT_MS = 10_000;
  * flood of large frames costs at most this, and the connection that goes over is closed.
  */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+/** How often the daemon checks that its socket is still there, to bind it anew when it was deleted. */
+export const SOCKET_CHECK_MS = 2_000;
 
 /** What the daemon needs to run; tests pass their own paths and store. */
 export interface AgentOptions {
@@ -127,15 +130,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     createParents: opts.socket === defaultSocket(opts.paths),
   });
   assertSocketOrAbsent(opts.socket);
-  const lockFd = acquireLock(
-    socketLock(opts.socket),
-    (pid) =>
-      new EntraclawError(
-        'conflict',
-        `another entraclaw agent is already running on this socket (pid ${pid})`,
-        'stop it first; a second instance needs its own --socket and its own XDG_STATE_HOME (one agent per audit log)',
-      ),
-  );
+  const socketHeld = (pid: string) =>
+    new EntraclawError(
+      'conflict',
+      `another entraclaw agent is already running on this socket (pid ${pid})`,
+      'stop it first; a second instance needs its own --socket and its own XDG_STATE_HOME (one agent per audit log)',
+    );
+  let lockFd = acquireLock(socketLock(opts.socket), socketHeld);
   const limits: ConnectionLimits = {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
@@ -248,7 +249,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     opts.log('debug', 'connection closed', { reason });
   };
 
-  const server = createServer({ pauseOnConnect: true }, (socket: Socket) => {
+  const onConnection = (socket: Socket) => {
     // Peer credentials must be read now, synchronously: later the fd may already be gone.
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     let peer: ReturnType<ReturnType<typeof native>['peerCred']>;
@@ -282,8 +283,30 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       return;
     }
     live.add(new Connection(socket, fd, limits, handler, onClose, onError));
-  });
-  server.maxConnections = maxConnections + 64;
+  };
+
+  // A listener bound at the socket path; several may exist for a moment when the socket is bound anew.
+  const listen = async (): Promise<Server> => {
+    const listener = createServer({ pauseOnConnect: true }, onConnection);
+    listener.maxConnections = maxConnections + 64;
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        // A deep backlog: a burst of clients connecting at once must queue, not fail with EAGAIN.
+        listener.listen({ path: opts.socket, backlog: LISTEN_BACKLOG }, () => {
+          listener.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes before
+    // we accept it carry the sender's credentials.
+    native().passCred((listener as unknown as { _handle: { fd: number } })._handle.fd);
+    return listener;
+  };
 
   // Unlink a stale socket only while holding the lock, so we never steal a live daemon's socket; checked
   // again under the lock, as anything but a socket there is the user's.
@@ -291,29 +314,76 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   try {
     unlinkSync(opts.socket);
   } catch {}
-  const oldMask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // A deep backlog: a burst of clients connecting at once must queue, not fail with EAGAIN.
-      server.listen({ path: opts.socket, backlog: LISTEN_BACKLOG }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(oldMask);
-  }
-  // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes before
-  // we accept it carry the sender's credentials.
-  native().passCred((server as unknown as { _handle: { fd: number } })._handle.fd);
-  const ours = lstatSync(opts.socket).ino;
+  let server = await listen();
+  let ours = lstatSync(opts.socket).ino;
+
+  // The socket (or its whole directory) may be deleted under us: systemd-tmpfiles aging /tmp, a logout
+  // emptying the runtime dir, a careless rm. Clients would then find no daemon, and a new agent would be
+  // refused by our audit lock: the daemon binds its socket (and takes its lock file) anew instead. A path
+  // that holds something else by now is not ours to take over.
+  let rebinding = false;
+  let stopped = false;
+  let saidReplaced = false;
+  let saidCannot = '';
+  const rebindIfGone = async () => {
+    if (rebinding || stopped) return;
+    try {
+      if (lstatSync(opts.socket).ino !== ours && !saidReplaced) {
+        saidReplaced = true;
+        opts.log('warn', 'the socket was replaced by another; not serving new connections there', {
+          socket: opts.socket,
+          hint: 'stop this agent, or the one that took the path',
+        });
+      }
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
+    }
+    rebinding = true;
+    // Closed now, while the path is empty: closing a listener unlinks its path (libuv does), which later
+    // would be the new socket. The connections it accepted live on.
+    server.close();
+    try {
+      preparePrivateDir(opts.socket, { uid, createParents: opts.socket === defaultSocket(opts.paths) });
+      const lockPath = socketLock(opts.socket);
+      let lockGone = true;
+      try {
+        lockGone = lstatSync(lockPath).ino !== fstatSync(lockFd).ino;
+      } catch {}
+      if (lockGone) {
+        const fresh = acquireLock(lockPath, socketHeld);
+        releaseLock(lockFd);
+        lockFd = fresh;
+      }
+      const next = await listen();
+      server = next;
+      ours = lstatSync(opts.socket).ino;
+      if (stopped) return void next.close();
+      saidCannot = '';
+      opts.log('warn', 'the socket was deleted; listening there again', { socket: opts.socket });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (why !== saidCannot) {
+        saidCannot = why;
+        opts.log('error', 'the socket was deleted and cannot be made again; retrying', {
+          socket: opts.socket,
+          error: why,
+        });
+      }
+    } finally {
+      rebinding = false;
+    }
+  };
+  const socketTimer = setInterval(() => void rebindIfGone(), SOCKET_CHECK_MS);
+  socketTimer.unref();
   // Requests batched in one turn share the stats of files every request checks (lib/file-key.ts).
   const stopSharing = shareStats();
   opts.log('info', 'listening', { socket: opts.socket, store: opts.store.name, pid: process.pid });
 
   return {
-    server,
+    get server() {
+      return server;
+    },
     socket: opts.socket,
     connections: () => live.size,
     reloadPolicy: () => policy.reload(),
@@ -323,6 +393,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     async close() {
       // An open dialog would outlive the daemon, its question no longer answerable.
       askpass?.close();
+      stopped = true;
+      clearInterval(socketTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const c of live) c.close('daemon stopping');
