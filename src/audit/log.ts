@@ -4,6 +4,7 @@ import {
   chmodSync,
   closeSync,
   fstatSync,
+  ftruncateSync,
   openSync,
   renameSync,
   statSync,
@@ -116,16 +117,17 @@ export class AuditLog {
       line = JSON.stringify(record);
       bytes = Buffer.from(`${line}\n`, 'utf8');
       if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
-      writeSync(this.liveFd(), bytes);
+      this.write(bytes);
     } catch (err) {
       this.stale = true;
       this.release();
+      const code = (err as NodeJS.ErrnoException).code;
       throw new UnavailableError(
         `cannot write the audit log ${this.path}: ${(err as Error).message}`,
-        undefined,
-        {
-          cause: err,
-        },
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? `free space on the file system of ${dirname(this.path)} (or move XDG_STATE_HOME): the next request writes it again`
+          : `check ${dirname(this.path)} (yours, writable, on a writable file system): the next request tries again`,
+        { cause: err },
       );
     }
     this.size += bytes.length;
@@ -163,6 +165,23 @@ export class AuditLog {
   private changedBehindUs(): boolean {
     if (this.fd === undefined || !pathKey(this.path)?.startsWith(this.id)) return false;
     return fstatSync(this.fd).size !== this.size;
+  }
+
+  // A full disk takes part of a line before it fails (a short write, then the error): that part is cut
+  // off again, or the file would hold a broken line for good and verify would distrust all after it.
+  private write(bytes: Buffer): void {
+    const fd = this.liveFd();
+    let done = 0;
+    try {
+      while (done < bytes.length) done += writeSync(fd, bytes, done);
+    } catch (err) {
+      if (done > 0) {
+        try {
+          ftruncateSync(fd, this.size);
+        } catch {}
+      }
+      throw err;
+    }
   }
 
   private release(): void {

@@ -71,6 +71,7 @@ function fail(id: unknown, code: string, message: string, extra: Record<string, 
 
 /** Builds the one dispatch function for every frame: hello first, then identity, policy, store, audit. */
 export function createHandler(deps: HandlerDeps): FrameHandler {
+  const auditTrouble = troubleLog(deps.log);
   return async (frame, conn) => {
     const started = performance.now();
     const id = replyId(frame.json);
@@ -120,7 +121,14 @@ export function createHandler(deps: HandlerDeps): FrameHandler {
         ...(reason ? { reason } : {}),
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       } as AuditEntry;
-      const line = deps.audit.append(entry);
+      let line: AuditRecord | undefined;
+      try {
+        line = deps.audit.append(entry);
+        auditTrouble.fine();
+      } catch (err) {
+        if (!(err instanceof EntraclawError)) throw err;
+        return unaudited(reply, request, err, auditTrouble);
+      }
       // `agent -v`: the audit line, as the log line it would otherwise take `entraclaw audit` to see.
       if (line) {
         const { time: _time, prev: _prev, decision: _decision, ...said } = line;
@@ -742,4 +750,51 @@ function watchedSender(
   }
   auditAs(audit, watch.identity);
   return watch.identity;
+}
+
+/** Says once in the log that the audit log cannot be written (not at every request), and when it can again. */
+function troubleLog(log: Logger): { failed(err: EntraclawError): void; fine(): void } {
+  let said: string | undefined;
+  return {
+    failed(err) {
+      if (said === err.message) return;
+      said = err.message;
+      log('error', 'cannot write the audit log: requests fail until it can', {
+        error: err.message,
+        ...(err.hint ? { hint: err.hint } : {}),
+      });
+    },
+    fine() {
+      if (said === undefined) return;
+      said = undefined;
+      log('info', 'the audit log is written again');
+    },
+  };
+}
+
+/**
+ * The reply to a request whose audit line could not be written: nothing is served without one (a value
+ * read is wiped, not sent), and the client is told why as `unavailable`. A write was already carried out
+ * by then: it is said so, since a client that took it for undone might do it again or in another way.
+ */
+function unaudited(
+  reply: Reply,
+  request: Request,
+  err: EntraclawError,
+  trouble: ReturnType<typeof troubleLog>,
+): Reply {
+  trouble.failed(err);
+  reply.attachment?.fill(0);
+  const done =
+    (reply.json as { ok?: unknown }).ok === true && (request.op === 'set' || request.op === 'delete');
+  const message = done
+    ? `this ${request.op} was carried out, but ${err.message}`
+    : `nothing was served: ${err.message}`;
+  return {
+    json: {
+      id: request.id,
+      ok: false,
+      error: { code: 'unavailable', message, ...(err.hint ? { hint: err.hint } : {}) },
+    },
+  };
 }

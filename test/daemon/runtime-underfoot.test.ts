@@ -1,5 +1,7 @@
-import { existsSync, lstatSync, rmSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   agentArgs,
@@ -12,11 +14,12 @@ import {
   startBroker,
   waitFor,
 } from '../support/broker.js';
+import { runCli } from '../support/cli.js';
 import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
 
-// The runtime directory changing under a running agent, as a user who keeps it up for weeks sees it: its
+// The runtime and state directories changing under a running agent, as a user who keeps it up for weeks sees it: its
 // socket deleted by systemd-tmpfiles or a careless rm, the whole directory emptied at a logout. Real
-// daemon, real clients over the real socket.
+// daemon, real clients over the real socket; the full disk is a real (64 KiB) tmpfs.
 
 const SVC = 'runtime.example';
 
@@ -62,5 +65,76 @@ describeIfProvided('an agent whose socket is deleted under it', brokerClientsMis
     b.process.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(existsSync(b.socket)).toBe(false);
+  }, 60_000);
+});
+
+// A 64 KiB tmpfs for XDG_STATE_HOME (needs root), or why there is none.
+const SMALL = mkdtempSync(join(tmpdir(), 'entraclaw-full-state-'));
+const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', SMALL], {
+  encoding: 'utf8',
+});
+const smallMissing =
+  mounted.status === 0
+    ? undefined
+    : `cannot mount a 64k tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()}); needs root`;
+if (smallMissing) rmSync(SMALL, { recursive: true, force: true });
+
+describeIfProvided('an agent whose audit log fills the disk', smallMissing ?? brokerClientsMissing, () => {
+  const SECRET = canary('full-disk');
+  const LATER = canary('full-disk-later');
+  let b: Broker;
+  let client: string;
+  const filler = join(SMALL, 'filler');
+  const get = async () => (await b.node(client, ['get', SVC, 'acct'])).result;
+  const verify = () => runCli(['audit', 'verify'], { ...b.env, XDG_STATE_HOME: SMALL });
+  beforeAll(async () => {
+    mkdirSync(join(SMALL, 'entraclaw'), { mode: 0o700 });
+    b = await startBroker('entraclaw-full-state', [[SVC, 'acct', SECRET]], { XDG_STATE_HOME: SMALL });
+    client = b.file('client.mjs', nodeClientSource());
+    b.register({ exe: NODE, script: client, grant: SVC, ops: 'read,write', name: 'client' });
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+    spawnSync('umount', [SMALL]);
+    rmSync(SMALL, { recursive: true, force: true });
+  });
+
+  it('fails each request as unavailable, saying why and that a write was done; the chain stays whole', async () => {
+    expect(await get()).toEqual({ ok: true, value_b64: b64(SECRET) });
+    // Every free page taken: the audit file's last page is all the room left, and the line that crosses
+    // its end is written only in part before the error (a short write).
+    try {
+      for (;;) appendFileSync(filler, Buffer.alloc(4096));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    const refused = {
+      ok: false,
+      code: 'unavailable',
+      message: expect.stringMatching(/^nothing was served: cannot write the audit log .*ENOSPC/),
+      hint: expect.stringContaining('free space on the file system of'),
+    };
+    let served = 0;
+    for (let r = await get(); r.ok; r = await get()) {
+      expect(r).toEqual({ ok: true, value_b64: b64(SECRET) });
+      expect(++served).toBeLessThan(20);
+    }
+    expect(await get()).toMatchObject(refused);
+    const set = await b.node(client, ['set', SVC, 'acct', b64(LATER)]);
+    expect(set.result).toMatchObject({
+      ok: false,
+      code: 'unavailable',
+      message: expect.stringMatching(/^this set was carried out, but cannot write the audit log/),
+    });
+    // Said once, however many requests failed.
+    expect(b.stderr().split('cannot write the audit log: requests fail').length).toBe(2);
+
+    rmSync(filler);
+    expect(await get()).toEqual({ ok: true, value_b64: b64(LATER) });
+    expect(b.stderr()).toContain('the audit log is written again');
+    // No torn line was left behind for verify to distrust everything after.
+    expect(b.stderr()).not.toContain('audit log damaged');
+    const v = verify();
+    expect(v.status, v.stderr).toBe(0);
   }, 60_000);
 });
