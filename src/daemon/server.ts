@@ -7,6 +7,7 @@ import {
   openSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   unlinkSync,
   writeSync,
@@ -56,6 +57,8 @@ export const FRAME_TIMEOUT_MS = 10_000;
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 /** How often the daemon checks that its socket is still there, to bind it anew when it was deleted. */
 export const SOCKET_CHECK_MS = 2_000;
+/** Longest socket path the kernel takes (sun_path less its NUL). */
+const MAX_SOCKET_PATH = 107;
 
 /** What the daemon needs to run; tests pass their own paths and store. */
 export interface AgentOptions {
@@ -285,20 +288,29 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     live.add(new Connection(socket, fd, limits, handler, onClose, onError));
   };
 
-  // A listener bound at the socket path; several may exist for a moment when the socket is bound anew.
+  // A listener at the socket path. It is bound at a name of its own and renamed into place: closing a
+  // listener unlinks the path it was bound at (libuv does), and that must never be the socket path, which
+  // may hold another daemon's socket by the time we stop. A path too long for that is bound directly.
+  let bound = 0;
   const listen = async (): Promise<Server> => {
     const listener = createServer({ pauseOnConnect: true }, onConnection);
     listener.maxConnections = maxConnections + 64;
+    const aside = `${opts.socket}.${process.pid}.${++bound}`;
+    const at = Buffer.byteLength(aside) <= MAX_SOCKET_PATH ? aside : opts.socket;
     const oldMask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
         // A deep backlog: a burst of clients connecting at once must queue, not fail with EAGAIN.
-        listener.listen({ path: opts.socket, backlog: LISTEN_BACKLOG }, () => {
+        listener.listen({ path: at, backlog: LISTEN_BACKLOG }, () => {
           listener.off('error', reject);
           resolve();
         });
       });
+      if (at !== opts.socket) renameSync(at, opts.socket);
+    } catch (err) {
+      listener.close();
+      throw err;
     } finally {
       process.umask(oldMask);
     }
@@ -340,8 +352,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
     }
     rebinding = true;
-    // Closed now, while the path is empty: closing a listener unlinks its path (libuv does), which later
-    // would be the new socket. The connections it accepted live on.
+    // Stops accepting on the deleted path; the connections it accepted live on.
     server.close();
     try {
       preparePrivateDir(opts.socket, { uid, createParents: opts.socket === defaultSocket(opts.paths) });

@@ -1,5 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -65,6 +75,27 @@ describeIfProvided('an agent whose socket is deleted under it', brokerClientsMis
     b.process.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(existsSync(b.socket)).toBe(false);
+  }, 60_000);
+});
+
+describeIfProvided('an agent whose socket another put a socket in place of', brokerClientsMissing, () => {
+  it('leaves that socket alone, serving on, and at its own stop too', async () => {
+    const b = await startBroker('entraclaw-runtime-replaced');
+    const other = createServer();
+    try {
+      const aside = `${b.socket}.other`;
+      await new Promise<void>((r) => other.listen(aside, r));
+      renameSync(aside, b.socket);
+      const theirs = lstatSync(b.socket).ino;
+      await waitFor(() => b.stderr().includes('the socket was replaced by another'), 'the warning');
+      const exit = new Promise<number | null>((r) => b.process.once('exit', (code) => r(code)));
+      b.process.kill('SIGTERM');
+      expect(await exit).toBe(0);
+      expect(lstatSync(b.socket).ino).toBe(theirs);
+    } finally {
+      other.close();
+      await b.stop();
+    }
   }, 60_000);
 });
 
