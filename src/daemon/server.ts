@@ -190,6 +190,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     for (const e of summaries) audit.append(e);
     return admitted ? audit.append(entry) : undefined;
   };
+  // For lines written outside a request (nobody to answer): a failure is logged, never thrown.
+  const tryRecord = (entry: AuditEntry): void => {
+    try {
+      record(entry);
+    } catch (err) {
+      opts.log('error', 'cannot write the audit log', { op: entry.op, error: (err as Error).message });
+    }
+  };
   const writeHeldBack = (all: boolean) => {
     try {
       for (const e of throttle.flush(all)) audit.append(e);
@@ -267,7 +275,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     // Other users are refused before a single byte is read (OpenSSH agent-getpeereid).
     if (peer.uid !== uid) {
       opts.log('warn', 'refused connection from another uid', { uid: peer.uid, pid: peer.pid });
-      record({
+      // A throw here would reach no handler and end the daemon: an audit log that cannot be written (a
+      // full disk) must not let another user stop it by connecting.
+      tryRecord({
         time: new Date().toISOString(),
         requestId: '-',
         pid: peer.pid,
@@ -307,6 +317,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           resolve();
         });
       });
+      // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes
+      // before we accept it carry the sender's credentials; set before the socket is at the path clients
+      // know, so no connection predates it.
+      native().passCred((listener as unknown as { _handle: { fd: number } })._handle.fd);
       if (at !== opts.socket) renameSync(at, opts.socket);
     } catch (err) {
       listener.close();
@@ -314,9 +328,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     } finally {
       process.umask(oldMask);
     }
-    // Connections inherit SO_PASSCRED/SO_PASSPIDFD from the listener, so even bytes a client writes before
-    // we accept it carry the sender's credentials.
-    native().passCred((listener as unknown as { _handle: { fd: number } })._handle.fd);
     return listener;
   };
 

@@ -21,6 +21,7 @@ import {
   fileSha256,
   NODE,
   nodeClientSource,
+  OTHER_UID_PY,
   PY_LIB,
   PYTHON,
   PYTHON_REAL,
@@ -294,28 +295,6 @@ elif mode == "claim":
     SVC, ACCT, EXE, PID = sys.argv[2:6]
     s = connect_hello(SOCK)
     emit(result(*call(s, {"id": 1, "op": "get", "service": SVC, "account": ACCT, "exe": EXE, "pid": int(PID), "uid": 0})))
-`;
-
-const OTHER_UID_PY = `import json, socket, struct, sys
-body = b'{"v":1,"op":"hello","id":0}'
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-try:
-    s.connect(sys.argv[1])
-except OSError as e:
-    print(json.dumps({"connected": False, "error": repr(e)}))
-    sys.exit(0)
-data, err = b"", None
-try:
-    s.sendall(struct.pack(">II", 4 + len(body), len(body)) + body)
-    s.settimeout(5)
-    while True:
-        c = s.recv(4096)
-        if not c:
-            break
-        data += c
-except OSError as e:
-    err = repr(e)
-print(json.dumps({"connected": True, "reply_bytes": len(data), "error": err}))
 `;
 
 let b: Broker;

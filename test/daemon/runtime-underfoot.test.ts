@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   appendFileSync,
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -20,6 +21,8 @@ import {
   canary,
   NODE,
   nodeClientSource,
+  OTHER_UID_PY,
+  PYTHON,
   run,
   startBroker,
   waitFor,
@@ -163,6 +166,15 @@ describeIfProvided('an agent whose audit log fills the disk', smallMissing, () =
     // Said once, however many requests failed.
     expect(b.stderr().split('cannot write the audit log: requests fail').length).toBe(2);
 
+    // Another user connecting is refused and audited outside any request: the failed audit line is
+    // logged, and the daemon is still there to serve once there is room.
+    const other = await otherUidConnects(b);
+    expect(other.result, other.stderr).toMatchObject({ connected: true, reply_bytes: 0 });
+    await waitFor(
+      () => b.stderr().includes('cannot write the audit log op=connect'),
+      'the refused connection logged as unaudited',
+    );
+
     rmSync(filler);
     expect(await get()).toEqual({ ok: true, value_b64: b64(LATER) });
     expect(b.stderr()).toContain('the audit log is written again');
@@ -172,3 +184,21 @@ describeIfProvided('an agent whose audit log fills the disk', smallMissing, () =
     expect(v.status, v.stderr).toBe(0);
   }, 60_000);
 });
+
+// A hello from uid 65534 (nobody), through directories opened just for it (as a 0666 socket would be).
+async function otherUidConnects(b: Broker): Promise<Awaited<ReturnType<typeof run>>> {
+  const dirs = [b.dir, dirname(dirname(b.socket)), dirname(b.socket)];
+  for (const d of dirs) chmodSync(d, 0o755);
+  chmodSync(b.socket, 0o666);
+  try {
+    return await run(PYTHON, [b.file('other-uid.py', OTHER_UID_PY), b.socket], {
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+    });
+  } finally {
+    chmodSync(b.socket, 0o600);
+    for (const d of dirs.reverse()) chmodSync(d, 0o700);
+  }
+}

@@ -435,3 +435,26 @@ export function inheritedFds(): Map<number, string> {
 export function fileSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
+
+/** A Python client that connects and sends a hello, printing how many reply bytes came (run it as another uid). */
+export const OTHER_UID_PY = `import json, socket, struct, sys
+body = b'{"v":1,"op":"hello","id":0}'
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(json.dumps({"connected": False, "error": repr(e)}))
+    sys.exit(0)
+data, err = b"", None
+try:
+    s.sendall(struct.pack(">II", 4 + len(body), len(body)) + body)
+    s.settimeout(5)
+    while True:
+        c = s.recv(4096)
+        if not c:
+            break
+        data += c
+except OSError as e:
+    err = repr(e)
+print(json.dumps({"connected": True, "reply_bytes": len(data), "error": err}))
+`;
