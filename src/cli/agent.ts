@@ -5,6 +5,7 @@ import { socketPath } from '../daemon/socket-path.js';
 import { UsageError } from '../errors.js';
 import { ENTRACLAW_PREFIX } from '../inject/env.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
+import { assertNoInspector } from '../lib/inspector-signal.js';
 import { native } from '../lib/native.js';
 import { assertTrustedProgram } from '../lib/private-file.js';
 import { shellStatus } from '../lib/shell-status.js';
@@ -27,6 +28,7 @@ export interface AgentCliOptions extends StoreOptions {
 export async function agent(opts: AgentCliOptions, command: string[]): Promise<void> {
   // Before any secret is in memory: no core dumps, no same-user ptrace (as ssh-agent does).
   native().harden();
+  await assertNoInspector();
   const log = createLogger({ verbose: opts.verbose });
   const { ctx, requested, config } = await storeContext(opts);
   const sel = await selectStore(ctx, requested, {
@@ -85,6 +87,8 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
     daemon.reloadPolicy();
   });
 
+  // Again once the store is open: a SIGUSR1 from node's first milliseconds opens the debugger a little later.
+  await assertNoInspector();
   daemon = await startAgent({
     socket,
     paths: ctx.paths,

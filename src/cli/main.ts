@@ -2,6 +2,7 @@
 // The `--` matters: Node 20 reads `--env-file FILE` from anywhere in argv, even after the script, and
 // would apply that file's NODE_OPTIONS to this very process before `entraclaw run --env-file` could refuse
 // it. Nothing after `--` is taken as a Node option.
+import '../lib/inspector-signal.js';
 import { EXIT_OUTPUT_FAILED, EXIT_STDOUT_CLOSED } from './exit-codes.js';
 import { fastSecretGet } from './fast-get.js';
 import { failWith } from './output.js';

@@ -18,6 +18,7 @@ import { MAX_SOCKET_PATH, makePrivateDir, socketPath } from '../daemon/socket-pa
 import { UnavailableError, UsageError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
+import { assertNoInspector } from '../lib/inspector-signal.js';
 import { makeDirs } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import { canonicalIfExists, xdgDir } from '../lib/paths.js';
@@ -173,6 +174,8 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     );
   }
 
+  // Its broker holds the store open for as long as the command runs.
+  await assertNoInspector();
   const sel = await openStore(opts);
   // Where no sandbox can reach: Entraclaw's runtime directory is masked (and its parents pinned) in every
   // sandbox, so another run allowed to write /tmp cannot swap this run's shims or socket.

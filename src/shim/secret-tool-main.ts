@@ -3,6 +3,7 @@
 // by path and hash and decides every request for the program that ran `secret-tool`, not for this node
 // process. Output and exit codes follow the real tool (secret-tool-format.ts, checked against it); what
 // differs is in docs/shims.md.
+import '../lib/inspector-signal.js';
 import { isatty } from 'node:tty';
 import { BrokerError, type Client } from '../client/index.js';
 import { itemName } from '../lib/percent.js';

@@ -3,6 +3,7 @@
 // daemon recognises this file by path and hash and decides every request for the program that ran
 // `security`, not for this node process. Output and exit codes follow the real tool (security-format.ts);
 // what differs is in docs/shims.md.
+import '../lib/inspector-signal.js';
 import { homedir } from 'node:os';
 import { BrokerError, type Client } from '../client/index.js';
 import { itemName } from '../lib/percent.js';

@@ -10,13 +10,14 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentArgs, waitFor } from '../support/broker.js';
+import { agentArgs, PY_LIB, waitFor } from '../support/broker.js';
 import { requireOrSkip } from '../support/context.js';
 import { readableBuild } from '../support/readable-build.js';
 
@@ -87,8 +88,28 @@ function readsMemory(pid: number): boolean {
   return r.status === 0;
 }
 
+/** The State line of /proc/PID/status ("" once it is gone). */
+function procState(pid: number): string {
+  try {
+    return /^State:(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** Everything a child wrote on stderr so far. */
+function stderrOf(child: ChildProcess): () => string {
+  let text = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    text += b.toString();
+  });
+  return () => text;
+}
+
 let daemon: ChildProcess;
 let control: ChildProcess;
+let daemonStderr: () => string;
+let socket: string;
 const daemonCwd = join(dir, 'daemon-cwd');
 const controlCwd = join(dir, 'control-cwd');
 
@@ -99,9 +120,10 @@ beforeAll(async () => {
     ownDir(join(dir, d));
   writeFileSync(env.ENTRACLAW_PASSPHRASE_FILE, 'hardening test passphrase\n', { mode: 0o600 });
   if (root) chownSync(env.ENTRACLAW_PASSPHRASE_FILE, NOBODY, NOBODY);
-  const socket = join(dir, 'run', 'entraclaw', 'agent.sock');
+  socket = join(dir, 'run', 'entraclaw', 'agent.sock');
   const [cli, ...agent] = agentArgs(socket);
   daemon = startAs([build?.cli ?? cli!, ...agent], daemonCwd);
+  daemonStderr = stderrOf(daemon);
   control = startAs(['-e', 'setInterval(() => {}, 1000)'], controlCwd);
   await until('the daemon socket', () => existsSync(socket) || daemon.exitCode !== null);
   expect(daemon.exitCode).toBeNull();
@@ -128,6 +150,55 @@ describe.skipIf(!linux)('the daemon process is hardened', () => {
     expect(readsMemory(control.pid!)).toBe(true);
     expect(readsMemory(daemon.pid!)).toBe(false);
   });
+
+  it('kill -USR1 opens no debugger (plain node opens one on 127.0.0.1:9229, open to every local user)', async () => {
+    // Node's message either way: "Debugger listening on ws://..." or, with the port taken, "Starting
+    // inspector on 127.0.0.1:9229 failed".
+    const inspector = /Debugger listening|Starting inspector/;
+    // A control of its own: the attach test above may have left the first one stopped.
+    const fresh = startAs(['-e', 'setInterval(() => {}, 1000)'], controlCwd);
+    const freshStderr = stderrOf(fresh);
+    // Node's handler is in place once node (not the sh before its exec) sleeps in its event loop.
+    await until(
+      'plain node to start',
+      () =>
+        readFileSync(`/proc/${fresh.pid}/comm`, 'utf8').trim() === 'node' &&
+        /^\s*S/.test(procState(fresh.pid!)),
+    );
+    fresh.kill('SIGUSR1');
+    await until("plain node's debugger", () => inspector.test(freshStderr()));
+    daemon.kill('SIGUSR1');
+    // Node opens the debugger from its event loop, a moment after the signal: the daemon is watched over 2 s
+    // of round trips (plain node showed it above), each of which it must still serve.
+    for (let i = 0; i < 20 && !inspector.test(daemonStderr()); i++) {
+      const hello = spawnSync('python3', ['-c', `${PY_LIB}\nconnect_hello(SOCK)\nprint("served")`], {
+        encoding: 'utf8',
+        env: { ...env, ENTRACLAW_SOCKET: socket },
+        ...as,
+      });
+      expect(hello.stdout.trim(), hello.stderr).toBe('served');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(daemon.exitCode).toBeNull();
+    expect(daemonStderr()).not.toMatch(inspector);
+  });
+
+  it('a debugger open before it starts serving (NODE_OPTIONS=--inspect) stops it (exit 4)', async () => {
+    const other = join(dir, 'run', 'inspected.sock');
+    const [cli, ...agent] = agentArgs(other);
+    const child = spawn(process.execPath, ['--', build?.cli ?? cli!, ...agent], {
+      cwd: daemonCwd,
+      env: { ...env, NODE_OPTIONS: '--inspect=127.0.0.1:0' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...as,
+    });
+    children.push(child);
+    const stderr = stderrOf(child);
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(4);
+    expect(stderr()).toMatch(/a debugger was opened in this process/);
+    expect(existsSync(other)).toBe(false);
+  }, 30_000);
 
   it('kill -SEGV leaves no core file (plain node leaves one where core_pattern says)', async (ctx) => {
     const pattern = spawnSync('cat', ['/proc/sys/kernel/core_pattern'], { encoding: 'utf8' }).stdout.trim();
