@@ -23,7 +23,13 @@
 // Only a variable whose WHOLE value is a reference is replaced (like `op run`); a reference embedded
 // in a longer value is left as text — interpolation belongs to `inject` templates.
 import { EntraclawError, UsageError } from '../errors.js';
-import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from './reference.js';
+import {
+  formatReference,
+  MISTYPED_SCHEME,
+  parseReference,
+  REFERENCE_SCHEME,
+  type Reference,
+} from './reference.js';
 
 /** Prefix of Entraclaw's own variables, which children do not inherit by default. */
 export const ENTRACLAW_PREFIX = 'ENTRACLAW_';
@@ -227,11 +233,17 @@ export function buildChildEnv(base: NodeJS.ProcessEnv, options: ChildEnvOptions)
 
 // A reference in another case (ENTRACLAW://...), after white space (`--env 'T= entraclaw://...'`) or after
 // a quote (`--env 'T="entraclaw://..."'`, or a .env line whose closing quote is missing, which dotenv keeps
-// as text) is a typo that would hand the child the literal text: refused, naming the variable but not
+// as text), or with a slash too few or no colon (`entraclaw:/svc/acct`), is a typo that would hand the child the literal text: refused, naming the variable but not
 // echoing the value.
 function isReference(name: string, value: string): boolean {
   if (value.startsWith(REFERENCE_SCHEME)) return true;
   const start = value.replace(/^[\s"'`]+/, '');
+  if (MISTYPED_SCHEME.test(start.replace(/["'`]+$/, ''))) {
+    throw new UsageError(
+      `${name}: a reference starts with ${REFERENCE_SCHEME} (a colon and two slashes); passed on as written, the command would get the text`,
+      `write ${REFERENCE_SCHEME}SERVICE/ACCOUNT as the whole value`,
+    );
+  }
   if (start.slice(0, REFERENCE_SCHEME.length).toLowerCase() !== REFERENCE_SCHEME) return false;
   const before = value.slice(0, value.length - start.length);
   const quoted = /["'`]/.test(before);

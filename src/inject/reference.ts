@@ -12,6 +12,14 @@ import { assertItemName } from '../store/item-rules.js';
 /** The scheme prefix every reference starts with. */
 export const REFERENCE_SCHEME = 'entraclaw://';
 
+/**
+ * A reference but for the slashes after its scheme (`entraclaw:/svc/me`, `entraclaw:svc/me`,
+ * `entraclaw//svc/me`, in any case), as a whole value or tag: `run` and `inject` refuse it as they refuse a
+ * scheme in capitals, since passed on as text it would stand where the secret should be. A value with
+ * nothing that names an item after it (`entraclaw:/`) is not taken for one.
+ */
+export const MISTYPED_SCHEME = /^entraclaw(?::\/?|\/\/)[^\s/{}]+\/[^\s/{}]+$/i;
+
 const RAW = 'A-Za-z0-9\\-._~:@+';
 const SEGMENT = `(?:[${RAW}]|%[0-9A-Fa-f]{2})+`;
 const WHOLE = new RegExp(`^${REFERENCE_SCHEME}${SEGMENT}/${SEGMENT}$`);

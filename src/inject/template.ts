@@ -1,5 +1,5 @@
 import { EntraclawError, UsageError } from '../errors.js';
-import { formatReference, parseReference, REFERENCE_SCHEME } from './reference.js';
+import { formatReference, MISTYPED_SCHEME, parseReference, REFERENCE_SCHEME } from './reference.js';
 
 // `{{ entraclaw://SERVICE/ACCOUNT }}` is replaced by the secret's bytes; whitespace inside the braces
 // is optional. Any other `{{` (Go, Helm, Jinja, Mustache templates) is left exactly as written, so
@@ -12,8 +12,10 @@ export type SecretResolver = (service: string, account: string) => Promise<Buffe
 
 // Whitespace inside the braces may include line breaks: a tag split over lines is still ours, never text.
 // The scheme is matched whatever its case, so `{{ ENTRACLAW://... }}` is refused (as `run` refuses such a
-// variable), not left in the output as text where a secret should be.
-const OPENING = new RegExp(`\\{\\{\\s*(?=${REFERENCE_SCHEME})`, 'gi');
+// variable), not left in the output as text where a secret should be; so is one a slash short of it
+// (`{{ entraclaw:/svc/me }}`, MISTYPED_SCHEME). Other `{{ entraclaw:...` are left as text.
+const OPENING = /\{\{\s*(?=entraclaw(?::|\/\/))/gi;
+const ANY_TAG = /^\{\{\s*([^\s{}]*)\s*\}\}/;
 const TAG = /^\{\{\s*(entraclaw:\/\/[^\s{}]*)\s*\}\}/;
 // The scheme anywhere, to find references left outside a tag.
 const SCHEME = new RegExp(REFERENCE_SCHEME, 'gi');
@@ -45,6 +47,14 @@ export async function renderTemplate(
       open.index + open[0].length,
       open.index + open[0].length + REFERENCE_SCHEME.length,
     );
+    if (scheme.toLowerCase() !== REFERENCE_SCHEME) {
+      const inner = ANY_TAG.exec(template.slice(open.index))?.[1];
+      if (inner === undefined || !MISTYPED_SCHEME.test(inner)) continue;
+      throw new UsageError(
+        `${where}: a reference starts with ${REFERENCE_SCHEME} (a colon and two slashes); copied as written, the output would hold the text`,
+        `write {{ ${REFERENCE_SCHEME}SERVICE/ACCOUNT }}`,
+      );
+    }
     if (scheme !== REFERENCE_SCHEME) {
       throw new UsageError(
         `${where}: a reference's scheme is written in lower case`,

@@ -196,6 +196,34 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     }
   });
 
+  it('a tag a slash short of the scheme is a usage error naming the line, and `run` refuses such a value', () => {
+    for (const tag of [
+      '{{ entraclaw:/inj/token }}',
+      '{{entraclaw:inj/token}}',
+      '{{ ENTRACLAW:/inj/token }}',
+    ]) {
+      const out = freshDir();
+      const tpl = join(dir, 'slash.tmpl');
+      writeFileSync(tpl, `ok\ntoken = ${tag}\n`);
+      const r = inject(['-i', tpl, '-o', join(out, 'x')]);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(`${tpl}:2: a reference starts with entraclaw:// (a colon and two slashes)`);
+      expect(readdirSync(out)).toEqual([]);
+      const viaRun = runCli(
+        ['run', ...STORE, '--env', `T=${tag.slice(2, -2).trim()}`, '--', 'sh', '-c', 'printf %s "$T"'],
+        env,
+      );
+      expect(viaRun.status, viaRun.stderr).toBe(EXIT_CODES.usage);
+      expect(viaRun.stdout.toString()).toBe('');
+    }
+    // Another engine's `{{ entraclaw: ... }}` that names no item stays text.
+    const tpl = join(dir, 'other.tmpl');
+    writeFileSync(tpl, '{{ entraclaw: hello }}\n');
+    const r = inject(['-i', tpl]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString()).toBe('{{ entraclaw: hello }}\n');
+  });
+
   it('a missing template is a usage error', () => {
     const r = inject(['-i', join(dir, 'no-such.tmpl'), '-o', join(freshDir(), 'x')]);
     expect(r.status).toBe(EXIT_CODES.usage);

@@ -174,6 +174,29 @@ describe('buildChildEnv', () => {
     expect(envReferences({ A: 'ENTRACLAW:/', B: 'see entraclaw://x/y', C: 'https://x' })).toEqual([]);
   });
 
+  it('refuses a reference a slash short of its scheme (or without its colon), never echoing the value', () => {
+    for (const value of [
+      'entraclaw:/svc/acct',
+      'entraclaw:svc/acct',
+      'entraclaw//svc/acct',
+      'Entraclaw:/svc/acct',
+      '"entraclaw:/svc/acct"',
+    ]) {
+      const err = usageError(() => envReferences({ TOKEN: value }));
+      expect(err.message).toBe(
+        'TOKEN: a reference starts with entraclaw:// (a colon and two slashes); passed on as written, the command would get the text',
+      );
+      expect(err.message).not.toContain('svc');
+      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
+        /^TOKEN: /,
+      );
+    }
+    // Nothing naming an item after it: text, not a reference.
+    expect(
+      envReferences({ A: 'entraclaw:/', B: 'entraclaw: ready', C: 'entraclaw:x', D: 'entraclaw:/a/b/c' }),
+    ).toEqual([]);
+  });
+
   it('refuses white space before a reference, as it refuses white space after one', () => {
     for (const value of [' entraclaw://svc/acct', '\tentraclaw://svc/acct', '  ENTRACLAW://svc/acct']) {
       const err = usageError(() => envReferences({ TOKEN: value }));
