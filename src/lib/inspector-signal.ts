@@ -19,6 +19,8 @@ export async function assertNoInspector(): Promise<void> {
   if (url() === undefined) return;
   throw new DeniedError(
     `a debugger was opened in this process (${url()}), by a SIGUSR1 as it started or by --inspect in NODE_OPTIONS; it would let anyone on this machine read the secrets it holds`,
-    'start it again; if this recurs, find what sends SIGUSR1 to new processes',
+    process.env.NODE_OPTIONS?.includes('--inspect')
+      ? 'remove --inspect from NODE_OPTIONS (to debug entraclaw, give node --inspect on its command line)'
+      : 'start it again; if this recurs, find what sends SIGUSR1 to new processes',
   );
 }
