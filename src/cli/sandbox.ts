@@ -25,7 +25,7 @@ import { canonicalIfExists, xdgDir } from '../lib/paths.js';
 import { childrenOf } from '../lib/proc-tree.js';
 import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
-import { findCommand, whyNotRunnable } from '../lib/which.js';
+import { findCommand, missingInterpreter, whyNotRunnable } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
@@ -114,13 +114,17 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
   // Inside, the same files are at the same paths (only Entraclaw's own and the stores are hidden), so a
   // command that does not run here would fail there with a bare bwrap message and exit 1. The shims are
   // the exception: first on PATH inside, whether or not the host has such a command.
-  if (!Object.hasOwn(SHIMS, command[0]!) && !findCommand(command[0]!, process.env.PATH, project)) {
-    throw cannotStart(
-      command[0]!,
-      whyNotRunnable(command[0]!, process.env.PATH, project),
-      undefined,
-      ' (the sandbox sees the same PATH)',
-    );
+  if (!Object.hasOwn(SHIMS, command[0]!)) {
+    const found = findCommand(command[0]!, process.env.PATH, project);
+    if (!found || missingInterpreter(found) !== undefined) {
+      throw cannotStart(
+        command[0]!,
+        found ? 'ENOENT' : whyNotRunnable(command[0]!, process.env.PATH, project),
+        undefined,
+        ' (the sandbox sees the same PATH)',
+        project,
+      );
+    }
   }
   const { ctx, config } = await import('./context.js').then((m) => m.storeContext(opts));
   const env = process.env;

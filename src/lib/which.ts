@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 /** The file `command` names, as execvp() would find it (PATH for a bare name); undefined when none runs. */
@@ -41,5 +41,34 @@ function runnable(file: string): boolean {
     return statSync(file).isFile();
   } catch {
     return false;
+  }
+}
+
+/**
+ * The interpreter a `#!` script names when that file does not exist: what makes execve() fail with
+ * ENOENT for a script that is there. Undefined for anything else (not a script, unreadable, the
+ * interpreter present).
+ */
+export function missingInterpreter(file: string): string | undefined {
+  let head: Buffer;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      head = Buffer.alloc(256);
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  // The kernel reads the interpreter as the first word after `#!` (blanks before it allowed).
+  const interpreter = /^#![ \t]*([^ \t\n\0]+)/.exec(head.toString('latin1'))?.[1];
+  if (interpreter === undefined) return undefined;
+  try {
+    statSync(interpreter);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? interpreter : undefined;
   }
 }

@@ -278,6 +278,18 @@ describe('entraclaw run: the child is the command', () => {
     );
   });
 
+  it('a script whose #! interpreter is missing is named as such, not as a command missing from PATH', () => {
+    const file = scratch('bad-interpreter');
+    const interpreter = join(dir, 'no-such-interpreter');
+    writeFileSync(file, `#!${interpreter} -x\necho ran\n`, { mode: 0o755 });
+    const r = run(['--', file]);
+    expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toContain(
+      `entraclaw: cannot start ${file}: the interpreter its #! line names, ${interpreter}, does not exist (ENOENT)\n  hint: fix the first line of ${file}, or install ${interpreter}\n`,
+    );
+    expect(r.stdout.toString()).toBe('');
+  });
+
   it('a file that is not executable is a permission error with a hint to match, not "check PATH"', () => {
     const file = scratch('not-executable');
     writeFileSync(file, 'x', { mode: 0o644 });

@@ -745,6 +745,18 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
       }
     });
 
+    it('a script whose #! interpreter is missing is named as such (exit 2, not a bare bwrap message)', () => {
+      const file = join(root, 'bad-interpreter');
+      const interpreter = join(root, 'no-such-interpreter');
+      writeFileSync(file, `#!${interpreter}\necho ran\n`, { mode: 0o755 });
+      const r = cli(['sandbox', '--store', 'secret-service', '--', file]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        `entraclaw: cannot start ${file}: the interpreter its #! line names, ${interpreter}, does not exist (ENOENT)`,
+      );
+      expect(r.stderr).not.toContain('bwrap:');
+    });
+
     it('a file that is not executable is a permission error with a hint to match, not "check PATH"', () => {
       const file = join(root, 'not-executable');
       writeFileSync(file, 'x', { mode: 0o644 });
