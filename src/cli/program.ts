@@ -6,7 +6,22 @@ import { failWith, reportError } from './output.js';
 // Command modules are imported inside their actions so that each command loads only what it uses:
 // start-up time is part of the product when a tool calls us on every request.
 
-const json = process.argv.includes('--json');
+// Commands that start a CMD and print no JSON of their own: a `--json` on their command line is CMD's
+// (`entraclaw run -- jq --json`, or `run jq --json`, which commander passes through to CMD).
+const STARTS_CMD = new Set(['run', 'sandbox', 'agent']);
+
+/**
+ * Whether errors are said as JSON before commander has parsed the command line: `--json` among
+ * entraclaw's own arguments, not after `--` (CMD's, or a positional). Once an action runs, its parsed
+ * options decide instead (the preAction hook below): `--service --json` is a service name.
+ */
+function wantsJson(args: readonly string[]): boolean {
+  if (STARTS_CMD.has(args[0] ?? '')) return false;
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
+let json = wantsJson(process.argv.slice(2));
 
 const program = new Command('entraclaw')
   .description('Per-user credential broker for agents and command-line tools')
@@ -16,7 +31,10 @@ const program = new Command('entraclaw')
     outputError: (text) => reportError(new UsageError(commanderMessage(text), commanderHint(text)), json),
   })
   .enablePositionalOptions()
-  .exitOverride();
+  .exitOverride()
+  .hook('preAction', (_program, action) => {
+    json = action.opts().json === true;
+  });
 
 /**
  * Commander's complaint as one line. `--value=TOKEN` or `-wTOKEN` is a likely slip (secrets never go in
@@ -193,12 +211,24 @@ program
   .option('--json', 'print as JSON')
   .action(async (id: string, o) => (await import('./pending.js')).deny(id, o));
 
+// audit is a command of its own and the parent of verify: commander would call `audit verfy` "too many
+// arguments" and know no `audit help`, so the words after it come to the action.
 const auditCmd = program
   .command('audit')
   .description('the tamper-evident log of every decision (never a value)')
   .option('--tail <n>', 'how many recent lines (default 20)')
   .option('--json', 'print as JSON')
-  .action(async (o) => (await import('./audit.js')).audit(o));
+  .allowExcessArguments()
+  .action(async (o, cmd: Command) => {
+    const words = cmd.args;
+    if (words.length === 0) return (await import('./audit.js')).audit(o);
+    if (words[0] === 'help') {
+      const sub = auditCmd.commands.find((c) => c.name() === words[1]);
+      if (words.length === 1 || (sub && words.length === 2)) return (sub ?? auditCmd).help();
+      return unknownCommand(auditCmd, words[words.length - 1]!);
+    }
+    return unknownCommand(auditCmd, words[0]!);
+  });
 auditCmd
   .command('verify')
   .description('check the hash chain; points at the first broken line')
@@ -266,8 +296,60 @@ serviceCmd
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./service.js')).service('status', o));
 
+/** Commander's edit distance (Damerau-Levenshtein with adjacent transpositions) between two words. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      }
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** Refuses `name` as a subcommand of `cmd` in commander's words, with its suggestion of a near name. */
+function unknownCommand(cmd: Command, name: string): never {
+  const near = cmd.commands
+    .map((c) => c.name())
+    .filter((c) => {
+      const length = Math.max(c.length, name.length);
+      return (length - editDistance(name, c)) / length > 0.4;
+    });
+  const best = Math.min(...near.map((c) => editDistance(name, c)));
+  const similar = near.filter((c) => editDistance(name, c) === best).sort();
+  const suggestion =
+    similar.length > 1
+      ? ` (Did you mean one of ${similar.join(', ')}?)`
+      : similar.length === 1
+        ? ` (Did you mean ${similar[0]}?)`
+        : '';
+  throw new UsageError(`unknown command '${name}'${suggestion}`, commanderHint(''));
+}
+
+/**
+ * `entraclaw help A B` as `entraclaw A B --help`: commander's help command takes one name, so `help audit
+ * verify` showed audit's help, and `help nosuch` printed the top help with no word of what was wrong.
+ * A name that is no command is handed on as typed, for the parser's "unknown command 'X' (Did you mean".
+ */
+function helpArgs(args: string[]): string[] {
+  if (args[0] !== 'help' || args.length < 2 || args.some((a) => a.startsWith('-'))) return args;
+  const path = args.slice(1);
+  let cmd: Command = program;
+  for (const [i, name] of path.entries()) {
+    const sub = cmd.commands.find((c) => c.name() === name);
+    if (!sub) return path.slice(0, i + 1);
+    cmd = sub;
+  }
+  return [...path, '--help'];
+}
+
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(helpArgs(process.argv.slice(2)), { from: 'user' });
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 2;

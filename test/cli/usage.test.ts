@@ -1,0 +1,83 @@
+// The command line as a newcomer types it: `help` for any command, slips in subcommand names, and
+// `--json` meant for the command that `run` starts. Real CLI, real processes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { isolatedEnv, runCli } from '../support/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'entraclaw-usage-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env = isolatedEnv(dir);
+
+describe('entraclaw help CMD [SUB]', () => {
+  it.each([
+    [['help', 'secret', 'get'], 'Usage: entraclaw secret get [options] <service> <account>\n'],
+    [['help', 'audit', 'verify'], 'Usage: entraclaw audit verify [options]\n'],
+    [['help', 'service', 'install'], 'Usage: entraclaw service install [options]\n'],
+    [['help', 'doctor'], 'Usage: entraclaw doctor [options]\n'],
+    [['audit', 'help'], 'Usage: entraclaw audit [options] [command]\n'],
+    [['audit', 'help', 'verify'], 'Usage: entraclaw audit verify [options]\n'],
+  ])('%j prints the help of that very command on stdout, exit 0', (args, usage) => {
+    const r = runCli(args, env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.toString().startsWith(usage), r.stdout.toString()).toBe(true);
+    expect(r.stderr).toBe('');
+  });
+
+  it.each([
+    [['help', 'nosuch'], "unknown command 'nosuch'"],
+    [['help', 'secrt'], "unknown command 'secrt' (Did you mean secret?)"],
+    [['help', 'secret', 'gt'], "unknown command 'gt' (Did you mean get?)"],
+    [['help', 'audit', 'verfy'], "unknown command 'verfy' (Did you mean verify?)"],
+  ])('%j names the command that does not exist: exit 2, nothing on stdout', (args, message) => {
+    const r = runCli(args, env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(`entraclaw: ${message}\n  hint: run the command with --help for its usage\n`);
+  });
+});
+
+describe('a slip in the subcommand of audit', () => {
+  it('is an unknown command with a suggestion, as for every other command, not "too many arguments"', () => {
+    const r = runCli(['audit', 'verfy'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(
+      "entraclaw: unknown command 'verfy' (Did you mean verify?)\n  hint: run the command with --help for its usage\n",
+    );
+    const far = runCli(['audit', 'zzz', '--json'], env);
+    expect(far.status).toBe(EXIT_CODES.usage);
+    expect(JSON.parse(far.stderr)).toEqual({
+      error: {
+        code: 'usage',
+        message: "unknown command 'zzz'",
+        hint: 'run the command with --help for its usage',
+      },
+    });
+  });
+});
+
+describe('--json on the command line of CMD', () => {
+  it("is CMD's: entraclaw's own error stays text (run -- CMD ... --json)", () => {
+    const r = runCli(['run', '--', 'entraclaw-qa4-no-such-command', '--json'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toMatch(/^entraclaw: cannot start entraclaw-qa4-no-such-command: not found in PATH/);
+    const passed = runCli(['run', 'entraclaw-qa4-no-such-command', '--json'], env);
+    expect(passed.status).toBe(EXIT_CODES.usage);
+    expect(passed.stderr).toMatch(/^entraclaw: cannot start /);
+  });
+
+  it('after -- is a positional of any command, not a --json of entraclaw', () => {
+    const r = runCli(['secret', 'get', '--store', 'bogus', '--', 'svc', '--json'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toMatch(/^entraclaw: unknown store "bogus"/);
+  });
+
+  it('an option value that happens to read --json does not turn errors into JSON', () => {
+    const r = runCli(['secret', 'ls', '--service', '--json', '--store', 'bogus'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr).toMatch(/^entraclaw: unknown store "bogus"/);
+  });
+});
