@@ -64,6 +64,11 @@ function commanderHint(text: string): string {
   if (/missing required argument 'account'/.test(text)) {
     return 'give the service and the account as two arguments: github.com me, not github.com/me';
   }
+  // `--grant svc/*` unquoted: the shell expands it to file names where such a directory exists, and the
+  // names after the first land as arguments.
+  if (/too many arguments for '(approve|register|grant)'/.test(text)) {
+    return "give each grant its own --grant, and quote one that ends in * (--grant 'svc/*'): the shell expands it to the file names it matches";
+  }
   if (/too many arguments for 'inject'/.test(text)) {
     return 'give the template with -i FILE (or on stdin) and the output with -o FILE (or stdout)';
   }

@@ -81,3 +81,19 @@ describe('--json on the command line of CMD', () => {
     expect(r.stderr).toMatch(/^entraclaw: unknown store "bogus"/);
   });
 });
+
+describe('a --grant PREFIX* the shell expanded to file names', () => {
+  it.each([
+    ['grant', 'bot'],
+    ['approve', 'p-1a2b3c4d'],
+    ['register', '/bin/true'],
+  ])('%s: the extra names are said to be a glob to quote', (...cmd) => {
+    const r = runCli([...cmd, '--grant', 'bot/a.js', 'bot/b.js'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(
+      `entraclaw: too many arguments for '${cmd[0]}'. Expected 1 argument but got 2.\n` +
+        "  hint: give each grant its own --grant, and quote one that ends in * (--grant 'svc/*'): the shell expands it to the file names it matches\n",
+    );
+  });
+});
