@@ -238,7 +238,19 @@ auditCmd
   .command('verify')
   .description('check the hash chain; points at the first broken line')
   .option('--json', 'print as JSON')
-  .action(async (o) => (await import('./audit.js')).auditVerify(o));
+  .action(async (o) => {
+    // `audit --json verify` and `audit --tail N verify` give the option to audit, not to verify: --json
+    // means the same here, and --tail means nothing to a check of every kept line.
+    const parent = auditCmd.opts();
+    if (parent.tail !== undefined) {
+      throw new UsageError(
+        '--tail is an option of `entraclaw audit`, not of `audit verify`',
+        'audit verify checks every kept line: drop --tail',
+      );
+    }
+    json = o.json === true || parent.json === true;
+    return (await import('./audit.js')).auditVerify({ ...o, json });
+  });
 
 storeOptions(program.command('run'))
   .description('run CMD with entraclaw://SERVICE/ACCOUNT references in its environment resolved')

@@ -97,3 +97,20 @@ describe('a --grant PREFIX* the shell expanded to file names', () => {
     );
   });
 });
+
+describe('an option of audit written before verify', () => {
+  it('--json is taken (the report is JSON), not dropped for a text report', () => {
+    const r = runCli(['audit', '--json', 'verify'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.toString())).toMatchObject({ ok: true });
+  });
+
+  it('--tail is refused, not ignored', () => {
+    const r = runCli(['audit', '--tail', '3', 'verify'], env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(
+      'entraclaw: --tail is an option of `entraclaw audit`, not of `audit verify`\n  hint: audit verify checks every kept line: drop --tail\n',
+    );
+  });
+});
