@@ -146,6 +146,7 @@ storeOptions(program.command('agent'))
   .option(
     '--socket <path>',
     "socket path (default: agent.toml's [agent] socket, else $ENTRACLAW_SOCKET, else $XDG_RUNTIME_DIR/entraclaw/agent.sock)",
+    pathArg('--socket'),
   )
   .option('-v, --verbose', 'log every connection and every decision (what the audit log records)')
   .argument('[command...]', 'command to run with ENTRACLAW_SOCKET set')
@@ -153,6 +154,23 @@ storeOptions(program.command('agent'))
   .action(async (command: string[], o) => (await import('./agent.js')).agent(o, command));
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/**
+ * The parser of a path option: an empty value is refused. resolve('') is the current directory, so
+ * `--project "$DIR"` with DIR unset made the whole home writable past the guard against that, and
+ * `--profile ''` ran with no profile, `--socket ''` took the default: each without a word.
+ */
+function pathArg(flag: string): (v: string) => string {
+  return (v) => {
+    if (v === '') throw new UsageError(`${flag} is empty`, `give ${flag} a path, or leave the option out`);
+    return v;
+  };
+}
+
+/** `pathArg` for a repeatable option. */
+function pathArgs(flag: string): (v: string, prev?: string[]) => string[] {
+  return (v, prev) => collect(pathArg(flag)(v), prev);
+}
 function grantOptions(cmd: Command): Command {
   return cmd
     .option('--grant <spec>', 'SERVICE[/ACCOUNT] or PREFIX* (repeatable)', collect)
@@ -179,7 +197,7 @@ grantOptions(program.command('approve <target>'))
 
 grantOptions(program.command('register <path>'))
   .description('pre-approve a program by hash (with --script for an interpreter)')
-  .option('--script <file>', 'the script an interpreter runs (pinned by hash too)')
+  .option('--script <file>', 'the script an interpreter runs (pinned by hash too)', pathArg('--script'))
   .option('--name <name>', 'client name (default: program or script file name)')
   .action(async (path: string, o) => (await import('./register.js')).register(path, o));
 
@@ -194,6 +212,7 @@ program
   .option(
     '--script <file>',
     "with PATH an interpreter: re-pin the client of this script to PATH and the script's bytes",
+    pathArg('--script'),
   )
   .option('--json', 'print as JSON')
   .action(async (path: string, o) => (await import('./upgrade.js')).upgrade(path, o));
@@ -254,7 +273,7 @@ auditCmd
 
 storeOptions(program.command('run'))
   .description('run CMD with entraclaw://SERVICE/ACCOUNT references in its environment resolved')
-  .option('--env-file <file>', '.env file with references (repeatable)', collect)
+  .option('--env-file <file>', '.env file with references (repeatable)', pathArgs('--env-file'))
   .option('--env <NAME=VALUE>', 'set a variable, e.g. TOKEN=entraclaw://github.com/me (repeatable)', collect)
   .option('--mask', "replace secret values in CMD's stdout/stderr with a marker")
   .argument('<command...>', 'command and arguments (after --)')
@@ -263,7 +282,7 @@ storeOptions(program.command('run'))
 
 storeOptions(program.command('inject'))
   .description('render {{ entraclaw://SERVICE/ACCOUNT }} tags in a template')
-  .option('-i, --in <file>', 'template file (default stdin)')
+  .option('-i, --in <file>', 'template file (default stdin)', pathArg('-i'))
   .option('-o, --out <file>', 'output file, written 0600 atomically (default stdout)')
   .action(async (o) => (await import('./inject.js')).inject(o));
 
@@ -278,9 +297,13 @@ program
 
 storeOptions(program.command('sandbox'))
   .description('run CMD under bubblewrap: stores hidden, only a broker granting the profile reachable')
-  .option('--profile <file>', 'sandbox profile (TOML, nono-style [credential_access])')
-  .option('--allow-path <dir>', 'extra writable path (repeatable)', collect)
-  .option('--project <dir>', 'the writable project directory (default: current directory)')
+  .option('--profile <file>', 'sandbox profile (TOML, nono-style [credential_access])', pathArg('--profile'))
+  .option('--allow-path <dir>', 'extra writable path (repeatable)', pathArgs('--allow-path'))
+  .option(
+    '--project <dir>',
+    'the writable project directory (default: current directory)',
+    pathArg('--project'),
+  )
   .option('-v, --verbose', 'log broker connections')
   .argument('<command...>', 'command and arguments (after --)')
   .passThroughOptions()
@@ -296,7 +319,11 @@ serviceCmd
     '--store <name>',
     "store the service uses (default: $ENTRACLAW_STORE, else agent.toml's at the service's start, then auto)",
   )
-  .option('--socket <path>', 'socket path other than $XDG_RUNTIME_DIR/entraclaw/agent.sock')
+  .option(
+    '--socket <path>',
+    'socket path other than $XDG_RUNTIME_DIR/entraclaw/agent.sock',
+    pathArg('--socket'),
+  )
   .option('--dry-run', 'print the file and the commands; write and run nothing')
   .option('--json', 'print the result as JSON')
   .action(async (o) => (await import('./service.js')).service('install', o));
@@ -309,7 +336,7 @@ serviceCmd
 serviceCmd
   .command('status')
   .description('is the file there, is the service running, does the socket answer')
-  .option('--socket <path>', 'socket path to probe')
+  .option('--socket <path>', 'socket path to probe', pathArg('--socket'))
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./service.js')).service('status', o));
 

@@ -1,11 +1,12 @@
 // The command line as a newcomer types it: `help` for any command, slips in subcommand names, and
 // `--json` meant for the command that `run` starts. Real CLI, real processes.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
-import { isolatedEnv, runCli } from '../support/cli.js';
+import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-usage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,5 +113,51 @@ describe('an option of audit written before verify', () => {
     expect(r.stderr).toBe(
       'entraclaw: --tail is an option of `entraclaw audit`, not of `audit verify`\n  hint: audit verify checks every kept line: drop --tail\n',
     );
+  });
+});
+
+describe('an empty path given to an option (a variable that was unset)', () => {
+  it.each([
+    [['agent', '--socket', ''], '--socket'],
+    [['service', 'status', '--socket', ''], '--socket'],
+    [['service', 'install', '--dry-run', '--socket', ''], '--socket'],
+    [['sandbox', '--profile', '', '--', 'true'], '--profile'],
+    [['sandbox', '--allow-path', '', '--', 'true'], '--allow-path'],
+    [['run', '--env-file', '', '--', 'true'], '--env-file'],
+    [['inject', '-i', ''], '-i'],
+    [['register', '/bin/true', '--script', '', '--grant', 'a/b'], '--script'],
+    [['upgrade', '/bin/true', '--script', ''], '--script'],
+  ])('%j is refused, naming the option: exit 2, nothing run or written', (args, flag) => {
+    const r = runCli(args, env);
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stdout.toString()).toBe('');
+    expect(r.stderr).toBe(
+      `entraclaw: ${flag} is empty\n  hint: give ${flag} a path, or leave the option out\n`,
+    );
+  });
+
+  it('sandbox --project "" from the home directory is refused, not the whole home made writable', () => {
+    const home = env.HOME!;
+    mkdirSync(home, { recursive: true });
+    const marker = join(home, '.written-by-sandbox');
+    const r = spawnSync(process.execPath, ['--', CLI, 'sandbox', '--project', '', '--', 'touch', marker], {
+      cwd: home,
+      env,
+    });
+    expect(r.status, r.stderr.toString()).toBe(EXIT_CODES.usage);
+    expect(r.stderr.toString()).toBe(
+      'entraclaw: --project is empty\n  hint: give --project a path, or leave the option out\n',
+    );
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('shim install "" writes nothing into the current directory', () => {
+    const cwd = mkdtempSync(join(dir, 'cwd-'));
+    const r = spawnSync(process.execPath, ['--', CLI, 'shim', 'install', ''], { cwd, env });
+    expect(r.status).toBe(EXIT_CODES.usage);
+    expect(r.stderr.toString()).toBe(
+      'entraclaw: DIR is empty\n  hint: name the directory for the shims, e.g. ~/.entraclaw/bin\n',
+    );
+    expect(readdirSync(cwd)).toEqual([]);
   });
 });
