@@ -224,12 +224,20 @@ export function repinClient(
       ? policy.clients.filter((c) => c.name === name)
       : policy.clients.filter((c) => script !== undefined && c.script === script.path);
   if (candidates.length === 0) {
-    throw name !== undefined
-      ? new NotFoundError(`no client is named "${name}"`, 'see the client names with `entraclaw clients`')
-      : new NotFoundError(
-          `no client runs the script ${script?.path}`,
-          'name the client to re-pin: entraclaw upgrade PROGRAM --script FILE --client NAME (`entraclaw clients` shows them)',
-        );
+    if (name !== undefined) {
+      throw new NotFoundError(
+        `no client is named "${name}"`,
+        'see the client names with `entraclaw clients`',
+      );
+    }
+    // A script that moved with its bytes unchanged: the client pinned to those bytes is the likely one.
+    const same = policy.clients.filter((c) => c.script !== undefined && c.scriptSha256 === script?.sha256);
+    throw new NotFoundError(
+      `no client runs the script ${script?.path}${same.length > 0 ? `; client "${same[0]!.name}" is pinned to these bytes at ${same[0]!.script} (the script moved?)` : ''}`,
+      same.length > 0
+        ? `to record its new path, keeping its grants: entraclaw upgrade ${shellQuote(exe.path)} --script ${shellQuote(script!.path)} --client ${same[0]!.name}`
+        : 'name the client to re-pin: entraclaw upgrade PROGRAM --script FILE --client NAME (`entraclaw clients` shows them)',
+    );
   }
   if (candidates.length > 1) {
     throw new ConflictError(

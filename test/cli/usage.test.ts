@@ -1,7 +1,16 @@
 // The command line as a newcomer types it: `help` for any command, slips in subcommand names, and
 // `--json` meant for the command that `run` starts. Real CLI, real processes.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -159,5 +168,30 @@ describe('an empty path given to an option (a variable that was unset)', () => {
       'entraclaw: DIR is empty\n  hint: name the directory for the shims, e.g. ~/.entraclaw/bin\n',
     );
     expect(readdirSync(cwd)).toEqual([]);
+  });
+});
+
+describe('upgrade INTERPRETER --script NEW without --client, for a script that moved unchanged', () => {
+  it('names the client pinned to those bytes and the command that re-pins it; that command works', () => {
+    const scripts = realpathSync(mkdtempSync(join(dir, 'scripts-')));
+    const old = join(scripts, 'run.mjs');
+    writeFileSync(old, 'console.log(1)\n');
+    const reg = runCli(
+      ['register', process.execPath, '--script', old, '--grant', 'q/w', '--name', 'mover'],
+      env,
+    );
+    expect(reg.status, reg.stderr).toBe(0);
+    mkdirSync(join(scripts, 'moved'));
+    const moved = join(scripts, 'moved', 'run.mjs');
+    renameSync(old, moved);
+    const r = runCli(['upgrade', process.execPath, '--script', moved], env);
+    expect(r.status).toBe(EXIT_CODES.not_found);
+    const exe = realpathSync(process.execPath);
+    expect(r.stderr).toBe(
+      `entraclaw: no client runs the script ${moved}; client "mover" is pinned to these bytes at ${old} (the script moved?)\n` +
+        `  hint: to record its new path, keeping its grants: entraclaw upgrade ${exe} --script ${moved} --client mover\n`,
+    );
+    const fixed = runCli(['upgrade', exe, '--script', moved, '--client', 'mover'], env);
+    expect(fixed.status, fixed.stderr).toBe(0);
   });
 });
