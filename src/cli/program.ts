@@ -340,39 +340,16 @@ serviceCmd
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./service.js')).service('status', o));
 
-/** Commander's edit distance (Damerau-Levenshtein with adjacent transpositions) between two words. */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-      }
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** Refuses `name` as a subcommand of `cmd` in commander's words, with its suggestion of a near name. */
+/**
+ * Refuses `name` as a subcommand of audit. Commander's own "unknown command" (with its did-you-mean) is
+ * not reachable for a command that also has an action of its own; audit has one subcommand to name.
+ */
 function unknownCommand(cmd: Command, name: string): never {
-  const near = cmd.commands
-    .map((c) => c.name())
-    .filter((c) => {
-      const length = Math.max(c.length, name.length);
-      return (length - editDistance(name, c)) / length > 0.4;
-    });
-  const best = Math.min(...near.map((c) => editDistance(name, c)));
-  const similar = near.filter((c) => editDistance(name, c) === best).sort();
-  const suggestion =
-    similar.length > 1
-      ? ` (Did you mean one of ${similar.join(', ')}?)`
-      : similar.length === 1
-        ? ` (Did you mean ${similar[0]}?)`
-        : '';
-  throw new UsageError(`unknown command '${name}'${suggestion}`, commanderHint(''));
+  const subs = cmd.commands.map((c) => c.name());
+  throw new UsageError(
+    `unknown command '${name}' (the subcommand${subs.length === 1 ? ' of' : 's of'} ${cmd.name()}: ${subs.join(', ')})`,
+    commanderHint(''),
+  );
 }
 
 /**

@@ -40,7 +40,7 @@ describe('entraclaw help CMD [SUB]', () => {
     [['help', 'nosuch'], "unknown command 'nosuch'"],
     [['help', 'secrt'], "unknown command 'secrt' (Did you mean secret?)"],
     [['help', 'secret', 'gt'], "unknown command 'gt' (Did you mean get?)"],
-    [['help', 'audit', 'verfy'], "unknown command 'verfy' (Did you mean verify?)"],
+    [['help', 'audit', 'verfy'], "unknown command 'verfy' (the subcommand of audit: verify)"],
   ])('%j names the command that does not exist: exit 2, nothing on stdout', (args, message) => {
     const r = runCli(args, env);
     expect(r.status).toBe(EXIT_CODES.usage);
@@ -50,19 +50,19 @@ describe('entraclaw help CMD [SUB]', () => {
 });
 
 describe('a slip in the subcommand of audit', () => {
-  it('is an unknown command with a suggestion, as for every other command, not "too many arguments"', () => {
+  it('is an unknown command naming the subcommand of audit, not "too many arguments"', () => {
     const r = runCli(['audit', 'verfy'], env);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stdout.toString()).toBe('');
     expect(r.stderr).toBe(
-      "entraclaw: unknown command 'verfy' (Did you mean verify?)\n  hint: run the command with --help for its usage\n",
+      "entraclaw: unknown command 'verfy' (the subcommand of audit: verify)\n  hint: run the command with --help for its usage\n",
     );
     const far = runCli(['audit', 'zzz', '--json'], env);
     expect(far.status).toBe(EXIT_CODES.usage);
     expect(JSON.parse(far.stderr)).toEqual({
       error: {
         code: 'usage',
-        message: "unknown command 'zzz'",
+        message: "unknown command 'zzz' (the subcommand of audit: verify)",
         hint: 'run the command with --help for its usage',
       },
     });
