@@ -1,6 +1,8 @@
 import { NotFoundError } from '../errors.js';
 import { itemName } from '../lib/percent.js';
+import { shellQuote } from '../lib/shell.js';
 import { assertItemName } from '../store/item-rules.js';
+import { elsewhereHint, type Selection } from '../store/select.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, noteShadowed, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
@@ -16,15 +18,38 @@ export async function secretRm(
   const sel = await openStore(opts);
   try {
     if (!(await sel.store.delete(service, account))) {
+      // A script that takes exit 3 for "already gone" must hear when auto did not look where it may be.
+      const elsewhere = await elsewhereHint(sel, service, account);
       throw new NotFoundError(
         `${itemName(service, account)} not found in ${sel.store.name}`,
-        'nothing was deleted; list items with `entraclaw secret ls`',
+        `nothing was deleted; ${elsewhere ?? 'list items with `entraclaw secret ls`'}`,
       );
     }
     if (opts.json) printJson({ service, account, store: sel.store.name, deleted: true });
-    else note(`deleted ${itemName(service, account)} from ${sel.store.name}`);
+    else {
+      note(`deleted ${itemName(service, account)} from ${sel.store.name}`);
+      noteNotSearched(sel, service, account);
+    }
     await noteShadowed(sel, service, account);
   } finally {
     await closeSelection(sel);
+  }
+}
+
+// A copy left in a store auto did not open is served again by auto whenever that store is the one it
+// uses (the keyring locked, the bus gone): the delete is not done until it is gone there too.
+function noteNotSearched(sel: Selection, service: string, account: string): void {
+  const item = itemName(service, account);
+  const rm = (store: string) =>
+    `entraclaw secret rm --store ${store} ${shellQuote(service)} ${shellQuote(account)}`;
+  for (const s of sel.skipped) {
+    note(
+      `note: ${s.name} was not searched (${s.reason}) and may still hold ${item}, which auto reads again once ${s.name} is usable: delete it there too (\`${rm(s.name)}\`)`,
+    );
+  }
+  for (const u of sel.unsearched) {
+    note(
+      `note: ${u.name} (${u.where}) is not read while auto uses ${sel.store.name} and may still hold ${item}, which auto reads whenever ${sel.store.name} is not usable: delete it there too (\`${rm(u.name)}\`)`,
+    );
   }
 }

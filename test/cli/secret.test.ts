@@ -611,6 +611,48 @@ describe('entraclaw secret: bad input', () => {
       expect(named.stdout.toString()).toBe('v');
     },
   );
+
+  it('rm under auto says where it did not look: a miss names the store passed over, even with --json, and a delete says that store may still hold a copy', () => {
+    const noBus = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` };
+    const service = randomName('rm-skipped');
+    // A script that reads exit 3 as "already gone" must learn that the keyring auto passed over was not looked at.
+    for (const json of [[], ['--json']]) {
+      const miss = runCli(['secret', 'rm', service, 'acct', ...json], noBus);
+      expect(miss.status).toBe(EXIT_CODES.not_found);
+      expect(miss.stderr).toContain('nothing was deleted; secret-service was not searched (');
+    }
+    expect(runCli(['secret', 'set', service, 'acct', '--store', 'encrypted-file'], noBus, 'v').status).toBe(
+      0,
+    );
+    const rm = runCli(['secret', 'rm', service, 'acct'], noBus);
+    expect(rm.status, rm.stderr).toBe(0);
+    expect(rm.stderr).toContain(`note: secret-service was not searched (`);
+    expect(rm.stderr).toContain(
+      `and may still hold ${service}/acct, which auto reads again once secret-service is usable: delete it there too (\`entraclaw secret rm --store secret-service ${service} acct\`)`,
+    );
+  });
+
+  it.runIf(inTestSession)(
+    'rm from Secret Service names the vault auto does not read, whose copy auto serves again once the keyring is away',
+    () => {
+      const noBus = { ...env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}` };
+      const service = randomName('rm-unsearched');
+      expect(runCli(['secret', 'set', service, 'acct'], noBus, CANARY).status).toBe(0);
+      expect(runCli(['secret', 'set', service, 'acct'], env, CANARY).status).toBe(0);
+      const rm = runCli(['secret', 'rm', service, 'acct'], env);
+      expect(rm.status, rm.stderr).toBe(0);
+      expect(rm.stderr).toContain(`deleted ${service}/acct from secret-service`);
+      const vault = join(dir, 'data', 'entraclaw', 'vault.ecv');
+      expect(rm.stderr).toContain(
+        `note: encrypted-file (${vault}) is not read while auto uses secret-service and may still hold ${service}/acct, which auto reads whenever secret-service is not usable: delete it there too (\`entraclaw secret rm --store encrypted-file ${service} acct\`)`,
+      );
+      expect(rm.stderr).not.toContain(CANARY);
+      // What the note warns of: with the bus gone, auto reads the vault, and the deleted secret is back.
+      const back = runCli(['secret', 'get', service, 'acct'], noBus);
+      expect(back.stdout.toString()).toBe(CANARY);
+      expect(runCli(['secret', 'rm', service, 'acct', '--store', 'encrypted-file'], env).status).toBe(0);
+    },
+  );
 });
 
 describe('entraclaw secret set at a terminal (a real pty)', () => {
