@@ -1,6 +1,6 @@
 import { closeSync, existsSync, lstatSync, openSync } from 'node:fs';
 import { socketLock, socketPath } from '../daemon/socket-path.js';
-import { EntraclawError } from '../errors.js';
+import { EntraclawError, UnavailableError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { passphraseSource } from '../lib/passphrase.js';
 import { visible } from '../lib/visible.js';
@@ -68,6 +68,7 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
     // The report stands; the exit status and the error still say that every other command refuses to run.
     if (configError) throw configError;
     if (policy.error) throw policy.error;
+    throwUnlessUsable(rows, selected, requested);
     return;
   }
   // Paths and error messages come from the environment, agent.toml and policy.toml (which any program of
@@ -118,6 +119,34 @@ export async function doctor(opts: { store?: string; json?: boolean }): Promise<
   );
   if (configError) throw configError;
   if (policy.error) throw policy.error;
+  throwUnlessUsable(rows, selected, requested);
+}
+
+// After the report: when the store every secret command would use cannot be used, they all fail with
+// exit 5, and so does doctor, so that `entraclaw doctor && ...` (a health check) does not pass on it.
+function throwUnlessUsable(
+  rows: (StoreProbe & { selected: boolean; readFirst: boolean })[],
+  selected: string | undefined,
+  requested: string,
+): void {
+  const hint =
+    'the report says why each store is not usable and what it needs; or choose another with --store (or store = "auto" in agent.toml)';
+  if (selected === undefined) {
+    // A service with only its credentials still reads them (auto makes them the store, read-only).
+    if (rows.some((r) => r.readFirst && r.available)) return;
+    const tried = rows.filter((r) => autoOrder(process.platform).includes(r.name));
+    throw new UnavailableError(
+      `no usable store: ${tried.map((r) => `${r.name} (${r.reason})`).join('; ')}`,
+      hint,
+    );
+  }
+  const unusable = rows.find((r) => r.selected && !r.available);
+  if (unusable) {
+    throw new UnavailableError(
+      `store ${unusable.name} (asked for: ${requested}) is not usable: ${unusable.reason}`,
+      hint,
+    );
+  }
 }
 
 /** policy.toml as the daemon would load it: an invalid one denies every request, so doctor says so. */

@@ -561,6 +561,37 @@ describe('entraclaw secret: bad input', () => {
     expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);
   });
 
+  it('doctor prints its report, then exits 5 when the store every secret command would use is not usable', () => {
+    runCli(['secret', 'set', 'doctor-svc', 'acct', '--store', 'encrypted-file'], env, CANARY);
+    const wrong = join(dir, 'wrong-pass-exit');
+    writeFileSync(wrong, 'not the vault passphrase\n', { mode: 0o600 });
+    const noBus = {
+      ...env,
+      DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(dir, 'no-such-bus')}`,
+      ENTRACLAW_PASSPHRASE_FILE: wrong,
+    };
+    // auto with neither store usable: what `secret get` says too (exit 5).
+    const none = runCli(['doctor'], noBus);
+    expect(none.stdout.toString()).toContain('Selected: none usable');
+    expect(none.status, none.stderr).toBe(EXIT_CODES.unavailable);
+    expect(none.stderr).toContain('entraclaw: no usable store: secret-service (');
+    expect(runCli(['secret', 'get', 'doctor-svc', 'acct'], noBus).status).toBe(EXIT_CODES.unavailable);
+    const json = runCli(['doctor', '--json'], noBus);
+    expect(json.status).toBe(EXIT_CODES.unavailable);
+    expect(JSON.parse(json.stdout.toString()).selected).toBeNull();
+    expect(JSON.parse(json.stderr).error.code).toBe('unavailable');
+    // A store named explicitly that cannot be used.
+    const named = runCli(['doctor', '--store', 'macos-keychain'], env);
+    expect(named.stdout.toString()).toContain('NOT USABLE: only on macOS');
+    expect(named.status).toBe(EXIT_CODES.unavailable);
+    expect(named.stderr).toContain(
+      'store macos-keychain (asked for: macos-keychain) is not usable: only on macOS',
+    );
+    // A usable selection is exit 0.
+    expect(runCli(['doctor', '--store', 'encrypted-file'], env).status).toBe(0);
+    for (const r of [none, json, named]) expect(`${r.stdout}${r.stderr}`).not.toContain(CANARY);
+  });
+
   it('doctor says which askpass answers confirm-on-use grants, and when it is missing', () => {
     const missing = join(dir, 'no-such-askpass');
     const d = runCli(['doctor'], { ...env, ENTRACLAW_ASKPASS: missing });
