@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorruptError, EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
+import { CorruptError, DeniedError, EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
 import { isEncryptedCredential } from '../lib/systemd-credential.js';
 import { isItemName } from './item-rules.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -43,6 +43,20 @@ function namesOf(service: string, account: string): string[] {
   const canonical = credentialName(service, account);
   const raw = `${encodeURIComponent(service)}${SEPARATOR}${encodeURIComponent(account).replaceAll('%40', '@')}`;
   return raw === canonical ? [canonical] : [canonical, raw];
+}
+
+/**
+ * Why a credential file (as stat'd through any link) is not ours to trust, or undefined: another user
+ * (not root) owns it, or group or others can write it. systemd writes credentials as the service's user
+ * or root, read-only; a directory others can add files to (a sticky /tmp, a mount shared with another
+ * user) must not let them plant an item that reads take before the real one.
+ */
+function untrustedBy(st: Stats): string | undefined {
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+    return `is owned by uid ${st.uid}, neither you (${uid}) nor root`;
+  if ((st.mode & 0o022) !== 0) return `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;
+  return undefined;
 }
 
 function readOnlyError(): EntraclawError {
@@ -94,7 +108,7 @@ class SystemdCredsStore implements Store {
     // Names are read as bytes: one that is not UTF-8 names no item (node would turn its bytes into U+FFFD,
     // a name no file has), and must not break the listing of the others.
     const files = readdirSync(this.dir, { withFileTypes: true, encoding: 'buffer' })
-      .filter((e) => e.isFile() || (e.isSymbolicLink() && this.linksToFile(e.name)))
+      .filter((e) => (e.isFile() || e.isSymbolicLink()) && this.trustedFile(e.name))
       .map((e) => e.name)
       .filter((raw) => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw))
       .map((raw) => raw.toString('utf8'))
@@ -112,9 +126,11 @@ class SystemdCredsStore implements Store {
     return byKey;
   }
 
-  private linksToFile(name: Buffer): boolean {
+  // A file, or a link to one, that untrustedBy does not refuse: what get would read.
+  private trustedFile(name: Buffer): boolean {
     try {
-      return statSync(Buffer.concat([Buffer.from(`${this.dir}/`), name])).isFile();
+      const st = statSync(Buffer.concat([Buffer.from(`${this.dir}/`), name]));
+      return st.isFile() && untrustedBy(st) === undefined;
     } catch {
       return false;
     }
@@ -129,6 +145,13 @@ class SystemdCredsStore implements Store {
       // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
       st = statSync(path);
       if (!st.isFile()) return undefined;
+      const untrusted = untrustedBy(st);
+      if (untrusted !== undefined) {
+        throw new DeniedError(
+          `systemd credential ${file} in ${this.dir} ${untrusted}: its value is not handed out as the secret`,
+          `a credential must be owned by you or root and writable by its owner alone (systemd writes them so); remove it, or point $CREDENTIALS_DIRECTORY at a directory only you and root can write`,
+        );
+      }
       if (st.size > this.maxValueBytes) {
         throw new TooLargeError(
           `systemd credential ${file} is ${st.size} bytes; items hold at most ${this.maxValueBytes}`,
@@ -137,7 +160,7 @@ class SystemdCredsStore implements Store {
       }
       value = readFileSync(path);
     } catch (err) {
-      if (err instanceof TooLargeError) throw err;
+      if (err instanceof TooLargeError || err instanceof DeniedError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new UnavailableError(
         `cannot read systemd credential ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,

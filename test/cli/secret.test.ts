@@ -797,6 +797,47 @@ describe('auto: what reads will actually see', () => {
     expect(big.stdout.length).toBe(0);
   });
 
+  it('a credential another user owns or could write is not handed out (exit 4, naming why) nor listed: in a directory others can add to, it would stand in for the real item', () => {
+    const shared = join(home, 'shared-creds');
+    mkdirSync(shared, { mode: 0o700 });
+    chmodSync(shared, 0o1777);
+    const se = { ...e, CREDENTIALS_DIRECTORY: shared };
+    const planted: [string, () => void, string][] = [
+      [
+        'open@writable',
+        () => {
+          writeFileSync(join(shared, 'open@writable'), 'PLANTED');
+          chmodSync(join(shared, 'open@writable'), 0o666); // past the umask
+        },
+        'is writable by other users (mode 666)',
+      ],
+    ];
+    if (process.getuid?.() === 0) {
+      planted.push([
+        'other@owner',
+        () => {
+          writeFileSync(join(shared, 'other@owner'), 'PLANTED', { mode: 0o600 });
+          chownSync(join(shared, 'other@owner'), 65534, 65534);
+        },
+        'is owned by uid 65534, neither you (0) nor root',
+      ]);
+    }
+    for (const [name, plant, why] of planted) {
+      plant();
+      const [service, account] = name.split('@') as [string, string];
+      const get = runCli(['secret', 'get', service, account], se);
+      expect(get.status, get.stderr).toBe(EXIT_CODES.denied);
+      expect(get.stderr).toContain(`systemd credential ${name} in ${shared} ${why}`);
+      expect(get.stdout.toString()).not.toContain('PLANTED');
+      const ls = runCli(['secret', 'ls', '--json', '--store', 'systemd-creds'], se);
+      expect(ls.status, ls.stderr).toBe(0);
+      expect(JSON.parse(ls.stdout.toString())).toEqual([]);
+    }
+    // One of yours, writable by you alone, is read as before.
+    writeFileSync(join(shared, 'mine@ok'), 'fine', { mode: 0o400 });
+    expect(runCli(['secret', 'get', 'mine', 'ok'], se).stdout.toString()).toBe('fine');
+  });
+
   it('an empty --store= is a usage error, not auto', () => {
     const r = runCli(['secret', 'ls', '--store='], e);
     expect(r.status).toBe(EXIT_CODES.usage);
