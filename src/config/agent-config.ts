@@ -26,11 +26,21 @@ async function schema() {
       .default({ store: 'auto', timeout_ms: 3000 }),
     agent: z
       .strictObject({
-        socket: z.string().min(1).optional(),
-        askpass: z.string().startsWith('/', 'must be an absolute path').optional(),
+        // Read by the agent wherever it starts: a relative path would move with its working directory. A
+        // NUL (TOML's \u0000) is in no path the system can open.
+        socket: absolutePath(z).optional(),
+        askpass: absolutePath(z).optional(),
       })
       .default({}),
   });
+}
+
+// A path agent.toml names: absolute, without NUL.
+function absolutePath(z: typeof import('zod').z) {
+  return z
+    .string()
+    .startsWith('/', 'must be an absolute path')
+    .refine((p) => !p.includes('\0'), 'must not contain a NUL character');
 }
 
 /** The configuration that applies when there is no agent.toml. */

@@ -1012,6 +1012,27 @@ describe('agent.toml mistakes', () => {
     expect(store.stderr).toContain('hint: valid stores: auto, ');
   });
 
+  it('a socket or askpass path that is relative or holds a NUL is a usage error naming the key, not an internal error', () => {
+    for (const [text, message] of [
+      ['[agent]\nsocket = "run/agent.sock"\n', 'agent.toml:2: agent.socket: must be an absolute path'],
+      [
+        '[agent]\nsocket = "/tmp/a\\u0000b"\n',
+        'agent.toml:2: agent.socket: must not contain a NUL character',
+      ],
+      [
+        '[agent]\naskpass = "/bin/true\\u0000x"\n',
+        'agent.toml:2: agent.askpass: must not contain a NUL character',
+      ],
+    ] as const) {
+      write(text);
+      const r = runCli(['doctor'], e);
+      expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain(message);
+    }
+    write('[agent]\nsocket = "/tmp/agent.sock"\n');
+    expect(runCli(['doctor', '--store', 'encrypted-file'], e).status).toBe(0);
+  });
+
   it('doctor still reports every store, says the config is invalid, and exits 2 with its error', () => {
     write('[agent]\nfoo = 1\n');
     const r = runCli(['doctor'], e);
