@@ -185,7 +185,15 @@ function* passphraseReader(path: string, via: string): Generator<void, Buffer, v
         n = readSync(fd, buf, len, buf.length - len, null);
       } catch (err) {
         // The pipe's writer (a password manager waiting on its own unlock) has not written yet.
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN') {
+          // EIO from a file system gone away (sshfs, a FUSE mount): the file's trouble, not a bug of ours.
+          buf.fill(0);
+          throw new UsageError(
+            `cannot read passphrase file ${path} (from ${via}): ${code ?? (err as Error).message}`,
+            'check the file and the file system it is on',
+          );
+        }
         if (Date.now() > deadline) {
           buf.fill(0);
           throw new UsageError(

@@ -123,6 +123,13 @@ describe('passphrase sources', () => {
     );
     expect(empty.hint).toContain('start the program that writes the passphrase first');
   });
+
+  it('a file that fails to read (EIO, as from a file system gone away) is a usage error naming it, not an internal error', () => {
+    // /proc/self/mem is a private regular file whose read at offset 0 (nothing mapped there) is EIO.
+    const err = usageError(() => readPassphraseFile('/proc/self/mem', '--passphrase-file'));
+    expect(err.message).toBe('cannot read passphrase file /proc/self/mem (from --passphrase-file): EIO');
+    expect(err.hint).toBe('check the file and the file system it is on');
+  });
 });
 
 describe('passphrase pipe, read without blocking (the daemon)', () => {
