@@ -571,6 +571,11 @@ export const backend: StoreBackend = {
       const source = passphraseSource(ctx);
       if (source?.kind === 'file') readPassphraseFile(source.path, source.via).fill(0);
       where = read ? `vault at ${vault}` : `no vault yet (it will be created at ${vault})`;
+      // As open() says: a vault nothing here can unlock (no file, no terminal) is locked to every command.
+      if (read && !source) {
+        where = `vault at ${vault} is locked`;
+        usable = false;
+      }
     } catch (err) {
       where = (err as Error).message;
       usable = false;

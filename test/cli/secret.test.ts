@@ -580,6 +580,15 @@ describe('entraclaw secret: bad input', () => {
     expect(json.status).toBe(EXIT_CODES.unavailable);
     expect(JSON.parse(json.stdout.toString()).selected).toBeNull();
     expect(JSON.parse(json.stderr).error.code).toBe('unavailable');
+    // The vault with no passphrase source and no terminal to ask on is locked to every command here.
+    const noSource = { ...noBus, ENTRACLAW_PASSPHRASE_FILE: undefined };
+    expect(runCli(['secret', 'get', 'doctor-svc', 'acct'], noSource).status).toBe(EXIT_CODES.unavailable);
+    const locked = JSON.parse(runCli(['doctor', '--json'], noSource).stdout.toString());
+    expect(locked.stores.find((s: { name: string }) => s.name === 'encrypted-file')).toMatchObject({
+      available: false,
+      reason: expect.stringContaining('entraclaw/vault.ecv is locked; no passphrase source is configured'),
+    });
+    expect(runCli(['doctor'], noSource).status).toBe(EXIT_CODES.unavailable);
     // A store named explicitly that cannot be used.
     const named = runCli(['doctor', '--store', 'macos-keychain'], env);
     expect(named.stdout.toString()).toContain('NOT USABLE: only on macOS');
