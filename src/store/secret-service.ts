@@ -71,14 +71,28 @@ function lockedError(
   return new LockedError(`${subject} (store "${NAME}"); Entraclaw never opens an unlock prompt`, hint);
 }
 
+// A write whose call went unanswered may still have been done by the keyring daemon (a slow CreateItem of
+// a large value lands after we gave up): the user must not take the old value for the current one.
+function unknownOutcome(op: Op): string {
+  return op.action === 'store' || op.action === 'delete'
+    ? `; the keyring daemon may have done it all the same`
+    : '';
+}
+
+function unknownOutcomeHint(op: Op): string {
+  return op.action === 'store' || op.action === 'delete'
+    ? 'see what is there with `entraclaw secret ls --store secret-service`, and run the command again; '
+    : '';
+}
+
 /** Translates any failure of this backend into an Entraclaw error: the one place that maps D-Bus errors. */
 export function decodeError(err: unknown, op: Op): EntraclawError {
   if (err instanceof EntraclawError) return err;
   const what = op.item ?? 'the item';
   if (err instanceof BusTimeoutError) {
     return new UnavailableError(
-      `the Secret Service did not answer ${err.member} within ${err.timeoutMs} ms (trying to ${op.action})`,
-      `the session bus or the keyring daemon is stuck; restart it, or ${OTHER_STORE_HINT}`,
+      `the Secret Service did not answer ${err.member} within ${err.timeoutMs} ms (trying to ${op.action}${op.item ? ` ${op.item}` : ''})${unknownOutcome(op)}`,
+      `${unknownOutcomeHint(op)}the session bus or the keyring daemon is slow or stuck; restart it, raise [credentials] timeout_ms in agent.toml, or ${OTHER_STORE_HINT}`,
       { cause: err },
     );
   }
@@ -127,8 +141,8 @@ export function decodeError(err: unknown, op: Op): EntraclawError {
     case 'org.freedesktop.DBus.Error.Timeout':
     case 'org.freedesktop.DBus.Error.TimedOut':
       return new UnavailableError(
-        `the Secret Service did not answer ${err.member} (trying to ${op.action})`,
-        OTHER_STORE_HINT,
+        `the Secret Service did not answer ${err.member} (trying to ${op.action}${op.item ? ` ${op.item}` : ''})${unknownOutcome(op)}`,
+        `${unknownOutcomeHint(op)}${OTHER_STORE_HINT}`,
         { cause: err },
       );
   }

@@ -733,21 +733,7 @@ describeIfProvided('secret-service store without a usable provider', noSecretSer
   it('a provider that stops answering mid-session -> UnavailableError after the timeout', async () => {
     const store = await backend.open(context(process.env, 300));
     const { service, account } = { service: randomName('ss-stuck'), account: 'a' };
-    // The provider on this test session's bus, and no other gnome-keyring on the machine.
-    const pid = await withApi(async (bus) => {
-      const dbus = {
-        destination: 'org.freedesktop.DBus',
-        path: '/org/freedesktop/DBus',
-        interface: 'org.freedesktop.DBus',
-      };
-      const [owner] = await bus.call({
-        ...dbus,
-        member: 'GetConnectionUnixProcessID',
-        signature: 's',
-        body: ['org.freedesktop.secrets'],
-      });
-      return owner as number;
-    });
+    const pid = await providerPid();
     process.kill(pid, 'SIGSTOP');
     try {
       const got = await elapsed(store.get(service, account));
@@ -759,4 +745,48 @@ describeIfProvided('secret-service store without a usable provider', noSecretSer
       await store.close();
     }
   });
+
+  it('a write left unanswered says it may have been done all the same, and how to look; a read does not', async () => {
+    const store = await backend.open(context(process.env, 300));
+    const { service, account } = { service: randomName('ss-stuck-write'), account: 'a' };
+    const pid = await providerPid();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (const write of [
+        () => store.set({ service, account, value: Buffer.from('v') }),
+        () => store.delete(service, account),
+      ]) {
+        const err = await write().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(UnavailableError);
+        expect((err as UnavailableError).message).toMatch(
+          new RegExp(
+            `did not answer \\w+ within 300 ms \\(trying to (store|delete) ${service}/a\\); the keyring daemon may have done it all the same`,
+          ),
+        );
+        expect((err as UnavailableError).hint).toContain(
+          'see what is there with `entraclaw secret ls --store secret-service`, and run the command again',
+        );
+      }
+      const read = await store.get(service, account).catch((e: unknown) => e);
+      expect((read as UnavailableError).message).not.toContain('may have done it');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await store.close();
+    }
+  });
 });
+
+// The pid of the provider on this test session's bus, and no other gnome-keyring on the machine.
+async function providerPid(): Promise<number> {
+  return withApi(async (bus) => {
+    const [owner] = await bus.call({
+      destination: 'org.freedesktop.DBus',
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      member: 'GetConnectionUnixProcessID',
+      signature: 's',
+      body: ['org.freedesktop.secrets'],
+    });
+    return owner as number;
+  });
+}
