@@ -1,4 +1,13 @@
-import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CorruptError, DeniedError, EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
 import { isEncryptedCredential } from '../lib/systemd-credential.js';
@@ -141,9 +150,13 @@ class SystemdCredsStore implements Store {
     const path = join(this.dir, file);
     let value: Buffer;
     let st: Stats;
+    let fd: number | undefined;
     try {
+      // Checked on the fd that is read, so the file judged is the file handed out; O_NONBLOCK, so a FIFO
+      // by that name is passed over rather than waited on.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
       // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
-      st = statSync(path);
+      st = fstatSync(fd);
       if (!st.isFile()) return undefined;
       const untrusted = untrustedBy(st);
       if (untrusted !== undefined) {
@@ -158,7 +171,7 @@ class SystemdCredsStore implements Store {
           'keep large files elsewhere and only their key in a credential',
         );
       }
-      value = readFileSync(path);
+      value = readFileSync(fd);
     } catch (err) {
       if (err instanceof TooLargeError || err instanceof DeniedError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -166,6 +179,8 @@ class SystemdCredsStore implements Store {
         `cannot read systemd credential ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
         `a credential is a file in $CREDENTIALS_DIRECTORY (${this.dir}), set by the unit's LoadCredential= or SetCredential=`,
       );
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     if (isEncryptedCredential(value)) {
       value.fill(0);
