@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 
 /** Reads at most `max` bytes from a file descriptor; one byte more is a TooLargeError naming `what`. */
@@ -46,6 +47,12 @@ export function readValueFile(path: string, max: number, what: string): Buffer {
   try {
     if (fstatSync(fd).isDirectory())
       throw new UsageError(`${path} is a directory`, 'give --from-file a regular file');
+    // /dev/stdin or /dev/tty at a terminal: the terminal would echo the secret as it is typed.
+    if (isatty(fd))
+      throw new UsageError(
+        `${path} is a terminal: the value would show on the screen as you type it`,
+        'leave out --from-file (or give --from-file -) to be asked for it with echo off',
+      );
     return readBounded(fd, max, what);
   } catch (err) {
     // An open file can still fail to read (EIO from /proc/self/mem, a device): the file, not us.

@@ -734,6 +734,23 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
     }
   });
 
+  it('--from-file naming the terminal (/dev/stdin, /dev/tty) is refused before a key is read: the terminal would echo the value', () => {
+    const e: NodeJS.ProcessEnv = { ...fresh(), ENTRACLAW_PASSPHRASE_FILE: pass };
+    for (const path of ['/dev/stdin', '/dev/tty']) {
+      const r = runCliInPty(
+        ['secret', 'set', 'tty-file', 'me', '--store', 'encrypted-file', '--from-file', path],
+        e,
+        [],
+      );
+      expect(r.status, JSON.stringify(r.output)).toBe(EXIT_CODES.usage);
+      expect(r.output).toContain(`${path} is a terminal: the value would show on the screen as you type it`);
+      expect(r.output).toContain(
+        'hint: leave out --from-file (or give --from-file -) to be asked for it with echo off',
+      );
+    }
+    expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+  });
+
   it('a confirmation that differs creates no vault', () => {
     const e = fresh();
     const r = runCliInPty(set, e, ['v\r', 'one\r', 'two\r']);
