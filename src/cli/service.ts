@@ -245,7 +245,14 @@ async function install(t: Target, socket: string, opts: ServiceCliOptions): Prom
   }
   if (t.manager === 'systemd') await agentStarted(t, socket);
   if (opts.json)
-    return printJson({ action: 'install', manager: t.manager, file: t.file, commands: ran, socket });
+    return printJson({
+      action: 'install',
+      manager: t.manager,
+      // The shapes of --dry-run's plan, less what was not done: a script reads both the same way.
+      file: { path: t.file, mode: '0644' },
+      commands: ran.map((argv) => ({ argv })),
+      socket,
+    });
   process.stdout.write(`installed and started ${basename(t.file)}; clients connect to ${socket}\n`);
 }
 
@@ -305,9 +312,8 @@ async function uninstall(t: Target, opts: ServiceCliOptions): Promise<void> {
     return printJson({
       action: 'uninstall',
       manager: t.manager,
-      file: t.file,
-      removed: present,
-      commands: ran,
+      file: { path: t.file, removed: present },
+      commands: ran.map((argv) => ({ argv })),
     });
   process.stdout.write(present ? `removed ${t.file}\n` : `not installed (no ${t.file})\n`);
 }

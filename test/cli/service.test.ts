@@ -230,7 +230,16 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
 
     const install = run(['service', 'install', '--store', 'encrypted-file', '--json']);
     expect(install.status, install.stderr).toBe(0);
-    expect(JSON.parse(install.stdout.toString())).toMatchObject({ action: 'install', file: unitFile });
+    // The shapes of the --dry-run plan: file.path, commands[].argv.
+    expect(JSON.parse(install.stdout.toString())).toMatchObject({
+      action: 'install',
+      file: { path: unitFile, mode: '0644' },
+      commands: [
+        { argv: ['systemctl', '--user', 'daemon-reload'] },
+        { argv: ['systemctl', '--user', 'enable', 'entraclaw.service'] },
+        { argv: ['systemctl', '--user', 'restart', 'entraclaw.service'] },
+      ],
+    });
     expect(readFileSync(unitFile, 'utf8')).toContain(' agent --store "encrypted-file"\n');
     // No passphrase credential exists yet: the unit must not name one (systemd would refuse to start it).
     expect(readFileSync(unitFile, 'utf8')).not.toContain('LoadCredentialEncrypted');
@@ -263,6 +272,14 @@ describe.runIf(process.platform === 'linux')('entraclaw service (systemd)', () =
     const uninstall = run(['service', 'uninstall', '--json']);
     expect(uninstall.status, uninstall.stderr).toBe(0);
     expect(existsSync(unitFile)).toBe(false);
+    expect(JSON.parse(uninstall.stdout.toString())).toMatchObject({
+      action: 'uninstall',
+      file: { path: unitFile, removed: true },
+      commands: [
+        { argv: ['systemctl', '--user', 'disable', '--now', 'entraclaw.service'] },
+        { argv: ['systemctl', '--user', 'daemon-reload'] },
+      ],
+    });
     expect(fake.calls().slice(-2)).toEqual([
       '--user disable --now entraclaw.service',
       '--user daemon-reload',
