@@ -178,7 +178,9 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     );
   }
 
-  // Its broker holds the store open for as long as the command runs.
+  // Its broker holds the store open (the vault's key) for as long as the command runs: as for the agent,
+  // no core dumps and no ptrace or /proc/PID/mem by other programs of this user, before a secret is in memory.
+  native().harden();
   await assertNoInspector();
   const sel = await openStore(opts);
   // Where no sandbox can reach: Entraclaw's runtime directory is masked (and its parents pinned) in every

@@ -1016,5 +1016,84 @@ describeIfProvided(
       expect(piped.status, piped.stderr.toString()).toBe(0);
       expect(piped.stdout.toString()).toBe(`${SECRET}\n`);
     }, 90_000);
+
+    it('holds the vault key where other programs of that user cannot look: no ptrace, no /proc/PID/mem', async () => {
+      const home = join(dir, 'harden');
+      const env = isolatedEnv(home, {
+        ENTRACLAW_PASSPHRASE_FILE: join(home, 'pass'),
+        DBUS_SESSION_BUS_ADDRESS: undefined,
+      });
+      mkdirSync(home, { mode: 0o700 });
+      for (const d of ['home', 'run', 'project']) mkdirSync(join(home, d), { mode: 0o700 });
+      writeFileSync(join(home, 'pass'), 'hardened sandbox passphrase\n', { mode: 0o600 });
+      spawnSync('chown', [`${USER}:${USER}`, dir]);
+      spawnSync('chown', ['-R', `${USER}:${USER}`, home]);
+      const set = spawnSync(
+        process.execPath,
+        ['--', build.cli, 'secret', 'set', 'svc', 'me', '--store', 'encrypted-file'],
+        {
+          env,
+          input: randomName('v'),
+          uid: USER,
+          gid: USER,
+        },
+      );
+      expect(set.status, set.stderr.toString()).toBe(0);
+      // PTRACE_ATTACH (0 when it worked, else the errno) and a read of /proc/PID/environ, as that user.
+      const probe = (pid: number) => {
+        const r = spawnSync(
+          'python3',
+          [
+            '-c',
+            'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(16,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())\ntry:\n open("/proc/%s/environ"%sys.argv[1],"rb").read(1); print("read")\nexcept OSError: print("refused")',
+            String(pid),
+          ],
+          { encoding: 'utf8', uid: USER, gid: USER },
+        );
+        return r.stdout.trim().split('\n');
+      };
+      const started = (args: string[]) => {
+        const child = spawn(process.execPath, args, {
+          env,
+          cwd: join(home, 'project'),
+          uid: USER,
+          gid: USER,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        onTestFinished(() => {
+          child.kill('SIGKILL');
+        });
+        return child;
+      };
+      // The control: a plain node process of that user is open to both, so the check can fail.
+      const plain = started(['-e', 'console.log("ready"); setTimeout(() => {}, 30000)']);
+      await new Promise((resolve) => plain.stdout!.once('data', resolve));
+      expect(probe(plain.pid!)).toEqual(['0', 'read']);
+      plain.kill('SIGKILL');
+      const box = started([
+        '--',
+        build.cli,
+        'sandbox',
+        '--store',
+        'encrypted-file',
+        '--',
+        'sh',
+        '-c',
+        'secret-tool lookup service svc account me >/dev/null; echo "ready $?"; sleep 30',
+      ]);
+      let out = '';
+      box.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      let err = '';
+      box.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      // The vault is open by now: the lookup went through its broker (denied, without a profile).
+      await waitUntil(() => out.includes('ready') || box.exitCode !== null);
+      expect(out, err).toContain('ready');
+      // EPERM: the process is not dumpable.
+      expect(probe(box.pid!)).toEqual(['1', 'refused']);
+    }, 90_000);
   },
 );
