@@ -49,9 +49,17 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
   });
   const access = z
     .strictObject({
-      provider: z.string().optional(),
+      // nono knows one provider; any other word there (a typo) would be served here as if it meant it.
+      provider: z
+        .enum(['macos-keychain', 'macos_keychain'], {
+          message:
+            'the only provider is "macos-keychain" (the broker serves the --store store): write that or leave it out',
+        })
+        .optional(),
+      // nono's `classes = []` grants nothing; here classes are ignored, so an empty list would grant everything.
       classes: z
         .array(z.enum(['generic-password', 'internet-password', 'generic_password', 'internet_password']))
+        .min(1, 'list the classes (["generic-password"]) or leave classes out')
         .optional(),
       services: z.array(name).default([]),
       service_prefixes: z
@@ -80,6 +88,15 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
   try {
     raw = parse(text);
   } catch (err) {
+    if (looksLikeJson(text)) {
+      throw new UsageError(
+        `profile ${source} is JSON (a nono profile?): an Entraclaw profile is TOML`,
+        'write each credential_access entry as a [[credential_access]] table with the same keys, e.g. ' +
+          '[[credential_access]] services = ["name"] accounts = ["*"] operations = ["read"] ' +
+          '(docs/sandbox.md, "Side by side with nono")',
+        { cause: err },
+      );
+    }
     throw tomlSyntaxError('profile ', source, err);
   }
   const r = schema.safeParse(raw);
@@ -108,6 +125,11 @@ export async function parseProfile(text: string, source: string): Promise<Sandbo
     readPaths: r.data.sandbox.read_paths,
     network: r.data.sandbox.network,
   };
+}
+
+// A nono profile is a JSON object; no TOML document starts with `{`, so this cannot misread a TOML typo.
+function looksLikeJson(text: string): boolean {
+  return /^\s*\{/.test(text);
 }
 
 type Issue = {

@@ -215,6 +215,26 @@ describe('parseProfile: what it refuses', () => {
     await usageError('[sandbox]\nnetwork = "yes"');
   });
 
+  it('a nono provider or classes that would grant nothing there are refused, not read as a grant', async () => {
+    for (const provider of ['macos-keychain', 'macos_keychain']) {
+      expect(
+        (await parseProfile(`[credential_access]\n${base}\nprovider = "${provider}"`, 'p.toml')).grants,
+      ).toHaveLength(1);
+    }
+    expect((await usageError(`[credential_access]\n${base}\nprovider = "macos-keychian"`)).message).toMatch(
+      /macos-keychain/,
+    );
+    expect((await usageError(`[credential_access]\n${base}\nclasses = []`)).message).toMatch(/classes/);
+  });
+
+  it('a JSON (nono) profile is refused with what to write instead', async () => {
+    const json =
+      '{\n  "credential_access": [\n    { "services": ["s"], "accounts": ["*"], "operations": ["read"] }\n  ]\n}\n';
+    const err = await usageError(json);
+    expect(err.message).toMatch(/is JSON .*TOML/);
+    expect(err.hint).toMatch(/\[\[credential_access\]\]/);
+  });
+
   it('invalid TOML names the file and line on one line, with a hint', async () => {
     const err = await usageError('network = true\n[credential_access\n');
     expect(err.message).toMatch(/^profile \S*p\.toml:2 is not valid TOML: [^\n]+$/);
