@@ -350,7 +350,11 @@ async function serve(
     throw new DeniedError(
       d.result === 'denied' ? d.reason : 'no grant for this program',
       deps.boundary
-        ? 'the sandbox profile does not grant it; add it to [credential_access] (docs/sandbox.md)'
+        ? `the sandbox profile does not grant it; add "${op}" to the operations of a [credential_access] entry ${
+            target.service === undefined
+              ? 'that covers the services to list'
+              : `whose services or service_prefixes cover ${JSON.stringify(target.service)}`
+          } (docs/sandbox.md)`
         : d.result === 'denied'
           ? d.hint
           : undefined,

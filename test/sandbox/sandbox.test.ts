@@ -208,6 +208,7 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
         sec_other: `security find-generic-password -s ${sq(S2)} -a ${A} -w`,
         st_absent: `secret-tool lookup service ${sq(S)} account absent`,
         sec_absent: `security find-generic-password -s ${sq(S)} -a absent -w`,
+        sec_no_account: `security find-generic-password -s ${sq(S)} -w`,
         st_store: `printf hijacked | secret-tool store --label x service ${sq(S)} account ${A}`,
         sec_add: `security add-generic-password -U -s ${sq(S)} -a ${A} -w hijacked`,
         sec_delete: `security delete-generic-password -s ${sq(S)} -a ${A}`,
@@ -217,7 +218,7 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
 
     it('the sandboxed command exits normally, and its stderr carries no broker chatter', () => {
       expect(r.status, r.stderr).toBe(0);
-      expect(Object.keys(r.outcomes)).toHaveLength(12);
+      expect(Object.keys(r.outcomes)).toHaveLength(13);
       expect(r.stderr).not.toMatch(/entraclaw-agent (info|debug)/);
     });
 
@@ -245,6 +246,17 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
       const all = JSON.stringify(r.outcomes);
       expect(all).not.toContain(SAME_SERVICE);
       expect(all).not.toContain(OTHER);
+    });
+
+    it('a refusal says which operation to add to the profile, for which service', () => {
+      expect(r.outcomes.sec_other!.stderr).toContain(
+        `add "read" to the operations of a [credential_access] entry whose services or service_prefixes cover ${JSON.stringify(S2)}`,
+      );
+      // Without -a the shim lists the service first: a read-only profile refuses that, and says so.
+      expect(r.outcomes.sec_no_account!.rc, r.outcomes.sec_no_account!.stderr).toBe(51);
+      expect(r.outcomes.sec_no_account!.stderr).toContain(
+        `add "list" to the operations of a [credential_access] entry whose services or service_prefixes cover ${JSON.stringify(S)}`,
+      );
     });
 
     it('a granted item that does not exist is "not found" (secret-tool 1 silent; security 44)', () => {
