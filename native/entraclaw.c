@@ -940,6 +940,23 @@ static napi_value js_harden(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// noCoreDump(): for the CLI's commands that hold values (secret get/set, run, inject, vault rekey). On
+// Linux only PR_SET_DUMPABLE 0: no core file and no same-user ptrace, and execve resets it, so the
+// program `run` starts crashes and is debugged as it would anyway (RLIMIT_CORE 0 would be inherited).
+// macOS has no such flag: the soft RLIMIT_CORE goes to 0 there, leaving the hard limit to raise again.
+static napi_value js_no_core_dump(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __linux__
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return throw_errno(env, errno, "prctl(PR_SET_DUMPABLE)");
+#else
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_CORE, &rl) < 0) return throw_errno(env, errno, "getrlimit(RLIMIT_CORE)");
+  rl.rlim_cur = 0;
+  if (setrlimit(RLIMIT_CORE, &rl) < 0) return throw_errno(env, errno, "setrlimit(RLIMIT_CORE)");
+#endif
+  return make_undefined(env);
+}
+
 // raiseNofile(want): lifts the soft RLIMIT_NOFILE towards `want` (never past the hard limit, never down)
 // and returns the soft limit now in force. Node usually raises it to the hard limit already; this makes
 // the daemon's connection limit follow from the limit it really has (a low hard limit in a container or
@@ -1251,6 +1268,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"statKey", NULL, js_stat_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"noCoreDump", NULL, js_no_core_dump, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cloexecFrom", NULL, js_cloexec_from, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raiseNofile", NULL, js_raise_nofile, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,6 +5,7 @@ import { REFERENCE_SCHEME } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
+import { native } from '../lib/native.js';
 import type { Selection } from '../store/select.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -15,6 +16,8 @@ const MAX_TEMPLATE_BYTES = 4 * 1024 * 1024;
 
 /** `entraclaw inject -i TEMPLATE [-o FILE]`: renders `{{ entraclaw://SERVICE/ACCOUNT }}` tags; FILE is written 0600, atomically. */
 export async function inject(opts: StoreOptions & { in?: string; out?: string }): Promise<void> {
+  // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
+  native().noCoreDump();
   const source = opts.in ?? '-';
   const target = opts.out === '-' ? undefined : opts.out;
   if (target === '')

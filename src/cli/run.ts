@@ -8,6 +8,7 @@ import { pipeMasked } from '../inject/masked-pipe.js';
 import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } from '../inject/reference.js';
 import { resolveReference } from '../inject/resolve.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
+import { native } from '../lib/native.js';
 import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
@@ -44,6 +45,8 @@ const FROM_TERMINAL = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT', 'SIGWINCH'])
  * with them, forwards signals and exits with CMD's status.
  */
 export async function run(command: string[], opts: RunOptions): Promise<void> {
+  // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
+  native().noCoreDump();
   if (command.length === 0)
     throw new UsageError(
       'no command given',

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.js';
+import { native } from '../lib/native.js';
 import { itemName } from '../lib/percent.js';
 import { assertFresh, assertItemName } from '../store/item-rules.js';
 import { elsewhereHint, forgetfulStoreNote } from '../store/select.js';
@@ -15,6 +16,8 @@ export interface SecretGetOptions extends StoreOptions {
 
 /** `entraclaw secret get SERVICE ACCOUNT`: the raw value on stdout (no newline added), or metadata + base64 with --json. */
 export async function secretGet(service: string, account: string, opts: SecretGetOptions): Promise<void> {
+  // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
+  native().noCoreDump();
   assertItemName(service, 'service');
   assertItemName(account, 'account');
   const sel = await openStore(opts);

@@ -1,4 +1,5 @@
 import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
+import { native } from '../lib/native.js';
 import { promptHidden } from '../lib/passphrase.js';
 import { itemName } from '../lib/percent.js';
 import { visible } from '../lib/visible.js';
@@ -24,6 +25,8 @@ const MAX_TYPED_BYTES = 64 * 1024;
 
 /** `entraclaw secret set SERVICE ACCOUNT`: stores the value read from stdin, a file, or a hidden prompt. */
 export async function secretSet(service: string, account: string, opts: SecretSetOptions): Promise<void> {
+  // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
+  native().noCoreDump();
   assertItemName(service, 'service');
   assertItemName(account, 'account');
   // Node reads argv as UTF-8 and turns bytes that are not into U+FFFD, so `a\xff` and `a\xfe` would both

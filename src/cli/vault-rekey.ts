@@ -1,3 +1,4 @@
+import { native } from '../lib/native.js';
 import { readNewPassphrase } from '../lib/passphrase.js';
 import { rekeyVault } from '../store/encrypted-file.js';
 import { vaultFile } from '../store/vault-file.js';
@@ -16,6 +17,8 @@ export interface VaultRekeyOptions {
  * fresh salt), opened with the current one from the usual sources.
  */
 export async function vaultRekey(opts: VaultRekeyOptions): Promise<void> {
+  // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
+  native().noCoreDump();
   // An empty one would read as "none given": a prompt, or a misleading "no new passphrase given".
   if (opts.newPassphraseFile === '') throw emptyPathOption('--new-passphrase-file');
   const { ctx } = await storeContext({

@@ -74,6 +74,8 @@ export interface NativeAddon {
   close(fd: number): void;
   /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: RLIMIT_CORE 0 only; PT_DENY_ATTACH would block debugging node). */
   harden(): void;
+  /** Linux: PR_SET_DUMPABLE 0 only (execve resets it for children); macOS: soft RLIMIT_CORE 0. */
+  noCoreDump(): void;
   /** Raises the soft RLIMIT_NOFILE towards `want` (capped by the hard limit); returns the soft limit now. */
   raiseNofile(want: number): number;
   /** Whether this process is currently dumpable (for tests). */
