@@ -178,9 +178,10 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     );
   }
 
-  // Its broker holds the store open (the vault's key) for as long as the command runs: as for the agent,
-  // no core dumps and no ptrace or /proc/PID/mem by other programs of this user, before a secret is in memory.
-  native().harden();
+  // Its broker holds the store open (the vault's key) for as long as the command runs: no core dumps and
+  // no ptrace or /proc/PID/mem by other programs of this user, before a secret is in memory. Not harden():
+  // its RLIMIT_CORE 0 would be inherited by the command, whose crashes are the user's to debug.
+  native().noCoreDump();
   await assertNoInspector();
   const sel = await openStore(opts);
   // Where no sandbox can reach: Entraclaw's runtime directory is masked (and its parents pinned) in every
