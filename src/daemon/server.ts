@@ -33,7 +33,13 @@ import { MAX_QUEUED_FRAMES } from './frame.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
 import type { Logger } from './log.js';
 import { PolicyCache } from './policy-cache.js';
-import { assertSocketOrAbsent, defaultSocket, preparePrivateDir, socketLock } from './socket-path.js';
+import {
+  assertSocketOrAbsent,
+  defaultSocket,
+  MAX_SOCKET_PATH,
+  preparePrivateDir,
+  socketLock,
+} from './socket-path.js';
 import { watchStore } from './store-health.js';
 
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
@@ -57,8 +63,6 @@ export const FRAME_TIMEOUT_MS = 10_000;
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 /** How often the daemon checks that its socket is still there, to bind it anew when it was deleted. */
 export const SOCKET_CHECK_MS = 2_000;
-/** Longest socket path the kernel takes (sun_path less its NUL). */
-const MAX_SOCKET_PATH = 107;
 
 /** What the daemon needs to run; tests pass their own paths and store. */
 export interface AgentOptions {
