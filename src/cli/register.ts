@@ -1,9 +1,10 @@
-import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { basename } from 'node:path';
 import { UsageError } from '../errors.js';
 import { interpreterName } from '../identity/interpreter.js';
 import { interpreterTwin, twinWarning } from '../identity/interpreter-twin.js';
 import { shellQuote } from '../lib/shell.js';
+import { fileHead } from '../lib/which.js';
 import { addClient, freeName } from '../policy/edit.js';
 import { dropServed, type GrantOptions } from './approve.js';
 import { note, printJson } from './output.js';
@@ -71,17 +72,6 @@ export async function register(path: string, opts: GrantOptions & { script?: str
 const NATIVE_MAGIC = ['7f454c46', 'feedface', 'feedfacf', 'cefaedfe', 'cffaedfe', 'cafebabe'].map((h) =>
   Buffer.from(h, 'hex'),
 );
-
-// The first bytes of a file: enough for a #! line or a binary's magic number.
-function fileHead(path: string): Buffer {
-  const head = Buffer.alloc(256);
-  const fd = openSync(path, 'r');
-  try {
-    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
 
 // A file nobody may execute is never the program on the other end of the socket: pinning it would
 // grant nothing, silently.

@@ -52,13 +52,7 @@ function runnable(file: string): boolean {
 export function missingInterpreter(file: string): string | undefined {
   let head: Buffer;
   try {
-    const fd = openSync(file, 'r');
-    try {
-      head = Buffer.alloc(256);
-      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
-    } finally {
-      closeSync(fd);
-    }
+    head = fileHead(file);
   } catch {
     return undefined;
   }
@@ -70,5 +64,16 @@ export function missingInterpreter(file: string): string | undefined {
     return undefined;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' ? interpreter : undefined;
+  }
+}
+
+/** The first 256 bytes of a file: enough for a #! line or a binary's magic number. */
+export function fileHead(path: string): Buffer {
+  const head = Buffer.alloc(256);
+  const fd = openSync(path, 'r');
+  try {
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  } finally {
+    closeSync(fd);
   }
 }
