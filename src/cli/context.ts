@@ -1,6 +1,6 @@
 import { isatty } from 'node:tty';
 import { type AgentConfig, defaultAgentConfig, loadAgentConfig } from '../config/agent-config.js';
-import { EntraclawError, UsageError } from '../errors.js';
+import { EntraclawError } from '../errors.js';
 import { LOCK_TIMEOUT_MS } from '../lib/file-lock.js';
 import { resolvePaths } from '../lib/paths.js';
 import { storeRequest } from '../store/registry.js';
@@ -50,9 +50,6 @@ export async function storeContext(
       : requestedBy === 'ENTRACLAW_STORE'
         ? storeRequest(env.ENTRACLAW_STORE ?? '', 'ENTRACLAW_STORE')
         : storeRequest(config.credentials.store, 'agent.toml [credentials] store');
-  // As for --store: `--passphrase-file=` (an unset variable in a script) names no file. Taken as "not
-  // given", it would quietly open the vault with $ENTRACLAW_PASSPHRASE_FILE or a prompt instead.
-  if (opts.passphraseFile === '') throw emptyPathOption('--passphrase-file');
   const ctx: StoreContext = {
     env,
     paths,
@@ -64,9 +61,4 @@ export async function storeContext(
     ...(opts.passphraseFile ? { passphraseFile: opts.passphraseFile } : {}),
   };
   return { ctx, requested, requestedBy, config, ...(configError ? { configError } : {}) };
-}
-
-/** The usage error for a path option given as the empty string. */
-export function emptyPathOption(flag: string): UsageError {
-  return new UsageError(`${flag} is empty`, `give ${flag} the path of the file holding the passphrase`);
 }

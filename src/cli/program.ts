@@ -81,7 +81,11 @@ function storeOptions(cmd: Command): Command {
       '--store <name>',
       'store to use: auto, secret-service, kernel-keyring, systemd-creds, encrypted-file, macos-keychain',
     )
-    .option('--passphrase-file <path>', 'file holding the vault passphrase (encrypted-file store)');
+    .option(
+      '--passphrase-file <path>',
+      'file holding the vault passphrase (encrypted-file store)',
+      pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
+    );
 }
 
 const secret = program.command('secret').description("the user's own hand on the stores: set, get, rm, ls");
@@ -127,8 +131,19 @@ program
   .description('the encrypted-file store itself')
   .command('rekey')
   .description('re-encrypt the vault under a new passphrase (opened with the current one)')
-  .option('--passphrase-file <path>', 'file holding the current passphrase')
-  .option('--new-passphrase-file <path>', 'file holding the new passphrase (else asked twice on a terminal)')
+  .option(
+    '--passphrase-file <path>',
+    'file holding the current passphrase',
+    pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
+  )
+  .option(
+    '--new-passphrase-file <path>',
+    'file holding the new passphrase (else asked twice on a terminal)',
+    pathArg(
+      '--new-passphrase-file',
+      'give --new-passphrase-file the path of the file holding the passphrase',
+    ),
+  )
   .option('--json', 'print the result as JSON')
   .action(async (o) => (await import('./vault-rekey.js')).vaultRekey(o));
 
@@ -156,13 +171,14 @@ storeOptions(program.command('agent'))
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
- * The parser of a path option: an empty value is refused. resolve('') is the current directory, so
- * `--project "$DIR"` with DIR unset made the whole home writable past the guard against that, and
- * `--profile ''` ran with no profile, `--socket ''` took the default: each without a word.
+ * The parser of a path option or argument: an empty value is refused. resolve('') is the current
+ * directory, so `--project "$DIR"` with DIR unset made the whole home writable past the guard against
+ * that, `shim install ''` wrote into the current directory, `--profile ''` ran with no profile, and
+ * `--socket ''` or `--passphrase-file ''` took the default: each without a word.
  */
-function pathArg(flag: string): (v: string) => string {
+function pathArg(flag: string, hint = `give ${flag} a path, or leave the option out`): (v: string) => string {
   return (v) => {
-    if (v === '') throw new UsageError(`${flag} is empty`, `give ${flag} a path, or leave the option out`);
+    if (v === '') throw new UsageError(`${flag} is empty`, hint);
     return v;
   };
 }
@@ -289,8 +305,13 @@ storeOptions(program.command('inject'))
 program
   .command('shim')
   .description('drop-in `security` and `secret-tool` commands that go through the daemon')
-  .command('install <dir>')
+  .command('install')
   .description('write the shims into DIR (prepend DIR to PATH)')
+  .argument(
+    '<dir>',
+    'the directory for the shims',
+    pathArg('DIR', 'name the directory for the shims, e.g. ~/.entraclaw/bin'),
+  )
   .option('--force', 'replace files named security / secret-tool in DIR that are not entraclaw shims')
   .option('--json', 'print as JSON')
   .action(async (dir: string, o) => (await import('./shim.js')).shimInstall(dir, o));

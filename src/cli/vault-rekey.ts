@@ -2,7 +2,7 @@ import { native } from '../lib/native.js';
 import { readNewPassphrase } from '../lib/passphrase.js';
 import { rekeyVault } from '../store/encrypted-file.js';
 import { vaultFile } from '../store/vault-file.js';
-import { emptyPathOption, storeContext } from './context.js';
+import { storeContext } from './context.js';
 import { note, printJson } from './output.js';
 
 /** Options of `entraclaw vault rekey`. */
@@ -19,8 +19,6 @@ export interface VaultRekeyOptions {
 export async function vaultRekey(opts: VaultRekeyOptions): Promise<void> {
   // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
   native().noCoreDump();
-  // An empty one would read as "none given": a prompt, or a misleading "no new passphrase given".
-  if (opts.newPassphraseFile === '') throw emptyPathOption('--new-passphrase-file');
   const { ctx } = await storeContext({
     ...(opts.passphraseFile !== undefined ? { passphraseFile: opts.passphraseFile } : {}),
   });
