@@ -20,8 +20,6 @@ export async function inject(opts: StoreOptions & { in?: string; out?: string })
   native().noCoreDump();
   const source = opts.in ?? '-';
   const target = opts.out === '-' ? undefined : opts.out;
-  if (target === '')
-    throw new UsageError('-o was given an empty file name', 'give -o a file to write, or - for stdout');
   if (target !== undefined && source !== '-' && sameFile(source, target)) {
     throw new UsageError(
       `-o ${target} is the template itself: writing the secrets over it would lose the template`,

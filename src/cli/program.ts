@@ -299,7 +299,11 @@ storeOptions(program.command('run'))
 storeOptions(program.command('inject'))
   .description('render {{ entraclaw://SERVICE/ACCOUNT }} tags in a template')
   .option('-i, --in <file>', 'template file (default stdin)', pathArg('-i'))
-  .option('-o, --out <file>', 'output file, written 0600 atomically (default stdout)')
+  .option(
+    '-o, --out <file>',
+    'output file, written 0600 atomically (default stdout)',
+    pathArg('-o', 'give -o a file to write, or - for stdout'),
+  )
   .action(async (o) => (await import('./inject.js')).inject(o));
 
 program
