@@ -2,7 +2,7 @@ import { NotFoundError } from '../errors.js';
 import { itemName } from '../lib/percent.js';
 import { shellQuote } from '../lib/shell.js';
 import { assertItemName } from '../store/item-rules.js';
-import { elsewhereHint, type Selection } from '../store/select.js';
+import { elsewhereHint, passedOver, type Selection } from '../store/select.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, noteShadowed, openStore } from './open-store.js';
 import { note, printJson } from './output.js';
@@ -42,14 +42,9 @@ function noteNotSearched(sel: Selection, service: string, account: string): void
   const item = itemName(service, account);
   const rm = (store: string) =>
     `entraclaw secret rm --store ${store} ${shellQuote(service)} ${shellQuote(account)}`;
-  for (const s of sel.skipped) {
+  for (const p of passedOver(sel)) {
     note(
-      `note: ${s.name} was not searched (${s.reason}) and may still hold ${item}, which auto reads again once ${s.name} is usable: delete it there too (\`${rm(s.name)}\`)`,
-    );
-  }
-  for (const u of sel.unsearched) {
-    note(
-      `note: ${u.name} (${u.where}) is not read while auto uses ${sel.store.name} and may still hold ${item}, which auto reads whenever ${sel.store.name} is not usable: delete it there too (\`${rm(u.name)}\`)`,
+      `note: ${p.said} and may still hold ${item}, which auto reads ${p.readWhen}: delete it there too (\`${rm(p.name)}\`)`,
     );
   }
 }

@@ -149,14 +149,30 @@ export async function elsewhereHint(
   if (await kernelKeyringHolds(sel, service, account)) {
     return 'kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring';
   }
-  const places = [
-    ...sel.skipped.map((k) => `${k.name} was not searched (${k.reason})`),
-    ...sel.unsearched.map((u) => `${u.name} (${u.where}) is not read while auto uses ${sel.store.name}`),
-  ];
+  const places = passedOver(sel).map((p) => p.said);
   if (places.length === 0) return undefined;
   const only = sel.skipped.length === 0 && sel.unsearched.length === 1 ? ` ${sel.unsearched[0]!.name}` : '';
   const fix = sel.skipped.length > 0 ? 'fix that or name the store' : 'name the store';
   return `${places.join('; ')}: it may be there; ${fix} with --store${only}`;
+}
+
+/**
+ * The stores `auto` did not look in for this selection: each with why (`said`, "NAME ... (why)") and when
+ * auto would read it after all (`readWhen`).
+ */
+export function passedOver(sel: Selection): { name: string; said: string; readWhen: string }[] {
+  return [
+    ...sel.skipped.map((k) => ({
+      name: k.name,
+      said: `${k.name} was not searched (${k.reason})`,
+      readWhen: `again once ${k.name} is usable`,
+    })),
+    ...sel.unsearched.map((u) => ({
+      name: u.name,
+      said: `${u.name} (${u.where}) is not read while auto uses ${sel.store.name}`,
+      readWhen: `whenever ${sel.store.name} is not usable`,
+    })),
+  ];
 }
 
 /**
