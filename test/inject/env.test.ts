@@ -10,6 +10,14 @@ import {
 import { formatReference } from '../../src/inject/reference.js';
 import { usageError } from '../support/errors.js';
 
+/** envReferences' refusal of TOKEN=value, once buildChildEnv is seen to refuse it too, naming TOKEN. */
+function refusedToken(value: string): UsageError {
+  expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
+    /^TOKEN: /,
+  );
+  return usageError(() => envReferences({ TOKEN: value }));
+}
+
 const secret = (service: string, account: string, value: string | Buffer) =>
   [formatReference({ service, account }), Buffer.isBuffer(value) ? value : Buffer.from(value)] as const;
 
@@ -164,12 +172,9 @@ describe('buildChildEnv', () => {
 
   it('refuses a reference whose scheme is not lower case, naming the variable, never the value', () => {
     for (const value of ['ENTRACLAW://svc/acct', 'Entraclaw://svc/acct']) {
-      const err = usageError(() => envReferences({ TOKEN: value }));
+      const err = refusedToken(value);
       expect(err.message).toBe("TOKEN: a reference's scheme is written in lower case");
       expect(err.hint).toBe('write entraclaw://SERVICE/ACCOUNT as the whole value');
-      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
-        /^TOKEN: /,
-      );
     }
     expect(envReferences({ A: 'ENTRACLAW:/', B: 'see entraclaw://x/y', C: 'https://x' })).toEqual([]);
   });
@@ -182,14 +187,11 @@ describe('buildChildEnv', () => {
       'Entraclaw:/svc/acct',
       '"entraclaw:/svc/acct"',
     ]) {
-      const err = usageError(() => envReferences({ TOKEN: value }));
+      const err = refusedToken(value);
       expect(err.message).toBe(
         'TOKEN: a reference starts with entraclaw:// (a colon and two slashes); passed on as written, the command would get the text',
       );
       expect(err.message).not.toContain('svc');
-      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
-        /^TOKEN: /,
-      );
     }
     // Nothing naming an item after it: text, not a reference.
     expect(
@@ -199,11 +201,8 @@ describe('buildChildEnv', () => {
 
   it('refuses white space before a reference, as it refuses white space after one', () => {
     for (const value of [' entraclaw://svc/acct', '\tentraclaw://svc/acct', '  ENTRACLAW://svc/acct']) {
-      const err = usageError(() => envReferences({ TOKEN: value }));
+      const err = refusedToken(value);
       expect(err.message).toBe('TOKEN: white space before a reference (only a whole value is a reference)');
-      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
-        /^TOKEN: /,
-      );
     }
     expect(usageError(() => envReferences({ TOKEN: 'entraclaw://svc/acct ' })).message).toMatch(/^TOKEN: /);
   });
@@ -215,14 +214,11 @@ describe('buildChildEnv', () => {
       '`entraclaw://svc/acct`',
       ' "ENTRACLAW://s/a',
     ]) {
-      const err = usageError(() => envReferences({ TOKEN: value }));
+      const err = refusedToken(value);
       expect(err.message).toBe(
         'TOKEN: a quote before a reference is part of the value (only a whole value is a reference)',
       );
       expect(err.hint).toContain('with no quotes of its own');
-      expect(usageError(() => buildChildEnv({ TOKEN: value }, { resolved: new Map() })).message).toMatch(
-        /^TOKEN: /,
-      );
     }
     expect(envReferences({ A: '"quoted text"', B: 'say "entraclaw://x/y"' })).toEqual([]);
   });
