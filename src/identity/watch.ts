@@ -5,10 +5,11 @@
 // /proc/<pid>/stat and status open: those stay bound to the process they were opened for and fail once
 // it has exited, whatever later gets its pid number, so a request whose sender has that pid and finds
 // them readable comes from the watched process (it has held the pid since before the request was sent).
-// Each later request costs one procLook() over the held fds: the pinned mm is alive, the exec-replaced
-// fields of /proc/<pid>/stat (start time, code/stack/data/argv/environ addresses) and the running image's
-// inode are unchanged, no tracer, same uids, same user namespace; and a stat of the hashed executable and script shows them
-// unchanged on disk. Any difference, or any error, means "not the watched process": the caller is
+// Each later request costs a one-byte read of the held environ (the pinned mm is alive) and one
+// procLook() over the held fds, shared by the watches of one pid within a batch of requests
+// (lib/file-key.ts): the exec-replaced fields of /proc/<pid>/stat (start time, code/stack/data/argv/
+// environ addresses) and the running image's inode are unchanged, no tracer, same uids, same user
+// namespace; and a stat of the hashed executable and script shows them unchanged on disk. Any difference, or any error, means "not the watched process": the caller is
 // identified from scratch again.
 //
 // What a watch cannot see (docs/protocol.md, "Watched senders"): a process that shares the old mm with
@@ -16,8 +17,8 @@
 // keeps our socket across that exec, and had been identified as an approved program before. Only an
 // approved program that hands its daemon connection to code it execs can get there; same-user code
 // able to do that can already write to the approved process's memory, which is out of scope.
-import { closeSync, openSync } from 'node:fs';
-import { pathKey } from '../lib/file-key.js';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { pathKey, sharedReading } from '../lib/file-key.js';
 import { native, type ProcLook } from '../lib/native.js';
 import { type Identity, identify, type Refusal } from './peer.js';
 
@@ -86,9 +87,14 @@ export function identifyAndWatch(pid: number, pidfd: number): { who: Identity | 
  * kernel-reported sender has the watched pid, and for which this holds, was sent by the watched process.
  */
 export function stillWatched(watch: Watch): boolean {
-  const look = lookAt(watch.pid, watch.envFd, watch.statFd, watch.statusFd);
+  // The process part of the look is shared by every watch of this pid in one batch of requests (one
+  // program with many connections): each watch's own held fds vouch for it only through its layout (start
+  // time and addresses) and its own pinned mm, which are checked here for every watch.
+  const look = sharedReading(`proc-look:${watch.pid}`, () =>
+    lookAt(watch.pid, -1, watch.statFd, watch.statusFd),
+  );
   return (
-    look?.envAlive === true &&
+    look !== undefined &&
     look.state !== 'Z' &&
     look.state !== 'X' &&
     look.tracerPid === 0 &&
@@ -96,6 +102,7 @@ export function stillWatched(watch: Watch): boolean {
     look.uids === watch.uids &&
     look.exe === watch.exe &&
     look.userns === watch.userns &&
+    mmAlive(watch.envFd) &&
     unchangedOnDisk(watch.identity)
   );
 }
@@ -110,6 +117,16 @@ function lookAt(pid: number, envFd: number, statFd: number, statusFd: number): P
     return native().procLook(pid, envFd, statFd, statusFd);
   } catch {
     return undefined;
+  }
+}
+
+// Whether the mm that the held /proc/<pid>/environ pins still has users (procLook's envAlive): exec and
+// exit drop them, and a read through the fd then returns nothing.
+function mmAlive(envFd: number): boolean {
+  try {
+    return readSync(envFd, Buffer.alloc(1), 0, 1, 0) === 1;
+  } catch {
+    return false;
   }
 }
 

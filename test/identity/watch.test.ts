@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../../src/identity/watch.js';
+import { forgetStats, shareStats } from '../../src/lib/file-key.js';
 import { native } from '../../src/lib/native.js';
 import { waitFor } from '../support/broker.js';
 
@@ -111,6 +112,32 @@ describe.skipIf(!linux)('watch', () => {
     const after = native().procLook(pid, -1, -1, -1);
     expect(after.layout).toBe(before.layout);
     expect(stillWatched(w)).toBe(false);
+  });
+
+  it('with looks shared across watches of one pid (as the daemon does per batch), only the watch of the live image holds', async () => {
+    // As above, an ASLR-off exec of the same program: the layouts match, so only each watch's own pinned
+    // mm tells the watch of the old image from the watch of the new one, whichever is looked at first.
+    const script = file('again-shared.sh', 'read line\nexec sh "$0"\n');
+    const arch = execFileSync('uname', ['-m']).toString().trim();
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PWD: process.cwd() };
+    const { child, pid, pidfd } = await start(['setarch', arch, '-R', 'sh', script], SH, env);
+    const old = watched(pid, pidfd);
+    child.stdin!.write('go\n');
+    await until('the exec', () => !native().procLook(pid, old.envFd, old.statFd, old.statusFd).envAlive);
+    const now = watched(pid, pidfd);
+    expect(now.layout).toBe(old.layout);
+    const stop = shareStats();
+    try {
+      for (const order of [
+        [now, old],
+        [old, now],
+      ]) {
+        forgetStats();
+        expect(order.map((w) => stillWatched(w))).toEqual(order.map((w) => w === now));
+      }
+    } finally {
+      stop();
+    }
   });
 
   it("records the process's user namespace, as /proc names it, to compare on each request", async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileKey, forgetStats, pathKey, shareStats } from '../../src/lib/file-key.js';
+import { fileKey, forgetStats, pathKey, sharedReading, shareStats } from '../../src/lib/file-key.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-file-key-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,5 +63,27 @@ describe('pathKey', () => {
     const off = pathKey(file);
     writeFileSync(file, 'five!!');
     expect(pathKey(file)).not.toBe(off);
+  });
+
+  it('sharedReading reads once per key while shared, again after forgetStats(), and keeps no throw', () => {
+    let reads = 0;
+    const read = () => ++reads;
+    expect([sharedReading('k', read), sharedReading('k', read)]).toEqual([1, 2]);
+    const stop = shareStats();
+    try {
+      expect([sharedReading('k', read), sharedReading('k', read), sharedReading('j', read)]).toEqual([
+        3, 3, 4,
+      ]);
+      expect(() =>
+        sharedReading('t', () => {
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      expect(sharedReading('t', read)).toBe(5);
+      forgetStats();
+      expect(sharedReading('k', read)).toBe(6);
+    } finally {
+      stop();
+    }
   });
 });
