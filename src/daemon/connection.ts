@@ -33,6 +33,9 @@ class PidfdRef {
   }
 }
 
+/** The bytes of a frame came from more than one sender. */
+const MIXED = Symbol('mixed senders');
+
 interface ChunkSender {
   pid: number;
   uid: number;
@@ -78,8 +81,10 @@ export class Connection {
   /** Chunks read so far: how the idle verdict tells that bytes came in after its timer fired. */
   private chunks = 0;
   private frameTimer: NodeJS.Timeout | undefined;
-  // Senders of the bytes of the frame currently being assembled; their pidfds are ours to close.
-  private partial: ChunkSender[] = [];
+  // Who sent the bytes of the frame being assembled: nobody yet, one sender (the pidfd of its first chunk
+  // ours to close), or MIXED. One entry per frame, not per chunk: a frame dripped a byte per recvmsg
+  // would otherwise hold a pidfd per byte and use up the daemon's fds (every client refused).
+  private partial: ChunkSender | typeof MIXED | undefined;
   // Bytes of this connection counted in the shared budget: requests half-read, queued and in hand, and
   // replies written but not yet taken by the socket (the client is not reading).
   private held = 0;
@@ -151,11 +156,11 @@ export class Connection {
         return;
       }
       const mine = (): ChunkSender => ({ pid: cred.pid, uid: cred.uid, ref: ref.retain() });
-      this.partial.push(mine());
+      this.addPartial(mine());
       for (const f of frames) {
         const senders = this.partial;
         // Later frames in this same chunk came only from this chunk's sender.
-        this.partial = [mine()];
+        this.partial = mine();
         this.queue.push(this.withSender(f.json, f.attachment, f.bytes, senders));
       }
       // Bytes left over belong to the next frame; if none are left, nobody owns the next frame yet.
@@ -216,18 +221,34 @@ export class Connection {
     if (this.ended && !this.busy && this.queue.length === 0) this.close('peer closed', true);
   }
 
-  // All bytes of a frame must come from one process; otherwise the frame is ambiguous and refused.
+  // Adds the sender of a chunk to the frame being assembled. All bytes of a frame must come from one
+  // process; otherwise the frame is ambiguous and refused, and no pidfd of it is worth keeping.
+  private addPartial(s: ChunkSender): void {
+    const had = this.partial;
+    if (had === undefined) {
+      this.partial = s;
+      return;
+    }
+    s.ref.release();
+    if (had === MIXED) return;
+    // The first chunk's pidfd is kept: its process, found alive as this pid when the frame is handled,
+    // held the pid from that chunk on, so later chunks reported with the same pid were its own too.
+    // A first chunk without a pidfd (-1) leaves the frame with none, refused (it cannot be verified).
+    if (s.pid !== had.pid || s.uid !== had.uid) {
+      had.ref.release();
+      this.partial = MIXED;
+    }
+  }
+
   private withSender(
     jsonBytes: Buffer,
     attachment: Buffer,
     bytes: number,
-    senders: ChunkSender[],
+    senders: ChunkSender | typeof MIXED | undefined,
   ): SenderFrame {
-    const first = senders[0]!;
     // pid -1: the kernel attached no credentials to these bytes; the sender is unknown, so fail closed.
-    const same = first.pid > 0 && senders.every((s) => s.pid === first.pid && s.uid === first.uid);
-    const keep = same ? (senders.find((s) => s.ref.fd >= 0) ?? first) : undefined;
-    for (const s of senders) if (s !== keep) s.ref.release();
+    const keep = senders !== undefined && senders !== MIXED && senders.pid > 0 ? senders : undefined;
+    if (senders !== undefined && senders !== MIXED && senders !== keep) senders.ref.release();
     return {
       json: undefined,
       jsonBytes,
@@ -239,8 +260,8 @@ export class Connection {
   }
 
   private releasePartial(): void {
-    for (const s of this.partial) s.ref.release();
-    this.partial = [];
+    if (this.partial !== undefined && this.partial !== MIXED) this.partial.ref.release();
+    this.partial = undefined;
   }
 
   // Slowloris: a frame that starts must finish within frameTimeoutMs of its first byte. The deadline is

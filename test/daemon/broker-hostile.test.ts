@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Broker, b64, canary, PY_LIB, PYTHON, startBroker } from '../support/broker.js';
+import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
+
+// A hostile program of the user's own against the real daemon, over the real socket: attacks on what
+// the daemon holds per connection, beyond the frame and byte limits broker-robustness covers.
+
+const SVC = 'hostile.example';
+const SECRET = canary('hostile');
+/** Chunks dripped into one frame: well past what the daemon's open-file limit below leaves free. */
+const DRIP = 400;
+
+// An approved reader: one get on a fresh connection.
+const PROBE_PY = `${PY_LIB}
+emit(get(connect_hello(SOCK), sys.argv[1], sys.argv[2]))
+`;
+
+// Starts one frame and sends its body a byte at a time, each byte alone in the socket until the daemon
+// has read it (SIOCOUTQ back to 0), so every byte is a recvmsg of its own with an SCM_PIDFD of its own.
+// "two": a forked child shares the connection and the two take turns. Then, with the frame still
+// unfinished, runs the probe (an approved client on a connection of its own) and reports what it got.
+const HOARD_PY = `${PY_LIB}
+import fcntl, termios
+mode, n, probe = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+def unread(s):
+    return struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0\\0\\0\\0"))[0]
+
+def drip(s):
+    s.send(b"x")
+    deadline = time.time() + 5
+    while unread(s) and time.time() < deadline:
+        time.sleep(0.0002)
+
+s = connect_hello(SOCK)
+s.sendall(struct.pack(">II", 4 + 20 + 10 * n, 20))
+if mode == "one":
+    for _ in range(n):
+        drip(s)
+else:
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    child = os.fork()
+    if child == 0:
+        for _ in range(n // 2):
+            os.read(to_child, 1)
+            drip(s)
+            os.write(from_child, b"g")
+        os._exit(0)
+    for _ in range(n // 2):
+        drip(s)
+        os.write(from_parent, b"g")
+        os.read(to_parent, 1)
+    os.waitpid(child, 0)
+out = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=30)
+lines = out.stdout.strip().splitlines()
+emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no output", "stderr": out.stderr}})
+s.close()
+`;
+
+let b: Broker;
+let probe: string;
+let hoard: string;
+beforeAll(async () => {
+  if (brokerClientsMissing) return;
+  // 200 fds: room for (200 - 128) / 6 = 12 connections, each allowed its socket, its reader, a pidfd in
+  // flight and a watch's three.
+  b = await startBroker('entraclaw-hostile', [[SVC, 'acct', SECRET]], {}, ['prlimit', '--nofile=200:200']);
+  probe = b.file('probe.py', PROBE_PY);
+  hoard = b.file('hoard.py', HOARD_PY);
+  b.register({ exe: PYTHON, script: probe, grant: `${SVC}/acct`, ops: 'read', name: 'probe' });
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+});
+
+describeIfProvided('one frame in many chunks', brokerClientsMissing, () => {
+  for (const mode of ['one', 'two'] as const) {
+    it(`costs the daemon one pidfd, not one per chunk: ${DRIP} chunks from ${mode === 'one' ? 'one process' : 'two processes taking turns'} leave others served`, async () => {
+      const r = await b.python(hoard, [mode, String(DRIP), probe, SVC, 'acct'], { timeoutMs: 60_000 });
+      expect(r.result, r.stderr).toEqual({ probe: { ok: true, value_b64: b64(SECRET) } });
+      expect(b.stderr()).not.toMatch(/EMFILE/);
+    }, 60_000);
+  }
+});
