@@ -20,16 +20,32 @@ export interface ByteBudget {
   readonly max: number;
 }
 
-/** A pidfd shared by every frame whose bytes came in one recvmsg(); closed when the last user releases it. */
+/**
+ * Processes that may have requests in flight on one connection at once, each holding a pidfd until its
+ * requests are handled: what bounds the fds a connection costs (server.ts) when processes sharing it
+ * take turns writing requests that are never read (the client does not read its replies).
+ */
+export const MAX_SENDERS_IN_FLIGHT = 2;
+
+/** A pidfd shared by every frame of one sender held by a connection; closed when the last user releases it. */
 class PidfdRef {
   private refs = 1;
-  constructor(readonly fd: number) {}
+  constructor(
+    readonly fd: number,
+    private readonly onClosed?: () => void,
+  ) {}
   retain(): this {
     this.refs++;
     return this;
   }
+  /** Whether more than one holder has it (the connection's last sender and a frame not yet handled). */
+  shared(): boolean {
+    return this.refs > 1;
+  }
   release(): void {
-    if (--this.refs === 0 && this.fd >= 0) native().close(this.fd);
+    if (--this.refs > 0 || this.fd < 0) return;
+    native().close(this.fd);
+    this.onClosed?.();
   }
 }
 
@@ -85,6 +101,10 @@ export class Connection {
   // ours to close), or MIXED. One entry per frame, not per chunk: a frame dripped a byte per recvmsg
   // would otherwise hold a pidfd per byte and use up the daemon's fds (every client refused).
   private partial: ChunkSender | typeof MIXED | undefined;
+  // The sender of the latest chunk that came with a pidfd, kept so that its next chunks reuse that pidfd.
+  private lastSender: ChunkSender | undefined;
+  // Pidfds this connection holds open (the last sender's and those of frames held): at most MAX_SENDERS_IN_FLIGHT.
+  private pidfds = 0;
   // Bytes of this connection counted in the shared budget: requests half-read, queued and in hand, and
   // replies written but not yet taken by the socket (the client is not reading).
   private held = 0;
@@ -132,7 +152,7 @@ export class Connection {
     // A new request may be in these bytes: stats taken before them are too old for it.
     forgetStats();
     this.chunks++;
-    const ref = new PidfdRef(cred?.pidfd ?? -1);
+    const ref = this.chunkRef(cred);
     try {
       if (this.closed) return;
       if (err) {
@@ -141,6 +161,19 @@ export class Connection {
       }
       if (!data || !cred) {
         this.endOfInput();
+        return;
+      }
+      if (!ref) {
+        this.reply({
+          id: null,
+          ok: false,
+          error: {
+            code: 'unavailable',
+            message: `requests from more than ${MAX_SENDERS_IN_FLIGHT} processes in flight on one connection; it is closed, and requests still queued were not done`,
+            hint: 'give each process its own connection',
+          },
+        });
+        this.close('too many senders in flight');
         return;
       }
       // Whether a frame was already in progress before these bytes: its deadline must not move.
@@ -199,8 +232,35 @@ export class Connection {
       if (frames.length > 0) this.armIdle();
       if (frames.length > 0) drainSoon(this);
     } finally {
-      ref.release();
+      ref?.release();
     }
+  }
+
+  // The pidfd that vouches for a chunk's bytes. A pidfd of the same process that a frame not yet handled
+  // holds serves for its later chunks too (the kernel's new one is closed): found alive when a frame is
+  // handled, that process has held the pid since the earlier chunk, so bytes reported with the pid since
+  // were its own. So a process that pipelines requests, or drips one a byte at a time, costs one fd.
+  // Once its frames are handled the next chunk takes the kernel's new pidfd, so a pidfd of a process
+  // that has since died (its pid reused) stops standing in for the pid's new owner.
+  // Undefined: a new sender while MAX_SENDERS_IN_FLIGHT others still hold theirs.
+  private chunkRef(cred: PeerCred | null): PidfdRef | undefined {
+    const fd = cred?.pidfd ?? -1;
+    if (!cred || fd < 0) return new PidfdRef(fd);
+    const last = this.lastSender;
+    if (last && last.pid === cred.pid && last.uid === cred.uid && last.ref.shared()) {
+      native().close(fd);
+      return last.ref.retain();
+    }
+    this.lastSender = undefined;
+    last?.ref.release();
+    if (this.pidfds >= MAX_SENDERS_IN_FLIGHT) {
+      native().close(fd);
+      return undefined;
+    }
+    this.pidfds++;
+    const ref = new PidfdRef(fd, () => this.pidfds--);
+    this.lastSender = { pid: cred.pid, uid: cred.uid, ref: ref.retain() };
+    return ref;
   }
 
   // No byte comes after the end (a client may shut down its writing side after its last request, as
@@ -419,6 +479,8 @@ export class Connection {
     if (this.reader) native().stopReader(this.reader);
     this.reader = undefined;
     this.releasePartial();
+    this.lastSender?.ref.release();
+    this.lastSender = undefined;
     for (const f of this.queue.splice(0)) f.release();
     this.account();
     this.socket.end();

@@ -27,7 +27,7 @@ import type { Paths } from '../lib/paths.js';
 import type { Grant } from '../policy/grant.js';
 import type { Store } from '../store/types.js';
 import { askpassConfirmer } from './confirm.js';
-import { Connection, type ConnectionLimits } from './connection.js';
+import { Connection, type ConnectionLimits, MAX_SENDERS_IN_FLIGHT } from './connection.js';
 import { ConsentMemory } from './consent.js';
 import { MAX_QUEUED_FRAMES } from './frame.js';
 import { createHandler, MAX_WATCHES_PER_CONNECTION } from './handlers.js';
@@ -45,8 +45,8 @@ import { watchStore } from './store-health.js';
 // Limits, after ssh-agent's AGENT_MAX_LEN & co. Frame size is capped in frame.ts (MAX_FRAME).
 /** Connections beyond this are closed at once: bounds fds and memory under a flood. */
 export const MAX_CONNECTIONS = 2048;
-/** fds one connection may hold: the socket, the reader's dup, a pidfd in flight, 3 per watch. */
-const FDS_PER_CONNECTION = 3 + 3 * MAX_WATCHES_PER_CONNECTION;
+/** fds one connection may hold: the socket, the reader's dup, a pidfd per sender in flight, 3 per watch. */
+const FDS_PER_CONNECTION = 2 + MAX_SENDERS_IN_FLIGHT + 3 * MAX_WATCHES_PER_CONNECTION;
 /** fds kept for everything else: the store, the audit log, policy reads, hashing, the listener. */
 const FD_HEADROOM = 128;
 /** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */

@@ -58,17 +58,77 @@ emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no out
 s.close()
 `;
 
+// Opens CONNS connections and on each pipelines N gets of a large item, each write alone in the socket
+// until the daemon has read it, and never reads a reply: the first reply fills the socket, so the daemon
+// holds the rest queued, each with the pidfd of its sender. "two": a forked child shares every
+// connection and the two take turns. Then runs the probe, as HOARD_PY does.
+const STALL_PY = `${PY_LIB}
+import fcntl, termios
+mode, conns, n, service, account, probe = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6:]
+
+def unread(s):
+    return struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0\\0\\0\\0"))[0]
+
+def ask(s, i):
+    try:
+        s.send(frame({"id": 100 + i, "op": "get", "service": service, "account": account}))
+    except OSError:
+        return
+    deadline = time.time() + 5
+    while unread(s) and time.time() < deadline:
+        time.sleep(0.0002)
+
+socks = [connect_hello(SOCK) for _ in range(conns)]
+if mode == "one":
+    for s in socks:
+        for i in range(n):
+            ask(s, i)
+else:
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    child = os.fork()
+    if child == 0:
+        for s in socks:
+            for i in range(n // 2):
+                os.read(to_child, 1)
+                ask(s, 2 * i + 1)
+                os.write(from_child, b"g")
+        os._exit(0)
+    for s in socks:
+        for i in range(n // 2):
+            ask(s, 2 * i)
+            os.write(from_parent, b"g")
+            os.read(to_parent, 1)
+    os.waitpid(child, 0)
+out = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=30)
+lines = out.stdout.strip().splitlines()
+emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no output", "stderr": out.stderr}})
+`;
+/** A value whose first reply fills the socket, so that later requests on the connection wait queued. */
+const BIG = 'b'.repeat(512 * 1024);
+
 let b: Broker;
 let probe: string;
 let hoard: string;
+let stall: string;
 beforeAll(async () => {
   if (brokerClientsMissing) return;
-  // 200 fds: room for (200 - 128) / 6 = 12 connections, each allowed its socket, its reader, a pidfd in
-  // flight and a watch's three.
-  b = await startBroker('entraclaw-hostile', [[SVC, 'acct', SECRET]], {}, ['prlimit', '--nofile=200:200']);
+  // 200 fds: room for (200 - 128) / 7 = 10 connections, each allowed its socket, its reader, a pidfd
+  // for each of two senders in flight and a watch's three.
+  b = await startBroker(
+    'entraclaw-hostile',
+    [
+      [SVC, 'acct', SECRET],
+      [SVC, 'big', BIG],
+    ],
+    {},
+    ['prlimit', '--nofile=200:200'],
+  );
   probe = b.file('probe.py', PROBE_PY);
   hoard = b.file('hoard.py', HOARD_PY);
+  stall = b.file('stall.py', STALL_PY);
   b.register({ exe: PYTHON, script: probe, grant: `${SVC}/acct`, ops: 'read', name: 'probe' });
+  b.register({ exe: PYTHON, script: stall, grant: `${SVC}/big`, ops: 'read', name: 'stall' });
 }, 60_000);
 afterAll(async () => {
   await b?.stop();
@@ -80,6 +140,20 @@ describeIfProvided('one frame in many chunks', brokerClientsMissing, () => {
       const r = await b.python(hoard, [mode, String(DRIP), probe, SVC, 'acct'], { timeoutMs: 60_000 });
       expect(r.result, r.stderr).toEqual({ probe: { ok: true, value_b64: b64(SECRET) } });
       expect(b.stderr()).not.toMatch(/EMFILE/);
+    }, 60_000);
+  }
+});
+
+describeIfProvided('requests queued behind replies the client does not read', brokerClientsMissing, () => {
+  // 8 connections x 30 queued requests: 240 pidfds if each request kept its own, past the 200 allowed.
+  for (const mode of ['one', 'two'] as const) {
+    it(`cost the daemon a pidfd per sender, not per request: ${mode === 'one' ? 'one process pipelining' : 'two processes taking turns (the connection is closed)'} leaves others served`, async () => {
+      const r = await b.python(stall, [mode, '8', '30', SVC, 'big', probe, SVC, 'acct'], {
+        timeoutMs: 60_000,
+      });
+      expect(r.result, r.stderr).toEqual({ probe: { ok: true, value_b64: b64(SECRET) } });
+      expect(b.stderr()).not.toMatch(/EMFILE/);
+      if (mode === 'two') expect(b.stderr()).toMatch(/too many senders in flight/);
     }, 60_000);
   }
 });

@@ -730,7 +730,7 @@ describeIfProvided('load', brokerClientsMissing, () => {
 
 describeIfProvided('a low open-file limit', brokerClientsMissing, () => {
   it('the daemon fits its connection limit to it, says so, and keeps serving under a flood', async () => {
-    // Hard limit 256: room for (256 - 128) / 6 = 21 connections.
+    // Hard limit 256: room for (256 - 128) / 7 = 18 connections.
     const low = await startBroker('entraclaw-nofile', [[SVC, 'acct', SECRET]], {}, [
       'prlimit',
       '--nofile=256:256',
@@ -740,7 +740,7 @@ describeIfProvided('a low open-file limit', brokerClientsMissing, () => {
       const probe = low.file('client.mjs', nodeClientSource());
       for (const s of [script, probe])
         low.register({ exe: NODE, script: s, grant: `${SVC}/acct`, ops: 'read' });
-      expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=21/);
+      expect(low.stderr()).toMatch(/open-file limit too low.*maxConnections=18/);
       const r = await low.node(script, [SVC, 'acct', '200'], {
         env: { ...low.clientEnv, EXPECTED_SHA256: createHash('sha256').update(SECRET).digest('hex') },
         timeoutMs: 60_000,
