@@ -64,7 +64,17 @@ export async function readPassphrase(
   const pass =
     source.kind === 'file'
       ? await readPassphraseFileAsync(source.path, source.via, signal)
-      : await promptTwiceIf(creating, `Passphrase for vault ${vaultPath}: `, io, undefined, signal);
+      : await promptTwiceIf(
+          creating,
+          // A new vault's prompt says so: the user is choosing a passphrase, not recalling one, and it
+          // says the minimum before both entries are typed rather than after.
+          creating
+            ? `Passphrase for the new vault ${vaultPath} (at least ${MIN_NEW_PASSPHRASE_BYTES} bytes): `
+            : `Passphrase for vault ${vaultPath}: `,
+          io,
+          undefined,
+          signal,
+        );
   if (pass.length === 0) {
     throw new UsageError(
       `refusing an empty passphrase for vault ${vaultPath}`,

@@ -71,7 +71,7 @@ describe('the vault passphrase at a terminal', () => {
     await t.waitFor('Secret for S/A: ');
     expect(t.output()).not.toContain('Passphrase');
     t.type(`${VALUE}\r`);
-    await t.waitFor(`Passphrase for vault ${h.vault}: `);
+    await t.waitFor(`Passphrase for the new vault ${h.vault} (at least 8 bytes): `);
     t.type(`${PASS}\r`);
     await t.waitFor('Repeat it to confirm: ');
     t.type(`${PASS}\r`);
@@ -93,7 +93,7 @@ describe('the vault passphrase at a terminal', () => {
     const t = atTerminal(SET, h.env);
     await t.waitFor('Secret for S/A: ');
     t.type(`${VALUE}\r`);
-    await t.waitFor('Passphrase for vault');
+    await t.waitFor('Passphrase for the new vault');
     // Typed: the random tail of the passphrase, which no temp path or prompt can contain by chance.
     const typed = PASS.slice(-8);
     t.type(`${typed}\x03`);
@@ -110,7 +110,7 @@ describe('the vault passphrase at a terminal', () => {
     const t = atTerminal(SET, h.env);
     await t.waitFor('Secret for S/A: ');
     t.type(`${VALUE}\r`);
-    await t.waitFor('Passphrase for vault');
+    await t.waitFor('Passphrase for the new vault');
     t.type('\x04');
     const end = await t.ended();
     expect(end.status, t.output()).toBe(EXIT_CODES.usage);
@@ -124,7 +124,7 @@ describe('the vault passphrase at a terminal', () => {
     const mismatch = atTerminal(SET, h.env);
     await mismatch.waitFor('Secret for S/A: ');
     mismatch.type(`${VALUE}\r`);
-    await mismatch.waitFor('Passphrase for vault');
+    await mismatch.waitFor('Passphrase for the new vault');
     mismatch.type(`${PASS}\r`);
     await mismatch.waitFor('Repeat it to confirm: ');
     mismatch.type(`${PASS}x\r`);
@@ -135,7 +135,7 @@ describe('the vault passphrase at a terminal', () => {
     const short = atTerminal(SET, h.env);
     await short.waitFor('Secret for S/A: ');
     short.type(`${VALUE}\r`);
-    await short.waitFor('Passphrase for vault');
+    await short.waitFor('Passphrase for the new vault');
     short.type('short\r');
     await short.waitFor('Repeat it to confirm: ');
     short.type('short\r');

@@ -220,7 +220,7 @@ describe('passphrase prompt', () => {
     expect((await got).toString()).toBe('same pass');
     expect(seen).toEqual([
       'raw',
-      `Passphrase for vault ${VAULT}: `,
+      `Passphrase for the new vault ${VAULT} (at least 8 bytes): `,
       'cooked',
       '\n',
       'raw',
