@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createLogger } from '../daemon/log.js';
 import type { Agent } from '../daemon/server.js';
 import { socketPath } from '../daemon/socket-path.js';
@@ -53,6 +54,13 @@ export async function agent(opts: AgentCliOptions, command: string[]): Promise<v
   }
   // Its exit status answers every confirmation: it must be as much yours as agent.toml that names it.
   if (askpass) assertTrustedProgram(askpass, 'the askpass program', process.getuid?.());
+  // Not an error: grants without confirm are served as usual, and the program may be installed later.
+  if (askpass && !existsSync(askpass)) {
+    log('warn', 'the askpass program does not exist: grants with confirm = true are denied until it does', {
+      askpass,
+      hint: 'install it, or set [agent] askpass in agent.toml (or ENTRACLAW_ASKPASS) to a program that exists',
+    });
+  }
   // The handlers go in before the socket exists: whoever sees the socket may signal us at once (a service
   // manager stopping us, a test), and a SIGTERM that found no handler would kill the agent without its
   // cleanup (the socket left behind). One that comes before start-up has finished stops the agent then.

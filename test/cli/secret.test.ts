@@ -1010,6 +1010,21 @@ describe('an askpass program others could change', () => {
     // A private one passes the check: the agent starts and runs the command it was given.
     const fine = agent(['--', 'true']);
     expect(fine.status, fine.stderr.toString()).toBe(0);
+    expect(fine.stderr.toString()).not.toContain('askpass program does not exist');
+  });
+
+  it('one that does not exist is said at start, and the agent still serves', () => {
+    const home = mkdtempSync(join(dir, 'askpass-missing-'));
+    const missing = join(home, 'no-such-askpass');
+    const e = isolatedEnv(home, { ENTRACLAW_PASSPHRASE_FILE: pass, ENTRACLAW_ASKPASS: missing });
+    const r = runCli(
+      ['agent', '--store', 'encrypted-file', '--socket', join(home, 'a.sock'), '--', 'true'],
+      e,
+    );
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(r.stderr.toString()).toMatch(
+      /warn: the askpass program does not exist: grants with confirm = true are denied until it does .*no-such-askpass/,
+    );
   });
 });
 
