@@ -59,8 +59,15 @@ export async function readPassphrase(
   signal?: AbortSignal,
 ): Promise<Buffer> {
   const source = passphraseSource(ctx);
-  if (!source)
-    throw new LockedError(`vault ${vaultPath} is locked: no passphrase available`, PASSPHRASE_HINT);
+  if (!source) {
+    // A vault not made yet is not locked: it needs a passphrase to be created with.
+    throw new LockedError(
+      creating
+        ? `vault ${vaultPath} does not exist yet, and no passphrase was given to create it with`
+        : `vault ${vaultPath} is locked: no passphrase available`,
+      PASSPHRASE_HINT,
+    );
+  }
   const pass =
     source.kind === 'file'
       ? await readPassphraseFileAsync(source.path, source.via, signal)

@@ -74,6 +74,11 @@ describe('passphrase sources', () => {
     const err = await readPassphrase({ ...ctx, interactive: false }, VAULT, false).catch((e) => e);
     expect(err).toBeInstanceOf(LockedError);
     expect(err.message).toBe(`vault ${VAULT} is locked: no passphrase available`);
+    const creating = await readPassphrase({ ...ctx, interactive: false }, VAULT, true).catch((e) => e);
+    expect(creating).toBeInstanceOf(LockedError);
+    expect(creating.message).toBe(
+      `vault ${VAULT} does not exist yet, and no passphrase was given to create it with`,
+    );
     expect(err.hint).toContain('--passphrase-file');
     expect(err.hint).toContain('ENTRACLAW_PASSPHRASE_FILE');
     expect(err.hint).toContain('entraclaw.passphrase');

@@ -397,7 +397,9 @@ describe('encrypted-file store', () => {
     expect(await s.delete('s', 'a')).toBe(false);
     const err = await caught(s.set({ service: 's', account: 'a', value: Buffer.from('v') }));
     expect(err).toBeInstanceOf(LockedError);
-    expect(err.message).toBe(`vault ${vaultPath(ctx)} is locked: no passphrase available`);
+    expect(err.message).toBe(
+      `vault ${vaultPath(ctx)} does not exist yet, and no passphrase was given to create it with`,
+    );
     expect(err.hint).toMatch(/--passphrase-file.*ENTRACLAW_PASSPHRASE_FILE.*entraclaw\.passphrase.*terminal/);
     expect(existsSync(vaultPath(ctx))).toBe(false);
 
