@@ -1,7 +1,7 @@
 // What both shim entry scripts share at run time: the daemon connection (through the SDK only), the
 // translation of its errors, synchronous stdin/stdout/stderr, and the no-echo prompt. Everything here is
 // imported on every shim call, so it stays small and loads nothing heavy (no zod, commander or TOML).
-import { readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
@@ -121,11 +121,13 @@ export class Stdin {
   }
 
   /**
-   * A secret typed after `prompt` (shown on stderr). On a terminal: raw mode, no echo, backspace and
-   * ^U edit, ^C cancels ('canceled'), ^D on an empty line is end of input. Otherwise: the next line of
-   * stdin. Returns 'eof' when input ends before a line is complete.
+   * A secret typed after `prompt`, shown on stderr, or with `onTerminal` on the controlling terminal
+   * when there is one (as glibc getpass(3) does, so `2>file` neither hides the prompt nor captures it).
+   * On a terminal: raw mode, no echo, backspace, ^W and ^U edit (eraseChar, eraseWord), ^C cancels
+   * ('canceled'), ^D on an empty line is end of input. Otherwise: the next line of stdin. Returns 'eof'
+   * when input ends before a line is complete.
    */
-  readSecretLine(prompt: string): Buffer | 'eof' | 'canceled' {
+  readSecretLine(prompt: string, { onTerminal = false } = {}): Buffer | 'eof' | 'canceled' {
     if (!this.isTTY) {
       writeAll(2, prompt);
       const line = this.readLine();
@@ -133,12 +135,13 @@ export class Stdin {
       line.eof.fill(0);
       return 'eof';
     }
+    const promptFd = onTerminal ? controllingTerminal() : 2;
     const tty = process.stdin as NodeJS.ReadStream & { setRawMode(raw: boolean): void };
     const typed: number[] = [];
     // Echo goes off before the prompt shows, so nothing typed after it can be echoed.
     tty.setRawMode(true);
     try {
-      writeAll(2, prompt);
+      writeAll(promptFd, prompt);
       for (;;) {
         if (this.pending.length === 0) this.pending = readChunk(256);
         if (this.pending.length === 0) return 'eof';
@@ -148,7 +151,8 @@ export class Stdin {
         if (byte === 0x0d || byte === 0x0a) break;
         if (byte === 0x03) return 'canceled';
         if (byte === 0x04 && typed.length === 0) return 'eof';
-        if (byte === 0x7f || byte === 0x08) typed.pop();
+        if (byte === 0x7f || byte === 0x08) eraseChar(typed);
+        else if (byte === 0x17) eraseWord(typed);
         else if (byte === 0x15) typed.length = 0;
         else if (byte !== 0x04) typed.push(byte);
       }
@@ -157,8 +161,51 @@ export class Stdin {
       return out;
     } finally {
       tty.setRawMode(false);
-      writeAll(2, '\n');
+      writeAll(promptFd, '\n');
+      if (promptFd !== 2) closeSync(promptFd);
     }
+  }
+}
+
+/** The controlling terminal opened for writing, or stderr (2) when the process has none. */
+function controllingTerminal(): number {
+  try {
+    return openSync('/dev/tty', 'w');
+  } catch {
+    return 2;
+  }
+}
+
+// Raw mode turns the terminal's line editing off, so the prompt does it as Linux's n_tty does for a
+// UTF-8 terminal (IUTF8, set by terminal emulators and sshd in a UTF-8 locale): an erase removes one
+// whole character, not a byte of it, and ^W removes a word. Storing the control byte or half a
+// character instead would silently save another secret than the one the user sees typed.
+const isContinuation = (b: number) => (b & 0xc0) === 0x80;
+
+/** Removes the last UTF-8 character typed (^? or ^H). */
+function eraseChar(typed: number[]): void {
+  while (typed.length > 0 && isContinuation(typed.pop() as number)) {}
+}
+
+// The kernel's isalnum (lib/ctype.c): ASCII letters and digits, and the Latin-1 letters 0xC0-0xFF
+// except × and ÷; n_tty applies it to the byte a character starts with.
+const wordByte = (b: number) =>
+  (b >= 0x30 && b <= 0x39) ||
+  (b >= 0x41 && b <= 0x5a) ||
+  (b >= 0x61 && b <= 0x7a) ||
+  b === 0x5f ||
+  (b >= 0xc0 && b !== 0xd7 && b !== 0xf7);
+
+/** ^W as n_tty's WERASE (BSD ALTWERASE): what precedes the last word, then the word itself. */
+function eraseWord(typed: number[]): void {
+  let seenWord = false;
+  while (typed.length > 0) {
+    let start = typed.length - 1;
+    while (start > 0 && isContinuation(typed[start] as number)) start--;
+    const inWord = wordByte(typed[start] as number);
+    if (seenWord && !inWord) return;
+    seenWord ||= inWord;
+    typed.length = start;
   }
 }
 

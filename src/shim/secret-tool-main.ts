@@ -168,7 +168,7 @@ const emptySecret = (why: string) =>
 function secretFromStdin(): Buffer | ShimOutput {
   const stdin = new Stdin();
   if (stdin.isTTY) {
-    const line = stdin.readSecretLine(SECRET_TOOL_PROMPT);
+    const line = stdin.readSecretLine(SECRET_TOOL_PROMPT, { onTerminal: true });
     if (Buffer.isBuffer(line)) return line.length > 0 ? line : emptySecret('the secret typed was empty');
     return formatSecretToolError(
       line === 'canceled' ? 'canceled; nothing was stored' : 'no secret entered; nothing was stored',

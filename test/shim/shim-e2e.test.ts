@@ -74,6 +74,39 @@ elif mode.endswith("-prompt"):
         extra["terminal"] = base64.b64encode(os.read(master, 65536)).decode()
     except OSError:
         extra["terminal"] = ""
+elif mode.endswith("-ctty"):
+    # stdin on a pseudo-terminal that is the tool's controlling terminal (a UTF-8 one: IUTF8, as terminal
+    # emulators set it), stdout and stderr pipes; INPUT is typed once a prompt shows on either.
+    import pty, select, termios
+    master, slave = pty.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[0] |= 0o40000
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    name = os.ttyname(slave)
+    def own_terminal():
+        os.setsid()
+        os.close(os.open(name, os.O_RDWR))
+    p = subprocess.Popen(cmd, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=own_terminal)
+    os.close(slave)
+    shown, err = b"", b""
+    while not (shown.endswith(b": ") or err.endswith(b": ")):
+        ready = select.select([master, p.stderr], [], [])[0]
+        if master in ready:
+            shown += os.read(master, 1)
+        if p.stderr in ready:
+            c = os.read(p.stderr.fileno(), 1)
+            if not c:
+                break
+            err += c
+    os.write(master, data)
+    out, rest = p.communicate()
+    err += rest
+    os.set_blocking(master, False)
+    try:
+        shown += os.read(master, 65536)
+    except OSError:
+        pass
+    extra["terminal"] = base64.b64encode(shown).decode()
 elif mode.endswith("-unshared"):
     # The parent enters a user namespace of its own once the shim is started, before it asks.
     import ctypes
@@ -452,6 +485,32 @@ describe.skipIf(!inTestSession)(
             'Password: \nsecret-tool: Entraclaw does not store an empty secret (the secret typed was empty); nothing was stored\n',
         });
         expect((await real(['lookup', 'service', SVC, 'account', 'typed-empty'])).status).toBe(1);
+      }, 30_000);
+
+      it('store typed on a controlling terminal: prompt on the terminal, erase and ^W edit as there', async () => {
+        // ^? after "ä" erases the whole character; each ^W erases a word ("one", then "-" and "wörd"), as
+        // the kernel's line editing does for the real tool's getpass. Stored as typed, they would be
+        // another secret than the one the user saw.
+        const typed = Buffer.from('p\u00e4\x7fa w\u00f6rd-one\x17\x17two\r');
+        const results = [];
+        for (const [mode, account] of [
+          ['real-ctty', 'ctty-real'],
+          ['shim-ctty', 'ctty-shim'],
+        ] as const) {
+          const argv = ['secret-tool', 'store', '--label=t', 'service', SVC, 'account', account];
+          const r = await drive(mode, argv, typed);
+          const stored = await real(['lookup', 'service', SVC, 'account', account]);
+          results.push({ ...text(r), terminal: r.terminal?.toString(), stored: stored.stdout.toString() });
+        }
+        const [theirs, ours] = results;
+        expect(theirs).toEqual({
+          status: 0,
+          stdout: '',
+          stderr: '',
+          terminal: 'Password: \r\n',
+          stored: 'pa two',
+        });
+        expect(ours).toEqual(theirs);
       }, 30_000);
 
       it('an argument that is not UTF-8 is refused as the real tool refuses it, and nothing is stored', async () => {
