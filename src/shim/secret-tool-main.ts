@@ -5,6 +5,7 @@
 // differs is in docs/shims.md.
 import '../lib/inspector-signal.js';
 import { isatty } from 'node:tty';
+import { getSystemErrorMap } from 'node:util';
 import { BrokerError, type Client } from '../client/index.js';
 import { itemName } from '../lib/percent.js';
 import type { Item, ItemMeta } from '../store/types.js';
@@ -194,6 +195,26 @@ async function store(service: string, account: string, label: string): Promise<S
   }
 }
 
+// glibc's strerror wording for the errors a write to stdout meets; others as libuv words them.
+const STRERROR: Record<string, string> = { EIO: 'Input/output error' };
+
+/**
+ * emit for output holding a secret: a failed write to stdout (a full disk, a closed pipe) is the real
+ * tool's `couldn't write password: <strerror>`, status 1, not a shim internal error.
+ */
+function emitSecret(out: ShimOutput): number {
+  try {
+    return emit(out);
+  } catch (err) {
+    const { errno, code, syscall } = err as NodeJS.ErrnoException;
+    if (syscall !== 'write' || errno === undefined || code === undefined) throw err;
+    out.stdout.fill(0);
+    const words = STRERROR[code] ?? getSystemErrorMap().get(errno)?.[1] ?? code;
+    const message = `couldn't write password: ${words.charAt(0).toUpperCase()}${words.slice(1)}`;
+    return emit(formatSecretToolError(message));
+  }
+}
+
 void main('secret-tool', async () => {
   try {
     const { args, invalid } = shimArguments();
@@ -212,11 +233,11 @@ void main('secret-tool', async () => {
       case 'store':
         return emit(await store(cmd.service, cmd.account, cmd.label));
       case 'lookup':
-        return emit(await lookup(cmd.query));
+        return emitSecret(await lookup(cmd.query));
       case 'clear':
         return emit(await clear(cmd.query));
       case 'search':
-        return emit(await search(cmd));
+        return emitSecret(await search(cmd));
     }
   } finally {
     await session.close();

@@ -74,6 +74,12 @@ elif mode.endswith("-prompt"):
         extra["terminal"] = base64.b64encode(os.read(master, 65536)).decode()
     except OSError:
         extra["terminal"] = ""
+elif mode.endswith("-full"):
+    # stdout on /dev/full: every write fails with ENOSPC.
+    with open("/dev/full", "wb") as full:
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=full, stderr=subprocess.PIPE, env=env)
+        out, err = p.communicate(data)
+    out = b""
 elif mode.endswith("-ctty"):
     # stdin on a pseudo-terminal that is the tool's controlling terminal (a UTF-8 one: IUTF8, as terminal
     # emulators set it), stdout and stderr pipes; INPUT is typed once a prompt shows on either.
@@ -511,6 +517,21 @@ describe.skipIf(!inTestSession)(
           stored: 'pa two',
         });
         expect(ours).toEqual(theirs);
+      }, 30_000);
+
+      it('lookup and search whose stdout cannot be written fail as the real tool does', async () => {
+        for (const argv of [
+          ['lookup', 'service', SVC, 'account', 'a1'],
+          ['search', 'service', SVC, 'account', 'a1'],
+        ]) {
+          const theirs = await drive('real-full', ['secret-tool', ...argv]);
+          expect(text(theirs)).toEqual({
+            status: 1,
+            stdout: '',
+            stderr: "secret-tool: couldn't write password: No space left on device\n",
+          });
+          expect(text(await drive('shim-full', ['secret-tool', ...argv]))).toEqual(text(theirs));
+        }
       }, 30_000);
 
       it('an argument that is not UTF-8 is refused as the real tool refuses it, and nothing is stored', async () => {
