@@ -89,7 +89,9 @@ export async function auditVerify(opts: { json?: boolean }): Promise<void> {
       'lines from there on cannot be trusted; keep a copy for investigation',
     );
   if (!opts.json) {
-    process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)\n`);
+    // Said only when it was checked: that the end of the file is the daemon's last line, none cut off.
+    const end = written !== undefined ? "; it ends at the running daemon's last line" : '';
+    process.stdout.write(`audit log intact: ${r.lines} lines in ${r.files.length} file(s)${end}\n`);
     // Rotation drops the oldest file: what it held is gone and cannot be checked. Said, so a flood of
     // requests that pushed older lines out is not mistaken for a complete history.
     if (r.anchor && r.anchor.seq > 0) {
