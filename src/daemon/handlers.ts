@@ -350,11 +350,16 @@ async function serve(
     throw new DeniedError(
       d.result === 'denied' ? d.reason : 'no grant for this program',
       deps.boundary
-        ? `the sandbox profile does not grant it; add "${op}" to the operations of a [credential_access] entry ${
-            target.service === undefined
-              ? 'that covers the services to list'
-              : `whose services or service_prefixes cover ${JSON.stringify(target.service)}`
-          } (docs/sandbox.md)`
+        ? deps.boundary.length === 0
+          ? // Nothing to add an operation to: without --profile, or a profile with no [credential_access].
+            `the sandbox grants nothing; run it with --profile FILE whose [credential_access] lists ${
+              target.service === undefined ? 'the services to list' : JSON.stringify(target.service)
+            } in services and "${op}" in operations (docs/sandbox.md)`
+          : `the sandbox profile does not grant it; add "${op}" to the operations of a [credential_access] entry ${
+              target.service === undefined
+                ? 'that covers the services to list'
+                : `whose services or service_prefixes cover ${JSON.stringify(target.service)}`
+            } (docs/sandbox.md)`
         : d.result === 'denied'
           ? d.hint
           : undefined,

@@ -303,6 +303,19 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
     });
   });
 
+  it('without a profile nothing is granted, and a refusal says to give one (there is no entry to add to)', () => {
+    const r = sandboxCli(
+      ['--project', project],
+      ['sh', '-c', `security find-generic-password -s ${sq(S)} -a ${A} -w; echo "sec=$?"`],
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('sec=51\n');
+    expect(r.stderr).toContain(
+      `the sandbox grants nothing; run it with --profile FILE whose [credential_access] lists ${JSON.stringify(S)} in services and "read" in operations`,
+    );
+    expect(r.stdout + r.stderr).not.toContain(GRANTED);
+  }, 60_000);
+
   it("the user's daemon socket is masked wherever ENTRACLAW_SOCKET puts it; /proc/keys names no key", () => {
     // Outside the hidden directories, as `entraclaw agent --socket /var/tmp/...` would put it. The daemon
     // also refuses callers from the sandbox's user namespace (test/daemon/broker-identity.test.ts).
