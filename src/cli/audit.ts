@@ -1,4 +1,5 @@
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { AuditRecord } from '../audit/entry.js';
 import { auditPath } from '../audit/log.js';
 import { readAuditTail } from '../audit/tail.js';
@@ -9,13 +10,26 @@ import { programLabel } from '../lib/visible.js';
 import { note, printJson } from './output.js';
 import { printTable } from './table.js';
 
-/** `entraclaw audit [--tail N]`: the latest decisions, oldest first. */
-export async function audit(opts: { tail?: string; json?: boolean }): Promise<void> {
+/** The log to read: `--file` (which must exist: a typo is not an empty log), else the daemon's. */
+function logPath(file: string | undefined): string {
+  if (file === undefined) return auditPath(resolvePaths());
+  const path = resolve(file);
+  if (!existsSync(path)) {
+    throw new UsageError(
+      `no audit log at ${path}`,
+      `sandbox runs write theirs as ${join(resolvePaths().state, 'sandbox-audit', '<ms>-<pid>.jsonl')}; leave --file out for the daemon's`,
+    );
+  }
+  return path;
+}
+
+/** `entraclaw audit [--tail N] [--file LOG]`: the latest decisions, oldest first. */
+export async function audit(opts: { tail?: string; json?: boolean; file?: string }): Promise<void> {
   // Digits only: Number() would also take 1e3, 0x10 and " 5 ".
   const n = opts.tail === undefined ? 20 : /^\d+$/.test(opts.tail) ? Number(opts.tail) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 1)
     throw new UsageError(`--tail "${opts.tail}" is not a positive integer`, 'e.g. --tail 20');
-  const path = auditPath(resolvePaths());
+  const path = logPath(opts.file);
   const records = readingLog(path, () => readAuditTail(path, n));
   if (opts.json) printJson(records);
   // A header alone reads like a failure to parse: say there is nothing yet, and where it will be.
@@ -78,8 +92,8 @@ function row(r: AuditRecord, decision: string, reason: string): string[] {
  * `entraclaw audit verify`: checks the hash chain; exit 5 pointing at the first broken line. When the
  * daemon is running it is asked first where its chain stands, so newest lines cut off are caught too.
  */
-export async function auditVerify(opts: { json?: boolean }): Promise<void> {
-  const path = auditPath(resolvePaths());
+export async function auditVerify(opts: { json?: boolean; file?: string }): Promise<void> {
+  const path = logPath(opts.file);
   const written = await daemonHead(path);
   const r = readingLog(path, () => verifyAudit(path, written ?? undefined));
   if (opts.json) printJson({ ...r, daemonChecked: written !== undefined });
@@ -101,7 +115,9 @@ export async function auditVerify(opts: { json?: boolean }): Promise<void> {
     }
     if (written === undefined) {
       note(
-        'no running daemon writes this log, so a cut-off end could not be checked (start the agent and run again)',
+        opts.file === undefined
+          ? 'no running daemon writes this log, so a cut-off end could not be checked (start the agent and run again)'
+          : 'no running daemon writes this log (a finished sandbox run, say), so a cut-off end could not be checked',
       );
     }
   }

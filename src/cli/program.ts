@@ -258,6 +258,11 @@ const auditCmd = program
   .description('the tamper-evident log of every decision (never a value)')
   .option('--tail <n>', 'how many recent lines (default 20)')
   .option('--json', 'print as JSON')
+  .option(
+    '--file <log>',
+    "read this audit log instead of the daemon's (e.g. a sandbox run's, docs/sandbox.md)",
+    pathArg('--file', "give --file the path of an audit log (.jsonl), or leave it out for the daemon's"),
+  )
   .allowExcessArguments()
   .action(async (o, cmd: Command) => {
     const words = cmd.args;
@@ -284,7 +289,7 @@ auditCmd
       );
     }
     json = o.json === true || parent.json === true;
-    return (await import('./audit.js')).auditVerify({ ...o, json });
+    return (await import('./audit.js')).auditVerify({ ...o, json, file: parent.file });
   });
 
 storeOptions(program.command('run'))

@@ -27,6 +27,38 @@ describe('entraclaw audit verify', () => {
   });
 });
 
+describe('entraclaw audit --file LOG', () => {
+  it("reads and verifies a log other than the daemon's; a missing one is a usage error, not an empty log", () => {
+    const other = join(dir, 'elsewhere', 'run.jsonl');
+    mkdirSync(join(dir, 'elsewhere'));
+    const log = AuditLog.open(other);
+    for (let i = 0; i < 3; i++) log.append(entry(i));
+    log.close();
+    const shown = runCli(['audit', '--file', other, '--json'], env);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect((JSON.parse(shown.stdout.toString()) as unknown[]).length).toBe(3);
+    const verified = runCli(['audit', '--file', other, 'verify'], env);
+    expect(verified.status, verified.stderr).toBe(0);
+    expect(verified.stdout.toString()).toBe('audit log intact: 3 lines in 1 file(s)\n');
+    expect(verified.stderr).toContain('no running daemon writes this log (a finished sandbox run, say)');
+    const lines = readFileSync(other, 'utf8').split('\n');
+    writeFileSync(
+      other,
+      [lines[0], lines[1]!.replace('"granted"', '"denied"'), ...lines.slice(2)].join('\n'),
+    );
+    const broken = runCli(['audit', '--file', other, 'verify'], env);
+    expect(broken.status).toBe(5);
+    expect(broken.stderr).toContain(`audit log broken at ${other}:2`);
+    const missing = runCli(['audit', '--file', join(dir, 'elsewhere', 'nope.jsonl'), 'verify'], env);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain(`no audit log at ${join(dir, 'elsewhere', 'nope.jsonl')}`);
+    expect(missing.stderr).toContain('sandbox-audit');
+    const empty = runCli(['audit', '--file', ''], env);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toContain('--file is empty');
+  });
+});
+
 describe('entraclaw audit --tail N', () => {
   it('takes N in decimal digits only; anything else is a usage error naming it', () => {
     for (const bad of ['0', '-1', '1e3', '0x10', '1.5', ' 5', '', 'ten', '99999999999999999999']) {

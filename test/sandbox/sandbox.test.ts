@@ -300,6 +300,12 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
       const granted = lines.filter((l) => l.decision === 'granted' && l.service === S);
       expect(granted.some((l) => /caller not pinned: .*inline code/.test(l.reason ?? ''))).toBe(true);
       expect(JSON.stringify(lines)).not.toContain(GRANTED);
+      // Each run's log is a chain of its own, which `audit --file` verifies.
+      for (const f of readdirSync(auditDir)) {
+        const v = cli(['audit', '--file', join(auditDir, f), 'verify']);
+        expect(v.status, v.stderr).toBe(0);
+        expect(v.stdout).toMatch(/^audit log intact: [1-9]\d* lines in 1 file\(s\)\n$/);
+      }
     });
   });
 
