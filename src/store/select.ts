@@ -146,14 +146,17 @@ export async function elsewhereHint(
   service: string,
   account: string,
 ): Promise<string | undefined> {
-  if (await kernelKeyringHolds(sel, service, account)) {
-    return 'kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring';
-  }
+  const kernel = (await kernelKeyringHolds(sel, service, account))
+    ? 'kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring'
+    : undefined;
   const places = passedOver(sel).map((p) => p.said);
-  if (places.length === 0) return undefined;
+  // Both are said: a copy in the vault auto passed over is served again once auto uses the vault, so a
+  // hint naming only the kernel keyring would hide where a rotation or a delete must also go.
+  if (places.length === 0) return kernel;
   const only = sel.skipped.length === 0 && sel.unsearched.length === 1 ? ` ${sel.unsearched[0]!.name}` : '';
   const fix = sel.skipped.length > 0 ? 'fix that or name the store' : 'name the store';
-  return `${places.join('; ')}: it may be there; ${fix} with --store${only}`;
+  const passed = `${places.join('; ')}: it may be there${kernel ? ' too' : ''}; ${fix} with --store${only}`;
+  return kernel ? `${kernel}; ${passed}` : passed;
 }
 
 /**

@@ -904,6 +904,38 @@ describe('an item kept in the kernel keyring', () => {
       runCli(['secret', 'rm', service, 'me', '--store', 'kernel-keyring'], env);
     }
   });
+
+  it.runIf(inTestSession)(
+    'does not hide the vault from the hint of a miss under auto: the copy there is served again once auto uses it',
+    (ctx) => {
+      requireOrSkip(ctx, linuxOnly('the kernel keyring'));
+      const service = randomName('kk-and-vault');
+      for (const store of ['kernel-keyring', 'encrypted-file']) {
+        const set = runCli(['secret', 'set', service, 'me', '--store', store], env, CANARY);
+        expect(set.status, set.stderr).toBe(0);
+      }
+      try {
+        const vault = join(dir, 'data', 'entraclaw', 'vault.ecv');
+        for (const args of [
+          ['secret', 'get', service, 'me'],
+          ['secret', 'rm', service, 'me'],
+        ]) {
+          const miss = runCli(args, env);
+          expect(miss.status, miss.stderr).toBe(EXIT_CODES.not_found);
+          expect(miss.stderr).toContain(
+            'kernel-keyring has an item of that name, and it is read only when named: add --store kernel-keyring',
+          );
+          expect(miss.stderr).toContain(
+            `encrypted-file (${vault}) is not read while auto uses secret-service: it may be there too; name the store with --store encrypted-file`,
+          );
+          expect(`${miss.stdout}${miss.stderr}`).not.toContain(CANARY);
+        }
+      } finally {
+        for (const store of ['kernel-keyring', 'encrypted-file'])
+          runCli(['secret', 'rm', service, 'me', '--store', store], env);
+      }
+    },
+  );
 });
 
 describe('an expired token the kernel keyring dropped', () => {
