@@ -131,6 +131,15 @@ function throwUnlessUsable(
 ): void {
   const hint =
     'the report says why each store is not usable and what it needs; or choose another with --store (or store = "auto" in agent.toml)';
+  // auto reads the credentials before any store: a $CREDENTIALS_DIRECTORY that cannot be read fails every
+  // command however usable the selected store is.
+  const credentials = rows.find((r) => r.readFirst && !r.available);
+  if (credentials) {
+    throw new UnavailableError(
+      `${credentials.name} is read first under auto and is not usable: ${credentials.reason}`,
+      'point $CREDENTIALS_DIRECTORY at the directory systemd made for the unit, or unset it where entraclaw is not running as that service',
+    );
+  }
   if (selected === undefined) {
     // A service with only its credentials still reads them (auto makes them the store, read-only).
     if (rows.some((r) => r.readFirst && r.available)) return;

@@ -244,7 +244,14 @@ export const backend: StoreBackend = {
   },
   async open(ctx): Promise<Store> {
     const { dir, reason } = directory(ctx);
-    if (!dir) throw new UnavailableError(`store "systemd-creds" is unavailable: ${reason}`);
+    if (!dir) {
+      throw new UnavailableError(
+        `store "systemd-creds" is unavailable: ${reason}`,
+        ctx.env.CREDENTIALS_DIRECTORY
+          ? '$CREDENTIALS_DIRECTORY is set, so the credentials there are read first (systemd sets it for a unit with LoadCredential=): point it at that directory, or unset it where entraclaw is not running as such a service'
+          : 'systemd sets $CREDENTIALS_DIRECTORY for a unit with LoadCredential= or LoadCredentialEncrypted=; outside one, use another store (--store)',
+      );
+    }
     return new SystemdCredsStore(dir);
   },
 };

@@ -864,6 +864,33 @@ describe('auto: what reads will actually see', () => {
     expect(runCli(['secret', 'get', 'mine', 'ok'], se).stdout.toString()).toBe('fine');
   });
 
+  it('a $CREDENTIALS_DIRECTORY that cannot be read fails every command with what to do, and doctor as well', () => {
+    // Left over from a service that has stopped, or a typo: auto reads the credentials first, so every
+    // command stops on it; a doctor that passed would send a health check the wrong way.
+    for (const missing of [join(home, 'gone-creds'), pass]) {
+      const bad = { ...e, CREDENTIALS_DIRECTORY: missing };
+      for (const args of [
+        ['secret', 'get', 'svc', 'me'],
+        ['secret', 'ls'],
+      ]) {
+        const r = runCli(args, bad);
+        expect(r.status, r.stderr).toBe(EXIT_CODES.unavailable);
+        expect(r.stderr).toContain(`$CREDENTIALS_DIRECTORY (${missing}) is not`);
+        expect(r.stderr).toContain(
+          'hint: $CREDENTIALS_DIRECTORY is set, so the credentials there are read first (systemd sets it for a unit with LoadCredential=): point it at that directory, or unset it',
+        );
+      }
+      const doctor = runCli(['doctor'], bad);
+      expect(doctor.status, doctor.stderr).toBe(EXIT_CODES.unavailable);
+      expect(doctor.stdout.toString()).toContain('reads first');
+      expect(doctor.stderr).toContain(
+        `entraclaw: systemd-creds is read first under auto and is not usable: $CREDENTIALS_DIRECTORY (${missing}) is not`,
+      );
+      // Named explicitly, another store does not read the credentials first: doctor passes on it.
+      expect(runCli(['doctor', '--store', 'encrypted-file'], bad).status).toBe(0);
+    }
+  });
+
   it('an empty --store= is a usage error, not auto', () => {
     const r = runCli(['secret', 'ls', '--store='], e);
     expect(r.status).toBe(EXIT_CODES.usage);
