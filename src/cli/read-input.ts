@@ -2,6 +2,11 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { EntraclawError, TooLargeError, UsageError } from '../errors.js';
 
+// A non-blocking stdin (a pipe whose other users set O_NONBLOCK, as node does on the pipes it reads) says
+// EAGAIN until its writer writes: sleep between tries rather than spin a CPU for as long as that takes.
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const pause = () => Atomics.wait(sleeper, 0, 0, 10);
+
 /** Reads at most `max` bytes from a file descriptor; one byte more is a TooLargeError naming `what`. */
 export function readBounded(fd: number, max: number, what: string): Buffer {
   const chunks: Buffer[] = [];
@@ -12,7 +17,10 @@ export function readBounded(fd: number, max: number, what: string): Buffer {
     try {
       n = readSync(fd, buf, 0, buf.length, null);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        pause();
+        continue;
+      }
       if ((err as NodeJS.ErrnoException).code === 'EOF') break;
       throw err;
     }
