@@ -107,13 +107,23 @@ function tryLock(fd: number, path: string): boolean {
 
 function lockError(path: string, err: unknown): UnavailableError {
   const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  // The lock file itself can be what is wrong (a link, a directory, a mode that shuts you out): the
+  // directory alone would then look fine to whoever follows the hint.
+  const what =
+    code === 'ELOOP'
+      ? ' (it is a symbolic link, which is never followed)'
+      : code === 'EISDIR'
+        ? ' (it is a directory)'
+        : '';
   const hint =
     code === 'EROFS'
       ? `its directory is on a read-only file system: make ${shellQuote(dirname(path))} writable, or point the XDG_* directory that holds it elsewhere`
-      : code === 'EACCES' || code === 'EPERM'
-        ? `its directory must be yours and writable: check ls -ld ${shellQuote(dirname(path))}`
-        : code === 'ENOSPC' || code === 'EDQUOT'
-          ? 'the disk is full: free some space and retry'
-          : `check that ${dirname(path)} exists and is a writable directory of yours`;
-  return new UnavailableError(`cannot lock ${path}: ${code}`, hint, { cause: err });
+      : code === 'ELOOP' || code === 'EISDIR'
+        ? `remove it (a regular file is made in its place): ${code === 'EISDIR' ? 'rmdir' : 'rm'} ${shellQuote(path)}`
+        : code === 'EACCES' || code === 'EPERM'
+          ? `it and its directory must be yours and writable: check ls -ld ${shellQuote(dirname(path))} ${shellQuote(path)}`
+          : code === 'ENOSPC' || code === 'EDQUOT'
+            ? 'the disk is full: free some space and retry'
+            : `check that ${dirname(path)} exists and is a writable directory of yours`;
+  return new UnavailableError(`cannot lock ${path}: ${code}${what}`, hint, { cause: err });
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -91,6 +91,24 @@ describe('a lock that cannot be taken', () => {
       code: 'unavailable',
       message: `cannot lock ${lock}: ENOENT`,
       hint: expect.stringMatching(/missing-dir exists and is a writable directory of yours/),
+    });
+  });
+
+  it('a link or a directory where the lock file goes is named as such, with the command that removes it', async () => {
+    // The directory is fine here: a hint that only says to check it sends the user nowhere.
+    const link = lockPath();
+    symlinkSync(join(link, '..', 'elsewhere'), link);
+    await expect(withFileLock(link, async () => 'ran')).rejects.toMatchObject({
+      code: 'unavailable',
+      message: `cannot lock ${link}: ELOOP (it is a symbolic link, which is never followed)`,
+      hint: `remove it (a regular file is made in its place): rm ${link}`,
+    });
+    const dir = lockPath();
+    mkdirSync(dir);
+    await expect(withFileLock(dir, async () => 'ran')).rejects.toMatchObject({
+      code: 'unavailable',
+      message: `cannot lock ${dir}: EISDIR (it is a directory)`,
+      hint: `remove it (a regular file is made in its place): rmdir ${dir}`,
     });
   });
 });
