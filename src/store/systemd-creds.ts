@@ -247,9 +247,10 @@ export const backend: StoreBackend = {
     if (!dir) {
       throw new UnavailableError(
         `store "systemd-creds" is unavailable: ${reason}`,
+        // Unset, only a store named explicitly gets here, and selectStore's hint (doctor) covers it.
         ctx.env.CREDENTIALS_DIRECTORY
           ? '$CREDENTIALS_DIRECTORY is set, so the credentials there are read first (systemd sets it for a unit with LoadCredential=): point it at that directory, or unset it where entraclaw is not running as such a service'
-          : 'systemd sets $CREDENTIALS_DIRECTORY for a unit with LoadCredential= or LoadCredentialEncrypted=; outside one, use another store (--store)',
+          : undefined,
       );
     }
     return new SystemdCredsStore(dir);
