@@ -11,7 +11,7 @@ import {
 import { join } from 'node:path';
 import { CorruptError, DeniedError, EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
 import { isEncryptedCredential } from '../lib/systemd-credential.js';
-import { isItemName } from './item-rules.js';
+import { byServiceThenAccount, isItemName } from './item-rules.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
 import { MAX_VALUE_BYTES } from './types.js';
 
@@ -210,7 +210,8 @@ class SystemdCredsStore implements Store {
       if (filter?.service !== undefined && ids.service !== filter.service) continue;
       out.push(this.meta(statSync(join(this.dir, file)), ids));
     }
-    return out;
+    // File names sort `big1@x` before `big@x` ('1' < '@'): list in the order every other store does.
+    return out.sort(byServiceThenAccount);
   }
 
   async close(): Promise<void> {}

@@ -175,6 +175,19 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
     await expect(store.delete('github.com', 'bot/1')).rejects.toMatchObject({ code: 'usage' });
   });
 
+  it('lists by service, then account, as every store does, not in the order of the file names', async (ctx) => {
+    const creds = credentials(ctx);
+    // By file name `big1@x` < `big@x` < `big@x1` ('1' < '@'); by service then account big/x comes first.
+    for (const name of ['big1@x', 'big@x1', 'big@x', 'a%2Fb@c']) creds.put(name, 'v');
+    const store = await creds.open();
+    expect((await store.list()).map((m) => `${m.service}|${m.account}`)).toEqual([
+      'a/b|c',
+      'big|x',
+      'big|x1',
+      'big1|x',
+    ]);
+  });
+
   it('reads what systemd-creds encrypted with the host key and decrypted, as for LoadCredentialEncrypted=', async (ctx) => {
     const creds = credentials(ctx);
     const name = credentialName('github.com', 'bot/1');
