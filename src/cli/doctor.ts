@@ -36,7 +36,11 @@ async function vaultOpens(ctx: StoreContext, probe: StoreProbe): Promise<StorePr
 }
 
 /** `entraclaw doctor`: every store, whether it is usable and why, how long it keeps data, its boundary, and which is selected. */
-export async function doctor(opts: { store?: string; json?: boolean }): Promise<void> {
+export async function doctor(opts: {
+  store?: string;
+  passphraseFile?: string;
+  json?: boolean;
+}): Promise<void> {
   const { ctx, requested, requestedBy, config, configError } = await storeContext(opts, true);
   const probes = await Promise.all((await probeAll(ctx)).map((p) => vaultOpens(ctx, p)));
   const selected =

@@ -151,6 +151,11 @@ program
   .command('doctor')
   .description('every store: available or not and why, persistence, boundary, and which is selected')
   .option('--store <name>', 'show what this choice would select')
+  .option(
+    '--passphrase-file <path>',
+    'file holding the vault passphrase: doctor then checks that it opens the vault',
+    pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
+  )
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./doctor.js')).doctor(o));
 

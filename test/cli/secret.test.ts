@@ -559,6 +559,15 @@ describe('entraclaw secret: bad input', () => {
     );
     const right = JSON.parse(runCli(['doctor', '--json'], env).stdout.toString());
     expect(right.stores.find((s: { name: string }) => s.name === 'encrypted-file').available).toBe(true);
+    // --passphrase-file, as every command that opens the vault takes it, and before the environment's.
+    const { ENTRACLAW_PASSPHRASE_FILE: _file, ...bare } = env;
+    const flagged = JSON.parse(
+      runCli(['doctor', '--json', '--passphrase-file', wrong], bare).stdout.toString(),
+    );
+    expect(flagged.stores.find((s: { name: string }) => s.name === 'encrypted-file')).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/passphrase/),
+    });
   });
 
   it('doctor prints its report, then exits 5 when the store every secret command would use is not usable', () => {
