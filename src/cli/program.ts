@@ -72,7 +72,17 @@ function commanderHint(text: string): string {
   if (/too many arguments for 'inject'/.test(text)) {
     return 'give the template with -i FILE (or on stdin) and the output with -o FILE (or stdout)';
   }
+  // `secret get -name acct`: a name that starts with "-" reads as an option unless `--` comes first.
+  if (/unknown option '-/.test(text) && namesItem(process.argv.slice(2))) {
+    return 'a SERVICE or ACCOUNT that starts with "-" goes after --, e.g. entraclaw secret get -- -name ACCOUNT; otherwise run the command with --help for its usage';
+  }
   return 'run the command with --help for its usage';
+}
+
+/** Whether argv runs a command whose arguments are a SERVICE and an ACCOUNT (secret set/get/rm). */
+function namesItem(argv: string[]): boolean {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  return words[0] === 'secret' && ['set', 'get', 'rm'].includes(words[1] ?? '');
 }
 
 function storeOptions(cmd: Command): Command {

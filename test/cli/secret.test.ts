@@ -152,10 +152,17 @@ describe('command-line mistakes caught by the parser', () => {
       "unknown option '--value=…' (its value is not shown)",
     ],
     [['secret', 'set', 'svc', 'acct', `-w${CANARY}`], "unknown option '-w…' (the rest is not shown)"],
+    [['secret', 'get', '-svc', 'acct'], "unknown option '-s…' (the rest is not shown)"],
+    [['secret', 'rm', 'svc', '-acct'], "unknown option '-a…' (the rest is not shown)"],
   ])('%j: exit 2 in the usual "entraclaw: ... / hint:" shape', (args, message) => {
     const r = runCli(args, env);
     expect(r.status).toBe(EXIT_CODES.usage);
-    expect(r.stderr).toBe(`entraclaw: ${message}\n  hint: run the command with --help for its usage\n`);
+    // Where the arguments are a service and an account, one starting with "-" may be meant as a name.
+    const hint =
+      /^-/.test(message.replace(/^unknown option '/, '')) && args[0] === 'secret'
+        ? 'a SERVICE or ACCOUNT that starts with "-" goes after --, e.g. entraclaw secret get -- -name ACCOUNT; otherwise run the command with --help for its usage'
+        : 'run the command with --help for its usage';
+    expect(r.stderr).toBe(`entraclaw: ${message}\n  hint: ${hint}\n`);
   });
 
   it('run --env without NAME= names which one, and not its text (it may be the secret itself)', () => {
