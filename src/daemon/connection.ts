@@ -245,7 +245,8 @@ export class Connection {
   // Undefined: a new sender while MAX_SENDERS_IN_FLIGHT others still hold theirs.
   private chunkRef(cred: PeerCred | null): PidfdRef | undefined {
     const fd = cred?.pidfd ?? -1;
-    if (!cred || fd < 0) return new PidfdRef(fd);
+    // A closed connection keeps nothing: close() has released its last sender already.
+    if (!cred || fd < 0 || this.closed) return new PidfdRef(fd);
     const last = this.lastSender;
     if (last && last.pid === cred.pid && last.uid === cred.uid && last.ref.shared()) {
       native().close(fd);
