@@ -69,10 +69,14 @@ export class PolicyCache {
   }
 }
 
+// A path that cannot be looked at (a symlink loop, a file where a directory should be) is not the
+// missing file the loader reads as an empty policy: the loader refuses it. Stamped as absent, a missing
+// policy turning into one went unnoticed, and the daemon kept queueing every caller as pending while the
+// CLI and doctor said the file could not be read.
 function stampOf(path: string): string {
   try {
     return pathKey(path) ?? 'absent';
-  } catch {
-    return 'absent';
+  } catch (err) {
+    return `unreadable:${(err as NodeJS.ErrnoException).code ?? String(err)}`;
   }
 }

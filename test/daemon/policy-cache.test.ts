@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,5 +26,29 @@ describe('PolicyCache', () => {
         { warning: expect.stringContaining(`${path}:6: services entry "pre*"`) },
       ],
     ]);
+  });
+
+  it('a missing policy that becomes one it cannot read (a symlink loop, a file for its directory) is refused on the next look, not kept as empty', () => {
+    const config = join(dir, 'unreadable');
+    mkdirSync(config, { mode: 0o700 });
+    const path = join(config, 'policy.toml');
+    const errors: string[] = [];
+    const cache = new PolicyCache(path, (level, _message, fields) => {
+      if (level === 'error') errors.push(String(fields?.error));
+    });
+    // No file: an empty policy, so every caller is queued as pending.
+    expect(cache.current()).toEqual({ policy: { clients: [] } });
+    symlinkSync(path, path);
+    expect(cache.current()).toMatchObject({ error: expect.stringContaining('ELOOP') });
+    expect(errors).toEqual([expect.stringContaining('ELOOP')]);
+    unlinkSync(path);
+    expect(cache.current()).toEqual({ policy: { clients: [] } });
+
+    // The same through a directory that is a file: stat says ENOTDIR, not "nothing there".
+    const file = join(dir, 'not-a-dir');
+    const behindFile = new PolicyCache(join(file, 'policy.toml'), () => undefined);
+    expect(behindFile.current()).toEqual({ policy: { clients: [] } });
+    writeFileSync(file, '', { mode: 0o600 });
+    expect(behindFile.current()).toMatchObject({ error: expect.stringContaining('ENOTDIR') });
   });
 });
