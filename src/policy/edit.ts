@@ -494,14 +494,24 @@ const ESCAPES: Record<string, string> = {
   '\r': '\\r',
 };
 
-// A TOML basic string: quote, backslash and control characters (including DEL) escaped, and `*` too when
-// `escapeStar`.
+// What a terminal or editor acts on or hides rather than shows: controls (C0, DEL, C1: U+009B is a CSI to
+// xterm) and invisible format characters (a bidi override reorders the line, a zero-width space hides).
+// Names and paths come from the program that asked (a pending entry), and `cat policy.toml` must show the
+// user what the file grants, as `clients` does (lib/visible.ts).
+const HIDDEN = /^[\p{Cc}\p{Cf}\u2028\u2029]$/u;
+
+// A TOML basic string: quote, backslash and the HIDDEN characters escaped, and `*` too when `escapeStar`.
 function str(s: string, escapeStar = false): string {
   let body = '';
   for (const c of s) {
-    const code = c.charCodeAt(0);
-    const escaped = code < 0x20 || code === 0x7f || (escapeStar && c === '*');
-    body += ESCAPES[c] ?? (escaped ? `\\u${code.toString(16).padStart(4, '0')}` : c);
+    const code = c.codePointAt(0)!;
+    if (ESCAPES[c] !== undefined) body += ESCAPES[c];
+    else if (!HIDDEN.test(c) && !(escapeStar && c === '*')) body += c;
+    else
+      body +=
+        code > 0xffff
+          ? `\\U${code.toString(16).padStart(8, '0')}`
+          : `\\u${code.toString(16).padStart(4, '0')}`;
   }
   return `"${body}"`;
 }

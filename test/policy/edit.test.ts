@@ -503,6 +503,37 @@ describe('formatPolicy / savePolicy', () => {
     expect(loadPolicy(path)).toEqual({ clients: [] });
   });
 
+  it('writes controls and invisible characters of names and paths as escapes, so the file shows what it grants', () => {
+    // Names and paths a pending program chose: a bidi override (which reorders the rest of the line in an
+    // editor or `cat`), a C1 CSI, a zero-width space, a line separator, a BOM and a tag character.
+    const hidden = ['\u202e', '\u009b', '\u200b', '\u2028', '\ufeff', '\u{e0001}'];
+    const policy: Policy = {
+      clients: [
+        {
+          name: 'odd',
+          exe: `/opt/${hidden.join('x')}/tool`,
+          sha256: B,
+          grants: [
+            {
+              services: hidden.map((c) => `svc${c}`),
+              servicePrefixes: ['p\u202e/'],
+              accounts: ['*\u200b', 'me'],
+              operations: ['read'],
+            },
+          ],
+        },
+      ],
+    };
+    const path = file();
+    savePolicy(path, policy);
+    const text = readFileSync(path, 'utf8');
+    // Every control but the newlines that end lines, every format character, and the separators.
+    expect(text).not.toMatch(/(?!\n)[\p{Cc}\p{Cf}\u2028\u2029]/u);
+    expect(text).toContain('"svc\\u202e"');
+    expect(text).toContain('"svc\\U000e0001"');
+    expect(loadPolicy(path)).toEqual(policy);
+  });
+
   it('writes 0600 atomically, with a header saying comments are not kept', () => {
     const path = file();
     savePolicy(path, { clients: [bot] });
