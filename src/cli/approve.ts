@@ -68,7 +68,8 @@ export async function approve(target: string, opts: GrantOptions): Promise<void>
   const grants = grantsFrom(opts);
   await noteAskpassNeeded(opts);
   let id = target;
-  if (target.startsWith('sha256:')) {
+  // Any case, as revoke takes it: `SHA256:ABC...` is a hash, not a pending id that does not exist.
+  if (/^sha256:/i.test(target)) {
     const sha = target.slice(7).toLowerCase();
     if (!/^[0-9a-f]{12,64}$/.test(sha)) {
       throw new UsageError(
