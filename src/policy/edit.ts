@@ -28,7 +28,7 @@ export function addClient(policy: Policy, client: Client): Policy {
   if (!CLIENT_NAME.test(client.name)) {
     throw new UsageError(
       `"${client.name}" is not a valid client name`,
-      'use 1-64 letters, digits or _.@+- not starting with . @ + or - (--name)',
+      'use 1-64 ASCII letters, digits or _.@+- not starting with . @ + or - (--name)',
     );
   }
   const byName = policy.clients.find((c) => c.name === client.name);

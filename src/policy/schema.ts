@@ -131,7 +131,7 @@ const clientSchema = z
   .strictObject({
     name: z
       .string()
-      .regex(CLIENT_NAME, 'must be 1-64 letters, digits or _.@+- and not start with . @ + or -'),
+      .regex(CLIENT_NAME, 'must be 1-64 ASCII letters, digits or _.@+- and not start with . @ + or -'),
     exe: absolutePath,
     sha256: hash,
     script: absolutePath.optional(),
