@@ -14,7 +14,7 @@ import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { selectStore } from '../store/select.js';
 import { type StoreOptions, storeContext } from './context.js';
 import { reportError } from './output.js';
-import { cannotStart } from './start-error.js';
+import { assertCommandNamed, cannotStart } from './start-error.js';
 
 /** Options of `entraclaw agent`. */
 export interface AgentCliOptions extends StoreOptions {
@@ -29,6 +29,7 @@ export interface AgentCliOptions extends StoreOptions {
 export async function agent(opts: AgentCliOptions, command: string[]): Promise<void> {
   // Before any secret is in memory: no core dumps, no same-user ptrace (as ssh-agent does).
   native().harden();
+  if (command.length > 0) assertCommandNamed(command, 'usage: entraclaw agent [-- CMD ARGS]');
   await assertNoInspector();
   const log = createLogger({ verbose: opts.verbose });
   const { ctx, requested, config } = await storeContext(opts);

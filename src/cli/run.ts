@@ -14,7 +14,7 @@ import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
 import { note } from './output.js';
-import { cannotStart } from './start-error.js';
+import { assertCommandNamed, cannotStart } from './start-error.js';
 
 /** Options of `entraclaw run`. */
 export interface RunOptions extends StoreOptions {
@@ -47,11 +47,7 @@ const FROM_TERMINAL = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT', 'SIGWINCH'])
 export async function run(command: string[], opts: RunOptions): Promise<void> {
   // A value is about to be in memory: a crash must not write it to a core file (the daemon's own rule).
   native().noCoreDump();
-  if (command.length === 0)
-    throw new UsageError(
-      'no command given',
-      'usage: entraclaw run [--env-file F] [--env NAME=REF] -- CMD ARGS',
-    );
+  assertCommandNamed(command, 'usage: entraclaw run [--env-file F] [--env NAME=REF] -- CMD ARGS');
   const overlay: [string, string][] = [...(await loadDotenvFiles(opts.envFile ?? []))].map(([k, v]) => [
     k,
     v,

@@ -35,7 +35,7 @@ import { installShims, SHIMS } from '../shim/install.js';
 import type { StoreOptions } from './context.js';
 import { openStore } from './open-store.js';
 import { note } from './output.js';
-import { cannotStart } from './start-error.js';
+import { assertCommandNamed, cannotStart } from './start-error.js';
 
 /** Options of `entraclaw sandbox`. */
 export interface SandboxOptions extends StoreOptions {
@@ -62,9 +62,7 @@ const FIRST_PATH_FD = 6;
  */
 export async function sandbox(command: string[], opts: SandboxOptions): Promise<void> {
   if (process.platform !== 'linux') throw new UnavailableError('entraclaw sandbox needs Linux (bubblewrap)');
-  if (command.length === 0) {
-    throw new UsageError('no command given', 'usage: entraclaw sandbox [--profile P] -- CMD ARGS');
-  }
+  assertCommandNamed(command, 'usage: entraclaw sandbox [--profile P] -- CMD ARGS');
   if (!isSeccompArch(process.arch)) {
     throw new UnavailableError(
       `entraclaw sandbox does not support ${process.arch}`,

@@ -2,6 +2,20 @@ import { UsageError } from '../errors.js';
 import { findCommand, missingInterpreter } from '../lib/which.js';
 
 /**
+ * Refuses an empty command name (`-- ''`, or `-- "$CMD"` with CMD unset) before anything starts: spawn()
+ * throws on it at once, which came out as an internal error (and left `agent -- ''` serving, its daemon
+ * started and nothing to stop it), or for `sandbox` as "permission denied" naming nothing.
+ */
+export function assertCommandNamed(command: readonly string[], usage: string): void {
+  if (command.length === 0) throw new UsageError('no command given', usage);
+  if (command[0] === '')
+    throw new UsageError(
+      'the command name is empty (an empty argument after --, such as an unset "$CMD")',
+      usage,
+    );
+}
+
+/**
  * The error for a command that did not start, from the errno execvp() gave (or, for `sandbox`, would
  * give). EACCES means the name was found, so "check the command name and PATH" would send the user the
  * wrong way: it says what the kernel refused instead. `detail` is said for any other

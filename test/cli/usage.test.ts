@@ -171,6 +171,32 @@ describe('an empty path given to an option (a variable that was unset)', () => {
   });
 });
 
+describe('an empty command name after -- (`-- "$CMD"` with CMD unset)', () => {
+  // A real vault, so `agent` gets as far as starting its daemon: an empty name used to throw there, after
+  // the daemon was up, and left it serving with no command to wait for.
+  const pass = join(dir, 'empty-cmd-pass');
+  writeFileSync(pass, 'empty command passphrase\n', { mode: 0o600 });
+  const storeEnv = { ...env, ENTRACLAW_STORE: 'encrypted-file', ENTRACLAW_PASSPHRASE_FILE: pass };
+  const project = mkdtempSync(join(dir, 'empty-cmd-project-'));
+
+  it.each([
+    [['run', '--env', 'A=b', '--', '', 'x'], 'entraclaw run [--env-file F] [--env NAME=REF] -- CMD ARGS'],
+    [['agent', '--socket', join(dir, 'empty-cmd.sock'), '--', ''], 'entraclaw agent [-- CMD ARGS]'],
+    [['sandbox', '--project', project, '--', ''], 'entraclaw sandbox [--profile P] -- CMD ARGS'],
+  ])(
+    '%j is a usage error saying the name is empty (not an internal error, not a daemon left running)',
+    (args, usage) => {
+      // The timeout only ends a hang (the bug) so that the test can report it.
+      const r = spawnSync(process.execPath, ['--', CLI, ...args], { env: storeEnv, timeout: 20_000 });
+      expect(r.signal).toBe(null);
+      expect(r.stderr.toString()).toBe(
+        `entraclaw: the command name is empty (an empty argument after --, such as an unset "$CMD")\n  hint: usage: ${usage}\n`,
+      );
+      expect(r.status).toBe(EXIT_CODES.usage);
+    },
+  );
+});
+
 describe('upgrade INTERPRETER --script NEW without --client, for a script that moved unchanged', () => {
   it('names the client pinned to those bytes and the command that re-pins it; that command works', () => {
     const scripts = realpathSync(mkdtempSync(join(dir, 'scripts-')));
