@@ -70,6 +70,17 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
       `warning: ${embedded.join(', ')}: ${REFERENCE_SCHEME} inside a longer value is passed on as text, not replaced by the secret (only a whole value is a reference; build such a value with \`entraclaw inject\`)`,
     );
   }
+  // CMD's arguments are its own, passed as typed (as `op run` does): `curl -u entraclaw://...` would send
+  // the reference where the secret should be, so say which ones, by position (an argument may be a secret).
+  const inArgs = command.flatMap((arg, i) =>
+    i > 0 && arg.toLowerCase().includes(REFERENCE_SCHEME) ? [i] : [],
+  );
+  if (inArgs.length > 0) {
+    const many = inArgs.length > 1;
+    note(
+      `warning: argument${many ? 's' : ''} ${inArgs.join(', ')} of the command ${many ? 'hold' : 'holds'} ${REFERENCE_SCHEME}, passed on as text: run resolves references in environment variables only (give the command its secret in one, e.g. --env TOKEN=${REFERENCE_SCHEME}SERVICE/ACCOUNT, or in a file written by \`entraclaw inject\`)`,
+    );
+  }
   const resolved = new Map<string, Buffer>();
   const unmasked: string[] = [];
   if (refs.length > 0) {

@@ -127,6 +127,30 @@ describe('entraclaw run: references reach the child', () => {
     const plain = run(['--env', `T=entraclaw://${SVC}/me`, ...recordVar('T').cmd]);
     expect(plain.stderr).toBe('');
   });
+
+  it('a reference among the arguments of the command is passed as typed, and run says which argument', () => {
+    const out = scratch('argv');
+    const r = run([
+      '--',
+      NODE,
+      '-e',
+      'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))',
+      out,
+      `entraclaw://${SVC}/me`,
+      '-u',
+      `user:ENTRACLAW://${SVC}/me`,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual([
+      `entraclaw://${SVC}/me`,
+      '-u',
+      `user:ENTRACLAW://${SVC}/me`,
+    ]);
+    expect(r.stderr).toBe(
+      'entraclaw: warning: arguments 4, 6 of the command hold entraclaw://, passed on as text: run resolves references in environment variables only (give the command its secret in one, e.g. --env TOKEN=entraclaw://SERVICE/ACCOUNT, or in a file written by `entraclaw inject`)\n',
+    );
+    expect(r.stderr).not.toContain(CANARY);
+  });
 });
 
 describe('entraclaw run: the child is the command', () => {
