@@ -685,6 +685,31 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// pipe(): a pipe as [readFd, writeFd], both close-on-exec. A child's stdout given by spawn's 'pipe' is a
+// Unix socket (libuv makes a socketpair), and on Linux opening /dev/stdout or /dev/stderr onto a socket
+// fails (ENXIO): `echo x > /dev/stderr`, `tee /dev/stdout`. Given a real pipe, the command sees what a
+// shell would give it. Close-on-exec: spawn dup2()s the write end onto the child's fd, so no other
+// process we start gets either end.
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe(fds) < 0) return throw_errno(env, errno, "pipe");
+  for (int i = 0; i < 2; i++) {
+    int flags = fcntl(fds[i], F_GETFD);
+    if (flags < 0 || fcntl(fds[i], F_SETFD, flags | FD_CLOEXEC) < 0) {
+      int err = errno;
+      close(fds[0]);
+      close(fds[1]);
+      return throw_errno(env, err, "fcntl(FD_CLOEXEC)");
+    }
+  }
+  napi_value pair;
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, make_int(env, fds[0]));
+  napi_set_element(env, pair, 1, make_int(env, fds[1]));
+  return pair;
+}
+
 // peerToken(fd) (macOS): the peer's audit token (LOCAL_PEERTOKEN, taken by the kernel at connect()) as
 // { pid, uid, gid, pidversion, exe }. exe comes from proc_pidpath_audittoken, which checks the token's
 // pidversion against the live process, so a pid that was reused since connect() fails (ESRCH) rather
@@ -1267,6 +1292,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"socketInq", NULL, js_socket_inq, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statKey", NULL, js_stat_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, js_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"harden", NULL, js_harden, NULL, NULL, NULL, napi_enumerable, NULL},
       {"noCoreDump", NULL, js_no_core_dump, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isDumpable", NULL, js_is_dumpable, NULL, NULL, NULL, napi_enumerable, NULL},

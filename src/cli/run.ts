@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import { loadDotenvFiles } from '../inject/dotenv.js';
@@ -127,12 +129,17 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
       }
     });
   }
+  // Real pipes, not spawn's 'pipe' (a socketpair): on Linux a command cannot open /dev/stdout or
+  // /dev/stderr onto a socket (ENXIO), and `echo oops > /dev/stderr` or `tee /dev/stdout` would fail only
+  // under --mask.
+  const outputs = mask ? [native().pipe(), native().pipe()] : [];
   try {
     child = spawn(command[0]!, command.slice(1), {
       env,
-      stdio: ['inherit', mask ? 'pipe' : 'inherit', mask ? 'pipe' : 'inherit'],
+      stdio: ['inherit', outputs[0]?.[1] ?? 'inherit', outputs[1]?.[1] ?? 'inherit'],
     });
   } catch (err) {
+    for (const fd of outputs.flat()) closeSync(fd);
     for (const v of secrets) v.fill(0);
     // execve's E2BIG comes back from spawn at once, not as an 'error' event: a secret (or any variable)
     // over the kernel's 128 KiB per-string limit, or all of them together over its total. Name the
@@ -141,12 +148,11 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
     throw err;
   }
   const started = child;
-  if (mask) {
-    pipes = [
-      pipeMasked(started.stdout!, process.stdout, secrets),
-      pipeMasked(started.stderr!, process.stderr, secrets),
-    ];
-  }
+  // CMD holds the write ends now; ours would keep its output from ever ending.
+  for (const [, w] of outputs) closeSync(w);
+  const [out, err] = outputs.map(([r]) => new Socket({ fd: r, readable: true, writable: false }));
+  if (out && err)
+    pipes = [pipeMasked(out, process.stdout, secrets), pipeMasked(err, process.stderr, secrets)];
   // 'exit', not 'close': 'close' waits for CMD's output pipes to close, which processes CMD started in the
   // background (`server &`) hold open long after CMD itself has returned.
   const status = await new Promise<number>((resolve, reject) => {

@@ -72,6 +72,8 @@ export interface NativeAddon {
   statKey(path: string): string | null;
   /** close(2). */
   close(fd: number): void;
+  /** pipe(2) as [readFd, writeFd], both close-on-exec. */
+  pipe(): [number, number];
   /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (macOS: RLIMIT_CORE 0 only; PT_DENY_ATTACH would block debugging node). */
   harden(): void;
   /** Linux: PR_SET_DUMPABLE 0 only (execve resets it for children); macOS: soft RLIMIT_CORE 0. */

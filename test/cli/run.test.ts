@@ -563,6 +563,20 @@ describe('entraclaw run --mask', () => {
     expect(r.stderr).toBe(`err:${MASK_TEXT}\n`);
   });
 
+  it('gives the command pipes it can reopen as /dev/stdout and /dev/stderr, as a shell would', () => {
+    // `echo oops > /dev/stderr` and `tee /dev/stdout` open the path anew; on Linux that fails (ENXIO) when
+    // the descriptor is a socket, which is what spawn's own 'pipe' is.
+    const r = run([
+      ...MASKED,
+      'sh',
+      '-c',
+      'printf "out:%s\\n" "$T" > /dev/stdout && printf "err:%s\\n" "$T" > /dev/stderr && printf "tee:%s\\n" "$T" | tee /dev/stderr',
+    ]);
+    expect(r.stderr).toBe(`err:${MASK_TEXT}\ntee:${MASK_TEXT}\n`);
+    expect(r.stdout.toString()).toBe(`out:${MASK_TEXT}\ntee:${MASK_TEXT}\n`);
+    expect(r.status).toBe(0);
+  });
+
   it('hides the secret when the child writes it one byte at a time', () => {
     // A pause between bytes makes each one its own read() on the pipe.
     const script = `
