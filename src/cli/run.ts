@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
@@ -131,12 +131,14 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   }
   // Real pipes, not spawn's 'pipe' (a socketpair): on Linux a command cannot open /dev/stdout or
   // /dev/stderr onto a socket (ENXIO), and `echo oops > /dev/stderr` or `tee /dev/stdout` would fail only
-  // under --mask.
-  const outputs = mask ? [native().pipe(), native().pipe()] : [];
+  // under --mask. Where our stdout and stderr are one place (a terminal, `2>&1`), CMD gets one pipe for
+  // both, as it would have one terminal or file: two pipes read in turn would reorder its lines by up to
+  // a pipe's worth, and a secret split across the two would go unmasked.
+  const outputs = !mask ? [] : sameDestination(1, 2) ? [native().pipe()] : [native().pipe(), native().pipe()];
   try {
     child = spawn(command[0]!, command.slice(1), {
       env,
-      stdio: ['inherit', outputs[0]?.[1] ?? 'inherit', outputs[1]?.[1] ?? 'inherit'],
+      stdio: ['inherit', outputs[0]?.[1] ?? 'inherit', outputs.at(-1)?.[1] ?? 'inherit'],
     });
   } catch (err) {
     for (const fd of outputs.flat()) closeSync(fd);
@@ -150,9 +152,10 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   const started = child;
   // CMD holds the write ends now; ours would keep its output from ever ending.
   for (const [, w] of outputs) closeSync(w);
-  const [out, err] = outputs.map(([r]) => new Socket({ fd: r, readable: true, writable: false }));
-  if (out && err)
-    pipes = [pipeMasked(out, process.stdout, secrets), pipeMasked(err, process.stderr, secrets)];
+  const targets = [process.stdout, process.stderr];
+  pipes = outputs.map(([r], i) =>
+    pipeMasked(new Socket({ fd: r, readable: true, writable: false }), targets[i]!, secrets),
+  );
   // 'exit', not 'close': 'close' waits for CMD's output pipes to close, which processes CMD started in the
   // background (`server &`) hold open long after CMD itself has returned.
   const status = await new Promise<number>((resolve, reject) => {
@@ -170,6 +173,16 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   process.exitCode = status;
   await Promise.all(pipes.map((p) => p.done));
   if (exitSignal === 'SIGINT') await dieOfSigint();
+}
+
+/** Whether two of our descriptors are the same file, pipe or terminal (both ends of `2>&1`). */
+function sameDestination(a: number, b: number): boolean {
+  try {
+    const [x, y] = [fstatSync(a), fstatSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** Linux's MAX_ARG_STRLEN (32 pages of 4 KiB): the longest single `NAME=value` string execve accepts. */

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -575,6 +575,25 @@ describe('entraclaw run --mask', () => {
     expect(r.stderr).toBe(`err:${MASK_TEXT}\ntee:${MASK_TEXT}\n`);
     expect(r.stdout.toString()).toBe(`out:${MASK_TEXT}\ntee:${MASK_TEXT}\n`);
     expect(r.status).toBe(0);
+  });
+
+  it('where stdout and stderr are one file (2>&1), keeps the order of the two and masks a secret split across them', () => {
+    const path = scratch('both.log');
+    const fd = openSync(path, 'w');
+    const script = `
+      const fs = require('fs');
+      const t = process.env.T;
+      fs.writeSync(1, '<' + t.slice(0, 5)); fs.writeSync(2, t.slice(5) + '>\\n');
+      for (let i = 0; i < 2000; i++) fs.writeSync(1 + (i % 2), i + '\\n');`;
+    const r = spawnSync(NODE, ['--', CLI, 'run', ...STORE, ...MASKED, NODE, '-e', script], {
+      env,
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    expect(r.status).toBe(0);
+    const [first, ...lines] = readFileSync(path, 'utf8').split('\n');
+    expect(first).toBe(`<${MASK_TEXT}>`);
+    expect(lines).toEqual([...Array.from({ length: 2000 }, (_, i) => String(i)), '']);
   });
 
   it('hides the secret when the child writes it one byte at a time', () => {
