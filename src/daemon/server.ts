@@ -369,6 +369,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     rebinding = true;
     // Stops accepting on the deleted path; the connections it accepted live on.
     server.close();
+    // With no listener and no connection nothing else keeps node running: an agent that cannot bind
+    // again at once (its directory a symlink for now) would exit 0, unseen by Restart=on-failure,
+    // instead of retrying as it says. The timer holds it up until a listener does again.
+    socketTimer.ref();
     try {
       preparePrivateDir(opts.socket, { uid, createParents: opts.socket === defaultSocket(opts.paths) });
       const lockPath = socketLock(opts.socket);
@@ -384,6 +388,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       const next = await listen();
       server = next;
       ours = lstatSync(opts.socket).ino;
+      socketTimer.unref();
       if (stopped) return void next.close();
       saidCannot = '';
       opts.log('warn', 'the socket was deleted; listening there again', { socket: opts.socket });

@@ -8,6 +8,7 @@ import {
   mkdtempSync,
   renameSync,
   rmSync,
+  symlinkSync,
   unlinkSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -71,6 +72,25 @@ describeIfProvided('an agent whose socket is deleted under it', brokerClientsMis
       `another entraclaw agent is already running on this socket (pid ${b.pid})`,
     );
     expect(await get()).toEqual(served());
+  }, 60_000);
+
+  it('its directory replaced by a symlink: refused, said once, and the agent stays up to bind again once it is a directory', async () => {
+    const dir = dirname(b.socket);
+    const elsewhere = join(b.dir, 'elsewhere');
+    mkdirSync(elsewhere, { mode: 0o700 });
+    renameSync(dir, join(b.dir, 'moved-away'));
+    symlinkSync(elsewhere, dir);
+    await waitFor(
+      () => b.stderr().includes('is a symlink or not a directory'),
+      'the agent to refuse the symlinked directory',
+    );
+    // The agent had no listener and no connection then: nothing kept it running but its retry.
+    unlinkSync(dir);
+    await waitFor(() => existsSync(b.socket) || b.process.exitCode !== null, 'the socket bound again');
+    expect(b.process.exitCode).toBeNull();
+    expect(lstatSync(dir).isDirectory()).toBe(true);
+    expect(await get()).toEqual(served());
+    expect(b.stderr().split('is a symlink or not a directory').length - 1).toBe(1);
   }, 60_000);
 
   it('a SIGTERM after that still removes the socket it bound last and exits 0', async () => {
