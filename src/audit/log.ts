@@ -60,6 +60,7 @@ export class AuditLog {
   // After a failed write the file may end in a partial line; re-read its end before writing again.
   private stale = true;
   private closed = false;
+  private saidGone = false;
   // The live file, held open for appends, and the inode it was opened on ("dev:ino:", how pathKey() starts).
   private fd: number | undefined;
   private id = '';
@@ -131,6 +132,7 @@ export class AuditLog {
       );
     }
     this.size += bytes.length;
+    this.saidGone = false;
     this.prev = lineHash(line);
     this.seq++;
     return record;
@@ -198,7 +200,19 @@ export class AuditLog {
     const tail = live?.size ? live : readLastLines(rotatedFile(this.path, 1), 2);
     const [before, last] = tail && tail.lines.length >= 2 ? tail.lines : [undefined, tail?.lines[0]];
     if (!tail || !last) {
-      this.seq = 0;
+      // Lines this log wrote are gone from disk (the state directory deleted, the file emptied): the
+      // chain goes on from them rather than from the start, so `audit verify` says where history is
+      // missing instead of taking the new file for a whole log.
+      if (this.seq > 0) {
+        // Once, not at each request that fails while its directory is still missing.
+        if (!this.saidGone)
+          this.onDamage(
+            `${this.path} no longer holds the ${this.seq} line(s) this daemon chained to (deleted or emptied); new lines go on from seq ${this.seq}`,
+          );
+        this.saidGone = true;
+        this.stale = false;
+        return;
+      }
       this.prev = GENESIS;
     } else {
       // A torn last line (a crash mid-write) is sealed with a newline and chained to as it is, so the

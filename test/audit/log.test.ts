@@ -233,15 +233,22 @@ describe('AuditLog', () => {
       expect(verifyAudit(path)).toMatchObject({ ok: false, line: 2 });
     });
 
-    it('recovers after a failed write', () => {
-      const log = AuditLog.open(path);
-      log.append(entry(0));
+    it('recovers after a failed write, going on from the lines it wrote (which verify then misses) and saying so once', () => {
+      const damage: string[] = [];
+      const log = AuditLog.open(path, { onDamage: (what) => damage.push(what) });
+      const first = log.append(entry(0));
       rmSync(join(dir, 'state'), { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a directory');
       expect(code(() => log.append(entry(1)))).toBe('unavailable');
+      expect(code(() => log.append(entry(1)))).toBe('unavailable');
       rmSync(join(dir, 'state'));
       mkdirSync(join(dir, 'state'));
-      expect(log.append(entry(2))).toMatchObject({ seq: 0, prev: GENESIS });
+      // Not a new chain from GENESIS: the deleted history would pass verify as a whole log.
+      expect(log.append(entry(2))).toMatchObject({ seq: 1, prev: lineHash(JSON.stringify(first)) });
+      expect(verifyAudit(path).ok).toBe(false);
+      expect(damage).toEqual([
+        expect.stringContaining('no longer holds the 1 line(s) this daemon chained to'),
+      ]);
     });
   });
 
