@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import type { AuditEntry, AuditRecord } from '../audit/entry.js';
 import { AuditLog } from '../audit/log.js';
 import { AuditThrottle, WINDOW_MS } from '../audit/throttle.js';
-import { EntraclawError } from '../errors.js';
+import { EntraclawError, UnavailableError } from '../errors.js';
 import { userNamespaceOf } from '../identity/namespace.js';
-import { shareStats } from '../lib/file-key.js';
+import { forgetStats, pathKey, shareStats } from '../lib/file-key.js';
 import { makeOwnDir } from '../lib/make-dir.js';
 import { native } from '../lib/native.js';
 import type { Paths } from '../lib/paths.js';
@@ -124,6 +124,12 @@ function acquireLock(path: string, held: (pid: string) => EntraclawError): numbe
   return fd;
 }
 
+// "dev:ino:" of an open file, as pathKey() of the path that names it starts.
+function fileId(fd: number): string {
+  const st = fstatSync(fd, { bigint: true });
+  return `${st.dev}:${st.ino}:`;
+}
+
 function releaseLock(fd: number): void {
   native().funlock(fd);
   closeSync(fd);
@@ -167,25 +173,56 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const auditFile = opts.boundary?.auditFile ?? join(opts.paths.state, 'audit.jsonl');
   const auditLock = `${auditFile}.lock`;
   makeOwnDir(dirname(auditFile), 'XDG_STATE_HOME');
+  const auditHeld = (pid: string) =>
+    new EntraclawError(
+      'conflict',
+      `another entraclaw agent (pid ${pid}) already writes the audit log ${auditFile}`,
+      'one agent per state directory: stop the other, or give this one its own XDG_STATE_HOME',
+    );
   let auditLockFd: number;
   try {
-    auditLockFd = acquireLock(
-      auditLock,
-      (pid) =>
-        new EntraclawError(
-          'conflict',
-          `another entraclaw agent (pid ${pid}) already writes the audit log ${auditFile}`,
-          'one agent per state directory: stop the other, or give this one its own XDG_STATE_HOME',
-        ),
-    );
+    auditLockFd = acquireLock(auditLock, auditHeld);
   } catch (err) {
     releaseLock(lockFd);
     throw err;
   }
-  const audit = AuditLog.open(auditFile, {
+  let auditLockId = fileId(auditLockFd);
+  // The lock is a file: deleted with the state directory (or alone), it no longer keeps a second agent
+  // off the log, which would then interleave its chain with ours. Before each line the lock file at the
+  // path must be the one we hold; when it is gone it is taken again, and when another agent has taken it
+  // meanwhile, nothing more is written (or served) here. A directory still missing is left to the append,
+  // which fails with its own reason.
+  const holdAuditLock = () => {
+    if (pathKey(auditLock)?.startsWith(auditLockId)) return;
+    let fresh: number;
+    try {
+      fresh = acquireLock(auditLock, auditHeld);
+    } catch (err) {
+      if (!(err instanceof EntraclawError)) return;
+      throw new UnavailableError(
+        `the audit log's lock file was deleted under this agent and ${err.message}`,
+        'stop one of the two agents; one agent per state directory',
+      );
+    }
+    // Our own write: a stat shared from before it (lib/file-key.ts) would still say the lock is gone.
+    forgetStats();
+    releaseLock(auditLockFd);
+    auditLockFd = fresh;
+    auditLockId = fileId(fresh);
+    opts.log('warn', "the audit log's lock file was deleted; holding it again", { lock: auditLock });
+  };
+  const auditLog = AuditLog.open(auditFile, {
     onDamage: (what) =>
       opts.log('warn', 'audit log damaged', { what, hint: 'run `entraclaw audit verify` to see where' }),
   });
+  const audit = {
+    append: (entry: AuditEntry): AuditRecord => {
+      holdAuditLock();
+      return auditLog.append(entry);
+    },
+    head: () => auditLog.head(),
+    close: () => auditLog.close(),
+  };
   // A program refused in a loop must not rotate the history away: past its share a window, its refusals
   // are summed in one line (audit/throttle.ts). Summaries of a quiet window are written by the timer.
   const throttle = new AuditThrottle();

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   chmodSync,
@@ -118,6 +118,60 @@ describeIfProvided('an agent whose socket another put a socket in place of', bro
     } finally {
       other.close();
       await b.stop();
+    }
+  }, 60_000);
+});
+
+describeIfProvided('an agent whose state directory is deleted under it', brokerClientsMissing, () => {
+  const SECRET = canary('state-deleted');
+  let b: Broker;
+  let client: string;
+  const get = async () => (await b.node(client, ['get', SVC, 'acct'])).result;
+  const otherSocket = () => join(b.dir, 'run', 'other', 'agent.sock');
+  beforeAll(async () => {
+    b = await startBroker('entraclaw-state-deleted', [[SVC, 'acct', SECRET]]);
+    client = b.file('client.mjs', nodeClientSource());
+    b.register({ exe: NODE, script: client, grant: SVC, ops: 'read', name: 'client' });
+  }, 60_000);
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  it('made again: its next line takes the audit lock again, so a second agent on that state is still refused', async () => {
+    expect(await get()).toEqual({ ok: true, value_b64: b64(SECRET) });
+    rmSync(b.stateDir, { recursive: true });
+    mkdirSync(b.stateDir, { mode: 0o700 });
+    expect(await get()).toEqual({ ok: true, value_b64: b64(SECRET) });
+    expect(b.stderr()).toContain("the audit log's lock file was deleted; holding it again");
+    const second = await run(process.execPath, agentArgs(otherSocket()), { env: b.env, timeoutMs: 15_000 });
+    expect(second.status, second.stderr).toBe(2);
+    expect(second.stderr).toContain(`another entraclaw agent (pid ${b.pid}) already writes the audit log`);
+    // The deleted history is missing from the chain, not passed over.
+    const verify = runCli(['audit', 'verify'], b.env);
+    expect(verify.status).toBe(5);
+    expect(verify.stderr).toContain('the log starts at seq');
+  }, 60_000);
+
+  it('taken by a second agent meanwhile: this one serves nothing more, naming it, instead of interleaving two chains', async () => {
+    rmSync(b.stateDir, { recursive: true });
+    const second = spawn(process.execPath, agentArgs(otherSocket()), {
+      env: b.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let said = '';
+    second.stderr.on('data', (d: Buffer) => {
+      said += d.toString();
+    });
+    try {
+      await waitFor(() => said.includes('listening'), 'the second agent to start');
+      const r = await get();
+      expect(r).toMatchObject({ ok: false, code: 'unavailable' });
+      expect(r.message).toContain(`another entraclaw agent (pid ${second.pid}) already writes the audit log`);
+      expect(r.message).toContain("the audit log's lock file was deleted under this agent");
+    } finally {
+      const exit = new Promise((r) => second.once('exit', r));
+      second.kill('SIGTERM');
+      await exit;
     }
   }, 60_000);
 });
