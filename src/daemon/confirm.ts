@@ -4,6 +4,8 @@
 // SSH_ASKPASS_PROMPT=confirm; exit status 0 is yes, anything else (or no answer in time) is no. The
 // question names the program and the item, never a value.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { statFields } from '../lib/proc-stat.js';
 import { descendantsOf } from '../lib/proc-tree.js';
 import type { Logger } from './log.js';
 
@@ -18,10 +20,16 @@ export type Answer = { yes: true } | { yes: false; why: string };
 /** Asks the user one question; resolves when they answer, the program fails or the time runs out. */
 export type Confirmer = (question: string) => Promise<Answer>;
 
+/** How long an open askpass has after SIGTERM at the daemon's stop before it and its dialog get SIGKILL. */
+export const ASKPASS_STOP_GRACE_MS = 2_000;
+
 /** A Confirmer that runs `askpass`, with `close()` for the daemon's shutdown. */
 export type AskpassConfirmer = Confirmer & {
-  /** Takes down an open dialog (its question can no longer be answered) and refuses later questions. */
-  close(): void;
+  /**
+   * Takes down an open dialog (its question can no longer be answered) and refuses later questions;
+   * resolves once it is gone, killed if it outlived the grace period.
+   */
+  close(): Promise<void>;
 };
 
 /** A Confirmer that runs `askpass`, one question at a time (two dialogs at once would be ambiguous). */
@@ -29,6 +37,7 @@ export function askpassConfirmer(
   askpass: string,
   log: Logger,
   timeoutMs = CONFIRM_TIMEOUT_MS,
+  graceMs = ASKPASS_STOP_GRACE_MS,
 ): AskpassConfirmer {
   let tail: Promise<unknown> = Promise.resolve();
   let waiting = 0;
@@ -54,9 +63,9 @@ export function askpassConfirmer(
     });
   };
   return Object.assign(confirmer, {
-    close() {
+    async close() {
       closed = true;
-      for (const child of open) takeDown(child, 'SIGTERM');
+      await Promise.all([...open].map((child) => stop(child, graceMs)));
     },
   });
 }
@@ -111,5 +120,41 @@ function takeDown(child: ChildProcess, signal: NodeJS.Signals): void {
     } catch {
       // Already gone.
     }
+  }
+}
+
+// SIGTERM to the askpass and what it runs, then SIGKILL to whichever of them is still there after the
+// grace period: a wrapper that ignores SIGTERM (a terminal askpass guarding its prompt, `trap '' TERM`)
+// would otherwise outlive the daemon with its dialog, whose answer now goes nowhere. The tree is taken
+// before the first signal, as a wrapper gone by then leaves its dialog to init, where we could not find
+// it; each pid with its start time, so a pid recycled meanwhile is not killed.
+async function stop(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.pid === undefined) return;
+  const tree = [child.pid, ...descendantsOf(child.pid)]
+    .map((pid) => ({ pid, started: startTime(pid) }))
+    .filter((p) => p.started !== undefined);
+  const left = () => tree.filter((p) => startTime(p.pid) === p.started);
+  const signal = (sig: NodeJS.Signals) => {
+    for (const { pid } of left()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  signal('SIGKILL');
+}
+
+// Field 22 of /proc/PID/stat (clock ticks after boot), or undefined for a process gone or a zombie.
+function startTime(pid: number): string | undefined {
+  try {
+    const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+  } catch {
+    return undefined;
   }
 }

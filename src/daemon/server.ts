@@ -460,13 +460,14 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     },
     async close() {
       // An open dialog would outlive the daemon, its question no longer answerable.
-      askpass?.close();
+      const dialogs = askpass?.close();
       stopped = true;
       clearInterval(socketTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const c of live) c.close('daemon stopping');
       });
+      await dialogs;
       // Only the socket we bound: whatever replaced it since is not ours to delete.
       try {
         if (lstatSync(opts.socket).ino === ours) unlinkSync(opts.socket);

@@ -369,4 +369,37 @@ describeIfProvided('a question still open when the daemon stops', brokerClientsM
     const r = await client;
     expect(r.result.ok).not.toBe(true);
   }, 60_000);
+
+  it('an askpass that ignores SIGTERM is killed with its dialog once the grace period is over, not left behind', async () => {
+    const pids = join(here, 'stubborn-askpass.pids');
+    const stubborn = join(here, 'stubborn-askpass.sh');
+    // A terminal askpass guarding its prompt; the ignored signal is inherited by the dialog it runs.
+    writeFileSync(stubborn, `#!/bin/sh\ntrap '' TERM\nsleep 60 &\necho $$ $! > '${pids}'\nwait\nwait\n`);
+    chmodSync(stubborn, 0o755);
+    const d = await startBroker('entraclaw-confirm-stubborn', [[SVC, 'asked', SECRET]], {
+      ENTRACLAW_ASKPASS: stubborn,
+    });
+    const script = d.file('client.py', CLIENT_PY);
+    const reg = d.cli(['register', PYTHON, '--script', script, '--grant', `${SVC}/asked`, '--confirm']);
+    expect(reg.status, reg.stderr).toBe(0);
+    const client = d.python(script, [SVC, 'asked']);
+    await waitFor(() => existsSync(pids) && readFileSync(pids, 'utf8').includes('\n'), 'the askpass dialog');
+    const both = readFileSync(pids, 'utf8').trim().split(' ').map(Number);
+    const alive = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+    try {
+      expect(both.map(alive)).toEqual([true, true]);
+      await d.stop();
+      await waitFor(() => !both.some(alive), 'the askpass and its dialog to be gone', 10_000);
+      const r = await client;
+      expect(r.result.ok).not.toBe(true);
+    } finally {
+      for (const pid of both.filter(alive)) process.kill(pid, 'SIGKILL');
+    }
+  }, 60_000);
 });
