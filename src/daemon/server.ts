@@ -124,6 +124,15 @@ function acquireLock(path: string, held: (pid: string) => EntraclawError): numbe
   return fd;
 }
 
+// The pid a lock file names, or undefined (no file, or nothing readable in it).
+function readPid(path: string): string | undefined {
+  try {
+    return /^\d+$/.exec(readFileSync(path, 'utf8').trim())?.[0];
+  } catch {
+    return undefined;
+  }
+}
+
 // "dev:ino:" of an open file, as pathKey() of the path that names it starts.
 function fileId(fd: number): string {
   const st = fstatSync(fd, { bigint: true });
@@ -149,6 +158,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       `another entraclaw agent is already running on this socket (pid ${pid})`,
       'stop it first; a second instance needs its own --socket and its own XDG_STATE_HOME (one agent per audit log)',
     );
+  // Who held the lock last, for the log line if their socket is still there (a SIGKILL, a crash).
+  const previous = readPid(socketLock(opts.socket));
   let lockFd = acquireLock(socketLock(opts.socket), socketHeld);
   const limits: ConnectionLimits = {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
@@ -375,9 +386,17 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // Unlink a stale socket only while holding the lock, so we never steal a live daemon's socket; checked
   // again under the lock, as anything but a socket there is the user's.
   assertSocketOrAbsent(opts.socket);
+  let replaced = false;
   try {
     unlinkSync(opts.socket);
+    replaced = true;
   } catch {}
+  // Said, so a user who finds the agent "just works" after a crash knows one happened.
+  if (replaced)
+    opts.log('info', 'removed the socket an agent that is gone left behind (it did not stop cleanly)', {
+      socket: opts.socket,
+      ...(previous ? { pid: previous } : {}),
+    });
   let server = await listen();
   let ours = lstatSync(opts.socket).ino;
 

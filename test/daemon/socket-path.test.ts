@@ -143,9 +143,13 @@ describe('a daemon killed with SIGKILL', () => {
     const socket = join(home, 'agent.sock');
     const e = { ...env, ENTRACLAW_SOCKET: socket };
     const start = () =>
-      spawn(process.execPath, ['--', CLI, 'agent', '--store', 'encrypted-file'], { env: e, stdio: 'ignore' });
+      spawn(process.execPath, ['--', CLI, 'agent', '--store', 'encrypted-file'], {
+        env: e,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
     const daemonLine = () => /^Daemon: .*$/m.exec(runCli(['doctor'], e).stdout.toString())?.[0];
     const first = start();
+    first.stderr.resume();
     await waitFor(() => existsSync(socket), 'the first agent');
     expect(daemonLine()).toBe(`Daemon: running at ${socket}`);
     first.kill('SIGKILL');
@@ -154,6 +158,10 @@ describe('a daemon killed with SIGKILL', () => {
     expect(daemonLine()).toContain('not running (a stale socket is left');
     const stale = statSync(socket, { bigint: true }).ctimeNs;
     const second = start();
+    let said = '';
+    second.stderr.on('data', (d: Buffer) => {
+      said += d.toString();
+    });
     // Running (its lock taken) and listening (the stale socket replaced, so a new ctime; its inode number
     // may be reused): a SIGTERM between the two would
     // stop a daemon that never bound a socket, and the stale one would rightly stay.
@@ -163,6 +171,9 @@ describe('a daemon killed with SIGKILL', () => {
         statSync(socket, { bigint: true, throwIfNoEntry: false })?.ctimeNs !== stale,
       'the second agent',
     );
+    // It says what it cleaned up, naming the agent that left it.
+    const cleaned = `removed the socket an agent that is gone left behind (it did not stop cleanly) socket=${socket} pid=${first.pid}`;
+    await waitFor(() => said.includes(cleaned), 'the second agent to say what it removed');
     second.kill('SIGTERM');
     await new Promise((r) => second.on('exit', r));
     expect(existsSync(socket)).toBe(false);
