@@ -17,6 +17,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -31,6 +32,7 @@ const as = root ? { uid: NOBODY, gid: NOBODY } : {};
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-hardened-'));
 const build = root ? readableBuild() : undefined;
 const cli = build?.cli ?? join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.cjs');
+const SHIMS = join(import.meta.dirname, '..', '..', 'dist', 'shim');
 const CANARY = `CANARY-${randomName('hardened')}`;
 const children: ChildProcess[] = [];
 
@@ -231,6 +233,43 @@ describe.runIf(linux)('a debugger in a CLI command', () => {
     expect(await code).toBe(0);
     expect(setStderr()).not.toMatch(inspector);
   });
+
+  it('kill -USR1 opens none in a shim waiting on the daemon (secret-tool, then security)', async () => {
+    // A socket of the test's own user that takes the connection and never answers: the shim waits for its
+    // hello reply in its event loop, where node would open the debugger.
+    const sock = join(dir, 'mute.sock');
+    const held = new Set<Socket>();
+    const server = createServer((c) => held.add(c));
+    await new Promise<void>((r) => server.listen(sock, r));
+    onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+    for (const [shim, args] of [
+      ['secret-tool-main.cjs', ['lookup', 'service', 'hard-svc', 'account', 'small']],
+      ['security-main.cjs', ['find-generic-password', '-s', 'hard-svc', '-a', 'small', '-w']],
+    ] as const) {
+      const plain = spawn(process.execPath, ['-e', 'console.log("ready"); setInterval(() => {}, 1000)']);
+      children.push(plain);
+      const plainStderr = stderrOf(plain);
+      await firstOutput(plain);
+      const connected = held.size;
+      const child = spawn(process.execPath, [join(SHIMS, shim), ...args], {
+        env: { ...env, ENTRACLAW_SOCKET: sock },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      const shimStderr = stderrOf(child);
+      await waitFor(() => held.size > connected || child.exitCode !== null, `${shim} to connect`);
+      expect(child.exitCode, shimStderr()).toBeNull();
+      child.kill('SIGUSR1');
+      plain.kill('SIGUSR1');
+      await waitFor(() => inspector.test(plainStderr()), "plain node's debugger");
+      plain.kill('SIGKILL');
+      // The daemon hangs up: the shim fails as with no daemon, having stayed up through the signal.
+      const code = new Promise((r) => child.once('exit', r));
+      for (const c of held) c.destroy();
+      expect(await code).not.toBeNull();
+      expect(shimStderr()).not.toMatch(inspector);
+    }
+  }, 60_000);
 
   it('entraclaw sandbox with a debugger open (NODE_OPTIONS=--inspect) refuses to start (exit 4)', async () => {
     const project = ownDir(join(dir, 'home', 'project'));
