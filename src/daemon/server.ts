@@ -201,10 +201,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // The lock is a file: deleted with the state directory (or alone), it no longer keeps a second agent
   // off the log, which would then interleave its chain with ours. Before each line the lock file at the
   // path must be the one we hold; when it is gone it is taken again, and when another agent has taken it
-  // meanwhile, nothing more is written (or served) here. A directory still missing is left to the append,
-  // which fails with its own reason.
+  // meanwhile, nothing more is written (or served) here. A state directory that is gone is made again
+  // first, as the runtime directory is: requests would otherwise fail until the user made it by hand.
   const holdAuditLock = () => {
     if (pathKey(auditLock)?.startsWith(auditLockId)) return;
+    makeOwnDir(dirname(auditLock), 'XDG_STATE_HOME');
     let fresh: number;
     try {
       fresh = acquireLock(auditLock, auditHeld);

@@ -6,8 +6,10 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
 } from 'node:fs';
@@ -150,6 +152,14 @@ describeIfProvided('an agent whose state directory is deleted under it', brokerC
     const verify = runCli(['audit', 'verify'], b.env);
     expect(verify.status).toBe(5);
     expect(verify.stderr).toContain('the log starts at seq');
+  }, 60_000);
+
+  it('gone and not made again by hand: the next request makes it (0700), with the lock and a log going on', async () => {
+    rmSync(b.stateDir, { recursive: true });
+    expect(await get()).toEqual({ ok: true, value_b64: b64(SECRET) });
+    expect(statSync(b.stateDir).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(b.stateDir, 'audit.jsonl.lock'))).toBe(true);
+    expect(readFileSync(join(b.stateDir, 'audit.jsonl'), 'utf8')).toContain('"decision":"granted"');
   }, 60_000);
 
   it('taken by a second agent meanwhile: this one serves nothing more, naming it, instead of interleaving two chains', async () => {
