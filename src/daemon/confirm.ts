@@ -4,9 +4,7 @@
 // SSH_ASKPASS_PROMPT=confirm; exit status 0 is yes, anything else (or no answer in time) is no. The
 // question names the program and the item, never a value.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { statFields } from '../lib/proc-stat.js';
-import { descendantsOf } from '../lib/proc-tree.js';
+import { descendantsOf, startTimeOf } from '../lib/proc-tree.js';
 import type { Logger } from './log.js';
 
 /** How long the user has to answer before the request is denied. */
@@ -131,9 +129,9 @@ function takeDown(child: ChildProcess, signal: NodeJS.Signals): void {
 async function stop(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.pid === undefined) return;
   const tree = [child.pid, ...descendantsOf(child.pid)]
-    .map((pid) => ({ pid, started: startTime(pid) }))
+    .map((pid) => ({ pid, started: startTimeOf(pid) }))
     .filter((p) => p.started !== undefined);
-  const left = () => tree.filter((p) => startTime(p.pid) === p.started);
+  const left = () => tree.filter((p) => startTimeOf(p.pid) === p.started);
   const signal = (sig: NodeJS.Signals) => {
     for (const { pid } of left()) {
       try {
@@ -147,14 +145,4 @@ async function stop(child: ChildProcess, graceMs: number): Promise<void> {
   const deadline = Date.now() + graceMs;
   while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   signal('SIGKILL');
-}
-
-// Field 22 of /proc/PID/stat (clock ticks after boot), or undefined for a process gone or a zombie.
-function startTime(pid: number): string | undefined {
-  try {
-    const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
 }

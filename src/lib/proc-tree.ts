@@ -31,13 +31,21 @@ export function descendantsOf(pid: number): number[] {
   return out;
 }
 
-// Not a zombie (nor gone): its state in /proc/PID/stat, the field after the command name.
+// Not a zombie (nor gone).
 function alive(pid: number): boolean {
+  return startTimeOf(pid) !== undefined;
+}
+
+/**
+ * When `pid` started (field 22 of /proc/PID/stat, clock ticks after boot), or undefined for a process
+ * gone or a zombie: with the pid, it names one process, whatever later gets the same pid.
+ */
+export function startTimeOf(pid: number): string | undefined {
   try {
-    const state = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0];
-    return state !== undefined && state !== 'Z' && state !== 'X';
+    const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return fields[0] === undefined || fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
   } catch {
-    return false;
+    return undefined;
   }
 }
 
