@@ -110,19 +110,29 @@ export function assertTrustedProgram(path: string, what: string, uid: number | u
   } catch {
     return;
   }
-  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+  const untrusted = untrustedBy(st, uid);
+  if (untrusted?.owner) {
     throw new UsageError(
-      `${what} ${path} is owned by uid ${st.uid}, neither you (${uid}) nor root: its owner could answer for you`,
+      `${what} ${path} ${untrusted.why}: its owner could answer for you`,
       `use a program of yours or of the system's (e.g. /usr/bin/ssh-askpass)`,
     );
   }
-  if ((st.mode & 0o022) !== 0) {
-    throw new UsageError(
-      `${what} ${path} is writable by other users (mode ${(st.mode & 0o777).toString(8)}): they could answer for you`,
-      `chmod go-w ${path}`,
-    );
+  if (untrusted) {
+    throw new UsageError(`${what} ${path} ${untrusted.why}: they could answer for you`, `chmod go-w ${path}`);
   }
   assertClosedDirs(path, what);
+}
+
+/**
+ * Why a file (as stat'd) is not one only you and root can change, or undefined: another uid than yours or
+ * root's owns it (`owner`), or group or others can write it. `why` completes "PATH ...".
+ */
+export function untrustedBy(st: Stats, uid: number | undefined): { why: string; owner: boolean } | undefined {
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+    return { why: `is owned by uid ${st.uid}, neither you (${uid}) nor root`, owner: true };
+  if ((st.mode & 0o022) !== 0)
+    return { why: `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`, owner: false };
+  return undefined;
 }
 
 /**

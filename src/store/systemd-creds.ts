@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptError, DeniedError, EntraclawError, TooLargeError, UnavailableError } from '../errors.js';
+import { untrustedBy } from '../lib/private-file.js';
 import { isEncryptedCredential } from '../lib/systemd-credential.js';
 import { byServiceThenAccount, isItemName } from './item-rules.js';
 import type { Item, ItemMeta, Store, StoreBackend, StoreContext, StoreProbe } from './types.js';
@@ -54,19 +55,11 @@ function namesOf(service: string, account: string): string[] {
   return raw === canonical ? [canonical] : [canonical, raw];
 }
 
-/**
- * Why a credential file (as stat'd through any link) is not ours to trust, or undefined: another user
- * (not root) owns it, or group or others can write it. systemd writes credentials as the service's user
- * or root, read-only; a directory others can add files to (a sticky /tmp, a mount shared with another
- * user) must not let them plant an item that reads take before the real one.
- */
-function untrustedBy(st: Stats): string | undefined {
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid && st.uid !== 0)
-    return `is owned by uid ${st.uid}, neither you (${uid}) nor root`;
-  if ((st.mode & 0o022) !== 0) return `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`;
-  return undefined;
-}
+// A credential file (as stat'd through any link) must be one only you and root can change (untrustedBy):
+// systemd writes credentials as the service's user or root, read-only; a directory others can add files
+// to (a sticky /tmp, a mount shared with another user) must not let them plant an item that reads take
+// before the real one.
+const untrusted = (st: Stats) => untrustedBy(st, process.getuid?.())?.why;
 
 function readOnlyError(): EntraclawError {
   return new EntraclawError(
@@ -135,11 +128,11 @@ class SystemdCredsStore implements Store {
     return byKey;
   }
 
-  // A file, or a link to one, that untrustedBy does not refuse: what get would read.
+  // A file, or a link to one, that untrusted() does not refuse: what get would read.
   private trustedFile(name: Buffer): boolean {
     try {
       const st = statSync(Buffer.concat([Buffer.from(`${this.dir}/`), name]));
-      return st.isFile() && untrustedBy(st) === undefined;
+      return st.isFile() && untrusted(st) === undefined;
     } catch {
       return false;
     }
@@ -158,10 +151,10 @@ class SystemdCredsStore implements Store {
       // Sized before it is read: a credential is loaded whole, and items hold at most 1 MiB everywhere.
       st = fstatSync(fd);
       if (!st.isFile()) return undefined;
-      const untrusted = untrustedBy(st);
-      if (untrusted !== undefined) {
+      const why = untrusted(st);
+      if (why !== undefined) {
         throw new DeniedError(
-          `systemd credential ${file} in ${this.dir} ${untrusted}: its value is not handed out as the secret`,
+          `systemd credential ${file} in ${this.dir} ${why}: its value is not handed out as the secret`,
           `a credential must be owned by you or root and writable by its owner alone (systemd writes them so); remove it, or point $CREDENTIALS_DIRECTORY at a directory only you and root can write`,
         );
       }
