@@ -133,10 +133,32 @@ function readPid(path: string): string | undefined {
   }
 }
 
-// "dev:ino:" of an open file, as pathKey() of the path that names it starts.
-function fileId(fd: number): string {
+/** A lock acquireLock took, and the file it is on ("dev:ino:", as pathKey() of the path naming it starts). */
+interface HeldLock {
+  fd: number;
+  id: string;
+}
+
+function holdLock(path: string, held: (pid: string) => EntraclawError): HeldLock {
+  const fd = acquireLock(path, held);
   const st = fstatSync(fd, { bigint: true });
-  return `${st.dev}:${st.ino}:`;
+  return { fd, id: `${st.dev}:${st.ino}:` };
+}
+
+// Whether `path` still names the file `lock` is on. A lock file deleted (alone, or with its directory)
+// no longer keeps a second daemon off, which would then take a new file at the same path.
+function stillHeld(path: string, lock: HeldLock): boolean {
+  return pathKey(path)?.startsWith(lock.id) === true;
+}
+
+// The lock taken again on the file at `path` now, `lock` released; acquireLock's error when another
+// daemon took that file first.
+function retake(path: string, lock: HeldLock, held: (pid: string) => EntraclawError): HeldLock {
+  const fresh = holdLock(path, held);
+  // Our own write: a stat shared from before it (lib/file-key.ts) would still say the lock is gone.
+  forgetStats();
+  releaseLock(lock.fd);
+  return fresh;
 }
 
 function releaseLock(fd: number): void {
@@ -160,7 +182,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     );
   // Who held the lock last, for the log line if their socket is still there (a SIGKILL, a crash).
   const previous = readPid(socketLock(opts.socket));
-  let lockFd = acquireLock(socketLock(opts.socket), socketHeld);
+  let lock = holdLock(socketLock(opts.socket), socketHeld);
   const limits: ConnectionLimits = {
     idleTimeoutMs: opts.limits?.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     frameTimeoutMs: opts.limits?.frameTimeoutMs ?? FRAME_TIMEOUT_MS,
@@ -190,25 +212,22 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       `another entraclaw agent (pid ${pid}) already writes the audit log ${auditFile}`,
       'one agent per state directory: stop the other, or give this one its own XDG_STATE_HOME',
     );
-  let auditLockFd: number;
+  let auditLockHeld: HeldLock;
   try {
-    auditLockFd = acquireLock(auditLock, auditHeld);
+    auditLockHeld = holdLock(auditLock, auditHeld);
   } catch (err) {
-    releaseLock(lockFd);
+    releaseLock(lock.fd);
     throw err;
   }
-  let auditLockId = fileId(auditLockFd);
-  // The lock is a file: deleted with the state directory (or alone), it no longer keeps a second agent
-  // off the log, which would then interleave its chain with ours. Before each line the lock file at the
-  // path must be the one we hold; when it is gone it is taken again, and when another agent has taken it
+  // A second agent must not interleave its chain with ours: before each line the audit lock must still
+  // be held (stillHeld); when its file is gone it is taken again, and when another agent has taken it
   // meanwhile, nothing more is written (or served) here. A state directory that is gone is made again
   // first, as the runtime directory is: requests would otherwise fail until the user made it by hand.
   const holdAuditLock = () => {
-    if (pathKey(auditLock)?.startsWith(auditLockId)) return;
+    if (stillHeld(auditLock, auditLockHeld)) return;
     makeOwnDir(dirname(auditLock), 'XDG_STATE_HOME');
-    let fresh: number;
     try {
-      fresh = acquireLock(auditLock, auditHeld);
+      auditLockHeld = retake(auditLock, auditLockHeld, auditHeld);
     } catch (err) {
       if (!(err instanceof EntraclawError)) return;
       throw new UnavailableError(
@@ -216,11 +235,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         'stop one of the two agents; one agent per state directory',
       );
     }
-    // Our own write: a stat shared from before it (lib/file-key.ts) would still say the lock is gone.
-    forgetStats();
-    releaseLock(auditLockFd);
-    auditLockFd = fresh;
-    auditLockId = fileId(fresh);
     opts.log('warn', "the audit log's lock file was deleted; holding it again", { lock: auditLock });
   };
   const auditLog = AuditLog.open(auditFile, {
@@ -433,15 +447,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     try {
       preparePrivateDir(opts.socket, { uid, createParents: opts.socket === defaultSocket(opts.paths) });
       const lockPath = socketLock(opts.socket);
-      let lockGone = true;
-      try {
-        lockGone = lstatSync(lockPath).ino !== fstatSync(lockFd).ino;
-      } catch {}
-      if (lockGone) {
-        const fresh = acquireLock(lockPath, socketHeld);
-        releaseLock(lockFd);
-        lockFd = fresh;
-      }
+      if (!stillHeld(lockPath, lock)) lock = retake(lockPath, lock, socketHeld);
       const next = await listen();
       server = next;
       ours = lstatSync(opts.socket).ino;
@@ -497,10 +503,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       audit.close();
       stopSharing();
       await opts.store.close();
-      releaseLock(auditLockFd);
+      releaseLock(auditLockHeld.fd);
       // A sandbox's audit file is its own (one per run): its lock file would only pile up.
       if (opts.boundary) rmSync(auditLock, { force: true });
-      releaseLock(lockFd);
+      releaseLock(lock.fd);
     },
   };
 }
