@@ -15,94 +15,74 @@ const PROBE_PY = `${PY_LIB}
 emit(get(connect_hello(SOCK), sys.argv[1], sys.argv[2]))
 `;
 
-// Starts one frame and sends its body a byte at a time, each byte alone in the socket until the daemon
-// has read it (SIOCOUTQ back to 0), so every byte is a recvmsg of its own with an SCM_PIDFD of its own.
-// "two": a forked child shares the connection and the two take turns. Then, with the frame still
-// unfinished, runs the probe (an approved client on a connection of its own) and reports what it got.
-const HOARD_PY = `${PY_LIB}
+// What both attacks below share. send_alone: each write alone in the socket until the daemon has read
+// it (SIOCOUTQ back to 0), so it is a recvmsg of its own with an SCM_PIDFD of its own. take_turns: "one"
+// runs every step here; "two" has a forked child, which shares the connections, run every other step, the
+// two in turn (an even number of steps). probe: runs the probe (an approved client on a connection of its
+// own) and reports what it got.
+const TURNS_PY = `${PY_LIB}
 import fcntl, termios
-mode, n, probe = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 
 def unread(s):
     return struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0\\0\\0\\0"))[0]
 
-def drip(s):
-    s.send(b"x")
+def send_alone(s, data):
+    s.send(data)
     deadline = time.time() + 5
     while unread(s) and time.time() < deadline:
         time.sleep(0.0002)
 
-s = connect_hello(SOCK)
-s.sendall(struct.pack(">II", 4 + 20 + 10 * n, 20))
-if mode == "one":
-    for _ in range(n):
-        drip(s)
-else:
+def take_turns(mode, steps):
+    if mode == "one":
+        for step in steps:
+            step()
+        return
     to_child, from_parent = os.pipe()
     to_parent, from_child = os.pipe()
     child = os.fork()
     if child == 0:
-        for _ in range(n // 2):
+        for step in steps[1::2]:
             os.read(to_child, 1)
-            drip(s)
+            step()
             os.write(from_child, b"g")
         os._exit(0)
-    for _ in range(n // 2):
-        drip(s)
+    for step in steps[0::2]:
+        step()
         os.write(from_parent, b"g")
         os.read(to_parent, 1)
     os.waitpid(child, 0)
-out = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=30)
-lines = out.stdout.strip().splitlines()
-emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no output", "stderr": out.stderr}})
+
+def probe(argv):
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=30)
+    lines = out.stdout.strip().splitlines()
+    emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no output", "stderr": out.stderr}})
+`;
+
+// Starts one frame and sends its body a byte at a time, then, with the frame still unfinished, probes.
+const HOARD_PY = `${TURNS_PY}
+mode, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+s = connect_hello(SOCK)
+s.sendall(struct.pack(">II", 4 + 20 + 10 * n, 20))
+take_turns(mode, [lambda: send_alone(s, b"x")] * n)
+probe(argv)
 s.close()
 `;
 
-// Opens CONNS connections and on each pipelines N gets of a large item, each write alone in the socket
-// until the daemon has read it, and never reads a reply: the first reply fills the socket, so the daemon
-// holds the rest queued, each with the pidfd of its sender. "two": a forked child shares every
-// connection and the two take turns. Then runs the probe, as HOARD_PY does.
-const STALL_PY = `${PY_LIB}
-import fcntl, termios
-mode, conns, n, service, account, probe = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6:]
-
-def unread(s):
-    return struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\\0\\0\\0\\0"))[0]
+// Opens CONNS connections and on each pipelines N gets of a large item and never reads a reply: the first
+// reply fills the socket, so the daemon holds the rest queued, each with the pidfd of its sender. Then
+// probes.
+const STALL_PY = `${TURNS_PY}
+mode, conns, n, service, account, argv = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6:]
 
 def ask(s, i):
     try:
-        s.send(frame({"id": 100 + i, "op": "get", "service": service, "account": account}))
+        send_alone(s, frame({"id": 100 + i, "op": "get", "service": service, "account": account}))
     except OSError:
-        return
-    deadline = time.time() + 5
-    while unread(s) and time.time() < deadline:
-        time.sleep(0.0002)
+        pass
 
 socks = [connect_hello(SOCK) for _ in range(conns)]
-if mode == "one":
-    for s in socks:
-        for i in range(n):
-            ask(s, i)
-else:
-    to_child, from_parent = os.pipe()
-    to_parent, from_child = os.pipe()
-    child = os.fork()
-    if child == 0:
-        for s in socks:
-            for i in range(n // 2):
-                os.read(to_child, 1)
-                ask(s, 2 * i + 1)
-                os.write(from_child, b"g")
-        os._exit(0)
-    for s in socks:
-        for i in range(n // 2):
-            ask(s, 2 * i)
-            os.write(from_parent, b"g")
-            os.read(to_parent, 1)
-    os.waitpid(child, 0)
-out = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=30)
-lines = out.stdout.strip().splitlines()
-emit({"probe": json.loads(lines[-1]) if lines else {"ok": False, "code": "no output", "stderr": out.stderr}})
+take_turns(mode, [lambda s=s, i=i: ask(s, i) for s in socks for i in range(n)])
+probe(argv)
 `;
 /** A value whose first reply fills the socket, so that later requests on the connection wait queued. */
 const BIG = 'b'.repeat(512 * 1024);
