@@ -85,6 +85,12 @@ function namesItem(argv: string[]): boolean {
   return words[0] === 'secret' && ['set', 'get', 'rm'].includes(words[1] ?? '');
 }
 
+/** The parser of every --passphrase-file (vault commands, rekey, doctor). */
+const passphraseFileArg = pathArg(
+  '--passphrase-file',
+  'give --passphrase-file the path of the file holding the passphrase',
+);
+
 function storeOptions(cmd: Command): Command {
   return cmd
     .option(
@@ -94,7 +100,7 @@ function storeOptions(cmd: Command): Command {
     .option(
       '--passphrase-file <path>',
       'file holding the vault passphrase (encrypted-file store)',
-      pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
+      passphraseFileArg,
     );
 }
 
@@ -141,11 +147,7 @@ program
   .description('the encrypted-file store itself')
   .command('rekey')
   .description('re-encrypt the vault under a new passphrase (opened with the current one)')
-  .option(
-    '--passphrase-file <path>',
-    'file holding the current passphrase',
-    pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
-  )
+  .option('--passphrase-file <path>', 'file holding the current passphrase', passphraseFileArg)
   .option(
     '--new-passphrase-file <path>',
     'file holding the new passphrase (else asked twice on a terminal)',
@@ -164,7 +166,7 @@ program
   .option(
     '--passphrase-file <path>',
     'file holding the vault passphrase: doctor then checks that it opens the vault',
-    pathArg('--passphrase-file', 'give --passphrase-file the path of the file holding the passphrase'),
+    passphraseFileArg,
   )
   .option('--json', 'print as JSON')
   .action(async (o) => (await import('./doctor.js')).doctor(o));
