@@ -6,6 +6,7 @@ import { resolveReference } from '../inject/resolve.js';
 import { renderTemplate } from '../inject/template.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { native } from '../lib/native.js';
+import { sameFile } from '../lib/same-file.js';
 import type { Selection } from '../store/select.js';
 import type { StoreOptions } from './context.js';
 import { closeSelection, openStore } from './open-store.js';
@@ -115,15 +116,6 @@ function refuseSpecialTarget(target: string): void {
   if (st.isCharacterDevice() || st.isBlockDevice()) throw refuse('a device');
   if (st.isFIFO()) throw refuse('a named pipe (FIFO)');
   if (st.isSocket()) throw refuse('a socket');
-}
-
-function sameFile(a: string, b: string): boolean {
-  try {
-    const [x, y] = [statSync(a), statSync(b)];
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
 }
 
 // A path that cannot take the file is the user's to fix (exit 2); a full disk or an I/O error is not.

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
@@ -11,6 +11,7 @@ import { formatReference, parseReference, REFERENCE_SCHEME, type Reference } fro
 import { resolveReference } from '../inject/resolve.js';
 import { dieOfSigint } from '../lib/die-of-sigint.js';
 import { native } from '../lib/native.js';
+import { sameFile } from '../lib/same-file.js';
 import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import type { StoreOptions } from './context.js';
@@ -134,7 +135,7 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   // under --mask. Where our stdout and stderr are one place (a terminal, `2>&1`), CMD gets one pipe for
   // both, as it would have one terminal or file: two pipes read in turn would reorder its lines by up to
   // a pipe's worth, and a secret split across the two would go unmasked.
-  const outputs = !mask ? [] : sameDestination(1, 2) ? [native().pipe()] : [native().pipe(), native().pipe()];
+  const outputs = !mask ? [] : sameFile(1, 2) ? [native().pipe()] : [native().pipe(), native().pipe()];
   try {
     child = spawn(command[0]!, command.slice(1), {
       env,
@@ -173,16 +174,6 @@ export async function run(command: string[], opts: RunOptions): Promise<void> {
   process.exitCode = status;
   await Promise.all(pipes.map((p) => p.done));
   if (exitSignal === 'SIGINT') await dieOfSigint();
-}
-
-/** Whether two of our descriptors are the same file, pipe or terminal (both ends of `2>&1`). */
-function sameDestination(a: number, b: number): boolean {
-  try {
-    const [x, y] = [fstatSync(a), fstatSync(b)];
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return false;
-  }
 }
 
 /** Linux's MAX_ARG_STRLEN (32 pages of 4 KiB): the longest single `NAME=value` string execve accepts. */
