@@ -14,6 +14,7 @@ export const STORE_NAMES = [
   'encrypted-file',
   'macos-keychain',
 ] as const;
+/** One of the store backends' names, as config, `--store` and `doctor` spell them. */
 export type StoreName = (typeof STORE_NAMES)[number];
 
 /** Largest value any store accepts; backends may declare a smaller cap. */
