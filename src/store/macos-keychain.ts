@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
-import { EntraclawError, LockedError, NotFoundError, UnavailableError } from '../errors.js';
+import { EntraclawError, LockedError, NotFoundError, TooLargeError, UnavailableError } from '../errors.js';
 import { itemName } from '../lib/percent.js';
-import { commandLine, keychainDateToIso, parsePasswordLine, parseRecords } from './macos/security-output.js';
+import {
+  commandLine,
+  keychainDateToIso,
+  MAX_COMMAND_LINE,
+  parsePasswordLine,
+  parseRecords,
+} from './macos/security-output.js';
 import type { Item, ItemInput, ItemKind, ItemMeta, Store, StoreBackend, StoreContext } from './types.js';
-import { MAX_VALUE_BYTES } from './types.js';
 
 // Generic-password items through Apple's own `security` tool. Values and attributes go in on stdin
 // (`security -i`, value as -X hex) so nothing secret ever appears in argv. Our metadata rides in the
@@ -51,6 +56,46 @@ export function recordToMeta(attributes: Record<string, string>): ItemMeta {
   };
 }
 
+// add-generic-password's arguments before the value: -U replaces an item of the same service and account.
+function addArgs(input: ItemInput): string[] {
+  const comment = encodeComment({ kind: input.kind, expiresAt: input.expiresAt, scope: input.scope });
+  const label = input.label ?? `entraclaw: ${input.service}/${input.account}`;
+  return ['add-generic-password', '-U', '-s', input.service, '-a', input.account, '-l', label, '-j', comment];
+}
+
+/**
+ * The `security -i` line that stores `input` (value as -X hex, so never in argv). Throws TooLargeError,
+ * naming what would fit, when the line is longer than `security` reads as one command.
+ */
+export function addCommand(input: ItemInput): string {
+  const args = addArgs(input);
+  try {
+    return commandLine([...args, '-X', input.value.toString('hex')]);
+  } catch (err) {
+    if (!(err instanceof TooLargeError)) throw err;
+    throw new TooLargeError(
+      `the value for ${itemName(input.service, input.account)} is ${input.value.length} bytes; with its names, label and metadata macos-keychain takes at most ${valueRoom(args)} (security -i reads command lines of at most ${MAX_COMMAND_LINE} bytes, the value in hex)`,
+      'use --store encrypted-file for large values',
+    );
+  }
+}
+
+// How many value bytes fit, in hex after " -X ", on the line that `args` begin.
+function valueRoom(args: string[]): number {
+  let head: number;
+  try {
+    head = Buffer.byteLength(commandLine(args)) + ' -X '.length;
+  } catch {
+    return 0;
+  }
+  return Math.max(0, Math.floor((MAX_COMMAND_LINE - head) / 2));
+}
+
+/** The largest value macos-keychain can take: what fits beside the shortest names and metadata. */
+export const KEYCHAIN_MAX_VALUE_BYTES = valueRoom(
+  addArgs({ service: 's', account: 'a', value: Buffer.alloc(0) }),
+);
+
 function run(
   args: string[],
   stdin: string,
@@ -91,7 +136,7 @@ class MacosKeychainStore implements Store {
   readonly name = 'macos-keychain' as const;
   readonly persistence = 'until-delete' as const;
   readonly readOnly = false;
-  readonly maxValueBytes = MAX_VALUE_BYTES;
+  readonly maxValueBytes = KEYCHAIN_MAX_VALUE_BYTES;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -117,22 +162,7 @@ class MacosKeychainStore implements Store {
   }
 
   async set(input: ItemInput): Promise<ItemMeta> {
-    const comment = encodeComment({ kind: input.kind, expiresAt: input.expiresAt, scope: input.scope });
-    const label = input.label ?? `entraclaw: ${input.service}/${input.account}`;
-    const args = [
-      'add-generic-password',
-      '-U',
-      '-s',
-      input.service,
-      '-a',
-      input.account,
-      '-l',
-      label,
-      '-j',
-      comment,
-    ];
-    const line = `${commandLine(args)} -X ${input.value.toString('hex')}\n`;
-    const r = await run(['-i'], line, this.timeoutMs);
+    const r = await run(['-i'], `${addCommand(input)}\n`, this.timeoutMs);
     if (r.code !== 0) throw decodeError(r.code, r.err, `${input.service}/${input.account}`);
     const stored = await this.get(input.service, input.account);
     if (!stored)

@@ -1,5 +1,6 @@
 // Pure helpers for driving macOS `/usr/bin/security`. Kept apart from the process I/O so they are
-// tested on every platform; the process side is checked by hand on macOS (docs/macos.md).
+// tested on every platform; the process side is checked by hand on macOS.
+import { TooLargeError } from '../../errors.js';
 
 /** The attributes and password that `security find-generic-password -g` printed. */
 export interface KeychainRecord {
@@ -71,7 +72,25 @@ export function quoteArg(arg: string): string {
   return `"${arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** One `security -i` command line (without the newline). */
+/**
+ * The longest command line `security -i` runs as given. It reads each line into a 4096-byte buffer
+ * (SecurityTool's MAX_LINE_LEN) and runs whatever did not fit as further commands: a longer
+ * `add-generic-password ... -X HEX` would store a cut value, with -U over the item it replaces. A line of
+ * exactly 4095 bytes leaves its newline behind as an empty command, whose status 0 replaces the real one.
+ */
+export const MAX_COMMAND_LINE = 4094;
+
+/**
+ * One `security -i` command line (without the newline). Throws TooLargeError when it is longer than
+ * MAX_COMMAND_LINE bytes, which `security` would cut into several commands.
+ */
 export function commandLine(args: string[]): string {
-  return args.map((a) => (/^-[A-Za-z]$/.test(a) || /^[\w-]+$/.test(a) ? a : quoteArg(a))).join(' ');
+  const line = args.map((a) => (/^-[A-Za-z]$/.test(a) || /^[\w-]+$/.test(a) ? a : quoteArg(a))).join(' ');
+  const bytes = Buffer.byteLength(line);
+  if (bytes > MAX_COMMAND_LINE) {
+    throw new TooLargeError(
+      `the ${args[0] ?? 'security'} command is ${bytes} bytes; security -i reads at most ${MAX_COMMAND_LINE} per command`,
+    );
+  }
+  return line;
 }
