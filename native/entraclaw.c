@@ -726,8 +726,15 @@ static napi_value js_peer_token(napi_env env, napi_callback_info info) {
     return throw_errno(env, errno, "getsockopt(LOCAL_PEERTOKEN)");
   }
   char path[PROC_PIDPATHINFO_MAXSIZE];
-  if (proc_pidpath_audittoken(&token, path, sizeof path) <= 0) {
-    return throw_errno(env, errno ? errno : ESRCH, "proc_pidpath_audittoken");
+  // macOS 11 added it; node-gyp builds for 10.15 (Node 20's floor), where the weak symbol is NULL and a
+  // call would crash the daemon: there every caller is refused instead.
+  if (__builtin_available(macOS 11.0, *)) {
+    errno = 0;
+    if (proc_pidpath_audittoken(&token, path, sizeof path) <= 0) {
+      return throw_errno(env, errno ? errno : ESRCH, "proc_pidpath_audittoken");
+    }
+  } else {
+    return throw_errno(env, ENOSYS, "proc_pidpath_audittoken");
   }
   napi_value obj, exe;
   napi_create_object(env, &obj);
