@@ -108,7 +108,8 @@ describe('entraclaw inject -i TEMPLATE -o FILE', () => {
     const toNull = join(out, 'null');
     symlinkSync('/dev/null', toNull);
     const toFd = join(out, 'stdout');
-    symlinkSync('/proc/self/fd/1', toFd);
+    // What /dev/stdout links to: on macOS, which has no /proc, /dev/fd/1.
+    symlinkSync(process.platform === 'linux' ? '/proc/self/fd/1' : '/dev/fd/1', toFd);
     for (const [target, isKind] of [
       [fifo, (s: Stats) => s.isFIFO()],
       [toNull, (s: Stats) => s.isSymbolicLink()],

@@ -746,7 +746,7 @@ describe('entraclaw run --mask', () => {
       await waitFor(() => existsSync(c), 'the command');
       const child = Number(readFileSync(c, 'utf8'));
       // Reaped means run has seen the exit: the signal comes after it.
-      await waitFor(() => !existsSync(`/proc/${child}`), 'run to reap the command');
+      await waitFor(() => processState(child) === undefined, 'run to reap the command');
       proc.kill('SIGTERM');
       const ended = await Promise.race([status, sleep(30_000).then(() => 'still running')]);
       expect(ended, stderr).toBe(3);
@@ -816,15 +816,26 @@ describe('entraclaw run --mask', () => {
   });
 });
 
-/** Whether process `pid` exists and is not a zombie. */
-function running(pid: number): boolean {
+/** Process `pid`'s state letter (Z: a zombie, not yet reaped), or undefined once it is gone. */
+function processState(pid: number): string | undefined {
+  // macOS has no /proc: ps says the same there.
+  if (process.platform !== 'linux') {
+    const ps = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
+    return ps.status === 0 ? ps.stdout.trim()[0] : undefined;
+  }
   try {
     // The state follows the command name, which is in parentheses and may itself hold spaces.
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2)[0];
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Whether process `pid` exists and is not a zombie. */
+function running(pid: number): boolean {
+  const state = processState(pid);
+  return state !== undefined && state !== 'Z';
 }
 
 /** Ends a process the test left behind, if it is still there. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeDirs, makeOwnDir } from '../../src/lib/make-dir.js';
+import { linuxOnly, requireOrSkip } from '../support/context.js';
 
 const root = mkdtempSync(join(tmpdir(), 'entraclaw-mkdir-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -21,7 +22,8 @@ describe('makeDirs', () => {
       expect(statSync(d).mode & 0o777).toBe(0o700);
   });
 
-  it('fails at once where mkdir(2) says ENOENT under an existing parent (procfs), instead of spinning', () => {
+  it('fails at once where mkdir(2) says ENOENT under an existing parent (procfs), instead of spinning', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('procfs'));
     expect(() => makeDirs('/proc/entraclaw-no-such/deeper', 0o755)).toThrow(
       expect.objectContaining({ code: 'ENOENT' }),
     );

@@ -12,7 +12,7 @@ import {
   readPassphraseFileAsync,
 } from '../../src/lib/passphrase.js';
 import type { StoreContext } from '../../src/store/types.js';
-import { tempContext } from '../support/context.js';
+import { linuxOnly, requireOrSkip, tempContext } from '../support/context.js';
 import { usageError } from '../support/errors.js';
 
 const VAULT = '/data/vault.ecv';
@@ -129,7 +129,8 @@ describe('passphrase sources', () => {
     expect(empty.hint).toContain('start the program that writes the passphrase first');
   });
 
-  it('a file that fails to read (EIO, as from a file system gone away) is a usage error naming it, not an internal error', () => {
+  it('a file that fails to read (EIO, as from a file system gone away) is a usage error naming it, not an internal error', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('/proc/self/mem'));
     // /proc/self/mem is a private regular file whose read at offset 0 (nothing mapped there) is EIO.
     const err = usageError(() => readPassphraseFile('/proc/self/mem', '--passphrase-file'));
     expect(err.message).toBe('cannot read passphrase file /proc/self/mem (from --passphrase-file): EIO');

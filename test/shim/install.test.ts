@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { isolatedEnv, runCli } from '../support/cli.js';
+import { linuxOnly, requireOrSkip } from '../support/context.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-shim-install-'));
 const env = isolatedEnv(dir);
@@ -73,13 +74,15 @@ describe('entraclaw shim install', () => {
     expect(readFileSync(file, 'utf8')).toBe('x');
   });
 
-  it('a directory that cannot be made (under /proc) is a usage error at once, not a spinning mkdir', () => {
+  it('a directory that cannot be made (under /proc) is a usage error at once, not a spinning mkdir', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('procfs'));
     const r = runCli(['shim', 'install', '/proc/entraclaw-no-such/bin'], env);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.stderr).toContain('cannot use /proc/entraclaw-no-such/bin as the shim directory (ENOENT)');
   });
 
-  it('a directory you cannot write in is the same usage error, naming no unrelated variable', () => {
+  it('a directory you cannot write in is the same usage error, naming no unrelated variable', (ctx) => {
+    requireOrSkip(ctx, linuxOnly('procfs'));
     // /proc/sys refuses writes even to root, as /usr/local/bin does to a user.
     const r = runCli(['shim', 'install', '/proc/sys'], env);
     expect(r.status, r.stderr).toBe(EXIT_CODES.usage);
