@@ -8,7 +8,7 @@ import { MASK_TEXT } from '../../src/inject/mask.js';
 import { shellQuote } from '../../src/lib/shell.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
-import { randomName } from '../support/context.js';
+import { linuxOnly, randomName, requireOrSkip } from '../support/context.js';
 
 // `entraclaw run` as a user meets it: the built CLI, a real encrypted-file vault in a throwaway home, and
 // real child processes that report what they saw. A canary stands in for every secret.
@@ -215,7 +215,8 @@ describe('entraclaw run: the child is the command', () => {
     expect(readFileSync(got, 'utf8')).toBe('INT\n');
   });
 
-  it('Ctrl-C on a terminal reaches the child once, not once from the tty and again from us', async () => {
+  it('Ctrl-C on a terminal reaches the child once, not once from the tty and again from us', async (ctx) => {
+    requireOrSkip(ctx, linuxOnly('util-linux script(1), whose -qfec BSD script lacks'));
     // `script` gives entraclaw and its child a real pty as their controlling terminal; a ^C written to it
     // makes the kernel send SIGINT to the whole foreground process group.
     const ready = scratch('ready');
@@ -253,7 +254,8 @@ describe('entraclaw run: the child is the command', () => {
     expect(viaShell.stdout.toString()).toBe('130\n');
   });
 
-  it('Ctrl-C stops a shell script at `entraclaw run`, as it stops it at the command run alone', async () => {
+  it('Ctrl-C stops a shell script at `entraclaw run`, as it stops it at the command run alone', async (ctx) => {
+    requireOrSkip(ctx, linuxOnly('util-linux script(1), whose -qfec BSD script lacks'));
     // A shell that got SIGINT while waiting goes on with its script when its child exited (130 = "handled
     // it"), and stops when the child died of SIGINT (bash's wait-and-cooperative-exit; dash does the same).
     const ready = scratch('ready');
