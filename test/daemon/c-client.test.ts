@@ -2,7 +2,7 @@
 // docs/protocol.md alone (no SDK). Compiled here with the system's cc and run against a real daemon:
 // approved, it is served its grant and refused the rest; an unapproved build of it is queued.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, canary, run, startBroker } from '../support/broker.js';
@@ -14,9 +14,12 @@ const hasCc = spawnSync('cc', ['--version']).status === 0;
 
 let b: Broker;
 let client: string;
+// The broker's directory as the daemon names programs in it: macOS's tmpdir (/var/folders) is a link.
+let home: string;
 beforeAll(async () => {
   b = await startBroker('entraclaw-c-client', [['demo.example.com', 'robot', TOKEN]]);
-  client = join(b.dir, 'demo-client');
+  home = realpathSync(b.dir);
+  client = join(home, 'demo-client');
   if (!hasCc) return;
   const cc = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', client, SOURCE], { encoding: 'utf8' });
   expect(cc.status, cc.stderr).toBe(0);
@@ -52,7 +55,7 @@ describe('the C demo client', () => {
 
   it('another build of it (different bytes) is not the approved client: queued, and served nothing', async (ctx) => {
     requireOrSkip(ctx, hasCc ? undefined : 'no C compiler (cc)');
-    const other = join(b.dir, 'demo-client-modified');
+    const other = join(home, 'demo-client-modified');
     copyFileSync(client, other);
     appendFileSync(other, Buffer.from([0]));
     const r = await run(other, [], { env: b.clientEnv });
@@ -65,12 +68,12 @@ describe('the C demo client', () => {
   it('approving one copy of a program drops the pending entries of its other copies, which it now serves', async (ctx) => {
     requireOrSkip(ctx, hasCc ? undefined : 'no C compiler (cc)');
     // A compiled program is its hash wherever it lives: the same bytes under two paths are one program.
-    const build = join(b.dir, 'demo-client-copy');
+    const build = join(home, 'demo-client-copy');
     copyFileSync(client, build);
     appendFileSync(build, Buffer.from('copy'));
     const copies = ['a', 'b'].map((d) => {
-      mkdirSync(join(b.dir, d));
-      const path = join(b.dir, d, 'demo-client');
+      mkdirSync(join(home, d));
+      const path = join(home, d, 'demo-client');
       copyFileSync(build, path);
       return path;
     });

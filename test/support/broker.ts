@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'vitest';
+import { resolvePaths } from '../../src/lib/paths.js';
 import { CLI, type CliResult, isolatedEnv, runCli } from './cli.js';
 
 // The real broker for end-to-end security tests: `entraclaw agent` in its own process on its own socket,
@@ -335,7 +336,8 @@ export async function startBroker(
     clientEnv,
     socket,
     pid: child.pid!,
-    stateDir: join(dir, 'state', 'entraclaw'),
+    // Where the daemon keeps it: on macOS ~/Library/Application Support/entraclaw, whatever XDG says.
+    stateDir: resolvePaths(env).state,
     process: child,
     stderr: () => stderr,
     transcripts,
