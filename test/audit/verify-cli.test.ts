@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
+import { resolvePaths } from '../../src/lib/paths.js';
 import { isolatedEnv, runCli } from '../support/cli.js';
 import { entry } from './fixtures.js';
 
@@ -11,7 +12,8 @@ import { entry } from './fixtures.js';
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-verify-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = isolatedEnv(dir);
-const path = join(dir, 'state', 'entraclaw', 'audit.jsonl');
+// Where the CLI reads it: XDG_STATE_HOME on Linux, ~/Library/Application Support on macOS.
+const path = join(resolvePaths(env).state, 'audit.jsonl');
 
 describe('entraclaw audit verify', () => {
   it('says where the kept chain starts once rotation has dropped the oldest lines', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { resolvePaths } from '../../src/lib/paths.js';
 import { NODE, nodeClientSource, run, waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
 import { randomName } from '../support/context.js';
@@ -20,7 +21,7 @@ const PASS = `tty-pass-${randomName('p')}`;
 /** A home of its own: no Secret Service, no passphrase file; the prompt is the only source. */
 function home() {
   const env = isolatedEnv(mkdtempSync(join(root, 'h-')), { DBUS_SESSION_BUS_ADDRESS: '', TERM: 'xterm' });
-  return { env, vault: join(env.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv') };
+  return { env, vault: join(resolvePaths(env).data, 'vault.ecv') };
 }
 
 /**

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { resolvePaths } from '../../src/lib/paths.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli, runCliInPty } from '../support/cli.js';
 import {
@@ -437,7 +438,7 @@ describe('entraclaw secret: bad input', () => {
       `${cred} (from --passphrase-file) is an encrypted systemd credential, not the passphrase`,
     );
     expect(r.stderr).toContain('LoadCredentialEncrypted=');
-    expect(existsSync(join(fresh.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+    expect(existsSync(join(resolvePaths(fresh).data, 'vault.ecv'))).toBe(false);
   });
 
   it('the past --expires-at warning comes only once the item is stored', () => {
@@ -746,7 +747,7 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
       const r = runCliInPty(set, e, [key]);
       expect(r.status, JSON.stringify(r.output)).toBe(status);
       expect(r.output).toContain('cancelled');
-      expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+      expect(existsSync(join(resolvePaths(e).data, 'vault.ecv'))).toBe(false);
     }
   });
 
@@ -764,7 +765,7 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
         'hint: leave out --from-file (or give --from-file -) to be asked for it with echo off',
       );
     }
-    expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+    expect(existsSync(join(resolvePaths(e).data, 'vault.ecv'))).toBe(false);
   });
 
   it('a confirmation that differs creates no vault', () => {
@@ -772,7 +773,7 @@ describe('entraclaw secret set at a terminal (a real pty)', () => {
     const r = runCliInPty(set, e, ['v\r', 'one\r', 'two\r']);
     expect(r.status).toBe(EXIT_CODES.usage);
     expect(r.output).toContain('the passphrases did not match');
-    expect(existsSync(join(e.XDG_DATA_HOME!, 'entraclaw', 'vault.ecv'))).toBe(false);
+    expect(existsSync(join(resolvePaths(e).data, 'vault.ecv'))).toBe(false);
   });
 });
 
