@@ -3,6 +3,7 @@ import { existsSync, lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig } from '../config/agent-config.js';
 import {
@@ -45,6 +46,8 @@ export interface ServiceCliOptions {
 interface Step {
   argv: string[];
   when?: string;
+  /** The manager finishes this after it returns: wait until the probe no longer finds the service. */
+  awaitGone?: true;
 }
 
 /** Where the service definition lives and how this platform's service manager is driven. */
@@ -108,7 +111,8 @@ function describeTarget(
       dirs: [paths.config, paths.data, launchdLogDir(home)],
       probe: ['launchctl', 'print', job],
       install: [
-        { argv: ['launchctl', 'bootout', job], when: 'already loaded' },
+        // bootout returns before the old job is gone; bootstrapping over it fails ("Bootstrap failed: 5").
+        { argv: ['launchctl', 'bootout', job], when: 'already loaded', awaitGone: true },
         { argv: ['launchctl', 'bootstrap', domain, file] },
       ],
       uninstall: [{ argv: ['launchctl', 'bootout', job], when: 'loaded' }],
@@ -242,6 +246,7 @@ async function install(t: Target, socket: string, opts: ServiceCliOptions): Prom
     if (step.when && (await run(t.probe)).status !== 0) continue;
     await manage(step.argv, t);
     ran.push(step.argv);
+    if (step.awaitGone) await gone(t.probe);
   }
   if (t.manager === 'systemd') await agentStarted(t, socket);
   if (opts.json)
@@ -254,6 +259,15 @@ async function install(t: Target, socket: string, opts: ServiceCliOptions): Prom
       socket,
     });
   process.stdout.write(`installed and started ${basename(t.file)}; clients connect to ${socket}\n`);
+}
+
+/** How long install waits for a service it stopped to be gone before starting the new one. */
+const GONE_WAIT_MS = 5_000;
+
+// Past the wait the next step runs anyway: its own error then says what the manager thinks.
+async function gone(probe: string[]): Promise<void> {
+  const deadline = Date.now() + GONE_WAIT_MS;
+  while ((await run(probe)).status === 0 && Date.now() < deadline) await delay(100);
 }
 
 /** How long install waits for the started agent to accept connections. */
@@ -280,7 +294,7 @@ async function agentStarted(t: Target, socket: string): Promise<void> {
         hint,
       );
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
 }
 
