@@ -12,10 +12,19 @@ if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
   );
   process.exit(1);
 }
-// npm passes its bundled node-gyp to install scripts; run directly (make), use that same copy.
-const bundled = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-const gyp = process.env.npm_config_node_gyp || (existsSync(bundled) ? bundled : undefined);
+// npm passes its bundled node-gyp to install scripts; run directly (make), use that same copy: beside
+// node's prefix, or (Homebrew, nvm with a separate npm) in the global root npm itself reports.
+const inNpm = (root) => join(root, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const bundled = () =>
+  [join(prefix, 'lib', 'node_modules'), globalRoot()]
+    .map((root) => root && inNpm(root))
+    .find((p) => p && existsSync(p));
+const gyp = process.env.npm_config_node_gyp || bundled();
 const [cmd, args] = gyp ? [process.execPath, [gyp]] : ['npx', ['--no-install', 'node-gyp']];
+function globalRoot() {
+  const r = spawnSync('npm', ['root', '-g'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
 const r = spawnSync(cmd, [...args, 'rebuild', `--nodedir=${nodedir}`], { stdio: 'inherit' });
 if (r.status !== 0) {
   // node-gyp's own output ends in a stack trace; say last, in one place, what the build needs.
