@@ -16,7 +16,7 @@ import type { Grant, GrantOperation } from '../policy/grant.js';
 import { decide, filterVisible, findClient, setOperation } from '../policy/match.js';
 import { recordPending } from '../policy/pending.js';
 import type { Policy } from '../policy/schema.js';
-import { isExpired, MAX_TEXT_BYTES, secretSetCommand } from '../store/item-rules.js';
+import { expiredDaemonHint, isExpired, MAX_TEXT_BYTES, secretSetCommand } from '../store/item-rules.js';
 import { forgetfulStoreNote } from '../store/select.js';
 import type { Item, Store } from '../store/types.js';
 import type { Confirmer } from './confirm.js';
@@ -383,8 +383,6 @@ async function serve(
   switch (request.op) {
     case 'get': {
       const item = await deps.store.get(request.service, request.account);
-      // For the hints of a miss only: not built on the path of every served get.
-      const setCommand = () => secretSetCommand(request.service, request.account);
       if (!item) {
         const forgotten = forgetfulStoreNote(deps.store.name);
         return finish(
@@ -392,7 +390,11 @@ async function serve(
             id,
             'not_found',
             `${itemName(request.service, request.account)} not found in ${deps.store.name}`,
-            forgotten ? { hint: `${forgotten}: the user can store it again with: ${setCommand()}` } : {},
+            forgotten
+              ? {
+                  hint: `${forgotten}: the user can store it again with: ${secretSetCommand(request.service, request.account)}`,
+                }
+              : {},
           ),
           'granted',
           'not found',
@@ -402,7 +404,7 @@ async function serve(
         item.value.fill(0);
         return finish(
           fail(id, 'expired', `${itemName(request.service, request.account)} expired at ${item.expiresAt}`, {
-            hint: `the user can refresh it with: ${setCommand()}; or ask again with allowExpired to read it anyway`,
+            hint: expiredDaemonHint(item),
           }),
           'granted',
           'expired',

@@ -5,6 +5,7 @@ import {
   lacksTimezone,
   MAX_TEXT_BYTES,
   readTimestamp,
+  spaceForT,
   withinFourDigitYears,
 } from '../store/item-rules.js';
 import { MAX_VALUE_BYTES } from '../store/types.js';
@@ -76,7 +77,9 @@ const isoTime = z.string().transform((s, ctx) => {
         ? 'must fall within the years 0000 to 9999 in UTC'
         : lacksTimezone(s)
           ? 'has no timezone: add Z (UTC) or an offset such as +02:00'
-          : 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z',
+          : spaceForT(s)
+            ? 'has a space between the date and the time: write a T there, e.g. 2026-12-31T23:59:00Z'
+            : 'must be an ISO-8601 time, e.g. 2026-12-31T23:59:00Z',
   });
   return z.NEVER;
 });

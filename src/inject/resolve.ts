@@ -1,6 +1,5 @@
 import { EntraclawError, NotFoundError } from '../errors.js';
-import { shellQuote } from '../lib/shell.js';
-import { assertFresh } from '../store/item-rules.js';
+import { assertFresh, secretSetCommand } from '../store/item-rules.js';
 import { elsewhereHint, forgetfulStoreNote, type Selection } from '../store/select.js';
 import type { Item } from '../store/types.js';
 import { formatReference, type Reference } from './reference.js';
@@ -12,9 +11,6 @@ import { formatReference, type Reference } from './reference.js';
  */
 export async function resolveReference(sel: Selection, ref: Reference, where?: string): Promise<Buffer> {
   const at = where ? `${where}: ` : '';
-  const names = [ref.service, ref.account];
-  // A name that starts with "-" would be read as an option: `--` first, so the hint works as pasted.
-  const refresh = `entraclaw secret set ${names.some((n) => n.startsWith('-')) ? '-- ' : ''}${names.map(shellQuote).join(' ')}`;
   for (const store of [...sel.readFirst, sel.store]) {
     let item: Item | undefined;
     try {
@@ -24,7 +20,10 @@ export async function resolveReference(sel: Selection, ref: Reference, where?: s
     } catch (err) {
       if (!(err instanceof EntraclawError)) throw err;
       // run and inject have no --allow-expired: an expired token handed to a tool only turns into a 401.
-      const hint = err.code === 'expired' ? `refresh it with: ${refresh}` : err.hint;
+      const hint =
+        err.code === 'expired' && item
+          ? `refresh it with: ${secretSetCommand(ref.service, ref.account, item)}`
+          : err.hint;
       throw new EntraclawError(err.code, `${at}${formatReference(ref)}: ${err.message}`, hint, {
         cause: err,
       });
@@ -35,6 +34,6 @@ export async function resolveReference(sel: Selection, ref: Reference, where?: s
   throw new NotFoundError(
     `${at}${formatReference(ref)} not found in ${sel.store.name}`,
     (await elsewhereHint(sel, ref.service, ref.account)) ??
-      `store it with: ${refresh}${forgotten ? ` (${forgotten})` : ''}`,
+      `store it with: ${secretSetCommand(ref.service, ref.account)}${forgotten ? ` (${forgotten})` : ''}`,
   );
 }

@@ -7,7 +7,7 @@ import { BrokerError, type Client, connect } from '../client/index.js';
 import { socketPath } from '../daemon/socket-path.js';
 import { resolvePaths } from '../lib/paths.js';
 import { grantSpecFor } from '../lib/percent.js';
-import { secretSetCommand } from '../store/item-rules.js';
+import { refreshCommandIn, secretSetCommand } from '../store/item-rules.js';
 import { exitCodeOf, type ShimOutput, ShimUsageError, shimOutput } from './output.js';
 
 /**
@@ -300,16 +300,21 @@ export function brokerProblem(
         message: err.message.includes(socket) ? err.message : `${err.message} (socket ${socket})`,
         hint: 'is the entraclaw daemon running? start it with `entraclaw agent` (or `entraclaw service install`), or set ENTRACLAW_SOCKET',
       };
-    case 'expired':
-      // The daemon's hint also offers allowExpired, which no shim command can ask for.
+    case 'expired': {
+      // The daemon's hint also offers allowExpired, which no shim command can ask for: only its command,
+      // which names the item read (a search by service alone reads items the query does not name) and
+      // keeps the token's kind and scope.
+      const command =
+        refreshCommandIn(err.hint) ??
+        (q.service !== undefined && q.account !== undefined
+          ? secretSetCommand(q.service, q.account)
+          : undefined);
       return {
         code: err.code,
         message: `entraclaw could not complete ${what}: ${err.message}`,
-        hint:
-          q.service !== undefined && q.account !== undefined
-            ? `refresh it with: ${secretSetCommand(q.service, q.account)}`
-            : 'refresh it with `entraclaw secret set`',
+        hint: command ? `refresh it with: ${command}` : 'refresh it with `entraclaw secret set`',
       };
+    }
     case 'locked':
       return {
         code: err.code,

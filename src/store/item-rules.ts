@@ -65,6 +65,15 @@ export function lacksTimezone(value: string): boolean {
 
 const TIME_HINT = 'use e.g. 2026-12-31T23:59:00Z';
 
+/**
+ * Whether `value` is a date and a time with spaces between them, as `date --rfc-3339=seconds` and Python's
+ * str(datetime) write it: refused (a space splits an unquoted argument, and ISO-8601 readers of other
+ * languages' clients want the T), but said as such rather than "not an ISO-8601 time".
+ */
+export function spaceForT(value: string): boolean {
+  return /^\d{4}-\d{2}-\d{2} +\d{2}:/.test(value);
+}
+
 /** Parses an ISO-8601 timestamp with a timezone into canonical UTC form, within the years 0000-9999. */
 export function parseTimestamp(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
@@ -92,13 +101,27 @@ export function readTimestamp(value: string, flag: string): string {
     // Read as local time it would mean another instant on another machine (the daemon's, a CI runner's).
     throw new UsageError(`${flag} "${value}" has no timezone`, 'add Z (UTC) or an offset such as +02:00');
   }
+  if (spaceForT(value)) {
+    const withT = value.replace(/ +/, 'T');
+    let fixed: string | undefined;
+    try {
+      readTimestamp(withT, flag);
+      fixed = withT;
+    } catch {
+      // The T alone does not make it right (no timezone, say): the generic example then.
+    }
+    throw new UsageError(
+      `${flag} "${value}" has a space between the date and the time`,
+      fixed ? `write a T there: ${fixed}` : `write a T there and a timezone, e.g. 2026-12-31T23:59:00Z`,
+    );
+  }
   const m =
     /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):?(\d{2})))?$/.exec(
       time,
     );
-  const ms = Date.parse(time);
-  if (!m || Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, TIME_HINT);
-  // Date.parse rolls 2030-02-30 over into March and takes 24:00; a date that does not exist is a typo.
+  if (!m) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, TIME_HINT);
+  // Date.parse rolls 2030-02-30 over into March and takes 24:00, and refuses 25:00 as if it were not a
+  // time at all; a date or time that does not exist is a typo, said as such either way.
   const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = m;
   // setUTCFullYear, not Date.UTC, which reads the years 0000-0099 as 1900-1999.
   const day = new Date(0);
@@ -113,6 +136,8 @@ export function readTimestamp(value: string, flag: string): string {
     Number(oh) < 24 &&
     Number(om) < 60;
   if (!real) throw new UsageError(`${flag} "${value}" is not a date and time that exists`, TIME_HINT);
+  const ms = Date.parse(time);
+  if (Number.isNaN(ms)) throw new UsageError(`${flag} "${value}" is not an ISO-8601 time`, TIME_HINT);
   return new Date(ms).toISOString();
 }
 
@@ -132,9 +157,41 @@ export function isExpired(meta: Pick<ItemMeta, 'expiresAt'>, now = Date.now()): 
   return Number.isNaN(at) || at <= now;
 }
 
-/** The command that stores service/account again, quoted for a shell: the hint for a missing or expired item. */
-export function secretSetCommand(service: string, account: string): string {
-  return `entraclaw secret set ${shellQuote(service)} ${shellQuote(account)}`;
+/**
+ * The command that stores service/account again, quoted for a shell: the hint for a missing or expired item.
+ * Given the item, it carries what a rotation must give again, since a set replaces the whole item: its kind,
+ * its scope, and an expiry to fill in (else the new token would be a password that never expires).
+ */
+export function secretSetCommand(
+  service: string,
+  account: string,
+  item?: Pick<ItemMeta, 'kind' | 'expiresAt' | 'scope'>,
+): string {
+  const flags = [
+    ...(item && item.kind !== 'password' ? ['--kind', item.kind] : []),
+    ...(item?.expiresAt !== undefined ? ['--expires-at', 'NEW_EXPIRY'] : []),
+    ...(item?.scope ? ['--scope', shellQuote(item.scope)] : []),
+  ];
+  const names = [shellQuote(service), shellQuote(account)];
+  // A name that starts with "-" would be read as an option: the options first, then `--`.
+  return service.startsWith('-') || account.startsWith('-')
+    ? ['entraclaw secret set', ...flags, '--', ...names].join(' ')
+    : ['entraclaw secret set', ...names, ...flags].join(' ');
+}
+
+const DAEMON_REFRESH = 'the user can refresh it with: ';
+const DAEMON_ALLOW_EXPIRED = '; or ask again with allowExpired to read it anyway';
+
+/** The daemon's hint for an expired item: the command that refreshes it, then allowExpired. */
+export function expiredDaemonHint(item: ItemMeta): string {
+  return `${DAEMON_REFRESH}${secretSetCommand(item.service, item.account, item)}${DAEMON_ALLOW_EXPIRED}`;
+}
+
+/** The refresh command in a daemon's expiredDaemonHint, for a client (a shim) that cannot ask allowExpired. */
+export function refreshCommandIn(hint: string | undefined): string | undefined {
+  return hint?.startsWith(DAEMON_REFRESH) && hint.endsWith(DAEMON_ALLOW_EXPIRED)
+    ? hint.slice(DAEMON_REFRESH.length, -DAEMON_ALLOW_EXPIRED.length)
+    : undefined;
 }
 
 /** Throws ExpiredError for an expired item unless the caller allows expired values. */
@@ -145,7 +202,7 @@ export function assertFresh(meta: ItemMeta, store: string, allowExpired: boolean
       : `expired at ${meta.expiresAt}`;
     throw new ExpiredError(
       `${itemName(meta.service, meta.account)} in ${store} ${when}`,
-      `refresh it with \`${secretSetCommand(meta.service, meta.account)}\`, or pass --allow-expired to read it anyway`,
+      `refresh it with \`${secretSetCommand(meta.service, meta.account, meta)}\`, or pass --allow-expired to read it anyway`,
     );
   }
 }

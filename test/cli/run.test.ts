@@ -398,7 +398,9 @@ describe('entraclaw run: nothing starts unless every reference resolves', () => 
     expect(r.stderr).toContain('expired');
     expect(r.stderr).not.toContain(CANARY);
     // run has no --allow-expired, so the hint must not offer it.
-    expect(r.stderr).toContain(`hint: refresh it with: entraclaw secret set ${SVC} old`);
+    expect(r.stderr).toContain(
+      `hint: refresh it with: entraclaw secret set ${SVC} old --kind token --expires-at NEW_EXPIRY\n`,
+    );
     expect(r.stderr).not.toContain('--allow-expired');
   });
 

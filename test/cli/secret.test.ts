@@ -105,6 +105,11 @@ for (const store of stores) {
       expect(get.stdout.length).toBe(0);
       expect(get.stderr).toContain(`${service}/tok`);
       expect(get.stderr).toContain('--allow-expired');
+      // Followed as given, the refresh keeps the token a token with its scope and an expiry (a set
+      // replaces the whole item): `entraclaw secret set S tok` alone would store a password forever.
+      expect(get.stderr).toContain(
+        `refresh it with \`entraclaw secret set ${service} tok --kind token --expires-at NEW_EXPIRY --scope repo\``,
+      );
       expect(get.stderr).not.toContain(CANARY);
       expect(runCli(['secret', 'get', service, 'tok', '--allow-expired', ...s], env).stdout.toString()).toBe(
         CANARY,
@@ -249,6 +254,26 @@ describe('entraclaw secret: bad input', () => {
     expect(bad.stderr).toContain('--expires-at');
     expect(bad.stderr).not.toContain(CANARY);
     expect(runCli(['secret', 'set', 'svc'], env).status).toBe(2);
+    // `--expires-at "$(date --rfc-3339=seconds)"`: what to write instead, ready to paste.
+    const spaced = runCli(
+      [
+        'secret',
+        'set',
+        'svc',
+        'acct',
+        '--store',
+        'encrypted-file',
+        '--expires-at',
+        '2030-06-01 12:00:00+02:00',
+      ],
+      env,
+      CANARY,
+    );
+    expect(spaced.status).toBe(EXIT_CODES.usage);
+    expect(spaced.stderr.toString()).toBe(
+      'entraclaw: --expires-at "2030-06-01 12:00:00+02:00" has a space between the date and the time\n' +
+        '  hint: write a T there: 2030-06-01T12:00:00+02:00\n',
+    );
     expect(runCli(['secret', 'get', 'svc', 'acct', '--store', 'nope'], env).stderr).toContain('valid stores');
     expect(
       runCli(['secret', 'set', 'svc', 'acct', '--store', 'encrypted-file', '--kind', 'bogus'], env, 'x')

@@ -475,6 +475,8 @@ for (const c of conns) c.close();
         'token',
         '--expires-at',
         '2020-01-01',
+        '--scope',
+        'repo read:org',
       ],
       stale,
     );
@@ -484,7 +486,7 @@ for (const c of conns) c.close();
     const r = await b.node(reader, ['get', SVC, 'stale']);
     refused(r, 'expired', /^api\.example\.com\/stale expired at 2020-01-01T00:00:00\.000Z$/);
     expect(r.result.hint).toBe(
-      'the user can refresh it with: entraclaw secret set api.example.com stale; or ask again with allowExpired to read it anyway',
+      "the user can refresh it with: entraclaw secret set api.example.com stale --kind token --expires-at NEW_EXPIRY --scope 'repo read:org'; or ask again with allowExpired to read it anyway",
     );
     expect(`${r.stdout}${r.stderr}`).not.toContain(stale);
   }, 30_000);

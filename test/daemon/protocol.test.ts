@@ -157,6 +157,11 @@ describe('parseRequest', () => {
       /expiresAt.*has no timezone: add Z \(UTC\) or an offset/,
     ],
     [
+      'an expiresAt with a space for the T',
+      { id: 1, op: 'set', service: 's', account: 'a', expiresAt: '2026-12-31 23:59:00+00:00' },
+      /expiresAt.*has a space between the date and the time: write a T there/,
+    ],
+    [
       'an expiresAt an offset carries past the year 9999',
       { id: 1, op: 'set', service: 's', account: 'a', expiresAt: '9999-12-31T23:59:59-01:00' },
       /expiresAt.*must fall within the years 0000 to 9999 in UTC/,

@@ -774,6 +774,8 @@ describe.skipIf(!inTestSession)(
             'token',
             '--expires-at',
             '2020-01-01T00:00:00Z',
+            '--scope',
+            'repo read:org',
           ],
           'stale-token',
         );
@@ -783,7 +785,8 @@ describe.skipIf(!inTestSession)(
         expect(r.stderr.toString()).toContain(`security: entraclaw could not complete read of "${S}/stale"`);
         expect(r.stderr.toString()).toContain('expired at 2020-01-01T00:00:00.000Z');
         // What to do about it: the audit log it pointed at only repeats that it expired.
-        const refresh = `refresh it with: entraclaw secret set ${S} stale`;
+        // The daemon's command, which keeps the token's kind and scope (a set replaces the whole item).
+        const refresh = `refresh it with: entraclaw secret set ${S} stale --kind token --expires-at NEW_EXPIRY --scope 'repo read:org'\n`;
         expect(r.stderr.toString()).toContain(refresh);
         expect(r.stderr.toString()).not.toContain('entraclaw audit');
         expect((await sec(['find-generic-password', '-s', S, '-a', 'stale'])).status).toBe(0);
@@ -791,6 +794,10 @@ describe.skipIf(!inTestSession)(
         expect(lookup.status).toBe(1);
         expect(lookup.stderr.toString()).toContain('expired at 2020-01-01T00:00:00.000Z');
         expect(lookup.stderr.toString()).toContain(refresh);
+        // A search by service alone reads an item the query does not name: the hint names it all the same.
+        const search = await st(['search', '--all', 'service', S]);
+        expect(search.status).toBe(1);
+        expect(search.stderr.toString()).toContain(refresh);
         expect((await real(['lookup', 'service', S, 'account', 'stale'])).stdout.toString()).toBe(
           'stale-token',
         );

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { assertFresh, assertItemName, isExpired, parseTimestamp } from '../../src/store/item-rules.js';
+import {
+  assertFresh,
+  assertItemName,
+  isExpired,
+  parseTimestamp,
+  secretSetCommand,
+} from '../../src/store/item-rules.js';
 import { usageError } from '../support/errors.js';
 
 describe('parseTimestamp (--expires-at, expires_at)', () => {
@@ -46,6 +52,26 @@ describe('parseTimestamp (--expires-at, expires_at)', () => {
       );
     },
   );
+
+  it.each([['2026-12-31T25:00:00Z'], ['2026-12-31T23:59:61Z']])(
+    '%s, a time Date.parse does not take at all, is said not to exist',
+    (input) => {
+      expect(usageError(() => parseTimestamp(input, '--expires-at')).message).toBe(
+        `--expires-at "${input}" is not a date and time that exists`,
+      );
+    },
+  );
+
+  it.each([
+    // `date --rfc-3339=seconds`, Python's str(datetime): the space RFC 3339 lets applications use.
+    ['2026-12-31 23:59:00+00:00', 'write a T there: 2026-12-31T23:59:00+00:00'],
+    ['2026-12-31  23:59Z', 'write a T there: 2026-12-31T23:59Z'],
+    ['2026-12-31 23:59:00', 'write a T there and a timezone, e.g. 2026-12-31T23:59:00Z'],
+  ])('"%s", with a space for the T, is refused saying so', (input, hint) => {
+    const e = usageError(() => parseTimestamp(input, '--expires-at'));
+    expect(e.message).toBe(`--expires-at "${input}" has a space between the date and the time`);
+    expect(e.hint).toBe(hint);
+  });
 
   it('a time without a timezone is refused for that reason', () => {
     const e = usageError(() => parseTimestamp('2030-01-01T00:00:00', '--expires-at'));
@@ -109,8 +135,17 @@ describe('isExpired / assertFresh', () => {
     expect(() => assertFresh(item, 'encrypted-file', false, now)).toThrow(
       expect.objectContaining({
         message: "my api%2Fv2/o'brien in encrypted-file expired at 2026-01-01T00:00:00Z",
-        hint: `refresh it with \`entraclaw secret set 'my api/v2' 'o'\\''brien'\`, or pass --allow-expired to read it anyway`,
+        hint: `refresh it with \`entraclaw secret set 'my api/v2' 'o'\\''brien' --kind token --expires-at NEW_EXPIRY\`, or pass --allow-expired to read it anyway`,
       }),
     );
+  });
+
+  it('the set command keeps kind and scope, and puts options before `--` when a name starts with "-"', () => {
+    const item = { ...meta('2026-01-01T00:00:00Z'), service: '-svc', scope: "repo it's" };
+    expect(secretSetCommand(item.service, item.account, item)).toBe(
+      `entraclaw secret set --kind token --expires-at NEW_EXPIRY --scope 'repo it'\\''s' -- -svc a`,
+    );
+    expect(secretSetCommand('s', '-a')).toBe('entraclaw secret set -- s -a');
+    expect(secretSetCommand('s', 'a', { kind: 'password' })).toBe('entraclaw secret set s a');
   });
 });
