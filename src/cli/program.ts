@@ -57,6 +57,9 @@ function commanderMessage(text: string): string {
 // What to do instead, for the argument mistakes a newcomer is likely to make: the value of `secret set`
 // (which must never be in argv), SERVICE/ACCOUNT as one word, and the template of `inject` (it takes -i).
 function commanderHint(text: string): string {
+  if (/too many arguments for 'set'/.test(text) && splitExpiry(process.argv.slice(2))) {
+    return 'a time in --expires-at joins its date with T, not a space (2026-12-31T23:59:00Z): unquoted, the time became an extra argument';
+  }
   if (/too many arguments for 'set'/.test(text)) {
     return 'the value is never an argument (every process of yours can read argv): pipe it on stdin (printf %s "$VALUE" | entraclaw secret set SERVICE ACCOUNT), use --from-file FILE, or type it at the prompt';
   }
@@ -77,6 +80,17 @@ function commanderHint(text: string): string {
     return 'a SERVICE or ACCOUNT that starts with "-" goes after --, e.g. entraclaw secret get -- -name ACCOUNT; otherwise run the command with --help for its usage';
   }
   return 'run the command with --help for its usage';
+}
+
+/** Whether argv has `--expires-at DATE TIME`: a date alone, then a word that reads as a time of day. */
+function splitExpiry(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const args = end < 0 ? argv : argv.slice(0, end);
+  return args.some((a, i) => {
+    const date = a === '--expires-at' ? args[i + 1] : a.startsWith('--expires-at=') ? a.slice(13) : undefined;
+    const next = a === '--expires-at' ? args[i + 2] : args[i + 1];
+    return /^\d{4}-\d{2}-\d{2}$/.test(date ?? '') && /^\d{1,2}:\d{2}/.test(next ?? '');
+  });
 }
 
 /** Whether argv runs a command whose arguments are a SERVICE and an ACCOUNT (secret set/get/rm). */

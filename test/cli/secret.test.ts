@@ -293,6 +293,15 @@ describe('entraclaw secret: bad input', () => {
       expect(one.status).toBe(EXIT_CODES.usage);
       expect(one.stderr).toContain('hint: give the service and the account as two arguments: github.com me');
     }
+    // `--expires-at 2030-06-01 12:00Z` unquoted: the time is the third argument, not a value.
+    for (const split of [
+      ['--expires-at', '2030-06-01', '12:00Z'],
+      ['--expires-at=2030-06-01', '12:00:00+02:00'],
+    ]) {
+      const r = runCli(['secret', 'set', '--store', 'encrypted-file', ...split, 'svc', 'acct'], env, 'x');
+      expect(r.status).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toContain('hint: a time in --expires-at joins its date with T, not a space');
+    }
     const inject = runCli(['inject', 'config.tmpl'], env);
     expect(inject.status).toBe(EXIT_CODES.usage);
     expect(inject.stderr).toContain('hint: give the template with -i FILE (or on stdin)');
