@@ -23,6 +23,7 @@ import {
   linuxOnly,
   randomName,
   requireOrSkip,
+  rootOnly,
 } from '../support/context.js';
 
 // The CLI as a user meets it: real processes, real stores, and a canary that must never leak.
@@ -340,8 +341,9 @@ describe('entraclaw secret: bad input', () => {
     const cases: [string, RegExp][] = [
       ['', /--from-file was given an empty path/],
       [join(dir, 'no-such-file'), /cannot read .*no-such-file: ENOENT/],
-      // Opens fine, then every read fails (EIO): the file's fault, not an internal error.
-      ['/proc/self/mem', /cannot read \/proc\/self\/mem: EIO/],
+      // Opens fine (mode 0444, for any user), then every read fails (EINVAL: lo has no link speed): the
+      // file's fault, not an internal error. Not /proc/self/mem: the CLI is not dumpable, so only root opens it.
+      ['/sys/class/net/lo/speed', /cannot read \/sys\/class\/net\/lo\/speed: EINVAL/],
     ];
     for (const [file, message] of cases) {
       const r = runCli(
@@ -459,7 +461,8 @@ describe('entraclaw secret: bad input', () => {
       ctx,
       enc.status === 0
         ? undefined
-        : `systemd-creds encrypt --with-key=host fails here: ${(enc.stderr || enc.error?.message || '').trim()}`,
+        : (rootOnly('systemd-creds encrypt --with-key=host (the host key is readable by root alone)') ??
+            `systemd-creds encrypt --with-key=host fails here: ${(enc.stderr || enc.error?.message || '').trim()}`),
     );
     chmodSync(cred, 0o600);
     const r = runCli(

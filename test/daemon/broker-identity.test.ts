@@ -32,7 +32,7 @@ import {
   startBroker,
   waitFor,
 } from '../support/broker.js';
-import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
+import { brokerClientsMissing, describeIfProvided, requireOrSkip, rootOnly } from '../support/context.js';
 
 // Who is asking, as the kernel says: modified binaries, injected interpreters, other uids, and
 // connections that change hands (SCM_RIGHTS, fork + exec, PID reuse). Real processes on a real daemon.
@@ -637,31 +637,37 @@ describeIfProvided('script approvals', brokerClientsMissing, () => {
   }, 30_000);
 });
 
-describeIfProvided('another uid', brokerClientsMissing, () => {
-  it('is closed before a byte is read, even with a 0666 socket in a 0755 dir, and audited', async () => {
-    const runtime = join(b.dir, 'run');
-    const sockDir = join(runtime, 'entraclaw');
-    for (const d of [b.dir, runtime, sockDir]) chmodSync(d, 0o755);
-    chmodSync(b.socket, 0o666);
-    const script = b.file('other-uid.py', OTHER_UID_PY);
-    try {
-      const r = await run(PYTHON, [script, b.socket], {
-        uid: 65534,
-        gid: 65534,
-        cwd: '/',
-        env: { PATH: '/usr/bin:/bin' },
-      });
-      expect(r.result, r.stderr).toMatchObject({ connected: true, reply_bytes: 0 });
-    } finally {
-      chmodSync(b.socket, 0o600);
-      for (const d of [sockDir, runtime, b.dir]) chmodSync(d, 0o700);
-    }
-    const audit = JSON.parse(b.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as Array<
-      Record<string, unknown>
-    >;
-    expect(audit).toContainEqual(expect.objectContaining({ op: 'connect', decision: 'denied', uid: 65534 }));
-  }, 30_000);
-});
+describeIfProvided(
+  'another uid',
+  brokerClientsMissing ?? rootOnly('connecting as another uid (nobody)'),
+  () => {
+    it('is closed before a byte is read, even with a 0666 socket in a 0755 dir, and audited', async () => {
+      const runtime = join(b.dir, 'run');
+      const sockDir = join(runtime, 'entraclaw');
+      for (const d of [b.dir, runtime, sockDir]) chmodSync(d, 0o755);
+      chmodSync(b.socket, 0o666);
+      const script = b.file('other-uid.py', OTHER_UID_PY);
+      try {
+        const r = await run(PYTHON, [script, b.socket], {
+          uid: 65534,
+          gid: 65534,
+          cwd: '/',
+          env: { PATH: '/usr/bin:/bin' },
+        });
+        expect(r.result, r.stderr).toMatchObject({ connected: true, reply_bytes: 0 });
+      } finally {
+        chmodSync(b.socket, 0o600);
+        for (const d of [sockDir, runtime, b.dir]) chmodSync(d, 0o700);
+      }
+      const audit = JSON.parse(b.cli(['audit', '--json', '--tail', '1000']).stdout.toString()) as Array<
+        Record<string, unknown>
+      >;
+      expect(audit).toContainEqual(
+        expect.objectContaining({ op: 'connect', decision: 'denied', uid: 65534 }),
+      );
+    }, 30_000);
+  },
+);
 
 describeIfProvided('another user namespace', brokerClientsMissing, () => {
   it('an approved program that entered a user namespace of its own (a sandbox, a container) is refused', async () => {
@@ -724,7 +730,8 @@ describeIfProvided('connections that change hands', brokerClientsMissing, () => 
     expect(forked!.code).toBe('pending');
   }, 30_000);
 
-  it('(c) the connecting process exits, its pid goes to an approved program; the fd holder gets no secret', async () => {
+  it('(c) the connecting process exits, its pid goes to an approved program; the fd holder gets no secret', async (ctx) => {
+    requireOrSkip(ctx, rootOnly('recycling a pid on purpose (writing /proc/sys/kernel/ns_last_pid)'));
     const go = join(b.dir, 'reuse.go');
     const out = join(b.dir, 'reuse.out');
     const first = await b.python(holderPy, ['fork-exit', SVC, 'acct', go, out]);

@@ -18,7 +18,13 @@ import {
   waitFor,
 } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
-import { brokerClientsMissing, describeIfProvided, randomName } from '../support/context.js';
+import {
+  brokerClientsMissing,
+  describeIfProvided,
+  randomName,
+  requireOrSkip,
+  rootOnly,
+} from '../support/context.js';
 
 // Approval, grants and audit against the real daemon: each client is its own node process on the TS SDK,
 // each approval a real CLI run editing the policy file the running daemon reloads.
@@ -657,14 +663,20 @@ describeIfProvided('secrets never leak', brokerClientsMissing, () => {
     }
     const places: Record<string, string> = {
       ...secretFreePlaces(b),
-      'daemon argv and environment': ['cmdline', 'environ']
-        .map((f) => readFileSync(`/proc/${b.pid}/${f}`, 'latin1'))
-        .join('\n'),
+      'daemon argv': readFileSync(`/proc/${b.pid}/cmdline`, 'latin1'),
       vault: readFileSync(join(b.dir, 'data', 'entraclaw', 'vault.ecv'), 'latin1'),
     };
     // The checks are not vacuous: the daemon logged and audited this file's requests.
     expect(places['daemon stderr']).toMatch(/listening/);
     expect(places['state and config files']).toContain('"decision":"granted"');
     expectNoSecret(places, [ALICE, BOB, OTHER, WRITTEN]);
+  });
+
+  it('no canary in the daemon environment', (ctx) => {
+    // The daemon is not dumpable: /proc/PID/environ is closed to its own user, as to any program of theirs.
+    requireOrSkip(ctx, rootOnly("reading the non-dumpable daemon's /proc/PID/environ"));
+    const environ = readFileSync(`/proc/${b.pid}/environ`, 'latin1');
+    expect(environ).toContain('ENTRACLAW_PASSPHRASE_FILE=');
+    expectNoSecret({ 'daemon environment': environ }, [ALICE, BOB, OTHER, WRITTEN]);
   });
 });

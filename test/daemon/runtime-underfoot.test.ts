@@ -31,7 +31,7 @@ import {
   waitFor,
 } from '../support/broker.js';
 import { runCli } from '../support/cli.js';
-import { brokerClientsMissing, describeIfProvided } from '../support/context.js';
+import { brokerClientsMissing, describeIfProvided, rootOnly } from '../support/context.js';
 
 // The runtime and state directories changing under a running agent, as a user who keeps it up for weeks sees it: its
 // socket deleted by systemd-tmpfiles or a careless rm, the whole directory emptied at a logout. Real
@@ -195,7 +195,8 @@ const smallMissing =
   brokerClientsMissing ??
   (mounted?.status === 0
     ? undefined
-    : `cannot mount a 64k tmpfs here (${(mounted?.stderr || mounted?.error?.message || '').trim()}); needs root`);
+    : (rootOnly('mounting a 64k tmpfs to fill') ??
+      `cannot mount a 64k tmpfs here: ${(mounted?.stderr || mounted?.error?.message || '').trim()}`));
 // At the file's end, after the suite's own afterAll has stopped its agent: also when a filter skipped it.
 afterAll(() => {
   if (mounted?.status === 0) spawnSync('umount', [SMALL]);

@@ -959,16 +959,13 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
 
 // Unprivileged bwrap runs the command one user namespace below the one it reports (it maps root first,
 // to mount /dev/pts): the broker must serve that nested namespace too. Root's bwrap makes only one, so
-// this runs the sandbox as another, unprivileged uid.
+// as root this runs the sandbox as another, unprivileged uid (nobody); as an ordinary user, as that user.
 describeIfProvided(
   'entraclaw sandbox run by an unprivileged user',
-  !linux || !haveBwrap
-    ? missing
-    : process.getuid?.() !== 0
-      ? 'needs root, to run the sandbox as another (unprivileged) uid'
-      : undefined,
+  !linux || !haveBwrap ? missing : undefined,
   () => {
-    const USER = 65534;
+    const USER = process.getuid?.() === 0 ? 65534 : process.getuid!();
+    const GROUP = process.getuid?.() === 0 ? 65534 : process.getgid!();
     const dir = mkdtempSync('/var/tmp/entraclaw-sandbox-user-');
     // A copy of the build that user can read (the checkout may be in root's 0700 home).
     const build = readableBuild();
@@ -990,14 +987,14 @@ describeIfProvided(
         profile,
         '[credential_access]\nservices = ["svc"]\naccounts = ["*"]\noperations = ["read"]\n',
       );
-      spawnSync('chown', ['-R', `${USER}:${USER}`, dir]);
+      spawnSync('chown', ['-R', `${USER}:${GROUP}`, dir]);
       const as = (args: string[], input = '') => {
         const r = spawnSync(process.execPath, ['--', build.cli, ...args], {
           env,
           input,
           cwd: join(dir, 'project'),
           uid: USER,
-          gid: USER,
+          gid: GROUP,
           timeout: 60_000,
         });
         return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
@@ -1040,7 +1037,7 @@ describeIfProvided(
           cwd: dir,
           env: { ...noPass, NODE: process.execPath, CLI: build.cli, PROFILE: profile, PASS: passFile },
           uid: USER,
-          gid: USER,
+          gid: GROUP,
           timeout: 60_000,
         },
       );
@@ -1057,8 +1054,8 @@ describeIfProvided(
       mkdirSync(home, { mode: 0o700 });
       for (const d of ['home', 'run', 'project']) mkdirSync(join(home, d), { mode: 0o700 });
       writeFileSync(join(home, 'pass'), 'hardened sandbox passphrase\n', { mode: 0o600 });
-      spawnSync('chown', [`${USER}:${USER}`, dir]);
-      spawnSync('chown', ['-R', `${USER}:${USER}`, home]);
+      spawnSync('chown', [`${USER}:${GROUP}`, dir]);
+      spawnSync('chown', ['-R', `${USER}:${GROUP}`, home]);
       const set = spawnSync(
         process.execPath,
         ['--', build.cli, 'secret', 'set', 'svc', 'me', '--store', 'encrypted-file'],
@@ -1066,7 +1063,7 @@ describeIfProvided(
           env,
           input: randomName('v'),
           uid: USER,
-          gid: USER,
+          gid: GROUP,
         },
       );
       expect(set.status, set.stderr.toString()).toBe(0);
@@ -1079,7 +1076,7 @@ describeIfProvided(
             'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(16,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())\ntry:\n open("/proc/%s/environ"%sys.argv[1],"rb").read(1); print("read")\nexcept OSError: print("refused")',
             String(pid),
           ],
-          { encoding: 'utf8', uid: USER, gid: USER },
+          { encoding: 'utf8', uid: USER, gid: GROUP },
         );
         return r.stdout.trim().split('\n');
       };
@@ -1088,7 +1085,7 @@ describeIfProvided(
           env,
           cwd: join(home, 'project'),
           uid: USER,
-          gid: USER,
+          gid: GROUP,
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         onTestFinished(() => {

@@ -6,7 +6,7 @@ import type { EntraclawError } from '../../src/errors.js';
 import { backendFor } from '../../src/store/registry.js';
 import { credentialName } from '../../src/store/systemd-creds.js';
 import type { Store, StoreName } from '../../src/store/types.js';
-import { inTestSession, randomName, requireOrSkip, tempContext } from '../support/context.js';
+import { inTestSession, randomName, requireOrSkip, rootOnly, tempContext } from '../support/context.js';
 
 // One contract, every store on this machine (after keyring-rs): the same cases, random names, cleanup.
 // Under `make test` (scripts/with-keyring.sh) every Linux store must be usable: an unavailable one fails
@@ -201,7 +201,8 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
       ctx,
       enc.status === 0
         ? undefined
-        : `systemd-creds encrypt --with-key=host fails here (it needs root): ${(enc.stderr || enc.error?.message || '').trim()}`,
+        : (rootOnly('systemd-creds encrypt --with-key=host (the host key is readable by root alone)') ??
+            `systemd-creds encrypt --with-key=host fails here: ${(enc.stderr || enc.error?.message || '').trim()}`),
     );
     const dec = spawnSync('systemd-creds', ['decrypt', `--name=${name}`, sealed, join(creds.dir, name)], {
       encoding: 'utf8',
@@ -224,7 +225,8 @@ describe('store contract: systemd-creds (read side, real credentials directory)'
       ctx,
       enc.status === 0
         ? undefined
-        : `systemd-creds encrypt --with-key=host fails here (it needs root): ${(enc.stderr || enc.error?.message || '').trim()}`,
+        : (rootOnly('systemd-creds encrypt --with-key=host (the host key is readable by root alone)') ??
+            `systemd-creds encrypt --with-key=host fails here: ${(enc.stderr || enc.error?.message || '').trim()}`),
     );
     // The same credential as bytes, as LoadCredentialEncrypted= also takes it.
     creds.put(names.bin, Buffer.from(readFileSync(join(creds.dir, names.b64), 'latin1'), 'base64'));

@@ -38,20 +38,38 @@ export const inTestSession = Boolean(process.env.ENTRACLAW_IN_TEST_SESSION);
 
 /**
  * True when CI runs `make test` (CI=true) on Linux: that machine is set up to run every test (the Makefile
- * installs DEB_PKGS, it runs as root), so there a missing prerequisite is a failure, not a skip. On macOS
- * the Linux prerequisites (bubblewrap, keyctl, systemd) cannot be had, so they skip with their reason.
+ * installs DEB_PKGS), so there a missing prerequisite is a failure, not a skip. On macOS the Linux
+ * prerequisites (bubblewrap, keyctl, systemd) cannot be had, so they skip with their reason; and as an
+ * ordinary user the few tests that need root (see rootOnly) skip with theirs.
  */
 export const inCI = process.platform === 'linux' && ['true', '1'].includes(process.env.CI ?? '');
 
+/** What a test lacks: a prerequisite the machine could be given (a string), or root (see rootOnly). */
+export type Missing = string | { needsRoot: string };
+
+const uid = process.getuid?.();
+
+/**
+ * Undefined as root; otherwise why `what` cannot run as this ordinary user (another uid, a mount, the
+ * host's credential key, a kernel setting). No package or setting gives an ordinary user those, so such a
+ * test skips with this reason even under CI; run the suite as root (as CI does) to run it.
+ */
+export function rootOnly(what: string): Missing | undefined {
+  return uid === 0 || uid === undefined
+    ? undefined
+    : { needsRoot: `${what}: that needs root, and this suite runs as uid ${uid}` };
+}
+
 /**
  * Stops a test whose environment lacks what it tests (`missing` says what, or is undefined when nothing is):
- * under CI it fails, naming it; elsewhere it is skipped with that reason. Never a silent green pass.
+ * under CI it fails, naming it, unless all it lacks is root; elsewhere it is skipped with that reason.
+ * Never a silent green pass.
  */
-export function requireOrSkip(ctx: TestContext, missing: string | undefined): void {
+export function requireOrSkip(ctx: TestContext, missing: Missing | undefined): void {
   if (missing === undefined) return;
-  if (inCI)
+  if (typeof missing === 'string' && inCI)
     throw new Error(`${missing}: under CI (CI=true) every test must run, so this fails instead of skipping`);
-  ctx.skip(missing);
+  ctx.skip(typeof missing === 'string' ? missing : missing.needsRoot);
 }
 
 /** Why a test of `what` cannot run on this platform (it needs Linux), or undefined on Linux. */
@@ -68,7 +86,7 @@ export const brokerClientsMissing = linuxOnly(
 );
 
 /** `describe(title, fn)` when nothing is `missing`; otherwise a single test of that title that requireOrSkip stops. */
-export function describeIfProvided(title: string, missing: string | undefined, fn: () => void): void {
+export function describeIfProvided(title: string, missing: Missing | undefined, fn: () => void): void {
   if (missing === undefined) describe(title, fn);
   else it(title, (ctx) => requireOrSkip(ctx, missing));
 }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from './broker.js';
+import { type Missing, rootOnly } from './context.js';
 
 const SYSTEMD = '/lib/systemd/systemd';
 
@@ -19,10 +20,12 @@ export interface UserManager {
  * Why no private user manager can be started here, or undefined where one can: it takes root (mount and
  * cgroup namespaces, cgroup directories) and systemd's binary.
  */
-export function userManagerMissing(): string | undefined {
+export function userManagerMissing(): Missing | undefined {
   if (process.platform !== 'linux') return `a systemd user manager needs Linux (this is ${process.platform})`;
-  if (process.getuid?.() !== 0)
-    return 'starting a private systemd --user takes root (a mount and a cgroup namespace, cgroup directories)';
+  const notRoot = rootOnly(
+    'starting a private systemd --user (a mount and a cgroup namespace, cgroup directories)',
+  );
+  if (notRoot) return notRoot;
   if (!existsSync(SYSTEMD)) return `no ${SYSTEMD} (systemd is not installed)`;
   for (const tool of ['unshare', 'systemctl', 'systemd-creds']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not on PATH`;
