@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BrokerError, connect } from '../../src/client/index.js';
 import { isolatedEnv, runCli } from '../support/cli.js';
+import { requireOrSkip, rootOnly } from '../support/context.js';
 
 // Another user who can write where the SDK looks for the daemon (a /tmp fallback they made first, a shared
 // --socket directory) can listen there. The SDK asks the kernel who serves the socket and sends nothing
 // to anyone but its own user: not the hello, and never a set's value.
-const root = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-sdk-foreign-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -25,7 +25,8 @@ net.createServer((s) => {
 `;
 
 describe('connect() to a socket another user serves', () => {
-  it.skipIf(!root)('refuses it before sending a byte, naming the uid behind it', async () => {
+  it('refuses it before sending a byte, naming the uid behind it', async (ctx) => {
+    requireOrSkip(ctx, rootOnly('a server running as another uid'));
     const shared = join(dir, 'shared');
     mkdirSync(shared);
     chmodSync(dir, 0o755);

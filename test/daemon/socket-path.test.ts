@@ -21,7 +21,7 @@ import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { maxSocketPath, preparePrivateDir } from '../../src/daemon/socket-path.js';
 import { waitFor } from '../support/broker.js';
 import { CLI, isolatedEnv, runCli } from '../support/cli.js';
-import { describeIfProvided, linuxOnly } from '../support/context.js';
+import { describeIfProvided, linuxOnly, requireOrSkip, rootOnly } from '../support/context.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'entraclaw-socket-path-'));
 const pass = join(dir, 'pass');
@@ -110,19 +110,17 @@ describeIfProvided('entraclaw agent on its default socket', linuxOnly('XDG_RUNTI
   const run = (runtime: string) =>
     runCli(['agent', '--store', 'encrypted-file'], { ...env, XDG_RUNTIME_DIR: runtime });
 
-  it.skipIf(process.getuid?.() !== 0)(
-    'refuses a runtime directory another user owns (they could swap the socket clients look for)',
-    () => {
-      const foreign = join(dir, 'foreign-run');
-      mkdirSync(foreign, { mode: 0o755 });
-      chownSync(foreign, 65534, 65534);
-      const r = run(foreign);
-      expect(r.status).toBe(EXIT_CODES.denied);
-      expect(r.stderr).toContain(`the runtime directory ${foreign} is owned by uid 65534, not 0`);
-      expect(r.stderr).toContain('XDG_RUNTIME_DIR');
-      expect(readdirSync(foreign)).toEqual([]);
-    },
-  );
+  it('refuses a runtime directory another user owns (they could swap the socket clients look for)', (ctx) => {
+    requireOrSkip(ctx, rootOnly('giving a directory to another uid (chown)'));
+    const foreign = join(dir, 'foreign-run');
+    mkdirSync(foreign, { mode: 0o755 });
+    chownSync(foreign, 65534, 65534);
+    const r = run(foreign);
+    expect(r.status).toBe(EXIT_CODES.denied);
+    expect(r.stderr).toContain(`the runtime directory ${foreign} is owned by uid 65534, not 0`);
+    expect(r.stderr).toContain('XDG_RUNTIME_DIR');
+    expect(readdirSync(foreign)).toEqual([]);
+  });
 
   it('refuses a runtime directory others can write, and leaves its mode alone', () => {
     const open = join(dir, 'open-run');

@@ -24,9 +24,9 @@ import { type Identity, identify, identifyParent, type Refusal } from '../../src
 import { fileKey } from '../../src/lib/file-key.js';
 import { native } from '../../src/lib/native.js';
 import { waitFor } from '../support/broker.js';
+import { requireOrSkip, rootOnly } from '../support/context.js';
 
 const linux = process.platform === 'linux';
-const root = process.geteuid?.() === 0;
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'entraclaw-peer-')));
 const NODE = realpathSync(process.execPath);
 const PYTHON = '/usr/bin/python3';
@@ -268,7 +268,8 @@ describe.skipIf(!linux)('identify', () => {
     expect(refused(identify(live.pid, dead.pidfd)).reason).toBe('peer exited (cannot verify identity)');
   });
 
-  it.skipIf(!root)('refuses a really recycled pid: the same number, now an approved binary', async (ctx) => {
+  it('refuses a really recycled pid: the same number, now an approved binary', async (ctx) => {
+    requireOrSkip(ctx, rootOnly('choosing the next pid (/proc/sys/kernel/ns_last_pid)'));
     // ns_last_pid makes the next fork take a chosen pid; other forks on the machine can win the race.
     for (let attempt = 0; attempt < 20; attempt++) {
       const sender = await start(['sleep', '30']);
@@ -357,7 +358,8 @@ describe.skipIf(!linux)('identify', () => {
     expect(refused(identify(pid, pidfd, { uid: 4242 })).reason).toMatch(/runs as uid .*, not 4242/);
   });
 
-  it.skipIf(!root)('refuses a real process running as nobody', async () => {
+  it('refuses a real process running as nobody', async (ctx) => {
+    requireOrSkip(ctx, rootOnly('starting a process as another uid'));
     const { pid, pidfd } = await start(['sleep', '30'], { uid: 65534 });
     expect(refused(identify(pid, pidfd)).reason).toMatch(/runs as uid 65534\/65534\/65534\/65534/);
   });

@@ -19,6 +19,7 @@ import { identifyAndWatch, stillWatched, unwatch, type Watch } from '../../src/i
 import { forgetStats, shareStats } from '../../src/lib/file-key.js';
 import { native } from '../../src/lib/native.js';
 import { waitFor } from '../support/broker.js';
+import { requireOrSkip, rootOnly } from '../support/context.js';
 
 const linux = process.platform === 'linux';
 // /bin/sh is dash on Debian: what /proc/<pid>/exe shows.
@@ -156,39 +157,37 @@ describe.skipIf(!linux)('watch', () => {
     expect(stillWatched(w)).toBe(false);
   });
 
-  it.skipIf(process.getuid?.() !== 0)(
-    'lets go when the pid number goes to another process running the same program (held /proc fds)',
-    async (ctx) => {
-      // ns_last_pid makes the next fork take a chosen pid; other forks on the machine can win the race.
-      const script = execOnInput('sleep 30');
-      for (let attempt = 0; attempt < 20; attempt++) {
-        const a = await start(['sh', script], SH);
-        const w = watched(a.pid, a.pidfd);
-        a.child.kill('SIGKILL');
-        await until('the exit', () => exeOf(a.pid) === '');
-        try {
-          writeFileSync('/proc/sys/kernel/ns_last_pid', String(a.pid - 1));
-        } catch (err) {
-          ctx.skip(`cannot set ns_last_pid: ${(err as Error).message}`);
-        }
-        const b = spawn('sh', [script], {
-          stdio: ['pipe', 'ignore', 'ignore'],
-          env: { PATH: process.env.PATH ?? '' },
-        });
-        children.push(b);
-        if (b.pid !== a.pid) continue;
-        await until('the new process to run sh', () => exeOf(b.pid!) === SH);
-        // The path /proc/<pid>/stat now names the new process; the held fds still name the dead one.
-        expect(native().procLook(a.pid, -1, -1, -1).state).not.toBe('X');
-        expect(() => native().procLook(a.pid, -1, w.statFd, w.statusFd)).toThrow(
-          expect.objectContaining({ code: 'ESRCH' }),
-        );
-        expect(stillWatched(w)).toBe(false);
-        return;
+  it('lets go when the pid number goes to another process running the same program (held /proc fds)', async (ctx) => {
+    requireOrSkip(ctx, rootOnly('choosing the next pid (/proc/sys/kernel/ns_last_pid)'));
+    // ns_last_pid makes the next fork take a chosen pid; other forks on the machine can win the race.
+    const script = execOnInput('sleep 30');
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const a = await start(['sh', script], SH);
+      const w = watched(a.pid, a.pidfd);
+      a.child.kill('SIGKILL');
+      await until('the exit', () => exeOf(a.pid) === '');
+      try {
+        writeFileSync('/proc/sys/kernel/ns_last_pid', String(a.pid - 1));
+      } catch (err) {
+        ctx.skip(`cannot set ns_last_pid: ${(err as Error).message}`);
       }
-      ctx.skip('the recycled pid kept going to other processes');
-    },
-  );
+      const b = spawn('sh', [script], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      children.push(b);
+      if (b.pid !== a.pid) continue;
+      await until('the new process to run sh', () => exeOf(b.pid!) === SH);
+      // The path /proc/<pid>/stat now names the new process; the held fds still name the dead one.
+      expect(native().procLook(a.pid, -1, -1, -1).state).not.toBe('X');
+      expect(() => native().procLook(a.pid, -1, w.statFd, w.statusFd)).toThrow(
+        expect.objectContaining({ code: 'ESRCH' }),
+      );
+      expect(stillWatched(w)).toBe(false);
+      return;
+    }
+    ctx.skip('the recycled pid kept going to other processes');
+  });
 
   it('lets go when a tracer attaches', async () => {
     const { pid, pidfd } = await start(['sh', execOnInput('sleep 30')], SH);
