@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'vitest';
@@ -40,12 +40,15 @@ export const inTestSession = Boolean(process.env.ENTRACLAW_IN_TEST_SESSION);
  * True when CI runs `make test` (CI=true) on Linux: that machine is set up to run every test (the Makefile
  * installs DEB_PKGS), so there a missing prerequisite is a failure, not a skip. On macOS the Linux
  * prerequisites (bubblewrap, keyctl, systemd) cannot be had, so they skip with their reason; and as an
- * ordinary user the few tests that need root (see rootOnly) skip with theirs.
+ * ordinary user the few tests that need root (rootOnly) or a looser kernel.yama.ptrace_scope skip with theirs.
  */
 export const inCI = process.platform === 'linux' && ['true', '1'].includes(process.env.CI ?? '');
 
-/** What a test lacks: a prerequisite the machine could be given (a string), or root (see rootOnly). */
-export type Missing = string | { needsRoot: string };
+/**
+ * What a test lacks: a prerequisite the machine could be given (a string), or one no package gives: root
+ * (rootOnly), a kernel setting only the administrator changes (yamaForbidsAttach).
+ */
+export type Missing = string | { beyondUser: string };
 
 const uid = process.getuid?.();
 
@@ -57,19 +60,42 @@ const uid = process.getuid?.();
 export function rootOnly(what: string): Missing | undefined {
   return uid === 0 || uid === undefined
     ? undefined
-    : { needsRoot: `${what}: that needs root, and this suite runs as uid ${uid}` };
+    : { beyondUser: `${what}: that needs root, and this suite runs as uid ${uid}` };
+}
+
+/**
+ * Yama's kernel.yama.ptrace_scope (0 where Yama is absent). At 1 (Ubuntu's default) a process may attach
+ * only to its descendants, so a same-user PTRACE_ATTACH from a sibling fails with EPERM for every target:
+ * it then tells nothing about our hardening (a read of /proc/PID/environ, which Yama does not restrict, still does).
+ */
+export const yamaPtraceScope = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+})();
+
+/** Undefined when a same-user PTRACE_ATTACH of a non-descendant can work here; otherwise why not (Yama). */
+export function yamaForbidsAttach(what: string): Missing | undefined {
+  return yamaPtraceScope === 0
+    ? undefined
+    : {
+        beyondUser: `${what}: kernel.yama.ptrace_scope is ${yamaPtraceScope}, which forbids it for every process`,
+      };
 }
 
 /**
  * Stops a test whose environment lacks what it tests (`missing` says what, or is undefined when nothing is):
- * under CI it fails, naming it, unless all it lacks is root; elsewhere it is skipped with that reason.
+ * under CI it fails, naming it, unless what it lacks is beyond the user (root, Yama); elsewhere it is
+ * skipped with that reason.
  * Never a silent green pass.
  */
 export function requireOrSkip(ctx: TestContext, missing: Missing | undefined): void {
   if (missing === undefined) return;
   if (typeof missing === 'string' && inCI)
     throw new Error(`${missing}: under CI (CI=true) every test must run, so this fails instead of skipping`);
-  ctx.skip(typeof missing === 'string' ? missing : missing.needsRoot);
+  ctx.skip(typeof missing === 'string' ? missing : missing.beyondUser);
 }
 
 /** Why a test of `what` cannot run on this platform (it needs Linux), or undefined on Linux. */
