@@ -27,6 +27,7 @@ import { shellStatus } from '../lib/shell-status.js';
 import { inForegroundOfTerminal } from '../lib/terminal.js';
 import { findCommand, missingInterpreter, whyNotRunnable } from '../lib/which.js';
 import { buildBwrapArgs, dbusAddressSockets, isUnderAny, sandboxEnv } from '../sandbox/bwrap-args.js';
+import { namespaceHint, readNamespaceSettings } from '../sandbox/namespace-hint.js';
 import { loadProfile, type SandboxProfile } from '../sandbox/profile.js';
 import { createScratch, sweepStaleScratch } from '../sandbox/scratch.js';
 import { isSeccompArch, keyringFilterBytes } from '../sandbox/seccomp.js';
@@ -259,6 +260,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // stretch, so it finds `child` and `init` set, unless the spawn threw.
     let child: ChildProcess | undefined;
     let init: (() => number | undefined) | undefined;
+    let reported = false; // bwrap told us the sandbox's init: the sandbox exists
     let stopping = false; // a SIGINT or SIGTERM was passed on
     let terminating = false; // a SIGTERM was
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -322,6 +324,7 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
     // The command starts (BLOCK_FD) only once the broker serves the sandbox's user namespace, and no
     // other: anything else that reaches its socket is refused.
     init = sandboxInit(bwrap.stdio[INFO_FD] as NodeJS.ReadableStream, (pid) => {
+      reported = true;
       const ns = userNamespaceOf(pid);
       if (ns === undefined) {
         note('the sandbox did not start: its user namespace could not be read');
@@ -336,6 +339,14 @@ export async function sandbox(command: string[], opts: SandboxOptions): Promise<
       bwrap.on('close', (code, signal) => res(shellStatus(code, signal)));
     });
     untrap();
+    // An init never reported is a sandbox bwrap could not build (user namespaces refused, most often):
+    // its own message is on stderr already; this says which setting and what changes it.
+    if (!reported && !stopping && status !== 0) {
+      throw new UnavailableError(
+        `the sandbox did not start: bubblewrap could not set it up (exit ${status})`,
+        namespaceHint(readNamespaceSettings()),
+      );
+    }
   } finally {
     for (const [, fd] of pathFds) closeSync(fd);
     if (broker) await broker.close();

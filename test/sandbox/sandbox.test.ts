@@ -616,6 +616,38 @@ describeIfProvided('entraclaw sandbox (bubblewrap, real stores)', missing, () =>
       expect(ok.status, ok.stderr).toBe(0);
     });
 
+    it('a machine that forbids user namespaces gets which setting did, and exit 5, not bare bwrap exit 1', () => {
+      const proj = mkdtempSync(join(root, 'no-userns-'));
+      // A user namespace of its own whose limit is 0 (the limit is per namespace): bwrap's cannot be made.
+      const r = spawnSync(
+        'unshare',
+        [
+          '-U',
+          '-r',
+          'sh',
+          '-c',
+          'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"',
+          'sh',
+          process.execPath,
+          '--',
+          CLI,
+          'sandbox',
+          '--store',
+          'encrypted-file',
+          '--project',
+          proj,
+          '--',
+          'touch',
+          join(proj, 'ran'),
+        ],
+        { env: baseEnv(), encoding: 'utf8', timeout: 30_000 },
+      );
+      expect(r.stderr).toContain('the sandbox did not start: bubblewrap could not set it up');
+      expect(r.stderr).toContain('user.max_user_namespaces is 0');
+      expect(r.status, r.stderr).toBe(5);
+      expect(existsSync(join(proj, 'ran'))).toBe(false);
+    });
+
     it('a symlink on the way to a hidden directory, inside the project, is refused (it could be replaced)', () => {
       const dotted = mkdtempSync(join(root, 'dotfiles-home-'));
       mkdirSync(join(dotted, 'dotfiles', 'config', 'entraclaw'), { recursive: true });
