@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { SDK_URL } from '../support/broker.js';
 import { CLI, isolatedEnv } from '../support/cli.js';
 import {
+  bwrapMissing,
   describeIfProvided,
   inTestSession,
   randomName,
@@ -33,19 +34,15 @@ import { readableBuild } from '../support/readable-build.js';
 // The fixture lives under /var/tmp, not /tmp: /tmp is hidden wholesale inside the sandbox, which would
 // make "the vault is not visible" true for the wrong reason.
 
-const haveBwrap = spawnSync('bwrap', ['--version']).status === 0;
 const haveKeyctl = spawnSync('keyctl', ['--version']).status === 0;
-const linux = process.platform === 'linux';
 /** What this machine lacks for the end-to-end tests, if anything (under CI they then fail, naming it). */
-const missing = !linux
-  ? 'bubblewrap sandboxes are Linux only'
-  : !haveBwrap
-    ? 'bwrap is not installed (Debian package bubblewrap)'
-    : !haveKeyctl
-      ? 'keyctl is not installed (Debian package keyutils)'
-      : !inTestSession
-        ? 'no Secret Service to test against: run under scripts/with-keyring.sh, as make test does'
-        : undefined;
+const missing =
+  bwrapMissing() ??
+  (!haveKeyctl
+    ? 'keyctl is not installed (Debian package keyutils)'
+    : !inTestSession
+      ? 'no Secret Service to test against: run under scripts/with-keyring.sh, as make test does'
+      : undefined);
 const run = missing === undefined;
 
 /** Polls `check` every 20 ms until it holds (the test's own timeout bounds the wait). */
@@ -1001,12 +998,12 @@ catch (e) { console.log(e.code + ': ' + e.message); } finally { c.close(); }`;
 // Unprivileged bwrap runs the command one user namespace below the one it reports (it maps root first,
 // to mount /dev/pts): the broker must serve that nested namespace too. Root's bwrap makes only one, so
 // as root this runs the sandbox as another, unprivileged uid (nobody); as an ordinary user, as that user.
+const USER = process.getuid?.() === 0 ? 65534 : (process.getuid?.() ?? 0);
+const GROUP = process.getuid?.() === 0 ? 65534 : (process.getgid?.() ?? 0);
 describeIfProvided(
   'entraclaw sandbox run by an unprivileged user',
-  !linux || !haveBwrap ? missing : undefined,
+  bwrapMissing({ uid: USER, gid: GROUP }),
   () => {
-    const USER = process.getuid?.() === 0 ? 65534 : process.getuid!();
-    const GROUP = process.getuid?.() === 0 ? 65534 : process.getgid!();
     const dir = mkdtempSync('/var/tmp/entraclaw-sandbox-user-');
     // A copy of the build that user can read (the checkout may be in root's 0700 home).
     const build = readableBuild();

@@ -6,7 +6,7 @@ import { statFields } from '../../src/lib/proc-stat.js';
 import { childrenOf, descendantsOf } from '../../src/lib/proc-tree.js';
 import { waitFor } from '../support/broker.js';
 import { CLI } from '../support/cli.js';
-import { describeIfProvided, inTestSession, randomName } from '../support/context.js';
+import { bwrapMissing, describeIfProvided, inTestSession, randomName } from '../support/context.js';
 import { startPty } from '../support/pty.js';
 
 // `entraclaw sandbox` at a real terminal (a pty), with an interactive shell inside, as a developer uses
@@ -14,15 +14,12 @@ import { startPty } from '../support/pty.js';
 // into a signal reaches entraclaw only; these check that it reaches the command as the terminal would
 // have delivered it. The outer shell is an interactive bash with job control, as in a real terminal.
 const missing =
-  process.platform !== 'linux'
-    ? 'bubblewrap sandboxes are Linux only'
-    : spawnSync('bwrap', ['--version']).status !== 0
-      ? 'bwrap is not installed (Debian package bubblewrap)'
-      : spawnSync('bash', ['--version']).status !== 0
-        ? 'bash is not installed'
-        : !inTestSession
-          ? 'no Secret Service to test against: run under scripts/with-keyring.sh, as make test does'
-          : undefined;
+  bwrapMissing() ??
+  (spawnSync('bash', ['--version']).status !== 0
+    ? 'bash is not installed'
+    : !inTestSession
+      ? 'no Secret Service to test against: run under scripts/with-keyring.sh, as make test does'
+      : undefined);
 
 /** The inner shell's prompt: keys typed after a Ctrl-C wait for the next one (readline drops them until then). */
 const PROMPT = 'in> ';

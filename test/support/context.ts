@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,4 +116,23 @@ export const brokerClientsMissing = linuxOnly(
 export function describeIfProvided(title: string, missing: Missing | undefined, fn: () => void): void {
   if (missing === undefined) describe(title, fn);
   else it(title, (ctx) => requireOrSkip(ctx, missing));
+}
+
+/**
+ * Why bubblewrap cannot build a sandbox here for the user `as` names (this process's by default), or
+ * undefined when it can: Linux, bwrap installed (a package: under CI its absence fails), and a user
+ * namespace for that user, which the administrator's kernel settings may forbid (Ubuntu 23.10+'s AppArmor
+ * restriction, a limit of 0): then the tests skip with bwrap's reason even under CI.
+ */
+export function bwrapMissing(as: { uid: number; gid: number } | undefined = undefined): Missing | undefined {
+  if (process.platform !== 'linux') return 'bubblewrap sandboxes are Linux only';
+  if (spawnSync('bwrap', ['--version']).status !== 0)
+    return 'bwrap is not installed (Debian package bubblewrap)';
+  const probe = spawnSync('bwrap', ['--unshare-user', '--ro-bind', '/', '/', 'true'], {
+    encoding: 'utf8',
+    ...(as ?? {}),
+  });
+  if (probe.status === 0) return undefined;
+  const why = probe.stderr.trim().split('\n')[0] || `exit ${probe.status}`;
+  return { beyondUser: `bwrap cannot make a user namespace here for uid ${as?.uid ?? uid} (${why})` };
 }
