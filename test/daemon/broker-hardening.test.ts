@@ -65,13 +65,17 @@ function startAs(args: string[], cwd: string): ChildProcess {
 
 const until = (what: string, ok: () => boolean) => waitFor(ok, what);
 
-/** PTRACE_ATTACH from a fresh python process of the same user: 0 on success, else the errno. */
+/**
+ * PTRACE_SEIZE from a fresh python process of the same user: 0 on success, else the errno. The same
+ * permission check as PTRACE_ATTACH, but a success does not stop the target: a daemon that lets it
+ * through (a regression) stays running, so the tests after this one fail instead of hanging on it.
+ */
 function attach(pid: number): number {
   const r = spawnSync(
     'python3',
     [
       '-c',
-      'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(16,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())',
+      'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(0x4206,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())',
       String(pid),
     ],
     { encoding: 'utf8', ...as },
@@ -156,7 +160,7 @@ describe.skipIf(!linux)('the daemon process is hardened', () => {
     // Node's message either way: "Debugger listening on ws://..." or, with the port taken, "Starting
     // inspector on 127.0.0.1:9229 failed".
     const inspector = /Debugger listening|Starting inspector/;
-    // A control of its own: the attach test above may have left the first one stopped.
+    // A control of its own, untouched by the ptrace probe above.
     const fresh = startAs(['-e', 'setInterval(() => {}, 1000)'], controlCwd);
     const freshStderr = stderrOf(fresh);
     // Node's handler is in place once node (not the sh before its exec) sleeps in its event loop.
@@ -175,6 +179,8 @@ describe.skipIf(!linux)('the daemon process is hardened', () => {
       const hello = spawnSync('python3', ['-c', `${PY_LIB}\nconnect_hello(SOCK)\nprint("served")`], {
         encoding: 'utf8',
         env: { ...env, ENTRACLAW_SOCKET: socket },
+        // A daemon that stopped answering must fail this test, not hang it.
+        timeout: 15_000,
         ...as,
       });
       expect(hello.stdout.trim(), hello.stderr).toBe('served');
