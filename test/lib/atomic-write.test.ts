@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sweepTempFiles, writeFileAtomic } from '../../src/lib/atomic-write.js';
+import { requireOrSkip, rootOnly } from '../support/context.js';
 
 const dirs: string[] = [];
 
@@ -57,17 +58,19 @@ describe('writeFileAtomic', () => {
   });
 
   it('a read-only file system is named as such, whoever the caller is (no advice meant for one store)', (t) => {
+    requireOrSkip(t, rootOnly('mounting a read-only tmpfs'));
     const dir = tempDir();
     const mnt = join(dir, 'ro');
     mkdirSync(mnt);
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=16k', 'tmpfs', mnt], {
       encoding: 'utf8',
     });
-    if (mount.status !== 0) {
-      t.skip(
-        `cannot mount a read-only tmpfs here (${(mount.stderr || mount.error?.message || '').trim()}); needs root`,
-      );
-    }
+    requireOrSkip(
+      t,
+      mount.status === 0
+        ? undefined
+        : `cannot mount a read-only tmpfs here (${(mount.stderr || mount.error?.message || '').trim()})`,
+    );
     try {
       const path = join(mnt, 'policy.toml');
       let err: { message: string; hint?: string } | undefined;

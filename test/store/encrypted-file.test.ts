@@ -21,7 +21,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptError, type EntraclawError, LockedError } from '../../src/errors.js';
 import { backend, rekeyVault } from '../../src/store/encrypted-file.js';
 import type { Store, StoreContext } from '../../src/store/types.js';
-import { requireOrSkip, tempContext } from '../support/context.js';
+import { requireOrSkip, rootOnly, tempContext } from '../support/context.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WRITER = fileURLToPath(new URL('./fixtures/vault-writer.mjs', import.meta.url));
@@ -698,13 +698,14 @@ describe('encrypted-file store', () => {
   }, 60_000);
 
   it('ENOSPC leaves the previous vault intact, names the path and errno, and leaves no temp file', async (t) => {
+    requireOrSkip(t, rootOnly('mounting a 64 KiB tmpfs'));
     const ctx = context();
     const mnt = join(ctx.dir, 'small');
     mkdirSync(mnt);
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', mnt], {
       encoding: 'utf8',
     });
-    // Under CI (root) a mount that fails is a failure, not a silent skip of this case.
+    // Under CI, as root, a mount that fails is a failure, not a silent skip of this case.
     requireOrSkip(
       t,
       mount.status === 0
