@@ -95,6 +95,23 @@ describe('package.json', () => {
       expect(r.status, `${specifier}: ${r.stderr}`).toBe(0);
     }
     expect(Object.keys(pkg.exports)).toContain('./client');
+    // `import ... from 'entraclaw'`, what a user tries first, is the SDK itself: the same module (one
+    // BrokerError class for instanceof), from ES modules and from require() (Node >= 20.19).
+    const same = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as root from 'entraclaw';
+import * as client from 'entraclaw/client';
+import { createRequire } from 'node:module';
+const required = createRequire(process.cwd() + '/').call(null, 'entraclaw');
+console.log(JSON.stringify([root.BrokerError === client.BrokerError, required.connect === client.connect]));`,
+      ],
+      { cwd: project, timeout: 30_000 },
+    );
+    expect(same.stderr.toString()).toBe('');
+    expect(JSON.parse(same.stdout.toString())).toEqual([true, true]);
   });
 });
 
@@ -109,7 +126,17 @@ describe('npm pack', () => {
       timeout: 120_000,
     });
     expect(pack.status, pack.stderr.toString()).toBe(0);
-    const [{ filename }] = JSON.parse(pack.stdout.toString()) as [{ filename: string }];
+    const [{ filename, files }] = JSON.parse(pack.stdout.toString()) as [
+      { filename: string; files: { path: string }[] },
+    ];
+    const paths = files.map((f) => f.path);
+    // What the README and the SDK's declarations point a user at (docs/protocol.md's error codes) is in
+    // the package; the build's make stamp, tests, the demo home and the addon's build output are not.
+    for (const doc of ['README.md', 'docs/protocol.md', 'docs/policy.md', 'docs/exit-codes.md'])
+      expect(paths).toContain(doc);
+    expect(
+      paths.filter((p) => /(^|\/)\.stamp$|^test\/|^\.demo\/|^build\/|^node_modules\/|^src\//.test(p)),
+    ).toEqual([]);
     const tar = spawnSync('tar', ['xzf', join(out, filename), '-C', out]);
     expect(tar.status, tar.stderr.toString()).toBe(0);
     const pkg = join(out, 'package');
