@@ -16,16 +16,35 @@ import { type ItemKind, type ItemMeta, MAX_VALUE_BYTES } from '../store/types.js
 // Re-exported so that an application can name them: the package exports only this module.
 export type { Grant, ItemKind, ItemMeta };
 
-/** A BrokerError's `code`: one of docs/protocol.md's error codes (the SDK's own failures use them too). */
+/**
+ * A BrokerError's `code`: one of docs/protocol.md's error codes (the SDK's own failures use them too).
+ * - `denied`: the policy refuses it (no grant covers it, the grant expired, the program changed since it
+ *   was approved, an invalid policy file); retrying will not help until the user changes the policy.
+ * - `pending`: this program is not approved yet; `pendingId` is queued for `entraclaw approve`, and `hint`
+ *   is that command. Retry after the user approves.
+ * - `not_found`: no such item.
+ * - `expired`: the item is past its `expiresAt`; refresh it, or `get(..., { allowExpired: true })`.
+ * - `locked`: the store is locked; ask the user to unlock it.
+ * - `unavailable`: no daemon at the socket (the message names it), the connection dropped (a write in
+ *   flight may or may not have been done: the message says so), a request timed out, the client was
+ *   closed, or the store or audit log cannot be used right now. Retry later.
+ * - `bad_request`: a malformed request (bad names, options, a value that is not a Buffer or string); fix
+ *   the caller.
+ * - `too_large`: a value above 1 MiB, or a reply too large for one frame (list one service at a time).
+ * - `internal`: an unexpected failure in the daemon (its log says more), or the store's data damaged.
+ */
 export type BrokerErrorCode = WireErrorCode;
 
-/** An error reply from the daemon; `code` is the server's wire code (denied, pending, not_found, ...). */
+/** Every failure of the SDK: a daemon's error reply, or the SDK's own (no daemon, dropped, timed out). */
 export class BrokerError extends Error {
   override name = 'BrokerError';
   constructor(
+    /** What went wrong, to branch on: see BrokerErrorCode. */
     readonly code: BrokerErrorCode,
     message: string,
+    /** When present, what to do about it, for the user (e.g. the `entraclaw approve` command). */
     readonly hint?: string,
+    /** With `pending` only: the id the request is queued as (`entraclaw approve <pendingId> ...`). */
     readonly pendingId?: string,
   ) {
     super(message);
