@@ -10,6 +10,7 @@ import { socketPath } from '../daemon/socket-path.js';
 import { TooLargeError } from '../errors.js';
 import { native } from '../lib/native.js';
 import { resolvePaths } from '../lib/paths.js';
+import { shellQuote } from '../lib/shell.js';
 import type { Grant } from '../policy/grant.js';
 import { type ItemKind, type ItemMeta, MAX_VALUE_BYTES } from '../store/types.js';
 
@@ -140,14 +141,23 @@ export class Client {
   private constructor(
     private readonly path: string,
     private readonly timeoutMs: number,
+    /** How to start a daemon where this client looks for it, for the hint of a failed connect. */
+    private readonly startHint: string,
   ) {}
 
   /** Opens a connection and performs the hello exchange. */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
     checkOptions(opts);
+    // A socket named by the caller or $ENTRACLAW_SOCKET is where a plain `entraclaw agent` started from
+    // another shell does not listen; the default one is where an agent moved by agent.toml is not found.
+    const named = opts.socket || process.env.ENTRACLAW_SOCKET;
+    const path = opts.socket ?? socketPath(resolvePaths());
     const client = new Client(
-      opts.socket ?? socketPath(resolvePaths()),
+      path,
       opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      named
+        ? `start one there with \`entraclaw agent --socket ${shellQuote(path)}\`, or name the socket your agent listens on (connect({ socket }) or ENTRACLAW_SOCKET)`
+        : "start it with `entraclaw agent` or `entraclaw service install`; an agent on another socket (its --socket, agent.toml's [agent] socket) is found through ENTRACLAW_SOCKET or connect({ socket })",
     );
     await client.socket();
     return client;
@@ -180,7 +190,7 @@ export class Client {
           new BrokerError(
             'unavailable',
             `cannot connect to the entraclaw daemon at ${path}: ${err.code ?? err.message}`,
-            'start it with `entraclaw agent` or `entraclaw service install`',
+            this.startHint,
           ),
         ),
       );

@@ -52,6 +52,8 @@ describeIfProvided("README's SDK example", brokerClientsMissing, () => {
     });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^entraclaw unavailable: cannot connect to the entraclaw daemon at /);
-    expect(r.stderr).toContain('start it with `entraclaw agent`');
+    expect(r.stderr).toContain(
+      `start one there with \`entraclaw agent --socket ${join(b.dir, 'no-daemon.sock')}\``,
+    );
   }, 30_000);
 });
