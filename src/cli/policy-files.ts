@@ -111,12 +111,16 @@ export function grantsFrom({ grant: specs, ops, ttl, confirm, confirmFor }: Gran
       ...(confirmFor !== undefined ? { confirmFor } : {}),
     }),
   );
-  // `svc/me*` reads like "the accounts of svc starting with me", but a trailing * makes the whole spec a
-  // service prefix, for every account: say what was granted.
+  // `svc/*` and `svc/me*` read like "the accounts of svc", but a trailing * makes the whole spec a service
+  // prefix, for every account: say what was granted, and how to write what was more likely meant.
   specs.forEach((spec, i) => {
     const prefix = grants[i]!.servicePrefixes[0];
-    if (prefix !== undefined && spec.includes('/'))
-      note(`note: --grant ${spec} grants services starting with ${JSON.stringify(prefix)}, any account`);
+    if (prefix !== undefined && spec.includes('/')) {
+      const service = spec.slice(0, spec.indexOf('/'));
+      note(
+        `note: --grant ${spec} grants services starting with ${JSON.stringify(prefix)}, any account (a service prefix); every account of the service ${service} is --grant ${service}`,
+      );
+    }
   });
   return grants;
 }

@@ -224,7 +224,7 @@ describe('a * that is only a literal character', () => {
     const granted = runCli(['grant', 'star', '--grant', 'svc/me*'], env);
     expect(granted.status, granted.stderr).toBe(0);
     expect(granted.stderr).toContain(
-      'note: --grant svc/me* grants services starting with "svc/me", any account',
+      'note: --grant svc/me* grants services starting with "svc/me", any account (a service prefix); every account of the service svc is --grant svc',
     );
     const policy = join(env.XDG_CONFIG_HOME!, 'entraclaw', 'policy.toml');
     writeFileSync(policy, readFileSync(policy, 'utf8').replace('accounts = ["x"]', 'accounts = ["me*"]'));
