@@ -451,13 +451,15 @@ class SecretServiceStore implements Store {
       const query: Record<string, string> = filter?.service !== undefined ? { service: filter.service } : {};
       const { unlocked, locked } = await link.api.searchItems(query);
       if (locked.some((path) => collectionOf(path) === link.collection)) throw lockedError(link.collection);
-      const all = await Promise.all(unlocked.map((path) => link.api.itemProps(path)));
-      const byPair = new Map<string, Array<{ props: ItemProps; meta: ItemMeta }>>();
-      for (const props of all) {
+      const all = await Promise.all(
+        unlocked.map(async (path) => ({ path, props: await link.api.itemProps(path) })),
+      );
+      const byPair = new Map<string, Array<{ path: string; props: ItemProps; meta: ItemMeta }>>();
+      for (const { path, props } of all) {
         const meta = itemMeta(props);
         if (meta === undefined) continue;
         const key = pathKey(meta.service, meta.account);
-        byPair.set(key, [...(byPair.get(key) ?? []), { props, meta }]);
+        byPair.set(key, [...(byPair.get(key) ?? []), { path, props, meta }]);
       }
       const metas: ItemMeta[] = [];
       for (const candidates of byPair.values()) {

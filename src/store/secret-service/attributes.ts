@@ -71,11 +71,28 @@ export function itemMeta(props: ItemProps): ItemMeta | undefined {
 /**
  * Of several items under one service/account pair (another tool may have added its own), the one we
  * read and update: ours before foreign ones, then the most recently modified, so `set` then `get` agree.
+ * Times have whole seconds, so a tie is common: it goes to the newest item by object path (the provider
+ * numbers them as it creates them), never to the order a search returned, which differs between searches
+ * and would make `ls` show another item than `get` reads.
  */
-export function preferredItem<T extends { props: ItemProps }>(candidates: readonly T[]): T | undefined {
+export function preferredItem<T extends { path: string; props: ItemProps }>(
+  candidates: readonly T[],
+): T | undefined {
   const ours = (c: T) => c.props.attributes[SCHEMA_ATTR] === SCHEMA;
-  const better = (a: T, b: T) => (ours(a) !== ours(b) ? ours(a) : a.props.modified > b.props.modified);
+  const better = (a: T, b: T) =>
+    ours(a) !== ours(b)
+      ? ours(a)
+      : a.props.modified !== b.props.modified
+        ? a.props.modified > b.props.modified
+        : a.props.created !== b.props.created
+          ? a.props.created > b.props.created
+          : laterPath(a.path, b.path);
   return candidates.reduce<T | undefined>((best, c) => (!best || better(c, best) ? c : best), undefined);
+}
+
+// gnome-keyring's item paths end in a number (…/login/9, …/login/12): longer is later, then by text.
+function laterPath(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b;
 }
 
 function isoSeconds(seconds: number): string {

@@ -104,6 +104,15 @@ describe('secret-service item attributes', () => {
     expect(preferredItem([])).toBeUndefined();
   });
 
+  it('breaks a tie of the same second the same way whatever order a search returned (created, then path)', () => {
+    const at = (path: string, created = 5) => ({ path, props: props({}, { modified: 7, created }) });
+    const items = [at('/c/login/9'), at('/c/login/12'), at('/c/login/10')];
+    for (const order of [items, [...items].reverse(), [items[1]!, items[0]!, items[2]!]]) {
+      expect(preferredItem(order)?.path).toBe('/c/login/12');
+    }
+    expect(preferredItem([at('/c/login/12', 4), at('/c/login/9', 6)])?.path).toBe('/c/login/9');
+  });
+
   it('labels items after their pair by default', () => {
     expect(defaultLabel('github', 'me')).toBe('entraclaw: github/me');
   });
