@@ -22,8 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { waitFor } from '../support/broker.js';
-import { randomName, yamaPtraceScope } from '../support/context.js';
+import { randomName } from '../support/context.js';
 import { readableBuild } from '../support/readable-build.js';
+import { PLAIN_PROCESS_PROBE, sameUserProbe } from '../support/same-user-probe.js';
 
 const linux = process.platform === 'linux';
 const root = linux && process.getuid!() === 0;
@@ -96,25 +97,8 @@ function firstOutput(child: ChildProcess): Promise<string> {
   });
 }
 
-/**
- * The attacks of another program of that user on pid: PTRACE_ATTACH (0 when it worked, else the errno)
- * and a read of /proc/PID/environ ("read" or "refused").
- */
-function probe(pid: number): string[] {
-  const r = spawnSync(
-    'python3',
-    [
-      '-c',
-      'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(16,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())\ntry:\n open("/proc/%s/environ"%sys.argv[1],"rb").read(1); print("read")\nexcept OSError: print("refused")',
-      String(pid),
-    ],
-    { encoding: 'utf8', ...as },
-  );
-  const out = r.stdout.trim().split('\n');
-  // No answer (python3 missing, a crash) must not read as either outcome.
-  if (out.length !== 2) throw new Error(`the ptrace probe failed: ${r.error?.message ?? r.stderr}`);
-  return out;
-}
+/** The attacks of another program of that user on pid (sameUserProbe, run as that user). */
+const probe = (pid: number) => sameUserProbe(pid, as);
 
 /**
  * Whether the kernel counts pid as non-dumpable: the files in its /proc directory then belong to root. Used only where a
@@ -158,8 +142,7 @@ describe.runIf(linux)(
     it('a plain node process of that user can be (the control)', async () => {
       const plain = start(['-e', 'console.log("ready"); setInterval(() => {}, 1000)']);
       await firstOutput(plain);
-      // Under Yama (ptrace_scope >= 1) no sibling may attach, so there the environ read alone tells.
-      expect(probe(plain.pid!)).toEqual([yamaPtraceScope === 0 ? '0' : '1', 'read']);
+      expect(probe(plain.pid!)).toEqual(PLAIN_PROCESS_PROBE);
     });
 
     it('secret get, blocked writing the value to a stdout nobody reads', async () => {

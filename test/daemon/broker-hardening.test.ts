@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentArgs, PY_LIB, waitFor } from '../support/broker.js';
 import { requireOrSkip, yamaForbidsAttach } from '../support/context.js';
 import { readableBuild } from '../support/readable-build.js';
+import { sameUserProbe } from '../support/same-user-probe.js';
 
 const linux = process.platform === 'linux';
 const root = linux && process.getuid!() === 0;
@@ -65,26 +66,8 @@ function startAs(args: string[], cwd: string): ChildProcess {
 
 const until = (what: string, ok: () => boolean) => waitFor(ok, what);
 
-/**
- * PTRACE_SEIZE from a fresh python process of the same user: 0 on success, else the errno. The same
- * permission check as PTRACE_ATTACH, but a success does not stop the target: a daemon that lets it
- * through (a regression) stays running, so the tests after this one fail instead of hanging on it.
- */
-function attach(pid: number): number {
-  const r = spawnSync(
-    'python3',
-    [
-      '-c',
-      'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(0x4206,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())',
-      String(pid),
-    ],
-    { encoding: 'utf8', ...as },
-  );
-  // No number (python3 missing, a crash) must not read as 0, "attached".
-  if (!/^\d+$/.test(r.stdout.trim()))
-    throw new Error(`the ptrace probe failed: ${r.error?.message ?? r.stderr}`);
-  return Number(r.stdout.trim());
-}
+/** A ptrace seize from a fresh process of the same user (sameUserProbe): 0 on success, else the errno. */
+const attach = (pid: number): number => Number(sameUserProbe(pid, as)[0]);
 
 /** Whether a process of the same user can read the target's memory through /proc. */
 function readsMemory(pid: number): boolean {

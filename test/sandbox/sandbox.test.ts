@@ -21,9 +21,9 @@ import {
   randomName,
   requireOrSkip,
   yamaForbidsAttach,
-  yamaPtraceScope,
 } from '../support/context.js';
 import { readableBuild } from '../support/readable-build.js';
+import { PLAIN_PROCESS_PROBE, sameUserProbe } from '../support/same-user-probe.js';
 
 // `entraclaw sandbox` end to end: real bubblewrap, the real Secret Service (gnome-keyring, from
 // scripts/with-keyring.sh), a real kernel-keyring key and a real vault. The sandboxed command runs the
@@ -1105,19 +1105,8 @@ describeIfProvided(
         },
       );
       expect(set.status, set.stderr.toString()).toBe(0);
-      // PTRACE_ATTACH (0 when it worked, else the errno) and a read of /proc/PID/environ, as that user.
-      const probe = (pid: number) => {
-        const r = spawnSync(
-          'python3',
-          [
-            '-c',
-            'import ctypes,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.ptrace(16,int(sys.argv[1]),None,None)\nprint(0 if r==0 else ctypes.get_errno())\ntry:\n open("/proc/%s/environ"%sys.argv[1],"rb").read(1); print("read")\nexcept OSError: print("refused")',
-            String(pid),
-          ],
-          { encoding: 'utf8', uid: USER, gid: GROUP },
-        );
-        return r.stdout.trim().split('\n');
-      };
+      // The attacks of another program of that user (sameUserProbe).
+      const probe = (pid: number) => sameUserProbe(pid, { uid: USER, gid: GROUP });
       const started = (args: string[]) => {
         const child = spawn(process.execPath, args, {
           env,
@@ -1134,8 +1123,7 @@ describeIfProvided(
       // The control: a plain node process of that user is open to both, so the check can fail.
       const plain = started(['-e', 'console.log("ready"); setTimeout(() => {}, 30000)']);
       await new Promise((resolve) => plain.stdout!.once('data', resolve));
-      // Under Yama (ptrace_scope >= 1) no sibling may attach, so there the environ read alone tells.
-      expect(probe(plain.pid!)).toEqual([yamaPtraceScope === 0 ? '0' : '1', 'read']);
+      expect(probe(plain.pid!)).toEqual(PLAIN_PROCESS_PROBE);
       plain.kill('SIGKILL');
       const box = started([
         '--',
